@@ -1,0 +1,101 @@
+# ringrelay — see README.md. `make` builds; `make run` runs on the embedded defaults;
+# `make test` installs what is missing, builds the ASan+UBSan variant and runs all tests.
+BUILD    ?= build
+CC       ?= cc
+PKGS     := liburing libcyaml liburcu-qsbr libcares
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+            -Wpointer-arith -Wcast-qual -Wformat=2 -fno-common
+ifdef CI
+WARN     += -Werror
+endif
+CPPFLAGS := -I. -D_GNU_SOURCE -MMD -MP
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 $(WARN) $(PKG_CFLAGS)
+
+# Test variant: ASan + UBSan, libc malloc (jemalloc only in the release build).
+SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+TCFLAGS  := -O1 -g -std=gnu11 $(WARN) $(PKG_CFLAGS) $(SAN) -DRR_TEST_BUILD
+
+PROTO_SRC := $(wildcard proto/*.c)
+CFG_SRC   := $(wildcard cfg/*.c)
+CORE_SRC  := $(filter-out core/main.c,$(wildcard core/*.c))
+NET_SRC   := $(wildcard net/*.c)
+LIB_SRC   := $(PROTO_SRC) $(CFG_SRC) $(CORE_SRC) $(NET_SRC)
+
+REL := $(BUILD)/rel
+TST := $(BUILD)/asan
+obj = $(patsubst %.c,$(1)/%.o,$(2))
+
+all: $(BUILD)/ringrelay $(BUILD)/ringblast $(BUILD)/ringsink
+
+$(REL)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+$(TST)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(TCFLAGS) -c $< -o $@
+
+$(REL)/libring.a: $(call obj,$(REL),$(LIB_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(TST)/libring.a: $(call obj,$(TST),$(LIB_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(TST)/libproto.a: $(call obj,$(TST),$(PROTO_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(TST)/libcfg.a: $(call obj,$(TST),$(CFG_SRC))
+	@rm -f $@; ar rcs $@ $^
+
+$(BUILD)/ringrelay: $(REL)/core/main.o $(REL)/libring.a
+	$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc
+$(TST)/ringrelay: $(TST)/core/main.o $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ $(PKG_LIBS)
+
+BENCH_TOOLS := $(wildcard bench/ringblast.c bench/ringsink.c)
+$(BUILD)/ringblast: $(if $(wildcard bench/ringblast.c),$(REL)/bench/ringblast.o $(REL)/libring.a)
+	$(if $^,$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc,@echo "ringblast: not built yet (issue 4)")
+$(BUILD)/ringsink: $(if $(wildcard bench/ringsink.c),$(REL)/bench/ringsink.o $(REL)/libring.a)
+	$(if $^,$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc,@echo "ringsink: not built yet (issue 4)")
+
+# Unit tests: test/<dir>/<mod>_test.c. proto tests link proto only; cfg tests proto+cfg;
+# core/net tests the whole library (they may need the ring plumbing).
+UNIT_SRC := $(wildcard test/proto/*_test.c test/cfg/*_test.c test/core/*_test.c test/net/*_test.c)
+UNIT_BIN := $(patsubst test/%.c,$(TST)/test/%,$(UNIT_SRC))
+$(TST)/test/proto/%: $(TST)/test/proto/%.o $(TST)/libproto.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion
+$(TST)/test/cfg/%: $(TST)/test/cfg/%.o $(TST)/libcfg.a $(TST)/libproto.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+# core/<mod>_test links core/<mod>.o plus cfg and proto (add a <mod>_DEPS line if it needs more).
+.SECONDEXPANSION:
+$(TST)/test/core/%_test: $(TST)/test/core/%_test.o $(TST)/core/%.o $$(addprefix $(TST)/,$$($$*_DEPS)) $(TST)/libcfg.a $(TST)/libproto.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+$(TST)/test/net/%: $(TST)/test/net/%.o $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+.PRECIOUS: $(TST)/test/%.o
+
+deps:
+	@bash scripts/install-deps.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./$(BUILD)/ringrelay
+
+test-unit: $(UNIT_BIN)
+	@bash scripts/run-unit.sh $(UNIT_BIN)
+
+test-integration: $(TST)/ringrelay
+	@RR_BIN=$(TST)/ringrelay bash test/integration/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory test-unit test-integration
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps run test test-unit test-integration bench clean
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,123 @@
+/* cfg/config — the YAML configuration of ../shared/DESIGN.md, loaded with libcyaml,
+ * validated, with every error reported as "FILE:LINE:COL: what is wrong".
+ *
+ * config_load() returns a fully validated, immutable struct config (embedded defaults
+ * filled in for everything absent) or NULL with the error text in errbuf. The struct is
+ * owned by the caller and freed with config_free(). Keys for features that are not built
+ * yet (TLS, delivery, proxy pools) are parsed, validated and stored all the same. */
+#ifndef CFG_CONFIG_H
+#define CFG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "cfg/cidr.h"
+
+enum config_proxy_mode { CONFIG_PROXY_OFF = 0, CONFIG_PROXY_TRUSTED, CONFIG_PROXY_REQUIRED };
+enum config_tls_mode { CONFIG_TLS_STARTTLS = 0, CONFIG_TLS_REQUIRED, CONFIG_TLS_IMPLICIT };
+enum config_out_tls { CONFIG_OUT_TLS_OPPORTUNISTIC = 0, CONFIG_OUT_TLS_NONE,
+                      CONFIG_OUT_TLS_REQUIRED, CONFIG_OUT_TLS_VERIFY };
+
+struct config_listener {
+	char *id;
+	struct sockaddr_storage addr;      /* address + port, ready for bind() */
+	socklen_t addrlen;
+	enum config_proxy_mode proxy_protocol;
+	struct cidr_table *proxy_hosts;    /* proxy_hosts plus proxy_hosts_file; never NULL */
+	char *proxy_hosts_file;            /* NULL when not set */
+	unsigned proxy_timeout;            /* seconds, default 30 */
+	char *tls_certificate, *tls_key;   /* NULL when not set */
+	enum config_tls_mode tls_mode;
+};
+
+struct config_source {
+	char *ipv4, *ipv6, *helo;          /* textual, validated; NULL when absent */
+};
+
+struct config_transport {
+	char *id;
+	char *nexthop;                     /* "mx" or "[host]:port" (validated) */
+	enum config_out_tls tls;
+	char *tls_ca_file;
+	unsigned max_connections;          /* default 100 */
+	unsigned max_messages_per_connection; /* default 1000 */
+	char *proxy_pool;                  /* NULL, or the id of a proxy_pools entry */
+	struct config_source *sources;
+	size_t nsources;
+	char **proxy_bypass_domains;
+	size_t nproxy_bypass_domains;
+};
+
+struct config_route {
+	char **domains;                    /* "example.net", "*.example.org", "*" */
+	size_t ndomains;
+	char *transport;                   /* id of a transport (validated to exist) */
+};
+
+struct config_health_check {
+	unsigned interval, timeout, failure_threshold, success_threshold; /* 5,1,3,3 */
+};
+
+struct config_proxy_pool {
+	char *id;
+	unsigned version;                  /* 1 or 2, default 2 */
+	char **servers;                    /* "host:port" / "[v6]:port", validated */
+	size_t nservers;
+	struct config_health_check health_check;
+};
+
+struct config {
+	char *hostname;                    /* default: gethostname() */
+	unsigned workers;                  /* 0 = one per online CPU */
+	char *spool_path;                  /* default "./spool" */
+	bool spool_sync;                   /* default true */
+	char **dns_servers;                /* default none: /etc/resolv.conf */
+	size_t ndns_servers;
+
+	struct config_listener *listeners; /* default: one, 127.0.0.1:2525, PROXY off */
+	size_t nlisteners;
+
+	struct cidr_table *relay_networks; /* default 127.0.0.0/8, ::1/128; never NULL */
+	char **relay_domains;              /* lower-cased */
+	size_t nrelay_domains;
+
+	uint64_t max_message_size;         /* 52428800 */
+	unsigned max_recipients;           /* 1000 */
+	unsigned max_line_length;          /* 998 */
+	unsigned max_connections;          /* 50000 */
+	unsigned max_connections_per_ip;   /* 500 */
+	unsigned idle_timeout;             /* 300 s */
+
+	struct config_route *routes;       /* default: "*" -> default */
+	size_t nroutes;
+	struct config_transport *transports; /* default: id "default", nexthop mx */
+	size_t ntransports;
+	struct config_proxy_pool *proxy_pools;
+	size_t nproxy_pools;
+
+	unsigned *retry_schedule;          /* default 60,300,900,1800,3600 */
+	size_t nretry_schedule;
+	unsigned max_age;                  /* 432000 */
+
+	char *source_file;                 /* path it was loaded from, or NULL (defaults) */
+};
+
+/* Load and validate FILE; path NULL means the embedded defaults.
+ * On error returns NULL and writes "FILE:LINE:COL: message" (NUL-terminated) into errbuf. */
+struct config *config_load(const char *path, char *errbuf, size_t errlen);
+/* Parse from memory (same rules; `name` is used in error messages). For tests. */
+struct config *config_load_mem(const char *name, const char *yaml, size_t len,
+                               char *errbuf, size_t errlen);
+void config_free(struct config *c);
+
+/* One-line summary for `ringrelay --check`, e.g.
+ * "ok: FILE: 2 listeners, 3 relay networks, 1 relay domain, 2 routes, 1 transport, 1 proxy pool". */
+void config_summary(const struct config *c, char *buf, size_t len);
+
+/* Is `domain` (any case, no trailing dot) listed in relay.domains? */
+bool config_relay_domain(const struct config *c, const char *domain, size_t len);
+
+#endif

@@ -1,0 +1,271 @@
+/* ringrelay — main: the command line, start-up, signals (signalfd in this thread only),
+ * configuration reload, graceful stop. Everything on the data path lives in the workers. */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg/config.h"
+#include "cfg/snapshot.h"
+#include "core/connlimit.h"
+#include "core/log.h"
+#include "core/spooldir.h"
+#include "core/worker.h"
+#include "net/listener.h"
+
+#define RINGRELAY_VERSION "0.1.0"
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: ringrelay [-c FILE]            run in the foreground (logs to stderr)\n"
+	        "       ringrelay --check [-c FILE]    validate the configuration\n"
+	        "       ringrelay --queue [--json] [-c FILE]   list the queue\n"
+	        "       ringrelay --version | --help\n"
+	        "Without -c the embedded defaults are used (listen 127.0.0.1:2525, spool ./spool).\n");
+}
+
+static int mkdir_p(const char *path)
+{
+	char buf[4096];
+	if (strlen(path) >= sizeof buf)
+		return -ENAMETOOLONG;
+	strcpy(buf, path);
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static unsigned sa_port(const struct sockaddr_storage *sa)
+{
+	return sa->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)sa)->sin6_port)
+	                                 : ntohs(((const struct sockaddr_in *)sa)->sin_port);
+}
+
+static void sa_set_port(struct sockaddr_storage *sa, unsigned port)
+{
+	if (sa->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)port);
+}
+
+/* Same listening address? Port 0 (ephemeral) in the new file matches the bound port. */
+static bool same_listeners(const struct config *old, struct config *nw)
+{
+	if (old->nlisteners != nw->nlisteners)
+		return false;
+	for (size_t i = 0; i < nw->nlisteners; i++) {
+		struct sockaddr_storage a = nw->listeners[i].addr;
+		if (sa_port(&a) == 0)
+			sa_set_port(&a, sa_port(&old->listeners[i].addr));
+		if (a.ss_family != old->listeners[i].addr.ss_family ||
+		    memcmp(&a, &old->listeners[i].addr, nw->listeners[i].addrlen) != 0)
+			return false;
+		nw->listeners[i].addr = a;
+	}
+	return true;
+}
+
+static void reload(const char *path, const struct config *cur)
+{
+	char err[1024];
+	struct config *c = config_load(path, err, sizeof err);
+	if (!c) {
+		log_err("event=reload_failed keeping=old error=\"%s\"", err);
+		return;
+	}
+	if (!same_listeners(cur, c)) {
+		log_err("event=reload_failed keeping=old error=\"listeners changed: a restart is needed to rebind\"");
+		config_free(c);
+		return;
+	}
+	struct snapshot *s = snapshot_new(c);
+	if (!s) {
+		log_err("event=reload_failed keeping=old error=\"out of memory\"");
+		return;
+	}
+	snapshot_publish(s);
+	log_info("event=reloaded generation=%llu", (unsigned long long)s->generation);
+}
+
+static int scan_cb(void *ctx, const char *seg, uint64_t off, const struct spoolrec_msg *m)
+{
+	(void)ctx; (void)seg; (void)off; (void)m;
+	return 0;
+}
+
+static int run(const char *path, struct config *cfg)
+{
+	int ret = mkdir_p(cfg->spool_path);
+	if (ret < 0) {
+		log_err("event=start_failed error=\"spool %s: %s\"", cfg->spool_path, strerror(-ret));
+		return EXIT_RUNTIME;
+	}
+	struct spooldir_stats st = { 0 };
+	ret = spooldir_scan(cfg->spool_path, scan_cb, NULL, &st);
+	if (ret < 0) {
+		log_err("event=start_failed error=\"spool scan %s: %s\"", cfg->spool_path, strerror(-ret));
+		return EXIT_RUNTIME;
+	}
+	log_info("event=spool_scan path=%s segments=%zu live=%zu done=%zu torn_segments=%zu torn_bytes=%llu",
+	         cfg->spool_path, st.segments, st.live, st.done, st.torn,
+	         (unsigned long long)st.torn_bytes);
+	if (!cfg->spool_sync)
+		log_warn("event=spool_sync_off note=\"a 250 no longer means the message is on disk\"");
+	connlimit_init();
+
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct server srv = { 0 };
+	srv.nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	srv.grace_s = 10;
+	srv.spool_dir = cfg->spool_path;
+	srv.spool_sync = cfg->spool_sync;
+	srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
+	if (!srv.workers)
+		return EXIT_RUNTIME;
+	for (unsigned i = 0; i < srv.nworkers; i++) {
+		struct worker *w = &srv.workers[i];
+		w->id = i;
+		w->cpu = ncpu > 0 ? (int)(i % (unsigned)ncpu) : -1;
+		w->nlis = cfg->nlisteners;
+		w->lis = calloc(cfg->nlisteners, sizeof *w->lis);
+		if (!w->lis)
+			return EXIT_RUNTIME;
+	}
+	for (size_t l = 0; l < cfg->nlisteners; l++) {
+		struct config_listener *lc = &cfg->listeners[l];
+		for (unsigned i = 0; i < srv.nworkers; i++) {
+			int fd = listener_open(&lc->addr, lc->addrlen);   /* port 0 -> the bound one */
+			char a[80];
+			listener_fmt((struct sockaddr *)&lc->addr, a, sizeof a);
+			if (fd < 0) {
+				log_err("event=start_failed error=\"listen %s: %s\"", a, strerror(-fd));
+				return EXIT_RUNTIME;
+			}
+			srv.workers[i].lis[l].fd = fd;
+			srv.workers[i].lis[l].idx = (unsigned)l;
+			if (i == 0)
+				log_info("event=listen id=%s addr=%s proxy_protocol=%s", lc->id, a,
+				         lc->proxy_protocol == CONFIG_PROXY_OFF ? "off" :
+				         lc->proxy_protocol == CONFIG_PROXY_TRUSTED ? "trusted" : "required");
+		}
+	}
+	snapshot_publish(snapshot_new(cfg));
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0)
+		return EXIT_RUNTIME;
+
+	ret = worker_start_all(&srv);
+	if (ret < 0) {
+		log_err("event=start_failed error=\"workers: %s\"", strerror(-ret));
+		worker_stop_all(&srv);
+		return EXIT_RUNTIME;
+	}
+	log_info("event=ready version=%s workers=%u config=%s", RINGRELAY_VERSION, srv.nworkers,
+	         path ? path : "(defaults)");
+
+	for (;;) {
+		struct signalfd_siginfo si;
+		ssize_t n = read(sfd, &si, sizeof si);
+		if (n != sizeof si) {
+			if (n < 0 && errno == EINTR)
+				continue;
+			break;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			log_info("event=reload_requested");
+			/* Only this thread publishes, so the current snapshot cannot go away here. */
+			const struct snapshot *cur = snapshot_get();
+			reload(path, cur->cfg);
+			continue;
+		}
+		log_info("event=stop_requested signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+		break;
+	}
+	worker_stop_all(&srv);
+	for (unsigned i = 0; i < srv.nworkers; i++)
+		free(srv.workers[i].lis);
+	free(srv.workers);
+	close(sfd);
+	snapshot_publish(NULL);
+	log_info("event=stopped");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_CHECK = 256, OPT_QUEUE, OPT_JSON, OPT_VERSION };
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "check", no_argument, NULL, OPT_CHECK },
+		{ "queue", no_argument, NULL, OPT_QUEUE },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "version", no_argument, NULL, OPT_VERSION },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = NULL;
+	bool check = false, queue = false, json = false;
+	int o;
+	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'c': path = optarg; break;
+		case OPT_CHECK: check = true; break;
+		case OPT_QUEUE: queue = true; break;
+		case OPT_JSON: json = true; break;
+		case OPT_VERSION: printf("ringrelay %s\n", RINGRELAY_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind != argc || (check && queue) || (json && !queue)) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	char err[1024];
+	struct config *cfg = config_load(path, err, sizeof err);
+	if (!cfg) {
+		fprintf(stderr, "%s\n", err);
+		return EXIT_USAGE;
+	}
+	if (check) {
+		char sum[512];
+		config_summary(cfg, sum, sizeof sum);
+		printf("%s\n", sum);
+		config_free(cfg);
+		return 0;
+	}
+	if (queue) {
+		int ret = spooldir_list(cfg->spool_path, stdout, json);
+		if (ret < 0)
+			fprintf(stderr, "ringrelay: queue %s: %s\n", cfg->spool_path, strerror(-ret));
+		config_free(cfg);
+		return ret < 0 ? EXIT_RUNTIME : 0;
+	}
+	return run(path, cfg);
+}

@@ -1,0 +1,540 @@
+/* core/spooldir — read a spool directory back: the startup scan and `ringrelay --queue`.
+ *
+ * The scan works in two passes over segments mapped read-only:
+ *   1. every segment, in (worker, seq) order, is decoded record by record up to its
+ *      first record that is not OK (the torn tail, dropped and counted). DONE qids go
+ *      into a hash set; for each MSG we remember where it is and its qid (a view into
+ *      the mapping, nothing is copied);
+ *   2. each remembered MSG whose qid is not in the set is decoded again (only the live
+ *      ones: their CRC is checked twice, the done ones once) and handed to the callback.
+ * This way a DONE record in a later segment than its MSG (retries finish in later
+ * segments) is honoured. All mappings live until the scan returns, so the views handed
+ * to the callback are valid during the call only.
+ *
+ * Segment names are "w<WORKER>-<SEQ>.seg", WORKER decimal without leading zeros, SEQ 16
+ * lowercase hex digits; anything else in the directory is ignored, and so is a matching
+ * name that is not a regular file. */
+#include "core/spooldir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SPOOLDIR_NAME_MAX 40    /* "w" + 10 digits + "-" + 16 hex + ".seg" + NUL = 33 */
+
+struct spooldir_seg {
+	unsigned worker;
+	uint64_t seq;
+	char name[SPOOLDIR_NAME_MAX];
+	const uint8_t *map;         /* NULL for an empty or skipped segment */
+	size_t size;                /* mapped octets */
+	size_t end;                 /* the valid records end here (the torn tail starts) */
+};
+
+struct spooldir_msgref {
+	const char *qid;            /* view into the segment's mapping */
+	uint32_t qid_len;
+	uint32_t seg;
+	uint64_t off;
+};
+
+struct spooldir_key {
+	const char *p;              /* NULL: free slot */
+	uint32_t len;
+	uint32_t hash;
+};
+
+struct spooldir_set {
+	struct spooldir_key *slot;
+	size_t cap;                 /* a power of two */
+	size_t n;
+};
+
+/* ---- names --------------------------------------------------------------------------- */
+
+static int spooldir_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
+/* 1 when name is a segment name, with its worker and seq. */
+static int spooldir_parse_name(const char *name, unsigned *worker, uint64_t *seq)
+{
+	const char *s = name;
+	unsigned long w = 0;
+	uint64_t q = 0;
+
+	if (*s++ != 'w' || *s < '0' || *s > '9' || (s[0] == '0' && s[1] != '-'))
+		return 0;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		w = w * 10 + (unsigned long)(*s - '0');
+		if (w > UINT_MAX)
+			return 0;
+	}
+	if (*s++ != '-')
+		return 0;
+	for (int i = 0; i < 16; i++, s++) {
+		int v = spooldir_hexval(*s);
+		if (v < 0)
+			return 0;
+		q = q << 4 | (uint64_t)v;
+	}
+	if (strcmp(s, ".seg") != 0)
+		return 0;
+	*worker = (unsigned)w;
+	*seq = q;
+	return 1;
+}
+
+static int spooldir_seg_cmp(const void *a, const void *b)
+{
+	const struct spooldir_seg *x = a, *y = b;
+
+	if (x->worker != y->worker)
+		return x->worker < y->worker ? -1 : 1;
+	if (x->seq != y->seq)
+		return x->seq < y->seq ? -1 : 1;
+	return 0;
+}
+
+/* ---- the DONE set -------------------------------------------------------------------- */
+
+static uint32_t spooldir_hash(const char *p, uint32_t len)
+{
+	uint32_t h = 2166136261u;       /* FNV-1a */
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ (uint8_t)p[i]) * 16777619u;
+	return h;
+}
+
+static struct spooldir_key *spooldir_set_find(const struct spooldir_set *s, const char *p,
+                                              uint32_t len, uint32_t h)
+{
+	size_t mask = s->cap - 1;
+
+	for (size_t i = h & mask;; i = (i + 1) & mask) {
+		struct spooldir_key *k = &s->slot[i];
+		if (!k->p || (k->hash == h && k->len == len && memcmp(k->p, p, len) == 0))
+			return k;
+	}
+}
+
+static int spooldir_set_has(const struct spooldir_set *s, const char *p, uint32_t len)
+{
+	if (!s->n)
+		return 0;
+	return spooldir_set_find(s, p, len, spooldir_hash(p, len))->p != NULL;
+}
+
+static int spooldir_set_add(struct spooldir_set *s, const char *p, uint32_t len)
+{
+	if ((s->n + 1) * 2 > s->cap) {      /* keep the load at most 1/2 */
+		size_t ncap = s->cap ? s->cap * 2 : 64;
+		struct spooldir_set ns = { calloc(ncap, sizeof *ns.slot), ncap, s->n };
+		if (!ns.slot)
+			return -ENOMEM;
+		for (size_t i = 0; i < s->cap; i++)
+			if (s->slot[i].p)
+				*spooldir_set_find(&ns, s->slot[i].p, s->slot[i].len,
+				                   s->slot[i].hash) = s->slot[i];
+		free(s->slot);
+		*s = ns;
+	}
+	uint32_t h = spooldir_hash(p, len);
+	struct spooldir_key *k = spooldir_set_find(s, p, len, h);
+	if (!k->p) {
+		*k = (struct spooldir_key){ p, len, h };
+		s->n++;
+	}
+	return 0;
+}
+
+/* ---- segments ------------------------------------------------------------------------ */
+
+/* Collects the segment names in d, sorted by (worker, seq). */
+static int spooldir_collect(DIR *d, struct spooldir_seg **out, size_t *nout)
+{
+	struct spooldir_seg *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int rc;
+
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno) {
+				rc = -errno;
+				goto fail;
+			}
+			break;
+		}
+		unsigned w;
+		uint64_t q;
+		if (!spooldir_parse_name(de->d_name, &w, &q))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct spooldir_seg *nv = realloc(v, ncap * sizeof *nv);
+			if (!nv) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			v = nv;
+			cap = ncap;
+		}
+		memset(&v[n], 0, sizeof v[n]);
+		v[n].worker = w;
+		v[n].seq = q;
+		strcpy(v[n].name, de->d_name);   /* parse_name bounded it to 32 octets */
+		n++;
+	}
+	if (n)
+		qsort(v, n, sizeof *v, spooldir_seg_cmp);
+	*out = v;
+	*nout = n;
+	return 0;
+fail:
+	free(v);
+	return rc;
+}
+
+/* Maps one segment. Returns 1 when mapped (or empty), 0 to skip it (gone since the
+ * directory was read, or not a regular file), or -errno. */
+static int spooldir_map(int dfd, struct spooldir_seg *sg)
+{
+	struct stat sb;
+	int fd, rc;
+
+	/* O_NONBLOCK: a FIFO under a segment's name must not hang the scan. */
+	fd = openat(dfd, sg->name, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &sb) < 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = 0;
+		goto out;
+	}
+	if ((uintmax_t)sb.st_size > SIZE_MAX) {
+		rc = -EFBIG;
+		goto out;
+	}
+	sg->size = (size_t)sb.st_size;
+	if (sg->size) {
+		void *m = mmap(NULL, sg->size, PROT_READ, MAP_PRIVATE, fd, 0);
+		if (m == MAP_FAILED) {
+			rc = -errno;
+			sg->size = 0;
+			goto out;
+		}
+		(void)madvise(m, sg->size, MADV_SEQUENTIAL);
+		sg->map = m;
+	}
+	rc = 1;
+out:
+	close(fd);
+	return rc;
+}
+
+static void spooldir_unmap(struct spooldir_seg *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i].map)
+			munmap((void *)(uintptr_t)v[i].map, v[i].size);
+}
+
+/* ---- the scan ------------------------------------------------------------------------ */
+
+int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st)
+{
+	struct spooldir_stats dummy;
+	struct spooldir_seg *segs = NULL;
+	size_t nseg = 0;
+	struct spooldir_msgref *refs = NULL;
+	size_t nref = 0, capref = 0;
+	struct spooldir_set done = { NULL, 0, 0 };
+	DIR *d;
+	int rc;
+
+	if (!st)
+		st = &dummy;
+	memset(st, 0, sizeof *st);
+
+	d = opendir(dir);
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	rc = spooldir_collect(d, &segs, &nseg);
+	if (rc < 0)
+		goto out;
+
+	/* Pass 1: map, find each segment's valid end, collect DONE qids and MSG places. */
+	for (size_t i = 0; i < nseg; i++) {
+		struct spooldir_seg *sg = &segs[i];
+		rc = spooldir_map(dirfd(d), sg);
+		if (rc < 0)
+			goto out;
+		if (rc == 0)
+			continue;
+		st->segments++;
+
+		size_t off = 0;
+		while (off < sg->size) {
+			size_t used;
+			enum spoolrec_type type;
+			struct spoolrec_msg m;
+			struct spoolrec_view dq;
+			enum spoolrec_err err;
+
+			if (spoolrec_decode(sg->map + off, sg->size - off, &used, &type, &m, &dq,
+			                    &err) != SPOOLREC_OK) {
+				/* Torn: short (AGAIN) or damaged (ERR). Either way it was never
+				 * acknowledged, and nothing after it in this segment is trusted. */
+				st->torn++;
+				st->torn_bytes += sg->size - off;
+				break;
+			}
+			if (type == SPOOLREC_DONE) {
+				rc = spooldir_set_add(&done, dq.p, dq.len);
+				if (rc < 0)
+					goto out;
+			} else {
+				if (nref == capref) {
+					size_t ncap = capref ? capref * 2 : 256;
+					struct spooldir_msgref *nr = realloc(refs, ncap * sizeof *nr);
+					if (!nr) {
+						rc = -ENOMEM;
+						goto out;
+					}
+					refs = nr;
+					capref = ncap;
+				}
+				refs[nref++] = (struct spooldir_msgref){ m.qid.p, m.qid.len,
+				                                         (uint32_t)i, off };
+			}
+			off += used;
+		}
+		sg->end = off;
+	}
+
+	/* Pass 2: the live messages, in segment then record order. */
+	rc = 0;
+	for (size_t j = 0; j < nref; j++) {
+		const struct spooldir_msgref *r = &refs[j];
+		const struct spooldir_seg *sg = &segs[r->seg];
+		struct spoolrec_msg m;
+		enum spoolrec_type type;
+
+		if (spooldir_set_has(&done, r->qid, r->qid_len)) {
+			st->done++;
+			continue;
+		}
+		/* Decoded fine in pass 1 from the same read-only mapping. */
+		if (spoolrec_decode(sg->map + r->off, sg->end - r->off, NULL, &type, &m, NULL,
+		                    NULL) != SPOOLREC_OK || type != SPOOLREC_MSG)
+			continue;
+		st->live++;
+		if (cb && cb(ctx, sg->name, r->off, &m) != 0)
+			break;
+	}
+out:
+	if (segs)
+		spooldir_unmap(segs, nseg);
+	free(segs);
+	free(refs);
+	free(done.slot);
+	closedir(d);
+	return rc;
+}
+
+uint64_t spooldir_last_seq(const char *dir, unsigned worker)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	uint64_t last = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		unsigned w;
+		uint64_t q;
+		if (spooldir_parse_name(de->d_name, &w, &q) && w == worker && q > last)
+			last = q;
+	}
+	closedir(d);
+	return last;
+}
+
+/* ---- the listing --------------------------------------------------------------------- */
+
+/* Text mode: printable ASCII as is, except the backslash, which is escaped like every
+ * other byte (\xHH) so that the output reads back unambiguously. */
+static void spooldir_put_text(FILE *f, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = (uint8_t)s[i];
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			putc(c, f);
+		else
+			fprintf(f, "\\x%02x", c);
+	}
+}
+
+/* Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing over U+10FFFF), or 0. */
+static size_t spooldir_utf8_len(const uint8_t *s, size_t n)
+{
+	uint8_t c = s[0], lo = 0x80, hi = 0xbf;
+	size_t k;
+
+	if (c >= 0xc2 && c <= 0xdf)
+		k = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		k = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		k = 4;
+	else
+		return 0;
+	if (n < k)
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < k; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return k;
+}
+
+/* JSON string: well-formed UTF-8 passes (SMTPUTF8 addresses), an invalid byte becomes
+ * U+FFFD, control characters and DEL are escaped. */
+static void spooldir_put_json(FILE *f, const char *str, size_t n)
+{
+	const uint8_t *s = (const uint8_t *)str;
+
+	putc('"', f);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t c = s[i];
+		switch (c) {
+		case '"':  fputs("\\\"", f); continue;
+		case '\\': fputs("\\\\", f); continue;
+		case '\b': fputs("\\b", f); continue;
+		case '\f': fputs("\\f", f); continue;
+		case '\n': fputs("\\n", f); continue;
+		case '\r': fputs("\\r", f); continue;
+		case '\t': fputs("\\t", f); continue;
+		default: break;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "\\u%04x", c);
+		} else if (c < 0x80) {
+			putc(c, f);
+		} else {
+			size_t k = spooldir_utf8_len(s + i, n - i);
+			if (k) {
+				fwrite(s + i, 1, k, f);
+				i += k - 1;
+			} else {
+				fputs("\\ufffd", f);
+			}
+		}
+	}
+	putc('"', f);
+}
+
+static void spooldir_iso8601(char *buf, size_t cap, uint64_t t)
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (t > (uint64_t)INT64_MAX || (uint64_t)tt != t || !gmtime_r(&tt, &tm) ||
+	    !strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, cap, "%" PRIu64, t);
+}
+
+struct spooldir_list_ctx {
+	FILE *out;
+	int json;
+	size_t n;
+};
+
+static int spooldir_list_one(void *vctx, const char *seg, uint64_t off,
+                             const struct spoolrec_msg *m)
+{
+	struct spooldir_list_ctx *lc = vctx;
+	FILE *f = lc->out;
+	char when[48];
+	struct spoolrec_view r;
+	uint32_t roff = 0;
+
+	(void)seg;
+	(void)off;
+	spooldir_iso8601(when, sizeof when, m->arrival);
+	if (lc->json) {
+		fputs("{\"queue_id\":", f);
+		spooldir_put_json(f, m->qid.p, m->qid.len);
+		fputs(",\"sender\":", f);
+		spooldir_put_json(f, m->sender.p, m->sender.len);
+		fputs(",\"recipients\":[", f);
+		for (int first = 1; spoolrec_next_rcpt(m, &roff, &r); first = 0) {
+			if (!first)
+				putc(',', f);
+			spooldir_put_json(f, r.p, r.len);
+		}
+		fprintf(f, "],\"size\":%" PRIu32 ",\"arrival\":\"%s\",\"attempts\":0,"
+		        "\"next_try\":null}\n", m->data.len, when);
+	} else {
+		spooldir_put_text(f, m->qid.p, m->qid.len);
+		fprintf(f, "  %" PRIu32 "  %s  <", m->data.len, when);
+		spooldir_put_text(f, m->sender.p, m->sender.len);
+		putc('>', f);
+		for (int first = 1; spoolrec_next_rcpt(m, &roff, &r); first = 0) {
+			fputs(first ? "  <" : " <", f);
+			spooldir_put_text(f, r.p, r.len);
+			putc('>', f);
+		}
+		putc('\n', f);
+	}
+	lc->n++;
+	return ferror(f) ? 1 : 0;
+}
+
+int spooldir_list(const char *dir, FILE *out, int json)
+{
+	struct spooldir_list_ctx lc = { out, json, 0 };
+	int rc = spooldir_scan(dir, spooldir_list_one, &lc, NULL);
+
+	if (rc < 0)
+		return rc;
+	if (!json) {
+		if (lc.n)
+			fprintf(out, "-- %zu messages\n", lc.n);
+		else
+			fputs("Mail queue is empty\n", out);
+	}
+	if (fflush(out) != 0 || ferror(out))
+		return -EIO;
+	return 0;
+}

@@ -1,0 +1,389 @@
+/* net/conn — see conn.h. */
+#include "net/conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cfg/snapshot.h"
+#include "core/connlimit.h"
+#include "core/log.h"
+#include "core/worker.h"
+
+/* Bytes a client may send beyond what the session has consumed (while its message is
+ * being committed): past this the client is not waiting for replies at all. */
+#define CONN_IN_MAX (256u * 1024u)
+
+static int buf_append(struct conn_buf *b, const void *p, size_t n)
+{
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + n)
+			cap *= 2;
+		uint8_t *q = realloc(b->p, cap);
+		if (!q)
+			return -ENOMEM;
+		b->p = q;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+static void peer_fmt(const struct sockaddr_storage *sa, char *buf, size_t len)
+{
+	if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, buf, (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+	}
+}
+
+/* Move whatever the session wrote into the send queue. */
+static void collect(struct conn *c)
+{
+	size_t n;
+	const uint8_t *p = smtp_srv_out(c->smtp, &n);
+	if (n == 0)
+		return;
+	if (buf_append(&c->q, p, n) < 0) {
+		c->closing = 1;         /* cannot even queue a reply: drop the connection */
+		c->q.len = 0;
+	}
+	smtp_srv_out_consume(c->smtp, n);
+	worker_mark_dirty(c->w, c);
+}
+
+static void conn_close(struct conn *c, bool hard)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	timer_cancel(&c->timer);
+	if (hard)
+		c->q.len = 0;
+	worker_mark_dirty(c->w, c);
+}
+
+/* Say `reply` and close: for connections refused before a session exists. */
+static void refuse(struct conn *c, const char *reply)
+{
+	buf_append(&c->q, reply, strlen(reply));
+	conn_close(c, false);
+}
+
+/* session callbacks */
+static bool cb_rcpt_allowed(void *ctx, const char *domain, size_t len)
+{
+	struct conn *c = ctx;
+	return c->relay_ok || config_relay_domain(c->w->snap->cfg, domain, len);
+}
+
+static void cb_new_qid(void *ctx, char *buf, size_t cap)
+{
+	struct conn *c = ctx;
+	struct worker *w = c->w;
+	snprintf(buf, cap, "%08X%02X%06X", (unsigned)time(NULL), w->id & 0xffu,
+	         (unsigned)(w->qid_seq++ & 0xffffffu));
+}
+
+static time_t cb_now(void *ctx)
+{
+	(void)ctx;
+	return time(NULL);
+}
+
+static const struct smtp_srv_ops conn_ops = {
+	.rcpt_allowed = cb_rcpt_allowed,
+	.new_qid = cb_new_qid,
+	.now = cb_now,
+};
+
+static void conn_timeout(struct timer *t)
+{
+	struct conn *c = (struct conn *)((char *)t - offsetof(struct conn, timer));
+	uint64_t now = c->w->now_ms;
+	if (c->closing)
+		return;
+	if (now < c->deadline_ms || c->spool_wait) {   /* activity since, or we are the slow one */
+		timer_arm(&c->w->wheel, &c->timer, c->spool_wait ? c->idle_ms : c->deadline_ms - now);
+		return;
+	}
+	log_info("event=timeout sid=%s client=%s", c->sid, c->peer);
+	smtp_srv_timeout(c->smtp);
+	collect(c);
+	conn_close(c, false);
+}
+
+static void arm_recv(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = w->bufs.bgid;
+	io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_RECV));
+	c->recv_armed = 1;
+}
+
+void conn_accepted(struct worker *w, struct wlistener *l, int fd)
+{
+	const struct config *cfg = w->snap->cfg;
+	const struct config_listener *lc = &cfg->listeners[l->idx];
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	snprintf(c->sid, sizeof c->sid, "%u.%llu", w->id, (unsigned long long)++w->sid_seq);
+	socklen_t sl = sizeof c->peer_sa;
+	if (getpeername(fd, (struct sockaddr *)&c->peer_sa, &sl) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	peer_fmt(&c->peer_sa, c->peer, sizeof c->peer);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	c->timer.fire = conn_timeout;
+	c->idle_ms = cfg->idle_timeout * 1000u;
+	c->deadline_ms = w->now_ms + c->idle_ms;
+
+	char reply[256];
+	switch (connlimit_acquire((struct sockaddr *)&c->peer_sa, cfg->max_connections,
+	                          cfg->max_connections_per_ip, &c->limit_slot)) {
+	case CONNLIMIT_OK:
+		c->limited = 1;
+		break;
+	case CONNLIMIT_TOTAL:
+		log_warn("event=refused sid=%s client=%s reason=max_connections", c->sid, c->peer);
+		snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections\r\n", cfg->hostname);
+		refuse(c, reply);
+		return;
+	case CONNLIMIT_PER_IP:
+		log_warn("event=refused sid=%s client=%s reason=max_connections_per_ip", c->sid, c->peer);
+		snprintf(reply, sizeof reply, "421 4.7.0 %s Error: too many connections from %s\r\n",
+		         cfg->hostname, c->peer);
+		refuse(c, reply);
+		return;
+	}
+	struct smtp_srv_limits lim = {
+		.max_message_size = cfg->max_message_size,
+		.max_recipients = cfg->max_recipients,
+		.max_line_length = cfg->max_line_length,
+		.max_errors = 20,
+	};
+	c->relay_ok = cidr_lookup(cfg->relay_networks, (struct sockaddr *)&c->peer_sa);
+	c->smtp = smtp_srv_new(cfg->hostname, c->peer, &lim, &conn_ops, c);
+	if (!c->smtp) {
+		refuse(c, "421 4.3.0 Error: out of memory\r\n");
+		return;
+	}
+	log_info("event=connect sid=%s client=%s listener=%s relay=%s", c->sid, c->peer, lc->id,
+	         c->relay_ok ? "yes" : "no");
+	smtp_srv_start(c->smtp);
+	collect(c);
+	timer_arm(&w->wheel, &c->timer, c->idle_ms);
+	arm_recv(c);
+}
+
+/* Feed p[0..n) to the session until it stops; returns the bytes it consumed. */
+static size_t feed(struct conn *c, const uint8_t *p, size_t n)
+{
+	size_t off = 0;
+	while (off < n && !c->closing && !c->spool_wait) {
+		size_t used = 0;
+		enum smtp_srv_ev ev = smtp_srv_feed(c->smtp, p + off, n - off, &used);
+		off += used;
+		if (ev == SMTP_SRV_EV_MESSAGE) {
+			const struct smtp_srv_msg *m = smtp_srv_message(c->smtp);
+			c->arrival = (uint64_t)time(NULL);
+			if (spool_append(&c->w->spool, c, m, c->peer, c->arrival) < 0) {
+				log_err("event=spool_append_failed sid=%s qid=%s", c->sid, m->qid);
+				smtp_srv_queue_failed(c->smtp);
+				continue;
+			}
+			c->spool_wait = 1;
+		} else if (ev == SMTP_SRV_EV_CLOSE) {
+			collect(c);
+			conn_close(c, false);
+		} else if (ev != SMTP_SRV_EV_NONE || used == 0) {
+			break;
+		}
+	}
+	if (!c->closing)
+		collect(c);
+	return off;
+}
+
+/* Feed what is waiting in c->in. */
+static void pump(struct conn *c)
+{
+	size_t used = feed(c, c->in.p, c->in.len);
+	memmove(c->in.p, c->in.p + used, c->in.len - used);
+	c->in.len -= used;
+}
+
+static void input(struct conn *c, const uint8_t *p, size_t n)
+{
+	if (c->closing || !c->smtp)
+		return;
+	c->deadline_ms = c->w->now_ms + c->idle_ms;
+	if (c->in.len == 0 && !c->spool_wait) {
+		size_t used = feed(c, p, n);
+		p += used;
+		n -= used;
+		if (n == 0 || c->closing)
+			return;
+	}
+	if (c->in.len + n > CONN_IN_MAX || buf_append(&c->in, p, n) < 0) {
+		log_warn("event=input_overflow sid=%s client=%s", c->sid, c->peer);
+		conn_close(c, true);
+		return;
+	}
+	if (!c->spool_wait)
+		pump(c);
+}
+
+void conn_on_recv(struct conn *c, int res, unsigned flags)
+{
+	struct worker *w = c->w;
+	if (!(flags & IORING_CQE_F_MORE))
+		c->recv_armed = 0;
+	if (res > 0) {
+		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+		input(c, uring_bufs_ptr(&w->bufs, bid), (size_t)res);
+		uring_bufs_recycle(&w->bufs, bid);
+	} else if (res == 0 || (res < 0 && res != -ENOBUFS)) {
+		if (!c->closing && c->smtp && res == 0)
+			log_info("event=disconnect sid=%s client=%s", c->sid, c->peer);
+		conn_close(c, true);
+	}
+	if (!c->recv_armed && !c->closing)
+		arm_recv(c);       /* multishot ended (e.g. -ENOBUFS): re-arm */
+	if (c->closing)
+		worker_mark_dirty(w, c);
+}
+
+void conn_on_send(struct conn *c, int res)
+{
+	c->sending = 0;
+	if (res <= 0) {
+		c->tx.len = c->tx.off = 0;
+		c->q.len = 0;
+		conn_close(c, true);
+		worker_mark_dirty(c->w, c);
+		return;
+	}
+	c->tx.off += (size_t)res;
+	if (c->tx.off >= c->tx.len)
+		c->tx.len = c->tx.off = 0;
+	worker_mark_dirty(c->w, c);
+}
+
+void conn_spooled(void *arg, bool ok)
+{
+	struct conn *c = arg;
+	const struct smtp_srv_msg *m = smtp_srv_message(c->smtp);
+	char from[200];
+	c->spool_wait = 0;
+	if (ok)
+		log_info("event=queued sid=%s qid=%s client=%s from=<%s> nrcpt=%zu size=%zu%s",
+		         c->sid, m->qid, c->peer,
+		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)),
+		         m->nrcpt, m->len, c->closing ? " note=client_gone" : "");
+	else
+		log_err("event=queue_failed sid=%s qid=%s client=%s", c->sid, m->qid, c->peer);
+	if (ok)
+		smtp_srv_queued(c->smtp);
+	else
+		smtp_srv_queue_failed(c->smtp);
+	if (c->closing) {
+		worker_mark_dirty(c->w, c);
+		return;
+	}
+	collect(c);
+	if (c->in.len > 0)
+		pump(c);
+	if (c->w->stopping)
+		conn_stop(c, false);
+}
+
+void conn_stop(struct conn *c, bool force)
+{
+	if (c->closing)
+		return;
+	if (!force && (c->spool_wait || (c->smtp && smtp_srv_in_transaction(c->smtp))))
+		return;
+	if (c->smtp && !c->spool_wait) {
+		smtp_srv_shutdown(c->smtp);
+		collect(c);
+	}
+	conn_close(c, false);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	close(c->fd);
+	if (c->limited)
+		connlimit_release(c->limit_slot);
+	timer_cancel(&c->timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	smtp_srv_free(c->smtp);
+	free(c->in.p);
+	free(c->tx.p);
+	free(c->q.p);
+	free(c);
+}
+
+void conn_flush(struct conn *c)
+{
+	struct worker *w = c->w;
+	if (!c->sending && c->tx.len == 0 && c->q.len > 0) {
+		struct conn_buf t = c->tx;       /* swap: queued output goes in flight */
+		c->tx = c->q;
+		c->q = t;
+		c->q.len = c->q.off = 0;
+	}
+	if (!c->sending && c->tx.len > c->tx.off) {
+		struct io_uring_sqe *sqe = uring_sqe(&w->ring);
+		io_uring_prep_send(sqe, c->fd, c->tx.p + c->tx.off, c->tx.len - c->tx.off, MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_SEND));
+		c->sending = 1;
+		return;
+	}
+	if (!c->closing || c->sending)
+		return;
+	if (!c->shut) {
+		c->shut = 1;
+		shutdown(c->fd, SHUT_RDWR);     /* ends the multishot recv */
+	}
+	if (!c->recv_armed && !c->spool_wait)
+		conn_free(c);
+}

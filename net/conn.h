@@ -1,0 +1,58 @@
+/* net/conn — an inbound connection: the bridge between the ring (recv/send completions),
+ * the pure SMTP session (proto/smtp_srv) and the spool.
+ *
+ * Life cycle: accepted -> (session) -> closing: the last output is sent, then
+ * shutdown(SHUT_RDWR) ends the multishot recv, and the connection is freed once no
+ * operation of the ring and no spool commit still refers to it. */
+#ifndef NET_CONN_H
+#define NET_CONN_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "core/timer.h"
+#include "proto/smtp_srv.h"
+
+struct worker;
+struct wlistener;
+
+struct conn_buf {
+	uint8_t *p;
+	size_t len, cap, off;
+};
+
+struct conn {
+	struct worker *w;
+	struct conn *next, *prev;      /* worker's list */
+	struct conn *dirty_next;
+	int fd;
+	unsigned dirty : 1, sending : 1, recv_armed : 1, closing : 1, shut : 1,
+	         spool_wait : 1, relay_ok : 1, limited : 1;
+	uint32_t limit_slot;
+	char sid[24];
+	char peer[INET6_ADDRSTRLEN];
+	struct sockaddr_storage peer_sa;
+	struct smtp_srv *smtp;
+	struct conn_buf in;            /* input the session has not consumed yet */
+	struct conn_buf tx, q;         /* in flight; queued behind it */
+	struct timer timer;
+	uint64_t deadline_ms;
+	unsigned idle_ms;
+	uint64_t arrival;              /* of the message being spooled */
+};
+
+/* A new connection from a multishot accept. */
+void conn_accepted(struct worker *w, struct wlistener *l, int fd);
+/* Completions. */
+void conn_on_recv(struct conn *c, int res, unsigned flags);
+void conn_on_send(struct conn *c, int res);
+/* The spool's verdict for c's message (spool done callback). */
+void conn_spooled(void *c, bool ok);
+/* End of loop turn: send what is queued, carry out a close, free if finished. */
+void conn_flush(struct conn *c);
+/* Graceful stop: close c now if it is not inside a transaction. */
+void conn_stop(struct conn *c, bool force);
+
+#endif

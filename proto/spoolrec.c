@@ -1,0 +1,344 @@
+/* proto/spoolrec — encode and decode spool segment records. Pure: bytes in, bytes out.
+ *
+ * Record (all integers little-endian, no alignment anywhere):
+ *   0  magic "RRS1"            4
+ *   4  type                    1   SPOOLREC_MSG or SPOOLREC_DONE
+ *   5  reserved                3   zero
+ *   8  payload length          4   <= SPOOLREC_MAX_PAYLOAD
+ *   12 CRC-32C                 4   over bytes 4..11, then the payload
+ *   16 payload                 length
+ *
+ * A string ("str" below) is a u32 length followed by that many octets, no NUL.
+ *
+ * MSG payload, in this order, and nothing after it:
+ *   str qid | u64 arrival (unix seconds) | u32 flags (enum smtp_srv_flag) |
+ *   str sender ("" for the null sender) | str client | u32 nrcpt |
+ *   nrcpt x str recipient | str data
+ *
+ * DONE payload:
+ *   str qid
+ *
+ * Decoding trusts nothing: the magic, type, reserved octets and length are checked as
+ * soon as they are present (so a damaged header is ERR even when the record is short),
+ * the CRC before any payload field is looked at, and then every length inside the
+ * payload against what remains of it; the last field must end exactly at the payload's
+ * end. AGAIN is only returned for a buffer that is a consistent beginning of a record.
+ * Integers are assembled from bytes, so unaligned input is fine. */
+#include "proto/spoolrec.h"
+
+#include <string.h>
+
+#include "proto/crc32c.h"
+
+static const uint8_t spoolrec_magic[4] = { 'R', 'R', 'S', '1' };
+
+static void spoolrec_put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void spoolrec_put64(uint8_t *p, uint64_t v)
+{
+	spoolrec_put32(p, (uint32_t)v);
+	spoolrec_put32(p + 4, (uint32_t)(v >> 32));
+}
+
+static uint32_t spoolrec_get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+static uint64_t spoolrec_get64(const uint8_t *p)
+{
+	return (uint64_t)spoolrec_get32(p) | (uint64_t)spoolrec_get32(p + 4) << 32;
+}
+
+const char *spoolrec_strerror(enum spoolrec_err e)
+{
+	switch (e) {
+	case SPOOLREC_E_NONE:    return "no error";
+	case SPOOLREC_E_MAGIC:   return "bad record magic";
+	case SPOOLREC_E_TYPE:    return "bad record type or reserved octets";
+	case SPOOLREC_E_LENGTH:  return "record payload too long";
+	case SPOOLREC_E_CRC:     return "record checksum mismatch";
+	case SPOOLREC_E_PAYLOAD: return "record payload inconsistent with its length";
+	}
+	return "unknown spool record error";
+}
+
+/* ---- encoding ---------------------------------------------------------------------- */
+
+/* Adds a string field of n octets to *sum; 0 when it cannot be encoded. */
+static int spoolrec_add_str(size_t *sum, size_t n)
+{
+	if (n > UINT32_MAX || n > SPOOLREC_MAX_PAYLOAD - *sum ||
+	    4 > SPOOLREC_MAX_PAYLOAD - *sum - n)
+		return 0;
+	*sum += 4 + n;
+	return 1;
+}
+
+static size_t spoolrec_slen(const char *s)
+{
+	return s ? strlen(s) : 0;
+}
+
+/* Payload length of a MSG record, or 0 when it would exceed SPOOLREC_MAX_PAYLOAD (a MSG
+ * payload is never empty: its fixed fields alone take 32 octets). */
+static size_t spoolrec_msg_payload(const char *qid, const char *sender, const char *client,
+                                   const char *const *rcpt, size_t nrcpt, size_t datalen)
+{
+	size_t sum = 8 + 4 + 4;         /* arrival, flags, nrcpt */
+
+	if (nrcpt > UINT32_MAX)
+		return 0;
+	if (!spoolrec_add_str(&sum, spoolrec_slen(qid)) ||
+	    !spoolrec_add_str(&sum, spoolrec_slen(sender)) ||
+	    !spoolrec_add_str(&sum, spoolrec_slen(client)) ||
+	    !spoolrec_add_str(&sum, datalen))
+		return 0;
+	for (size_t i = 0; i < nrcpt; i++)
+		if (!spoolrec_add_str(&sum, spoolrec_slen(rcpt[i])))
+			return 0;
+	return sum;
+}
+
+/* Returns 0 when the MSG cannot be encoded (a field over 4 GiB or the payload over
+ * SPOOLREC_MAX_PAYLOAD); a record is never that short otherwise. */
+size_t spoolrec_msg_size(const char *qid, const char *sender, const char *client,
+                         const char *const *rcpt, size_t nrcpt, size_t datalen)
+{
+	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
+
+	return plen ? SPOOLREC_HDR_LEN + plen : 0;
+}
+
+static uint8_t *spoolrec_put_str(uint8_t *w, const void *s, size_t n)
+{
+	spoolrec_put32(w, (uint32_t)n);
+	if (n)
+		memcpy(w + 4, s, n);
+	return w + 4 + n;
+}
+
+/* Header with the CRC over bytes 4..11 and the payload already in out[16..]. */
+static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen)
+{
+	memcpy(out, spoolrec_magic, 4);
+	out[4] = (uint8_t)type;
+	out[5] = out[6] = out[7] = 0;
+	spoolrec_put32(out + 8, (uint32_t)plen);
+	uint32_t crc = crc32c(0, out + 4, 8);
+	crc = crc32c(crc, out + SPOOLREC_HDR_LEN, plen);
+	spoolrec_put32(out + 12, crc);
+}
+
+/* Returns 0, writing nothing, when cap is too small or the MSG cannot be encoded. */
+size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
+                           uint32_t flags, const char *sender, const char *client,
+                           const char *const *rcpt, size_t nrcpt,
+                           const uint8_t *data, size_t datalen)
+{
+	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
+
+	if (!plen || cap < SPOOLREC_HDR_LEN || cap - SPOOLREC_HDR_LEN < plen)
+		return 0;
+	uint8_t *w = out + SPOOLREC_HDR_LEN;
+	w = spoolrec_put_str(w, qid, spoolrec_slen(qid));
+	spoolrec_put64(w, arrival);
+	spoolrec_put32(w + 8, flags);
+	w += 12;
+	w = spoolrec_put_str(w, sender, spoolrec_slen(sender));
+	w = spoolrec_put_str(w, client, spoolrec_slen(client));
+	spoolrec_put32(w, (uint32_t)nrcpt);
+	w += 4;
+	for (size_t i = 0; i < nrcpt; i++)
+		w = spoolrec_put_str(w, rcpt[i], spoolrec_slen(rcpt[i]));
+	w = spoolrec_put_str(w, data, datalen);
+	spoolrec_seal(out, SPOOLREC_MSG, plen);
+	return SPOOLREC_HDR_LEN + plen;
+}
+
+/* Returns 0, writing nothing, when cap is too small. */
+size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid)
+{
+	size_t plen = 0;
+
+	if (!spoolrec_add_str(&plen, spoolrec_slen(qid)) || cap < SPOOLREC_HDR_LEN ||
+	    cap - SPOOLREC_HDR_LEN < plen)
+		return 0;
+	spoolrec_put_str(out + SPOOLREC_HDR_LEN, qid, spoolrec_slen(qid));
+	spoolrec_seal(out, SPOOLREC_DONE, plen);
+	return SPOOLREC_HDR_LEN + plen;
+}
+
+/* ---- decoding ---------------------------------------------------------------------- */
+
+/* A read cursor over the payload; every take checks what is left first. */
+struct spoolrec_cur {
+	const uint8_t *p;
+	size_t left;
+};
+
+static int spoolrec_take32(struct spoolrec_cur *c, uint32_t *v)
+{
+	if (c->left < 4)
+		return 0;
+	*v = spoolrec_get32(c->p);
+	c->p += 4;
+	c->left -= 4;
+	return 1;
+}
+
+static int spoolrec_take64(struct spoolrec_cur *c, uint64_t *v)
+{
+	if (c->left < 8)
+		return 0;
+	*v = spoolrec_get64(c->p);
+	c->p += 8;
+	c->left -= 8;
+	return 1;
+}
+
+static int spoolrec_take_str(struct spoolrec_cur *c, struct spoolrec_view *v)
+{
+	uint32_t n;
+
+	if (!spoolrec_take32(c, &n))
+		return 0;
+	if (n > c->left) {
+		c->p -= 4;      /* leave the cursor where it was */
+		c->left += 4;
+		return 0;
+	}
+	v->p = (const char *)c->p;
+	v->len = n;
+	c->p += n;
+	c->left -= n;
+	return 1;
+}
+
+static int spoolrec_parse_msg(const uint8_t *pl, size_t plen, struct spoolrec_msg *m)
+{
+	struct spoolrec_cur c = { pl, plen };
+	struct spoolrec_view r;
+
+	if (!spoolrec_take_str(&c, &m->qid) || !spoolrec_take64(&c, &m->arrival) ||
+	    !spoolrec_take32(&c, &m->flags) || !spoolrec_take_str(&c, &m->sender) ||
+	    !spoolrec_take_str(&c, &m->client) || !spoolrec_take32(&c, &m->nrcpt))
+		return 0;
+	/* Each recipient takes at least its 4-octet length: refuse an impossible count
+	 * before walking it. */
+	if (m->nrcpt > c.left / 4)
+		return 0;
+	m->rcpt_block = c.p;
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (!spoolrec_take_str(&c, &r))
+			return 0;
+	m->rcpt_block_len = (uint32_t)(c.p - m->rcpt_block);
+	if (!spoolrec_take_str(&c, &m->data))
+		return 0;
+	return c.left == 0;
+}
+
+static int spoolrec_parse_done(const uint8_t *pl, size_t plen, struct spoolrec_view *qid)
+{
+	struct spoolrec_cur c = { pl, plen };
+
+	return spoolrec_take_str(&c, qid) && c.left == 0;
+}
+
+enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
+                                 enum spoolrec_type *type, struct spoolrec_msg *msg,
+                                 struct spoolrec_view *done_qid, enum spoolrec_err *err)
+{
+	enum spoolrec_err e;
+	uint32_t plen = 0;
+	struct spoolrec_msg m;
+	struct spoolrec_view dq;
+
+	if (err)
+		*err = SPOOLREC_E_NONE;
+	if (len == 0)
+		return SPOOLREC_AGAIN;
+
+	/* Header fields, each as soon as it is present. */
+	if (memcmp(p, spoolrec_magic, len < 4 ? len : 4) != 0) {
+		e = SPOOLREC_E_MAGIC;
+		goto fail;
+	}
+	if (len > 4 && p[4] != SPOOLREC_MSG && p[4] != SPOOLREC_DONE) {
+		e = SPOOLREC_E_TYPE;
+		goto fail;
+	}
+	for (size_t i = 5; i < 8 && i < len; i++) {
+		if (p[i] != 0) {
+			e = SPOOLREC_E_TYPE;
+			goto fail;
+		}
+	}
+	if (len >= 12) {
+		plen = spoolrec_get32(p + 8);
+		if (plen > SPOOLREC_MAX_PAYLOAD) {
+			e = SPOOLREC_E_LENGTH;
+			goto fail;
+		}
+	}
+	if (len < SPOOLREC_HDR_LEN || len - SPOOLREC_HDR_LEN < plen)
+		return SPOOLREC_AGAIN;
+
+	const uint8_t *pl = p + SPOOLREC_HDR_LEN;
+	uint32_t crc = crc32c(crc32c(0, p + 4, 8), pl, plen);
+	if (crc != spoolrec_get32(p + 12)) {
+		e = SPOOLREC_E_CRC;
+		goto fail;
+	}
+
+	enum spoolrec_type t = (enum spoolrec_type)p[4];
+	if (t == SPOOLREC_MSG) {
+		memset(&m, 0, sizeof m);
+		if (!spoolrec_parse_msg(pl, plen, &m)) {
+			e = SPOOLREC_E_PAYLOAD;
+			goto fail;
+		}
+		if (msg)
+			*msg = m;
+	} else {
+		if (!spoolrec_parse_done(pl, plen, &dq)) {
+			e = SPOOLREC_E_PAYLOAD;
+			goto fail;
+		}
+		if (done_qid)
+			*done_qid = dq;
+	}
+	if (type)
+		*type = t;
+	if (used)
+		*used = SPOOLREC_HDR_LEN + (size_t)plen;
+	return SPOOLREC_OK;
+
+fail:
+	if (err)
+		*err = e;
+	return SPOOLREC_ERR;
+}
+
+int spoolrec_next_rcpt(const struct spoolrec_msg *m, uint32_t *off, struct spoolrec_view *r)
+{
+	uint32_t o = *off;
+
+	/* Bounds-checked again: the message may not come from spoolrec_decode(). */
+	if (!m->rcpt_block || o > m->rcpt_block_len || m->rcpt_block_len - o < 4)
+		return 0;
+	uint32_t n = spoolrec_get32(m->rcpt_block + o);
+	if (n > m->rcpt_block_len - o - 4)
+		return 0;
+	r->p = (const char *)(m->rcpt_block + o + 4);
+	r->len = n;
+	*off = o + 4 + n;
+	return 1;
+}

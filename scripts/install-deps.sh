@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Install every build, test and peer dependency of ringrelay with apt-get.
+# Idempotent and quiet when everything is already there.
+set -euo pipefail
+
+PKGS=(
+  build-essential pkg-config
+  liburing-dev libwolfssl-dev libjemalloc-dev libcriterion-dev
+  libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
+  swaks haproxy postfix
+  python3 procps psmisc util-linux
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing ${missing[*]}" >&2
+# Postfix: preseed "No configuration" so it installs without prompting and starts nothing.
+echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-set-selections
+# Never start services from package installs (postfix, haproxy) on this machine.
+policy=/usr/sbin/policy-rc.d
+made_policy=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null
+  $SUDO chmod +x "$policy"
+  made_policy=1
+fi
+trap '[ -n "$made_policy" ] && $SUDO rm -f "$policy"' EXIT
+$SUDO apt-get update -qq >/dev/null
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,105 @@
+# Integration test helpers: start the real ringrelay on an ephemeral loopback port with a
+# private spool, talk to it with real clients, stop it, and check its log for sanitizer
+# reports. Sourced by each t_*.sh; RR_BIN names the binary (the ASan+UBSan build).
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+: "${RR_BIN:?RR_BIN must name the ringrelay binary}"
+RR_BIN=$(readlink -f "$RR_BIN")
+T=$(mktemp -d /tmp/rrtest.XXXXXX)
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=$T/asan}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:log_path=$T/ubsan}
+RR_PID=
+RR_PORT=
+SMTPC="python3 $HERE/smtpc.py"
+
+cleanup() {
+  [ -n "$RR_PID" ] && kill -9 "$RR_PID" 2>/dev/null
+  jobs -p | xargs -r kill -9 2>/dev/null
+  if [ -z "${KEEP:-}" ]; then rm -rf "$T"; else echo "kept $T" >&2; fi
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; [ -f "$T/relay.log" ] && tail -20 "$T/relay.log" >&2; exit 1; }
+ok() { echo "ok: $*"; }
+expect_match() {  # expect_match TEXT REGEX WHAT
+  printf '%s' "$1" | grep -Eq -- "$2" || { printf '%s\n' "$1" | tail -30 >&2; fail "$3: no match for /$2/"; }
+}
+expect_nomatch() {
+  if printf '%s' "$1" | grep -Eq -- "$2"; then printf '%s\n' "$1" | tail -30 >&2; fail "$3: unexpected /$2/"; fi
+}
+
+# rr_config [YAML lines appended at top level] -> writes $T/ringrelay.yaml
+rr_config() {
+  cat > "$T/ringrelay.yaml" <<YAML
+hostname: relay.test
+workers: 2
+spool:
+  path: $T/spool
+  sync: true
+listeners:
+  - id: mta
+    address: 127.0.0.1
+    port: 0
+relay:
+  networks: [127.0.0.0/8]
+  domains: [local.test]
+YAML
+  [ $# -gt 0 ] && printf '%s\n' "$@" >> "$T/ringrelay.yaml"
+  return 0
+}
+
+# rr_start: start ringrelay on $T/ringrelay.yaml (rr_config first); sets RR_PID, RR_PORT.
+rr_start() {
+  [ -f "$T/ringrelay.yaml" ] || rr_config
+  : > "$T/relay.log.new"
+  "$RR_BIN" -c "$T/ringrelay.yaml" 2>> "$T/relay.log.new" &
+  RR_PID=$!
+  local i
+  for i in $(seq 1 200); do
+    if grep -q 'event=ready' "$T/relay.log.new"; then break; fi
+    kill -0 "$RR_PID" 2>/dev/null || { cat "$T/relay.log.new" >&2; fail "ringrelay exited at start"; }
+    sleep 0.05
+  done
+  grep -q 'event=ready' "$T/relay.log.new" || fail "ringrelay not ready after 10 s"
+  RR_PORT=$(sed -nE 's/.*event=listen id=mta addr=127\.0\.0\.1:([0-9]+).*/\1/p' "$T/relay.log.new" | head -1)
+  [ -n "$RR_PORT" ] || fail "no listen line"
+  cat "$T/relay.log.new" >> "$T/relay.log"
+  # keep appending the live log
+  ( tail -n0 -f "$T/relay.log.new" >> "$T/relay.log" 2>/dev/null & echo $! > "$T/tail.pid" )
+}
+
+sanitizer_clean() {
+  if ls "$T"/asan.* "$T"/ubsan.* >/dev/null 2>&1; then
+    cat "$T"/asan.* "$T"/ubsan.* 2>/dev/null | head -60 >&2
+    fail "sanitizer report"
+  fi
+  if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/relay.log.new" 2>/dev/null; then
+    grep -E -A30 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/relay.log.new" | head -60 >&2
+    fail "sanitizer report in log"
+  fi
+}
+
+# rr_stop: SIGTERM, expect exit 0 within 20 s and a clean sanitizer run.
+rr_stop() {
+  [ -n "$RR_PID" ] || return 0
+  kill -TERM "$RR_PID"
+  local i rc
+  for i in $(seq 1 200); do kill -0 "$RR_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$RR_PID" 2>/dev/null; then kill -9 "$RR_PID"; RR_PID=; fail "no exit 20 s after SIGTERM"; fi
+  wait "$RR_PID"; rc=$?
+  RR_PID=
+  [ -f "$T/tail.pid" ] && kill "$(cat "$T/tail.pid")" 2>/dev/null
+  sleep 0.1
+  sanitizer_clean
+  [ "$rc" -eq 0 ] || fail "ringrelay exit status $rc after SIGTERM"
+}
+
+# rr_kill9: crash it.
+rr_kill9() {
+  kill -9 "$RR_PID"; wait "$RR_PID" 2>/dev/null; RR_PID=
+  [ -f "$T/tail.pid" ] && kill "$(cat "$T/tail.pid")" 2>/dev/null
+  return 0
+}
+
+rr_queue() { "$RR_BIN" --queue -c "$T/ringrelay.yaml" "$@"; }
+rr_queue_count() { rr_queue --json | grep -c '"queue_id"'; }
