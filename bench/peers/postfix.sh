@@ -45,11 +45,15 @@ instance_pids() {
 }
 
 master_pid() {
-  local dir=$1 pidf pid
+  local dir=$1 pidf pid state
   pidf="$dir/queue/pid/master.pid"
   [ -r "$pidf" ] || return 1
   pid=$(tr -dc '0-9' <"$pidf")
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [ -n "$pid" ] || return 1
+  # A zombie still answers kill -0 (and on some machines pid 1 never reaps the
+  # daemonized master): only count a live process.
+  state=$( { awk '{ print $3 }' "/proc/$pid/stat"; } 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ] || return 1
   echo "$pid"
 }
 
@@ -193,7 +197,7 @@ port_in_use() {
 
 do_stop() {
   local dir=$1 pids deadline
-  if [ -f "$dir/conf/main.cf" ]; then
+  if [ -f "$dir/conf/main.cf" ] && master_pid "$dir" >/dev/null; then
     postfix -c "$dir/conf" stop >"$dir/postfix-cmd.out" 2>&1 || true
   fi
   deadline=$((SECONDS + STOP_WAIT))

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run every integration test (t_*.sh) against $RR_BIN; print one closing line.
 set -u
+RR_BIN=$(readlink -f "${RR_BIN:?}"); export RR_BIN
 cd "$(dirname "$0")"
 pass=0; fail=0; failed=()
 for t in t_*.sh; do

@@ -551,6 +551,7 @@ enum pl_kind {
 	PL_MSG_NRCPT_ONE_TOO_MANY,
 	PL_MSG_NRCPT_HUGE,
 	PL_MSG_RCPT_TOO_LONG,
+	PL_MSG_RCPT_ONE_TOO_LONG,
 	PL_MSG_DATA_TOO_LONG,
 	PL_MSG_TRAILING,
 	PL_MSG_NO_DATA,
@@ -574,6 +575,7 @@ static const struct pl_case pl_cases[] = {
 	{ "msg nrcpt one too many", PL_MSG_NRCPT_ONE_TOO_MANY, SPOOLREC_ERR },
 	{ "msg nrcpt 2^32-1", PL_MSG_NRCPT_HUGE, SPOOLREC_ERR },
 	{ "msg rcpt longer than payload", PL_MSG_RCPT_TOO_LONG, SPOOLREC_ERR },
+	{ "msg rcpt one octet past the payload", PL_MSG_RCPT_ONE_TOO_LONG, SPOOLREC_ERR },
 	{ "msg data one octet too long", PL_MSG_DATA_TOO_LONG, SPOOLREC_ERR },
 	{ "msg trailing octet", PL_MSG_TRAILING, SPOOLREC_ERR },
 	{ "msg without data", PL_MSG_NO_DATA, SPOOLREC_ERR },
@@ -617,6 +619,13 @@ static uint8_t build_payload(enum pl_kind k, struct wbuf *w)
 	}
 	if (k == PL_MSG_RCPT_TOO_LONG) {
 		w32(w, 200);
+		wbytes(w, "r@x", 3);
+		wstr(w, "D");
+		return SPOOLREC_MSG;
+	}
+	if (k == PL_MSG_RCPT_ONE_TOO_LONG) {
+		/* 8 octets follow the length ("r@x", then data "D" as 4+1): claim 9. */
+		w32(w, 9);
 		wbytes(w, "r@x", 3);
 		wstr(w, "D");
 		return SPOOLREC_MSG;

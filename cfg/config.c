@@ -1,0 +1,1679 @@
+/* cfg/config — load, validate and default the YAML configuration (DESIGN.md).
+ *
+ * Loading runs in three steps:
+ *  1. yamlpos: libyaml loads the document once to record the (line, column) of every
+ *     key and value by path, and to reject syntax errors and duplicate keys.
+ *  2. libcyaml loads the document into "raw" structs (below) that mirror the YAML:
+ *     every scalar is a pointer, so an absent key (NULL) is told apart from a zero.
+ *     Unknown keys and wrong types fail here; libcyaml's error log (captured through
+ *     log_fn) carries a backtrace of mapping fields and sequence entries, which is
+ *     turned back into a path and looked up in step 1's table for the position.
+ *  3. cfg_build() turns the raw structs into struct config: defaults for what is
+ *     absent, then semantic checks, each error pointing at the offending value.
+ * The one key libcyaml cannot describe, a transport's `source` (one mapping or a list
+ * of them), is skipped by the schema and read from step 1's document instead.
+ *
+ * File paths in the configuration (proxy_hosts_file, tls.certificate, tls.key,
+ * tls_ca_file) are taken as given, relative to the working directory, and must exist
+ * and be readable when the configuration is loaded: `ringrelay --check` is where an
+ * operator wants to learn that a certificate is missing, not the first STARTTLS. */
+#include "cfg/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <cyaml/cyaml.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cfg/yamlpos.h"
+
+#define CFG_MAX_FILE (16u << 20)       /* a configuration larger than this is a mistake */
+#define CFG_MAX_WORKERS 1024
+#define CFG_DEFAULT_PORT 2525
+#define CFG_NAME_DEFAULTS "(defaults)"
+
+/* ---- raw structs: the YAML as libcyaml loads it ---- */
+
+struct raw_spool {
+	char *path;
+	char *sync;                        /* a string: libcyaml takes any word as true */
+};
+
+struct raw_dns {
+	char **servers;
+	unsigned servers_count;
+};
+
+struct raw_tls {
+	char *certificate;
+	char *key;
+};
+
+struct raw_listener {
+	char *id;
+	char *address;
+	int64_t *port;
+	enum config_proxy_mode *proxy_protocol;
+	char **proxy_hosts;
+	unsigned proxy_hosts_count;
+	char *proxy_hosts_file;
+	int64_t *proxy_timeout;
+	struct raw_tls *tls;
+	enum config_tls_mode *tls_mode;
+};
+
+struct raw_relay {
+	char **networks;
+	unsigned networks_count;
+	char **domains;
+	unsigned domains_count;
+};
+
+struct raw_limits {
+	int64_t *max_message_size;
+	int64_t *max_recipients;
+	int64_t *max_line_length;
+	int64_t *max_connections;
+	int64_t *max_connections_per_ip;
+	int64_t *idle_timeout;
+};
+
+struct raw_route {
+	char **domains;
+	unsigned domains_count;
+	char *transport;
+};
+
+struct raw_transport {
+	char *id;
+	char *nexthop;
+	enum config_out_tls *tls;
+	char *tls_ca_file;
+	int64_t *max_connections;
+	int64_t *max_messages_per_connection;
+	char *proxy_pool;
+	char **proxy_bypass_domains;
+	unsigned proxy_bypass_domains_count;
+};
+
+struct raw_health_check {
+	int64_t *interval;
+	int64_t *timeout;
+	int64_t *failure_threshold;
+	int64_t *success_threshold;
+};
+
+struct raw_pool {
+	char *id;
+	int64_t *version;
+	char **servers;
+	unsigned servers_count;
+	struct raw_health_check *health_check;
+};
+
+struct raw_queue {
+	int64_t *retry_schedule;
+	unsigned retry_schedule_count;
+	int64_t *max_age;
+};
+
+struct raw_config {
+	char *hostname;
+	int64_t *workers;
+	struct raw_spool *spool;
+	struct raw_dns *dns;
+	struct raw_listener *listeners;
+	unsigned listeners_count;
+	struct raw_relay *relay;
+	struct raw_limits *limits;
+	struct raw_route *routes;
+	unsigned routes_count;
+	struct raw_transport *transports;
+	unsigned transports_count;
+	struct raw_pool *proxy_pools;
+	unsigned proxy_pools_count;
+	struct raw_queue *queue;
+};
+
+/* ---- the libcyaml schema ---- */
+
+#define OPT CYAML_FLAG_OPTIONAL
+#define SECTION (CYAML_FLAG_OPTIONAL | CYAML_FLAG_POINTER_NULL)
+#define ENUMF (CYAML_FLAG_OPTIONAL | CYAML_FLAG_STRICT | CYAML_FLAG_CASE_INSENSITIVE)
+#define STR(key, st, m) CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, CYAML_UNLIMITED)
+#define STR_REQ(key, st, m) CYAML_FIELD_STRING_PTR(key, CYAML_FLAG_POINTER, st, m, 0, \
+                                                   CYAML_UNLIMITED)
+#define INT(key, st, m) CYAML_FIELD_INT_PTR(key, OPT, st, m)
+#define STRSEQ(key, st, m) CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, \
+                                                &str_entry, 0, CYAML_UNLIMITED)
+
+static const cyaml_strval_t proxy_mode_names[] = {
+	{ "off", CONFIG_PROXY_OFF },
+	{ "trusted", CONFIG_PROXY_TRUSTED },
+	{ "required", CONFIG_PROXY_REQUIRED },
+};
+static const cyaml_strval_t tls_mode_names[] = {
+	{ "starttls", CONFIG_TLS_STARTTLS },
+	{ "required", CONFIG_TLS_REQUIRED },
+	{ "implicit", CONFIG_TLS_IMPLICIT },
+};
+static const cyaml_strval_t out_tls_names[] = {
+	{ "none", CONFIG_OUT_TLS_NONE },
+	{ "opportunistic", CONFIG_OUT_TLS_OPPORTUNISTIC },
+	{ "required", CONFIG_OUT_TLS_REQUIRED },
+	{ "verify", CONFIG_OUT_TLS_VERIFY },
+};
+
+static const cyaml_schema_value_t str_entry = {
+	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
+};
+static const cyaml_schema_value_t int_entry = {
+	CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int64_t),
+};
+
+static const cyaml_schema_field_t spool_fields[] = {
+	STR("path", struct raw_spool, path),
+	STR("sync", struct raw_spool, sync),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t dns_fields[] = {
+	STRSEQ("servers", struct raw_dns, servers),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t tls_fields[] = {
+	STR_REQ("certificate", struct raw_tls, certificate),
+	STR_REQ("key", struct raw_tls, key),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t listener_fields[] = {
+	STR_REQ("id", struct raw_listener, id),
+	STR("address", struct raw_listener, address),
+	INT("port", struct raw_listener, port),
+	CYAML_FIELD_ENUM_PTR("proxy_protocol", ENUMF, struct raw_listener, proxy_protocol,
+	                     proxy_mode_names, CYAML_ARRAY_LEN(proxy_mode_names)),
+	STRSEQ("proxy_hosts", struct raw_listener, proxy_hosts),
+	STR("proxy_hosts_file", struct raw_listener, proxy_hosts_file),
+	INT("proxy_timeout", struct raw_listener, proxy_timeout),
+	CYAML_FIELD_MAPPING_PTR("tls", OPT, struct raw_listener, tls, tls_fields),
+	CYAML_FIELD_ENUM_PTR("tls_mode", ENUMF, struct raw_listener, tls_mode,
+	                     tls_mode_names, CYAML_ARRAY_LEN(tls_mode_names)),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t listener_entry = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_listener, listener_fields),
+};
+
+static const cyaml_schema_field_t relay_fields[] = {
+	STRSEQ("networks", struct raw_relay, networks),
+	STRSEQ("domains", struct raw_relay, domains),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t limits_fields[] = {
+	INT("max_message_size", struct raw_limits, max_message_size),
+	INT("max_recipients", struct raw_limits, max_recipients),
+	INT("max_line_length", struct raw_limits, max_line_length),
+	INT("max_connections", struct raw_limits, max_connections),
+	INT("max_connections_per_ip", struct raw_limits, max_connections_per_ip),
+	INT("idle_timeout", struct raw_limits, idle_timeout),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t route_fields[] = {
+	CYAML_FIELD_SEQUENCE("domains", CYAML_FLAG_POINTER, struct raw_route, domains,
+	                     &str_entry, 0, CYAML_UNLIMITED),
+	STR_REQ("transport", struct raw_route, transport),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t route_entry = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_route, route_fields),
+};
+
+static const cyaml_schema_field_t transport_fields[] = {
+	STR_REQ("id", struct raw_transport, id),
+	STR("nexthop", struct raw_transport, nexthop),
+	CYAML_FIELD_ENUM_PTR("tls", ENUMF, struct raw_transport, tls,
+	                     out_tls_names, CYAML_ARRAY_LEN(out_tls_names)),
+	STR("tls_ca_file", struct raw_transport, tls_ca_file),
+	INT("max_connections", struct raw_transport, max_connections),
+	INT("max_messages_per_connection", struct raw_transport, max_messages_per_connection),
+	STR("proxy_pool", struct raw_transport, proxy_pool),
+	/* A mapping or a list of mappings: read from the yamlpos document (cfg_sources). */
+	CYAML_FIELD_IGNORE("source", OPT),
+	STRSEQ("proxy_bypass_domains", struct raw_transport, proxy_bypass_domains),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t transport_entry = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_transport, transport_fields),
+};
+
+static const cyaml_schema_field_t health_fields[] = {
+	INT("interval", struct raw_health_check, interval),
+	INT("timeout", struct raw_health_check, timeout),
+	INT("failure_threshold", struct raw_health_check, failure_threshold),
+	INT("success_threshold", struct raw_health_check, success_threshold),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t pool_fields[] = {
+	STR_REQ("id", struct raw_pool, id),
+	INT("version", struct raw_pool, version),
+	STRSEQ("servers", struct raw_pool, servers),
+	CYAML_FIELD_MAPPING_PTR("health_check", SECTION, struct raw_pool, health_check,
+	                        health_fields),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t pool_entry = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_pool, pool_fields),
+};
+
+static const cyaml_schema_field_t queue_fields[] = {
+	CYAML_FIELD_SEQUENCE("retry_schedule", CYAML_FLAG_POINTER | OPT, struct raw_queue,
+	                     retry_schedule, &int_entry, 0, CYAML_UNLIMITED),
+	INT("max_age", struct raw_queue, max_age),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t top_fields[] = {
+	STR("hostname", struct raw_config, hostname),
+	INT("workers", struct raw_config, workers),
+	CYAML_FIELD_MAPPING_PTR("spool", SECTION, struct raw_config, spool, spool_fields),
+	CYAML_FIELD_MAPPING_PTR("dns", SECTION, struct raw_config, dns, dns_fields),
+	CYAML_FIELD_SEQUENCE("listeners", CYAML_FLAG_POINTER | OPT, struct raw_config,
+	                     listeners, &listener_entry, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_MAPPING_PTR("relay", SECTION, struct raw_config, relay, relay_fields),
+	CYAML_FIELD_MAPPING_PTR("limits", SECTION, struct raw_config, limits, limits_fields),
+	CYAML_FIELD_SEQUENCE("routes", CYAML_FLAG_POINTER | OPT, struct raw_config, routes,
+	                     &route_entry, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_SEQUENCE("transports", CYAML_FLAG_POINTER | OPT, struct raw_config,
+	                     transports, &transport_entry, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_SEQUENCE("proxy_pools", CYAML_FLAG_POINTER | OPT, struct raw_config,
+	                     proxy_pools, &pool_entry, 0, CYAML_UNLIMITED),
+	CYAML_FIELD_MAPPING_PTR("queue", SECTION, struct raw_config, queue, queue_fields),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t top_schema = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, struct raw_config, top_fields),
+};
+
+/* Allowed words of each enum key, for error messages. */
+static const struct {
+	const char *key, *expect;
+} cfg_enum_help[] = {
+	{ "proxy_protocol", "off, trusted or required" },
+	{ "tls_mode", "starttls, required or implicit" },
+	{ "tls", "none, opportunistic, required or verify" },
+};
+
+/* ---- errors ---- */
+
+struct cfg_ctx {
+	const char *name;                  /* file name for messages */
+	struct yamlpos *pos;               /* NULL for the embedded defaults */
+	char *errbuf;
+	size_t errlen;
+};
+
+static int cfg_err_at(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int cfg_err(struct cfg_ctx *x, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void cfg_verr(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+static void cfg_verr(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, va_list ap)
+{
+	int n;
+	if (x->errbuf == NULL || x->errlen == 0)
+		return;
+	n = snprintf(x->errbuf, x->errlen, "%s:%u:%u: ", x->name, m.line, m.col);
+	if (n >= 0 && (size_t)n < x->errlen)
+		vsnprintf(x->errbuf + n, x->errlen - (size_t)n, fmt, ap);
+	/* One line, always: a value with a newline in it must not break that. */
+	for (char *p = x->errbuf; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+static int cfg_err_at(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_verr(x, m, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Error at the value found at `path` (or its nearest ancestor). */
+static int cfg_err(struct cfg_ctx *x, const char *path, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cfg_verr(x, yamlpos_value(x->pos, path), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int cfg_oom(struct cfg_ctx *x)
+{
+	struct yamlpos_mark none = { 0, 0 };
+	return cfg_err_at(x, none, "out of memory");
+}
+
+/* Paths like "listeners[0].port", built in a caller's buffer. */
+struct cfg_path {
+	char s[256];
+};
+
+static const char *cfg_path(struct cfg_path *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static const char *cfg_path(struct cfg_path *p, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->s, sizeof(p->s), fmt, ap);
+	va_end(ap);
+	return p->s;
+}
+
+/* ---- value checks ---- */
+
+static char *cfg_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+/* libcyaml's INT reads "1.5" as 1: insist on the decimal digits of an integer. */
+static bool cfg_int_text(struct cfg_ctx *x, const char *path)
+{
+	const yaml_node_t *n = yamlpos_node(x->pos, path);
+	const char *v;
+	size_t len, i = 0;
+	if (n == NULL || n->type != YAML_SCALAR_NODE)
+		return true;                   /* libcyaml has checked the type */
+	v = (const char *)n->data.scalar.value;
+	len = n->data.scalar.length;
+	if (len > 0 && (v[0] == '-' || v[0] == '+'))
+		i = 1;
+	if (i < len && strspn(v + i, "0123456789") == len - i)
+		return true;
+	cfg_err(x, path, "invalid integer '%s' for %s", v, path);
+	return false;
+}
+
+/* An integer key: absent -> def; else must lie in [min, max]. */
+static int cfg_num(struct cfg_ctx *x, const char *path, const int64_t *v, uint64_t def,
+                   uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	if (!cfg_int_text(x, path))
+		return -1;
+	if (*v < 0 || (uint64_t)*v < min || (uint64_t)*v > max) {
+		const char *dot = strrchr(path, '.');
+		bool port = strcmp(dot ? dot + 1 : path, "port") == 0;
+		return cfg_err(x, path, "%s %" PRId64 " out of range for %s (%" PRIu64
+		               "-%" PRIu64 ")", port ? "invalid port" : "value", *v, path,
+		               min, max);
+	}
+	*out = (uint64_t)*v;
+	return 0;
+}
+
+static int cfg_uint(struct cfg_ctx *x, const char *path, const int64_t *v, unsigned def,
+                    unsigned min, unsigned max, unsigned *out)
+{
+	uint64_t u = 0;
+	if (cfg_num(x, path, v, def, min, max, &u) < 0)
+		return -1;
+	*out = (unsigned)u;
+	return 0;
+}
+
+/* A port: digits only, 0-65535 (0 only where allow0). Returns -1 if not. */
+static long cfg_port_text(const char *s, bool allow0)
+{
+	long v = 0;
+	size_t n = strlen(s);
+	if (n == 0 || n > 5 || strspn(s, "0123456789") != n)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		v = v * 10 + (s[i] - '0');
+	if (v > 65535 || (v == 0 && !allow0))
+		return -1;
+	return v;
+}
+
+/* A host or domain name: labels of letters, digits, '-', '_' (and UTF-8 bytes when
+ * utf8), separated by single dots, at most 253 octets; no trailing dot. */
+static bool cfg_name_ok(const char *s, bool utf8)
+{
+	size_t n = strlen(s), label = 0;
+	if (n == 0 || n > 253)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!(isalnum(ch) || ch == '-' || ch == '_' || (utf8 && ch >= 0x80)))
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return label > 0;
+}
+
+/* A domain for relay.domains / routes / proxy_bypass_domains: lower-cased copy with
+ * one trailing dot removed; "*" and "*.example.org" only when wildcard. NULL if bad
+ * (*oom set when it was memory). */
+static char *cfg_domain(const char *s, bool wildcard, bool *oom)
+{
+	char *d;
+	size_t n;
+	*oom = false;
+	if (wildcard && strcmp(s, "*") == 0) {
+		d = strdup("*");
+		*oom = d == NULL;
+		return d;
+	}
+	d = strdup(s);
+	if (d == NULL) {
+		*oom = true;
+		return NULL;
+	}
+	n = strlen(d);
+	if (n > 1 && d[n - 1] == '.')
+		d[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		d[i] = (char)tolower((unsigned char)d[i]);
+	if (!cfg_name_ok(wildcard && strncmp(d, "*.", 2) == 0 ? d + 2 : d, true)) {
+		free(d);
+		return NULL;
+	}
+	return d;
+}
+
+/* An IPv4 or IPv6 literal (IPv6 optionally in brackets and with a %scope) and a port,
+ * into a sockaddr ready for bind(). */
+static bool cfg_sockaddr(const char *text, unsigned port, struct sockaddr_storage *ss,
+                         socklen_t *len)
+{
+	char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 4];
+	size_t n = strlen(text);
+	char *scope;
+	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof(*ss));
+	if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		*len = sizeof(*sin);
+		return true;
+	}
+	if (n >= 2 && text[0] == '[' && text[n - 1] == ']') {
+		text++;
+		n -= 2;
+	}
+	if (n == 0 || n >= sizeof(buf))
+		return false;
+	memcpy(buf, text, n);
+	buf[n] = '\0';
+	scope = strchr(buf, '%');
+	if (scope != NULL)
+		*scope++ = '\0';
+	if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) != 1)
+		return false;
+	if (scope != NULL) {
+		long idx = cfg_port_text(scope, false);   /* numeric scope id, or a name */
+		unsigned id = idx > 0 ? (unsigned)idx : if_nametoindex(scope);
+		if (*scope == '\0' || id == 0)
+			return false;
+		sin6->sin6_scope_id = id;
+	}
+	sin6->sin6_family = AF_INET6;
+	sin6->sin6_port = htons((uint16_t)port);
+	*len = sizeof(*sin6);
+	return true;
+}
+
+static bool cfg_is_ip(const char *s, int family)
+{
+	unsigned char buf[16];
+	return inet_pton(family, s, buf) == 1;
+}
+
+/* Split "host:port", "[host]:port", "[host]" or "host" into host and port text.
+ * A bare string with several colons is an IPv6 literal without a port. */
+static bool cfg_hostport(const char *s, char *host, size_t hostlen, const char **port,
+                         bool *bracketed)
+{
+	const char *h = s, *end, *colon;
+	*port = NULL;
+	*bracketed = false;
+	if (*s == '[') {
+		end = strchr(s, ']');
+		if (end == NULL)
+			return false;
+		h = s + 1;
+		*bracketed = true;
+		if (end[1] == ':')
+			*port = end + 2;
+		else if (end[1] != '\0')
+			return false;
+	} else {
+		colon = strchr(s, ':');
+		if (colon != NULL && strchr(colon + 1, ':') == NULL) {
+			end = colon;
+			*port = colon + 1;
+		} else {
+			end = s + strlen(s);
+		}
+	}
+	if ((size_t)(end - h) >= hostlen || end == h)
+		return false;
+	memcpy(host, h, (size_t)(end - h));
+	host[end - h] = '\0';
+	return true;
+}
+
+/* A host inside brackets or before a port: IP literal or host name. */
+static bool cfg_host_ok(const char *host, bool bracketed)
+{
+	if (cfg_is_ip(host, AF_INET))
+		return true;
+	if (cfg_is_ip(host, AF_INET6))
+		return bracketed;
+	return cfg_name_ok(host, false);
+}
+
+static bool cfg_readable(const char *path)
+{
+	struct stat st;
+	if (access(path, R_OK) != 0)
+		return false;
+	if (stat(path, &st) != 0)
+		return false;
+	if (S_ISDIR(st.st_mode)) {
+		errno = EISDIR;
+		return false;
+	}
+	return true;
+}
+
+/* Parse a YAML boolean the way YAML 1.1 spells it. */
+static int cfg_bool(struct cfg_ctx *x, const char *path, const char *v, bool def, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+	if (v == NULL) {
+		*out = def;
+		return 0;
+	}
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return cfg_err(x, path, "invalid boolean '%s' for %s (true or false)", v, path);
+}
+
+/* A list of domains into a lower-cased copy. */
+static int cfg_domains(struct cfg_ctx *x, const char *path, char **in, unsigned n,
+                       bool wildcard, char ***out, size_t *nout)
+{
+	struct cfg_path p;
+	if (n == 0)
+		return 0;
+	*out = calloc(n, sizeof(**out));
+	if (*out == NULL)
+		return cfg_oom(x);
+	*nout = n;
+	for (unsigned i = 0; i < n; i++) {
+		bool oom;
+		(*out)[i] = cfg_domain(in[i], wildcard, &oom);
+		if (oom)
+			return cfg_oom(x);
+		if ((*out)[i] == NULL)
+			return cfg_err(x, cfg_path(&p, "%s[%u]", path, i),
+			               "invalid domain '%s' in %s%s", in[i], path,
+			               !wildcard && strchr(in[i], '*') ? " (no wildcards here)" : "");
+	}
+	return 0;
+}
+
+/* A list of CIDRs added to builder b (which the caller owns). */
+static int cfg_cidrs(struct cfg_ctx *x, const char *path, char **in, unsigned n,
+                     struct cidr_builder *b)
+{
+	struct cfg_path p;
+	for (unsigned i = 0; i < n; i++) {
+		char msg[200];
+		if (cidr_builder_add(b, in[i], msg, sizeof(msg)) < 0)
+			return cfg_err(x, cfg_path(&p, "%s[%u]", path, i), "%s in %s", msg, path);
+	}
+	return 0;
+}
+
+/* ---- sections ---- */
+
+static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t i,
+                        struct config_listener *l)
+{
+	struct cfg_path p;
+	struct cidr_builder *b;
+	const char *addr = r && r->address ? r->address : "127.0.0.1";
+	unsigned port;
+
+	if (r == NULL) {                   /* the embedded default listener */
+		l->id = strdup("default");
+		if (l->id == NULL)
+			return cfg_oom(x);
+	} else {
+		if (r->id[0] == '\0')
+			return cfg_err(x, cfg_path(&p, "listeners[%zu].id", i),
+			               "listener id must not be empty");
+		l->id = strdup(r->id);
+		if (l->id == NULL)
+			return cfg_oom(x);
+	}
+	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].port", i), r ? r->port : NULL,
+	             CFG_DEFAULT_PORT, 0, 65535, &port) < 0)
+		return -1;
+	if (!cfg_sockaddr(addr, port, &l->addr, &l->addrlen))
+		return cfg_err(x, cfg_path(&p, "listeners[%zu].address", i),
+		               "invalid address '%s' in listeners[%zu].address "
+		               "(expected an IPv4 or IPv6 literal)", addr, i);
+	l->proxy_protocol = r && r->proxy_protocol ? *r->proxy_protocol : CONFIG_PROXY_OFF;
+	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_timeout", i),
+	             r ? r->proxy_timeout : NULL, 30, 1, 86400, &l->proxy_timeout) < 0)
+		return -1;
+
+	b = cidr_builder_new();
+	if (b == NULL)
+		return cfg_oom(x);
+	if (r != NULL) {
+		if (cfg_cidrs(x, cfg_path(&p, "listeners[%zu].proxy_hosts", i), r->proxy_hosts,
+		              r->proxy_hosts_count, b) < 0)
+			goto fail;
+		if (r->proxy_hosts_file != NULL) {
+			const char *f = r->proxy_hosts_file;
+			cfg_path(&p, "listeners[%zu].proxy_hosts_file", i);
+			if (!cfg_readable(f)) {
+				cfg_err(x, p.s, "cannot read proxy_hosts_file '%s': %s", f,
+				        strerror(errno));
+				goto fail;
+			}
+			/* Errors inside the file carry the file's own PATH:LINE:COL. */
+			if (cidr_builder_add_file(b, f, x->errbuf, x->errlen) < 0)
+				goto fail;
+			l->proxy_hosts_file = strdup(f);
+			if (l->proxy_hosts_file == NULL) {
+				cfg_oom(x);
+				goto fail;
+			}
+		}
+	}
+	l->proxy_hosts = cidr_builder_finish(b);
+	if (l->proxy_hosts == NULL)
+		return cfg_oom(x);
+	if (l->proxy_protocol != CONFIG_PROXY_OFF && cidr_count(l->proxy_hosts) == 0)
+		return cfg_err(x, cfg_path(&p, "listeners[%zu].proxy_protocol", i),
+		               "proxy_protocol '%s' needs at least one proxy host "
+		               "(proxy_hosts or proxy_hosts_file)",
+		               proxy_mode_names[l->proxy_protocol].str);
+
+	l->tls_mode = r && r->tls_mode ? *r->tls_mode : CONFIG_TLS_STARTTLS;
+	if (r != NULL && r->tls != NULL) {
+		const char *files[2] = { r->tls->certificate, r->tls->key };
+		const char *keys[2] = { "certificate", "key" };
+		for (int k = 0; k < 2; k++) {
+			if (files[k][0] == '\0' || !cfg_readable(files[k]))
+				return cfg_err(x, cfg_path(&p, "listeners[%zu].tls.%s", i, keys[k]),
+				               "cannot read tls.%s '%s': %s", keys[k], files[k],
+				               files[k][0] ? strerror(errno) : "empty path");
+		}
+		l->tls_certificate = strdup(r->tls->certificate);
+		l->tls_key = strdup(r->tls->key);
+		if (l->tls_certificate == NULL || l->tls_key == NULL)
+			return cfg_oom(x);
+	} else if (l->tls_mode != CONFIG_TLS_STARTTLS) {
+		return cfg_err(x, cfg_path(&p, "listeners[%zu].tls_mode", i),
+		               "tls_mode '%s' needs tls.certificate and tls.key",
+		               tls_mode_names[l->tls_mode].str);
+	}
+	return 0;
+fail:
+	cidr_builder_free(b);
+	return -1;
+}
+
+static bool cfg_same_addr(const struct config_listener *a, const struct config_listener *b)
+{
+	return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+static uint16_t cfg_listener_port(const struct config_listener *l)
+{
+	if (l->addr.ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)&l->addr)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)&l->addr)->sin6_port);
+}
+
+static int cfg_listeners(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	struct cfg_path p;
+	size_t n = 1;
+
+	if (r != NULL && yamlpos_has(x->pos, "listeners")) {
+		if (r->listeners_count == 0)
+			return cfg_err(x, "listeners", "listeners must not be empty "
+			               "(leave the key out for the default listener)");
+		n = r->listeners_count;
+	}
+	c->listeners = calloc(n, sizeof(*c->listeners));
+	if (c->listeners == NULL)
+		return cfg_oom(x);
+	c->nlisteners = n;
+	for (size_t i = 0; i < n; i++) {
+		const struct raw_listener *rl = r && r->listeners ? &r->listeners[i] : NULL;
+		if (cfg_listener(x, rl, i, &c->listeners[i]) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(c->listeners[j].id, c->listeners[i].id) == 0)
+				return cfg_err(x, cfg_path(&p, "listeners[%zu].id", i),
+				               "duplicate listener id '%s'", c->listeners[i].id);
+			/* Port 0 is "any free port": two of those do not collide. */
+			if (cfg_listener_port(&c->listeners[i]) != 0 &&
+			    cfg_same_addr(&c->listeners[i], &c->listeners[j]))
+				return cfg_err(x, cfg_path(&p, "listeners[%zu].port", i),
+				               "listener '%s' uses the same address and port as "
+				               "listener '%s'", c->listeners[i].id,
+				               c->listeners[j].id);
+		}
+	}
+	return 0;
+}
+
+static int cfg_relay(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	static char *defaults[] = { "127.0.0.0/8", "::1/128" };
+	const struct raw_relay *rr = r ? r->relay : NULL;
+	struct cidr_builder *b = cidr_builder_new();
+	int rc;
+
+	if (b == NULL)
+		return cfg_oom(x);
+	if (rr != NULL && yamlpos_has(x->pos, "relay.networks"))
+		rc = cfg_cidrs(x, "relay.networks", rr->networks, rr->networks_count, b);
+	else
+		rc = cfg_cidrs(x, "relay.networks", defaults, 2, b);
+	if (rc < 0) {
+		cidr_builder_free(b);
+		return -1;
+	}
+	c->relay_networks = cidr_builder_finish(b);
+	if (c->relay_networks == NULL)
+		return cfg_oom(x);
+	if (rr != NULL && cfg_domains(x, "relay.domains", rr->domains, rr->domains_count,
+	                              false, &c->relay_domains, &c->nrelay_domains) < 0)
+		return -1;
+	return 0;
+}
+
+static int cfg_limits(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	const struct raw_limits *l = r ? r->limits : NULL;
+	const struct raw_limits none = { 0 };
+	if (l == NULL)
+		l = &none;
+	if (cfg_num(x, "limits.max_message_size", l->max_message_size, 52428800, 1, INT64_MAX,
+	            &c->max_message_size) < 0 ||
+	    cfg_uint(x, "limits.max_recipients", l->max_recipients, 1000, 1, UINT_MAX,
+	             &c->max_recipients) < 0 ||
+	    cfg_uint(x, "limits.max_line_length", l->max_line_length, 998, 1, UINT_MAX,
+	             &c->max_line_length) < 0 ||
+	    cfg_uint(x, "limits.max_connections", l->max_connections, 50000, 1, UINT_MAX,
+	             &c->max_connections) < 0 ||
+	    cfg_uint(x, "limits.max_connections_per_ip", l->max_connections_per_ip, 500, 1,
+	             UINT_MAX, &c->max_connections_per_ip) < 0 ||
+	    cfg_uint(x, "limits.idle_timeout", l->idle_timeout, 300, 1, UINT_MAX,
+	             &c->idle_timeout) < 0)
+		return -1;
+	return 0;
+}
+
+/* transports[i].source: one mapping or a list of them, each { ipv4, ipv6, helo }. */
+static int cfg_source(struct cfg_ctx *x, yaml_node_t *m, struct config_source *s)
+{
+	yaml_document_t *doc = yamlpos_document(x->pos);
+	if (m->type != YAML_MAPPING_NODE)
+		return cfg_err_at(x, yamlpos_node_mark(m), "wrong type for source: expected a "
+		                  "mapping { ipv4, ipv6, helo }");
+	for (yaml_node_pair_t *pr = m->data.mapping.pairs.start;
+	     pr < m->data.mapping.pairs.top; pr++) {
+		yaml_node_t *k = yaml_document_get_node(doc, pr->key);
+		yaml_node_t *v = yaml_document_get_node(doc, pr->value);
+		const char *key = (const char *)k->data.scalar.value;  /* scalar: yamlpos */
+		const char *val;
+		char **slot;
+		bool ok;
+
+		if (strcmp(key, "ipv4") == 0)
+			slot = &s->ipv4;
+		else if (strcmp(key, "ipv6") == 0)
+			slot = &s->ipv6;
+		else if (strcmp(key, "helo") == 0)
+			slot = &s->helo;
+		else
+			return cfg_err_at(x, yamlpos_node_mark(k), "unknown key '%s'", key);
+		if (v->type != YAML_SCALAR_NODE)
+			return cfg_err_at(x, yamlpos_node_mark(v), "wrong type for source.%s: "
+			                  "expected a string", key);
+		val = (const char *)v->data.scalar.value;
+		if (slot == &s->ipv4)
+			ok = cfg_is_ip(val, AF_INET);
+		else if (slot == &s->ipv6)
+			ok = cfg_is_ip(val, AF_INET6);
+		else
+			ok = cfg_name_ok(val, false);
+		if (!ok || strlen(val) != v->data.scalar.length)
+			return cfg_err_at(x, yamlpos_node_mark(v), "invalid %s '%s' in source",
+			                  slot == &s->helo ? "helo name" :
+			                  slot == &s->ipv4 ? "IPv4 address" : "IPv6 address", val);
+		*slot = strdup(val);
+		if (*slot == NULL)
+			return cfg_oom(x);
+	}
+	if (s->ipv4 == NULL && s->ipv6 == NULL)
+		return cfg_err_at(x, yamlpos_node_mark(m), "source needs an ipv4 or ipv6 address");
+	return 0;
+}
+
+static int cfg_sources(struct cfg_ctx *x, size_t i, struct config_transport *t)
+{
+	struct cfg_path p;
+	yaml_node_t *n = yamlpos_node(x->pos, cfg_path(&p, "transports[%zu].source", i));
+	yaml_document_t *doc;
+	size_t cnt = 1;
+
+	if (n == NULL)
+		return 0;
+	doc = yamlpos_document(x->pos);
+	if (n->type == YAML_SCALAR_NODE) {
+		const char *v = (const char *)n->data.scalar.value;
+		if (n->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+		    (v[0] == '\0' || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0))
+			return 0;              /* "source:" with nothing: none */
+		return cfg_err(x, p.s, "wrong type for %s: expected a mapping or a list of "
+		               "mappings", p.s);
+	}
+	if (n->type == YAML_SEQUENCE_NODE)
+		cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+	if (cnt == 0)
+		return 0;
+	t->sources = calloc(cnt, sizeof(*t->sources));
+	if (t->sources == NULL)
+		return cfg_oom(x);
+	t->nsources = cnt;
+	if (n->type == YAML_MAPPING_NODE)
+		return cfg_source(x, n, &t->sources[0]);
+	for (size_t j = 0; j < cnt; j++) {
+		yaml_node_t *e = yaml_document_get_node(doc, n->data.sequence.items.start[j]);
+		if (cfg_source(x, e, &t->sources[j]) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* nexthop: "mx", "[host]" (port 25) or "[host]:port"; stored as "mx" or "[host]:port". */
+static int cfg_nexthop(struct cfg_ctx *x, const char *path, const char *v, char **out)
+{
+	char host[256];
+	const char *port;
+	bool br;
+	long pn = 25;
+
+	if (v == NULL || strcasecmp(v, "mx") == 0) {
+		*out = strdup("mx");
+		return *out ? 0 : cfg_oom(x);
+	}
+	if (!cfg_hostport(v, host, sizeof(host), &port, &br) || !br || !cfg_host_ok(host, br) ||
+	    (port != NULL && (pn = cfg_port_text(port, false)) < 0))
+		return cfg_err(x, path, "invalid nexthop '%s' in %s (expected mx or [host]:port)",
+		               v, path);
+	if (asprintf(out, "[%s]:%ld", host, pn) < 0) {
+		*out = NULL;
+		return cfg_oom(x);
+	}
+	return 0;
+}
+
+static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_t i,
+                         struct config_transport *t)
+{
+	struct cfg_path p;
+
+	if (r == NULL) {                   /* the embedded default transport */
+		t->id = strdup("default");
+		t->nexthop = strdup("mx");
+		if (t->id == NULL || t->nexthop == NULL)
+			return cfg_oom(x);
+		t->tls = CONFIG_OUT_TLS_OPPORTUNISTIC;
+		t->max_connections = 100;
+		t->max_messages_per_connection = 1000;
+		return 0;
+	}
+	if (r->id[0] == '\0')
+		return cfg_err(x, cfg_path(&p, "transports[%zu].id", i),
+		               "transport id must not be empty");
+	t->id = strdup(r->id);
+	if (t->id == NULL)
+		return cfg_oom(x);
+	if (cfg_nexthop(x, cfg_path(&p, "transports[%zu].nexthop", i), r->nexthop,
+	                &t->nexthop) < 0)
+		return -1;
+	t->tls = r->tls ? *r->tls : CONFIG_OUT_TLS_OPPORTUNISTIC;
+	if (r->tls_ca_file != NULL) {
+		if (r->tls_ca_file[0] == '\0' || !cfg_readable(r->tls_ca_file))
+			return cfg_err(x, cfg_path(&p, "transports[%zu].tls_ca_file", i),
+			               "cannot read tls_ca_file '%s': %s", r->tls_ca_file,
+			               r->tls_ca_file[0] ? strerror(errno) : "empty path");
+		t->tls_ca_file = strdup(r->tls_ca_file);
+		if (t->tls_ca_file == NULL)
+			return cfg_oom(x);
+	}
+	if (cfg_uint(x, cfg_path(&p, "transports[%zu].max_connections", i),
+	             r->max_connections, 100, 1, UINT_MAX, &t->max_connections) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "transports[%zu].max_messages_per_connection", i),
+	             r->max_messages_per_connection, 1000, 1, UINT_MAX,
+	             &t->max_messages_per_connection) < 0)
+		return -1;
+	if (r->proxy_pool != NULL) {
+		t->proxy_pool = strdup(r->proxy_pool);
+		if (t->proxy_pool == NULL)
+			return cfg_oom(x);
+	}
+	if (cfg_sources(x, i, t) < 0)
+		return -1;
+	return cfg_domains(x, cfg_path(&p, "transports[%zu].proxy_bypass_domains", i),
+	                   r->proxy_bypass_domains, r->proxy_bypass_domains_count, true,
+	                   &t->proxy_bypass_domains, &t->nproxy_bypass_domains);
+}
+
+static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
+                    struct config_proxy_pool *pp)
+{
+	struct cfg_path p;
+	const struct raw_health_check none = { 0 }, *h = r->health_check ? r->health_check : &none;
+
+	if (r->id[0] == '\0')
+		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].id", i),
+		               "proxy pool id must not be empty");
+	pp->id = strdup(r->id);
+	if (pp->id == NULL)
+		return cfg_oom(x);
+	cfg_path(&p, "proxy_pools[%zu].version", i);
+	if (r->version != NULL && !cfg_int_text(x, p.s))
+		return -1;
+	if (r->version != NULL && *r->version != 1 && *r->version != 2)
+		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].version", i),
+		               "invalid PROXY protocol version %" PRId64 " in proxy_pools[%zu]"
+		               ".version (1 or 2)", *r->version, i);
+	pp->version = r->version ? (unsigned)*r->version : 2;
+	if (r->servers_count == 0)
+		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].servers", i),
+		               "proxy pool '%s' has no servers", pp->id);
+	pp->servers = calloc(r->servers_count, sizeof(*pp->servers));
+	if (pp->servers == NULL)
+		return cfg_oom(x);
+	pp->nservers = r->servers_count;
+	for (unsigned j = 0; j < r->servers_count; j++) {
+		char host[256];
+		const char *port;
+		bool br;
+		if (!cfg_hostport(r->servers[j], host, sizeof(host), &port, &br) ||
+		    port == NULL || cfg_port_text(port, false) < 0 || !cfg_host_ok(host, br))
+			return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].servers[%u]", i, j),
+			               "invalid server '%s' in proxy_pools[%zu].servers "
+			               "(expected host:port or [IPv6]:port)", r->servers[j], i);
+		pp->servers[j] = strdup(r->servers[j]);
+		if (pp->servers[j] == NULL)
+			return cfg_oom(x);
+	}
+	if (cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.interval", i), h->interval,
+	             5, 1, 86400, &pp->health_check.interval) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.timeout", i), h->timeout,
+	             1, 1, 86400, &pp->health_check.timeout) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.failure_threshold", i),
+	             h->failure_threshold, 3, 1, 1000, &pp->health_check.failure_threshold) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.success_threshold", i),
+	             h->success_threshold, 3, 1, 1000, &pp->health_check.success_threshold) < 0)
+		return -1;
+	return 0;
+}
+
+static int cfg_delivery(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	struct cfg_path p;
+	size_t nt = r && yamlpos_has(x->pos, "transports") ? r->transports_count : 0;
+	size_t np = r ? r->proxy_pools_count : 0;
+	bool default_routes = !(r && yamlpos_has(x->pos, "routes"));
+
+	/* Pools first: transports refer to them. */
+	if (np > 0) {
+		c->proxy_pools = calloc(np, sizeof(*c->proxy_pools));
+		if (c->proxy_pools == NULL)
+			return cfg_oom(x);
+		c->nproxy_pools = np;
+	}
+	for (size_t i = 0; i < np; i++) {
+		if (cfg_pool(x, &r->proxy_pools[i], i, &c->proxy_pools[i]) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->proxy_pools[j].id, c->proxy_pools[i].id) == 0)
+				return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].id", i),
+				               "duplicate proxy pool id '%s'", c->proxy_pools[i].id);
+	}
+
+	if (r && yamlpos_has(x->pos, "transports") && nt == 0)
+		return cfg_err(x, "transports", "transports must not be empty "
+		               "(leave the key out for the default transport)");
+	c->transports = calloc(nt ? nt : 1, sizeof(*c->transports));
+	if (c->transports == NULL)
+		return cfg_oom(x);
+	c->ntransports = nt ? nt : 1;
+	for (size_t i = 0; i < c->ntransports; i++) {
+		struct config_transport *t = &c->transports[i];
+		if (cfg_transport(x, nt ? &r->transports[i] : NULL, i, t) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->transports[j].id, t->id) == 0)
+				return cfg_err(x, cfg_path(&p, "transports[%zu].id", i),
+				               "duplicate transport id '%s'", t->id);
+		if (t->proxy_pool != NULL) {
+			size_t j;
+			for (j = 0; j < c->nproxy_pools; j++)
+				if (strcmp(c->proxy_pools[j].id, t->proxy_pool) == 0)
+					break;
+			if (j == c->nproxy_pools)
+				return cfg_err(x, cfg_path(&p, "transports[%zu].proxy_pool", i),
+				               "transport '%s' names unknown proxy pool '%s'", t->id,
+				               t->proxy_pool);
+		}
+	}
+
+	if (default_routes) {
+		c->routes = calloc(1, sizeof(*c->routes));
+		if (c->routes == NULL)
+			return cfg_oom(x);
+		c->nroutes = 1;
+		c->routes[0].domains = calloc(1, sizeof(char *));
+		if (c->routes[0].domains == NULL)
+			return cfg_oom(x);
+		c->routes[0].ndomains = 1;
+		c->routes[0].domains[0] = strdup("*");
+		c->routes[0].transport = strdup("default");
+		if (c->routes[0].domains[0] == NULL || c->routes[0].transport == NULL)
+			return cfg_oom(x);
+	} else if (r->routes_count == 0) {
+		return cfg_err(x, "routes", "routes must not be empty "
+		               "(leave the key out for the default route '*' -> default)");
+	} else {
+		c->routes = calloc(r->routes_count, sizeof(*c->routes));
+		if (c->routes == NULL)
+			return cfg_oom(x);
+		c->nroutes = r->routes_count;
+		for (size_t i = 0; i < c->nroutes; i++) {
+			const struct raw_route *rr = &r->routes[i];
+			if (rr->domains_count == 0)
+				return cfg_err(x, cfg_path(&p, "routes[%zu].domains", i),
+				               "route has no domains");
+			if (cfg_domains(x, cfg_path(&p, "routes[%zu].domains", i), rr->domains,
+			                rr->domains_count, true, &c->routes[i].domains,
+			                &c->routes[i].ndomains) < 0)
+				return -1;
+			c->routes[i].transport = strdup(rr->transport);
+			if (c->routes[i].transport == NULL)
+				return cfg_oom(x);
+		}
+	}
+	for (size_t i = 0; i < c->nroutes; i++) {
+		size_t j;
+		for (j = 0; j < c->ntransports; j++)
+			if (strcmp(c->transports[j].id, c->routes[i].transport) == 0)
+				break;
+		if (j == c->ntransports) {
+			if (default_routes)
+				return cfg_err_at(x, yamlpos_key(x->pos, "transports"),
+				                  "no routes given and no transport 'default' for the "
+				                  "implicit route '*' -> default");
+			return cfg_err(x, cfg_path(&p, "routes[%zu].transport", i),
+			               "route names unknown transport '%s'", c->routes[i].transport);
+		}
+	}
+	return 0;
+}
+
+static int cfg_queue(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	static const unsigned defaults[] = { 60, 300, 900, 1800, 3600 };
+	const struct raw_queue *q = r ? r->queue : NULL;
+	struct cfg_path p;
+	uint64_t age = 0;
+
+	if (q != NULL && yamlpos_has(x->pos, "queue.retry_schedule")) {
+		if (q->retry_schedule_count == 0)
+			return cfg_err(x, "queue.retry_schedule", "retry_schedule must not be empty");
+		c->retry_schedule = calloc(q->retry_schedule_count, sizeof(unsigned));
+		if (c->retry_schedule == NULL)
+			return cfg_oom(x);
+		c->nretry_schedule = q->retry_schedule_count;
+		for (unsigned i = 0; i < q->retry_schedule_count; i++)
+			if (cfg_uint(x, cfg_path(&p, "queue.retry_schedule[%u]", i),
+			             &q->retry_schedule[i], 0, 1, UINT_MAX,
+			             &c->retry_schedule[i]) < 0)
+				return -1;
+	} else {
+		c->retry_schedule = malloc(sizeof(defaults));
+		if (c->retry_schedule == NULL)
+			return cfg_oom(x);
+		memcpy(c->retry_schedule, defaults, sizeof(defaults));
+		c->nretry_schedule = sizeof(defaults) / sizeof(defaults[0]);
+	}
+	if (cfg_num(x, "queue.max_age", q ? q->max_age : NULL, 432000, 1, UINT_MAX, &age) < 0)
+		return -1;
+	c->max_age = (unsigned)age;
+	return 0;
+}
+
+static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	const struct raw_spool *s = r ? r->spool : NULL;
+	const struct raw_dns *d = r ? r->dns : NULL;
+	struct cfg_path p;
+
+	if (r != NULL && r->hostname != NULL) {
+		if (!cfg_name_ok(r->hostname, false))
+			return cfg_err(x, "hostname", "invalid hostname '%s'", r->hostname);
+		c->hostname = strdup(r->hostname);
+	} else {
+		char host[256] = "";
+		if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0')
+			strcpy(host, "localhost");
+		c->hostname = strdup(host);
+	}
+	if (c->hostname == NULL)
+		return cfg_oom(x);
+	if (cfg_uint(x, "workers", r ? r->workers : NULL, 0, 0, CFG_MAX_WORKERS,
+	             &c->workers) < 0)
+		return -1;
+
+	if (s != NULL && s->path != NULL && s->path[0] == '\0')
+		return cfg_err(x, "spool.path", "spool.path must not be empty");
+	c->spool_path = strdup(s && s->path ? s->path : "./spool");
+	if (c->spool_path == NULL)
+		return cfg_oom(x);
+	if (cfg_bool(x, "spool.sync", s ? s->sync : NULL, true, &c->spool_sync) < 0)
+		return -1;
+
+	if (d != NULL && d->servers_count > 0) {
+		c->dns_servers = calloc(d->servers_count, sizeof(char *));
+		if (c->dns_servers == NULL)
+			return cfg_oom(x);
+		c->ndns_servers = d->servers_count;
+		for (unsigned i = 0; i < d->servers_count; i++) {
+			char host[INET6_ADDRSTRLEN + 1];
+			const char *port;
+			bool br;
+			const char *v = d->servers[i];
+			if (!cfg_hostport(v, host, sizeof(host), &port, &br) ||
+			    !(cfg_is_ip(host, AF_INET) || cfg_is_ip(host, AF_INET6)) ||
+			    (cfg_is_ip(host, AF_INET6) && port != NULL && !br) ||
+			    (port != NULL && cfg_port_text(port, false) < 0))
+				return cfg_err(x, cfg_path(&p, "dns.servers[%u]", i),
+				               "invalid DNS server '%s' in dns.servers "
+				               "(expected IP, IP:port or [IPv6]:port)", v);
+			c->dns_servers[i] = strdup(v);
+			if (c->dns_servers[i] == NULL)
+				return cfg_oom(x);
+		}
+	}
+	return 0;
+}
+
+static int cfg_build(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	if (cfg_top(x, r, c) < 0 || cfg_listeners(x, r, c) < 0 || cfg_relay(x, r, c) < 0 ||
+	    cfg_limits(x, r, c) < 0 || cfg_delivery(x, r, c) < 0 || cfg_queue(x, r, c) < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- libcyaml errors back to FILE:LINE:COL ---- */
+
+struct cfg_log {
+	char buf[4096];
+	size_t len;
+};
+
+static void cfg_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+	__attribute__((format(printf, 3, 0)));
+static void cfg_log_fn(cyaml_log_t level, void *ctx, const char *fmt, va_list args)
+{
+	struct cfg_log *l = ctx;
+	int n;
+	if (level < CYAML_LOG_ERROR || l->len >= sizeof(l->buf) - 1)
+		return;
+	n = vsnprintf(l->buf + l->len, sizeof(l->buf) - l->len, fmt, args);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(l->buf) - l->len)
+		n = (int)(sizeof(l->buf) - 1 - l->len);   /* truncated */
+	l->len += (size_t)n;
+}
+
+enum cfg_frame_kind { CFG_FRAME_MAP = 0, CFG_FRAME_FIELD, CFG_FRAME_ENTRY };
+
+struct cfg_frame {
+	enum cfg_frame_kind kind;
+	char name[128];                    /* field key, or entry number (1-based) */
+	struct yamlpos_mark mark;
+};
+
+/* One backtrace line: "  in mapping field 'KEY' (line: L, column: C)",
+ * "  in sequence entry 'N' (line: L, column: C)" or "  in mapping (line: L, column: C)". */
+static bool cfg_parse_frame(const char *line, size_t len, struct cfg_frame *f)
+{
+	static const char field[] = "in mapping field '", entry[] = "in sequence entry '",
+	                  map[] = "in mapping";
+	char tmp[300];
+	const char *s, *lp, *q;
+	unsigned ln = 0, col = 0;
+
+	if (len >= sizeof(tmp))
+		return false;
+	memcpy(tmp, line, len);
+	tmp[len] = '\0';
+	s = tmp + strspn(tmp, " ");
+	memset(f, 0, sizeof(*f));
+	/* The position is the last " (line: " group: a key may hold anything. */
+	lp = NULL;
+	for (q = strstr(s, " (line: "); q != NULL; q = strstr(q + 1, " (line: "))
+		lp = q;
+	if (lp != NULL && sscanf(lp, " (line: %u, column: %u)", &ln, &col) == 2) {
+		f->mark.line = ln;
+		f->mark.col = col;
+	} else {
+		lp = s + strlen(s);
+	}
+	if (strncmp(s, field, sizeof(field) - 1) == 0 || strncmp(s, entry, sizeof(entry) - 1) == 0) {
+		bool is_field = s[3] == 'm';
+		size_t skip = is_field ? sizeof(field) - 1 : sizeof(entry) - 1;
+		size_t n = (size_t)(lp - (s + skip));
+		if (n == 0 || s[skip + n - 1] != '\'' || n - 1 >= sizeof(f->name))
+			return false;
+		memcpy(f->name, s + skip, n - 1);
+		f->name[n - 1] = '\0';
+		f->kind = is_field ? CFG_FRAME_FIELD : CFG_FRAME_ENTRY;
+		return true;
+	}
+	if (strncmp(s, map, sizeof(map) - 1) == 0) {
+		f->kind = CFG_FRAME_MAP;
+		return true;
+	}
+	return false;
+}
+
+static const char *cfg_type_word(const char *t)
+{
+	static const struct {
+		const char *cy, *word;
+	} words[] = {
+		{ "STRING", "a string" }, { "INT", "an integer" }, { "UINT", "an integer" },
+		{ "BOOL", "a boolean" }, { "ENUM", "a string" }, { "FLOAT", "a number" },
+		{ "MAPPING", "a mapping" }, { "SEQUENCE", "a list" },
+		{ "SEQUENCE_FIXED", "a list" }, { "SCALAR", "a scalar" },
+		{ "SEQUENCE_START", "a list" }, { "MAPPING_START", "a mapping" },
+		{ "ALIAS", "an alias" },
+	};
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcmp(words[i].cy, t) == 0)
+			return words[i].word;
+	return t;
+}
+
+/* Turn the captured libcyaml log into "FILE:LINE:COL: message". */
+static void cfg_cyaml_error(struct cfg_ctx *x, cyaml_err_t err, const struct cfg_log *log)
+{
+	struct cfg_frame frames[32];
+	size_t nframes = 0;
+	char msg[512] = "";
+	char path[512] = "", parent[512] = "";
+	const char *line = log->buf, *where;
+	struct yamlpos_mark m;
+
+	/* Split the log into the message and the backtrace frames (innermost first). */
+	while (*line != '\0') {
+		const char *nl = strchr(line, '\n');
+		size_t len = nl ? (size_t)(nl - line) : strlen(line);
+		if (strncmp(line, "Load: ", 6) == 0 && strncmp(line, "Load: Backtrace:", 16) != 0) {
+			if (msg[0] == '\0')
+				snprintf(msg, sizeof(msg), "%.*s", (int)(len - 6), line + 6);
+		} else if (strncmp(line, "  in ", 5) == 0 && nframes < 32) {
+			if (cfg_parse_frame(line, len, &frames[nframes]))
+				nframes++;
+		}
+		line += len + (nl != NULL);
+	}
+	if (err == CYAML_ERR_OOM || msg[0] == '\0') {
+		struct yamlpos_mark where0 = nframes ? frames[0].mark : (struct yamlpos_mark){ 1, 1 };
+		cfg_err_at(x, where0, "%s", err == CYAML_ERR_OOM ? "out of memory" :
+		           cyaml_strerror(err));
+		return;
+	}
+
+	/* Outermost to innermost: the path of the value being loaded, and of its container. */
+	for (size_t k = nframes; k-- > 0;) {
+		size_t len = strlen(path);
+		if (k == 0)
+			memcpy(parent, path, sizeof(parent));
+		if (frames[k].kind == CFG_FRAME_FIELD)
+			snprintf(path + len, sizeof(path) - len, "%s%s", len ? "." : "",
+			         frames[k].name);
+		else if (frames[k].kind == CFG_FRAME_ENTRY)
+			snprintf(path + len, sizeof(path) - len, "[%ld]",
+			         strtol(frames[k].name, NULL, 10) - 1);
+	}
+	if (nframes == 0)
+		parent[0] = '\0';
+	where = path[0] ? path : "the document";
+	m = yamlpos_has(x->pos, path) || nframes == 0 || frames[0].mark.line == 0 ?
+	    yamlpos_value(x->pos, path) : frames[0].mark;
+
+	if (strncmp(msg, "Unexpected key: ", 16) == 0) {
+		const char *key = msg + 16;
+		char kp[sizeof(path) + sizeof(msg) + 2];
+		/* The innermost frame is the mapping, or its last field. */
+		const char *base = nframes && frames[0].kind == CFG_FRAME_FIELD ? parent : path;
+		snprintf(kp, sizeof(kp), "%s%s%s", base, base[0] ? "." : "", key);
+		if (!yamlpos_has(x->pos, kp))
+			snprintf(kp, sizeof(kp), "%s%s%s", path, path[0] ? "." : "", key);
+		if (base[0])
+			cfg_err_at(x, yamlpos_key(x->pos, kp), "unknown key '%s' in %s", key, base);
+		else
+			cfg_err_at(x, yamlpos_key(x->pos, kp), "unknown key '%s'", key);
+	} else if (strncmp(msg, "Missing required mapping field: ", 32) == 0) {
+		const char *base = nframes && frames[0].kind == CFG_FRAME_FIELD ? parent : path;
+		cfg_err_at(x, yamlpos_value(x->pos, base), "missing required key '%s'%s%s",
+		           msg + 32, base[0] ? " in " : "", base);
+	} else if (strncmp(msg, "Invalid INT value: ", 19) == 0 ||
+	           strncmp(msg, "Invalid UINT value: ", 20) == 0) {
+		cfg_err_at(x, m, "invalid integer %s for %s", strchr(msg, ':') + 2, where);
+	} else if (strncmp(msg, "Invalid ENUM value: ", 20) == 0) {
+		const char *key = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
+		const char *expect = NULL;
+		for (size_t i = 0; i < sizeof(cfg_enum_help) / sizeof(cfg_enum_help[0]); i++)
+			if (strcmp(cfg_enum_help[i].key, key) == 0)
+				expect = cfg_enum_help[i].expect;
+		cfg_err_at(x, m, "invalid value '%s' for %s%s%s%s", msg + 20, where,
+		           expect ? " (expected " : "", expect ? expect : "", expect ? ")" : "");
+	} else if (strncmp(msg, "Expecting ", 10) == 0) {
+		char want[32] = "", got[32] = "";
+		if (sscanf(msg, "Expecting %31[A-Z_], got event: %31[A-Z_]", want, got) == 2)
+			cfg_err_at(x, m, "wrong type for %s: expected %s, got %s", where,
+			           cfg_type_word(want), cfg_type_word(got));
+		else
+			cfg_err_at(x, m, "%s (%s)", msg, where);
+	} else {
+		cfg_err_at(x, m, "%s (%s)", msg, where);
+	}
+}
+
+/* ---- public ---- */
+
+void config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->hostname);
+	free(c->spool_path);
+	for (size_t i = 0; i < c->ndns_servers; i++)
+		free(c->dns_servers[i]);
+	free(c->dns_servers);
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		struct config_listener *l = &c->listeners[i];
+		free(l->id);
+		cidr_free(l->proxy_hosts);
+		free(l->proxy_hosts_file);
+		free(l->tls_certificate);
+		free(l->tls_key);
+	}
+	free(c->listeners);
+	cidr_free(c->relay_networks);
+	for (size_t i = 0; i < c->nrelay_domains; i++)
+		free(c->relay_domains[i]);
+	free(c->relay_domains);
+	for (size_t i = 0; i < c->nroutes; i++) {
+		for (size_t j = 0; j < c->routes[i].ndomains; j++)
+			free(c->routes[i].domains[j]);
+		free(c->routes[i].domains);
+		free(c->routes[i].transport);
+	}
+	free(c->routes);
+	for (size_t i = 0; i < c->ntransports; i++) {
+		struct config_transport *t = &c->transports[i];
+		free(t->id);
+		free(t->nexthop);
+		free(t->tls_ca_file);
+		free(t->proxy_pool);
+		for (size_t j = 0; j < t->nsources; j++) {
+			free(t->sources[j].ipv4);
+			free(t->sources[j].ipv6);
+			free(t->sources[j].helo);
+		}
+		free(t->sources);
+		for (size_t j = 0; j < t->nproxy_bypass_domains; j++)
+			free(t->proxy_bypass_domains[j]);
+		free(t->proxy_bypass_domains);
+	}
+	free(c->transports);
+	for (size_t i = 0; i < c->nproxy_pools; i++) {
+		free(c->proxy_pools[i].id);
+		for (size_t j = 0; j < c->proxy_pools[i].nservers; j++)
+			free(c->proxy_pools[i].servers[j]);
+		free(c->proxy_pools[i].servers);
+	}
+	free(c->proxy_pools);
+	free(c->retry_schedule);
+	free(c->source_file);
+	free(c);
+}
+
+static struct config *cfg_load(struct cfg_ctx *x, const struct raw_config *r)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		cfg_oom(x);
+		return NULL;
+	}
+	if (cfg_build(x, r, c) < 0) {
+		config_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* Is the document's root a null scalar (empty, "~" or "null")? */
+static bool cfg_null_doc(const struct yamlpos *pos)
+{
+	const yaml_node_t *root = yamlpos_node(pos, "");
+	const char *v;
+	if (root == NULL || root->type != YAML_SCALAR_NODE ||
+	    root->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+		return false;
+	v = (const char *)root->data.scalar.value;
+	return v[0] == '\0' || strcmp(v, "~") == 0 || strcasecmp(v, "null") == 0;
+}
+
+struct config *config_load_mem(const char *name, const char *yaml, size_t len,
+                               char *errbuf, size_t errlen)
+{
+	struct cfg_ctx x = { .name = name ? name : "(memory)", .errbuf = errbuf,
+	                     .errlen = errlen };
+	struct cfg_log log = { .len = 0 };
+	cyaml_config_t cy = {
+		.log_fn = cfg_log_fn,
+		.log_ctx = &log,
+		.mem_fn = cyaml_mem,
+		.log_level = CYAML_LOG_ERROR,
+		.flags = CYAML_CFG_DEFAULT,
+	};
+	struct raw_config *raw = NULL;
+	struct config *c = NULL;
+	struct yamlpos_mark m;
+	char msg[256];
+	cyaml_err_t err;
+
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	x.pos = yamlpos_new(yaml, len, &m, msg, sizeof(msg));
+	if (x.pos == NULL) {
+		cfg_err_at(&x, m, "%s", msg);
+		return NULL;
+	}
+	log.buf[0] = '\0';
+	if (cfg_null_doc(x.pos)) {
+		/* "---" alone, or "~": an empty document, which libcyaml would reject. */
+		struct raw_config empty = { 0 };
+		c = cfg_load(&x, &empty);
+		goto named;
+	}
+	err = cyaml_load_data((const uint8_t *)yaml, len, &cy, &top_schema,
+	                      (cyaml_data_t **)&raw, NULL);
+	if (err != CYAML_OK) {
+		cfg_cyaml_error(&x, err, &log);
+		goto out;
+	}
+	{
+		/* An empty document (or one of only comments) loads as NULL: all defaults. */
+		struct raw_config empty = { 0 };
+		c = cfg_load(&x, raw ? raw : &empty);
+	}
+named:
+	if (c != NULL) {
+		c->source_file = cfg_strdup(x.name);
+		if (c->source_file == NULL) {
+			cfg_oom(&x);
+			config_free(c);
+			c = NULL;
+		}
+	}
+out:
+	if (raw != NULL)
+		cyaml_free(&cy, &top_schema, raw, 0);
+	yamlpos_free(x.pos);
+	return c;
+}
+
+struct config *config_load(const char *path, char *errbuf, size_t errlen)
+{
+	struct cfg_ctx x = { .name = path ? path : CFG_NAME_DEFAULTS, .errbuf = errbuf,
+	                     .errlen = errlen };
+	struct yamlpos_mark none = { 0, 0 };
+	struct config *c;
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	FILE *f;
+
+	if (errbuf != NULL && errlen > 0)
+		errbuf[0] = '\0';
+	if (path == NULL)
+		return cfg_load(&x, NULL);
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		cfg_err_at(&x, none, "cannot open: %s", strerror(errno));
+		return NULL;
+	}
+	for (;;) {
+		size_t n;
+		if (len == cap) {
+			char *nb;
+			if (cap >= CFG_MAX_FILE) {
+				cfg_err_at(&x, none, "file larger than %u bytes", CFG_MAX_FILE);
+				goto fail;
+			}
+			cap = cap ? cap * 2 : 8192;
+			nb = realloc(buf, cap);
+			if (nb == NULL) {
+				cfg_oom(&x);
+				goto fail;
+			}
+			buf = nb;
+		}
+		n = fread(buf + len, 1, cap - len, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		cfg_err_at(&x, none, "read error: %s", strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	c = config_load_mem(path, buf ? buf : "", len, errbuf, errlen);
+	free(buf);
+	return c;
+fail:
+	fclose(f);
+	free(buf);
+	return NULL;
+}
+
+void config_summary(const struct config *c, char *buf, size_t len)
+{
+	size_t nets = cidr_count(c->relay_networks);
+#define CFG_PL(n) (n), ((n) == 1 ? "" : "s")
+	snprintf(buf, len, "ok: %s: %zu listener%s, %zu relay network%s, %zu relay domain%s, "
+	         "%zu route%s, %zu transport%s, %zu proxy pool%s",
+	         c->source_file ? c->source_file : CFG_NAME_DEFAULTS,
+	         CFG_PL(c->nlisteners), CFG_PL(nets), CFG_PL(c->nrelay_domains),
+	         CFG_PL(c->nroutes), CFG_PL(c->ntransports), CFG_PL(c->nproxy_pools));
+#undef CFG_PL
+}
+
+bool config_relay_domain(const struct config *c, const char *domain, size_t len)
+{
+	if (c == NULL || domain == NULL)
+		return false;
+	for (size_t i = 0; i < c->nrelay_domains; i++) {
+		const char *d = c->relay_domains[i];
+		if (strlen(d) == len && strncasecmp(d, domain, len) == 0)
+			return true;
+	}
+	return false;
+}

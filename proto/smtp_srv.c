@@ -1,0 +1,1113 @@
+/* proto/smtp_srv — the inbound SMTP session as a pure state machine; see smtp_srv.h.
+ *
+ * Shape (OpenSMTPD style): one state enum, changed only by srv_enter(); one const command
+ * table {verb, check, run}: check replies 503/554 and refuses without touching the state,
+ * run parses the arguments and acts. Two resumable byte lexers feed it: the command-line
+ * assembler (srv_cmd_feed) and the DATA lexer (srv_data_feed). Both work octet by octet
+ * with all their state in the session, so a stream split anywhere is handled exactly as
+ * the same stream in one piece.
+ *
+ * SMTP smuggling (bare line endings). A line ends at LF and only at LF. A CR is held
+ * until the next octet shows whether it is part of CRLF; if not, it is a bare CR and
+ * counts as ordinary line content. A LF without CR before it is a bare LF. Either one
+ * rejects the whole command line (550 5.5.2, counted as an error) or, in DATA, the whole
+ * message: reading goes on until the real CRLF "." CRLF and nothing is handed out.
+ * The end of DATA is recognised only as a line that is exactly "." which ends in CRLF
+ * and which itself began after CRLF (or right after the 354). So "\n.\n", "\n.\r\n",
+ * "\r\n.\n" and "\r.\r\n" never end the data, and what a smuggler puts behind them is
+ * message text of a message that is refused.
+ *
+ * Decisions where DESIGN.md and the header are silent:
+ * - Limits of 0 mean "use the default" (50 MiB, 1000 recipients, 998 octets, 20 errors),
+ *   so memory stays bounded whatever the caller passes.
+ * - max_line_length counts the octets of a DATA line before CRLF after dot-unstuffing
+ *   (RFC 5321 4.5.3.1.6 does not count the transparency dot). A longer line makes the
+ *   message fail at its end with "550 5.6.0 Error: message line too long".
+ * - max_message_size counts the unstuffed data with its CRLFs, without our Received:.
+ * - When a message has several defects, the reply names the most important: a bare
+ *   line ending (the first one seen), then an over-long line, then the size. A command
+ *   line likewise: bare line ending, then "command too long", then a NUL octet
+ *   ("500 5.5.2 Error: bad syntax"; NUL is not allowed in commands).
+ * - Every 4xx/5xx reply to a client command or to the end of its data counts as an
+ *   error. "451 queue file write error" does not: it is our fault, not the client's.
+ * - Addresses must be in angle brackets ("MAIL FROM:user@host" is 501 5.1.7). Spaces
+ *   after the colon and between parameters are tolerated; parameters are
+ *   space-separated. RCPT takes no parameters (we advertise none): 555.
+ * - Non-ASCII in an address without SMTPUTF8 on MAIL: Postfix's
+ *   "553 5.6.7 Must declare SMTPUTF8 to send unicode address".
+ * - Bad SIZE value: Postfix's "501 5.5.4 Bad message size syntax".
+ * - HELO/EHLO keep the first word of the argument. HELO without one answers
+ *   "501 5.5.4 Syntax: HELO hostname". RSET and DATA with arguments: 501 Syntax.
+ * - "<postmaster>" (any case, no domain) is accepted without asking rcpt_allowed
+ *   (RFC 5321 4.5.1: it must always be accepted). rcpt_allowed gets the domain as
+ *   sent, "[192.0.2.7]" for an address literal.
+ * - Recipients are checked in this order: syntax, parameters, SMTPUTF8, the limit
+ *   (452), the relay decision (554). Duplicates are kept (as Postfix's smtpd does).
+ * - Received: follows Postfix: with one recipient "... id QID\r\n\tfor <rcpt>; DATE",
+ *   otherwise "... id QID;\r\n\tDATE". The time is taken when DATA is accepted. The
+ *   protocol is ESMTP or SMTP (EHLO or HELO), UTF8SMTP when SMTPUTF8 was given
+ *   (RFC 6531 3.7.3). An IPv6 peer is written [IPv6:addr] as RFC 5321 literals are.
+ * - ops->now may be NULL (time(NULL) is used); rcpt_allowed and new_qid may not.
+ * - A failed allocation closes the session: "421 4.3.0 HOSTNAME Error: insufficient
+ *   system resources" (written if the output can still take it) and SMTP_SRV_EV_CLOSE.
+ * - smtp_srv_timeout()/shutdown() while a message waits for its spool result: the
+ *   message stays valid until queued()/queue_failed(), which then only release it.
+ */
+#include "proto/smtp_srv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/smtp_addr.h"
+
+#define SRV_ASSERT(x)                                                              \
+	do {                                                                       \
+		if (!(x)) {                                                        \
+			fprintf(stderr, "%s:%d: broken invariant: %s\n", __FILE__, \
+			        __LINE__, #x);                                     \
+			abort();                                                   \
+		}                                                                  \
+	} while (0)
+
+#define SRV_DEF_MESSAGE_SIZE 52428800u
+#define SRV_DEF_RECIPIENTS   1000u
+#define SRV_DEF_LINE_LENGTH  998u
+#define SRV_DEF_ERRORS       20u
+
+#define SRV_OUT_MIN   512u             /* first output allocation */
+#define SRV_DATA_MIN  4096u            /* first message allocation */
+#define SRV_DATA_KEEP (64u * 1024u)    /* a larger message buffer is freed after use */
+
+enum smtp_srv_state {
+	SMTP_SRV_ST_NEW = 0,    /* created, banner not written yet */
+	SMTP_SRV_ST_GREETED,    /* banner written; no HELO/EHLO yet */
+	SMTP_SRV_ST_READY,      /* HELO/EHLO done, no transaction */
+	SMTP_SRV_ST_MAIL,       /* MAIL accepted, no recipient yet */
+	SMTP_SRV_ST_RCPT,       /* at least one recipient accepted */
+	SMTP_SRV_ST_DATA,       /* 354 written, reading message data */
+	SMTP_SRV_ST_QUEUE,      /* message handed out, waiting for the spool result */
+	SMTP_SRV_ST_CLOSED,     /* last reply written; nothing more is consumed */
+};
+
+/* Why a command line or a message is refused. srv_bad_rank() orders them. */
+enum smtp_srv_bad {
+	SMTP_SRV_BAD_NONE = 0,
+	SMTP_SRV_BAD_BARE_LF,   /* LF without CR before it */
+	SMTP_SRV_BAD_BARE_CR,   /* CR without LF after it */
+	SMTP_SRV_BAD_LONG,      /* line over its limit */
+	SMTP_SRV_BAD_BIG,       /* message over max_message_size */
+};
+
+struct smtp_srv {
+	enum smtp_srv_state state;
+	char *hostname;
+	char *peer;
+	struct smtp_srv_limits lim;
+	struct smtp_srv_ops ops;
+	void *ctx;
+	unsigned errors;
+	bool esmtp;                     /* EHLO (not HELO) */
+	bool oom;                       /* an allocation failed: close */
+
+	/* command-line assembler */
+	char line[SMTP_SRV_CMD_MAX + 1];
+	size_t ln_len;
+	bool ln_cr;                     /* the last octet was CR, its LF not seen yet */
+	bool ln_nul;
+	enum smtp_srv_bad ln_bad;
+
+	/* transaction */
+	char helo[SMTP_SRV_CMD_MAX + 1];
+	char qid[SMTP_SRV_QID_MAX];
+	char mail_from[SMTP_ADDR_PATH_MAX + 1];
+	unsigned flags;                 /* enum smtp_srv_flag */
+	char **rcpt;
+	size_t nrcpt, rcpt_cap;
+
+	/* message: Received: header (hdr_len octets), then the unstuffed data */
+	uint8_t *data;
+	size_t data_len, data_cap, hdr_len;
+	size_t d_line;                  /* octets on the current line, unstuffed */
+	bool d_cr;                      /* the last octet was CR, its LF not seen yet */
+	bool d_bol;                     /* at the beginning of a line */
+	bool d_clean;                   /* this line began after CRLF or right after 354 */
+	bool d_dot;                     /* the line began with a (removed) dot */
+	enum smtp_srv_bad d_bad;
+	bool msg_ready;
+	struct smtp_srv_msg msg;
+
+	/* output: replies not yet taken by the caller */
+	uint8_t *out;
+	size_t out_len, out_cap;
+};
+
+struct smtp_srv_cmd {
+	const char *verb;
+	bool (*check)(struct smtp_srv *s);                  /* NULL: always allowed */
+	void (*run)(struct smtp_srv *s, const char *arg, size_t len);
+};
+
+/* ---- state ------------------------------------------------------------------------ */
+
+/* The only function that changes s->state. CLOSED is final. */
+static void srv_enter(struct smtp_srv *s, enum smtp_srv_state st)
+{
+	SRV_ASSERT(s->state != SMTP_SRV_ST_CLOSED || st == SMTP_SRV_ST_CLOSED);
+	s->state = st;
+}
+
+/* ---- output ----------------------------------------------------------------------- */
+
+static bool srv_out_reserve(struct smtp_srv *s, size_t n)
+{
+	size_t cap = s->out_cap ? s->out_cap : SRV_OUT_MIN;
+	uint8_t *q;
+
+	if (s->out_cap - s->out_len >= n)
+		return true;
+	while (cap - s->out_len < n) {
+		if (cap > SIZE_MAX / 2)
+			goto fail;
+		cap *= 2;
+	}
+	q = realloc(s->out, cap);
+	if (!q)
+		goto fail;
+	s->out = q;
+	s->out_cap = cap;
+	return true;
+fail:
+	s->oom = true;
+	return false;
+}
+
+__attribute__((format(printf, 2, 0)))
+static void srv_vsay(struct smtp_srv *s, const char *fmt, va_list ap)
+{
+	va_list aq;
+	int n;
+
+	va_copy(aq, ap);
+	n = vsnprintf(NULL, 0, fmt, aq);
+	va_end(aq);
+	if (n < 0 || !srv_out_reserve(s, (size_t)n + 3))
+		return;
+	vsnprintf((char *)s->out + s->out_len, (size_t)n + 1, fmt, ap);
+	s->out_len += (size_t)n;
+	memcpy(s->out + s->out_len, "\r\n", 2);
+	s->out_len += 2;
+}
+
+/* One reply line that is not an answer to a client's command (banner, 421, spool
+ * result): never counted as a client error. */
+__attribute__((format(printf, 2, 3)))
+static void srv_say(struct smtp_srv *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	srv_vsay(s, fmt, ap);
+	va_end(ap);
+}
+
+/* One reply line to a client command; a 4xx or 5xx one counts as an error. */
+__attribute__((format(printf, 2, 3)))
+static void srv_reply(struct smtp_srv *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (fmt[0] == '4' || fmt[0] == '5')
+		s->errors++;
+	va_start(ap, fmt);
+	srv_vsay(s, fmt, ap);
+	va_end(ap);
+}
+
+/* After an answered command or message: too many errors ends the session. */
+static void srv_check_errors(struct smtp_srv *s)
+{
+	if (s->state == SMTP_SRV_ST_CLOSED || s->errors < s->lim.max_errors)
+		return;
+	srv_say(s, "421 4.7.0 %s Error: too many errors", s->hostname);
+	srv_enter(s, SMTP_SRV_ST_CLOSED);
+}
+
+static void srv_close_oom(struct smtp_srv *s)
+{
+	srv_say(s, "421 4.3.0 %s Error: insufficient system resources", s->hostname);
+	s->oom = false;
+	srv_enter(s, SMTP_SRV_ST_CLOSED);
+}
+
+/* ---- transaction ------------------------------------------------------------------ */
+
+static void srv_txn_reset(struct smtp_srv *s)
+{
+	for (size_t i = 0; i < s->nrcpt; i++)
+		free(s->rcpt[i]);
+	s->nrcpt = 0;
+	s->mail_from[0] = '\0';
+	s->qid[0] = '\0';
+	s->flags = 0;
+	s->data_len = 0;
+	s->hdr_len = 0;
+	if (s->data_cap > SRV_DATA_KEEP) {
+		free(s->data);
+		s->data = NULL;
+		s->data_cap = 0;
+	}
+	s->msg_ready = false;
+	memset(&s->msg, 0, sizeof(s->msg));
+}
+
+static bool srv_rcpt_add(struct smtp_srv *s, const char *p, size_t n)
+{
+	char *r;
+
+	if (s->nrcpt == s->rcpt_cap) {
+		size_t cap = s->rcpt_cap ? 2 * s->rcpt_cap : 4;
+		char **q = realloc(s->rcpt, cap * sizeof(*q));
+
+		if (!q)
+			goto fail;
+		s->rcpt = q;
+		s->rcpt_cap = cap;
+	}
+	r = malloc(n + 1);
+	if (!r)
+		goto fail;
+	memcpy(r, p, n);
+	r[n] = '\0';
+	s->rcpt[s->nrcpt++] = r;
+	return true;
+fail:
+	s->oom = true;
+	return false;
+}
+
+/* Grow the message buffer for n more octets; never beyond header + max_message_size. */
+static bool srv_data_reserve(struct smtp_srv *s, size_t n)
+{
+	size_t cap = s->data_cap ? s->data_cap : SRV_DATA_MIN;
+	size_t most = s->hdr_len + s->lim.max_message_size;
+	uint8_t *q;
+
+	if (s->data_cap - s->data_len >= n)
+		return true;
+	while (cap - s->data_len < n) {
+		if (cap > SIZE_MAX / 2)
+			goto fail;
+		cap *= 2;
+	}
+	if (most < SIZE_MAX / 2 && cap > most && most >= s->data_len + n)
+		cap = most;
+	q = realloc(s->data, cap);
+	if (!q)
+		goto fail;
+	s->data = q;
+	s->data_cap = cap;
+	return true;
+fail:
+	s->oom = true;
+	return false;
+}
+
+static void srv_date(time_t t, char *buf, size_t cap)
+{
+	static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
+	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	struct tm tm;
+	time_t zero = 0;
+
+	if (!gmtime_r(&t, &tm))
+		gmtime_r(&zero, &tm);
+	snprintf(buf, cap, "%s, %d %s %04d %02d:%02d:%02d +0000", wday[tm.tm_wday % 7],
+	         tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+	         tm.tm_sec);
+}
+
+/* Write the Received: header at the start of the message buffer. */
+static bool srv_received(struct smtp_srv *s)
+{
+	time_t now = s->ops.now ? s->ops.now(s->ctx) : time(NULL);
+	const char *proto = (s->flags & SMTP_SRV_SMTPUTF8) ? "UTF8SMTP"
+	                    : s->esmtp                     ? "ESMTP"
+	                                                   : "SMTP";
+	const char *v6 = strchr(s->peer, ':') ? "IPv6:" : "";
+	char date[64];
+	int n;
+
+	srv_date(now, date, sizeof(date));
+	s->data_len = 0;
+	s->hdr_len = 0;
+	for (int pass = 0; pass < 2; pass++) {
+		char *buf = pass ? (char *)s->data : NULL;
+		size_t cap = pass ? s->data_cap : 0;
+
+		if (s->nrcpt == 1)
+			n = snprintf(buf, cap,
+			             "Received: from %s (%s [%s%s])\r\n"
+			             "\tby %s (ringrelay) with %s id %s\r\n"
+			             "\tfor <%s>; %s\r\n",
+			             s->helo, s->peer, v6, s->peer, s->hostname, proto, s->qid,
+			             s->rcpt[0], date);
+		else
+			n = snprintf(buf, cap,
+			             "Received: from %s (%s [%s%s])\r\n"
+			             "\tby %s (ringrelay) with %s id %s;\r\n"
+			             "\t%s\r\n",
+			             s->helo, s->peer, v6, s->peer, s->hostname, proto, s->qid,
+			             date);
+		if (n < 0)
+			return false;
+		if (!pass && !srv_data_reserve(s, (size_t)n + 1))
+			return false;
+	}
+	s->hdr_len = s->data_len = (size_t)n;
+	return true;
+}
+
+/* ---- commands --------------------------------------------------------------------- */
+
+static bool srv_ieq(const char *p, size_t n, const char *word)
+{
+	return strlen(word) == n && strncasecmp(p, word, n) == 0;
+}
+
+static void srv_skip_spaces(const char **p, size_t *n)
+{
+	while (*n > 0 && **p == ' ') {
+		(*p)++;
+		(*n)--;
+	}
+}
+
+/* Echo a client token in a reply: printable ASCII only. */
+static void srv_reply_option(struct smtp_srv *s, const char *t, size_t n)
+{
+	char buf[SMTP_SRV_CMD_MAX + 1];
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)t[i];
+
+		buf[i] = (c > 32 && c < 127) ? (char)c : '?';
+	}
+	srv_reply(s, "555 5.5.4 Unsupported option: %.*s", (int)n, buf);
+}
+
+/* SIZE=value: decimal digits only; saturates instead of overflowing. */
+static bool srv_parse_size(const char *p, size_t n, uint64_t *v)
+{
+	uint64_t x = 0;
+
+	if (n == 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d;
+
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		d = (unsigned)(p[i] - '0');
+		x = x > (UINT64_MAX - d) / 10 ? UINT64_MAX : x * 10 + d;
+	}
+	*v = x;
+	return true;
+}
+
+/* ESMTP parameters after a path. MAIL knows SIZE, BODY and SMTPUTF8; RCPT none.
+ * Replies and returns false on the first bad one. */
+static bool srv_params(struct smtp_srv *s, const char *p, size_t len, bool mail,
+                       unsigned *flags, uint64_t *size)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const char *t;
+		size_t st, n;
+
+		while (i < len && p[i] == ' ')
+			i++;
+		if (i == len)
+			break;
+		st = i;
+		while (i < len && p[i] != ' ')
+			i++;
+		t = p + st;
+		n = i - st;
+		if (mail && n >= 5 && strncasecmp(t, "SIZE=", 5) == 0) {
+			if (!srv_parse_size(t + 5, n - 5, size)) {
+				srv_reply(s, "501 5.5.4 Bad message size syntax");
+				return false;
+			}
+		} else if (mail && srv_ieq(t, n, "BODY=8BITMIME")) {
+			*flags |= SMTP_SRV_8BITMIME;
+		} else if (mail && srv_ieq(t, n, "BODY=7BIT")) {
+			*flags &= ~(unsigned)SMTP_SRV_8BITMIME;
+		} else if (mail && srv_ieq(t, n, "SMTPUTF8")) {
+			*flags |= SMTP_SRV_SMTPUTF8;
+		} else {
+			srv_reply_option(s, t, n);
+			return false;
+		}
+	}
+	return true;
+}
+
+static void srv_helo(struct smtp_srv *s, const char *arg, size_t len, bool esmtp)
+{
+	size_t n = 0;
+
+	while (n < len && arg[n] != ' ')
+		n++;
+	if (n == 0) {
+		if (esmtp)
+			srv_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+		else
+			srv_reply(s, "501 5.5.4 Syntax: HELO hostname");
+		return;
+	}
+	memcpy(s->helo, arg, n);
+	s->helo[n] = '\0';
+	s->esmtp = esmtp;
+	srv_txn_reset(s);
+	srv_enter(s, SMTP_SRV_ST_READY);
+	if (!esmtp) {
+		srv_reply(s, "250 %s", s->hostname);
+		return;
+	}
+	srv_reply(s, "250-%s", s->hostname);
+	srv_reply(s, "250-PIPELINING");
+	srv_reply(s, "250-SIZE %llu", (unsigned long long)s->lim.max_message_size);
+	srv_reply(s, "250-VRFY");
+	srv_reply(s, "250-ENHANCEDSTATUSCODES");
+	srv_reply(s, "250-8BITMIME");
+	srv_reply(s, "250 SMTPUTF8");
+}
+
+static void srv_do_ehlo(struct smtp_srv *s, const char *arg, size_t len)
+{
+	srv_helo(s, arg, len, true);
+}
+
+static void srv_do_helo(struct smtp_srv *s, const char *arg, size_t len)
+{
+	srv_helo(s, arg, len, false);
+}
+
+static bool srv_check_mail(struct smtp_srv *s)
+{
+	if (s->state < SMTP_SRV_ST_READY) {
+		srv_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return false;
+	}
+	if (s->state != SMTP_SRV_ST_READY) {
+		srv_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return false;
+	}
+	return true;
+}
+
+static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
+{
+	struct smtp_addr a;
+	size_t used;
+	unsigned flags = 0;
+	uint64_t size = 0;
+
+	if (len < 5 || strncasecmp(arg, "FROM:", 5) != 0) {
+		srv_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	arg += 5;
+	len -= 5;
+	srv_skip_spaces(&arg, &len);
+	if (len == 0) {
+		srv_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return;
+	}
+	if (smtp_addr_parse_path(arg, len, SMTP_ADDR_NULL_OK, &a, &used) != SMTP_ADDR_OK ||
+	    (used < len && arg[used] != ' ')) {
+		srv_reply(s, "501 5.1.7 Bad sender address syntax");
+		return;
+	}
+	if (!srv_params(s, arg + used, len - used, true, &flags, &size))
+		return;
+	if (a.utf8 && !(flags & SMTP_SRV_SMTPUTF8)) {
+		srv_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+		return;
+	}
+	if (size > s->lim.max_message_size) {
+		srv_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	memcpy(s->mail_from, a.mbox, a.mbox_len);
+	s->mail_from[a.mbox_len] = '\0';
+	s->flags = flags;
+	s->ops.new_qid(s->ctx, s->qid, sizeof(s->qid));
+	s->qid[sizeof(s->qid) - 1] = '\0';
+	srv_enter(s, SMTP_SRV_ST_MAIL);
+	srv_reply(s, "250 2.1.0 Ok");
+}
+
+static bool srv_check_rcpt(struct smtp_srv *s)
+{
+	if (s->state != SMTP_SRV_ST_MAIL && s->state != SMTP_SRV_ST_RCPT) {
+		srv_reply(s, "503 5.5.1 Error: need MAIL command");
+		return false;
+	}
+	return true;
+}
+
+static void srv_do_rcpt(struct smtp_srv *s, const char *arg, size_t len)
+{
+	struct smtp_addr a;
+	size_t used;
+	unsigned flags = 0;
+	uint64_t size = 0;
+
+	if (len < 3 || strncasecmp(arg, "TO:", 3) != 0) {
+		srv_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	arg += 3;
+	len -= 3;
+	srv_skip_spaces(&arg, &len);
+	if (len == 0) {
+		srv_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return;
+	}
+	if (smtp_addr_parse_path(arg, len, SMTP_ADDR_POSTMASTER_OK, &a, &used) !=
+	            SMTP_ADDR_OK ||
+	    (used < len && arg[used] != ' ')) {
+		srv_reply(s, "501 5.1.3 Bad recipient address syntax");
+		return;
+	}
+	if (!srv_params(s, arg + used, len - used, false, &flags, &size))
+		return;
+	if (a.utf8 && !(s->flags & SMTP_SRV_SMTPUTF8)) {
+		srv_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+		return;
+	}
+	if (s->nrcpt >= s->lim.max_recipients) {
+		srv_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	/* The relay decision: a recipient domain the caller does not allow for this client
+	 * is refused here, before anything about it is stored. The domain goes out as sent:
+	 * any case, U-labels not converted, an address literal with its brackets. */
+	if (a.domain_len > 0 && !s->ops.rcpt_allowed(s->ctx, a.domain, a.domain_len)) {
+		srv_reply(s, "554 5.7.1 <%.*s>: Relay access denied", (int)a.mbox_len, a.mbox);
+		return;
+	}
+	if (!srv_rcpt_add(s, a.mbox, a.mbox_len))
+		return;
+	srv_enter(s, SMTP_SRV_ST_RCPT);
+	srv_reply(s, "250 2.1.5 Ok");
+}
+
+static bool srv_check_data(struct smtp_srv *s)
+{
+	if (s->state == SMTP_SRV_ST_RCPT)
+		return true;
+	if (s->state == SMTP_SRV_ST_MAIL)
+		srv_reply(s, "554 5.5.1 Error: no valid recipients");
+	else
+		srv_reply(s, "503 5.5.1 Error: need RCPT command");
+	return false;
+}
+
+static void srv_do_data(struct smtp_srv *s, const char *arg, size_t len)
+{
+	(void)arg;
+	if (len > 0) {
+		srv_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (!srv_received(s))
+		return;
+	s->d_line = 0;
+	s->d_cr = false;
+	s->d_bol = true;
+	s->d_clean = true;
+	s->d_dot = false;
+	s->d_bad = SMTP_SRV_BAD_NONE;
+	srv_enter(s, SMTP_SRV_ST_DATA);
+	srv_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void srv_do_rset(struct smtp_srv *s, const char *arg, size_t len)
+{
+	(void)arg;
+	if (len > 0) {
+		srv_reply(s, "501 5.5.4 Syntax: RSET");
+		return;
+	}
+	srv_txn_reset(s);
+	if (s->state > SMTP_SRV_ST_READY)
+		srv_enter(s, SMTP_SRV_ST_READY);
+	srv_reply(s, "250 2.0.0 Ok");
+}
+
+static void srv_do_noop(struct smtp_srv *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	srv_reply(s, "250 2.0.0 Ok");
+}
+
+static void srv_do_vrfy(struct smtp_srv *s, const char *arg, size_t len)
+{
+	(void)arg;
+	if (len == 0) {
+		srv_reply(s, "501 5.5.4 Syntax: VRFY address");
+		return;
+	}
+	srv_reply(s, "252 2.0.0 Send some mail, I'll try my best");
+}
+
+static void srv_do_quit(struct smtp_srv *s, const char *arg, size_t len)
+{
+	(void)arg;
+	(void)len;
+	srv_reply(s, "221 2.0.0 Bye");
+	srv_enter(s, SMTP_SRV_ST_CLOSED);
+}
+
+static const struct smtp_srv_cmd srv_cmds[] = {
+	{ "EHLO", NULL,           srv_do_ehlo },
+	{ "HELO", NULL,           srv_do_helo },
+	{ "MAIL", srv_check_mail, srv_do_mail },
+	{ "RCPT", srv_check_rcpt, srv_do_rcpt },
+	{ "DATA", srv_check_data, srv_do_data },
+	{ "RSET", NULL,           srv_do_rset },
+	{ "NOOP", NULL,           srv_do_noop },
+	{ "VRFY", NULL,           srv_do_vrfy },
+	{ "QUIT", NULL,           srv_do_quit },
+};
+
+/* One well-formed command line (no CR, LF or NUL), NUL-terminated at len. */
+static void srv_dispatch(struct smtp_srv *s, const char *line, size_t len)
+{
+	const char *arg;
+	size_t vlen = 0, alen;
+
+	while (vlen < len && line[vlen] != ' ')
+		vlen++;
+	if (vlen == 0) {
+		srv_reply(s, "500 5.5.2 Error: bad syntax");
+		return;
+	}
+	arg = line + vlen;
+	alen = len - vlen;
+	srv_skip_spaces(&arg, &alen);
+	while (alen > 0 && arg[alen - 1] == ' ')
+		alen--;
+	for (size_t i = 0; i < sizeof(srv_cmds) / sizeof(srv_cmds[0]); i++) {
+		const struct smtp_srv_cmd *c = &srv_cmds[i];
+
+		if (!srv_ieq(line, vlen, c->verb))
+			continue;
+		if (c->check && !c->check(s))
+			return;
+		c->run(s, arg, alen);
+		return;
+	}
+	srv_reply(s, "502 5.5.2 Error: command not recognized");
+}
+
+/* ---- command-line assembler ------------------------------------------------------- */
+
+static int srv_bad_rank(enum smtp_srv_bad b)
+{
+	switch (b) {
+	case SMTP_SRV_BAD_BARE_LF:
+	case SMTP_SRV_BAD_BARE_CR:
+		return 1;
+	case SMTP_SRV_BAD_LONG:
+		return 2;
+	case SMTP_SRV_BAD_BIG:
+		return 3;
+	case SMTP_SRV_BAD_NONE:
+		break;
+	}
+	return 4;
+}
+
+/* Record a defect; the most important one (the first of equal rank) is kept. */
+static void srv_bad(enum smtp_srv_bad *cur, enum smtp_srv_bad why)
+{
+	if (srv_bad_rank(why) < srv_bad_rank(*cur))
+		*cur = why;
+}
+
+static void srv_ln_put(struct smtp_srv *s, uint8_t c)
+{
+	if (c == '\0')
+		s->ln_nul = true;
+	if (s->ln_len < SMTP_SRV_CMD_MAX)
+		s->line[s->ln_len++] = (char)c;
+	else
+		srv_bad(&s->ln_bad, SMTP_SRV_BAD_LONG);
+}
+
+/* A line has ended (at LF): answer it, then start the next one. */
+static void srv_ln_end(struct smtp_srv *s)
+{
+	s->line[s->ln_len] = '\0';
+	switch (s->ln_bad) {
+	case SMTP_SRV_BAD_BARE_LF:
+		srv_reply(s, "550 5.5.2 Error: bare <LF> received");
+		break;
+	case SMTP_SRV_BAD_BARE_CR:
+		srv_reply(s, "550 5.5.2 Error: bare <CR> received");
+		break;
+	case SMTP_SRV_BAD_LONG:
+	case SMTP_SRV_BAD_BIG:
+		srv_reply(s, "500 5.5.2 Error: command too long");
+		break;
+	case SMTP_SRV_BAD_NONE:
+		if (s->ln_nul)
+			srv_reply(s, "500 5.5.2 Error: bad syntax");
+		else
+			srv_dispatch(s, s->line, s->ln_len);
+		break;
+	}
+	s->ln_len = 0;
+	s->ln_cr = false;
+	s->ln_nul = false;
+	s->ln_bad = SMTP_SRV_BAD_NONE;
+	srv_check_errors(s);
+}
+
+/* Consume octets of the command stream up to and including the end of one line.
+ * Returns the number consumed; a line was answered iff its LF was among them. */
+static size_t srv_cmd_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t c = p[i];
+
+		if (s->ln_cr) {
+			s->ln_cr = false;
+			if (c == '\n') {
+				srv_ln_end(s);
+				return i + 1;
+			}
+			srv_bad(&s->ln_bad, SMTP_SRV_BAD_BARE_CR);
+			srv_ln_put(s, '\r');
+		}
+		if (c == '\r') {
+			s->ln_cr = true;
+		} else if (c == '\n') {
+			srv_bad(&s->ln_bad, SMTP_SRV_BAD_BARE_LF);
+			srv_ln_end(s);
+			return i + 1;
+		} else {
+			srv_ln_put(s, c);
+		}
+	}
+	return len;
+}
+
+/* ---- DATA lexer ------------------------------------------------------------------- */
+
+/* Append unstuffed message octets, enforcing max_message_size. */
+static void srv_data_store(struct smtp_srv *s, const uint8_t *p, size_t n)
+{
+	size_t used = s->data_len - s->hdr_len;
+
+	if (s->d_bad != SMTP_SRV_BAD_NONE)
+		return;                               /* refused anyway: keep nothing */
+	if (used > s->lim.max_message_size || n > s->lim.max_message_size - used) {
+		srv_bad(&s->d_bad, SMTP_SRV_BAD_BIG);
+		return;
+	}
+	if (!srv_data_reserve(s, n))
+		return;
+	memcpy(s->data + s->data_len, p, n);
+	s->data_len += n;
+}
+
+/* Text of the current line (no CR/LF among it, except a bare CR). */
+static void srv_data_text(struct smtp_srv *s, const uint8_t *p, size_t n)
+{
+	s->d_line += n;
+	if (s->d_line > s->lim.max_line_length)
+		srv_bad(&s->d_bad, SMTP_SRV_BAD_LONG);
+	srv_data_store(s, p, n);
+}
+
+/* CRLF "." CRLF seen: hand the message out, or refuse it. */
+static void srv_data_end(struct smtp_srv *s)
+{
+	switch (s->d_bad) {
+	case SMTP_SRV_BAD_NONE:
+		s->msg.qid = s->qid;
+		s->msg.helo = s->helo;
+		s->msg.mail_from = s->mail_from;
+		s->msg.rcpt = (const char *const *)s->rcpt;
+		s->msg.nrcpt = s->nrcpt;
+		s->msg.flags = s->flags;
+		s->msg.data = s->data;
+		s->msg.len = s->data_len;
+		s->msg_ready = true;
+		srv_enter(s, SMTP_SRV_ST_QUEUE);
+		return;
+	case SMTP_SRV_BAD_BARE_LF:
+		srv_reply(s, "550 5.5.2 Error: bare <LF> received");
+		break;
+	case SMTP_SRV_BAD_BARE_CR:
+		srv_reply(s, "550 5.5.2 Error: bare <CR> received");
+		break;
+	case SMTP_SRV_BAD_LONG:
+		srv_reply(s, "550 5.6.0 Error: message line too long");
+		break;
+	case SMTP_SRV_BAD_BIG:
+		srv_reply(s, "552 5.3.4 Error: message file too big");
+		break;
+	}
+	srv_txn_reset(s);
+	srv_enter(s, SMTP_SRV_ST_READY);
+	srv_check_errors(s);
+}
+
+/* Consume message octets up to and including the end of data. Returns the number
+ * consumed; the state has left DATA iff the end was among them. */
+static size_t srv_data_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && !s->oom) {
+		uint8_t c = p[i];
+		size_t n;
+
+		if (s->d_cr) {
+			s->d_cr = false;
+			if (c == '\n') {
+				i++;
+				if (s->d_dot && s->d_line == 0 && s->d_clean) {
+					srv_data_end(s);
+					return i;
+				}
+				srv_data_store(s, (const uint8_t *)"\r\n", 2);
+				s->d_line = 0;
+				s->d_bol = true;
+				s->d_clean = true;
+				s->d_dot = false;
+				continue;
+			}
+			srv_bad(&s->d_bad, SMTP_SRV_BAD_BARE_CR);
+			srv_data_text(s, (const uint8_t *)"\r", 1);
+		}
+		if (c == '\r') {
+			s->d_cr = true;
+			i++;
+			continue;
+		}
+		if (c == '\n') {
+			/* A bare LF: refuse the message, and do not let the next line
+			 * end the data even if it is "." CRLF. */
+			srv_bad(&s->d_bad, SMTP_SRV_BAD_BARE_LF);
+			s->d_line = 0;
+			s->d_bol = true;
+			s->d_clean = false;
+			s->d_dot = false;
+			i++;
+			continue;
+		}
+		if (s->d_bol) {
+			s->d_bol = false;
+			if (c == '.') {                   /* transparency dot (RFC 5321 4.5.2) */
+				s->d_dot = true;
+				i++;
+				continue;
+			}
+		}
+		for (n = 1; i + n < len && p[i + n] != '\r' && p[i + n] != '\n'; n++)
+			;
+		srv_data_text(s, p + i, n);
+		i += n;
+	}
+	return i;
+}
+
+/* ---- API -------------------------------------------------------------------------- */
+
+struct smtp_srv *smtp_srv_new(const char *hostname, const char *peer,
+                              const struct smtp_srv_limits *lim,
+                              const struct smtp_srv_ops *ops, void *ctx)
+{
+	struct smtp_srv *s;
+
+	if (!hostname || !peer || !ops || !ops->rcpt_allowed || !ops->new_qid)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->hostname = strdup(hostname);
+	s->peer = strdup(peer);
+	if (!s->hostname || !s->peer)
+		goto fail;
+	if (lim)
+		s->lim = *lim;
+	if (!s->lim.max_message_size)
+		s->lim.max_message_size = SRV_DEF_MESSAGE_SIZE;
+	if (!s->lim.max_recipients)
+		s->lim.max_recipients = SRV_DEF_RECIPIENTS;
+	if (!s->lim.max_line_length)
+		s->lim.max_line_length = SRV_DEF_LINE_LENGTH;
+	if (!s->lim.max_errors)
+		s->lim.max_errors = SRV_DEF_ERRORS;
+	s->ops = *ops;
+	s->ctx = ctx;
+	return s;
+fail:
+	smtp_srv_free(s);
+	return NULL;
+}
+
+void smtp_srv_free(struct smtp_srv *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->nrcpt; i++)
+		free(s->rcpt[i]);
+	free(s->rcpt);
+	free(s->data);
+	free(s->out);
+	free(s->hostname);
+	free(s->peer);
+	free(s);
+}
+
+int smtp_srv_set_peer(struct smtp_srv *s, const char *peer)
+{
+	char *p;
+
+	if (s->state != SMTP_SRV_ST_NEW || !peer)
+		return -EINVAL;
+	p = strdup(peer);
+	if (!p)
+		return -ENOMEM;
+	free(s->peer);
+	s->peer = p;
+	return 0;
+}
+
+void smtp_srv_start(struct smtp_srv *s)
+{
+	if (s->state != SMTP_SRV_ST_NEW)
+		return;
+	srv_say(s, "220 %s ESMTP ringrelay", s->hostname);
+	srv_enter(s, SMTP_SRV_ST_GREETED);
+}
+
+enum smtp_srv_ev smtp_srv_feed(struct smtp_srv *s, const uint8_t *p, size_t len,
+                               size_t *consumed)
+{
+	enum smtp_srv_ev ev;
+	size_t i = 0;
+
+	for (;;) {
+		if (s->oom && s->state != SMTP_SRV_ST_CLOSED)
+			srv_close_oom(s);
+		if (s->state == SMTP_SRV_ST_CLOSED) {
+			ev = SMTP_SRV_EV_CLOSE;
+			break;
+		}
+		if (s->state == SMTP_SRV_ST_QUEUE) {
+			ev = SMTP_SRV_EV_WAIT;
+			break;
+		}
+		if (i == len) {
+			ev = SMTP_SRV_EV_NONE;
+			break;
+		}
+		if (s->state == SMTP_SRV_ST_DATA) {
+			i += srv_data_feed(s, p + i, len - i);
+			if (s->state == SMTP_SRV_ST_QUEUE) {
+				ev = SMTP_SRV_EV_MESSAGE;
+				break;
+			}
+		} else {
+			i += srv_cmd_feed(s, p + i, len - i);
+		}
+	}
+	*consumed = i;
+	return ev;
+}
+
+const struct smtp_srv_msg *smtp_srv_message(const struct smtp_srv *s)
+{
+	return s->msg_ready ? &s->msg : NULL;
+}
+
+void smtp_srv_queued(struct smtp_srv *s)
+{
+	if (s->state == SMTP_SRV_ST_CLOSED) {     /* timed out or shut down meanwhile */
+		srv_txn_reset(s);
+		return;
+	}
+	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
+	srv_say(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	srv_txn_reset(s);
+	srv_enter(s, SMTP_SRV_ST_READY);
+}
+
+void smtp_srv_queue_failed(struct smtp_srv *s)
+{
+	if (s->state == SMTP_SRV_ST_CLOSED) {
+		srv_txn_reset(s);
+		return;
+	}
+	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
+	srv_say(s, "451 4.3.0 Error: queue file write error");
+	srv_txn_reset(s);
+	srv_enter(s, SMTP_SRV_ST_READY);
+}
+
+void smtp_srv_timeout(struct smtp_srv *s)
+{
+	if (s->state == SMTP_SRV_ST_CLOSED)
+		return;
+	srv_say(s, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+	srv_enter(s, SMTP_SRV_ST_CLOSED);
+}
+
+void smtp_srv_shutdown(struct smtp_srv *s)
+{
+	if (s->state == SMTP_SRV_ST_CLOSED)
+		return;
+	srv_say(s, "421 4.3.2 %s Service shutting down", s->hostname);
+	srv_enter(s, SMTP_SRV_ST_CLOSED);
+}
+
+bool smtp_srv_closing(const struct smtp_srv *s)
+{
+	return s->state == SMTP_SRV_ST_CLOSED;
+}
+
+bool smtp_srv_in_transaction(const struct smtp_srv *s)
+{
+	return s->state == SMTP_SRV_ST_DATA || s->state == SMTP_SRV_ST_QUEUE;
+}
+
+const uint8_t *smtp_srv_out(const struct smtp_srv *s, size_t *len)
+{
+	*len = s->out_len;
+	return s->out;
+}
+
+void smtp_srv_out_consume(struct smtp_srv *s, size_t n)
+{
+	if (n >= s->out_len) {
+		s->out_len = 0;
+		return;
+	}
+	memmove(s->out, s->out + n, s->out_len - n);
+	s->out_len -= n;
+}

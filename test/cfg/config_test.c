@@ -1,0 +1,599 @@
+/* test/cfg/config_test — cfg/config: embedded defaults, the sample file, every kind of
+ * error with its exact FILE:LINE:COL, proxy_hosts_file merging, and the small helpers. */
+#include <criterion/criterion.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg/config.h"
+
+#define SAMPLE "etc/ringrelay.yaml"
+
+static struct config *load(const char *yaml, char *err, size_t errlen)
+{
+	return config_load_mem("x.yaml", yaml, strlen(yaml), err, errlen);
+}
+
+static struct config *must_load(const char *yaml)
+{
+	char err[512] = "";
+	struct config *c = load(yaml, err, sizeof(err));
+	cr_assert_not_null(c, "load failed: %s", err);
+	return c;
+}
+
+static bool in_table(const struct cidr_table *t, const char *text)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	if (inet_pton(AF_INET, text, &sin.sin_addr) == 1)
+		return cidr_lookup(t, (struct sockaddr *)&sin);
+	cr_assert_eq(inet_pton(AF_INET6, text, &sin6.sin6_addr), 1, "bad address %s", text);
+	return cidr_lookup(t, (struct sockaddr *)&sin6);
+}
+
+static char *write_temp(const char *content)
+{
+	char *path = strdup("/tmp/config_test_XXXXXX");
+	int fd = mkstemp(path);
+	size_t len = strlen(content);
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, content, len), (ssize_t)len);
+	close(fd);
+	return path;
+}
+
+static void expect_default_listener(const struct config_listener *l)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&l->addr;
+	cr_expect_str_eq(l->id, "default");
+	cr_expect_eq(l->addr.ss_family, AF_INET);
+	cr_expect_eq(l->addrlen, sizeof(struct sockaddr_in));
+	cr_expect_eq(ntohl(sin->sin_addr.s_addr), 0x7f000001u);
+	cr_expect_eq(ntohs(sin->sin_port), 2525);
+	cr_expect_eq(l->proxy_protocol, CONFIG_PROXY_OFF);
+	cr_assert_not_null(l->proxy_hosts);
+	cr_expect_eq(cidr_count(l->proxy_hosts), 0);
+	cr_expect_null(l->proxy_hosts_file);
+	cr_expect_eq(l->proxy_timeout, 30);
+	cr_expect_null(l->tls_certificate);
+	cr_expect_null(l->tls_key);
+	cr_expect_eq(l->tls_mode, CONFIG_TLS_STARTTLS);
+}
+
+/* Everything that a file leaving every key out must get. */
+static void expect_defaults(const struct config *c)
+{
+	static const unsigned want_retry[] = { 60, 300, 900, 1800, 3600 };
+	char host[256] = "";
+
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	cr_expect_str_eq(c->hostname, host);
+	cr_expect_eq(c->workers, 0);
+	cr_expect_str_eq(c->spool_path, "./spool");
+	cr_expect(c->spool_sync);
+	cr_expect_eq(c->ndns_servers, 0);
+
+	cr_assert_eq(c->nlisteners, 1);
+	expect_default_listener(&c->listeners[0]);
+
+	cr_assert_not_null(c->relay_networks);
+	cr_expect_eq(cidr_count(c->relay_networks), 2);
+	cr_expect(in_table(c->relay_networks, "127.0.0.1"));
+	cr_expect(in_table(c->relay_networks, "127.255.255.255"));
+	cr_expect(!in_table(c->relay_networks, "128.0.0.0"));
+	cr_expect(in_table(c->relay_networks, "::1"));
+	cr_expect(!in_table(c->relay_networks, "::2"));
+	cr_expect(in_table(c->relay_networks, "::ffff:127.0.0.1"));
+	cr_expect_eq(c->nrelay_domains, 0);
+
+	cr_expect_eq(c->max_message_size, 52428800);
+	cr_expect_eq(c->max_recipients, 1000);
+	cr_expect_eq(c->max_line_length, 998);
+	cr_expect_eq(c->max_connections, 50000);
+	cr_expect_eq(c->max_connections_per_ip, 500);
+	cr_expect_eq(c->idle_timeout, 300);
+
+	cr_assert_eq(c->nroutes, 1);
+	cr_assert_eq(c->routes[0].ndomains, 1);
+	cr_expect_str_eq(c->routes[0].domains[0], "*");
+	cr_expect_str_eq(c->routes[0].transport, "default");
+	cr_assert_eq(c->ntransports, 1);
+	cr_expect_str_eq(c->transports[0].id, "default");
+	cr_expect_str_eq(c->transports[0].nexthop, "mx");
+	cr_expect_eq(c->transports[0].tls, CONFIG_OUT_TLS_OPPORTUNISTIC);
+	cr_expect_null(c->transports[0].tls_ca_file);
+	cr_expect_eq(c->transports[0].max_connections, 100);
+	cr_expect_eq(c->transports[0].max_messages_per_connection, 1000);
+	cr_expect_null(c->transports[0].proxy_pool);
+	cr_expect_eq(c->transports[0].nsources, 0);
+	cr_expect_eq(c->transports[0].nproxy_bypass_domains, 0);
+	cr_expect_eq(c->nproxy_pools, 0);
+
+	cr_assert_eq(c->nretry_schedule, 5);
+	for (size_t i = 0; i < 5; i++)
+		cr_expect_eq(c->retry_schedule[i], want_retry[i]);
+	cr_expect_eq(c->max_age, 432000);
+}
+
+Test(config, embedded_defaults)
+{
+	char err[256] = "", got_summary[256];
+	struct config *c = config_load(NULL, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+	expect_defaults(c);
+	cr_expect_null(c->source_file);
+	config_summary(c, got_summary, sizeof(got_summary));
+	cr_expect_str_eq(got_summary, "ok: (defaults): 1 listener, 2 relay networks, "
+	                 "0 relay domains, 1 route, 1 transport, 0 proxy pools");
+	config_free(c);
+	config_free(NULL);
+}
+
+Test(config, empty_files_get_the_defaults)
+{
+	static const char *const docs[] = {
+		"", "# nothing but a comment\n", "---\n", "spool:\nrelay:\nlimits:\nqueue:\n",
+		"spool: {}\nrelay: {}\nlimits: {}\nqueue: {}\ndns: {}\n",
+	};
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		struct config *c = must_load(docs[i]);
+		expect_defaults(c);
+		cr_expect_str_eq(c->source_file, "x.yaml");
+		config_free(c);
+	}
+}
+
+Test(config, sections_are_defaulted_key_by_key)
+{
+	struct config *c = must_load(
+		"limits:\n"
+		"  max_recipients: 50\n"
+		"listeners:\n"
+		"  - id: only-id\n"
+		"transports:\n"
+		"  - id: default\n"
+		"    tls: verify\n"
+		"proxy_pools:\n"
+		"  - id: p\n"
+		"    servers: ['[2001:db8::2]:2525', 'haproxy.example:1']\n"
+		"    health_check: { interval: 10 }\n"
+		"queue:\n"
+		"  max_age: 60\n");
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&c->listeners[0].addr;
+	cr_expect_eq(c->max_recipients, 50);
+	cr_expect_eq(c->max_message_size, 52428800);
+	cr_expect_eq(c->idle_timeout, 300);
+	cr_expect_str_eq(c->listeners[0].id, "only-id");
+	cr_expect_eq(ntohl(sin->sin_addr.s_addr), 0x7f000001u);
+	cr_expect_eq(ntohs(sin->sin_port), 2525);
+	cr_expect_eq(c->transports[0].tls, CONFIG_OUT_TLS_VERIFY);
+	cr_expect_str_eq(c->transports[0].nexthop, "mx");
+	cr_expect_eq(c->transports[0].max_connections, 100);
+	cr_expect_eq(c->proxy_pools[0].version, 2);
+	cr_expect_eq(c->proxy_pools[0].nservers, 2);
+	cr_expect_eq(c->proxy_pools[0].health_check.interval, 10);
+	cr_expect_eq(c->proxy_pools[0].health_check.timeout, 1);
+	cr_expect_eq(c->proxy_pools[0].health_check.failure_threshold, 3);
+	cr_expect_eq(c->proxy_pools[0].health_check.success_threshold, 3);
+	cr_expect_eq(c->nretry_schedule, 5);
+	cr_expect_eq(c->max_age, 60);
+	cr_expect_eq(c->nroutes, 1);
+	config_free(c);
+}
+
+Test(config, sample_file_loads)
+{
+	char err[512] = "", got_summary[512];
+	struct config *c = config_load(SAMPLE, err, sizeof(err));
+	cr_assert_not_null(c, "%s", err);
+
+	cr_expect_str_eq(c->source_file, SAMPLE);
+	cr_expect_str_eq(c->hostname, "relay.example.com");
+	cr_expect_eq(c->workers, 0);
+	cr_expect(c->spool_sync);
+
+	cr_assert_eq(c->nlisteners, 2);
+	const struct config_listener *mta = &c->listeners[0], *local = &c->listeners[1];
+	cr_expect_str_eq(mta->id, "mta");
+	cr_expect_eq(mta->addr.ss_family, AF_INET);
+	cr_expect_eq(ntohs(((const struct sockaddr_in *)&mta->addr)->sin_port), 25);
+	cr_expect_eq(mta->proxy_protocol, CONFIG_PROXY_TRUSTED);
+	cr_expect_str_eq(mta->proxy_hosts_file, "etc/haproxy_hosts.sample");
+	cr_expect(in_table(mta->proxy_hosts, "192.0.2.10"));     /* inline and in the file */
+	cr_expect(in_table(mta->proxy_hosts, "192.0.2.11"));     /* the file only */
+	cr_expect(in_table(mta->proxy_hosts, "10.1.2.3"));
+	cr_expect(in_table(mta->proxy_hosts, "2001:db8:10::5"));
+	cr_expect(!in_table(mta->proxy_hosts, "192.0.2.12"));
+	cr_expect_eq(mta->tls_mode, CONFIG_TLS_STARTTLS);
+	cr_expect_str_eq(local->id, "local");
+	cr_expect_eq(local->addr.ss_family, AF_INET6);
+	cr_expect_eq(local->proxy_protocol, CONFIG_PROXY_OFF);
+
+	cr_expect(config_relay_domain(c, "example.com", 11));
+	cr_expect_eq(c->nroutes, 2);
+	cr_expect_str_eq(c->routes[0].domains[1], "*.example.org");
+	cr_expect_str_eq(c->routes[0].transport, "partner");
+
+	cr_assert_eq(c->ntransports, 2);
+	const struct config_transport *def = &c->transports[0], *partner = &c->transports[1];
+	cr_expect_str_eq(def->proxy_pool, "tier1");
+	cr_assert_eq(def->nsources, 2);
+	cr_expect_str_eq(def->sources[0].ipv4, "198.51.100.7");
+	cr_expect_str_eq(def->sources[0].ipv6, "2001:db8::7");
+	cr_expect_str_eq(def->sources[0].helo, "out7.example.com");
+	cr_expect_null(def->sources[1].ipv6);
+	cr_expect_str_eq(def->proxy_bypass_domains[0], "internal.example");
+	cr_expect_str_eq(partner->nexthop, "[smtp.partner.example]:587");
+	cr_expect_eq(partner->tls, CONFIG_OUT_TLS_REQUIRED);
+	cr_assert_eq(partner->nsources, 1);                        /* a single mapping */
+	cr_expect_str_eq(partner->sources[0].ipv4, "198.51.100.9");
+
+	cr_assert_eq(c->nproxy_pools, 1);
+	cr_expect_eq(c->proxy_pools[0].version, 2);
+	cr_expect_str_eq(c->proxy_pools[0].servers[1], "192.0.2.3:2525");
+	cr_expect_eq(c->proxy_pools[0].health_check.success_threshold, 3);
+	cr_expect_eq(c->nretry_schedule, 5);
+	cr_expect_eq(c->max_age, 432000);
+
+	config_summary(c, got_summary, sizeof(got_summary));
+	cr_expect_str_eq(got_summary, "ok: " SAMPLE ": 2 listeners, 2 relay networks, "
+	                 "1 relay domain, 2 routes, 2 transports, 1 proxy pool");
+	config_free(c);
+}
+
+struct bad_case {
+	const char *yaml;
+	const char *want_prefix;           /* "x.yaml:LINE:COL: " */
+	const char *want_msg;              /* a substring of the rest */
+};
+
+Test(config, bad_configs_point_at_the_offending_value)
+{
+	static const struct bad_case cases[] = {
+		/* schema: unknown keys, wrong types, enums (caught by libcyaml) */
+		{ "hostname: a\nlistner: 3\n", "x.yaml:2:1: ", "unknown key 'listner'" },
+		{ "listeners:\n  - id: a\n    prot: 25\n", "x.yaml:3:5: ", "unknown key 'prot'" },
+		{ "spool:\n  path: /x\n  fsync: true\n", "x.yaml:3:3: ", "unknown key 'fsync'" },
+		{ "hostname: [a, b]\n", "x.yaml:1:11: ", "wrong type for hostname" },
+		{ "listeners: 3\n", "x.yaml:1:12: ", "expected a list" },
+		{ "listeners:\n  - id: a\n    port: abc\n", "x.yaml:3:11: ",
+		  "invalid integer 'abc' for listeners[0].port" },
+		{ "relay:\n  networks: [127.0.0.1, [10.0.0.1]]\n", "x.yaml:2:25: ",
+		  "wrong type for relay.networks[1]" },
+		{ "listeners:\n  - id: a\n    proxy_protocol: sometimes\n", "x.yaml:3:21: ",
+		  "invalid value 'sometimes' for listeners[0].proxy_protocol" },
+		{ "listeners:\n  - id: a\n    tls_mode: tls\n", "x.yaml:3:15: ",
+		  "(expected starttls, required or implicit)" },
+		{ "transports:\n  - id: default\n    tls: maybe\n", "x.yaml:3:10: ",
+		  "invalid value 'maybe' for transports[0].tls" },
+		{ "listeners:\n  - port: 25\n", "x.yaml:2:5: ", "missing required key 'id'" },
+		{ "routes:\n  - domains: ['*']\n", "x.yaml:2:5: ", "missing required key 'transport'" },
+		{ "- a\n", "x.yaml:1:1: ", "expected a mapping" },
+		/* YAML itself */
+		{ "hostname: a\nhostname: b\n", "x.yaml:2:1: ", "duplicate key 'hostname'" },
+		{ "relay:\n  networks: [10.0.0.1\n", "x.yaml:3:1: ", "YAML syntax error" },
+		{ "a: 1\n---\nb: 2\n", "x.yaml:3:1: ", "more than one YAML document" },
+		/* addresses and CIDRs */
+		{ "listeners:\n  - id: a\n    address: 10.0.0.256\n", "x.yaml:3:14: ",
+		  "invalid address '10.0.0.256'" },
+		{ "listeners:\n  - id: a\n    address: localhost\n", "x.yaml:3:14: ",
+		  "invalid address 'localhost'" },
+		{ "relay:\n  networks: [127.0.0.0/8, 10.0.0.0/33]\n", "x.yaml:2:27: ",
+		  "invalid CIDR '10.0.0.0/33' in relay.networks" },
+		{ "relay:\n  networks:\n    - 10.1.2.3/16\n", "x.yaml:3:7: ", "host bits set" },
+		{ "listeners:\n  - id: a\n    proxy_protocol: trusted\n    proxy_hosts: [192.0.2.300]\n",
+		  "x.yaml:4:19: ", "invalid address '192.0.2.300' in listeners[0].proxy_hosts" },
+		{ "dns:\n  servers: ['127.0.0.1:99999']\n", "x.yaml:2:13: ", "invalid DNS server" },
+		/* ports and numbers */
+		{ "listeners:\n  - id: a\n    port: 70000\n", "x.yaml:3:11: ",
+		  "invalid port 70000 out of range for listeners[0].port" },
+		{ "listeners:\n  - id: a\n    port: -1\n", "x.yaml:3:11: ", "invalid port -1" },
+		{ "workers: 1025\n", "x.yaml:1:10: ", "out of range for workers" },
+		{ "workers: 1.5\n", "x.yaml:1:10: ", "invalid integer '1.5' for workers" },
+		{ "proxy_pools:\n  - {id: p, version: 2.0, servers: ['a:1']}\n", "x.yaml:2:22: ",
+		  "invalid integer '2.0' for proxy_pools[0].version" },
+		{ "queue:\n  retry_schedule: [60, 1e3]\n", "x.yaml:2:24: ",
+		  "invalid integer '1e3' for queue.retry_schedule[1]" },
+		{ "limits:\n  max_recipients: 0\n", "x.yaml:2:19: ",
+		  "out of range for limits.max_recipients" },
+		{ "listeners:\n  - id: a\n    proxy_timeout: 0\n", "x.yaml:3:20: ", "proxy_timeout" },
+		{ "queue:\n  retry_schedule: []\n", "x.yaml:2:19: ", "retry_schedule must not be empty" },
+		{ "queue:\n  retry_schedule: [60, 0]\n", "x.yaml:2:24: ",
+		  "out of range for queue.retry_schedule[1]" },
+		{ "queue:\n  max_age: 0\n", "x.yaml:2:12: ", "queue.max_age" },
+		/* PROXY and TLS rules */
+		{ "listeners:\n  - id: a\n    proxy_protocol: trusted\n", "x.yaml:3:21: ",
+		  "proxy_protocol 'trusted' needs at least one proxy host" },
+		{ "listeners:\n  - id: a\n    proxy_protocol: required\n    proxy_hosts: []\n",
+		  "x.yaml:3:21: ", "proxy_protocol 'required' needs at least one proxy host" },
+		{ "listeners:\n  - id: a\n    proxy_hosts_file: /nonexistent/haproxy_hosts\n",
+		  "x.yaml:3:23: ", "cannot read proxy_hosts_file '/nonexistent/haproxy_hosts'" },
+		{ "listeners:\n  - id: a\n    tls_mode: implicit\n", "x.yaml:3:15: ",
+		  "tls_mode 'implicit' needs tls.certificate and tls.key" },
+		{ "listeners:\n  - id: a\n    tls: { certificate: c.pem }\n", "x.yaml:3:10: ",
+		  "missing required key 'key' in listeners[0].tls" },
+		{ "listeners:\n  - id: a\n    tls: { certificate: /nonexistent.pem, key: /nonexistent.key }\n",
+		  "x.yaml:3:25: ", "cannot read tls.certificate '/nonexistent.pem'" },
+		/* references and duplicates */
+		{ "routes:\n  - domains: ['*']\n    transport: partnr\n", "x.yaml:3:16: ",
+		  "route names unknown transport 'partnr'" },
+		{ "transports:\n  - id: partner\n", "x.yaml:1:1: ",
+		  "no transport 'default' for the implicit route" },
+		{ "transports:\n  - id: default\n    proxy_pool: tier2\n", "x.yaml:3:17: ",
+		  "unknown proxy pool 'tier2'" },
+		{ "listeners:\n  - id: a\n    port: 1\n  - id: a\n    port: 2\n", "x.yaml:4:9: ",
+		  "duplicate listener id 'a'" },
+		{ "transports:\n  - id: default\n  - {id: default}\n", "x.yaml:3:10: ",
+		  "duplicate transport id 'default'" },
+		{ "proxy_pools:\n  - {id: p, servers: ['a:1']}\n  - {id: p, servers: ['b:1']}\n",
+		  "x.yaml:3:10: ", "duplicate proxy pool id 'p'" },
+		{ "listeners:\n  - {id: a, port: 2525}\n  - {id: b, port: 2525}\n", "x.yaml:3:19: ",
+		  "same address and port" },
+		{ "listeners: []\n", "x.yaml:1:12: ", "listeners must not be empty" },
+		{ "routes: []\n", "x.yaml:1:9: ", "routes must not be empty" },
+		{ "transports: []\n", "x.yaml:1:13: ", "transports must not be empty" },
+		/* transports and pools */
+		{ "transports:\n  - id: default\n    nexthop: smtp.example.com:25\n", "x.yaml:3:14: ",
+		  "invalid nexthop 'smtp.example.com:25'" },
+		{ "transports:\n  - id: default\n    nexthop: '[10.0.0.1]:0'\n", "x.yaml:3:14: ",
+		  "invalid nexthop" },
+		{ "proxy_pools:\n  - id: p\n    version: 3\n    servers: ['a:1']\n", "x.yaml:3:14: ",
+		  "invalid PROXY protocol version 3" },
+		{ "proxy_pools:\n  - id: p\n    servers: ['192.0.2.2']\n", "x.yaml:3:15: ",
+		  "invalid server '192.0.2.2'" },
+		{ "proxy_pools:\n  - id: p\n    servers: ['::1:2525']\n", "x.yaml:3:15: ",
+		  "invalid server '::1:2525'" },
+		{ "proxy_pools:\n  - id: p\n", "x.yaml:2:5: ", "proxy pool 'p' has no servers" },
+		{ "proxy_pools:\n  - id: p\n    servers: ['a:1']\n    health_check: { timeout: 0 }\n",
+		  "x.yaml:4:30: ", "health_check.timeout" },
+		{ "transports:\n  - id: default\n    source: { ipv4: 198.51.100.7, port: 25 }\n",
+		  "x.yaml:3:35: ", "unknown key 'port'" },
+		{ "transports:\n  - id: default\n    source:\n      - ipv4: 2001:db8::1\n",
+		  "x.yaml:4:15: ", "invalid IPv4 address '2001:db8::1'" },
+		{ "transports:\n  - id: default\n    source: [{ helo: a.example }]\n", "x.yaml:3:14: ",
+		  "source needs an ipv4 or ipv6 address" },
+		{ "transports:\n  - id: default\n    source: 198.51.100.7\n", "x.yaml:3:13: ",
+		  "wrong type for transports[0].source" },
+		/* names */
+		{ "hostname: ''\n", "x.yaml:1:11: ", "invalid hostname ''" },
+		{ "hostname: relay example\n", "x.yaml:1:11: ", "invalid hostname" },
+		{ "spool:\n  sync: maybe\n", "x.yaml:2:9: ", "invalid boolean 'maybe' for spool.sync" },
+		{ "spool:\n  path: ''\n", "x.yaml:2:9: ", "spool.path must not be empty" },
+		{ "relay:\n  domains: ['*.example.com']\n", "x.yaml:2:13: ", "invalid domain" },
+		{ "routes:\n  - domains: []\n    transport: default\n", "x.yaml:2:14: ",
+		  "route has no domains" },
+		{ "routes:\n  - domains: ['a..b']\n    transport: default\n", "x.yaml:2:15: ",
+		  "invalid domain 'a..b'" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char got_err[512] = "";
+		struct config *c = load(cases[i].yaml, got_err, sizeof(got_err));
+		cr_expect_null(c, "case %zu accepted:\n%s", i, cases[i].yaml);
+		config_free(c);
+		cr_expect(strncmp(got_err, cases[i].want_prefix, strlen(cases[i].want_prefix)) == 0,
+		          "case %zu: got '%s', want prefix '%s'", i, got_err, cases[i].want_prefix);
+		cr_expect(strstr(got_err, cases[i].want_msg) != NULL,
+		          "case %zu: got '%s', want '%s'", i, got_err, cases[i].want_msg);
+		cr_expect(strchr(got_err, '\n') == NULL, "case %zu: not one line: '%s'", i, got_err);
+	}
+}
+
+Test(config, unreadable_file)
+{
+	char got_err[256] = "";
+	cr_expect_null(config_load("/nonexistent/ringrelay.yaml", got_err, sizeof(got_err)));
+	cr_expect_str_eq(got_err, "/nonexistent/ringrelay.yaml:0:0: cannot open: "
+	                 "No such file or directory");
+}
+
+Test(config, file_errors_name_the_file)
+{
+	char *path = write_temp("hostname: relay.example\nlimits:\n  max_line_length: 0\n");
+	char want_prefix[256], got_err[512] = "";
+	snprintf(want_prefix, sizeof(want_prefix), "%s:3:20: ", path);
+	cr_expect_null(config_load(path, got_err, sizeof(got_err)));
+	cr_expect(strncmp(got_err, want_prefix, strlen(want_prefix)) == 0, "got '%s'", got_err);
+	unlink(path);
+	free(path);
+}
+
+Test(config, proxy_protocol_words)
+{
+	static const struct {
+		const char *word;
+		enum config_proxy_mode want;
+	} cases[] = {
+		{ "off", CONFIG_PROXY_OFF },            /* a YAML 1.1 boolean word, plain */
+		{ "'off'", CONFIG_PROXY_OFF },
+		{ "OFF", CONFIG_PROXY_OFF },
+		{ "trusted", CONFIG_PROXY_TRUSTED },
+		{ "required", CONFIG_PROXY_REQUIRED },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof(yaml), "listeners:\n  - id: a\n    proxy_protocol: %s\n"
+		         "    proxy_hosts: [192.0.2.10]\n", cases[i].word);
+		struct config *c = must_load(yaml);
+		cr_expect_eq(c->listeners[0].proxy_protocol, cases[i].want, "%s", cases[i].word);
+		cr_expect_eq(cidr_count(c->listeners[0].proxy_hosts), 1);
+		config_free(c);
+	}
+}
+
+Test(config, proxy_hosts_file_is_merged_into_proxy_hosts)
+{
+	char *hosts = write_temp("# haproxy tier\n192.0.2.20\n  10.9.0.0/16  # dc2\n\n"
+	                         "2001:db8:99::/64\n");
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml),
+	         "listeners:\n"
+	         "  - id: mta\n"
+	         "    proxy_protocol: required\n"
+	         "    proxy_hosts: [192.0.2.10, \"::1\"]\n"
+	         "    proxy_hosts_file: %s\n"
+	         "  - id: fileonly\n"
+	         "    port: 2526\n"
+	         "    proxy_protocol: trusted\n"
+	         "    proxy_hosts_file: %s\n", hosts, hosts);
+	struct config *c = must_load(yaml);
+	const struct config_listener *l = &c->listeners[0];
+	static const struct {
+		const char *addr;
+		bool want;
+	} lookups[] = {
+		{ "192.0.2.10", true }, { "::1", true },                 /* inline */
+		{ "192.0.2.20", true }, { "10.9.255.255", true }, { "2001:db8:99::1", true },
+		{ "192.0.2.21", false }, { "10.10.0.0", false }, { "2001:db8:98::1", false },
+	};
+	for (size_t i = 0; i < sizeof(lookups) / sizeof(lookups[0]); i++) {
+		bool got_match = in_table(l->proxy_hosts, lookups[i].addr);
+		cr_expect_eq(got_match, lookups[i].want, "%s: got %d", lookups[i].addr, got_match);
+	}
+	cr_expect_eq(cidr_count(l->proxy_hosts), 5);
+	cr_expect_str_eq(l->proxy_hosts_file, hosts);
+	cr_expect_eq(c->listeners[1].proxy_protocol, CONFIG_PROXY_TRUSTED);
+	cr_expect_eq(cidr_count(c->listeners[1].proxy_hosts), 3);
+	cr_expect(!in_table(c->listeners[1].proxy_hosts, "192.0.2.10"));
+	config_free(c);
+	unlink(hosts);
+	free(hosts);
+}
+
+Test(config, bad_proxy_hosts_file_line_reports_its_own_position)
+{
+	char *hosts = write_temp("192.0.2.20\n# comment\n   10.0.0.0/33 # typo\n");
+	char yaml[512], want_prefix[256], got_err[512] = "";
+	snprintf(yaml, sizeof(yaml), "listeners:\n  - id: a\n    proxy_protocol: trusted\n"
+	         "    proxy_hosts_file: %s\n", hosts);
+	snprintf(want_prefix, sizeof(want_prefix), "%s:3:4: ", hosts);
+	cr_expect_null(load(yaml, got_err, sizeof(got_err)));
+	cr_expect(strncmp(got_err, want_prefix, strlen(want_prefix)) == 0,
+	          "got '%s', want prefix '%s'", got_err, want_prefix);
+	cr_expect(strstr(got_err, "invalid CIDR '10.0.0.0/33'") != NULL, "got '%s'", got_err);
+
+	/* An empty file leaves trusted without hosts. */
+	char *empty = write_temp("# nobody yet\n\n");
+	snprintf(yaml, sizeof(yaml), "listeners:\n  - id: a\n    proxy_protocol: trusted\n"
+	         "    proxy_hosts_file: %s\n", empty);
+	cr_expect_null(load(yaml, got_err, sizeof(got_err)));
+	cr_expect(strncmp(got_err, "x.yaml:3:21: ", 13) == 0, "got '%s'", got_err);
+	unlink(empty);
+	free(empty);
+	unlink(hosts);
+	free(hosts);
+}
+
+Test(config, listener_tls_files)
+{
+	char *cert = write_temp("-----BEGIN CERTIFICATE-----\n");
+	char *key = write_temp("-----BEGIN PRIVATE KEY-----\n");
+	char yaml[512], got_err[512] = "";
+	snprintf(yaml, sizeof(yaml), "listeners:\n  - id: smtps\n    port: 465\n"
+	         "    tls: { certificate: %s, key: %s }\n    tls_mode: implicit\n", cert, key);
+	struct config *c = must_load(yaml);
+	cr_expect_str_eq(c->listeners[0].tls_certificate, cert);
+	cr_expect_str_eq(c->listeners[0].tls_key, key);
+	cr_expect_eq(c->listeners[0].tls_mode, CONFIG_TLS_IMPLICIT);
+	config_free(c);
+
+	unlink(key);
+	cr_expect_null(load(yaml, got_err, sizeof(got_err)));
+	cr_expect(strstr(got_err, "cannot read tls.key") != NULL, "got '%s'", got_err);
+	cr_expect(strstr(got_err, "No such file or directory") != NULL, "got '%s'", got_err);
+	unlink(cert);
+	free(cert);
+	free(key);
+}
+
+Test(config, addresses_nexthops_servers)
+{
+	struct config *c = must_load(
+		"dns:\n"
+		"  servers: ['127.0.0.1:5353', '::1', '[::1]:53', '192.0.2.53']\n"
+		"listeners:\n"
+		"  - { id: v6, address: '::1', port: 0 }\n"
+		"  - { id: v6b, address: '[::]', port: 0 }\n"
+		"  - { id: any, address: 0.0.0.0, port: 0 }\n"
+		"transports:\n"
+		"  - { id: default, nexthop: MX }\n"
+		"  - { id: a, nexthop: '[10.0.0.1]' }\n"
+		"  - { id: b, nexthop: '[2001:db8::1]:2525' }\n"
+		"  - { id: c, nexthop: '[smtp.example.net]:587', proxy_pool: p }\n"
+		"proxy_pools:\n"
+		"  - { id: p, version: 1, servers: ['192.0.2.2:2525', '[2001:db8::2]:2525'] }\n");
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->listeners[0].addr;
+	cr_expect_eq(c->ndns_servers, 4);
+	cr_expect_eq(c->listeners[0].addr.ss_family, AF_INET6);
+	cr_expect_eq(c->listeners[0].addrlen, sizeof(struct sockaddr_in6));
+	cr_expect_eq(ntohs(sin6->sin6_port), 0);
+	cr_expect(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	cr_expect_eq(c->listeners[1].addr.ss_family, AF_INET6);
+	cr_expect_str_eq(c->transports[0].nexthop, "mx");
+	cr_expect_str_eq(c->transports[1].nexthop, "[10.0.0.1]:25");
+	cr_expect_str_eq(c->transports[2].nexthop, "[2001:db8::1]:2525");
+	cr_expect_str_eq(c->transports[3].nexthop, "[smtp.example.net]:587");
+	cr_expect_str_eq(c->transports[3].proxy_pool, "p");
+	cr_expect_eq(c->proxy_pools[0].version, 1);
+	config_free(c);
+}
+
+Test(config, relay_domain_match)
+{
+	struct config *c = must_load("relay:\n  domains: [Example.COM, 'sub.example.net.']\n");
+	static const struct {
+		const char *domain;
+		size_t len;                    /* the name is not NUL-terminated at len */
+		bool want;
+	} cases[] = {
+		{ "example.com", 11, true },
+		{ "EXAMPLE.com", 11, true },
+		{ "sub.example.net", 15, true },
+		{ "example.net", 11, false },
+		{ "mail.example.com", 16, false },
+		{ "example.co", 10, false },
+		{ "example.comx", 12, false },
+		{ "example.com>", 11, true },
+		{ "", 0, false },
+	};
+	cr_expect_str_eq(c->relay_domains[0], "example.com");
+	cr_expect_str_eq(c->relay_domains[1], "sub.example.net");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got_match = config_relay_domain(c, cases[i].domain, cases[i].len);
+		cr_expect_eq(got_match, cases[i].want, "%.*s: got %d", (int)cases[i].len,
+		             cases[i].domain, got_match);
+	}
+	config_free(c);
+}
+
+Test(config, summary_counts)
+{
+	struct config *c = must_load(
+		"listeners:\n  - {id: a, port: 0}\n  - {id: b, port: 0}\n"
+		"relay:\n  networks: [10.0.0.0/8, 192.0.2.0/24, '2001:db8::/32']\n"
+		"  domains: [a.example, b.example]\n");
+	char got[256];
+	config_summary(c, got, sizeof(got));
+	cr_expect_str_eq(got, "ok: x.yaml: 2 listeners, 3 relay networks, 2 relay domains, "
+	                 "1 route, 1 transport, 0 proxy pools");
+	config_free(c);
+}
+
+Test(config, aliases_and_flow_style)
+{
+	struct config *c = must_load(
+		"relay:\n  networks: &nets [10.0.0.0/8]\n"
+		"listeners:\n"
+		"  - {id: a, port: 0, proxy_protocol: trusted, proxy_hosts: *nets}\n"
+		"transports:\n"
+		"  - id: default\n    source: &src {ipv4: 198.51.100.1}\n"
+		"  - id: other\n    source: *src\n");
+	cr_expect(in_table(c->listeners[0].proxy_hosts, "10.1.1.1"));
+	cr_expect_str_eq(c->transports[1].sources[0].ipv4, "198.51.100.1");
+	config_free(c);
+}

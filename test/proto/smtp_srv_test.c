@@ -1,0 +1,1117 @@
+/* test/proto/smtp_srv_test — the inbound SMTP session, byte by byte.
+ *
+ * Each table case is a client byte stream with the exact transcript the session must
+ * write (banner included), the messages it must hand out (envelope and exact data) and
+ * the last event. Every case runs one-shot, split in two at every offset, and one octet
+ * at a time; all runs must give the same result. The driver behaves like the real
+ * caller: on SMTP_SRV_EV_MESSAGE it records the message, checks that the session now
+ * consumes nothing (SMTP_SRV_EV_WAIT), reports the spool result and feeds the rest. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "proto/smtp_srv.h"
+
+/* ---- fixtures --------------------------------------------------------------------- */
+
+#define HOST "mx.example.com"
+#define PEER "192.0.2.1"
+#define NOW  ((time_t)1795255200)              /* Sat, 21 Nov 2026 10:00:00 UTC */
+#define DATE "Sat, 21 Nov 2026 10:00:00 +0000"
+
+struct t_ctx {
+	unsigned nqid;
+	unsigned nrelay;                       /* rcpt_allowed calls */
+};
+
+/* Relay policy of the tests: everything but denied.example. */
+static bool t_rcpt_allowed(void *ctx, const char *domain, size_t len)
+{
+	((struct t_ctx *)ctx)->nrelay++;
+	return !(len == 14 && strncasecmp(domain, "denied.example", 14) == 0);
+}
+
+static void t_new_qid(void *ctx, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "Q%u", ++((struct t_ctx *)ctx)->nqid);
+}
+
+static time_t t_now(void *ctx)
+{
+	(void)ctx;
+	return NOW;
+}
+
+static const struct smtp_srv_ops t_ops = { t_rcpt_allowed, t_new_qid, t_now };
+
+static const struct smtp_srv_limits t_lim = {
+	.max_message_size = 10000, .max_recipients = 3, .max_line_length = 78, .max_errors = 20,
+};
+static const struct smtp_srv_limits t_lim_small = {
+	.max_message_size = 100, .max_recipients = 3, .max_line_length = 78, .max_errors = 20,
+};
+
+/* ---- expected texts --------------------------------------------------------------- */
+
+#define BANNER   "220 " HOST " ESMTP ringrelay\r\n"
+#define EHLO_SZ(size) \
+	"250-" HOST "\r\n250-PIPELINING\r\n250-SIZE " size "\r\n250-VRFY\r\n" \
+	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+#define EHLO_R   EHLO_SZ("10000")
+#define HELO_R   "250 " HOST "\r\n"
+#define OK       "250 2.0.0 Ok\r\n"
+#define MAIL_OK  "250 2.1.0 Ok\r\n"
+#define RCPT_OK  "250 2.1.5 Ok\r\n"
+#define DATA_GO  "354 End data with <CR><LF>.<CR><LF>\r\n"
+#define QUEUED(q) "250 2.0.0 Ok: queued as " q "\r\n"
+#define QFAIL    "451 4.3.0 Error: queue file write error\r\n"
+#define BYE      "221 2.0.0 Bye\r\n"
+#define R502     "502 5.5.2 Error: command not recognized\r\n"
+#define R500     "500 5.5.2 Error: bad syntax\r\n"
+#define BARE_LF  "550 5.5.2 Error: bare <LF> received\r\n"
+#define BARE_CR  "550 5.5.2 Error: bare <CR> received\r\n"
+#define TOO_LONG "500 5.5.2 Error: command too long\r\n"
+#define LINE_LONG "550 5.6.0 Error: message line too long\r\n"
+#define TOO_BIG  "552 5.3.4 Error: message file too big\r\n"
+#define NEED_MAIL "503 5.5.1 Error: need MAIL command\r\n"
+#define NEED_RCPT "503 5.5.1 Error: need RCPT command\r\n"
+#define NO_RCPT  "554 5.5.1 Error: no valid recipients\r\n"
+#define NEED_HELO "503 5.5.1 Error: send HELO/EHLO first\r\n"
+#define NESTED   "503 5.5.1 Error: nested MAIL command\r\n"
+#define BAD_FROM "501 5.1.7 Bad sender address syntax\r\n"
+#define BAD_TO   "501 5.1.3 Bad recipient address syntax\r\n"
+#define SYN_MAIL "501 5.5.4 Syntax: MAIL FROM:<address>\r\n"
+#define SYN_RCPT "501 5.5.4 Syntax: RCPT TO:<address>\r\n"
+#define TOO_MANY_RCPT "452 4.5.3 Error: too many recipients\r\n"
+#define TOO_MANY_ERR  "421 4.7.0 " HOST " Error: too many errors\r\n"
+
+/* The Received: header: one recipient, or any other number. */
+#define RCVD1(helo, proto, qid, rcpt)                                                 \
+	"Received: from " helo " (" PEER " [" PEER "])\r\n\tby " HOST " (ringrelay) with " \
+	proto " id " qid "\r\n\tfor <" rcpt ">; " DATE "\r\n"
+#define RCVDN(helo, proto, qid)                                                       \
+	"Received: from " helo " (" PEER " [" PEER "])\r\n\tby " HOST " (ringrelay) with " \
+	proto " id " qid ";\r\n\t" DATE "\r\n"
+
+#define X10  "xxxxxxxxxx"
+#define X50  X10 X10 X10 X10 X10
+#define X100 X50 X50
+#define X500 X100 X100 X100 X100 X100
+#define L77  X50 X10 X10 "xxxxxxx"
+#define L78  L77 "x"
+#define E5   "XXXX\r\nXXXX\r\nXXXX\r\nXXXX\r\nXXXX\r\n"
+#define R5   R502 R502 R502 R502 R502
+
+/* Client streams used by several cases. */
+#define START    "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+#define START_R  BANNER EHLO_R MAIL_OK RCPT_OK
+#define SMUG_HEAD START "DATA\r\nSubject: s\r\n\r\nbody"
+#define SMUG_CMDS \
+	"MAIL FROM:<evil@bad.example>\r\nRCPT TO:<victim@y.example>\r\nDATA\r\n" \
+	"Subject: smuggled\r\n\r\nevil"
+#define AFTER_SMUG \
+	"MAIL FROM:<a@x.example>\r\nRCPT TO:<c@y.example>\r\nDATA\r\nreal\r\n.\r\nQUIT\r\n"
+#define AFTER_SMUG_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q2") BYE
+#define AFTER_SMUG_MSG \
+	{ "Q2", "c.example", "a@x.example", { "c@y.example" }, 0, \
+	  RCVD1("c.example", "ESMTP", "Q2", "c@y.example") "real\r\n" }
+
+/* ---- cases ------------------------------------------------------------------------ */
+
+enum t_after { T_AFTER_NONE = 0, T_AFTER_TIMEOUT, T_AFTER_SHUTDOWN };
+
+struct want_msg {
+	const char *qid, *helo, *mail_from;
+	const char *rcpt[4];                   /* NULL-terminated */
+	unsigned flags;
+	const char *data;                      /* compared over strlen() unless want_len */
+};
+
+struct srv_case {
+	const char *name;
+	const char *in;
+	size_t in_len;
+	const char *want_out;
+	struct want_msg want_msg[3];
+	size_t want_nmsg;
+	size_t want_len[3];                    /* data length of message n if not strlen() */
+	enum smtp_srv_ev want_ev;
+	unsigned fail_mask;                    /* bit n: queue_failed() for message n */
+	enum t_after after;
+	const struct smtp_srv_limits *lim;     /* NULL: t_lim */
+	const char *peer;                      /* NULL: PEER */
+};
+
+#define IN(s) .in = s, .in_len = sizeof(s) - 1
+#define BIN_DATA RCVD1("c.example", "ESMTP", "Q1", "b@y.example") "\x01\x7f\x80\xff\tz\0y\r\n"
+
+static const struct srv_case srv_cases[] = {
+	{
+		.name = "full session",
+		IN("EHLO client.example\r\nMAIL FROM:<alice@example.org>\r\n"
+		   "RCPT TO:<bob@example.com>\r\nDATA\r\nSubject: hi\r\n\r\nhello\r\n.\r\n"
+		   "QUIT\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1") BYE,
+		.want_msg = { { "Q1", "client.example", "alice@example.org", { "bob@example.com" },
+		                0,
+		                RCVD1("client.example", "ESMTP", "Q1", "bob@example.com")
+		                "Subject: hi\r\n\r\nhello\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "pipelined session, two messages",
+		IN("EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+		   "RCPT TO:<c@y.example>\r\nDATA\r\none\r\n.\r\nMAIL FROM:<d@x.example>\r\n"
+		   "RCPT TO:<e@y.example>\r\nDATA\r\ntwo\r\n.\r\nNOOP\r\nRSET\r\nQUIT\r\n"
+		   "NOOP\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK RCPT_OK DATA_GO QUEUED("Q1") MAIL_OK
+		            RCPT_OK DATA_GO QUEUED("Q2") OK OK BYE,
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example", { "b@y.example", "c@y.example" }, 0,
+			  RCVDN("c.example", "ESMTP", "Q1") "one\r\n" },
+			{ "Q2", "c.example", "d@x.example", { "e@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q2", "e@y.example") "two\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "HELO: SMTP in Received, input left unterminated",
+		IN("HELO old.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+		   "DATA\r\nx\r\n.\r\nNOOP"),
+		.want_out = BANNER HELO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "old.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("old.example", "SMTP", "Q1", "b@y.example") "x\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "null sender, postmaster, empty message right after 354",
+		IN("EHLO c.example\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\nDATA\r\n.\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "c.example", "", { "Postmaster" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "Postmaster") } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "SIZE, BODY, SMTPUTF8 parameters",
+		IN("EHLO c.example\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=500 BODY=8BITMIME\r\n"
+		   "RCPT TO:<b@y.example>\r\nDATA\r\n8bit \xc3\xa9\r\n.\r\n"
+		   "mail from:<\xc3\xa9@x.example>  size=10000 smtputf8 body=7bit\r\n"
+		   "RCPT TO:<b@\xc3\xa9.example>\r\nDATA\r\nu\r\n.\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1") MAIL_OK RCPT_OK
+		            DATA_GO QUEUED("Q2"),
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example", { "b@y.example" }, SMTP_SRV_8BITMIME,
+			  RCVD1("c.example", "ESMTP", "Q1", "b@y.example") "8bit \xc3\xa9\r\n" },
+			{ "Q2", "c.example", "\xc3\xa9@x.example", { "b@\xc3\xa9.example" },
+			  SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q2", "b@\xc3\xa9.example") "u\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "space after colon, case-insensitive commands",
+		IN("ehlo c.example\r\nmail from: <a@x.example>\r\nrCpT To:  <b@y.example>\r\n"
+		   "data\r\nx\r\n.\r\nquit\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1") BYE,
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "b@y.example") "x\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "parameter errors",
+		IN("EHLO c.example\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=10001\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=99999999999999999999999\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=12k\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=\r\n"
+		   "MAIL FROM:<a@x.example> BODY=BINARYMIME\r\n"
+		   "MAIL FROM:<a@x.example> FOO=bar\r\n"
+		   "MAIL FROM:<a@x.example> AUTH=<>\r\n"
+		   "MAIL FROM:<\xc3\xa9@x.example>\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=10000\r\n"
+		   "RCPT TO:<b@y.example> NOTIFY=NEVER\r\n"
+		   "RCPT TO:<b@\xc3\xa9.example>\r\n"
+		   "QUIT\r\n"),
+		.want_out = BANNER EHLO_R
+		            "552 5.3.4 Message size exceeds fixed limit\r\n"
+		            "552 5.3.4 Message size exceeds fixed limit\r\n"
+		            "501 5.5.4 Bad message size syntax\r\n"
+		            "501 5.5.4 Bad message size syntax\r\n"
+		            "555 5.5.4 Unsupported option: BODY=BINARYMIME\r\n"
+		            "555 5.5.4 Unsupported option: FOO=bar\r\n"
+		            "555 5.5.4 Unsupported option: AUTH=<>\r\n"
+		            "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
+		            MAIL_OK
+		            "555 5.5.4 Unsupported option: NOTIFY=NEVER\r\n"
+		            "553 5.6.7 Must declare SMTPUTF8 to send unicode address\r\n"
+		            BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "syntax errors",
+		IN("EHLO\r\nHELO \r\nEHLO c.example\r\n"
+		   "MAIL FROM:a@x.example\r\n"
+		   "MAIL TO:<a@x.example>\r\n"
+		   "MAIL FROM:\r\n"
+		   "MAIL FROM :<a@x.example>\r\n"
+		   "MAIL FROM:<a@x.example>junk\r\n"
+		   "MAIL FROM:<a@@x.example>\r\n"
+		   "MAIL FROM:<a@x.example\r\n"
+		   "MAIL FROM:<a@x.example>\r\n"
+		   "RCPT TO:<b@@y.example>\r\n"
+		   "RCPT TO:<b>\r\n"
+		   "RCPT TO:<>\r\n"
+		   "RCPT FROM:<b@y.example>\r\n"
+		   "RCPT TO:\r\n"
+		   "RCPT TO:<b@y.example>\r\n"
+		   "DATA now\r\n"
+		   "RSET please\r\n"
+		   "VRFY\r\n"
+		   "QUIT\r\n"),
+		.want_out = BANNER "501 5.5.4 Syntax: EHLO hostname\r\n"
+		            "501 5.5.4 Syntax: HELO hostname\r\n" EHLO_R
+		            BAD_FROM SYN_MAIL SYN_MAIL SYN_MAIL BAD_FROM BAD_FROM BAD_FROM
+		            MAIL_OK BAD_TO BAD_TO BAD_TO SYN_RCPT SYN_RCPT RCPT_OK
+		            "501 5.5.4 Syntax: DATA\r\n"
+		            "501 5.5.4 Syntax: RSET\r\n"
+		            "501 5.5.4 Syntax: VRFY address\r\n" BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "unknown commands, empty line, NUL",
+		IN("\r\n \r\n NOOP\r\nSTARTTLS\r\nAUTH PLAIN AGJvYgBzZWNyZXQ=\r\n"
+		   "BDAT 10 LAST\r\nMAILFROM:<a@x.example>\r\nNOOPE\r\nNO\0OP\r\nQUIT now\r\n"),
+		.want_out = BANNER R500 R500 R500 R502 R502 R502 R502 R502 R500 BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "503 ordering errors",
+		IN("MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+		   "EHLO c.example\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+		   "MAIL FROM:<a@x.example>\r\nMAIL FROM:<a@x.example>\r\nDATA\r\n"
+		   "RCPT TO:<b@y.example>\r\nMAIL FROM:<a@x.example>\r\nQUIT\r\n"),
+		.want_out = BANNER NEED_HELO NEED_MAIL NEED_RCPT EHLO_R NEED_MAIL NEED_RCPT
+		            MAIL_OK NESTED NO_RCPT RCPT_OK NESTED BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "EHLO and RSET reset the transaction",
+		IN("RSET\r\nMAIL FROM:<a@x.example>\r\n"
+		   "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+		   "EHLO c.example\r\nDATA\r\nRCPT TO:<b@y.example>\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nRSET\r\nDATA\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nHELO h.example\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nz\r\n.\r\n"),
+		.want_out = BANNER OK NEED_HELO EHLO_R MAIL_OK RCPT_OK EHLO_R NEED_RCPT
+		            NEED_MAIL MAIL_OK RCPT_OK OK NEED_RCPT MAIL_OK RCPT_OK HELO_R MAIL_OK
+		            RCPT_OK DATA_GO QUEUED("Q4"),
+		.want_msg = { { "Q4", "h.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("h.example", "SMTP", "Q4", "b@y.example") "z\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "relay denied, postmaster needs no relay",
+		IN(START "RCPT TO:<x@denied.example>\r\nRCPT TO:<\"q u\"@DENIED.Example>\r\n"
+		   "RCPT TO:<postmaster>\r\nDATA\r\nm\r\n.\r\n"),
+		.want_out = START_R "554 5.7.1 <x@denied.example>: Relay access denied\r\n"
+		            "554 5.7.1 <\"q u\"@DENIED.Example>: Relay access denied\r\n"
+		            RCPT_OK DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example", "postmaster" }, 0,
+		                RCVDN("c.example", "ESMTP", "Q1") "m\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "too many recipients (limit 3), source route dropped",
+		IN(START "RCPT TO:<@relay.example:c@y.example>\r\nRCPT TO:<d@y.example>\r\n"
+		   "RCPT TO:<e@y.example>\r\nRCPT TO:<x@denied.example>\r\nDATA\r\nm\r\n.\r\n"),
+		.want_out = START_R RCPT_OK RCPT_OK TOO_MANY_RCPT TOO_MANY_RCPT DATA_GO
+		            QUEUED("Q1"),
+		.want_msg = { { "Q1", "c.example", "a@x.example",
+		                { "b@y.example", "c@y.example", "d@y.example" }, 0,
+		                RCVDN("c.example", "ESMTP", "Q1") "m\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "over-long command: 512 octets ok, 513 refused",
+		IN("NOOP " X500 "xxxxxxx\r\nNOOP " X500 "xxxxxxxx\r\nVRFY " X500 X500 X500 "\r\n"
+		   "VRFY " X500 "\n" "VRFY b\r\n"),
+		.want_out = BANNER OK TOO_LONG TOO_LONG BARE_LF
+		            "252 2.0.0 Send some mail, I'll try my best\r\n",
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "over-long data line: 78 octets ok, 79 refused",
+		IN(START "DATA\r\n" L78 "\r\n.." L77 "\r\n.\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+		   "ok\r\n" L78 "x\r\nmore\r\n.\r\n"),
+		.want_out = START_R DATA_GO QUEUED("Q1") MAIL_OK RCPT_OK DATA_GO LINE_LONG,
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "b@y.example")
+		                L78 "\r\n." L77 "\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "message size: 100 octets ok, 101 too big",
+		IN(START "DATA\r\n" X50 "\r\n" X10 X10 X10 X10 "xxxxxx\r\n.\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=101\r\n"
+		   "MAIL FROM:<a@x.example> SIZE=100\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+		   X50 "\r\n" X10 X10 X10 X10 "xxxxxxx\r\n" X50 "\r\n.\r\nQUIT\r\n"),
+		.want_out = BANNER EHLO_SZ("100") MAIL_OK RCPT_OK DATA_GO QUEUED("Q1")
+		            "552 5.3.4 Message size exceeds fixed limit\r\n"
+		            MAIL_OK RCPT_OK DATA_GO TOO_BIG BYE,
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "b@y.example")
+		                X50 "\r\n" X10 X10 X10 X10 "xxxxxx\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+		.lim = &t_lim_small,
+	},
+	{
+		.name = "dot-unstuffing; only a line that is exactly '.' ends DATA",
+		IN(START "DATA\r\n..x\r\n...\r\n..\r\nx.\r\n. \r\n.x\r\n\r\n.\r\n"),
+		.want_out = START_R DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "b@y.example")
+		                ".x\r\n..\r\n.\r\nx.\r\n \r\nx\r\n\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "binary and 8-bit octets in data pass through",
+		IN(START "DATA\r\n\x01\x7f\x80\xff\tz\0y\r\n.\r\n"),
+		.want_out = START_R DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0, BIN_DATA } },
+		.want_len = { sizeof(BIN_DATA) - 1 },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "smuggling \\n.\\n",
+		IN(SMUG_HEAD "\n.\n" SMUG_CMDS "\r\n.\r\n" AFTER_SMUG),
+		.want_out = START_R DATA_GO BARE_LF AFTER_SMUG_R,
+		.want_msg = { AFTER_SMUG_MSG },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\n.\\r\\n",
+		IN(SMUG_HEAD "\n.\r\n" SMUG_CMDS "\r\n.\r\n" AFTER_SMUG),
+		.want_out = START_R DATA_GO BARE_LF AFTER_SMUG_R,
+		.want_msg = { AFTER_SMUG_MSG },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\r\\n.\\n",
+		IN(SMUG_HEAD "\r\n.\n" SMUG_CMDS "\r\n.\r\n" AFTER_SMUG),
+		.want_out = START_R DATA_GO BARE_LF AFTER_SMUG_R,
+		.want_msg = { AFTER_SMUG_MSG },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\r.\\r\\n",
+		IN(SMUG_HEAD "\r.\r\n" SMUG_CMDS "\r\n.\r\n" AFTER_SMUG),
+		.want_out = START_R DATA_GO BARE_CR AFTER_SMUG_R,
+		.want_msg = { AFTER_SMUG_MSG },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\n.\\n twice, then the real end",
+		IN(SMUG_HEAD "\n.\n" SMUG_CMDS "\n.\n" "\r\n.\r\nQUIT\r\n"),
+		.want_out = START_R DATA_GO BARE_LF BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\n.\\r\\n twice, then the real end",
+		IN(SMUG_HEAD "\n.\r\n" SMUG_CMDS "\n.\r\n" "\r\n.\r\nQUIT\r\n"),
+		.want_out = START_R DATA_GO BARE_LF BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\r\\n.\\n twice, then the real end",
+		IN(SMUG_HEAD "\r\n.\n" SMUG_CMDS "\r\n.\n" "\r\n.\r\nQUIT\r\n"),
+		.want_out = START_R DATA_GO BARE_LF BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "smuggling \\r.\\r\\n twice, then the real end",
+		IN(SMUG_HEAD "\r.\r\n" SMUG_CMDS "\r.\r\n" "\r\n.\r\nQUIT\r\n"),
+		.want_out = START_R DATA_GO BARE_CR BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "bare LF in data wins over a long line and the size",
+		IN(START "DATA\r\n" L78 "xx\r\nbare\nlf\r\n.\r\n"),
+		.want_out = START_R DATA_GO BARE_LF,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "bare CR and LF in commands",
+		IN("NOOP\nEHLO c.example\r\nMAIL FROM:<a@x.example>\n"
+		   "RCPT TO:<b@y.example>\r\nNO\rOP\r\nNOOP\r\r\nNOOP\r\n\nNOOP\r\n\rNOOP\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\n"
+		   "DATA\r\nq\r\n.\r\nNOOP\r"),
+		.want_out = BANNER BARE_LF EHLO_R BARE_LF NEED_MAIL BARE_CR BARE_CR OK BARE_LF
+		            OK BARE_CR MAIL_OK RCPT_OK BARE_LF DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "b@y.example") "q\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "20 errors: 421 and close, the rest is not consumed",
+		IN(E5 E5 E5 E5 "NOOP\r\n"),
+		.want_out = BANNER R5 R5 R5 R5 TOO_MANY_ERR,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "errors of every kind count; a refused message too",
+		IN(E5 E5 E5 "MAIL FROM:<a@x.example>\r\nNOOP\n\r\nXXXX\r\nEHLO c.example\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nx\ny\r\n.\r\n"
+		   "NOOP\r\n"),
+		.want_out = BANNER R5 R5 R5 NEED_HELO BARE_LF R500 R502 EHLO_R MAIL_OK RCPT_OK DATA_GO
+		            BARE_LF TOO_MANY_ERR,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "QUIT closes; nothing after it is read",
+		IN("QUIT\r\nEHLO c.example\r\n"),
+		.want_out = BANNER BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "queue_failed answers 451, the session goes on",
+		IN(START "DATA\r\none\r\n.\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+		   "DATA\r\ntwo\r\n.\r\nQUIT\r\n"),
+		.want_out = START_R DATA_GO QFAIL MAIL_OK RCPT_OK DATA_GO QUEUED("Q2") BYE,
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q1", "b@y.example") "one\r\n" },
+			{ "Q2", "c.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q2", "b@y.example") "two\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+		.fail_mask = 1u << 0,
+	},
+	{
+		.name = "idle timeout",
+		IN("EHLO c.example\r\nMAIL FROM:<a@x.example>\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK "421 4.4.2 " HOST " Error: timeout exceeded\r\n",
+		.want_ev = SMTP_SRV_EV_NONE,
+		.after = T_AFTER_TIMEOUT,
+	},
+	{
+		.name = "shutdown in the middle of DATA",
+		IN(START "DATA\r\npartial\r\n"),
+		.want_out = START_R DATA_GO "421 4.3.2 " HOST " Service shutting down\r\n",
+		.want_ev = SMTP_SRV_EV_NONE,
+		.after = T_AFTER_SHUTDOWN,
+	},
+	{
+		.name = "Received: with an IPv6 peer, VRFY",
+		IN("VRFY bob\r\nEHLO [IPv6:2001:db8::1]\r\nMAIL FROM:<a@x.example>\r\n"
+		   "RCPT TO:<b@[192.0.2.7]>\r\nDATA\r\nv6\r\n.\r\n"),
+		.want_out = BANNER "252 2.0.0 Send some mail, I'll try my best\r\n" EHLO_R MAIL_OK
+		            RCPT_OK DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "[IPv6:2001:db8::1]", "a@x.example", { "b@[192.0.2.7]" }, 0,
+		                "Received: from [IPv6:2001:db8::1] (2001:db8::1 [IPv6:2001:db8::1])"
+		                "\r\n\tby " HOST " (ringrelay) with ESMTP id Q1\r\n"
+		                "\tfor <b@[192.0.2.7]>; " DATE "\r\nv6\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+		.peer = "2001:db8::1",
+	},
+};
+
+#define NCASES (sizeof(srv_cases) / sizeof(srv_cases[0]))
+
+/* ---- driver ----------------------------------------------------------------------- */
+
+#define GOT_MAX_MSG 4
+
+struct got_msg {
+	char *qid, *helo, *mail_from;
+	char *rcpt[4];
+	size_t nrcpt;
+	unsigned flags;
+	uint8_t *data;
+	size_t len;
+};
+
+struct got_run {
+	char *out;
+	size_t out_len, out_cap;
+	struct got_msg msg[GOT_MAX_MSG];
+	size_t nmsg;
+	enum smtp_srv_ev ev;
+	bool closing;
+	struct t_ctx ctx;
+};
+
+static void got_drain(struct smtp_srv *s, struct got_run *g)
+{
+	size_t n;
+	const uint8_t *p = smtp_srv_out(s, &n);
+
+	if (n == 0)
+		return;
+	if (g->out_len + n + 1 > g->out_cap) {
+		g->out_cap = 2 * (g->out_len + n + 1);
+		g->out = realloc(g->out, g->out_cap);
+		cr_assert(g->out);
+	}
+	memcpy(g->out + g->out_len, p, n);
+	g->out_len += n;
+	g->out[g->out_len] = '\0';
+	/* take it in two bites to exercise out_consume() */
+	smtp_srv_out_consume(s, n / 2);
+	p = smtp_srv_out(s, &n);
+	smtp_srv_out_consume(s, n);
+	smtp_srv_out(s, &n);
+	cr_assert_eq(n, 0);
+}
+
+static char *xstrdup(const char *p)
+{
+	char *q = strdup(p);
+
+	cr_assert(q);
+	return q;
+}
+
+static void got_record(struct got_run *g, const struct smtp_srv_msg *m)
+{
+	struct got_msg *r;
+
+	cr_assert(m);
+	cr_assert_lt(g->nmsg, GOT_MAX_MSG, "too many messages");
+	cr_assert_leq(m->nrcpt, 3);
+	r = &g->msg[g->nmsg++];
+	r->qid = xstrdup(m->qid);
+	r->helo = xstrdup(m->helo);
+	r->mail_from = xstrdup(m->mail_from);
+	r->nrcpt = m->nrcpt;
+	for (size_t i = 0; i < m->nrcpt; i++)
+		r->rcpt[i] = xstrdup(m->rcpt[i]);
+	r->flags = m->flags;
+	r->len = m->len;
+	r->data = malloc(m->len ? m->len : 1);
+	cr_assert(r->data);
+	memcpy(r->data, m->data, m->len);
+}
+
+static void got_free(struct got_run *g)
+{
+	for (size_t k = 0; k < g->nmsg; k++) {
+		struct got_msg *r = &g->msg[k];
+
+		free(r->qid);
+		free(r->helo);
+		free(r->mail_from);
+		for (size_t i = 0; i < r->nrcpt; i++)
+			free(r->rcpt[i]);
+		free(r->data);
+	}
+	free(g->out);
+	memset(g, 0, sizeof(*g));
+}
+
+/* Run a case with the input cut into pieces at cuts[0] < cuts[1] < ... (each piece in
+ * its own heap buffer of exactly its size, so ASan sees any read past a piece). */
+static void run_case(const struct srv_case *c, const size_t *cuts, size_t ncuts,
+                     struct got_run *g)
+{
+	struct smtp_srv *s;
+	size_t start = 0;
+	bool closed = false;
+
+	memset(g, 0, sizeof(*g));
+	s = smtp_srv_new(HOST, c->peer ? c->peer : PEER, c->lim ? c->lim : &t_lim, &t_ops,
+	                 &g->ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	got_drain(s, g);
+	g->ev = SMTP_SRV_EV_NONE;
+	for (size_t k = 0; k <= ncuts && !closed; k++) {
+		size_t end = k < ncuts ? cuts[k] : c->in_len;
+		size_t n = end - start, off = 0, used;
+		uint8_t *buf = malloc(n ? n : 1);
+
+		cr_assert(buf);
+		memcpy(buf, c->in + start, n);
+		start = end;
+		for (;;) {
+			enum smtp_srv_ev ev = smtp_srv_feed(s, buf + off, n - off, &used);
+
+			cr_assert_leq(used, n - off);
+			off += used;
+			got_drain(s, g);
+			g->ev = ev;
+			if (ev == SMTP_SRV_EV_MESSAGE) {
+				cr_assert(smtp_srv_in_transaction(s));
+				got_record(g, smtp_srv_message(s));
+				/* until the spool result, nothing is consumed */
+				cr_assert_eq(smtp_srv_feed(s, buf + off, n - off, &used),
+				             SMTP_SRV_EV_WAIT);
+				cr_assert_eq(used, 0);
+				if (c->fail_mask & (1u << (g->nmsg - 1)))
+					smtp_srv_queue_failed(s);
+				else
+					smtp_srv_queued(s);
+				cr_assert_null(smtp_srv_message(s));
+				cr_assert(!smtp_srv_in_transaction(s));
+				got_drain(s, g);
+				continue;
+			}
+			if (ev == SMTP_SRV_EV_CLOSE) {
+				cr_assert(smtp_srv_closing(s));
+				/* after CLOSE nothing more is consumed */
+				cr_assert_eq(smtp_srv_feed(s, buf + off, n - off, &used),
+				             SMTP_SRV_EV_CLOSE);
+				cr_assert_eq(used, 0);
+				got_drain(s, g);
+				closed = true;
+				break;
+			}
+			cr_assert_eq(ev, SMTP_SRV_EV_NONE);
+			cr_assert_eq(off, n);
+			break;
+		}
+		free(buf);
+	}
+	if (c->after == T_AFTER_TIMEOUT)
+		smtp_srv_timeout(s);
+	else if (c->after == T_AFTER_SHUTDOWN)
+		smtp_srv_shutdown(s);
+	got_drain(s, g);
+	g->closing = smtp_srv_closing(s);
+	smtp_srv_free(s);
+}
+
+/* Printable form of a byte string for failure messages (caller frees). */
+static char *esc(const void *v, size_t n)
+{
+	const uint8_t *p = v;
+	char *o = malloc(4 * n + 1), *q = o;
+
+	cr_assert(o);
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\r')
+			q += sprintf(q, "\\r");
+		else if (p[i] == '\n')
+			q += sprintf(q, "\\n\n");
+		else if (p[i] < 32 || p[i] > 126)
+			q += sprintf(q, "\\x%02x", p[i]);
+		else
+			*q++ = (char)p[i];
+	}
+	*q = '\0';
+	return o;
+}
+
+#define CHECK(cond, ...)                       \
+	do {                                   \
+		if (!(cond)) {                 \
+			ok = false;            \
+			cr_expect_fail(__VA_ARGS__); \
+		}                              \
+	} while (0)
+
+static bool expect_bytes(const char *what, const char *how, const struct srv_case *c,
+                         const void *got, size_t got_len, const void *want, size_t want_len)
+{
+	char *g, *w;
+
+	if (got_len == want_len && memcmp(got, want, got_len) == 0)
+		return true;
+	g = esc(got, got_len);
+	w = esc(want, want_len);
+	cr_expect_fail("%s [%s]: %s differs\n--- got:\n%s\n--- want:\n%s", c->name, how, what, g,
+	               w);
+	free(g);
+	free(w);
+	return false;
+}
+
+static size_t want_data_len(const struct srv_case *c, size_t k)
+{
+	return c->want_len[k] ? c->want_len[k] : strlen(c->want_msg[k].data);
+}
+
+/* Compare one run with the case; false (after reporting) on any difference. */
+static bool check_run(const struct srv_case *c, const struct got_run *g, const char *how)
+{
+	bool want_closing = c->want_ev == SMTP_SRV_EV_CLOSE || c->after != T_AFTER_NONE;
+	bool ok = true;
+
+	ok &= expect_bytes("transcript", how, c, g->out, g->out_len, c->want_out,
+	                   strlen(c->want_out));
+	CHECK(g->ev == c->want_ev, "%s [%s]: last event %d, want %d", c->name, how, g->ev,
+	      c->want_ev);
+	CHECK(g->closing == want_closing, "%s [%s]: closing %d", c->name, how, g->closing);
+	CHECK(g->nmsg == c->want_nmsg, "%s [%s]: %zu messages, want %zu", c->name, how, g->nmsg,
+	      c->want_nmsg);
+	for (size_t k = 0; k < g->nmsg && k < c->want_nmsg; k++) {
+		const struct got_msg *r = &g->msg[k];
+		const struct want_msg *w = &c->want_msg[k];
+		size_t want_nrcpt = 0;
+
+		while (want_nrcpt < 4 && w->rcpt[want_nrcpt])
+			want_nrcpt++;
+		CHECK(strcmp(r->qid, w->qid) == 0, "%s [%s]: msg %zu qid %s", c->name, how, k,
+		      r->qid);
+		CHECK(strcmp(r->helo, w->helo) == 0, "%s [%s]: msg %zu helo %s", c->name, how, k,
+		      r->helo);
+		CHECK(strcmp(r->mail_from, w->mail_from) == 0, "%s [%s]: msg %zu from %s", c->name,
+		      how, k, r->mail_from);
+		CHECK(r->nrcpt == want_nrcpt, "%s [%s]: msg %zu nrcpt %zu", c->name, how, k,
+		      r->nrcpt);
+		for (size_t i = 0; i < r->nrcpt && i < want_nrcpt; i++)
+			CHECK(strcmp(r->rcpt[i], w->rcpt[i]) == 0, "%s [%s]: msg %zu rcpt %zu %s",
+			      c->name, how, k, i, r->rcpt[i]);
+		CHECK(r->flags == w->flags, "%s [%s]: msg %zu flags %u", c->name, how, k, r->flags);
+		ok &= expect_bytes("message data", how, c, r->data, r->len, w->data,
+		                   want_data_len(c, k));
+	}
+	return ok;
+}
+
+ParameterizedTestParameters(smtp_srv, session)
+{
+	static size_t idx[NCASES];
+
+	for (size_t i = 0; i < NCASES; i++)
+		idx[i] = i;
+	return cr_make_param_array(size_t, idx, NCASES);
+}
+
+ParameterizedTest(size_t *i, smtp_srv, session)
+{
+	const struct srv_case *c = &srv_cases[*i];
+	struct got_run g;
+	char how[64];
+	size_t *cuts;
+
+	run_case(c, NULL, 0, &g);
+	check_run(c, &g, "one piece");
+	got_free(&g);
+
+	for (size_t k = 1; k < c->in_len; k++) {
+		bool ok;
+
+		snprintf(how, sizeof(how), "split at %zu", k);
+		run_case(c, &k, 1, &g);
+		ok = check_run(c, &g, how);
+		got_free(&g);
+		if (!ok)
+			break;                      /* one failing split is enough to read */
+	}
+
+	cuts = malloc(c->in_len * sizeof(*cuts));
+	cr_assert(cuts);
+	for (size_t k = 1; k < c->in_len; k++)
+		cuts[k - 1] = k;
+	run_case(c, cuts, c->in_len ? c->in_len - 1 : 0, &g);
+	check_run(c, &g, "one octet at a time");
+	got_free(&g);
+	free(cuts);
+}
+
+/* ---- lifecycle and API edges ------------------------------------------------------ */
+
+static struct smtp_srv *t_new(struct t_ctx *ctx, const struct smtp_srv_limits *lim)
+{
+	struct smtp_srv *s = smtp_srv_new(HOST, PEER, lim, &t_ops, ctx);
+
+	cr_assert(s);
+	return s;
+}
+
+/* One feed call; *used (if wanted) gets the octets consumed. */
+static enum smtp_srv_ev t_feed(struct smtp_srv *s, const char *p, size_t n, size_t *used)
+{
+	size_t u;
+	enum smtp_srv_ev ev = smtp_srv_feed(s, (const uint8_t *)p, n, used ? used : &u);
+
+	return ev;
+}
+
+static bool t_out_is(struct smtp_srv *s, const char *want)
+{
+	size_t n;
+	const uint8_t *p = smtp_srv_out(s, &n);
+	bool ok = n == strlen(want) && memcmp(p, want, n) == 0;
+
+	if (!ok) {
+		char *g = esc(p, n), *w = esc(want, strlen(want));
+
+		cr_log_error("output\n--- got:\n%s\n--- want:\n%s", g, w);
+		free(g);
+		free(w);
+	}
+	smtp_srv_out_consume(s, n);
+	return ok;
+}
+
+Test(smtp_srv, new_free_and_peer)
+{
+	static const struct smtp_srv_ops no_qid = { t_rcpt_allowed, NULL, t_now };
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s;
+	const struct smtp_srv_msg *m;
+	size_t used;
+	static const char in[] = START "DATA\r\nx\r\n.\r\n";
+
+	smtp_srv_free(NULL);
+	cr_assert_null(smtp_srv_new(HOST, PEER, &t_lim, &no_qid, &ctx));
+	cr_assert_null(smtp_srv_new(HOST, PEER, &t_lim, NULL, &ctx));
+
+	s = t_new(&ctx, &t_lim);
+	cr_assert_eq(smtp_srv_set_peer(s, "198.51.100.5"), 0);
+	cr_assert(!smtp_srv_closing(s));
+	cr_assert(!smtp_srv_in_transaction(s));
+	cr_assert_null(smtp_srv_message(s));
+	smtp_srv_start(s);
+	cr_assert_eq(smtp_srv_set_peer(s, "203.0.113.1"), -EINVAL);
+	cr_assert_eq(t_feed(s, in, sizeof(in) - 1, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(used, sizeof(in) - 1);
+	m = smtp_srv_message(s);
+	cr_assert(m);
+	{
+		static const char want[] =
+			"Received: from c.example (198.51.100.5 [198.51.100.5])\r\n"
+			"\tby " HOST " (ringrelay) with ESMTP id Q1\r\n"
+			"\tfor <b@y.example>; " DATE "\r\nx\r\n";
+
+		cr_assert_eq(m->len, sizeof(want) - 1);
+		cr_assert(memcmp(m->data, want, m->len) == 0);
+	}
+	cr_assert(t_out_is(s, START_R DATA_GO));
+	cr_assert_eq(t_feed(s, "NOOP\r\n", 6, &used), SMTP_SRV_EV_WAIT);
+	cr_assert_eq(used, 0);
+	cr_assert(t_out_is(s, ""));
+	smtp_srv_queued(s);
+	cr_assert(t_out_is(s, QUEUED("Q1")));
+	cr_assert_eq(t_feed(s, "NOOP\r\n", 6, &used), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, OK));
+	smtp_srv_free(s);
+}
+
+Test(smtp_srv, zero_limits_mean_defaults)
+{
+	static const struct smtp_srv_limits zero = { 0 };
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = t_new(&ctx, &zero);
+
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, "EHLO c\r\n", 8, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER EHLO_SZ("52428800")));
+	smtp_srv_free(s);
+
+	s = t_new(&ctx, NULL);
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, "EHLO c\r\n", 8, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER EHLO_SZ("52428800")));
+	smtp_srv_free(s);
+}
+
+/* in_transaction() from the 354 to the spool result; a timeout while the message is
+ * being spooled keeps it valid until queued(), which then writes nothing. */
+Test(smtp_srv, transaction_and_timeout_while_spooling)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+	static const char in[] = START "DATA\r\n";
+	size_t used;
+
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, in, sizeof(in) - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(smtp_srv_in_transaction(s));
+	cr_assert_eq(t_feed(s, "x\r\n.\r\nQUIT\r\n", 12, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(used, 6);
+	cr_assert(smtp_srv_in_transaction(s));
+	smtp_srv_timeout(s);
+	cr_assert(smtp_srv_closing(s));
+	cr_assert(!smtp_srv_in_transaction(s));
+	cr_assert(smtp_srv_message(s));
+	cr_assert_eq(smtp_srv_message(s)->nrcpt, 1);
+	smtp_srv_queued(s);
+	cr_assert_null(smtp_srv_message(s));
+	cr_assert(t_out_is(s, START_R DATA_GO "421 4.4.2 " HOST " Error: timeout exceeded\r\n"));
+	cr_assert_eq(t_feed(s, "QUIT\r\n", 6, &used), SMTP_SRV_EV_CLOSE);
+	cr_assert_eq(used, 0);
+	smtp_srv_shutdown(s);                   /* already closing: no second 421 */
+	smtp_srv_timeout(s);
+	cr_assert(t_out_is(s, ""));
+	smtp_srv_free(s);
+}
+
+/* ---- the DATA lexer against a reference model ------------------------------------- */
+
+static uint32_t t_rand(uint32_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 17;
+	*x ^= *x << 5;
+	return *x;
+}
+
+/* Random data of CR, LF, '.', 'a' followed by CRLF.CRLF, fed one octet at a time. The
+ * reference: DATA ends at the first "\r\n.\r\n" of "\r\n" + stream (the leading CRLF
+ * stands for the end of the DATA command line); the message is refused iff a CR not
+ * followed by LF or a LF not preceded by CR comes before that; else it is the text up to
+ * that CRLF with one leading dot removed from each line. */
+Test(smtp_srv, data_lexer_matches_reference)
+{
+	static const char head[] = START "DATA\r\n";
+	uint32_t seed = 0x5eed1234u;
+
+	for (int iter = 0; iter < 20000; iter++) {
+		char str[32], ref[40], want[32];
+		size_t n = t_rand(&seed) % 14, sl, rl, end = 0, wl = 0, hdr;
+		enum { OK_MSG, REF_LF, REF_CR } want_kind = OK_MSG;
+		struct t_ctx ctx = { 0 };
+		struct smtp_srv *s;
+		size_t got_end = 0, used;
+		bool got_msg = false;
+
+		for (size_t k = 0; k < n; k++)
+			str[k] = "\r\n.a"[t_rand(&seed) % 4];
+		memcpy(str + n, "\r\n.\r\n", 5);
+		sl = n + 5;
+		memcpy(ref, "\r\n", 2);
+		memcpy(ref + 2, str, sl);
+		rl = sl + 2;
+		for (size_t k = 0; k + 5 <= rl; k++)
+			if (memcmp(ref + k, "\r\n.\r\n", 5) == 0) {
+				end = k;
+				break;
+			}
+		/* ref[0, end + 2) holds every line ending of the message */
+		for (size_t k = 0; k < end + 2 && want_kind == OK_MSG; k++) {
+			if (ref[k] == '\r' && ref[k + 1] != '\n')
+				want_kind = REF_CR;
+			else if (ref[k] == '\n' && (k == 0 || ref[k - 1] != '\r'))
+				want_kind = REF_LF;
+		}
+		if (want_kind == OK_MSG)
+			for (size_t k = 2; k < end + 2; k++) {
+				if (ref[k] == '.' && ref[k - 1] == '\n')
+					continue;
+				want[wl++] = ref[k];
+			}
+
+		s = t_new(&ctx, &t_lim);
+		smtp_srv_start(s);
+		cr_assert_eq(t_feed(s, head, sizeof(head) - 1, NULL), SMTP_SRV_EV_NONE);
+		smtp_srv_out_consume(s, SIZE_MAX);
+		for (size_t k = 0; k < sl; k++) {
+			enum smtp_srv_ev ev = smtp_srv_feed(s, (const uint8_t *)str + k, 1, &used);
+			size_t on;
+
+			cr_assert_eq(used, 1);
+			smtp_srv_out(s, &on);
+			if (ev == SMTP_SRV_EV_MESSAGE || on > 0) {
+				got_end = k + 1;
+				got_msg = ev == SMTP_SRV_EV_MESSAGE;
+				break;
+			}
+		}
+		{
+			char *e = esc(str, sl);
+
+			/* stream[k] is ref[k + 2]: the end's last octet is ref[end + 4] */
+			cr_assert_eq(got_end, end + 3, "iter %d: %s: ended after %zu, want %zu", iter, e,
+			             got_end, end + 3);
+			cr_assert_eq(got_msg, want_kind == OK_MSG, "iter %d: %s", iter, e);
+			free(e);
+		}
+		if (got_msg) {
+			const struct smtp_srv_msg *m = smtp_srv_message(s);
+
+			cr_assert(m && m->len >= wl);
+			hdr = m->len - wl;
+			cr_assert(memcmp(m->data + hdr, want, wl) == 0, "iter %d", iter);
+			cr_assert(memcmp(m->data, "Received: ", 10) == 0);
+			cr_assert(memcmp(m->data + hdr - 2, "\r\n", 2) == 0);
+			smtp_srv_queued(s);
+		} else {
+			cr_assert(t_out_is(s, want_kind == REF_LF ? BARE_LF : BARE_CR), "iter %d", iter);
+		}
+		smtp_srv_free(s);
+	}
+}
+
+/* ---- bounded memory --------------------------------------------------------------- */
+
+#if defined(__SANITIZE_ADDRESS__)
+/* From the sanitizer runtime (GCC ships no header for it). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+
+/* An endless command line and an endless message keep at most their limits in memory:
+ * feed megabytes and watch the heap (ASan's own count of live allocations). */
+Test(smtp_srv, memory_stays_bounded)
+{
+	static const struct smtp_srv_limits lim = {
+		.max_message_size = 64 * 1024, .max_recipients = 3, .max_line_length = 998,
+		.max_errors = 20,
+	};
+	static const char head[] = START "DATA\r\n";
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = t_new(&ctx, &lim);
+	size_t chunk_len = 64 * 1024, base, peak = 0, used;
+	char *chunk = malloc(chunk_len);
+
+	cr_assert(chunk);
+	smtp_srv_start(s);
+	smtp_srv_out_consume(s, SIZE_MAX);
+	base = __sanitizer_get_current_allocated_bytes();
+
+	memset(chunk, 'x', chunk_len);                      /* a 4 MiB command line */
+	for (int k = 0; k < 64; k++) {
+		cr_assert_eq(t_feed(s, chunk, chunk_len, &used), SMTP_SRV_EV_NONE);
+		cr_assert_eq(used, chunk_len);
+		size_t now = __sanitizer_get_current_allocated_bytes();
+		if (now > peak)
+			peak = now;
+	}
+	cr_assert_eq(t_feed(s, "\r\n", 2, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, TOO_LONG));
+	cr_assert_lt(peak - base, 4096, "command line: %zu octets kept", peak - base);
+
+	cr_assert_eq(t_feed(s, head, sizeof(head) - 1, NULL), SMTP_SRV_EV_NONE);
+	smtp_srv_out_consume(s, SIZE_MAX);
+	for (size_t i = 0; i < chunk_len; i += 80)          /* 8 MiB of 78-octet lines */
+		memcpy(chunk + i, L78 "\r\n", chunk_len - i < 80 ? chunk_len - i : 80);
+	for (int k = 0; k < 128; k++) {
+		cr_assert_eq(t_feed(s, chunk, chunk_len, &used), SMTP_SRV_EV_NONE);
+		size_t now = __sanitizer_get_current_allocated_bytes();
+		if (now > peak)
+			peak = now;
+	}
+	cr_assert_eq(t_feed(s, "\r\n.\r\n", 5, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, TOO_BIG));
+	cr_assert_lt(peak - base, 64 * 1024 + 8192, "message: %zu octets kept", peak - base);
+
+	free(chunk);
+	smtp_srv_free(s);
+}
+#endif
