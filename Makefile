@@ -72,7 +72,7 @@ $(TST)/test/core/%_test: $(TST)/test/core/%_test.o $(TST)/core/%.o $$(addprefix 
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
 $(TST)/test/net/%: $(TST)/test/net/%.o $(TST)/libring.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
-.PRECIOUS: $(TST)/test/%.o
+.SECONDARY:
 
 deps:
 	@bash scripts/install-deps.sh

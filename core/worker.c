@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -115,6 +116,22 @@ static void stop_sweep(struct worker *w)
 		conn_stop(c, force);
 }
 
+/* The test build can shrink the provided-buffer ring (RR_TEST_RECV_BUFS=count,size) so
+ * that tests drive multishot recv into -ENOBUFS and its re-arm under real load. */
+static void recv_buf_shape(unsigned *count, unsigned *size)
+{
+	*count = WORKER_BUFS;
+	*size = WORKER_BUF_SIZE;
+#ifdef RR_TEST_BUILD
+	const char *e = getenv("RR_TEST_RECV_BUFS");
+	unsigned c, s;
+	if (e && sscanf(e, "%u,%u", &c, &s) == 2 && c > 0 && (c & (c - 1)) == 0 && s >= 16) {
+		*count = c;
+		*size = s;
+	}
+#endif
+}
+
 static int worker_setup(struct worker *w)
 {
 	int ret = uring_init(&w->ring, WORKER_RING_ENTRIES, &w->ring_desc);
@@ -122,7 +139,9 @@ static int worker_setup(struct worker *w)
 		log_err("event=ring_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
 		return ret;
 	}
-	ret = uring_bufs_init(&w->ring, &w->bufs, WORKER_BGID, WORKER_BUFS, WORKER_BUF_SIZE);
+	unsigned nbufs, bufsize;
+	recv_buf_shape(&nbufs, &bufsize);
+	ret = uring_bufs_init(&w->ring, &w->bufs, WORKER_BGID, nbufs, bufsize);
 	if (ret < 0) {
 		log_err("event=bufring_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
 		return ret;
@@ -198,8 +217,9 @@ static void *worker_main(void *arg)
 		io_uring_cq_advance(&w->ring, n);
 		timer_advance(&w->wheel, w->now_ms);
 	}
-	log_info("event=worker_down worker=%u commits=%llu messages=%llu", w->id,
-	         (unsigned long long)w->spool.commits, (unsigned long long)w->spool.messages);
+	log_info("event=worker_down worker=%u commits=%llu messages=%llu enobufs=%llu", w->id,
+	         (unsigned long long)w->spool.commits, (unsigned long long)w->spool.messages,
+	         (unsigned long long)w->enobufs);
 	log_flush();
 	spool_fini(&w->spool);
 	uring_bufs_fini(&w->ring, &w->bufs);

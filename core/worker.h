@@ -47,6 +47,7 @@ struct worker {
 	bool stopping;
 	uint64_t stop_deadline_ms;
 	int start_error;
+	uint64_t enobufs;              /* multishot recvs ended for want of a buffer */
 };
 
 struct server {

@@ -278,6 +278,8 @@ void conn_on_recv(struct conn *c, int res, unsigned flags)
 			log_info("event=disconnect sid=%s client=%s", c->sid, c->peer);
 		conn_close(c, true);
 	}
+	if (res == -ENOBUFS)
+		w->enobufs++;
 	if (!c->recv_armed && !c->closing)
 		arm_recv(c);       /* multishot ended (e.g. -ENOBUFS): re-arm */
 	if (c->closing)

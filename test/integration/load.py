@@ -46,10 +46,10 @@ def worker(i):
         s = socket.create_connection(("127.0.0.1", port), timeout=10)
         f = s.makefile("rb")
         reply(f)
-        s.sendall(b"EHLO load%d\r\n" % i)
+        s.sendall(b"EHLO load%03d\r\n" % i)
         reply(f)
         while time.time() < deadline and take():
-            s.sendall(b"MAIL FROM:<s%d@load.test>\r\nRCPT TO:<r@local.test>\r\nDATA\r\n" % i)
+            s.sendall(b"MAIL FROM:<s%03d@load.test>\r\nRCPT TO:<r@local.test>\r\nDATA\r\n" % i)
             r1, r2, r3 = reply(f), reply(f), reply(f)
             if not (r1.startswith(b"250") and r2.startswith(b"250") and r3.startswith(b"354")):
                 with lock:
