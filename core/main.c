@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -111,18 +113,47 @@ static int scan_cb(void *ctx, const char *seg, uint64_t off, const struct spoolr
 	return 0;
 }
 
-static int run(const char *path, struct config *cfg)
+static void server_free(struct server *srv)
+{
+	if (!srv->workers)
+		return;
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		for (size_t l = 0; w->lis && l < w->nlis; l++)
+			if (w->lis[l].fd >= 0)
+				close(w->lis[l].fd);
+		free(w->lis);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+}
+
+/* Everything that can fail before the configuration is published; on failure the caller
+ * still owns cfg. */
+static int prepare(struct config *cfg, struct server *srv)
 {
 	int ret = mkdir_p(cfg->spool_path);
 	if (ret < 0) {
 		log_err("event=start_failed error=\"spool %s: %s\"", cfg->spool_path, strerror(-ret));
-		return EXIT_RUNTIME;
+		return -1;
+	}
+	/* One relay per spool: two would write the same segment names. The lock lives as
+	 * long as the process (the fd is never closed; the kernel drops it at exit). */
+	char lockpath[4200];
+	snprintf(lockpath, sizeof lockpath, "%s/.lock", cfg->spool_path);
+	int lfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (lfd < 0 || flock(lfd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("event=start_failed error=\"spool %s: %s\"", cfg->spool_path,
+		        errno == EWOULDBLOCK ? "in use by another ringrelay" : strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+		return -1;
 	}
 	struct spooldir_stats st = { 0 };
 	ret = spooldir_scan(cfg->spool_path, scan_cb, NULL, &st);
 	if (ret < 0) {
 		log_err("event=start_failed error=\"spool scan %s: %s\"", cfg->spool_path, strerror(-ret));
-		return EXIT_RUNTIME;
+		return -1;
 	}
 	log_info("event=spool_scan path=%s segments=%zu live=%zu done=%zu torn_segments=%zu torn_bytes=%llu",
 	         cfg->spool_path, st.segments, st.live, st.done, st.torn,
@@ -132,42 +163,59 @@ static int run(const char *path, struct config *cfg)
 	connlimit_init();
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	struct server srv = { 0 };
-	srv.nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
-	srv.grace_s = 10;
-	srv.spool_dir = cfg->spool_path;
-	srv.spool_sync = cfg->spool_sync;
-	srv.workers = calloc(srv.nworkers, sizeof *srv.workers);
-	if (!srv.workers)
-		return EXIT_RUNTIME;
-	for (unsigned i = 0; i < srv.nworkers; i++) {
-		struct worker *w = &srv.workers[i];
+	srv->nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
+	srv->grace_s = 10;
+	srv->spool_dir = cfg->spool_path;
+	srv->spool_sync = cfg->spool_sync;
+	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
+	if (!srv->workers)
+		return -1;
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
 		w->id = i;
 		w->cpu = ncpu > 0 ? (int)(i % (unsigned)ncpu) : -1;
-		w->nlis = cfg->nlisteners;
 		w->lis = calloc(cfg->nlisteners, sizeof *w->lis);
 		if (!w->lis)
-			return EXIT_RUNTIME;
+			return -1;
+		w->nlis = cfg->nlisteners;
+		for (size_t l = 0; l < cfg->nlisteners; l++)
+			w->lis[l].fd = -1;
 	}
 	for (size_t l = 0; l < cfg->nlisteners; l++) {
 		struct config_listener *lc = &cfg->listeners[l];
-		for (unsigned i = 0; i < srv.nworkers; i++) {
+		for (unsigned i = 0; i < srv->nworkers; i++) {
 			int fd = listener_open(&lc->addr, lc->addrlen);   /* port 0 -> the bound one */
 			char a[80];
 			listener_fmt((struct sockaddr *)&lc->addr, a, sizeof a);
 			if (fd < 0) {
 				log_err("event=start_failed error=\"listen %s: %s\"", a, strerror(-fd));
-				return EXIT_RUNTIME;
+				return -1;
 			}
-			srv.workers[i].lis[l].fd = fd;
-			srv.workers[i].lis[l].idx = (unsigned)l;
+			srv->workers[i].lis[l].fd = fd;
+			srv->workers[i].lis[l].idx = (unsigned)l;
 			if (i == 0)
 				log_info("event=listen id=%s addr=%s proxy_protocol=%s", lc->id, a,
 				         lc->proxy_protocol == CONFIG_PROXY_OFF ? "off" :
 				         lc->proxy_protocol == CONFIG_PROXY_TRUSTED ? "trusted" : "required");
 		}
 	}
-	snapshot_publish(snapshot_new(cfg));
+	return 0;
+}
+
+static int run(const char *path, struct config *cfg)
+{
+	struct server srv = { 0 };
+	if (prepare(cfg, &srv) < 0) {
+		server_free(&srv);
+		config_free(cfg);
+		return EXIT_RUNTIME;
+	}
+	struct snapshot *snap = snapshot_new(cfg);      /* owns cfg from here on */
+	if (!snap) {
+		server_free(&srv);
+		return EXIT_RUNTIME;
+	}
+	snapshot_publish(snap);
 
 	sigset_t set;
 	sigemptyset(&set);
@@ -177,13 +225,14 @@ static int run(const char *path, struct config *cfg)
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (sfd < 0)
-		return EXIT_RUNTIME;
-
-	ret = worker_start_all(&srv);
+	int ret = sfd < 0 ? -errno : worker_start_all(&srv);
 	if (ret < 0) {
 		log_err("event=start_failed error=\"workers: %s\"", strerror(-ret));
 		worker_stop_all(&srv);
+		server_free(&srv);
+		if (sfd >= 0)
+			close(sfd);
+		snapshot_publish(NULL);
 		return EXIT_RUNTIME;
 	}
 	log_info("event=ready version=%s workers=%u config=%s", RINGRELAY_VERSION, srv.nworkers,
@@ -208,9 +257,7 @@ static int run(const char *path, struct config *cfg)
 		break;
 	}
 	worker_stop_all(&srv);
-	for (unsigned i = 0; i < srv.nworkers; i++)
-		free(srv.workers[i].lis);
-	free(srv.workers);
+	server_free(&srv);
 	close(sfd);
 	snapshot_publish(NULL);
 	log_info("event=stopped");

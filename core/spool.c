@@ -90,6 +90,8 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 {
 	struct spool_batch *b = &sp->batch[sp->fill];
 	size_t need = spoolrec_msg_size(m->qid, m->mail_from, client, m->rcpt, m->nrcpt, m->len);
+	if (need == 0 || b->len + need > SPOOL_BATCH_MAX)
+		return -EAGAIN;
 	if (grow((void **)&b->buf, &b->cap, b->len + need, 1) < 0 ||
 	    grow((void **)&b->waiters, &b->capwait, b->nwait + 1, sizeof(void *)) < 0)
 		return -ENOMEM;
@@ -147,7 +149,7 @@ void spool_complete(struct spool *sp, void *batch, enum uring_op op, int res)
 		b->sync_res = res;
 	if (--b->pending > 0)
 		return;
-	bool ok = b->write_res == (int)b->len && b->sync_res >= 0;
+	bool ok = b->write_res >= 0 && (size_t)b->write_res == b->len && b->sync_res >= 0;
 	if (ok) {
 		sp->size += b->len;
 	} else {

@@ -18,6 +18,9 @@
 #include "proto/smtp_srv.h"
 
 #define SPOOL_SEGMENT_MAX (64u << 20)
+/* One commit writes at most this much; a message that would grow the filling batch past
+ * it is answered 451 (temporary) and comes back once the batch is out. */
+#define SPOOL_BATCH_MAX (512u << 20)
 
 struct spool_batch {
 	uint8_t *buf;
@@ -45,7 +48,8 @@ struct spool {
 int spool_init(struct spool *sp, struct io_uring *ring, const char *dir, unsigned worker,
                bool sync, void (*done)(void *waiter, bool ok));
 void spool_fini(struct spool *sp);
-/* Queue m for the next commit; waiter is handed back to done(). 0 or -ENOMEM. */
+/* Queue m for the next commit; waiter is handed back to done(). 0, -ENOMEM, or -EAGAIN
+ * when the filling batch is full (SPOOL_BATCH_MAX). */
 int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
                  const char *client, uint64_t arrival);
 /* Submit the filling batch if nothing is in flight (end of each loop turn). */

@@ -512,35 +512,50 @@ static bool srv_check_mail(struct smtp_srv *s)
 	return true;
 }
 
+/* The common front of MAIL and RCPT: "KEYWORD:" (case-insensitive), optional spaces
+ * (Postfix tolerates them), a path, then parameters and the SMTPUTF8 rule. On any error
+ * the reply is written and false returned; on success *a holds the path. */
+static bool srv_path_cmd(struct smtp_srv *s, const char *arg, size_t len, const char *kw,
+                         const char *syntax, unsigned addr_flags, const char *bad,
+                         bool is_mail, struct smtp_addr *a, unsigned *flags, uint64_t *size)
+{
+	size_t kwlen = strlen(kw), used;
+	if (len < kwlen || strncasecmp(arg, kw, kwlen) != 0) {
+		srv_reply(s, "%s", syntax);
+		return false;
+	}
+	arg += kwlen;
+	len -= kwlen;
+	srv_skip_spaces(&arg, &len);
+	if (len == 0) {
+		srv_reply(s, "%s", syntax);
+		return false;
+	}
+	if (smtp_addr_parse_path(arg, len, addr_flags, a, &used) != SMTP_ADDR_OK ||
+	    (used < len && arg[used] != ' ')) {
+		srv_reply(s, "%s", bad);
+		return false;
+	}
+	if (!srv_params(s, arg + used, len - used, is_mail, flags, size))
+		return false;
+	unsigned declared = is_mail ? *flags : s->flags;   /* SMTPUTF8 is a MAIL parameter */
+	if (a->utf8 && !(declared & SMTP_SRV_SMTPUTF8)) {
+		srv_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+		return false;
+	}
+	return true;
+}
+
 static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
 {
 	struct smtp_addr a;
-	size_t used;
 	unsigned flags = 0;
 	uint64_t size = 0;
 
-	if (len < 5 || strncasecmp(arg, "FROM:", 5) != 0) {
-		srv_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+	if (!srv_path_cmd(s, arg, len, "FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>",
+	                  SMTP_ADDR_NULL_OK, "501 5.1.7 Bad sender address syntax", true, &a,
+	                  &flags, &size))
 		return;
-	}
-	arg += 5;
-	len -= 5;
-	srv_skip_spaces(&arg, &len);
-	if (len == 0) {
-		srv_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
-		return;
-	}
-	if (smtp_addr_parse_path(arg, len, SMTP_ADDR_NULL_OK, &a, &used) != SMTP_ADDR_OK ||
-	    (used < len && arg[used] != ' ')) {
-		srv_reply(s, "501 5.1.7 Bad sender address syntax");
-		return;
-	}
-	if (!srv_params(s, arg + used, len - used, true, &flags, &size))
-		return;
-	if (a.utf8 && !(flags & SMTP_SRV_SMTPUTF8)) {
-		srv_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
-		return;
-	}
 	if (size > s->lim.max_message_size) {
 		srv_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
@@ -566,33 +581,13 @@ static bool srv_check_rcpt(struct smtp_srv *s)
 static void srv_do_rcpt(struct smtp_srv *s, const char *arg, size_t len)
 {
 	struct smtp_addr a;
-	size_t used;
 	unsigned flags = 0;
 	uint64_t size = 0;
 
-	if (len < 3 || strncasecmp(arg, "TO:", 3) != 0) {
-		srv_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+	if (!srv_path_cmd(s, arg, len, "TO:", "501 5.5.4 Syntax: RCPT TO:<address>",
+	                  SMTP_ADDR_POSTMASTER_OK, "501 5.1.3 Bad recipient address syntax",
+	                  false, &a, &flags, &size))
 		return;
-	}
-	arg += 3;
-	len -= 3;
-	srv_skip_spaces(&arg, &len);
-	if (len == 0) {
-		srv_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		return;
-	}
-	if (smtp_addr_parse_path(arg, len, SMTP_ADDR_POSTMASTER_OK, &a, &used) !=
-	            SMTP_ADDR_OK ||
-	    (used < len && arg[used] != ' ')) {
-		srv_reply(s, "501 5.1.3 Bad recipient address syntax");
-		return;
-	}
-	if (!srv_params(s, arg + used, len - used, false, &flags, &size))
-		return;
-	if (a.utf8 && !(s->flags & SMTP_SRV_SMTPUTF8)) {
-		srv_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
-		return;
-	}
 	if (s->nrcpt >= s->lim.max_recipients) {
 		srv_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
