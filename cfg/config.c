@@ -67,6 +67,7 @@ struct raw_listener {
 	unsigned proxy_hosts_count;
 	char *proxy_hosts_file;
 	int64_t *proxy_timeout;
+	int64_t *proxy_max_header;
 	struct raw_tls *tls;
 	enum config_tls_mode *tls_mode;
 };
@@ -206,6 +207,7 @@ static const cyaml_schema_field_t listener_fields[] = {
 	STRSEQ("proxy_hosts", struct raw_listener, proxy_hosts),
 	STR("proxy_hosts_file", struct raw_listener, proxy_hosts_file),
 	INT("proxy_timeout", struct raw_listener, proxy_timeout),
+	INT("proxy_max_header", struct raw_listener, proxy_max_header),
 	CYAML_FIELD_MAPPING_PTR("tls", OPT, struct raw_listener, tls, tls_fields),
 	CYAML_FIELD_ENUM_PTR("tls_mode", ENUMF, struct raw_listener, tls_mode,
 	                     tls_mode_names, CYAML_ARRAY_LEN(tls_mode_names)),
@@ -711,6 +713,10 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_timeout", i),
 	             r ? r->proxy_timeout : NULL, 30, 1, 86400, &l->proxy_timeout) < 0)
 		return -1;
+	/* 16 fixed + 216 (the largest address block, UNIX) at least; 16 + 65535 at most. */
+	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_max_header", i),
+	             r ? r->proxy_max_header : NULL, 4096, 232, 65551, &l->proxy_max_header) < 0)
+		return -1;
 
 	b = cidr_builder_new();
 	if (b == NULL)
@@ -719,6 +725,21 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 		if (cfg_cidrs(x, cfg_path(&p, "listeners[%zu].proxy_hosts", i), r->proxy_hosts,
 		              r->proxy_hosts_count, b) < 0)
 			goto fail;
+		if (r->proxy_hosts_count > 0) {
+			l->proxy_hosts_inline = calloc(r->proxy_hosts_count, sizeof(char *));
+			if (l->proxy_hosts_inline == NULL) {
+				cfg_oom(x);
+				goto fail;
+			}
+			for (unsigned k = 0; k < r->proxy_hosts_count; k++) {
+				l->proxy_hosts_inline[k] = strdup(r->proxy_hosts[k]);
+				if (l->proxy_hosts_inline[k] == NULL) {
+					cfg_oom(x);
+					goto fail;
+				}
+				l->nproxy_hosts_inline = k + 1;
+			}
+		}
 		if (r->proxy_hosts_file != NULL) {
 			const char *f = r->proxy_hosts_file;
 			cfg_path(&p, "listeners[%zu].proxy_hosts_file", i);
@@ -1469,6 +1490,9 @@ void config_free(struct config *c)
 		free(l->id);
 		cidr_free(l->proxy_hosts);
 		free(l->proxy_hosts_file);
+		for (size_t k = 0; k < l->nproxy_hosts_inline; k++)
+			free(l->proxy_hosts_inline[k]);
+		free(l->proxy_hosts_inline);
 		free(l->tls_certificate);
 		free(l->tls_key);
 	}
@@ -1676,4 +1700,29 @@ bool config_relay_domain(const struct config *c, const char *domain, size_t len)
 			return true;
 	}
 	return false;
+}
+
+struct cidr_table *config_proxy_hosts_build(const struct config_listener *l, char *err,
+                                            size_t errlen)
+{
+	struct cidr_builder *b = cidr_builder_new();
+	if (b == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < l->nproxy_hosts_inline; i++) {
+		if (cidr_builder_add(b, l->proxy_hosts_inline[i], err, errlen) < 0) {
+			cidr_builder_free(b);
+			return NULL;
+		}
+	}
+	if (l->proxy_hosts_file != NULL &&
+	    cidr_builder_add_file(b, l->proxy_hosts_file, err, errlen) < 0) {
+		cidr_builder_free(b);
+		return NULL;
+	}
+	struct cidr_table *t = cidr_builder_finish(b);
+	if (t == NULL)
+		snprintf(err, errlen, "out of memory");
+	return t;
 }

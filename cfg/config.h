@@ -28,7 +28,10 @@ struct config_listener {
 	enum config_proxy_mode proxy_protocol;
 	struct cidr_table *proxy_hosts;    /* proxy_hosts plus proxy_hosts_file; never NULL */
 	char *proxy_hosts_file;            /* NULL when not set */
+	char **proxy_hosts_inline;         /* the proxy_hosts list as written (validated) */
+	size_t nproxy_hosts_inline;
 	unsigned proxy_timeout;            /* seconds, default 30 */
+	unsigned proxy_max_header;         /* octets a v2 header may take, 232..65551, default 4096 */
 	char *tls_certificate, *tls_key;   /* NULL when not set */
 	enum config_tls_mode tls_mode;
 };
@@ -116,6 +119,12 @@ void config_free(struct config *c);
 /* One-line summary for `ringrelay --check`, e.g.
  * "ok: FILE: 2 listeners, 3 relay networks, 1 relay domain, 2 routes, 1 transport, 1 proxy pool". */
 void config_summary(const struct config *c, char *buf, size_t len);
+
+/* Build listener l's proxy host table afresh: its proxy_hosts plus the current content of
+ * its proxy_hosts_file (for the reload when that file changes). NULL with "PATH:LINE:COL:
+ * message" in err on a bad file. */
+struct cidr_table *config_proxy_hosts_build(const struct config_listener *l, char *err,
+                                            size_t errlen);
 
 /* Is `domain` (any case, no trailing dot) listed in relay.domains? */
 bool config_relay_domain(const struct config *c, const char *domain, size_t len);

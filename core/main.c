@@ -9,6 +9,9 @@
 #include <string.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <libgen.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +88,82 @@ static bool same_listeners(const struct config *old, struct config *nw)
 	return true;
 }
 
+/* proxy_hosts_file watching. We watch the directories holding the files (editors and
+ * deploy tools replace files by rename) and react only to a finished write
+ * (IN_CLOSE_WRITE) or a rename into place (IN_MOVED_TO), never to a truncation, so a
+ * half-written file is never loaded. */
+struct watcher {
+	int fd;
+};
+
+static void watch_rearm(struct watcher *wt, const struct config *cfg)
+{
+	if (wt->fd >= 0)
+		close(wt->fd);
+	wt->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (wt->fd < 0) {
+		log_warn("event=inotify_failed error=\"%s\" note=\"proxy_hosts_file reloads on SIGHUP only\"",
+		         strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const char *f = cfg->listeners[i].proxy_hosts_file;
+		if (!f)
+			continue;
+		char dir[4096];
+		snprintf(dir, sizeof dir, "%s", f);
+		if (inotify_add_watch(wt->fd, dirname(dir), IN_CLOSE_WRITE | IN_MOVED_TO) < 0)
+			log_warn("event=inotify_failed file=%s error=\"%s\"", f, strerror(errno));
+	}
+}
+
+/* Does a name from an inotify event belong to one of the proxy_hosts_files? */
+static bool watched_name(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const char *f = cfg->listeners[i].proxy_hosts_file;
+		if (!f)
+			continue;
+		const char *base = strrchr(f, '/');
+		if (strcmp(base ? base + 1 : f, name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void proxy_hosts_reload(void)
+{
+	char err[1024];
+	struct snapshot *s = snapshot_rebuild_proxy_hosts(snapshot_get(), err, sizeof err);
+	if (!s) {
+		log_err("event=proxy_hosts_reload_failed keeping=old error=\"%s\"", err);
+		return;
+	}
+	uint64_t gen = s->generation;
+	snapshot_publish(s);
+	log_info("event=proxy_hosts_reloaded generation=%llu", (unsigned long long)gen);
+}
+
+/* Drain the inotify queue; reload once if any event named a watched file. */
+static void watch_events(struct watcher *wt)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool hit = false;
+	for (;;) {
+		ssize_t n = read(wt->fd, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+			if (ev->len > 0 && watched_name(snapshot_get()->cfg, ev->name))
+				hit = true;
+			p += sizeof *ev + ev->len;
+		}
+	}
+	if (hit)
+		proxy_hosts_reload();
+}
+
 static void reload(const char *path, const struct config *cur)
 {
 	char err[1024];
@@ -103,8 +182,9 @@ static void reload(const char *path, const struct config *cur)
 		log_err("event=reload_failed keeping=old error=\"out of memory\"");
 		return;
 	}
+	uint64_t gen = s->generation;
 	snapshot_publish(s);
-	log_info("event=reloaded generation=%llu", (unsigned long long)s->generation);
+	log_info("event=reloaded generation=%llu", (unsigned long long)gen);
 }
 
 static int scan_cb(void *ctx, const char *seg, uint64_t off, const struct spoolrec_msg *m)
@@ -238,24 +318,38 @@ static int run(const char *path, struct config *cfg)
 	log_info("event=ready version=%s workers=%u config=%s", RINGRELAY_VERSION, srv.nworkers,
 	         path ? path : "(defaults)");
 
+	struct watcher wt = { .fd = -1 };
+	watch_rearm(&wt, snapshot_get()->cfg);
 	for (;;) {
+		struct pollfd pfd[2] = { { .fd = sfd, .events = POLLIN }, { .fd = wt.fd, .events = POLLIN } };
+		if (poll(pfd, wt.fd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (wt.fd >= 0 && (pfd[1].revents & POLLIN))
+			watch_events(&wt);
+		if (!(pfd[0].revents & POLLIN))
+			continue;
 		struct signalfd_siginfo si;
 		ssize_t n = read(sfd, &si, sizeof si);
 		if (n != sizeof si) {
-			if (n < 0 && errno == EINTR)
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
 			break;
 		}
 		if (si.ssi_signo == SIGHUP) {
 			log_info("event=reload_requested");
 			/* Only this thread publishes, so the current snapshot cannot go away here. */
-			const struct snapshot *cur = snapshot_get();
-			reload(path, cur->cfg);
+			reload(path, snapshot_get()->cfg);
+			watch_rearm(&wt, snapshot_get()->cfg);
 			continue;
 		}
 		log_info("event=stop_requested signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
 		break;
 	}
+	if (wt.fd >= 0)
+		close(wt.fd);
 	worker_stop_all(&srv);
 	server_free(&srv);
 	close(sfd);

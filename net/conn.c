@@ -15,6 +15,7 @@
 #include "core/connlimit.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "proto/proxy.h"
 
 /* Bytes a client may send beyond what the session has consumed (while its message is
  * being committed): past this the client is not waiting for replies at all. */
@@ -55,6 +56,8 @@ static void peer_fmt(const struct sockaddr_storage *sa, char *buf, size_t len)
 static void collect(struct conn *c)
 {
 	size_t n;
+	if (!c->smtp)
+		return;
 	const uint8_t *p = smtp_srv_out(c->smtp, &n);
 	if (n == 0)
 		return;
@@ -71,6 +74,7 @@ static void conn_close(struct conn *c, bool hard)
 	if (c->closing)
 		return;
 	c->closing = 1;
+	c->phase = CONN_PH_CLOSING;
 	timer_cancel(&c->timer);
 	if (hard)
 		c->q.len = 0;
@@ -83,6 +87,8 @@ static void refuse(struct conn *c, const char *reply)
 	buf_append(&c->q, reply, strlen(reply));
 	conn_close(c, false);
 }
+
+static void pump(struct conn *c);
 
 /* session callbacks */
 static bool cb_rcpt_allowed(void *ctx, const char *domain, size_t len)
@@ -117,6 +123,15 @@ static void conn_timeout(struct timer *t)
 	uint64_t now = c->w->now_ms;
 	if (c->closing)
 		return;
+	if (c->phase == CONN_PH_PROXY) {
+		if (now < c->deadline_ms) {
+			timer_arm(&c->w->wheel, &c->timer, c->deadline_ms - now);
+			return;
+		}
+		log_warn("event=proxy_timeout sid=%s client=%s", c->sid, c->peer);
+		refuse(c, "421 4.4.2 PROXY timed out\r\n");
+		return;
+	}
 	if (now < c->deadline_ms || c->spool_wait) {   /* activity since, or we are the slow one */
 		timer_arm(&c->w->wheel, &c->timer, c->spool_wait ? c->idle_ms : c->deadline_ms - now);
 		return;
@@ -138,36 +153,18 @@ static void arm_recv(struct conn *c)
 	c->recv_armed = 1;
 }
 
-void conn_accepted(struct worker *w, struct wlistener *l, int fd)
+static void conn_enter(struct conn *c, enum conn_phase ph)
 {
-	const struct config *cfg = w->snap->cfg;
-	const struct config_listener *lc = &cfg->listeners[l->idx];
-	struct conn *c = calloc(1, sizeof *c);
-	if (!c) {
-		close(fd);
-		return;
-	}
-	c->w = w;
-	c->fd = fd;
-	snprintf(c->sid, sizeof c->sid, "%u.%llu", w->id, (unsigned long long)++w->sid_seq);
-	socklen_t sl = sizeof c->peer_sa;
-	if (getpeername(fd, (struct sockaddr *)&c->peer_sa, &sl) < 0) {
-		close(fd);
-		free(c);
-		return;
-	}
-	peer_fmt(&c->peer_sa, c->peer, sizeof c->peer);
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
-	c->timer.fire = conn_timeout;
-	c->idle_ms = cfg->idle_timeout * 1000u;
-	c->deadline_ms = w->now_ms + c->idle_ms;
+	log_debug("event=phase sid=%s from=%d to=%d", c->sid, c->phase, ph);
+	c->phase = ph;
+}
 
+/* Start the SMTP session for c->peer_sa (the socket peer, or the client a PROXY header
+ * named): connection limits, relay permission, banner. */
+static void session_begin(struct conn *c)
+{
+	struct worker *w = c->w;
+	const struct config *cfg = w->snap->cfg;
 	char reply[256];
 	switch (connlimit_acquire((struct sockaddr *)&c->peer_sa, cfg->max_connections,
 	                          cfg->max_connections_per_ip, &c->limit_slot)) {
@@ -192,18 +189,169 @@ void conn_accepted(struct worker *w, struct wlistener *l, int fd)
 		.max_line_length = cfg->max_line_length,
 		.max_errors = 20,
 	};
+	/* Relay permission keys on the client, which after PROXY is the proxied one. */
 	c->relay_ok = cidr_lookup(cfg->relay_networks, (struct sockaddr *)&c->peer_sa);
 	c->smtp = smtp_srv_new(cfg->hostname, c->peer, &lim, &conn_ops, c);
 	if (!c->smtp) {
 		refuse(c, "421 4.3.0 Error: out of memory\r\n");
 		return;
 	}
-	log_info("event=connect sid=%s client=%s listener=%s relay=%s", c->sid, c->peer, lc->id,
-	         c->relay_ok ? "yes" : "no");
 	smtp_srv_start(c->smtp);
 	collect(c);
+	c->deadline_ms = w->now_ms + c->idle_ms;
 	timer_arm(&w->wheel, &c->timer, c->idle_ms);
+}
+
+void conn_accepted(struct worker *w, struct wlistener *l, int fd)
+{
+	const struct snapshot *snap = w->snap;
+	const struct config_listener *lc = &snap->cfg->listeners[l->idx];
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->w = w;
+	c->fd = fd;
+	c->listener = l->idx;
+	snprintf(c->sid, sizeof c->sid, "%u.%llu", w->id, (unsigned long long)++w->sid_seq);
+	socklen_t sl = sizeof c->peer_sa;
+	if (getpeername(fd, (struct sockaddr *)&c->peer_sa, &sl) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	peer_fmt(&c->peer_sa, c->peer, sizeof c->peer);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	c->timer.fire = conn_timeout;
+	c->idle_ms = snap->cfg->idle_timeout * 1000u;
 	arm_recv(c);
+
+	/* Who may speak PROXY: only a socket peer in this listener's proxy hosts, and only
+	 * when the listener uses the protocol. Everyone else is an ordinary client. */
+	bool trusted = lc->proxy_protocol != CONFIG_PROXY_OFF &&
+	               cidr_lookup(snap->proxy_hosts[l->idx], (struct sockaddr *)&c->peer_sa);
+	log_info("event=connect sid=%s client=%s listener=%s proxy_protocol=%s", c->sid, c->peer,
+	         lc->id, trusted ? "expected" : "no");
+	if (lc->proxy_protocol == CONFIG_PROXY_REQUIRED && !trusted) {
+		log_warn("event=proxy_refused sid=%s client=%s reason=required", c->sid, c->peer);
+		refuse(c, "421 4.7.0 PROXY required\r\n");
+		return;
+	}
+	if (trusted) {
+		/* No banner until a complete, valid header; the deadline does not move. */
+		conn_enter(c, CONN_PH_PROXY);
+		c->deadline_ms = w->now_ms + lc->proxy_timeout * 1000u;
+		timer_arm(&w->wheel, &c->timer, lc->proxy_timeout * 1000u);
+		return;
+	}
+	conn_enter(c, CONN_PH_SNIFF);
+	session_begin(c);
+}
+
+static void sockaddr_from_pp(struct sockaddr_storage *sa, enum pp_family f,
+                             const struct pp_addr *a)
+{
+	memset(sa, 0, sizeof *sa);
+	if (f == PP_AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+		s4->sin_family = AF_INET;
+		memcpy(&s4->sin_addr, a->ip, 4);
+		s4->sin_port = htons(a->port);
+	} else {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+		s6->sin6_family = AF_INET6;
+		memcpy(&s6->sin6_addr, a->ip, 16);
+		s6->sin6_port = htons(a->port);
+	}
+}
+
+/* A valid header: from here on the client is the proxied one (unless LOCAL/UNKNOWN or
+ * a family without IP addresses, which keep the socket's). */
+static void proxy_apply(struct conn *c, const struct pp_result *r)
+{
+	char uid[2 * PP_UNIQUE_ID_MAX + 8] = "", auth[300] = "";
+	if (r->unique_id.len)
+		log_escape(uid, sizeof uid, r->unique_id.p, r->unique_id.len);
+	if (r->authority.len)
+		log_escape(auth, sizeof auth, r->authority.p, r->authority.len);
+	snprintf(c->proxy, sizeof c->proxy, "%s", c->peer);
+	bool keep = r->local || (r->family != PP_AF_INET && r->family != PP_AF_INET6);
+	if (!keep) {
+		sockaddr_from_pp(&c->peer_sa, r->family, &r->src);
+		peer_fmt(&c->peer_sa, c->peer, sizeof c->peer);
+	}
+	log_info("event=proxy sid=%s client=%s proxy=%s version=%u command=%s%s%s%s%s%s",
+	         c->sid, c->peer, c->proxy, r->version, keep ? "local" : "proxy",
+	         uid[0] ? " unique_id=" : "", uid, auth[0] ? " authority=" : "", auth,
+	         r->crc32c_checked ? " crc32c=ok" : "");
+}
+
+/* Input while waiting for the header of a trusted proxy. */
+static void proxy_input(struct conn *c, const uint8_t *p, size_t n)
+{
+	const struct config_listener *lc = &c->w->snap->cfg->listeners[c->listener];
+	if (c->in.len + n > lc->proxy_max_header + 4096u || buf_append(&c->in, p, n) < 0) {
+		log_warn("event=proxy_invalid sid=%s client=%s error=\"header too long\"", c->sid, c->peer);
+		refuse(c, "421 4.7.0 Invalid PROXY header\r\n");
+		return;
+	}
+	struct pp_result r;
+	size_t used = 0;
+	enum pp_err err = PP_E_NONE;
+	switch (pp_parse(c->in.p, c->in.len, lc->proxy_max_header, &r, &used, &err)) {
+	case PP_AGAIN:
+		return;                         /* the deadline keeps running */
+	case PP_ERR:
+		log_warn("event=proxy_invalid sid=%s client=%s error=\"%s\"", c->sid, c->peer,
+		         pp_strerror(err));
+		refuse(c, "421 4.7.0 Invalid PROXY header\r\n");
+		return;
+	case PP_OK:
+		break;
+	}
+	proxy_apply(c, &r);                 /* r's views die with the memmove below */
+	memmove(c->in.p, c->in.p + used, c->in.len - used);
+	c->in.len -= used;
+	timer_cancel(&c->timer);
+	conn_enter(c, CONN_PH_SMTP);
+	session_begin(c);
+	if (!c->closing && c->in.len > 0)
+		pump(c);                        /* e.g. an EHLO sent right behind the header */
+}
+
+/* The first bytes of a client that may not speak PROXY: a header gets the 421. */
+static bool sniff(struct conn *c, const uint8_t *p, size_t n)
+{
+	uint8_t head[16];
+	size_t have = c->in.len < sizeof head ? c->in.len : sizeof head;
+	if (have > 0)
+		memcpy(head, c->in.p, have);
+	size_t more = n < sizeof head - have ? n : sizeof head - have;
+	memcpy(head + have, p, more);
+	switch (pp_detect(head, have + more)) {
+	case PP_DETECT_NONE:
+		conn_enter(c, CONN_PH_SMTP);
+		return true;
+	case PP_DETECT_MAYBE:
+		if (buf_append(&c->in, p, n) < 0)
+			conn_close(c, true);
+		return false;
+	case PP_DETECT_V1:
+	case PP_DETECT_V2:
+		break;
+	}
+	log_warn("event=proxy_refused sid=%s client=%s reason=not_allowed", c->sid, c->peer);
+	smtp_srv_free(c->smtp);     /* the session said its banner and nothing else */
+	c->smtp = NULL;
+	refuse(c, "421 4.7.0 PROXY not allowed\r\n");
+	return false;
 }
 
 /* Feed p[0..n) to the session until it stops; returns the bytes it consumed. */
@@ -245,7 +393,15 @@ static void pump(struct conn *c)
 
 static void input(struct conn *c, const uint8_t *p, size_t n)
 {
-	if (c->closing || !c->smtp)
+	if (c->closing)
+		return;
+	if (c->phase == CONN_PH_PROXY) {
+		proxy_input(c, p, n);
+		return;
+	}
+	if (c->phase == CONN_PH_SNIFF && !sniff(c, p, n))
+		return;
+	if (!c->smtp)
 		return;
 	c->deadline_ms = c->w->now_ms + c->idle_ms;
 	if (c->in.len == 0 && !c->spool_wait) {

@@ -18,6 +18,15 @@
 struct worker;
 struct wlistener;
 
+/* What the input is for. Only conn_enter() changes it. */
+enum conn_phase {
+	CONN_PH_NONE = 0,
+	CONN_PH_PROXY,      /* a trusted proxy peer: no banner until a complete valid header */
+	CONN_PH_SNIFF,      /* banner sent; the first bytes are checked for a PROXY header */
+	CONN_PH_SMTP,       /* the SMTP session owns the input */
+	CONN_PH_CLOSING,    /* the last words are queued; nothing more is read */
+};
+
 struct conn_buf {
 	uint8_t *p;
 	size_t len, cap, off;
@@ -28,12 +37,15 @@ struct conn {
 	struct conn *next, *prev;      /* worker's list */
 	struct conn *dirty_next;
 	int fd;
+	enum conn_phase phase;
+	unsigned listener;             /* index into cfg->listeners */
 	unsigned dirty : 1, sending : 1, recv_armed : 1, closing : 1, shut : 1,
 	         spool_wait : 1, relay_ok : 1, limited : 1;
 	uint32_t limit_slot;
 	char sid[24];
-	char peer[INET6_ADDRSTRLEN];
+	char peer[INET6_ADDRSTRLEN];   /* the client: the proxied one after a PROXY header */
 	struct sockaddr_storage peer_sa;
+	char proxy[INET6_ADDRSTRLEN];  /* the socket peer when it was a proxy, else "" */
 	struct smtp_srv *smtp;
 	struct conn_buf in;            /* input the session has not consumed yet */
 	struct conn_buf tx, q;         /* in flight; queued behind it */

@@ -9,6 +9,7 @@ PKGS=(
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
   python3 procps psmisc util-linux
+  clang libclang-rt-14-dev    # make fuzz: libFuzzer runtime (clang -fsanitize=fuzzer)
 )
 
 missing=()

@@ -597,3 +597,53 @@ Test(config, aliases_and_flow_style)
 	cr_expect_str_eq(c->transports[1].sources[0].ipv4, "198.51.100.1");
 	config_free(c);
 }
+
+Test(config, proxy_hosts_rebuild_follows_the_file)
+{
+	char *path = write_temp("# proxies\n192.0.2.10\n");
+	char yaml[512], err[512] = "";
+	snprintf(yaml, sizeof yaml,
+	         "listeners:\n  - id: mta\n    proxy_protocol: trusted\n"
+	         "    proxy_hosts: [198.51.100.0/24]\n    proxy_hosts_file: %s\n"
+	         "    proxy_max_header: 1024\n", path);
+	struct config *c = must_load(yaml);
+	const struct config_listener *l = &c->listeners[0];
+	cr_expect_eq(l->proxy_max_header, 1024);
+	cr_expect_eq(l->nproxy_hosts_inline, 1);
+	cr_expect(in_table(l->proxy_hosts, "192.0.2.10"));
+
+	/* the file changes: a rebuild sees the new content plus the inline list */
+	FILE *f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("203.0.113.0/24\n", f);
+	fclose(f);
+	struct cidr_table *t = config_proxy_hosts_build(l, err, sizeof err);
+	cr_assert_not_null(t, "%s", err);
+	cr_expect(in_table(t, "203.0.113.77"));
+	cr_expect(in_table(t, "198.51.100.1"));
+	cr_expect_not(in_table(t, "192.0.2.10"));
+	cidr_free(t);
+
+	/* a broken file: NULL with the file's own position */
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("10.0.0.1\nnot-an-ip\n", f);
+	fclose(f);
+	cr_expect_null(config_proxy_hosts_build(l, err, sizeof err));
+	char want_prefix[300];
+	snprintf(want_prefix, sizeof want_prefix, "%s:2:1: ", path);
+	cr_expect_eq(strncmp(err, want_prefix, strlen(want_prefix)), 0, "got %s", err);
+	config_free(c);
+	unlink(path);
+	free(path);
+}
+
+Test(config, proxy_max_header_bounds)
+{
+	char err[512] = "";
+	cr_expect_null(load("listeners:\n  - id: a\n    proxy_max_header: 100\n", err, sizeof err));
+	cr_expect_eq(strncmp(err, "x.yaml:3:23: ", 13), 0, "got %s", err);
+	struct config *c = must_load("listeners:\n  - id: a\n");
+	cr_expect_eq(c->listeners[0].proxy_max_header, 4096);
+	config_free(c);
+}

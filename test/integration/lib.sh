@@ -103,3 +103,68 @@ rr_kill9() {
 
 rr_queue() { "$RR_BIN" --queue -c "$T/ringrelay.yaml" "$@"; }
 rr_queue_count() { rr_queue --json | grep -c '"queue_id"'; }
+
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+
+# hap_start SERVER_OPTS [SOURCE_ADDR]: a private HAProxy in front of the relay. Its frontend
+# (on HAP_PORT) accepts a PROXY header from the test client (accept-proxy), so a client can
+# claim any source address; its backend sends the relay a header with SERVER_OPTS
+# (send-proxy, send-proxy-v2, ...), from SOURCE_ADDR (default 127.0.0.1).
+hap_start() {
+  HAP_PORT=$(free_port)
+  cat > "$T/haproxy.cfg" <<HAP
+global
+  log stderr format raw local0 info
+defaults
+  mode tcp
+  log global
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+frontend fe
+  bind 127.0.0.1:$HAP_PORT ${HAP_BIND_OPTS-accept-proxy}
+  unique-id-format %{+X}o%ci-%cp-%Ts-%rt
+  default_backend be
+backend be
+  server relay 127.0.0.1:$RR_PORT $1 source ${2:-127.0.0.1}
+HAP
+  haproxy -f "$T/haproxy.cfg" -db > "$T/haproxy.log" 2>&1 &
+  HAP_PID=$!
+  local i
+  for i in $(seq 1 100); do
+    python3 -c "import socket;socket.create_connection(('127.0.0.1',$HAP_PORT),0.2).close()" 2>/dev/null && return 0
+    kill -0 $HAP_PID 2>/dev/null || { cat "$T/haproxy.log" >&2; fail "haproxy exited"; }
+    sleep 0.05
+  done
+  fail "haproxy not listening"
+}
+hap_stop() { [ -n "${HAP_PID:-}" ] && kill $HAP_PID 2>/dev/null; wait $HAP_PID 2>/dev/null; HAP_PID=; return 0; }
+
+# swaks through HAProxy, claiming source address $1; remaining args go to swaks.
+swaks_via_hap() {
+  local src=$1; shift
+  swaks --server 127.0.0.1:$HAP_PORT --proxy-version 1 --proxy-family TCP4 \
+    --proxy-source "$src" --proxy-source-port 54321 --proxy-dest 127.0.0.1 \
+    --proxy-dest-port $HAP_PORT "$@" 2>&1
+}
+
+# rr_proxy_config MODE PROXY_HOSTS_YAML [extra top-level yaml lines...]
+rr_proxy_config() {
+  local mode=$1 hosts=$2; shift 2
+  cat > "$T/ringrelay.yaml" <<YAML
+hostname: relay.test
+workers: 2
+spool: { path: $T/spool }
+listeners:
+  - id: mta
+    address: 127.0.0.1
+    port: 0
+    proxy_protocol: $mode
+    $hosts
+relay:
+  networks: [203.0.113.0/24]
+  domains: [local.test]
+YAML
+  [ $# -gt 0 ] && printf '%s\n' "$@" >> "$T/ringrelay.yaml"
+  return 0
+}

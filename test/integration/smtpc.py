@@ -33,9 +33,20 @@ def main():
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--quiet", type=float, default=0.3)
     ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--bind", default=None, help="source address")
+    ap.add_argument("--prefix", default=None, help="file whose bytes are sent first")
+    ap.add_argument("--prefix-chunk", type=int, default=0, help="send the prefix N octets at a time")
     a = ap.parse_args()
     raw = ast.literal_eval("b'''" + a.script.replace("'''", "\\'\\'\\'") + "'''")
-    s = socket.create_connection((a.host, a.port), timeout=5)
+    s = socket.create_connection((a.host, a.port), timeout=5,
+                                 source_address=(a.bind, 0) if a.bind else None)
+    if a.prefix:
+        pre = open(a.prefix, "rb").read()
+        step = a.prefix_chunk or len(pre) or 1
+        for i in range(0, len(pre), step):
+            s.sendall(pre[i:i + step])
+            if a.prefix_chunk:
+                time.sleep(a.delay or 0.02)
     out, closed = drain(s, a.quiet)
     sys.stdout.buffer.write(out)
     for step in raw.split(b"|||"):
