@@ -52,15 +52,28 @@ $(BUILD)/ringrelay: $(REL)/core/main.o $(REL)/libring.a
 $(TST)/ringrelay: $(TST)/core/main.o $(TST)/libring.a
 	$(CC) $(TCFLAGS) -o $@ $^ $(PKG_LIBS)
 
-BENCH_TOOLS := $(wildcard bench/ringblast.c bench/ringsink.c)
-$(BUILD)/ringblast: $(if $(wildcard bench/ringblast.c),$(REL)/bench/ringblast.o $(REL)/libring.a)
-	$(if $^,$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc,@echo "ringblast: not built yet (issue 4)")
-$(BUILD)/ringsink: $(if $(wildcard bench/ringsink.c),$(REL)/bench/ringsink.o $(REL)/libring.a)
-	$(if $^,$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc,@echo "ringsink: not built yet (issue 4)")
+# bench/: ringblast and ringsink (and cidr_bench) are programs; every other bench/*.c is
+# their shared support library (histogram, option parsing, ...), unit-tested in test/bench/.
+BENCH_MAIN := bench/ringblast.c bench/ringsink.c bench/cidr_bench.c
+BENCH_SRC  := $(filter-out $(BENCH_MAIN),$(wildcard bench/*.c))
+$(REL)/libbench.a: $(call obj,$(REL),$(BENCH_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(TST)/libbench.a: $(call obj,$(TST),$(BENCH_SRC))
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/ringblast: $(if $(wildcard bench/ringblast.c),$(REL)/bench/ringblast.o $(REL)/libbench.a $(REL)/libring.a)
+	$(if $^,$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc -lm,@echo "ringblast: not built yet (issue 4)")
+$(BUILD)/ringsink: $(if $(wildcard bench/ringsink.c),$(REL)/bench/ringsink.o $(REL)/libbench.a $(REL)/libring.a)
+	$(if $^,$(CC) $(CFLAGS) -o $@ $^ $(PKG_LIBS) -ljemalloc -lm,@echo "ringsink: not built yet (issue 4)")
+# ASan+UBSan builds of the tools, for the integration tests.
+$(TST)/ringblast: $(TST)/bench/ringblast.o $(TST)/libbench.a $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+$(TST)/ringsink: $(TST)/bench/ringsink.o $(TST)/libbench.a $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+TST_TOOLS := $(if $(wildcard bench/ringblast.c),$(TST)/ringblast) $(if $(wildcard bench/ringsink.c),$(TST)/ringsink)
 
 # Unit tests: test/<dir>/<mod>_test.c. proto tests link proto only; cfg tests proto+cfg;
 # core/net tests the whole library (they may need the ring plumbing).
-UNIT_SRC := $(wildcard test/proto/*_test.c test/cfg/*_test.c test/core/*_test.c test/net/*_test.c)
+UNIT_SRC := $(wildcard test/proto/*_test.c test/cfg/*_test.c test/core/*_test.c test/net/*_test.c test/bench/*_test.c)
 UNIT_BIN := $(patsubst test/%.c,$(TST)/test/%,$(UNIT_SRC))
 $(TST)/test/proto/%: $(TST)/test/proto/%.o $(TST)/libproto.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion
@@ -70,6 +83,8 @@ $(TST)/test/cfg/%: $(TST)/test/cfg/%.o $(TST)/libcfg.a $(TST)/libproto.a
 .SECONDEXPANSION:
 $(TST)/test/core/%_test: $(TST)/test/core/%_test.o $(TST)/core/%.o $$(addprefix $(TST)/,$$($$*_DEPS)) $(TST)/libcfg.a $(TST)/libproto.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+$(TST)/test/bench/%: $(TST)/test/bench/%.o $(TST)/libbench.a $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS) -lm
 $(TST)/test/net/%: $(TST)/test/net/%.o $(TST)/libring.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
 .SECONDARY:
@@ -84,8 +99,8 @@ run: deps
 test-unit: $(UNIT_BIN)
 	@bash scripts/run-unit.sh $(UNIT_BIN)
 
-test-integration: $(TST)/ringrelay
-	@RR_BIN=$(TST)/ringrelay bash test/integration/run.sh
+test-integration: $(TST)/ringrelay $(TST_TOOLS)
+	@RR_BIN=$(TST)/ringrelay RR_TOOLS=$(TST) bash test/integration/run.sh
 
 test: deps
 	@$(MAKE) --no-print-directory test-unit test-integration

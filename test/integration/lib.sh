@@ -5,6 +5,7 @@ set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 : "${RR_BIN:?RR_BIN must name the ringrelay binary}"
 RR_BIN=$(readlink -f "$RR_BIN")
+RR_TOOLS=$(readlink -f "${RR_TOOLS:-$(dirname "$RR_BIN")}")   # ringblast, ringsink (test builds)
 T=$(mktemp -d /tmp/rrtest.XXXXXX)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:log_path=$T/asan}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:log_path=$T/ubsan}
