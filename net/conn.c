@@ -52,6 +52,14 @@ static void peer_fmt(const struct sockaddr_storage *sa, char *buf, size_t len)
 	}
 }
 
+static void conn_enter(struct conn *c, enum conn_phase ph)
+{
+	log_debug("event=phase sid=%s from=%d to=%d", c->sid, c->phase, ph);
+	c->phase = ph;
+}
+
+static void conn_close(struct conn *c, bool hard);
+
 /* Move whatever the session wrote into the send queue. */
 static void collect(struct conn *c)
 {
@@ -61,12 +69,12 @@ static void collect(struct conn *c)
 	const uint8_t *p = smtp_srv_out(c->smtp, &n);
 	if (n == 0)
 		return;
-	if (buf_append(&c->q, p, n) < 0) {
-		c->closing = 1;         /* cannot even queue a reply: drop the connection */
-		c->q.len = 0;
-	}
+	int ret = buf_append(&c->q, p, n);   /* copy before consume: p is the session's */
 	smtp_srv_out_consume(c->smtp, n);
-	worker_mark_dirty(c->w, c);
+	if (ret < 0)
+		conn_close(c, true);    /* cannot even queue a reply: drop the connection */
+	else
+		worker_mark_dirty(c->w, c);
 }
 
 static void conn_close(struct conn *c, bool hard)
@@ -74,7 +82,7 @@ static void conn_close(struct conn *c, bool hard)
 	if (c->closing)
 		return;
 	c->closing = 1;
-	c->phase = CONN_PH_CLOSING;
+	conn_enter(c, CONN_PH_CLOSING);
 	timer_cancel(&c->timer);
 	if (hard)
 		c->q.len = 0;
@@ -151,12 +159,6 @@ static void arm_recv(struct conn *c)
 	sqe->buf_group = w->bufs.bgid;
 	io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_RECV));
 	c->recv_armed = 1;
-}
-
-static void conn_enter(struct conn *c, enum conn_phase ph)
-{
-	log_debug("event=phase sid=%s from=%d to=%d", c->sid, c->phase, ph);
-	c->phase = ph;
 }
 
 /* Start the SMTP session for c->peer_sa (the socket peer, or the client a PROXY header
