@@ -16,6 +16,7 @@ void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms)
 	for (size_t i = 0; i < TIMER_SLOTS; i++)
 		w->slots[i].next = w->slots[i].prev = &w->slots[i];
 	w->now = now_ms / TIMER_TICK_MS;
+	w->now_ms = now_ms;
 }
 
 void timer_cancel(struct timer *t)
@@ -30,10 +31,10 @@ void timer_cancel(struct timer *t)
 void timer_arm(struct timer_wheel *w, struct timer *t, uint64_t ms)
 {
 	timer_cancel(t);
-	uint64_t ticks = (ms + TIMER_TICK_MS - 1) / TIMER_TICK_MS;
-	if (ticks == 0)
-		ticks = 1;
-	t->expires = w->now + ticks;
+	/* From the exact time, not the tick: w->now may be almost a tick behind it. */
+	t->expires = (w->now_ms + ms + TIMER_TICK_MS - 1) / TIMER_TICK_MS;
+	if (t->expires <= w->now)
+		t->expires = w->now + 1;
 	struct timer *head = &w->slots[t->expires % TIMER_SLOTS];
 	t->next = head->next;
 	t->prev = head;
@@ -45,6 +46,8 @@ unsigned timer_advance(struct timer_wheel *w, uint64_t now_ms)
 {
 	uint64_t target = now_ms / TIMER_TICK_MS;
 	unsigned fired = 0;
+	if (now_ms > w->now_ms)
+		w->now_ms = now_ms;
 	/* Never walk more than one revolution: every slot is then visited once. */
 	if (target > w->now + TIMER_SLOTS)
 		w->now = target - TIMER_SLOTS;

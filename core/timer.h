@@ -18,10 +18,12 @@ struct timer {
 struct timer_wheel {
 	struct timer slots[TIMER_SLOTS];  /* list heads */
 	uint64_t now;                     /* current tick, processed up to here */
+	uint64_t now_ms;                  /* the time of the last init/advance */
 };
 
 void timer_wheel_init(struct timer_wheel *w, uint64_t now_ms);
-/* (Re-)arm t to fire after ms milliseconds. */
+/* (Re-)arm t to fire ms milliseconds after the wheel's time (never earlier: the deadline
+ * is rounded up to a tick boundary; at most one tick late). */
 void timer_arm(struct timer_wheel *w, struct timer *t, uint64_t ms);
 void timer_cancel(struct timer *t);
 static inline int timer_armed(const struct timer *t) { return t->next != 0; }

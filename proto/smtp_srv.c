@@ -29,7 +29,8 @@
  *   line likewise: bare line ending, then "command too long", then a NUL octet
  *   ("500 5.5.2 Error: bad syntax"; NUL is not allowed in commands).
  * - Every 4xx/5xx reply to a client command or to the end of its data counts as an
- *   error. "451 queue file write error" does not: it is our fault, not the client's.
+ *   error. "451 queue file write error" does not: it is our fault, not the client's;
+ *   nor does a smtp_srv_refuse() reply (the caller's choice).
  * - Addresses must be in angle brackets ("MAIL FROM:user@host" is 501 5.1.7). Spaces
  *   after the colon and between parameters are tolerated; parameters are
  *   space-separated. RCPT takes no parameters (we advertise none): 555.
@@ -1061,6 +1062,19 @@ void smtp_srv_queue_failed(struct smtp_srv *s)
 	}
 	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
 	srv_say(s, "451 4.3.0 Error: queue file write error");
+	srv_txn_reset(s);
+	srv_enter(s, SMTP_SRV_ST_READY);
+}
+
+void smtp_srv_refuse(struct smtp_srv *s, const char *reply)
+{
+	SRV_ASSERT(reply && (reply[0] == '4' || reply[0] == '5') && !strpbrk(reply, "\r\n"));
+	if (s->state == SMTP_SRV_ST_CLOSED) {
+		srv_txn_reset(s);
+		return;
+	}
+	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
+	srv_say(s, "%s", reply);
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
 }

@@ -11,7 +11,8 @@
  *   smtp_srv_message() (valid until smtp_srv_queued/queue_failed). The session now waits:
  *   further feeds consume nothing and return SMTP_SRV_EV_WAIT until the caller reports
  *   the spool result with smtp_srv_queued() ("250 2.0.0 Ok: queued as QID") or
- *   smtp_srv_queue_failed() ("451 4.3.0 Error: queue file write error").
+ *   smtp_srv_queue_failed() ("451 4.3.0 Error: queue file write error"), or answers it
+ *   itself with smtp_srv_refuse() (a sink that defers or rejects on purpose).
  *
  * Limits are enforced here, unconditionally: command lines longer than
  * SMTP_SRV_CMD_MAX octets, DATA text lines longer than max_line_length octets, message
@@ -97,6 +98,12 @@ enum smtp_srv_ev smtp_srv_feed(struct smtp_srv *s, const uint8_t *p, size_t len,
 const struct smtp_srv_msg *smtp_srv_message(const struct smtp_srv *s);
 void smtp_srv_queued(struct smtp_srv *s);        /* 250 2.0.0 Ok: queued as QID */
 void smtp_srv_queue_failed(struct smtp_srv *s);  /* 451 4.3.0 Error: queue file write error */
+/* Answer the pending message (after SMTP_SRV_EV_MESSAGE) with `reply`, one 4xx/5xx reply
+ * line without CRLF (e.g. "554 5.7.1 Error: rejected"), instead of 250; the transaction
+ * ends as with smtp_srv_queue_failed(). It is the caller's decision, not the client's
+ * fault: it does not count towards max_errors. A reply that is not a single 4xx/5xx line
+ * is a broken invariant (abort). */
+void smtp_srv_refuse(struct smtp_srv *s, const char *reply);
 
 /* Session-level events decided by the caller; each writes its reply to the output and
  * puts the session in the closing state (smtp_srv_closing() then returns true):

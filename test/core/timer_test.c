@@ -84,6 +84,21 @@ Test(timer, big_jump_fires_everything_once)
 		cr_assert_eq(p[i].fired, 1);
 }
 
+Test(timer, never_early_from_mid_tick)
+{
+	/* The wheel's tick lags its time by 90 ms here: a 100 ms timer must still wait 100 ms. */
+	timer_wheel_init(&wheel, 1000);
+	timer_advance(&wheel, 1090);
+	struct probe p = { .t.fire = on_fire, .w = &wheel };
+	timer_arm(&wheel, &p.t, 100);
+	timer_advance(&wheel, 1150);
+	cr_assert_eq(p.fired, 0, "fired 60 ms after arming a 100 ms timer");
+	timer_advance(&wheel, 1189);
+	cr_assert_eq(p.fired, 0);
+	timer_advance(&wheel, 1200);
+	cr_assert_eq(p.fired, 1);
+}
+
 Test(timer, rearm_from_fire)
 {
 	timer_wheel_init(&wheel, 0);

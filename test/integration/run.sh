@@ -2,6 +2,7 @@
 # Run every integration test (t_*.sh) against $RR_BIN; print one closing line.
 set -u
 RR_BIN=$(readlink -f "${RR_BIN:?}"); export RR_BIN
+RR_TOOLS=$(readlink -f "${RR_TOOLS:-$(dirname "$RR_BIN")}"); export RR_TOOLS
 cd "$(dirname "$0")"
 pass=0; fail=0; failed=()
 for t in t_*.sh; do

@@ -1115,3 +1115,67 @@ Test(smtp_srv, memory_stays_bounded)
 	smtp_srv_free(s);
 }
 #endif
+
+/* ---- refuse: the caller answers the message with its own 4xx/5xx ------------------- */
+
+/* refuse() answers the pending message with the caller's line instead of 250, ends the
+ * transaction (pipelined commands behind it then run), does not count as a client error,
+ * and after a timeout only releases the message. */
+Test(smtp_srv, refuse_answers_the_message)
+{
+	static const struct smtp_srv_limits lim = {
+		.max_message_size = 10000, .max_recipients = 3, .max_line_length = 78,
+		.max_errors = 2,
+	};
+	static const char msg[] = "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+	                          "DATA\r\nx\r\n.\r\n";
+	static const char in[] = "EHLO c.example\r\n"
+	                         "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+	                         "DATA\r\nx\r\n.\r\nNOOP\r\n";
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = t_new(&ctx, &lim);
+	size_t used;
+
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, in, sizeof(in) - 1, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(used, sizeof(in) - 1 - 6);
+	cr_assert(smtp_srv_message(s));
+	smtp_srv_refuse(s, "554 5.7.1 Error: rejected by ringsink");
+	cr_assert_null(smtp_srv_message(s));
+	cr_assert(!smtp_srv_in_transaction(s));
+	cr_assert(!smtp_srv_closing(s));
+	cr_assert(t_out_is(s, BANNER EHLO_SZ("10000") MAIL_OK RCPT_OK DATA_GO
+	                      "554 5.7.1 Error: rejected by ringsink\r\n"));
+	cr_assert_eq(t_feed(s, "NOOP\r\n", 6, &used), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, OK));
+
+	/* Three more refusals with max_errors 2: none is the client's error. */
+	for (unsigned k = 2; k <= 4; k++) {
+		char want[64];
+
+		snprintf(want, sizeof want, "Q%u", k);
+		cr_assert_eq(t_feed(s, msg, sizeof(msg) - 1, &used), SMTP_SRV_EV_MESSAGE);
+		cr_assert_eq(used, sizeof(msg) - 1);
+		cr_assert_str_eq(smtp_srv_message(s)->qid, want);
+		smtp_srv_refuse(s, k % 2 ? "451 4.3.0 Error: deferred by ringsink"
+		                         : "554 5.7.1 Error: rejected by ringsink");
+		cr_assert(t_out_is(s, k % 2 ? MAIL_OK RCPT_OK DATA_GO "451 4.3.0 Error: deferred by ringsink\r\n"
+		                            : MAIL_OK RCPT_OK DATA_GO "554 5.7.1 Error: rejected by ringsink\r\n"));
+	}
+	cr_assert(!smtp_srv_closing(s));
+
+	/* The next message is queued as usual: the refusals left no trace. */
+	cr_assert_eq(t_feed(s, msg, sizeof(msg) - 1, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(smtp_srv_message(s)->nrcpt, 1);
+	smtp_srv_queued(s);
+	cr_assert(t_out_is(s, MAIL_OK RCPT_OK DATA_GO QUEUED("Q5")));
+
+	/* Timed out while the message waited: refuse() only releases it. */
+	cr_assert_eq(t_feed(s, msg, sizeof(msg) - 1, &used), SMTP_SRV_EV_MESSAGE);
+	smtp_srv_timeout(s);
+	smtp_srv_refuse(s, "451 4.3.0 Error: deferred by ringsink");
+	cr_assert_null(smtp_srv_message(s));
+	cr_assert(t_out_is(s, MAIL_OK RCPT_OK DATA_GO "421 4.4.2 " HOST " Error: timeout exceeded\r\n"));
+	cr_assert_eq(t_feed(s, "QUIT\r\n", 6, &used), SMTP_SRV_EV_CLOSE);
+	smtp_srv_free(s);
+}

@@ -1,0 +1,1419 @@
+/* ringblast — the SMTP load generator (DESIGN.md, "Load generator and sink").
+ *
+ * One thread, one io_uring ring. Each connection is a non-blocking socket whose connect()
+ * is left in progress: a multishot recv (provided-buffer ring) is armed at once and the
+ * first thing it reports is the greeting, or the connect error; a PROXY header queued
+ * before the connection is up is sent by the ring as soon as it is. Every completion goes
+ * through one switch (dispatch); replies go through a small resumable parser
+ * (reply_feed) into the connection's state machine (bconn_reply); output is queued and
+ * sent once per loop turn (bconn_flush), one send in flight per connection.
+ *
+ * A transaction, pipelined (RFC 2920): MAIL, RCPT..., DATA in one send; the 354; the
+ * message and its final dot in one send (this connection's header block, whose
+ * Message-ID carries a sequence number, then the body built once for all); the 250.
+ * Latency runs from handing the ring the send that carries the final dot to the 250, on
+ * CLOCK_MONOTONIC. Not from that send's completion: a send the socket cannot take at once
+ * is retried in deferred task work, and its completion can be reaped in the same batch as
+ * the 250, milliseconds late; so this clock errs long (it includes the time the server
+ * takes to read the message), never short. */
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench/blast_opts.h"
+#include "bench/hist.h"
+#include "net/uring.h"
+#include "proto/proxy.h"
+
+#define BLAST_EXIT_OK 0
+#define BLAST_EXIT_FAIL 1
+#define BLAST_EXIT_USAGE 2
+
+#define BLAST_RING_ENTRIES 4096
+#define BLAST_BUFS 2048                 /* provided recv buffers (a power of two) */
+#define BLAST_BUF_SIZE 2048
+#define BLAST_BGID 1
+#define BLAST_RAMP_PER_S 2000u          /* new connections per second, at most ... */
+#define BLAST_RAMP_BURST 64u            /* ... after a first burst of this many */
+#define BLAST_NS 1000000000ull
+#define BLAST_MS 1000000ull
+#define BLAST_DRAIN_NS (30 * BLAST_NS)  /* after the time limit, for transactions in flight */
+#define BLAST_QUIT_NS (10 * BLAST_NS)   /* after an abort, for the ring to let go */
+#define BLAST_TICK_NS (100 * BLAST_MS)
+#define BLAST_PROGRESS_AFTER_NS (2 * BLAST_NS)
+#define BLAST_LINE_MAX 2048             /* octets of one reply line (RFC 5321 says 512) */
+#define BLAST_TEXT_MAX 160              /* of a reply's first line, kept for the report */
+#define BLAST_EHLO "EHLO ringblast.test\r\n"
+#define BLAST_MSGID_DOMAIN "ringblast.test"
+
+/* Error classes without a reply code share the code table's unused low slots. */
+enum blast_err {
+	BLAST_ERR_NONE = 0,
+	BLAST_ERR_DROPPED,              /* the connection was lost in the middle */
+	BLAST_ERR_TIMEOUT,              /* still in flight at the overall time bound */
+	BLAST_ERR_PROTOCOL,             /* a malformed reply */
+	BLAST_ERR_INTERRUPTED,          /* SIGINT / SIGTERM */
+	BLAST_ERR_NCODES = 600,
+};
+static const char *const blast_err_names[] = {
+	[BLAST_ERR_DROPPED] = "dropped",
+	[BLAST_ERR_TIMEOUT] = "timeout",
+	[BLAST_ERR_PROTOCOL] = "protocol",
+	[BLAST_ERR_INTERRUPTED] = "interrupted",
+};
+
+/* ---- SMTP replies: a resumable byte-driven parser ------------------------------------ */
+
+enum reply_rc { REPLY_OK = 0, REPLY_AGAIN, REPLY_ERR };
+
+struct reply {
+	unsigned code;
+	bool pipelining;                /* a line's keyword was PIPELINING (EHLO replies) */
+	char text[BLAST_TEXT_MAX];      /* the first line, cut, printable ASCII only */
+};
+
+struct reply_parser {
+	struct reply r;                 /* being assembled */
+	unsigned len;                   /* octets of the current line, CR LF excluded */
+	unsigned code;                  /* of the current line */
+	unsigned lines;                 /* complete lines of this reply */
+	unsigned tlen;                  /* octets in r.text */
+	char kw[12];                    /* the current line's first word after the code */
+	unsigned kwlen;                 /* sizeof kw + 1: too long to be a keyword we know */
+	bool kwdone, more, cr;
+};
+
+static void reply_parser_reset(struct reply_parser *rp)
+{
+	memset(rp, 0, sizeof *rp);
+}
+
+/* Feed p[0..n). REPLY_OK: one complete reply is in *out and *used octets were consumed
+ * (call again with the rest); REPLY_AGAIN: all consumed, the reply is not complete;
+ * REPLY_ERR: malformed (*err says why). A reply is lines "ddd-text" ending with a line
+ * "ddd text" or "ddd"; codes 200-599, the same on every line; CRLF (a bare LF is taken). */
+static enum reply_rc reply_feed(struct reply_parser *rp, const uint8_t *p, size_t n,
+                                size_t *used, struct reply *out, const char **err)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = p[i];
+		if (ch == '\n') {
+			if (rp->len < 3) {
+				*err = "reply line shorter than a code";
+				return REPLY_ERR;
+			}
+			if (rp->lines == 0)
+				rp->r.code = rp->code;
+			else if (rp->code != rp->r.code) {
+				*err = "codes differ within a multi-line reply";
+				return REPLY_ERR;
+			}
+			if (rp->kwlen == 10 && strncasecmp(rp->kw, "PIPELINING", 10) == 0)
+				rp->r.pipelining = true;
+			rp->lines++;
+			bool last = !rp->more;
+			rp->len = rp->code = rp->kwlen = 0;
+			rp->kwdone = rp->more = rp->cr = false;
+			if (last) {
+				rp->r.text[rp->tlen] = '\0';
+				*out = rp->r;
+				*used = i + 1;
+				reply_parser_reset(rp);
+				return REPLY_OK;
+			}
+			continue;
+		}
+		if (rp->cr) {
+			*err = "CR not followed by LF in a reply";
+			return REPLY_ERR;
+		}
+		if (ch == '\r') {
+			rp->cr = true;
+			continue;
+		}
+		unsigned pos = rp->len++;
+		if (rp->len > BLAST_LINE_MAX) {
+			*err = "reply line too long";
+			return REPLY_ERR;
+		}
+		if (pos < 3) {
+			if (ch < '0' || ch > '9' || (pos == 0 && (ch < '2' || ch > '5'))) {
+				*err = "reply line does not start with a code";
+				return REPLY_ERR;
+			}
+			rp->code = rp->code * 10 + (unsigned)(ch - '0');
+		} else if (pos == 3) {
+			if (ch == '-') {
+				rp->more = true;
+			} else if (ch != ' ') {
+				*err = "no space or hyphen after the reply code";
+				return REPLY_ERR;
+			}
+		} else if (!rp->kwdone) {
+			if (ch == ' ')
+				rp->kwdone = true;
+			else if (rp->kwlen < sizeof rp->kw)
+				rp->kw[rp->kwlen++] = (char)ch;
+			else
+				rp->kwlen = sizeof rp->kw + 1;
+		}
+		if (rp->lines == 0 && rp->tlen < sizeof rp->r.text - 1)
+			rp->r.text[rp->tlen++] = (ch >= ' ' && ch < 0x7f) ? (char)ch : '?';
+	}
+	*used = n;
+	return REPLY_AGAIN;
+}
+
+/* ---- connections --------------------------------------------------------------------- */
+
+/* Only bconn_enter() changes it. */
+enum bconn_state {
+	BCONN_ST_NONE = 0,          /* not started yet */
+	BCONN_ST_GREETING,          /* connecting (a PROXY header queued); waiting for the 220 */
+	BCONN_ST_EHLO,              /* EHLO sent */
+	BCONN_ST_READY,             /* between transactions, waiting for a --rate token */
+	BCONN_ST_ENVELOPE,          /* MAIL, RCPT..., DATA sent (or being sent one by one) */
+	BCONN_ST_BODY,              /* 354 seen; the message and its dot are being sent */
+	BCONN_ST_FINAL,             /* the dot is sent; waiting for the 250 */
+	BCONN_ST_RSET,              /* RSET after a failed transaction */
+	BCONN_ST_HOLD,              /* --idle-hold: established, idle */
+	BCONN_ST_QUIT,              /* QUIT sent */
+	BCONN_ST_CLOSING,           /* shut down; waiting for the ring to let go of it */
+	BCONN_ST_DONE,              /* closed */
+	BCONN_ST_COUNT
+};
+static const char *const bconn_state_names[BCONN_ST_COUNT] = {
+	"none", "greeting", "ehlo", "ready", "envelope", "body", "final", "rset", "hold",
+	"quit", "closing", "done",
+};
+
+struct obuf {
+	char *p;
+	size_t len, cap;
+};
+
+struct blast;
+
+struct bconn {
+	struct blast *b;
+	struct bconn *dirty_next, *wait_next;
+	int fd;
+	unsigned id;
+	enum bconn_state st;
+	unsigned dirty : 1, recv_armed : 1, sending : 1, shut : 1, waiting : 1,
+	         pipelining : 1, body_queued : 1, body_in_tx : 1;
+	struct reply_parser rp;
+	/* the transaction */
+	unsigned replies;           /* in ENVELOPE: 0 MAIL, 1..r RCPT, r+1 DATA */
+	unsigned rcpt_ok;
+	unsigned fail;              /* first negative reply code, or an enum blast_err */
+	uint64_t t_dot;             /* the send with the final dot was handed to the ring */
+	/* output: commands queued, commands in flight, and the iovecs of the send */
+	struct obuf q, tx;
+	char *hdr;                  /* this connection's header block (Message-ID patched) */
+	struct iovec iov[3];
+	struct msghdr msg;
+};
+
+struct blast {
+	struct blast_opts o;
+	struct io_uring ring;
+	struct uring_bufs bufs;
+	const char *ring_desc;
+	struct bconn *conns;
+	unsigned nstarted, live;
+	unsigned nstate[BCONN_ST_COUNT];
+	struct bconn *dirty;
+	struct bconn *wait_head, *wait_tail;
+	/* the message, built once */
+	char *hdr_tmpl;
+	size_t hdr_len, seq_off;
+	char *body;                 /* text lines and the final ".\r\n" */
+	size_t body_len;
+	char *group;                /* MAIL, RCPT..., DATA */
+	size_t *cmd_off;            /* command i is group[cmd_off[i] .. cmd_off[i + 1]) */
+	uint64_t seq;
+	uint32_t run_id;
+	/* counters */
+	uint64_t started, ok, failed, conn_errors, enobufs;
+	uint64_t errs[BLAST_ERR_NCODES];
+	char first_error[BLAST_TEXT_MAX + 32];
+	char first_conn_error[160];
+	bool pipelining_refused;    /* the server's EHLO did not offer PIPELINING */
+	struct hist *lat;
+	/* time (CLOCK_MONOTONIC ns) */
+	uint64_t now, t0, t_last, t_stop_new, t_hard, t_abort_end;
+	bool stop_new, time_limit_hit, aborted;
+	double tokens;
+	uint64_t t_tokens;
+	/* --idle-hold */
+	bool holding, held;
+	uint64_t t_hold_end;
+	unsigned established;
+	unsigned ehlo_ok;           /* connections that got as far as the EHLO's 250 */
+	bool debug;                 /* RINGBLAST_DEBUG: state changes on stderr */
+	/* progress line */
+	bool progress, progress_shown;
+	uint64_t t_progress, ok_progress;
+};
+
+static volatile sig_atomic_t blast_signalled;
+
+static void on_signal(int sig)
+{
+	blast_signalled = sig;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * BLAST_NS + (uint64_t)ts.tv_nsec;
+}
+
+/* splitmix64: the deterministic per-connection PROXY source. */
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static int obuf_add(struct obuf *o, const void *p, size_t n)
+{
+	if (o->len + n > o->cap) {
+		size_t cap = o->cap ? o->cap : 256;
+		while (cap < o->len + n)
+			cap *= 2;
+		char *q = realloc(o->p, cap);
+		if (!q)
+			return -ENOMEM;
+		o->p = q;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->len, p, n);
+	o->len += n;
+	return 0;
+}
+
+static void bconn_dirty(struct bconn *c)
+{
+	if (c->dirty || c->st == BCONN_ST_DONE)
+		return;
+	c->dirty = 1;
+	c->dirty_next = c->b->dirty;
+	c->b->dirty = c;
+}
+
+static void bconn_enter(struct bconn *c, enum bconn_state st)
+{
+	struct blast *b = c->b;
+	if (c->st == st)
+		return;
+	if (b->debug)
+		fprintf(stderr, "ringblast: conn=%u %s -> %s\n", c->id, bconn_state_names[c->st],
+		        bconn_state_names[st]);
+	b->nstate[c->st]--;
+	b->nstate[st]++;
+	c->st = st;
+	if (st == BCONN_ST_DONE)
+		b->live--;
+	bconn_dirty(c);
+}
+
+static void count_error(struct blast *b, unsigned code, const char *text)
+{
+	if (code >= BLAST_ERR_NCODES)
+		code = BLAST_ERR_PROTOCOL;
+	b->errs[code]++;
+	if (!b->first_error[0] && text)
+		snprintf(b->first_error, sizeof b->first_error, "%s", text);
+}
+
+static void conn_error(struct blast *b, const struct bconn *c, const char *what)
+{
+	b->conn_errors++;
+	if (!b->first_conn_error[0])
+		snprintf(b->first_conn_error, sizeof b->first_conn_error, "connection %u: %s", c->id,
+		         what);
+}
+
+static void bconn_send(struct bconn *c, const void *p, size_t n)
+{
+	if (obuf_add(&c->q, p, n) < 0) {
+		conn_error(c->b, c, "out of memory");
+		bconn_enter(c, BCONN_ST_CLOSING);
+		return;
+	}
+	bconn_dirty(c);
+}
+
+static void bconn_quit(struct bconn *c)
+{
+	bconn_send(c, "QUIT\r\n", 6);
+	if (c->st != BCONN_ST_CLOSING)
+		bconn_enter(c, BCONN_ST_QUIT);
+}
+
+static bool bconn_in_txn(const struct bconn *c)
+{
+	return c->st == BCONN_ST_ENVELOPE || c->st == BCONN_ST_BODY || c->st == BCONN_ST_FINAL;
+}
+
+/* The transaction's first failure decides its class. */
+static void txn_fail(struct bconn *c, unsigned code, const char *text)
+{
+	if (c->fail)
+		return;
+	c->fail = code;
+	if (!c->b->first_error[0] && text)
+		snprintf(c->b->first_error, sizeof c->b->first_error, "%s", text);
+}
+
+/* Count the transaction that just ended. */
+static void txn_record(struct bconn *c)
+{
+	struct blast *b = c->b;
+	b->t_last = b->now;
+	if (c->fail) {
+		b->failed++;
+		count_error(b, c->fail, NULL);
+		return;
+	}
+	b->ok++;
+	hist_record(b->lat, b->now - c->t_dot);
+}
+
+static void txn_start(struct bconn *c)
+{
+	struct blast *b = c->b;
+	unsigned r = b->o.rcpts;
+	if (!c->hdr) {
+		c->hdr = malloc(b->hdr_len);
+		if (!c->hdr) {
+			conn_error(b, c, "out of memory");
+			bconn_enter(c, BCONN_ST_CLOSING);
+			return;
+		}
+		memcpy(c->hdr, b->hdr_tmpl, b->hdr_len);
+	}
+	char seq[17];
+	snprintf(seq, sizeof seq, "%016" PRIx64, ++b->seq);
+	memcpy(c->hdr + b->seq_off, seq, 16);
+	b->started++;
+	c->replies = c->rcpt_ok = c->fail = 0;
+	c->t_dot = 0;
+	bconn_enter(c, BCONN_ST_ENVELOPE);
+	size_t end = c->pipelining ? b->cmd_off[r + 2] : b->cmd_off[1];
+	bconn_send(c, b->group, end);
+}
+
+/* Ready for the next transaction: start one, wait for a token, or say QUIT. */
+static void bconn_next(struct bconn *c)
+{
+	struct blast *b = c->b;
+	if (b->o.idle_hold) {
+		bconn_enter(c, BCONN_ST_HOLD);
+		return;
+	}
+	if (b->stop_new || b->started >= b->o.messages) {
+		bconn_quit(c);
+		return;
+	}
+	if (b->o.rate > 0) {
+		if (!b->wait_head && b->tokens >= 1.0) {
+			b->tokens -= 1.0;
+		} else {
+			bconn_enter(c, BCONN_ST_READY);
+			c->waiting = 1;
+			c->wait_next = NULL;
+			if (b->wait_tail)
+				b->wait_tail->wait_next = c;
+			else
+				b->wait_head = c;
+			b->wait_tail = c;
+			return;
+		}
+	}
+	txn_start(c);
+}
+
+/* After a transaction: RSET if it failed (whatever state the server kept), else go on. */
+static void txn_end(struct bconn *c)
+{
+	txn_record(c);
+	if (c->fail) {
+		bconn_send(c, "RSET\r\n", 6);
+		if (c->st != BCONN_ST_CLOSING)
+			bconn_enter(c, BCONN_ST_RSET);
+		return;
+	}
+	bconn_next(c);
+}
+
+static void envelope_reply(struct bconn *c, const struct reply *r)
+{
+	struct blast *b = c->b;
+	unsigned n = b->o.rcpts, i = c->replies++;
+	bool good = r->code / 100 == 2;
+	if (i == n + 1) {                       /* DATA */
+		if (r->code == 354) {
+			c->body_queued = 1;
+			bconn_enter(c, BCONN_ST_BODY);
+			return;
+		}
+		txn_fail(c, r->code, r->text);
+		txn_end(c);
+		return;
+	}
+	if (!good)
+		txn_fail(c, r->code, r->text);
+	else if (i > 0)
+		c->rcpt_ok++;
+	if (c->pipelining)
+		return;
+	/* One command per round trip: MAIL refused or no recipient left ends it here. */
+	if ((i == 0 && !good) || (i == n && c->rcpt_ok == 0)) {
+		txn_end(c);
+		return;
+	}
+	bconn_send(c, b->group + b->cmd_off[i + 1], b->cmd_off[i + 2] - b->cmd_off[i + 1]);
+}
+
+/* The session is over before any transaction (greeting, EHLO) or between them. */
+static void session_refused(struct bconn *c, const struct reply *r)
+{
+	count_error(c->b, r->code, r->text);
+	bconn_enter(c, BCONN_ST_CLOSING);
+}
+
+static void bconn_reply(struct bconn *c, const struct reply *r)
+{
+	struct blast *b = c->b;
+	if (r->code == 421 && c->st != BCONN_ST_QUIT) {   /* the server closes the session */
+		if (bconn_in_txn(c)) {
+			txn_fail(c, r->code, r->text);
+			txn_record(c);
+		} else if (c->st != BCONN_ST_CLOSING) {
+			count_error(b, r->code, r->text);
+		}
+		bconn_enter(c, BCONN_ST_CLOSING);
+		return;
+	}
+	switch (c->st) {
+	case BCONN_ST_GREETING:
+		if (r->code != 220) {
+			session_refused(c, r);
+			return;
+		}
+		bconn_send(c, BLAST_EHLO, sizeof BLAST_EHLO - 1);
+		bconn_enter(c, BCONN_ST_EHLO);
+		return;
+	case BCONN_ST_EHLO:
+		if (r->code != 250) {
+			session_refused(c, r);
+			return;
+		}
+		b->ehlo_ok++;
+		c->pipelining = b->o.pipelining && r->pipelining;
+		if (b->o.pipelining && !r->pipelining)
+			b->pipelining_refused = true;   /* RFC 2920: not without the keyword */
+		bconn_next(c);
+		return;
+	case BCONN_ST_ENVELOPE:
+		envelope_reply(c, r);
+		return;
+	case BCONN_ST_BODY:                     /* the reply beat the send's completion */
+	case BCONN_ST_FINAL:
+		if (r->code != 250)
+			txn_fail(c, r->code, r->text);
+		txn_end(c);
+		return;
+	case BCONN_ST_RSET:
+		if (r->code / 100 != 2) {
+			session_refused(c, r);
+			return;
+		}
+		bconn_next(c);
+		return;
+	case BCONN_ST_READY:
+	case BCONN_ST_HOLD:                     /* nothing asked: a reply out of turn */
+		session_refused(c, r);
+		return;
+	case BCONN_ST_QUIT:
+		bconn_enter(c, BCONN_ST_CLOSING);
+		return;
+	case BCONN_ST_NONE:
+	case BCONN_ST_CLOSING:
+	case BCONN_ST_DONE:
+	case BCONN_ST_COUNT:
+		return;
+	}
+}
+
+/* The connection ended under us: EOF (res 0) or an error (-errno). */
+static void bconn_lost(struct bconn *c, int res, const char *what)
+{
+	struct blast *b = c->b;
+	char msg[128];
+	switch (c->st) {
+	case BCONN_ST_CLOSING:
+	case BCONN_ST_DONE:
+		return;
+	case BCONN_ST_QUIT:                     /* the server may close before its 221 */
+		bconn_enter(c, BCONN_ST_CLOSING);
+		return;
+	default:
+		break;
+	}
+	if (res == 0)
+		snprintf(msg, sizeof msg, "%s: closed by the server in state %s", what,
+		         bconn_state_names[c->st]);
+	else
+		snprintf(msg, sizeof msg, "%s: %s (state %s)", what, strerror(-res),
+		         bconn_state_names[c->st]);
+	conn_error(b, c, msg);
+	if (bconn_in_txn(c)) {
+		txn_fail(c, BLAST_ERR_DROPPED, NULL);
+		txn_record(c);
+	}
+	bconn_enter(c, BCONN_ST_CLOSING);
+}
+
+static void bconn_input(struct bconn *c, const uint8_t *p, size_t n)
+{
+	struct blast *b = c->b;
+	while (n > 0 && c->st != BCONN_ST_CLOSING) {
+		struct reply r;
+		size_t used = 0;
+		const char *err = NULL;
+		switch (reply_feed(&c->rp, p, n, &used, &r, &err)) {
+		case REPLY_AGAIN:
+			return;
+		case REPLY_ERR: {
+			char msg[96];
+			snprintf(msg, sizeof msg, "protocol: %s", err);
+			conn_error(b, c, msg);
+			if (bconn_in_txn(c)) {
+				txn_fail(c, BLAST_ERR_PROTOCOL, NULL);
+				txn_record(c);
+			}
+			bconn_enter(c, BCONN_ST_CLOSING);
+			return;
+		}
+		case REPLY_OK:
+			b->now = mono_ns();
+			bconn_reply(c, &r);
+			p += used;
+			n -= used;
+			break;
+		}
+	}
+}
+
+static void arm_recv(struct bconn *c)
+{
+	struct blast *b = c->b;
+	struct io_uring_sqe *sqe = uring_sqe(&b->ring);
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = b->bufs.bgid;
+	io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_RECV));
+	c->recv_armed = 1;
+}
+
+static void bconn_on_recv(struct bconn *c, int res, unsigned flags)
+{
+	struct blast *b = c->b;
+	if (!(flags & IORING_CQE_F_MORE))
+		c->recv_armed = 0;
+	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
+		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+		bconn_input(c, uring_bufs_ptr(&b->bufs, bid), (size_t)res);
+		uring_bufs_recycle(&b->bufs, bid);
+	} else if (res == -ENOBUFS) {
+		b->enobufs++;                   /* re-armed by bconn_flush, buffers back by then */
+	} else if (res <= 0) {
+		bconn_lost(c, res, "recv");
+	}
+	bconn_dirty(c);
+}
+
+static void bconn_on_send(struct bconn *c, int res)
+{
+	c->sending = 0;
+	bconn_dirty(c);
+	if (res <= 0) {
+		c->msg.msg_iovlen = 0;
+		c->body_in_tx = 0;
+		bconn_lost(c, res == 0 ? -EPIPE : res, "send");
+		return;
+	}
+	size_t left = (size_t)res;
+	while (left > 0 && c->msg.msg_iovlen > 0) {
+		struct iovec *v = c->msg.msg_iov;
+		if (left >= v->iov_len) {
+			left -= v->iov_len;
+			c->msg.msg_iov++;
+			c->msg.msg_iovlen--;
+		} else {
+			v->iov_base = (char *)v->iov_base + left;
+			v->iov_len -= left;
+			left = 0;
+		}
+	}
+	if (c->msg.msg_iovlen > 0)
+		return;                         /* short send: the rest goes out at the flush */
+	c->tx.len = 0;
+	if (c->body_in_tx) {
+		c->body_in_tx = 0;
+		if (c->st == BCONN_ST_BODY)
+			bconn_enter(c, BCONN_ST_FINAL);
+	}
+}
+
+static void bconn_close(struct bconn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	free(c->q.p);
+	free(c->tx.p);
+	free(c->hdr);
+	memset(&c->q, 0, sizeof c->q);
+	memset(&c->tx, 0, sizeof c->tx);
+	c->hdr = NULL;
+	bconn_enter(c, BCONN_ST_DONE);
+}
+
+/* End of loop turn: send what is queued, re-arm the recv, carry out a close. */
+static void bconn_flush(struct bconn *c)
+{
+	struct blast *b = c->b;
+	if (c->st == BCONN_ST_DONE)
+		return;
+	if (c->st == BCONN_ST_CLOSING) {
+		if (!c->shut) {
+			c->shut = 1;
+			shutdown(c->fd, SHUT_RDWR);     /* ends the multishot recv and any send */
+		}
+		if (!c->recv_armed && !c->sending)
+			bconn_close(c);
+		return;
+	}
+	if (!c->sending && c->msg.msg_iovlen == 0 && (c->q.len > 0 || c->body_queued)) {
+		struct obuf t = c->tx;          /* swap: the queued commands go in flight */
+		c->tx = c->q;
+		c->q = t;
+		c->q.len = 0;
+		size_t n = 0;
+		if (c->tx.len > 0)
+			c->iov[n++] = (struct iovec){ c->tx.p, c->tx.len };
+		if (c->body_queued) {
+			c->iov[n++] = (struct iovec){ c->hdr, b->hdr_len };
+			c->iov[n++] = (struct iovec){ b->body, b->body_len };
+			c->body_queued = 0;
+			c->body_in_tx = 1;
+		}
+		memset(&c->msg, 0, sizeof c->msg);
+		c->msg.msg_iov = c->iov;
+		c->msg.msg_iovlen = n;
+	}
+	if (!c->sending && c->msg.msg_iovlen > 0) {
+		if (c->body_in_tx)
+			c->t_dot = mono_ns();       /* (again, for the rest of a short send) */
+		struct io_uring_sqe *sqe = uring_sqe(&b->ring);
+		io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
+		io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_SEND));
+		c->sending = 1;
+	}
+	if (!c->recv_armed)
+		arm_recv(c);
+}
+
+static void flush_dirty(struct blast *b)
+{
+	while (b->dirty) {
+		struct bconn *c = b->dirty;
+		b->dirty = NULL;
+		while (c) {
+			struct bconn *next = c->dirty_next;
+			c->dirty = 0;
+			bconn_flush(c);
+			c = next;
+		}
+	}
+}
+
+static void dispatch(struct io_uring_cqe *cqe)
+{
+	uint64_t ud = io_uring_cqe_get_data64(cqe);
+	struct bconn *c = uring_ud_ptr(ud);
+	switch (uring_ud_op(ud)) {
+	case URING_OP_RECV:
+		bconn_on_recv(c, cqe->res, cqe->flags);
+		break;
+	case URING_OP_SEND:
+		bconn_on_send(c, cqe->res);
+		break;
+	case URING_OP_NONE:
+	case URING_OP_ACCEPT:
+	case URING_OP_SPOOL_WRITE:
+	case URING_OP_SPOOL_SYNC:
+	case URING_OP_CANCEL:
+		break;
+	}
+}
+
+/* The PROXY header of connection c: source a pseudo-random host of --proxy-src (fixed
+ * seed: the same run gives the same sources), destination the server. */
+static int proxy_header(struct blast *b, struct bconn *c, uint8_t *out, size_t cap)
+{
+	const struct blast_cidr *net = &b->o.proxy_src;
+	unsigned bits = net->family == AF_INET ? 32 : 128, nbytes = bits / 8;
+	uint8_t rnd[16];
+	for (unsigned i = 0; i < 16; i += 8) {
+		uint64_t x = splitmix64(0x72696e67626c7374ull + (uint64_t)c->id * 2 + i / 8);
+		memcpy(rnd + i, &x, 8);
+	}
+	struct pp_addr src, dst;
+	memset(&src, 0, sizeof src);
+	memset(&dst, 0, sizeof dst);
+	uint8_t host[16];
+	memcpy(host, net->addr, nbytes);
+	bool all0 = true, all1 = true;
+	for (unsigned i = net->prefix; i < bits; i++) {
+		uint8_t m = (uint8_t)(0x80u >> (i % 8));
+		if (rnd[i / 8] & m) {
+			host[i / 8] |= m;
+			all0 = false;
+		} else {
+			all1 = false;
+		}
+	}
+	/* An IPv4 network of 4+ addresses: not its network or broadcast address. */
+	if (net->family == AF_INET && net->prefix <= 30 && (all0 || all1))
+		host[3] ^= 1;
+	src.port = (uint16_t)(1024 + splitmix64(~(uint64_t)c->id) % 64512u);
+	enum pp_family fam;
+	const struct sockaddr_storage *sa = &b->o.server;
+	bool srv6 = sa->ss_family == AF_INET6;
+	if (srv6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		memcpy(dst.ip, &s6->sin6_addr, 16);
+		dst.port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		memcpy(dst.ip, &s4->sin_addr, 4);
+		dst.port = ntohs(s4->sin_port);
+	}
+	if (net->family == AF_INET && !srv6) {
+		fam = PP_AF_INET;
+		memcpy(src.ip, host, 4);
+	} else if (net->family == AF_INET6 && srv6) {
+		fam = PP_AF_INET6;
+		memcpy(src.ip, host, 16);
+	} else {                            /* mixed: both as IPv6, the IPv4 one mapped */
+		fam = PP_AF_INET6;
+		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (net->family == AF_INET) {
+			memcpy(src.ip, mapped, 12);
+			memcpy(src.ip + 12, host, 4);
+		} else {
+			memcpy(src.ip, host, 16);
+			memmove(dst.ip + 12, dst.ip, 4);
+			memcpy(dst.ip, mapped, 12);
+		}
+	}
+	size_t n = b->o.proxy == BLAST_PROXY_V1
+	         ? pp_build_v1(out, cap, fam, &src, &dst)
+	         : pp_build_v2(out, cap, false, fam, &src, &dst, NULL, 0, false);
+	return n > 0 ? (int)n : -1;
+}
+
+static void bconn_start(struct blast *b, struct bconn *c)
+{
+	const struct sockaddr_storage *sa = &b->o.server;
+	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	b->live++;
+	if (fd < 0) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "socket: %s", strerror(errno));
+		conn_error(b, c, msg);
+		bconn_enter(c, BCONN_ST_DONE);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(fd, (const struct sockaddr *)sa, b->o.server_len) < 0 && errno != EINPROGRESS) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "connect: %s", strerror(errno));
+		conn_error(b, c, msg);
+		close(fd);
+		bconn_enter(c, BCONN_ST_DONE);
+		return;
+	}
+	c->fd = fd;
+	bconn_enter(c, BCONN_ST_GREETING);
+	arm_recv(c);            /* reports the greeting, or the connect error */
+	if (b->o.proxy != BLAST_PROXY_NONE) {
+		uint8_t hdr[PP_V1_MAX + 64];
+		int n = proxy_header(b, c, hdr, sizeof hdr);
+		if (n < 0) {
+			conn_error(b, c, "PROXY header: cannot build it");
+			bconn_enter(c, BCONN_ST_CLOSING);
+			return;
+		}
+		bconn_send(c, hdr, (size_t)n);  /* the ring sends it once connected */
+	}
+}
+
+/* ---- the message --------------------------------------------------------------------- */
+
+static int build_message(struct blast *b, char *err, size_t errlen)
+{
+	const struct blast_opts *o = &b->o;
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S +0000", &tm);
+	char *h = NULL;
+	int n = asprintf(&h,
+	                 "Message-ID: <0000000000000000.%08x@" BLAST_MSGID_DOMAIN ">\r\n"
+	                 "Date: %s\r\n"
+	                 "From: <%s>\r\n"
+	                 "To: <rcpt1@%s>\r\n"
+	                 "Subject: ringblast test message, %zu octets\r\n"
+	                 "MIME-Version: 1.0\r\n"
+	                 "Content-Type: text/plain; charset=us-ascii\r\n"
+	                 "\r\n",
+	                 b->run_id, date, o->from, o->to_domain, o->size);
+	if (n < 0)
+		return snprintf(err, errlen, "out of memory"), -1;
+	b->hdr_tmpl = h;
+	b->hdr_len = (size_t)n;
+	b->seq_off = strlen("Message-ID: <");
+	if (o->size < b->hdr_len + 3) {
+		snprintf(err, errlen, "-l: %zu octets cannot hold the headers (%zu octets) and a "
+		         "line of text", o->size, b->hdr_len);
+		return -1;
+	}
+	/* The body: lines of 76 characters and CRLF; the last one or two shorter so that the
+	 * whole message is exactly -l octets. No line starts with '.': no dot-stuffing. */
+	size_t blen = o->size - b->hdr_len;
+	size_t full = blen / 78, rem = blen % 78;
+	size_t nlines = full + 2;
+	size_t *len = calloc(nlines, sizeof *len);
+	b->body = malloc(blen + 3);
+	if (!len || !b->body) {
+		free(len);
+		return snprintf(err, errlen, "out of memory"), -1;
+	}
+	size_t k = 0;
+	for (size_t i = 0; i < full; i++)
+		len[k++] = 78;
+	if (rem >= 3) {
+		len[k++] = rem;
+	} else if (rem > 0) {               /* 1 or 2 octets: split the last full line in two */
+		size_t t = 78 + rem;
+		len[k - 1] = t / 2;
+		len[k++] = t - t / 2;
+	}
+	static const char alpha[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789 ringblast";
+	size_t off = 0;
+	for (size_t i = 0; i < k; i++) {
+		size_t chars = len[i] - 2;
+		for (size_t j = 0; j < chars; j++) {
+			char ch = alpha[(i + j) % (sizeof alpha - 1)];
+			if (j == 0 && ch == ' ')
+				ch = 'x';
+			b->body[off++] = ch;
+		}
+		b->body[off++] = '\r';
+		b->body[off++] = '\n';
+	}
+	free(len);
+	memcpy(b->body + off, ".\r\n", 3);
+	b->body_len = off + 3;
+	if (off != blen)
+		abort();                        /* the sizes above do not add up */
+
+	/* The envelope: MAIL FROM, RCPT TO for each, DATA; sent whole or one by one. */
+	unsigned r = o->rcpts;
+	struct obuf g = { 0 };
+	b->cmd_off = calloc(r + 3, sizeof *b->cmd_off);
+	if (!b->cmd_off)
+		return snprintf(err, errlen, "out of memory"), -1;
+	char line[600];
+	int ln = snprintf(line, sizeof line, "MAIL FROM:<%s> SIZE=%zu\r\n", o->from, o->size);
+	int ret = obuf_add(&g, line, (size_t)ln);
+	for (unsigned i = 1; i <= r && ret == 0; i++) {
+		b->cmd_off[i] = g.len;
+		ln = snprintf(line, sizeof line, "RCPT TO:<rcpt%u@%s>\r\n", i, o->to_domain);
+		ret = obuf_add(&g, line, (size_t)ln);
+	}
+	b->cmd_off[r + 1] = g.len;
+	if (ret == 0)
+		ret = obuf_add(&g, "DATA\r\n", 6);
+	b->cmd_off[r + 2] = g.len;
+	b->group = g.p;
+	if (ret < 0)
+		return snprintf(err, errlen, "out of memory"), -1;
+	return 0;
+}
+
+/* ---- the run ------------------------------------------------------------------------- */
+
+static void stop_starting(struct blast *b)
+{
+	b->stop_new = true;
+	while (b->wait_head) {
+		struct bconn *c = b->wait_head;
+		b->wait_head = c->wait_next;
+		c->waiting = 0;
+		if (c->st == BCONN_ST_READY)
+			bconn_quit(c);
+	}
+	b->wait_tail = NULL;
+}
+
+/* The overall bound, or a signal: whatever is in flight fails, every connection closes. */
+static void abort_all(struct blast *b, enum blast_err why)
+{
+	b->aborted = true;
+	b->t_abort_end = b->now + BLAST_QUIT_NS;
+	stop_starting(b);
+	for (unsigned i = 0; i < b->nstarted; i++) {
+		struct bconn *c = &b->conns[i];
+		if (c->st == BCONN_ST_DONE || c->st == BCONN_ST_CLOSING)
+			continue;
+		if (bconn_in_txn(c)) {
+			txn_fail(c, why, NULL);
+			txn_record(c);
+		} else if (c->st == BCONN_ST_GREETING || c->st == BCONN_ST_EHLO) {
+			conn_error(b, c, why == BLAST_ERR_TIMEOUT ? "not established within the time bound"
+			                                          : "interrupted");
+		}
+		bconn_enter(c, BCONN_ST_CLOSING);
+	}
+}
+
+static void refill_tokens(struct blast *b)
+{
+	if (b->o.rate <= 0)
+		return;
+	double cap = b->o.rate / 200.0;         /* 5 ms worth, at least one */
+	if (cap < 1.0)
+		cap = 1.0;
+	b->tokens += (double)(b->now - b->t_tokens) * b->o.rate / (double)BLAST_NS;
+	b->t_tokens = b->now;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	while (b->wait_head && b->tokens >= 1.0 && !b->stop_new) {
+		struct bconn *c = b->wait_head;
+		b->wait_head = c->wait_next;
+		if (!b->wait_head)
+			b->wait_tail = NULL;
+		c->waiting = 0;
+		if (c->st != BCONN_ST_READY)
+			continue;
+		if (b->started >= b->o.messages) {
+			bconn_quit(c);
+			continue;
+		}
+		b->tokens -= 1.0;
+		txn_start(c);
+	}
+}
+
+static void idle_hold_step(struct blast *b)
+{
+	if (!b->o.idle_hold || b->held)
+		return;
+	if (!b->holding) {
+		bool settled = b->nstarted == b->o.connections &&
+		               b->nstate[BCONN_ST_GREETING] + b->nstate[BCONN_ST_EHLO] == 0;
+		if (!settled && b->now < b->t_stop_new)
+			return;
+		b->holding = true;
+		b->t_hold_end = b->now + (uint64_t)b->o.idle_hold * BLAST_NS;
+		b->t_hard = b->t_hold_end + BLAST_DRAIN_NS;
+		fprintf(stderr, "ringblast: %u of %u connections established, holding them idle "
+		        "for %u s\n", b->nstate[BCONN_ST_HOLD], b->o.connections, b->o.idle_hold);
+		return;
+	}
+	if (b->now < b->t_hold_end)
+		return;
+	b->held = true;
+	b->established = b->nstate[BCONN_ST_HOLD];
+	b->stop_new = true;
+	for (unsigned i = 0; i < b->nstarted; i++) {
+		struct bconn *c = &b->conns[i];
+		if (c->st == BCONN_ST_HOLD)
+			bconn_quit(c);
+		else if (c->st == BCONN_ST_GREETING || c->st == BCONN_ST_EHLO) {
+			conn_error(b, c, "not established by the end of the hold");
+			bconn_enter(c, BCONN_ST_CLOSING);
+		}
+	}
+}
+
+static void progress(struct blast *b)
+{
+	if (!b->progress || b->now - b->t0 < BLAST_PROGRESS_AFTER_NS ||
+	    b->now - b->t_progress < BLAST_NS)
+		return;
+	double dt = (double)(b->now - b->t_progress) / (double)BLAST_NS;
+	uint64_t errs = 0;
+	for (unsigned i = 0; i < BLAST_ERR_NCODES; i++)
+		errs += b->errs[i];
+	fprintf(stderr, "\r%7.1f s  %" PRIu64 " messages  %.0f/s  %" PRIu64 " errors  "
+	        "%u connections\033[K", (double)(b->now - b->t0) / (double)BLAST_NS, b->ok,
+	        (double)(b->ok - b->ok_progress) / dt, errs, b->live);
+	b->t_progress = b->now;
+	b->ok_progress = b->ok;
+	b->progress_shown = true;
+}
+
+static uint64_t next_wait_ns(const struct blast *b)
+{
+	uint64_t wait = BLAST_TICK_NS;
+	if (b->nstarted < b->o.connections && !b->stop_new)
+		wait = 5 * BLAST_MS;                /* ramping up */
+	if (b->wait_head && b->tokens < 1.0) {
+		uint64_t t = (uint64_t)((1.0 - b->tokens) * (double)BLAST_NS / b->o.rate) + 1000;
+		if (t < wait)
+			wait = t;
+	}
+	return wait;
+}
+
+static int run(struct blast *b)
+{
+	b->now = b->t0 = b->t_tokens = b->t_progress = mono_ns();
+	b->t_stop_new = b->t0 + (uint64_t)b->o.seconds * BLAST_NS;
+	b->t_hard = b->t_stop_new + BLAST_DRAIN_NS;
+	b->tokens = 1.0;
+	for (;;) {
+		b->now = mono_ns();
+		if (blast_signalled && !b->aborted)
+			abort_all(b, BLAST_ERR_INTERRUPTED);
+		if (!b->o.idle_hold && !b->stop_new && b->now >= b->t_stop_new) {
+			b->time_limit_hit = b->started < b->o.messages;
+			stop_starting(b);
+		}
+		if (!b->aborted && b->now >= b->t_hard)
+			abort_all(b, BLAST_ERR_TIMEOUT);
+		if (b->aborted && b->now >= b->t_abort_end)
+			break;                          /* the ring would not let go: give up */
+		/* Ramp up. */
+		if (!b->stop_new && !b->aborted && !b->holding) {
+			uint64_t allowed = BLAST_RAMP_BURST + (b->now - b->t0) * BLAST_RAMP_PER_S / BLAST_NS;
+			while (b->nstarted < b->o.connections && b->nstarted < allowed)
+				bconn_start(b, &b->conns[b->nstarted++]);
+		}
+		refill_tokens(b);
+		idle_hold_step(b);
+		progress(b);
+		flush_dirty(b);
+		if (b->live == 0 && (b->nstarted == b->o.connections || b->stop_new || b->aborted))
+			break;
+
+		struct io_uring_cqe *cqe;
+		uint64_t wait = next_wait_ns(b);
+		struct __kernel_timespec ts = { .tv_sec = (long long)(wait / BLAST_NS),
+		                                .tv_nsec = (long long)(wait % BLAST_NS) };
+		int ret = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, &ts, NULL);
+		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
+			fprintf(stderr, "ringblast: io_uring wait: %s\n", strerror(-ret));
+			return -1;
+		}
+		b->now = mono_ns();
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&b->ring, head, cqe) {
+			dispatch(cqe);
+			n++;
+		}
+		io_uring_cq_advance(&b->ring, n);
+	}
+	if (b->progress_shown)
+		fputs("\r\033[K", stderr);
+	return 0;
+}
+
+/* ---- the report ---------------------------------------------------------------------- */
+
+static void json_str(FILE *f, const char *s)
+{
+	putc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20 || ch >= 0x7f)
+			fprintf(f, "\\u%04x", ch);
+		else
+			putc(ch, f);
+	}
+	putc('"', f);
+}
+
+static void err_key(unsigned i, char *buf, size_t cap)
+{
+	if (i < sizeof blast_err_names / sizeof blast_err_names[0] && blast_err_names[i])
+		snprintf(buf, cap, "%s", blast_err_names[i]);
+	else
+		snprintf(buf, cap, "%u", i);
+}
+
+static int report(struct blast *b)
+{
+	const struct blast_opts *o = &b->o;
+	uint64_t end = b->t_last > b->t0 ? b->t_last : b->now;
+	if (o->idle_hold)
+		end = b->now;
+	double secs = (double)(end - b->t0) / (double)BLAST_NS;
+	double mps = secs > 0 ? (double)b->ok / secs : 0;
+	uint64_t nerr = 0;
+	for (unsigned i = 0; i < BLAST_ERR_NCODES; i++)
+		nerr += b->errs[i];
+	const double ms = (double)BLAST_MS;
+	double p50 = (double)hist_percentile(b->lat, 50) / ms;
+	double p99 = (double)hist_percentile(b->lat, 99) / ms;
+	double p999 = (double)hist_percentile(b->lat, 99.9) / ms;
+	double lmin = (double)hist_min(b->lat) / ms, lmax = (double)hist_max(b->lat) / ms;
+	double lmean = hist_mean(b->lat) / ms;
+	bool incomplete = !o->idle_hold && b->started < o->messages && !o->seconds_given;
+	if (o->idle_hold && b->established < o->connections)
+		incomplete = true;
+	int rc = (nerr == 0 && b->failed == 0 && b->conn_errors == 0 && !incomplete && !b->aborted)
+	         ? BLAST_EXIT_OK : BLAST_EXIT_FAIL;
+
+	if (o->json) {
+		FILE *f = stdout;
+		fputs("{\"server\":", f);
+		json_str(f, o->server_text);
+		fprintf(f, ",\"connections\":%u,\"established\":%u,\"requested\":%" PRIu64
+		        ",\"started\":%" PRIu64 ",\"messages\":%" PRIu64 ",\"failed\":%" PRIu64
+		        ",\"seconds\":%.3f,\"messages_per_s\":%.1f,\"rcpts\":%u,\"size\":%zu"
+		        ",\"pipelining\":%s,\"proxy\":", o->connections,
+		        o->idle_hold ? b->established : b->ehlo_ok,
+		        o->messages, b->started, b->ok, b->failed, secs, mps, o->rcpts, o->size,
+		        o->pipelining && !b->pipelining_refused ? "true" : "false");
+		if (o->proxy == BLAST_PROXY_NONE)
+			fputs("null", f);
+		else
+			fputs(o->proxy == BLAST_PROXY_V1 ? "\"v1\"" : "\"v2\"", f);
+		if (o->rate > 0)
+			fprintf(f, ",\"rate\":%.3f", o->rate);
+		else
+			fputs(",\"rate\":null", f);
+		if (o->idle_hold)
+			fprintf(f, ",\"idle_hold_s\":%u", o->idle_hold);
+		fprintf(f, ",\"latency_ms\":{\"count\":%" PRIu64 ",\"p50\":%.3f,\"p99\":%.3f,"
+		        "\"p999\":%.3f,\"min\":%.3f,\"mean\":%.3f,\"max\":%.3f}",
+		        hist_count(b->lat), p50, p99, p999, lmin, lmean, lmax);
+		fputs(",\"errors\":{", f);
+		bool first = true;
+		for (unsigned i = 0; i < BLAST_ERR_NCODES; i++) {
+			if (!b->errs[i])
+				continue;
+			char key[16];
+			err_key(i, key, sizeof key);
+			fprintf(f, "%s\"%s\":%" PRIu64, first ? "" : ",", key, b->errs[i]);
+			first = false;
+		}
+		fprintf(f, "},\"error_count\":%" PRIu64 ",\"connection_errors\":%" PRIu64, nerr,
+		        b->conn_errors);
+		fputs(",\"first_error\":", f);
+		if (b->first_error[0])
+			json_str(f, b->first_error);
+		else
+			fputs("null", f);
+		fputs(",\"first_connection_error\":", f);
+		if (b->first_conn_error[0])
+			json_str(f, b->first_conn_error);
+		else
+			fputs("null", f);
+		fprintf(f, ",\"time_limit_reached\":%s,\"aborted\":%s,\"ring\":",
+		        b->time_limit_hit ? "true" : "false", b->aborted ? "true" : "false");
+		json_str(f, b->ring_desc);
+		fprintf(f, ",\"enobufs\":%" PRIu64 ",\"exit\":%d}\n", b->enobufs, rc);
+		fflush(f);
+		return rc;
+	}
+
+	FILE *f = stdout;
+	if (o->idle_hold) {
+		fprintf(f, "established: %u of %u connections, held idle %u s\n", b->established,
+		        o->connections, o->idle_hold);
+	} else {
+		fprintf(f, "messages: %" PRIu64 " ok, %" PRIu64 " failed, of %" PRIu64 " (%u "
+		        "connections, %u rcpt%s, %zu octets, %s%s)\n", b->ok, b->failed, o->messages,
+		        o->connections, o->rcpts, o->rcpts == 1 ? "" : "s", o->size,
+		        o->pipelining && !b->pipelining_refused ? "pipelining" : "no pipelining",
+		        o->proxy == BLAST_PROXY_V1 ? ", PROXY v1" : o->proxy == BLAST_PROXY_V2
+		        ? ", PROXY v2" : "");
+		fprintf(f, "seconds: %.3f\n", secs);
+		fprintf(f, "messages/s: %.1f\n", mps);
+		fprintf(f, "latency ms (end of DATA to 250): p50 %.3f  p99 %.3f  p999 %.3f  "
+		        "(min %.3f  mean %.3f  max %.3f)\n", p50, p99, p999, lmin, lmean, lmax);
+	}
+	fprintf(f, "errors: %" PRIu64, nerr);
+	if (nerr) {
+		const char *sep = " (";
+		for (unsigned i = 0; i < BLAST_ERR_NCODES; i++) {
+			if (!b->errs[i])
+				continue;
+			char key[16];
+			err_key(i, key, sizeof key);
+			fprintf(f, "%s%s: %" PRIu64, sep, key, b->errs[i]);
+			sep = ", ";
+		}
+		fputc(')', f);
+	}
+	fputc('\n', f);
+	if (b->first_error[0])
+		fprintf(f, "first error: %s\n", b->first_error);
+	fprintf(f, "connection errors: %" PRIu64 "\n", b->conn_errors);
+	if (b->first_conn_error[0])
+		fprintf(f, "first connection error: %s\n", b->first_conn_error);
+	if (b->pipelining_refused)
+		fprintf(f, "note: the server did not offer PIPELINING: one command per round trip\n");
+	if (b->time_limit_hit)
+		fprintf(f, "note: time limit (%u s) reached after %" PRIu64 " of %" PRIu64
+		        " transactions%s\n", o->seconds, b->started, o->messages,
+		        o->seconds_given ? "" : " (the default bound: give -t to mean it)");
+	if (b->aborted)
+		fprintf(f, "note: aborted, transactions in flight counted as errors\n");
+	fflush(f);
+	return rc;
+}
+
+/* ---- main ---------------------------------------------------------------------------- */
+
+static int raise_nofile(unsigned need, char *err, size_t errlen)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 0;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (rlim_t)need) {
+		snprintf(err, errlen, "-c %u needs %u file descriptors, RLIMIT_NOFILE allows %llu",
+		         need - 32, need, (unsigned long long)rl.rlim_cur);
+		return -1;
+	}
+	return 0;
+}
+
+static void blast_fini(struct blast *b)
+{
+	if (b->conns) {
+		for (unsigned i = 0; i < b->o.connections; i++) {
+			struct bconn *c = &b->conns[i];
+			if (c->st != BCONN_ST_NONE && c->st != BCONN_ST_DONE) {
+				close(c->fd);
+				free(c->q.p);
+				free(c->tx.p);
+				free(c->hdr);
+			}
+		}
+	}
+	if (b->ring_desc) {
+		uring_bufs_fini(&b->ring, &b->bufs);
+		io_uring_queue_exit(&b->ring);
+	}
+	free(b->conns);
+	free(b->hdr_tmpl);
+	free(b->body);
+	free(b->group);
+	free(b->cmd_off);
+	hist_free(b->lat);
+}
+
+int main(int argc, char **argv)
+{
+	static struct blast blast;
+	struct blast *b = &blast;
+	char err[256];
+	int rc = BLAST_EXIT_FAIL;
+
+	switch (blast_opts_parse(argc, argv, &b->o, err, sizeof err)) {
+	case BLAST_OPTS_OK:
+		break;
+	case BLAST_OPTS_HELP:
+		fputs(blast_opts_usage(), stdout);
+		return BLAST_EXIT_OK;
+	case BLAST_OPTS_ERR:
+		fprintf(stderr, "ringblast: %s\n(ringblast --help for the options)\n", err);
+		return BLAST_EXIT_USAGE;
+	}
+	if (raise_nofile(b->o.connections + 32, err, sizeof err) < 0) {
+		fprintf(stderr, "ringblast: %s\n", err);
+		return BLAST_EXIT_USAGE;
+	}
+	b->run_id = (uint32_t)splitmix64((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32));
+	if (build_message(b, err, sizeof err) < 0) {
+		fprintf(stderr, "ringblast: %s\n", err);
+		rc = BLAST_EXIT_USAGE;
+		goto fail;
+	}
+	b->lat = hist_new();
+	b->conns = calloc(b->o.connections, sizeof *b->conns);
+	if (!b->lat || !b->conns) {
+		fprintf(stderr, "ringblast: out of memory\n");
+		goto fail;
+	}
+	for (unsigned i = 0; i < b->o.connections; i++) {
+		b->conns[i].b = b;
+		b->conns[i].id = i;
+		b->conns[i].fd = -1;
+	}
+	b->nstate[BCONN_ST_NONE] = b->o.connections;
+
+	int ret = uring_init(&b->ring, BLAST_RING_ENTRIES, &b->ring_desc);
+	if (ret < 0) {
+		b->ring_desc = NULL;
+		fprintf(stderr, "ringblast: io_uring: %s\n", strerror(-ret));
+		goto fail;
+	}
+	ret = uring_bufs_init(&b->ring, &b->bufs, BLAST_BGID, BLAST_BUFS, BLAST_BUF_SIZE);
+	if (ret < 0) {
+		fprintf(stderr, "ringblast: provided buffers: %s\n", strerror(-ret));
+		goto fail;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	b->progress = isatty(STDERR_FILENO) && !getenv("RINGBLAST_NO_PROGRESS");
+	b->debug = getenv("RINGBLAST_DEBUG") != NULL;
+
+	if (run(b) < 0)
+		goto fail;
+	rc = report(b);
+fail:
+	blast_fini(b);
+	return rc;
+}
