@@ -5,7 +5,7 @@
  * first thing it reports is the greeting, or the connect error; a PROXY header queued
  * before the connection is up is sent by the ring as soon as it is. Every completion goes
  * through one switch (dispatch); replies go through a small resumable parser
- * (reply_feed) into the connection's state machine (bconn_reply); output is queued and
+ * (smtp_reply_feed) into the connection's state machine (bconn_reply); output is queued and
  * sent once per loop turn (bconn_flush), one send in flight per connection.
  *
  * A transaction, pipelined (RFC 2920): MAIL, RCPT..., DATA in one send; the 354; the
@@ -36,6 +36,7 @@
 #include "bench/hist.h"
 #include "net/uring.h"
 #include "proto/proxy.h"
+#include "proto/smtp_reply.h"
 
 #define BLAST_EXIT_OK 0
 #define BLAST_EXIT_FAIL 1
@@ -53,8 +54,6 @@
 #define BLAST_QUIT_NS (10 * BLAST_NS)   /* after an abort, for the ring to let go */
 #define BLAST_TICK_NS (100 * BLAST_MS)
 #define BLAST_PROGRESS_AFTER_NS (2 * BLAST_NS)
-#define BLAST_LINE_MAX 2048             /* octets of one reply line (RFC 5321 says 512) */
-#define BLAST_TEXT_MAX 160              /* of a reply's first line, kept for the report */
 #define BLAST_EHLO "EHLO ringblast.test\r\n"
 #define BLAST_MSGID_DOMAIN "ringblast.test"
 
@@ -73,108 +72,6 @@ static const char *const blast_err_names[] = {
 	[BLAST_ERR_PROTOCOL] = "protocol",
 	[BLAST_ERR_INTERRUPTED] = "interrupted",
 };
-
-/* ---- SMTP replies: a resumable byte-driven parser ------------------------------------ */
-
-enum reply_rc { REPLY_OK = 0, REPLY_AGAIN, REPLY_ERR };
-
-struct reply {
-	unsigned code;
-	bool pipelining;                /* a line's keyword was PIPELINING (EHLO replies) */
-	char text[BLAST_TEXT_MAX];      /* the first line, cut, printable ASCII only */
-};
-
-struct reply_parser {
-	struct reply r;                 /* being assembled */
-	unsigned len;                   /* octets of the current line, CR LF excluded */
-	unsigned code;                  /* of the current line */
-	unsigned lines;                 /* complete lines of this reply */
-	unsigned tlen;                  /* octets in r.text */
-	char kw[12];                    /* the current line's first word after the code */
-	unsigned kwlen;                 /* sizeof kw + 1: too long to be a keyword we know */
-	bool kwdone, more, cr;
-};
-
-static void reply_parser_reset(struct reply_parser *rp)
-{
-	memset(rp, 0, sizeof *rp);
-}
-
-/* Feed p[0..n). REPLY_OK: one complete reply is in *out and *used octets were consumed
- * (call again with the rest); REPLY_AGAIN: all consumed, the reply is not complete;
- * REPLY_ERR: malformed (*err says why). A reply is lines "ddd-text" ending with a line
- * "ddd text" or "ddd"; codes 200-599, the same on every line; CRLF (a bare LF is taken). */
-static enum reply_rc reply_feed(struct reply_parser *rp, const uint8_t *p, size_t n,
-                                size_t *used, struct reply *out, const char **err)
-{
-	for (size_t i = 0; i < n; i++) {
-		uint8_t ch = p[i];
-		if (ch == '\n') {
-			if (rp->len < 3) {
-				*err = "reply line shorter than a code";
-				return REPLY_ERR;
-			}
-			if (rp->lines == 0)
-				rp->r.code = rp->code;
-			else if (rp->code != rp->r.code) {
-				*err = "codes differ within a multi-line reply";
-				return REPLY_ERR;
-			}
-			if (rp->kwlen == 10 && strncasecmp(rp->kw, "PIPELINING", 10) == 0)
-				rp->r.pipelining = true;
-			rp->lines++;
-			bool last = !rp->more;
-			rp->len = rp->code = rp->kwlen = 0;
-			rp->kwdone = rp->more = rp->cr = false;
-			if (last) {
-				rp->r.text[rp->tlen] = '\0';
-				*out = rp->r;
-				*used = i + 1;
-				reply_parser_reset(rp);
-				return REPLY_OK;
-			}
-			continue;
-		}
-		if (rp->cr) {
-			*err = "CR not followed by LF in a reply";
-			return REPLY_ERR;
-		}
-		if (ch == '\r') {
-			rp->cr = true;
-			continue;
-		}
-		unsigned pos = rp->len++;
-		if (rp->len > BLAST_LINE_MAX) {
-			*err = "reply line too long";
-			return REPLY_ERR;
-		}
-		if (pos < 3) {
-			if (ch < '0' || ch > '9' || (pos == 0 && (ch < '2' || ch > '5'))) {
-				*err = "reply line does not start with a code";
-				return REPLY_ERR;
-			}
-			rp->code = rp->code * 10 + (unsigned)(ch - '0');
-		} else if (pos == 3) {
-			if (ch == '-') {
-				rp->more = true;
-			} else if (ch != ' ') {
-				*err = "no space or hyphen after the reply code";
-				return REPLY_ERR;
-			}
-		} else if (!rp->kwdone) {
-			if (ch == ' ')
-				rp->kwdone = true;
-			else if (rp->kwlen < sizeof rp->kw)
-				rp->kw[rp->kwlen++] = (char)ch;
-			else
-				rp->kwlen = sizeof rp->kw + 1;
-		}
-		if (rp->lines == 0 && rp->tlen < sizeof rp->r.text - 1)
-			rp->r.text[rp->tlen++] = (ch >= ' ' && ch < 0x7f) ? (char)ch : '?';
-	}
-	*used = n;
-	return REPLY_AGAIN;
-}
 
 /* ---- connections --------------------------------------------------------------------- */
 
@@ -214,7 +111,7 @@ struct bconn {
 	enum bconn_state st;
 	unsigned dirty : 1, recv_armed : 1, sending : 1, shut : 1, waiting : 1,
 	         pipelining : 1, body_queued : 1, body_in_tx : 1;
-	struct reply_parser rp;
+	struct smtp_reply_parser rp;
 	/* the transaction */
 	unsigned replies;           /* in ENVELOPE: 0 MAIL, 1..r RCPT, r+1 DATA */
 	unsigned rcpt_ok;
@@ -249,7 +146,7 @@ struct blast {
 	/* counters */
 	uint64_t started, ok, failed, conn_errors, enobufs;
 	uint64_t errs[BLAST_ERR_NCODES];
-	char first_error[BLAST_TEXT_MAX + 32];
+	char first_error[SMTP_REPLY_TEXT_MAX + 32];
 	char first_conn_error[160];
 	bool pipelining_refused;    /* the server's EHLO did not offer PIPELINING */
 	struct hist *lat;
@@ -464,7 +361,7 @@ static void txn_end(struct bconn *c)
 	bconn_next(c);
 }
 
-static void envelope_reply(struct bconn *c, const struct reply *r)
+static void envelope_reply(struct bconn *c, const struct smtp_reply *r)
 {
 	struct blast *b = c->b;
 	unsigned n = b->o.rcpts, i = c->replies++;
@@ -494,13 +391,13 @@ static void envelope_reply(struct bconn *c, const struct reply *r)
 }
 
 /* The session is over before any transaction (greeting, EHLO) or between them. */
-static void session_refused(struct bconn *c, const struct reply *r)
+static void session_refused(struct bconn *c, const struct smtp_reply *r)
 {
 	count_error(c->b, r->code, r->text);
 	bconn_enter(c, BCONN_ST_CLOSING);
 }
 
-static void bconn_reply(struct bconn *c, const struct reply *r)
+static void bconn_reply(struct bconn *c, const struct smtp_reply *r)
 {
 	struct blast *b = c->b;
 	if (r->code == 421 && c->st != BCONN_ST_QUIT) {   /* the server closes the session */
@@ -597,13 +494,13 @@ static void bconn_input(struct bconn *c, const uint8_t *p, size_t n)
 {
 	struct blast *b = c->b;
 	while (n > 0 && c->st != BCONN_ST_CLOSING) {
-		struct reply r;
+		struct smtp_reply r;
 		size_t used = 0;
 		const char *err = NULL;
-		switch (reply_feed(&c->rp, p, n, &used, &r, &err)) {
-		case REPLY_AGAIN:
+		switch (smtp_reply_feed(&c->rp, p, n, &used, &r, &err)) {
+		case SMTP_REPLY_AGAIN:
 			return;
-		case REPLY_ERR: {
+		case SMTP_REPLY_ERR: {
 			char msg[96];
 			snprintf(msg, sizeof msg, "protocol: %s", err);
 			conn_error(b, c, msg);
@@ -614,7 +511,7 @@ static void bconn_input(struct bconn *c, const uint8_t *p, size_t n)
 			bconn_enter(c, BCONN_ST_CLOSING);
 			return;
 		}
-		case REPLY_OK:
+		case SMTP_REPLY_OK:
 			b->now = mono_ns();
 			bconn_reply(c, &r);
 			p += used;
