@@ -107,7 +107,7 @@ test: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@bash bench/run.sh
+	@bash scripts/install-deps.sh --bench && bash bench/run.sh
 
 clean:
 	rm -rf $(BUILD)

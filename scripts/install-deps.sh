@@ -1,16 +1,33 @@
 #!/usr/bin/env bash
 # Install every build, test and peer dependency of ringrelay with apt-get.
 # Idempotent and quiet when everything is already there.
+#   scripts/install-deps.sh           build, test and peer dependencies
+#   scripts/install-deps.sh --bench   also the extras of `make bench`: perf, valgrind, GNU
+#                                     time, and nodejs + npm for Haraka if node is missing
 set -euo pipefail
+
+bench=
+case "${1:-}" in
+  '') ;;
+  --bench) bench=1 ;;
+  *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+esac
 
 PKGS=(
   build-essential pkg-config
   liburing-dev libwolfssl-dev libjemalloc-dev libcriterion-dev
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
-  python3 procps psmisc util-linux
+  python3 procps psmisc util-linux iproute2
   clang libclang-rt-14-dev    # make fuzz: libFuzzer runtime (clang -fsanitize=fuzzer)
 )
+if [ -n "$bench" ]; then
+  PKGS+=(linux-perf valgrind time)
+  # Haraka (bench/peers/haraka.sh) runs on node; a node from elsewhere (e.g. NodeSource,
+  # which bundles npm and conflicts with Debian's npm) is used as it is.
+  command -v node >/dev/null || PKGS+=(nodejs)
+  command -v npm >/dev/null || PKGS+=(npm)
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
