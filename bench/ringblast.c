@@ -34,6 +34,7 @@
 
 #include "bench/blast_opts.h"
 #include "bench/hist.h"
+#include "net/buf.h"
 #include "net/uring.h"
 #include "proto/proxy.h"
 #include "proto/smtp_reply.h"
@@ -96,11 +97,6 @@ static const char *const bconn_state_names[BCONN_ST_COUNT] = {
 	"quit", "closing", "done",
 };
 
-struct obuf {
-	char *p;
-	size_t len, cap;
-};
-
 struct blast;
 
 struct bconn {
@@ -118,7 +114,7 @@ struct bconn {
 	unsigned fail;              /* first negative reply code, or an enum blast_err */
 	uint64_t t_dot;             /* the send with the final dot was handed to the ring */
 	/* output: commands queued, commands in flight, and the iovecs of the send */
-	struct obuf q, tx;
+	struct buf q, tx;
 	char *hdr;                  /* this connection's header block (Message-ID patched) */
 	struct iovec iov[3];
 	struct msghdr msg;
@@ -189,23 +185,6 @@ static uint64_t splitmix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static int obuf_add(struct obuf *o, const void *p, size_t n)
-{
-	if (o->len + n > o->cap) {
-		size_t cap = o->cap ? o->cap : 256;
-		while (cap < o->len + n)
-			cap *= 2;
-		char *q = realloc(o->p, cap);
-		if (!q)
-			return -ENOMEM;
-		o->p = q;
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, p, n);
-	o->len += n;
-	return 0;
-}
-
 static void bconn_dirty(struct bconn *c)
 {
 	if (c->dirty || c->st == BCONN_ST_DONE)
@@ -250,7 +229,7 @@ static void conn_error(struct blast *b, const struct bconn *c, const char *what)
 
 static void bconn_send(struct bconn *c, const void *p, size_t n)
 {
-	if (obuf_add(&c->q, p, n) < 0) {
+	if (buf_append(&c->q, p, n) < 0) {
 		conn_error(c->b, c, "out of memory");
 		bconn_enter(c, BCONN_ST_CLOSING);
 		return;
@@ -586,8 +565,8 @@ static void bconn_close(struct bconn *c)
 {
 	close(c->fd);
 	c->fd = -1;
-	free(c->q.p);
-	free(c->tx.p);
+	buf_fini(&c->q);
+	buf_fini(&c->tx);
 	free(c->hdr);
 	memset(&c->q, 0, sizeof c->q);
 	memset(&c->tx, 0, sizeof c->tx);
@@ -611,7 +590,7 @@ static void bconn_flush(struct bconn *c)
 		return;
 	}
 	if (!c->sending && c->msg.msg_iovlen == 0 && (c->q.len > 0 || c->body_queued)) {
-		struct obuf t = c->tx;          /* swap: the queued commands go in flight */
+		struct buf t = c->tx;          /* swap: the queued commands go in flight */
 		c->tx = c->q;
 		c->q = t;
 		c->q.len = 0;
@@ -851,23 +830,23 @@ static int build_message(struct blast *b, char *err, size_t errlen)
 
 	/* The envelope: MAIL FROM, RCPT TO for each, DATA; sent whole or one by one. */
 	unsigned r = o->rcpts;
-	struct obuf g = { 0 };
+	struct buf g = { 0 };
 	b->cmd_off = calloc(r + 3, sizeof *b->cmd_off);
 	if (!b->cmd_off)
 		return snprintf(err, errlen, "out of memory"), -1;
 	char line[600];
 	int ln = snprintf(line, sizeof line, "MAIL FROM:<%s> SIZE=%zu\r\n", o->from, o->size);
-	int ret = obuf_add(&g, line, (size_t)ln);
+	int ret = buf_append(&g, line, (size_t)ln);
 	for (unsigned i = 1; i <= r && ret == 0; i++) {
 		b->cmd_off[i] = g.len;
 		ln = snprintf(line, sizeof line, "RCPT TO:<rcpt%u@%s>\r\n", i, o->to_domain);
-		ret = obuf_add(&g, line, (size_t)ln);
+		ret = buf_append(&g, line, (size_t)ln);
 	}
 	b->cmd_off[r + 1] = g.len;
 	if (ret == 0)
-		ret = obuf_add(&g, "DATA\r\n", 6);
+		ret = buf_append(&g, "DATA\r\n", 6);
 	b->cmd_off[r + 2] = g.len;
-	b->group = g.p;
+	b->group = (char *)g.p;
 	if (ret < 0)
 		return snprintf(err, errlen, "out of memory"), -1;
 	return 0;
@@ -1228,8 +1207,8 @@ static void blast_fini(struct blast *b)
 			struct bconn *c = &b->conns[i];
 			if (c->st != BCONN_ST_NONE && c->st != BCONN_ST_DONE) {
 				close(c->fd);
-				free(c->q.p);
-				free(c->tx.p);
+				buf_fini(&c->q);
+				buf_fini(&c->tx);
 				free(c->hdr);
 			}
 		}

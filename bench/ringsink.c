@@ -60,6 +60,7 @@
 #include "bench/sink_fail.h"
 #include "core/timer.h"
 #include "net/listener.h"
+#include "net/buf.h"
 #include "net/uring.h"
 #include "proto/proxy.h"
 #include "proto/smtp_srv.h"
@@ -161,11 +162,6 @@ enum sconn_phase {
 	SCONN_PH_CLOSING,              /* the last words are queued; nothing more is read */
 };
 
-struct sconn_buf {
-	uint8_t *p;
-	size_t len, cap, off;
-};
-
 struct sconn {
 	struct sink_worker *w;
 	struct sconn *next, *prev;     /* worker's list */
@@ -175,8 +171,8 @@ struct sconn {
 	enum sconn_phase phase;
 	unsigned dirty : 1, sending : 1, recv_armed : 1, closing : 1, shut : 1, delayed : 1;
 	struct smtp_srv *smtp;
-	struct sconn_buf in;           /* input the session has not consumed yet */
-	struct sconn_buf tx, q;        /* in flight; queued behind it */
+	struct buf in;           /* input the session has not consumed yet */
+	struct buf tx, q;        /* in flight; queued behind it */
 	struct timer timer;
 	uint64_t deadline_ms;          /* idle (or PROXY) deadline */
 	uint64_t delay_until;          /* when the held 250 is due */
@@ -197,23 +193,6 @@ static inline uint64_t cnt_get(_Atomic uint64_t *c)
 }
 
 /* ---- small helpers ---------------------------------------------------------------- */
-
-static int buf_append(struct sconn_buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n)
-			cap *= 2;
-		uint8_t *q = realloc(b->p, cap);
-		if (!q)
-			return -ENOMEM;
-		b->p = q;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
 
 static void src_from_sockaddr(struct src_key *k, const struct sockaddr_storage *sa)
 {
@@ -507,9 +486,7 @@ static size_t feed(struct sconn *c, const uint8_t *p, size_t n)
 /* Feed what is waiting in c->in. */
 static void pump(struct sconn *c)
 {
-	size_t used = feed(c, c->in.p, c->in.len);
-	memmove(c->in.p, c->in.p + used, c->in.len - used);
-	c->in.len -= used;
+	buf_consume(&c->in, feed(c, c->in.p, c->in.len));
 }
 
 /* Answer the held 250s that are due (all of them when `all`). */
@@ -610,8 +587,7 @@ static void proxy_input(struct sconn *c, const uint8_t *p, size_t n)
 		memcpy(c->src.ip, r.src.ip, r.family == PP_AF_INET ? 4 : 16);
 		src_fmt(&c->src, c->peer, sizeof c->peer);
 	}
-	memmove(c->in.p, c->in.p + used, c->in.len - used);   /* r's views die here */
-	c->in.len -= used;
+	buf_consume(&c->in, used);                            /* r's views die here */
 	timer_cancel(&c->timer);
 	session_begin(c);
 	if (!c->closing && c->in.len > 0)
@@ -734,9 +710,9 @@ static void sconn_free(struct sconn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	smtp_srv_free(c->smtp);
-	free(c->in.p);
-	free(c->tx.p);
-	free(c->q.p);
+	buf_fini(&c->in);
+	buf_fini(&c->tx);
+	buf_fini(&c->q);
 	free(c);
 }
 
@@ -745,7 +721,7 @@ static void sconn_flush(struct sconn *c)
 {
 	struct sink_worker *w = c->w;
 	if (!c->sending && c->tx.len == 0 && c->q.len > 0) {
-		struct sconn_buf t = c->tx;     /* swap: queued output goes in flight */
+		struct buf t = c->tx;     /* swap: queued output goes in flight */
 		c->tx = c->q;
 		c->q = t;
 		c->q.len = c->q.off = 0;

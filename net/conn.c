@@ -21,23 +21,6 @@
  * being committed): past this the client is not waiting for replies at all. */
 #define CONN_IN_MAX (256u * 1024u)
 
-static int buf_append(struct conn_buf *b, const void *p, size_t n)
-{
-	if (b->len + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + n)
-			cap *= 2;
-		uint8_t *q = realloc(b->p, cap);
-		if (!q)
-			return -ENOMEM;
-		b->p = q;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, p, n);
-	b->len += n;
-	return 0;
-}
-
 static void peer_fmt(const struct sockaddr_storage *sa, char *buf, size_t len)
 {
 	if (sa->ss_family == AF_INET6) {
@@ -318,9 +301,8 @@ static void proxy_input(struct conn *c, const uint8_t *p, size_t n)
 	case PP_OK:
 		break;
 	}
-	proxy_apply(c, &r);                 /* r's views die with the memmove below */
-	memmove(c->in.p, c->in.p + used, c->in.len - used);
-	c->in.len -= used;
+	proxy_apply(c, &r);                 /* r's views die with the consume below */
+	buf_consume(&c->in, used);
 	timer_cancel(&c->timer);
 	conn_enter(c, CONN_PH_SMTP);
 	session_begin(c);
@@ -388,9 +370,7 @@ static size_t feed(struct conn *c, const uint8_t *p, size_t n)
 /* Feed what is waiting in c->in. */
 static void pump(struct conn *c)
 {
-	size_t used = feed(c, c->in.p, c->in.len);
-	memmove(c->in.p, c->in.p + used, c->in.len - used);
-	c->in.len -= used;
+	buf_consume(&c->in, feed(c, c->in.p, c->in.len));
 }
 
 static void input(struct conn *c, const uint8_t *p, size_t n)
@@ -516,9 +496,9 @@ static void conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	w->nconns--;
 	smtp_srv_free(c->smtp);
-	free(c->in.p);
-	free(c->tx.p);
-	free(c->q.p);
+	buf_fini(&c->in);
+	buf_fini(&c->tx);
+	buf_fini(&c->q);
 	free(c);
 }
 
@@ -526,7 +506,7 @@ void conn_flush(struct conn *c)
 {
 	struct worker *w = c->w;
 	if (!c->sending && c->tx.len == 0 && c->q.len > 0) {
-		struct conn_buf t = c->tx;       /* swap: queued output goes in flight */
+		struct buf t = c->tx;       /* swap: queued output goes in flight */
 		c->tx = c->q;
 		c->q = t;
 		c->q.len = c->q.off = 0;

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 
 #include "core/timer.h"
+#include "net/buf.h"
 #include "proto/smtp_srv.h"
 
 struct worker;
@@ -25,11 +26,6 @@ enum conn_phase {
 	CONN_PH_SNIFF,      /* banner sent; the first bytes are checked for a PROXY header */
 	CONN_PH_SMTP,       /* the SMTP session owns the input */
 	CONN_PH_CLOSING,    /* the last words are queued; nothing more is read */
-};
-
-struct conn_buf {
-	uint8_t *p;
-	size_t len, cap, off;
 };
 
 struct conn {
@@ -47,8 +43,8 @@ struct conn {
 	struct sockaddr_storage peer_sa;
 	char proxy[INET6_ADDRSTRLEN];  /* the socket peer when it was a proxy, else "" */
 	struct smtp_srv *smtp;
-	struct conn_buf in;            /* input the session has not consumed yet */
-	struct conn_buf tx, q;         /* in flight; queued behind it */
+	struct buf in;            /* input the session has not consumed yet */
+	struct buf tx, q;         /* in flight; queued behind it */
 	struct timer timer;
 	uint64_t deadline_ms;
 	unsigned idle_ms;
