@@ -50,23 +50,31 @@ YAML
 }
 
 # rr_start: start ringrelay on $T/ringrelay.yaml (rr_config first); sets RR_PID, RR_PORT.
+# The relay appends straight to $T/relay.log (no copy, no lag); this start's lines are
+# those after the file's size at the start.
 rr_start() {
   [ -f "$T/ringrelay.yaml" ] || rr_config
-  : > "$T/relay.log.new"
-  "$RR_BIN" -c "$T/ringrelay.yaml" 2>> "$T/relay.log.new" &
+  touch "$T/relay.log"
+  local off; off=$(stat -c %s "$T/relay.log")
+  "$RR_BIN" -c "$T/ringrelay.yaml" 2>> "$T/relay.log" &
   RR_PID=$!
   local i
   for i in $(seq 1 200); do
-    if grep -q 'event=ready' "$T/relay.log.new"; then break; fi
-    kill -0 "$RR_PID" 2>/dev/null || { cat "$T/relay.log.new" >&2; fail "ringrelay exited at start"; }
+    tail -c +$((off + 1)) "$T/relay.log" | grep -q 'event=ready' && break
+    kill -0 "$RR_PID" 2>/dev/null || { tail -c +$((off + 1)) "$T/relay.log" >&2; fail "ringrelay exited at start"; }
     sleep 0.05
   done
+  tail -c +$((off + 1)) "$T/relay.log" > "$T/relay.log.new"
   grep -q 'event=ready' "$T/relay.log.new" || fail "ringrelay not ready after 10 s"
   RR_PORT=$(sed -nE 's/.*event=listen id=mta addr=127\.0\.0\.1:([0-9]+).*/\1/p' "$T/relay.log.new" | head -1)
   [ -n "$RR_PORT" ] || fail "no listen line"
-  cat "$T/relay.log.new" >> "$T/relay.log"
-  # keep appending the live log
-  ( tail -n0 -f "$T/relay.log.new" >> "$T/relay.log" 2>/dev/null & echo $! > "$T/tail.pid" )
+}
+
+# wait_log REGEX [SECONDS]: wait (bounded, default 10 s) until the relay's log matches.
+wait_log() {
+  local i n=$(( ${2:-10} * 20 ))
+  for i in $(seq 1 $n); do grep -Eq -- "$1" "$T/relay.log" && return 0; sleep 0.05; done
+  return 1
 }
 
 sanitizer_clean() {
@@ -74,8 +82,8 @@ sanitizer_clean() {
     cat "$T"/asan.* "$T"/ubsan.* 2>/dev/null | head -60 >&2
     fail "sanitizer report"
   fi
-  if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/relay.log.new" 2>/dev/null; then
-    grep -E -A30 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/relay.log.new" | head -60 >&2
+  if grep -Eq 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/relay.log" 2>/dev/null; then
+    grep -E -A30 'AddressSanitizer|LeakSanitizer|runtime error:' "$T/relay.log" | head -60 >&2
     fail "sanitizer report in log"
   fi
 }
@@ -89,8 +97,6 @@ rr_stop() {
   if kill -0 "$RR_PID" 2>/dev/null; then kill -9 "$RR_PID"; RR_PID=; fail "no exit 20 s after SIGTERM"; fi
   wait "$RR_PID"; rc=$?
   RR_PID=
-  [ -f "$T/tail.pid" ] && kill "$(cat "$T/tail.pid")" 2>/dev/null
-  sleep 0.1
   sanitizer_clean
   [ "$rc" -eq 0 ] || fail "ringrelay exit status $rc after SIGTERM"
 }
@@ -98,7 +104,6 @@ rr_stop() {
 # rr_kill9: crash it.
 rr_kill9() {
   kill -9 "$RR_PID"; wait "$RR_PID" 2>/dev/null; RR_PID=
-  [ -f "$T/tail.pid" ] && kill "$(cat "$T/tail.pid")" 2>/dev/null
   return 0
 }
 

@@ -14,23 +14,20 @@ expect_match "$out" '421 4\.7\.0 PROXY not allowed' "127.0.0.3 before it is list
 timeout 200 smtp-source -s 10 -m 20000 -l 512 -d -f src@example.com -t dst@local.test \
   127.0.0.1:$HAP_PORT > "$T/src.out" 2>&1 &
 src=$!
-for i in $(seq 1 100); do grep -q 'event=queued' "$T/relay.log" && break; sleep 0.05; done
+wait_log 'event=queued' || fail "the load did not start"
 printf '127.0.0.3\n' >> "$T/haproxy_hosts"          # an append: IN_CLOSE_WRITE
-for i in $(seq 1 100); do grep -q 'event=proxy_hosts_reloaded generation=2' "$T/relay.log" && break; sleep 0.05; done
-grep -q 'event=proxy_hosts_reloaded generation=2' "$T/relay.log" || fail "append not picked up"
+wait_log 'event=proxy_hosts_reloaded generation=2' || fail "append not picked up"
 kill -0 $src 2>/dev/null || fail "the load finished before the edit: nothing was shown"
 out=$(try3)
 expect_match "$out" '^220 relay\.test' "127.0.0.3 trusted after the append"
 expect_match "$out" '250 2\.1\.5 Ok' "proxied 203.0.113.5 may relay"
 printf '127.0.0.2\n' > "$T/hosts.new" && mv "$T/hosts.new" "$T/haproxy_hosts"   # a rename: IN_MOVED_TO
-for i in $(seq 1 100); do grep -q 'event=proxy_hosts_reloaded generation=3' "$T/relay.log" && break; sleep 0.05; done
-grep -q 'event=proxy_hosts_reloaded generation=3' "$T/relay.log" || fail "rename not picked up"
+wait_log 'event=proxy_hosts_reloaded generation=3' || fail "rename not picked up"
 out=$(try3)
 expect_match "$out" '421 4\.7\.0 PROXY not allowed' "127.0.0.3 after removal"
 # a broken file is refused and the last good table stays
 printf '127.0.0.2\n10.0.0.0/33\n' > "$T/hosts.new" && mv "$T/hosts.new" "$T/haproxy_hosts"
-for i in $(seq 1 100); do grep -q 'event=proxy_hosts_reload_failed' "$T/relay.log" && break; sleep 0.05; done
-grep -q "event=proxy_hosts_reload_failed keeping=old error=\"$T/haproxy_hosts:2:" "$T/relay.log" || fail "bad file not reported with its line"
+wait_log "event=proxy_hosts_reload_failed keeping=old error=\"$T/haproxy_hosts:2:" || fail "bad file not reported with its line"
 printf '127.0.0.2\n' > "$T/haproxy_hosts"   # good again (--queue below loads this config)
 wait $src || { cat "$T/src.out" >&2; fail "smtp-source failed"; }
 grep -qiE 'error|fatal|warning' "$T/src.out" && { cat "$T/src.out" >&2; fail "smtp-source saw errors"; }

@@ -62,7 +62,7 @@ expect_match "$out" '^established: 20 of 20 connections, held idle 1 s' "idle-ho
 out=$(blast -s 127.0.0.1:$RR_PORT -c 2 -n 10 --rate 40) || fail "--rate exited $?: $out"
 expect_match "$out" '^messages: 10 ok' "--rate"
 rr_stop
-grep -q 'event=queued .*nrcpt=3' "$T/relay.log.new" || fail "no nrcpt=3 in the relay log"
+grep -q 'event=queued .*nrcpt=3' "$T/relay.log" || fail "no nrcpt=3 in the relay log"
 ok "--idle-hold, --rate"
 
 # 6. PROXY v2 (and v1) from 203.0.113.0/24 through a trusted proxy host.
@@ -89,9 +89,9 @@ out=$(blast -s 127.0.0.1:$RR_PORT -c 1 -n 3 --proxy v1 --proxy-src 198.51.100.0/
 n=$(rr_queue_count)
 [ "$n" -eq 47 ] || fail "queue lists $n, want 47"
 rr_stop
-grep -Eq 'event=proxy .*client=203\.0\.113\.' "$T/relay.log.new" || fail "no event=proxy client=203.0.113.x"
-[ "$(grep -Ec 'event=proxy .*client=203\.0\.113\..* version=2' "$T/relay.log.new")" -eq 4 ] || fail "want 4 v2 sessions"
-v1=$(sed -nE 's/.*event=proxy .*client=203\.0\.113\.([0-9]+) .* version=1.*/\1/p' "$T/relay.log.new" | awk '$1 >= 128' | wc -l)
+grep -Eq 'event=proxy .*client=203\.0\.113\.' "$T/relay.log" || fail "no event=proxy client=203.0.113.x"
+[ "$(grep -Ec 'event=proxy .*client=203\.0\.113\..* version=2' "$T/relay.log")" -eq 4 ] || fail "want 4 v2 sessions"
+v1=$(sed -nE 's/.*event=proxy .*client=203\.0\.113\.([0-9]+) .* version=1.*/\1/p' "$T/relay.log" | awk '$1 >= 128' | wc -l)
 [ "$v1" -eq 2 ] || fail "want 2 v1 sessions from 203.0.113.128/25, got $v1"
 ok "PROXY v2/v1 from the relay network accepted; 554 counted, exit 1"
 
