@@ -25,6 +25,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd -P)
+. "$HERE/../lib/peer.sh"
 PEERS_DIR=${HARAKA_PEERS_DIR:-$(cd "$HERE/.." && pwd -P)/.peers}
 HARAKA=$PEERS_DIR/node_modules/.bin/haraka
 START_WAIT=${HARAKA_START_WAIT:-30}
@@ -128,22 +129,6 @@ INI
   cp "$PEERS_DIR/node_modules/Haraka/config/connection.ini" "$c/connection.ini"
 }
 
-wait_banner() {
-  local port=$1 dir=$2 deadline=$((SECONDS + START_WAIT))
-  while (( SECONDS < deadline )); do
-    master_pid "$dir" >/dev/null || return 1
-    if timeout 3 bash -c '
-        exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
-        IFS= read -r -t 2 line <&3 || exit 1
-        printf "QUIT\r\n" >&3
-        [[ $line == 220* ]]' 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  return 1
-}
-
 do_stop() {
   local dir=$1 pids pid deadline
   pids=$(instance_pids "$dir")
@@ -168,12 +153,12 @@ do_start() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd -P)
   master_pid "$dir" >/dev/null && do_stop "$dir"
-  ss -Hltn "sport = :$port" 2>/dev/null | grep -q . && die "127.0.0.1:$port is already in use"
+  port_in_use "$port" && die "127.0.0.1:$port is already in use"
   write_config "$dir" "$port" "$sink"
   # setsid: its own session, so a terminal's signals do not reach it; the bench stops it.
   setsid "$HARAKA" -c "$dir" </dev/null >"$dir/haraka.log" 2>&1 &
   echo $! >"$dir/haraka.pid"
-  if ! wait_banner "$port" "$dir"; then
+  if ! wait_banner "$port" "$START_WAIT" master_pid "$dir"; then
     echo "haraka.sh: Haraka in $dir did not come up on 127.0.0.1:$port" >&2
     tail -n 30 "$dir/haraka.log" >&2 || true
     do_stop "$dir"

@@ -19,6 +19,7 @@
 # Queue durability is Postfix's default (queue files are fsynced). No chroot.
 # Must run as root. Binds to 127.0.0.1 only.
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd -P)/../lib/peer.sh"
 
 START_WAIT=${PF_START_WAIT:-30}   # seconds to wait for the smtpd banner
 STOP_WAIT=${PF_STOP_WAIT:-20}     # seconds to wait for processes to exit
@@ -175,26 +176,6 @@ EOF
   mv -f "$dir/conf/master.cf.new" "$dir/conf/master.cf"
 }
 
-# Bounded wait for the 220 banner on 127.0.0.1:$1.
-wait_banner() {
-  local port=$1 deadline=$((SECONDS + START_WAIT))
-  while (( SECONDS < deadline )); do
-    if timeout 3 bash -c '
-        exec 3<>/dev/tcp/127.0.0.1/'"$port"' || exit 1
-        IFS= read -r -t 2 line <&3 || exit 1
-        printf "QUIT\r\n" >&3
-        [[ $line == 220* ]]' 2>/dev/null; then
-      return 0
-    fi
-    sleep 0.2
-  done
-  return 1
-}
-
-port_in_use() {
-  ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
-}
-
 do_stop() {
   local dir=$1 pids deadline
   if [ -f "$dir/conf/main.cf" ] && master_pid "$dir" >/dev/null; then
@@ -258,7 +239,7 @@ do_start() {
   if ! script -qec "postfix -c '$dir/conf' start" /dev/null >"$dir/postfix-cmd.out" 2>&1; then
     rc=1
   fi
-  if (( rc != 0 )) || ! wait_banner "$port"; then
+  if (( rc != 0 )) || ! wait_banner "$port" "$START_WAIT"; then
     echo "postfix.sh: private Postfix in $dir did not come up on 127.0.0.1:$port" >&2
     log_tail "$dir"
     do_stop "$dir" || true
