@@ -1,21 +1,19 @@
 /* ringblast — the SMTP load generator (DESIGN.md, "Load generator and sink").
  *
- * One thread, one io_uring ring. Each connection is a non-blocking socket whose connect()
- * is left in progress: a multishot recv (provided-buffer ring) is armed at once and the
- * first thing it reports is the greeting, or the connect error; a PROXY header queued
- * before the connection is up is sent by the ring as soon as it is. Every completion goes
- * through one switch (dispatch); replies go through a small resumable parser
- * (smtp_reply_feed) into the connection's state machine (bconn_reply); output is queued and
- * sent once per loop turn (bconn_flush), one send in flight per connection.
+ * One thread on the shared runtime (net/loop: one io_uring ring; net/stream: one stream
+ * per connection). Each connection is a non-blocking socket whose connect() is left in
+ * progress: its stream's multishot recv is armed at once and the first thing it reports
+ * is the greeting, or the connect error; a PROXY header queued before the connection is
+ * up is sent by the ring as soon as it is. Replies go through a small resumable parser
+ * (smtp_reply_feed) into the connection's state machine (bconn_reply); output is queued on
+ * the stream and sent once per loop turn, one send in flight per connection.
  *
  * A transaction, pipelined (RFC 2920): MAIL, RCPT..., DATA in one send; the 354; the
  * message and its final dot in one send (this connection's header block, whose
- * Message-ID carries a sequence number, then the body built once for all); the 250.
- * Latency runs from handing the ring the send that carries the final dot to the 250, on
- * CLOCK_MONOTONIC. Not from that send's completion: a send the socket cannot take at once
- * is retried in deferred task work, and its completion can be reaped in the same batch as
- * the 250, milliseconds late; so this clock errs long (it includes the time the server
- * takes to read the message), never short. */
+ * Message-ID carries a sequence number, then the body built once for all, both queued by
+ * reference, not copied); the 250. Latency runs from queueing the message for the send
+ * of this loop turn to the 250, on CLOCK_MONOTONIC; so this clock errs long (it includes
+ * the time the server takes to read the message), never short. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -34,8 +32,8 @@
 
 #include "bench/blast_opts.h"
 #include "bench/hist.h"
-#include "net/buf.h"
-#include "net/uring.h"
+#include "net/loop.h"
+#include "net/stream.h"
 #include "proto/proxy.h"
 #include "proto/smtp_reply.h"
 
@@ -46,7 +44,6 @@
 #define BLAST_RING_ENTRIES 4096
 #define BLAST_BUFS 2048                 /* provided recv buffers (a power of two) */
 #define BLAST_BUF_SIZE 2048
-#define BLAST_BGID 1
 #define BLAST_RAMP_PER_S 2000u          /* new connections per second, at most ... */
 #define BLAST_RAMP_BURST 64u            /* ... after a first burst of this many */
 #define BLAST_NS 1000000000ull
@@ -88,7 +85,7 @@ enum bconn_state {
 	BCONN_ST_RSET,              /* RSET after a failed transaction */
 	BCONN_ST_HOLD,              /* --idle-hold: established, idle */
 	BCONN_ST_QUIT,              /* QUIT sent */
-	BCONN_ST_CLOSING,           /* shut down; waiting for the ring to let go of it */
+	BCONN_ST_CLOSING,           /* aborted; waiting for the ring to let go of it */
 	BCONN_ST_DONE,              /* closed */
 	BCONN_ST_COUNT
 };
@@ -100,35 +97,27 @@ static const char *const bconn_state_names[BCONN_ST_COUNT] = {
 struct blast;
 
 struct bconn {
+	struct net_stream s;
 	struct blast *b;
-	struct bconn *dirty_next, *wait_next;
-	int fd;
+	struct bconn *wait_next;
 	unsigned id;
 	enum bconn_state st;
-	unsigned dirty : 1, recv_armed : 1, sending : 1, shut : 1, waiting : 1,
-	         pipelining : 1, body_queued : 1, body_in_tx : 1;
+	unsigned waiting : 1, pipelining : 1, has_stream : 1;
 	struct smtp_reply_parser rp;
 	/* the transaction */
 	unsigned replies;           /* in ENVELOPE: 0 MAIL, 1..r RCPT, r+1 DATA */
 	unsigned rcpt_ok;
 	unsigned fail;              /* first negative reply code, or an enum blast_err */
-	uint64_t t_dot;             /* the send with the final dot was handed to the ring */
-	/* output: commands queued, commands in flight, and the iovecs of the send */
-	struct buf q, tx;
+	uint64_t t_dot;             /* the message with the final dot was queued */
 	char *hdr;                  /* this connection's header block (Message-ID patched) */
-	struct iovec iov[3];
-	struct msghdr msg;
 };
 
 struct blast {
 	struct blast_opts o;
-	struct io_uring ring;
-	struct uring_bufs bufs;
-	const char *ring_desc;
+	struct net_loop loop;
 	struct bconn *conns;
 	unsigned nstarted, live;
 	unsigned nstate[BCONN_ST_COUNT];
-	struct bconn *dirty;
 	struct bconn *wait_head, *wait_tail;
 	/* the message, built once */
 	char *hdr_tmpl;
@@ -140,7 +129,7 @@ struct blast {
 	uint64_t seq;
 	uint32_t run_id;
 	/* counters */
-	uint64_t started, ok, failed, conn_errors, enobufs;
+	uint64_t started, ok, failed, conn_errors;
 	uint64_t errs[BLAST_ERR_NCODES];
 	char first_error[SMTP_REPLY_TEXT_MAX + 32];
 	char first_conn_error[160];
@@ -185,15 +174,6 @@ static uint64_t splitmix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
-static void bconn_dirty(struct bconn *c)
-{
-	if (c->dirty || c->st == BCONN_ST_DONE)
-		return;
-	c->dirty = 1;
-	c->dirty_next = c->b->dirty;
-	c->b->dirty = c;
-}
-
 static void bconn_enter(struct bconn *c, enum bconn_state st)
 {
 	struct blast *b = c->b;
@@ -207,7 +187,8 @@ static void bconn_enter(struct bconn *c, enum bconn_state st)
 	c->st = st;
 	if (st == BCONN_ST_DONE)
 		b->live--;
-	bconn_dirty(c);
+	else if (st == BCONN_ST_CLOSING && c->has_stream)
+		net_stream_abort(&c->s);        /* released (-> DONE) once the ring lets go */
 }
 
 static void count_error(struct blast *b, unsigned code, const char *text)
@@ -229,12 +210,12 @@ static void conn_error(struct blast *b, const struct bconn *c, const char *what)
 
 static void bconn_send(struct bconn *c, const void *p, size_t n)
 {
-	if (buf_append(&c->q, p, n) < 0) {
+	if (c->st == BCONN_ST_CLOSING)
+		return;
+	if (net_stream_write(&c->s, p, n) < 0) {
 		conn_error(c->b, c, "out of memory");
 		bconn_enter(c, BCONN_ST_CLOSING);
-		return;
 	}
-	bconn_dirty(c);
 }
 
 static void bconn_quit(struct bconn *c)
@@ -347,8 +328,17 @@ static void envelope_reply(struct bconn *c, const struct smtp_reply *r)
 	bool good = r->code / 100 == 2;
 	if (i == n + 1) {                       /* DATA */
 		if (r->code == 354) {
-			c->body_queued = 1;
 			bconn_enter(c, BCONN_ST_BODY);
+			if (net_stream_write_ref(&c->s, c->hdr, b->hdr_len) < 0 ||
+			    net_stream_write_ref(&c->s, b->body, b->body_len) < 0) {
+				conn_error(b, c, "out of memory");
+				txn_fail(c, BLAST_ERR_DROPPED, NULL);
+				txn_record(c);
+				bconn_enter(c, BCONN_ST_CLOSING);
+				return;
+			}
+			c->t_dot = mono_ns();
+			bconn_enter(c, BCONN_ST_FINAL);
 			return;
 		}
 		txn_fail(c, r->code, r->text);
@@ -412,7 +402,7 @@ static void bconn_reply(struct bconn *c, const struct smtp_reply *r)
 	case BCONN_ST_ENVELOPE:
 		envelope_reply(c, r);
 		return;
-	case BCONN_ST_BODY:                     /* the reply beat the send's completion */
+	case BCONN_ST_BODY:
 	case BCONN_ST_FINAL:
 		if (r->code != 250)
 			txn_fail(c, r->code, r->text);
@@ -500,158 +490,37 @@ static void bconn_input(struct bconn *c, const uint8_t *p, size_t n)
 	}
 }
 
-static void arm_recv(struct bconn *c)
+static struct bconn *bconn_of(struct net_stream *st)
 {
-	struct blast *b = c->b;
-	struct io_uring_sqe *sqe = uring_sqe(&b->ring);
-	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = b->bufs.bgid;
-	io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_RECV));
-	c->recv_armed = 1;
+	return (struct bconn *)(void *)((char *)st - offsetof(struct bconn, s));
 }
 
-static void bconn_on_recv(struct bconn *c, int res, unsigned flags)
+static size_t bconn_stream_input(struct net_stream *st, const uint8_t *p, size_t n)
 {
-	struct blast *b = c->b;
-	if (!(flags & IORING_CQE_F_MORE))
-		c->recv_armed = 0;
-	if (res > 0 && (flags & IORING_CQE_F_BUFFER)) {
-		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-		bconn_input(c, uring_bufs_ptr(&b->bufs, bid), (size_t)res);
-		uring_bufs_recycle(&b->bufs, bid);
-	} else if (res == -ENOBUFS) {
-		b->enobufs++;                   /* re-armed by bconn_flush, buffers back by then */
-	} else if (res <= 0) {
-		bconn_lost(c, res, "recv");
-	}
-	bconn_dirty(c);
+	bconn_input(bconn_of(st), p, n);
+	return n;
 }
 
-static void bconn_on_send(struct bconn *c, int res)
+static void bconn_stream_lost(struct net_stream *st, int res)
 {
-	c->sending = 0;
-	bconn_dirty(c);
-	if (res <= 0) {
-		c->msg.msg_iovlen = 0;
-		c->body_in_tx = 0;
-		bconn_lost(c, res == 0 ? -EPIPE : res, "send");
-		return;
-	}
-	size_t left = (size_t)res;
-	while (left > 0 && c->msg.msg_iovlen > 0) {
-		struct iovec *v = c->msg.msg_iov;
-		if (left >= v->iov_len) {
-			left -= v->iov_len;
-			c->msg.msg_iov++;
-			c->msg.msg_iovlen--;
-		} else {
-			v->iov_base = (char *)v->iov_base + left;
-			v->iov_len -= left;
-			left = 0;
-		}
-	}
-	if (c->msg.msg_iovlen > 0)
-		return;                         /* short send: the rest goes out at the flush */
-	c->tx.len = 0;
-	if (c->body_in_tx) {
-		c->body_in_tx = 0;
-		if (c->st == BCONN_ST_BODY)
-			bconn_enter(c, BCONN_ST_FINAL);
-	}
+	bconn_lost(bconn_of(st), res, res == -EPIPE ? "send" : "recv");
 }
 
-static void bconn_close(struct bconn *c)
+static void bconn_stream_release(struct net_stream *st)
 {
-	close(c->fd);
-	c->fd = -1;
-	buf_fini(&c->q);
-	buf_fini(&c->tx);
+	struct bconn *c = bconn_of(st);
+	c->has_stream = 0;
 	free(c->hdr);
-	memset(&c->q, 0, sizeof c->q);
-	memset(&c->tx, 0, sizeof c->tx);
 	c->hdr = NULL;
-	bconn_enter(c, BCONN_ST_DONE);
+	if (c->st != BCONN_ST_DONE)
+		bconn_enter(c, BCONN_ST_DONE);
 }
 
-/* End of loop turn: send what is queued, re-arm the recv, carry out a close. */
-static void bconn_flush(struct bconn *c)
-{
-	struct blast *b = c->b;
-	if (c->st == BCONN_ST_DONE)
-		return;
-	if (c->st == BCONN_ST_CLOSING) {
-		if (!c->shut) {
-			c->shut = 1;
-			shutdown(c->fd, SHUT_RDWR);     /* ends the multishot recv and any send */
-		}
-		if (!c->recv_armed && !c->sending)
-			bconn_close(c);
-		return;
-	}
-	if (!c->sending && c->msg.msg_iovlen == 0 && (c->q.len > 0 || c->body_queued)) {
-		struct buf t = c->tx;          /* swap: the queued commands go in flight */
-		c->tx = c->q;
-		c->q = t;
-		c->q.len = 0;
-		size_t n = 0;
-		if (c->tx.len > 0)
-			c->iov[n++] = (struct iovec){ c->tx.p, c->tx.len };
-		if (c->body_queued) {
-			c->iov[n++] = (struct iovec){ c->hdr, b->hdr_len };
-			c->iov[n++] = (struct iovec){ b->body, b->body_len };
-			c->body_queued = 0;
-			c->body_in_tx = 1;
-		}
-		memset(&c->msg, 0, sizeof c->msg);
-		c->msg.msg_iov = c->iov;
-		c->msg.msg_iovlen = n;
-	}
-	if (!c->sending && c->msg.msg_iovlen > 0) {
-		if (c->body_in_tx)
-			c->t_dot = mono_ns();       /* (again, for the rest of a short send) */
-		struct io_uring_sqe *sqe = uring_sqe(&b->ring);
-		io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL | MSG_WAITALL);
-		io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_SEND));
-		c->sending = 1;
-	}
-	if (!c->recv_armed)
-		arm_recv(c);
-}
-
-static void flush_dirty(struct blast *b)
-{
-	while (b->dirty) {
-		struct bconn *c = b->dirty;
-		b->dirty = NULL;
-		while (c) {
-			struct bconn *next = c->dirty_next;
-			c->dirty = 0;
-			bconn_flush(c);
-			c = next;
-		}
-	}
-}
-
-static void dispatch(struct io_uring_cqe *cqe)
-{
-	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	struct bconn *c = uring_ud_ptr(ud);
-	switch (uring_ud_op(ud)) {
-	case URING_OP_RECV:
-		bconn_on_recv(c, cqe->res, cqe->flags);
-		break;
-	case URING_OP_SEND:
-		bconn_on_send(c, cqe->res);
-		break;
-	case URING_OP_NONE:
-	case URING_OP_ACCEPT:
-	case URING_OP_SPOOL_WRITE:
-	case URING_OP_SPOOL_SYNC:
-	case URING_OP_CANCEL:
-		break;
-	}
-}
+static const struct net_stream_ops bconn_stream_ops = {
+	.input = bconn_stream_input,
+	.lost = bconn_stream_lost,
+	.release = bconn_stream_release,
+};
 
 /* The PROXY header of connection c: source a pseudo-random host of --proxy-src (fixed
  * seed: the same run gives the same sources), destination the server. */
@@ -741,9 +610,10 @@ static void bconn_start(struct blast *b, struct bconn *c)
 		bconn_enter(c, BCONN_ST_DONE);
 		return;
 	}
-	c->fd = fd;
+	net_stream_init(&c->s, &b->loop, fd, &bconn_stream_ops);
+	c->has_stream = 1;
 	bconn_enter(c, BCONN_ST_GREETING);
-	arm_recv(c);            /* reports the greeting, or the connect error */
+	net_stream_start(&c->s);        /* the recv reports the greeting, or the connect error */
 	if (b->o.proxy != BLAST_PROXY_NONE) {
 		uint8_t hdr[PP_V1_MAX + 64];
 		int n = proxy_header(b, c, hdr, sizeof hdr);
@@ -978,54 +848,50 @@ static uint64_t next_wait_ns(const struct blast *b)
 	return wait;
 }
 
+/* The loop's turn: time, signals and bounds, ramp-up, rate tokens, the idle hold,
+ * progress; the wait until the next thing to do. */
+static unsigned blast_turn(void *ctx)
+{
+	struct blast *b = ctx;
+	b->now = mono_ns();
+	if (blast_signalled && !b->aborted)
+		abort_all(b, BLAST_ERR_INTERRUPTED);
+	if (!b->o.idle_hold && !b->stop_new && b->now >= b->t_stop_new) {
+		b->time_limit_hit = b->started < b->o.messages;
+		stop_starting(b);
+	}
+	if (!b->aborted && b->now >= b->t_hard)
+		abort_all(b, BLAST_ERR_TIMEOUT);
+	if (b->aborted && b->now >= b->t_abort_end) {
+		net_loop_quit(&b->loop);        /* the ring would not let go: give up */
+		return 0;
+	}
+	/* Ramp up. */
+	if (!b->stop_new && !b->aborted && !b->holding) {
+		uint64_t allowed = BLAST_RAMP_BURST + (b->now - b->t0) * BLAST_RAMP_PER_S / BLAST_NS;
+		while (b->nstarted < b->o.connections && b->nstarted < allowed)
+			bconn_start(b, &b->conns[b->nstarted++]);
+	}
+	refill_tokens(b);
+	idle_hold_step(b);
+	progress(b);
+	if (b->live == 0 && (b->nstarted == b->o.connections || b->stop_new || b->aborted)) {
+		net_loop_quit(&b->loop);
+		return 0;
+	}
+	uint64_t wait = next_wait_ns(b);
+	return (unsigned)((wait + BLAST_MS - 1) / BLAST_MS);
+}
+
+static const struct net_loop_hooks blast_hooks = { .turn = blast_turn };
+
 static int run(struct blast *b)
 {
 	b->now = b->t0 = b->t_tokens = b->t_progress = mono_ns();
 	b->t_stop_new = b->t0 + (uint64_t)b->o.seconds * BLAST_NS;
 	b->t_hard = b->t_stop_new + BLAST_DRAIN_NS;
 	b->tokens = 1.0;
-	for (;;) {
-		b->now = mono_ns();
-		if (blast_signalled && !b->aborted)
-			abort_all(b, BLAST_ERR_INTERRUPTED);
-		if (!b->o.idle_hold && !b->stop_new && b->now >= b->t_stop_new) {
-			b->time_limit_hit = b->started < b->o.messages;
-			stop_starting(b);
-		}
-		if (!b->aborted && b->now >= b->t_hard)
-			abort_all(b, BLAST_ERR_TIMEOUT);
-		if (b->aborted && b->now >= b->t_abort_end)
-			break;                          /* the ring would not let go: give up */
-		/* Ramp up. */
-		if (!b->stop_new && !b->aborted && !b->holding) {
-			uint64_t allowed = BLAST_RAMP_BURST + (b->now - b->t0) * BLAST_RAMP_PER_S / BLAST_NS;
-			while (b->nstarted < b->o.connections && b->nstarted < allowed)
-				bconn_start(b, &b->conns[b->nstarted++]);
-		}
-		refill_tokens(b);
-		idle_hold_step(b);
-		progress(b);
-		flush_dirty(b);
-		if (b->live == 0 && (b->nstarted == b->o.connections || b->stop_new || b->aborted))
-			break;
-
-		struct io_uring_cqe *cqe;
-		uint64_t wait = next_wait_ns(b);
-		struct __kernel_timespec ts = { .tv_sec = (long long)(wait / BLAST_NS),
-		                                .tv_nsec = (long long)(wait % BLAST_NS) };
-		int ret = io_uring_submit_and_wait_timeout(&b->ring, &cqe, 1, &ts, NULL);
-		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY) {
-			fprintf(stderr, "ringblast: io_uring wait: %s\n", strerror(-ret));
-			return -1;
-		}
-		b->now = mono_ns();
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&b->ring, head, cqe) {
-			dispatch(cqe);
-			n++;
-		}
-		io_uring_cq_advance(&b->ring, n);
-	}
+	net_loop_run(&b->loop);
 	if (b->progress_shown)
 		fputs("\r\033[K", stderr);
 	return 0;
@@ -1127,8 +993,8 @@ static int report(struct blast *b)
 			fputs("null", f);
 		fprintf(f, ",\"time_limit_reached\":%s,\"aborted\":%s,\"ring\":",
 		        b->time_limit_hit ? "true" : "false", b->aborted ? "true" : "false");
-		json_str(f, b->ring_desc);
-		fprintf(f, ",\"enobufs\":%" PRIu64 ",\"exit\":%d}\n", b->enobufs, rc);
+		json_str(f, b->loop.ring_desc ? b->loop.ring_desc : "none");
+		fprintf(f, ",\"enobufs\":%" PRIu64 ",\"exit\":%d}\n", b->loop.enobufs, rc);
 		fflush(f);
 		return rc;
 	}
@@ -1202,20 +1068,15 @@ static int raise_nofile(unsigned need, char *err, size_t errlen)
 
 static void blast_fini(struct blast *b)
 {
+	/* The ring first: after it, the kernel holds nothing of what is freed below. */
+	net_loop_fini(&b->loop);
 	if (b->conns) {
 		for (unsigned i = 0; i < b->o.connections; i++) {
 			struct bconn *c = &b->conns[i];
-			if (c->st != BCONN_ST_NONE && c->st != BCONN_ST_DONE) {
-				close(c->fd);
-				buf_fini(&c->q);
-				buf_fini(&c->tx);
-				free(c->hdr);
-			}
+			if (c->has_stream)
+				net_stream_fini(&c->s);
+			free(c->hdr);
 		}
-	}
-	if (b->ring_desc) {
-		uring_bufs_fini(&b->ring, &b->bufs);
-		io_uring_queue_exit(&b->ring);
 	}
 	free(b->conns);
 	free(b->hdr_tmpl);
@@ -1261,19 +1122,14 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < b->o.connections; i++) {
 		b->conns[i].b = b;
 		b->conns[i].id = i;
-		b->conns[i].fd = -1;
 	}
 	b->nstate[BCONN_ST_NONE] = b->o.connections;
 
-	int ret = uring_init(&b->ring, BLAST_RING_ENTRIES, &b->ring_desc);
+	struct net_loop_params lp = { .sq_entries = BLAST_RING_ENTRIES, .bufs = BLAST_BUFS,
+	                              .buf_size = BLAST_BUF_SIZE };
+	int ret = net_loop_init(&b->loop, &lp, &blast_hooks, b);
 	if (ret < 0) {
-		b->ring_desc = NULL;
 		fprintf(stderr, "ringblast: io_uring: %s\n", strerror(-ret));
-		goto fail;
-	}
-	ret = uring_bufs_init(&b->ring, &b->bufs, BLAST_BGID, BLAST_BUFS, BLAST_BUF_SIZE);
-	if (ret < 0) {
-		fprintf(stderr, "ringblast: provided buffers: %s\n", strerror(-ret));
 		goto fail;
 	}
 	struct sigaction sa;

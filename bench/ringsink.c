@@ -2,22 +2,17 @@
  * accepts, counts, optionally stores (--dump), optionally fails a share of the messages
  * (--fail), optionally reads a PROXY header first and counts per proxied source (--proxy).
  *
- * The relay's shape without its spool, configuration or RCU (core/worker.c, net/conn.c):
- * N shared-nothing worker threads, each with its own io_uring ring (net/uring: set-up with
- * fallback, provided-buffer ring), its own SO_REUSEPORT listening socket (net/listener)
- * under a multishot accept, multishot recv with buffer select, one completion switch over
- * the op kind packed in user_data, the replies of a loop turn gathered and sent once per
- * connection, close by shutdown() so that the multishot recv ends before the free. The
- * protocol is the relay's pure session (proto/smtp_srv): ESMTP with PIPELINING, the
- * message copied once; PROXY v1/v2 is proto/proxy's pp_parse. The main thread only waits
- * for signals (signalfd) and prints.
+ * It is the relay's SMTP server application (core/smtp_server: net/stream + the pure
+ * proto/smtp_srv session + PROXY) on the shared runtime (net/loop, net/listener), with a
+ * policy of its own instead of the relay's spool: N shared-nothing worker threads, each
+ * with its own loop and SO_REUSEPORT listening socket. The main thread only waits for
+ * signals (signalfd) and prints.
  *
  * Per message: the --fail chooser (bench/sink_fail, seeded, one stream per worker), then
  * 250, 451, 554, a close without a reply, or a 250 held for the delay. Every delayed
  * reply waits the same time, so deadlines come due in the order they were set and a FIFO
  * per worker is an exact timer queue (1 ms, no kernel timer per message): the loop's wait
- * is cut short to the head's deadline. Idle connections time out on the timer wheel
- * (core/timer).
+ * is cut short to the head's deadline.
  *
  * Counters are per worker, written by that worker only (relaxed atomic loads and stores:
  * no locked instruction on the data path) and summed by the main thread on SIGUSR1 and at
@@ -27,8 +22,8 @@
  * Everything ringsink says goes to stderr: first "ringsink: listening on ADDR:PORT", then
  * the counts (one line, plus one per source with --proxy; or one JSON object with --json)
  * on SIGUSR1 and at exit. SIGTERM/SIGINT: stop accepting, answer delayed messages, say
- * 421 to every session and close (in-flight DATA is lost: the client gets the 421), print,
- * exit 0. Exit 2 on a usage error, 1 on a start-up failure.
+ * 421 to every session outside a transaction and close, cut the rest after
+ * SINK_STOP_GRACE_MS, print, exit 0. Exit 2 on a usage error, 1 on a start-up failure.
  *
  * Counting: "messages" are the ones answered 250 (at once or after a delay); "recipients"
  * and "bytes" are theirs, bytes being the message as received (dot-unstuffed, CRLF lines,
@@ -42,7 +37,6 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -58,26 +52,19 @@
 #include <unistd.h>
 
 #include "bench/sink_fail.h"
-#include "core/timer.h"
+#include "core/log.h"
+#include "core/smtp_server.h"
 #include "net/listener.h"
-#include "net/buf.h"
-#include "net/uring.h"
-#include "proto/proxy.h"
+#include "net/loop.h"
 #include "proto/smtp_srv.h"
 
 #define SINK_EXIT_RUNTIME 1
 #define SINK_EXIT_USAGE 2
 
-#define SINK_RING_ENTRIES 1024
-#define SINK_BUFS 1024                 /* provided recv buffers per worker */
-#define SINK_BUF_SIZE 16384
-#define SINK_BGID 1
-#define SINK_IN_MAX (256u * 1024u)     /* unconsumed input a client may pile up */
-#define SINK_OUT_MAX (1024u * 1024u)   /* replies a client that does not read may pile up */
 #define SINK_IDLE_MS 300000u           /* idle timeout, as the relay's default */
 #define SINK_PROXY_MS 30000u           /* a PROXY header must be complete by then */
 #define SINK_PP_MAX 4096u              /* largest v2 header accepted */
-#define SINK_STOP_GRACE_MS 2000u       /* then sockets are shut down under pending sends */
+#define SINK_STOP_GRACE_MS 2000u       /* then every connection is cut */
 #define SINK_STOP_MAX_MS 5000u         /* then the worker leaves whatever is left */
 #define SINK_WORKERS_MAX 256u
 
@@ -123,7 +110,13 @@ struct sink_counts {
 	_Atomic uint64_t deferred, rejected, dropped, delayed;
 };
 
-struct sconn;
+/* A connection's own data (core/smtp_server's app area). */
+struct sink_conn {
+	struct sink_conn *delay_next, *delay_prev;
+	struct smtp_server_conn *c;
+	uint64_t delay_until;          /* when the held 250 is due */
+	bool delayed;
+};
 
 struct sink_worker {
 	unsigned id;
@@ -133,18 +126,11 @@ struct sink_worker {
 	atomic_bool *stop;
 	atomic_uint *ready;
 	int start_error;
-	struct io_uring ring;
-	const char *ring_desc;
-	struct uring_bufs bufs;
-	int lfd;
-	bool accept_armed;
-	uint64_t accept_errors;
-	struct timer_wheel wheel;
-	uint64_t now_ms;
-	struct sconn *conns;           /* every live connection */
-	size_t nconns;
-	struct sconn *dirty;           /* output to send or a close to carry out */
-	struct sconn *delay_head, *delay_tail;   /* held 250s, in deadline order */
+	struct net_loop loop;
+	struct listener_acceptor acc;
+	int lfd;                       /* until the acceptor takes it */
+	struct smtp_server srv;
+	struct sink_conn *delay_head, *delay_tail;   /* held 250s, in deadline order */
 	struct sink_fail_rng rng;
 	uint64_t qid_seq, dump_seq;
 	bool stopping, dump_warned;
@@ -152,32 +138,6 @@ struct sink_worker {
 	struct sink_counts n;
 	pthread_mutex_t src_mu;
 	struct src_table src;
-};
-
-/* What the input is for. Only sconn_enter() changes it. */
-enum sconn_phase {
-	SCONN_PH_NONE = 0,
-	SCONN_PH_PROXY,                /* --proxy: waiting for a complete header, no banner */
-	SCONN_PH_SMTP,                 /* the SMTP session owns the input */
-	SCONN_PH_CLOSING,              /* the last words are queued; nothing more is read */
-};
-
-struct sconn {
-	struct sink_worker *w;
-	struct sconn *next, *prev;     /* worker's list */
-	struct sconn *dirty_next;
-	struct sconn *delay_next, *delay_prev;
-	int fd;
-	enum sconn_phase phase;
-	unsigned dirty : 1, sending : 1, recv_armed : 1, closing : 1, shut : 1, delayed : 1;
-	struct smtp_srv *smtp;
-	struct buf in;           /* input the session has not consumed yet */
-	struct buf tx, q;        /* in flight; queued behind it */
-	struct timer timer;
-	uint64_t deadline_ms;          /* idle (or PROXY) deadline */
-	uint64_t delay_until;          /* when the held 250 is due */
-	struct src_key src;            /* the client: the proxied one after a header */
-	char peer[INET6_ADDRSTRLEN];
 };
 
 /* Single writer per counter: a plain load and store, never a locked add. */
@@ -190,6 +150,16 @@ static inline void cnt_add(_Atomic uint64_t *c, uint64_t v)
 static inline uint64_t cnt_get(_Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static struct sink_worker *worker_of(const struct smtp_server_conn *c)
+{
+	return c->srv->ctx;
+}
+
+static struct sink_conn *sc_of(const struct smtp_server_conn *c)
+{
+	return c->app;
 }
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -267,77 +237,35 @@ static int src_add(struct src_table *t, const struct src_key *k, uint64_t v)
 	return 0;
 }
 
-/* ---- connections ------------------------------------------------------------------ */
+/* ---- messages --------------------------------------------------------------------- */
 
-static void sconn_enter(struct sconn *c, enum sconn_phase ph)
+static void delay_unlink(struct sink_worker *w, struct sink_conn *d)
 {
-	c->phase = ph;
-}
-
-static void mark_dirty(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	if (c->dirty)
+	if (!d->delayed)
 		return;
-	c->dirty = 1;
-	c->dirty_next = w->dirty;
-	w->dirty = c;
-}
-
-static void delay_unlink(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	if (!c->delayed)
-		return;
-	if (c->delay_prev)
-		c->delay_prev->delay_next = c->delay_next;
+	if (d->delay_prev)
+		d->delay_prev->delay_next = d->delay_next;
 	else
-		w->delay_head = c->delay_next;
-	if (c->delay_next)
-		c->delay_next->delay_prev = c->delay_prev;
+		w->delay_head = d->delay_next;
+	if (d->delay_next)
+		d->delay_next->delay_prev = d->delay_prev;
 	else
-		w->delay_tail = c->delay_prev;
-	c->delay_next = c->delay_prev = NULL;
-	c->delayed = 0;
+		w->delay_tail = d->delay_prev;
+	d->delay_next = d->delay_prev = NULL;
+	d->delayed = false;
 }
 
-static void sconn_close(struct sconn *c, bool hard)
+static void delay_push(struct sink_worker *w, struct sink_conn *d)
 {
-	if (c->closing)
-		return;
-	c->closing = 1;
-	sconn_enter(c, SCONN_PH_CLOSING);
-	timer_cancel(&c->timer);
-	delay_unlink(c);
-	if (hard)
-		c->q.len = 0;
-	mark_dirty(c);
-}
-
-/* Move whatever the session wrote into the send queue. */
-static void collect(struct sconn *c)
-{
-	size_t n;
-	if (!c->smtp)
-		return;
-	const uint8_t *p = smtp_srv_out(c->smtp, &n);
-	if (n == 0)
-		return;
-	/* A client that sends without reading the replies: drop it rather than grow. */
-	if (c->q.len + n > SINK_OUT_MAX || buf_append(&c->q, p, n) < 0) {
-		sconn_close(c, true);   /* cannot even queue a reply: drop the connection */
-		return;
-	}
-	smtp_srv_out_consume(c->smtp, n);
-	mark_dirty(c);
-}
-
-/* Say `reply` (with CRLF) and close: for connections refused before a session exists. */
-static void refuse(struct sconn *c, const char *reply)
-{
-	if (buf_append(&c->q, reply, strlen(reply)) < 0)
-		c->q.len = 0;
-	sconn_close(c, false);
+	d->delayed = true;
+	d->delay_until = w->loop.now_ms + w->o->fail.delay_ms;
+	d->delay_next = NULL;
+	d->delay_prev = w->delay_tail;
+	if (w->delay_tail)
+		w->delay_tail->delay_next = d;
+	else
+		w->delay_head = d;
+	w->delay_tail = d;
 }
 
 /* The message as received, without the Received: header the session put in front of it
@@ -393,47 +321,36 @@ fail:
 }
 
 /* The 250: store (--dump), count, answer. */
-static void msg_accept(struct sconn *c)
+static void msg_accept(struct smtp_server_conn *c)
 {
-	struct sink_worker *w = c->w;
+	struct sink_worker *w = worker_of(c);
 	const struct smtp_srv_msg *m = smtp_srv_message(c->smtp);
 
 	if (w->o->dump_dir && dump_write(w, m) < 0) {
 		cnt_add(&w->n.deferred, 1);
-		smtp_srv_queue_failed(c->smtp);
+		smtp_server_answer(c, false);
 		return;
 	}
 	cnt_add(&w->n.messages, 1);
 	cnt_add(&w->n.recipients, m->nrcpt);
 	cnt_add(&w->n.bytes, body_len(m));
 	if (w->o->proxy) {
+		struct src_key k;
+		src_from_sockaddr(&k, &c->peer_sa);
 		pthread_mutex_lock(&w->src_mu);
-		int ret = src_add(&w->src, &c->src, 1);
+		int ret = src_add(&w->src, &k, 1);
 		pthread_mutex_unlock(&w->src_mu);
 		if (ret < 0)
 			fprintf(stderr, "ringsink: out of memory for the per-source counts\n");
 	}
-	smtp_srv_queued(c->smtp);
-}
-
-static void delay_push(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	c->delayed = 1;
-	c->delay_until = w->now_ms + w->o->fail.delay_ms;
-	c->delay_next = NULL;
-	c->delay_prev = w->delay_tail;
-	if (w->delay_tail)
-		w->delay_tail->delay_next = c;
-	else
-		w->delay_head = c;
-	w->delay_tail = c;
+	smtp_server_answer(c, true);
 }
 
 /* A complete message: decide its fate. */
-static void on_message(struct sconn *c)
+static void sink_message(struct smtp_server_conn *c, const struct smtp_srv_msg *m)
 {
-	struct sink_worker *w = c->w;
+	(void)m;
+	struct sink_worker *w = worker_of(c);
 	enum sink_fail_kind k = w->o->failing ? sink_fail_choose(&w->o->fail, &w->rng)
 	                                      : SINK_FAIL_NONE;
 	switch (k) {
@@ -443,433 +360,144 @@ static void on_message(struct sconn *c)
 		break;
 	case SINK_FAIL_DEFER:
 		cnt_add(&w->n.deferred, 1);
-		smtp_srv_refuse(c->smtp, SINK_DEFER_REPLY);
+		smtp_server_refuse(c, SINK_DEFER_REPLY);
 		break;
 	case SINK_FAIL_REJECT:
 		cnt_add(&w->n.rejected, 1);
-		smtp_srv_refuse(c->smtp, SINK_REJECT_REPLY);
+		smtp_server_refuse(c, SINK_REJECT_REPLY);
 		break;
 	case SINK_FAIL_DROP:
 		cnt_add(&w->n.dropped, 1);
-		collect(c);                     /* replies to earlier commands still go out */
-		sconn_close(c, false);
+		smtp_server_drop(c);            /* replies to earlier commands still go out */
 		break;
 	case SINK_FAIL_DELAY:
 		cnt_add(&w->n.delayed, 1);
-		delay_push(c);
+		sc_of(c)->c = c;
+		delay_push(w, sc_of(c));
 		break;
 	}
-}
-
-/* Feed p[0..n) to the session until it stops; returns the bytes it consumed. */
-static size_t feed(struct sconn *c, const uint8_t *p, size_t n)
-{
-	size_t off = 0;
-	while (off < n && !c->closing && !c->delayed) {
-		size_t used = 0;
-		enum smtp_srv_ev ev = smtp_srv_feed(c->smtp, p + off, n - off, &used);
-		off += used;
-		if (ev == SMTP_SRV_EV_MESSAGE) {
-			on_message(c);
-		} else if (ev == SMTP_SRV_EV_CLOSE) {
-			collect(c);
-			sconn_close(c, false);
-		} else if (ev != SMTP_SRV_EV_NONE || used == 0) {
-			break;
-		}
-	}
-	if (!c->closing)
-		collect(c);
-	return off;
-}
-
-/* Feed what is waiting in c->in. */
-static void pump(struct sconn *c)
-{
-	buf_consume(&c->in, feed(c, c->in.p, c->in.len));
 }
 
 /* Answer the held 250s that are due (all of them when `all`). */
 static void delay_run(struct sink_worker *w, bool all)
 {
-	while (w->delay_head && (all || w->delay_head->delay_until <= w->now_ms)) {
-		struct sconn *c = w->delay_head;
-		delay_unlink(c);
-		msg_accept(c);
-		collect(c);
-		if (!all && !c->closing && c->in.len > 0)
-			pump(c);                /* may hold the next message: it goes to the tail */
+	while (w->delay_head && (all || w->delay_head->delay_until <= w->loop.now_ms)) {
+		struct sink_conn *d = w->delay_head;
+		delay_unlink(w, d);
+		msg_accept(d->c);               /* the next message may be held: to the tail */
 	}
 }
 
-static void sconn_timeout(struct timer *t)
+/* ---- the server's policy ---------------------------------------------------------- */
+
+static void sink_start(struct smtp_server_conn *c, struct smtp_server_start *how)
 {
-	struct sconn *c = (struct sconn *)(void *)((char *)t - offsetof(struct sconn, timer));
-	struct sink_worker *w = c->w;
-	if (c->closing)
-		return;
-	if (w->now_ms < c->deadline_ms || c->delayed) {  /* activity since, or we hold it */
-		timer_arm(&w->wheel, &c->timer,
-		          c->delayed ? SINK_IDLE_MS : c->deadline_ms - w->now_ms);
-		return;
-	}
-	if (c->phase == SCONN_PH_PROXY) {
-		refuse(c, "421 4.4.2 PROXY timed out\r\n");
-		return;
-	}
-	smtp_srv_timeout(c->smtp);
-	collect(c);
-	sconn_close(c, false);
+	struct sink_worker *w = worker_of(c);
+	cnt_add(&w->n.connections, 1);
+	how->proxy = w->o->proxy ? SMTP_SERVER_PROXY_EXPECT : SMTP_SERVER_PROXY_PLAIN;
+	how->proxy_timeout_ms = SINK_PROXY_MS;
+	how->proxy_max_header = SINK_PP_MAX;
 }
 
-static bool sink_rcpt_allowed(void *ctx, const char *domain, size_t len)
+static const char *sink_admit(struct smtp_server_conn *c, struct smtp_server_params *p,
+                              char *buf, size_t cap)
 {
-	(void)ctx;
+	(void)buf;
+	(void)cap;
+	p->hostname = worker_of(c)->o->hostname;   /* limits: the session's defaults */
+	p->idle_ms = SINK_IDLE_MS;
+	return NULL;
+}
+
+static bool sink_rcpt_allowed(struct smtp_server_conn *c, const char *domain, size_t len)
+{
+	(void)c;
 	(void)domain;
 	(void)len;
 	return true;
 }
 
 /* Queue ids unique across workers: 1, 2, 3, ... with one worker. */
-static void sink_new_qid(void *ctx, char *buf, size_t cap)
+static void sink_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
 {
-	struct sconn *c = ctx;
-	struct sink_worker *w = c->w;
+	struct sink_worker *w = worker_of(c);
 	snprintf(buf, cap, "%llu",
 	         (unsigned long long)(w->qid_seq++ * w->o->workers + w->id + 1));
 }
 
-static const struct smtp_srv_ops sink_ops = {
+static void sink_gone(struct smtp_server_conn *c)
+{
+	delay_unlink(worker_of(c), sc_of(c));
+}
+
+static const struct smtp_server_ops sink_ops = {
+	.start = sink_start,
+	.admit = sink_admit,
 	.rcpt_allowed = sink_rcpt_allowed,
 	.new_qid = sink_new_qid,
-	.now = NULL,                       /* time(NULL) */
+	.message = sink_message,
+	.gone = sink_gone,
 };
-
-static void session_begin(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	c->smtp = smtp_srv_new(w->o->hostname, c->peer, NULL, &sink_ops, c);
-	if (!c->smtp) {
-		refuse(c, "421 4.3.0 Error: out of memory\r\n");
-		return;
-	}
-	sconn_enter(c, SCONN_PH_SMTP);
-	smtp_srv_start(c->smtp);
-	collect(c);
-	c->deadline_ms = w->now_ms + SINK_IDLE_MS;
-	timer_arm(&w->wheel, &c->timer, SINK_IDLE_MS);
-}
-
-/* Input while waiting for the PROXY header (--proxy). */
-static void proxy_input(struct sconn *c, const uint8_t *p, size_t n)
-{
-	struct pp_result r;
-	size_t used = 0;
-	enum pp_err err = PP_E_NONE;
-
-	if (c->in.len + n > SINK_PP_MAX + SINK_BUF_SIZE || buf_append(&c->in, p, n) < 0) {
-		refuse(c, "421 4.7.0 Invalid PROXY header\r\n");
-		return;
-	}
-	switch (pp_parse(c->in.p, c->in.len, SINK_PP_MAX, &r, &used, &err)) {
-	case PP_AGAIN:
-		return;                         /* the deadline keeps running */
-	case PP_ERR:
-		refuse(c, "421 4.7.0 Invalid PROXY header\r\n");
-		return;
-	case PP_OK:
-		break;
-	}
-	/* v2 LOCAL, v1 UNKNOWN and families without IP addresses keep the socket's. */
-	if (!r.local && (r.family == PP_AF_INET || r.family == PP_AF_INET6)) {
-		memset(&c->src, 0, sizeof c->src);
-		c->src.family = r.family == PP_AF_INET ? 4 : 6;
-		memcpy(c->src.ip, r.src.ip, r.family == PP_AF_INET ? 4 : 16);
-		src_fmt(&c->src, c->peer, sizeof c->peer);
-	}
-	buf_consume(&c->in, used);                            /* r's views die here */
-	timer_cancel(&c->timer);
-	session_begin(c);
-	if (!c->closing && c->in.len > 0)
-		pump(c);                        /* e.g. an EHLO sent right behind the header */
-}
-
-static void input(struct sconn *c, const uint8_t *p, size_t n)
-{
-	if (c->closing)
-		return;
-	if (c->phase == SCONN_PH_PROXY) {
-		proxy_input(c, p, n);
-		return;
-	}
-	c->deadline_ms = c->w->now_ms + SINK_IDLE_MS;
-	if (c->in.len == 0 && !c->delayed) {
-		size_t used = feed(c, p, n);
-		p += used;
-		n -= used;
-		if (n == 0 || c->closing)
-			return;
-	}
-	if (c->in.len + n > SINK_IN_MAX || buf_append(&c->in, p, n) < 0) {
-		sconn_close(c, true);
-		return;
-	}
-	if (!c->delayed)
-		pump(c);
-}
-
-static void arm_recv(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
-	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = w->bufs.bgid;
-	io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_RECV));
-	c->recv_armed = 1;
-}
-
-static void sconn_accepted(struct sink_worker *w, int fd)
-{
-	struct sockaddr_storage sa;
-	socklen_t sl = sizeof sa;
-	struct sconn *c;
-	int one = 1;
-
-	if (getpeername(fd, (struct sockaddr *)&sa, &sl) < 0 || !(c = calloc(1, sizeof *c))) {
-		close(fd);
-		return;
-	}
-	c->w = w;
-	c->fd = fd;
-	src_from_sockaddr(&c->src, &sa);
-	src_fmt(&c->src, c->peer, sizeof c->peer);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
-	w->nconns++;
-	cnt_add(&w->n.connections, 1);
-	c->timer.fire = sconn_timeout;
-	arm_recv(c);
-	if (w->o->proxy) {
-		/* No banner until a complete, valid header; the deadline does not move. */
-		sconn_enter(c, SCONN_PH_PROXY);
-		c->deadline_ms = w->now_ms + SINK_PROXY_MS;
-		timer_arm(&w->wheel, &c->timer, SINK_PROXY_MS);
-		return;
-	}
-	session_begin(c);
-}
-
-static void sconn_on_recv(struct sconn *c, int res, unsigned flags)
-{
-	struct sink_worker *w = c->w;
-	if (!(flags & IORING_CQE_F_MORE))
-		c->recv_armed = 0;
-	if (res > 0) {
-		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
-		input(c, uring_bufs_ptr(&w->bufs, bid), (size_t)res);
-		uring_bufs_recycle(&w->bufs, bid);
-	} else if (res != -ENOBUFS) {
-		sconn_close(c, true);   /* EOF or error: nobody is listening any more */
-	}
-	if (!c->recv_armed && !c->closing)
-		arm_recv(c);            /* multishot ended (e.g. -ENOBUFS): re-arm */
-	if (c->closing)
-		mark_dirty(c);
-}
-
-static void sconn_on_send(struct sconn *c, int res)
-{
-	c->sending = 0;
-	if (res <= 0) {
-		c->tx.len = c->tx.off = 0;
-		sconn_close(c, true);
-		mark_dirty(c);
-		return;
-	}
-	c->tx.off += (size_t)res;
-	if (c->tx.off >= c->tx.len)
-		c->tx.len = c->tx.off = 0;
-	mark_dirty(c);
-}
-
-static void sconn_free(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	close(c->fd);
-	timer_cancel(&c->timer);
-	delay_unlink(c);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	w->nconns--;
-	smtp_srv_free(c->smtp);
-	buf_fini(&c->in);
-	buf_fini(&c->tx);
-	buf_fini(&c->q);
-	free(c);
-}
-
-/* End of loop turn: send what is queued, carry out a close, free if finished. */
-static void sconn_flush(struct sconn *c)
-{
-	struct sink_worker *w = c->w;
-	if (!c->sending && c->tx.len == 0 && c->q.len > 0) {
-		struct buf t = c->tx;     /* swap: queued output goes in flight */
-		c->tx = c->q;
-		c->q = t;
-		c->q.len = c->q.off = 0;
-	}
-	if (!c->sending && c->tx.len > c->tx.off) {
-		struct io_uring_sqe *sqe = uring_sqe(&w->ring);
-		io_uring_prep_send(sqe, c->fd, c->tx.p + c->tx.off, c->tx.len - c->tx.off,
-		                   MSG_NOSIGNAL);
-		io_uring_sqe_set_data64(sqe, uring_ud(c, URING_OP_SEND));
-		c->sending = 1;
-		return;
-	}
-	if (!c->closing || c->sending)
-		return;
-	if (!c->shut) {
-		c->shut = 1;
-		shutdown(c->fd, SHUT_RDWR);     /* ends the multishot recv */
-	}
-	if (!c->recv_armed)
-		sconn_free(c);
-}
 
 /* ---- worker ----------------------------------------------------------------------- */
 
-static void arm_accept(struct sink_worker *w)
+static void on_accept(struct listener_acceptor *a, int fd)
 {
-	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
-	io_uring_prep_multishot_accept(sqe, w->lfd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, uring_ud(w, URING_OP_ACCEPT));
-	w->accept_armed = true;
-}
-
-static void on_accept(struct sink_worker *w, int res, unsigned flags)
-{
-	if (!(flags & IORING_CQE_F_MORE))
-		w->accept_armed = false;
-	if (res >= 0) {
-		if (w->stopping)
-			close(res);
-		else
-			sconn_accepted(w, res);
-	} else if (res != -EINVAL && res != -ECANCELED && res != -EBADF) {
+	struct sink_worker *w = a->ctx;
+	if (fd < 0) {
 		/* e.g. EMFILE: say so now and then, not once per attempt */
-		if (w->accept_errors++ % 1000 == 0)
-			fprintf(stderr, "ringsink: worker %u: accept: %s (%llu so far)\n", w->id,
-			        strerror(-res), (unsigned long long)w->accept_errors);
+		if (a->errors % 1000 == 1)
+			fprintf(stderr, "ringsink: worker %u: accept: %s (%lu so far)\n", w->id,
+			        strerror(-fd), a->errors);
+		return;
 	}
-	if (!w->accept_armed && !w->stopping && w->lfd >= 0)
-		arm_accept(w);
+	if (w->stopping) {
+		close(fd);
+		return;
+	}
+	smtp_server_accept(&w->srv, fd, 0);
 }
 
-static void dispatch(struct sink_worker *w, const struct io_uring_cqe *cqe)
+/* The turn: held 250s that are due, the stop; the wait is cut to the next due one. */
+static unsigned sink_turn(void *ctx)
 {
-	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	void *p = uring_ud_ptr(ud);
-	switch (uring_ud_op(ud)) {
-	case URING_OP_ACCEPT:
-		on_accept(w, cqe->res, cqe->flags);
-		break;
-	case URING_OP_RECV:
-		sconn_on_recv(p, cqe->res, cqe->flags);
-		break;
-	case URING_OP_SEND:
-		sconn_on_send(p, cqe->res);
-		break;
-	default:
-		break;
+	struct sink_worker *w = ctx;
+	if (!w->stopping && atomic_load_explicit(w->stop, memory_order_relaxed)) {
+		w->stopping = true;
+		w->stop_at_ms = w->loop.now_ms;
+		listener_accept_stop(&w->acc);
+		delay_run(w, true);             /* held 250s go out now */
 	}
+	delay_run(w, false);
+	if (w->stopping) {
+		smtp_server_stop(&w->srv, w->loop.now_ms >= w->stop_at_ms + SINK_STOP_GRACE_MS);
+		if (w->srv.nconns == 0 || w->loop.now_ms >= w->stop_at_ms + SINK_STOP_MAX_MS)
+			net_loop_quit(&w->loop);
+	}
+	uint64_t ms = TIMER_TICK_MS;
+	if (w->delay_head) {
+		uint64_t due = w->delay_head->delay_until, now = w->loop.now_ms;
+		ms = due <= now ? 0 : due - now < ms ? due - now : ms;
+	}
+	return (unsigned)ms;
 }
 
-static void flush_dirty(struct sink_worker *w)
-{
-	while (w->dirty) {
-		struct sconn *c = w->dirty;
-		w->dirty = NULL;
-		while (c) {
-			struct sconn *next = c->dirty_next;
-			c->dirty = 0;
-			sconn_flush(c);         /* may free c */
-			c = next;
-		}
-	}
-}
-
-static void begin_stop(struct sink_worker *w)
-{
-	w->stopping = true;
-	w->stop_at_ms = w->now_ms;
-	if (w->lfd >= 0) {
-		shutdown(w->lfd, SHUT_RDWR);    /* ends the multishot accept */
-		close(w->lfd);
-		w->lfd = -1;
-	}
-	delay_run(w, true);                 /* held 250s go out now */
-}
-
-/* While stopping: every session says 421 and closes; past the grace period the sockets
- * are shut down under any send still pending (a client that does not read). */
-static void stop_sweep(struct sink_worker *w)
-{
-	bool force = w->now_ms >= w->stop_at_ms + SINK_STOP_GRACE_MS;
-	for (struct sconn *c = w->conns; c; c = c->next) {
-		if (!c->closing) {
-			if (c->smtp) {
-				smtp_srv_shutdown(c->smtp);
-				collect(c);
-			}
-			sconn_close(c, false);
-		}
-		if (force && !c->shut) {
-			c->shut = 1;
-			c->q.len = 0;
-			shutdown(c->fd, SHUT_RDWR);
-			mark_dirty(c);
-		}
-	}
-}
+static const struct net_loop_hooks sink_hooks = { .turn = sink_turn };
 
 static int worker_setup(struct sink_worker *w)
 {
-	int ret = uring_init(&w->ring, SINK_RING_ENTRIES, &w->ring_desc);
+	int ret = net_loop_init(&w->loop, NULL, &sink_hooks, w);
 	if (ret < 0) {
 		fprintf(stderr, "ringsink: worker %u: io_uring set-up: %s\n", w->id, strerror(-ret));
 		return ret;
 	}
-	ret = uring_bufs_init(&w->ring, &w->bufs, SINK_BGID, SINK_BUFS, SINK_BUF_SIZE);
-	if (ret < 0) {
-		fprintf(stderr, "ringsink: worker %u: provided buffers: %s\n", w->id, strerror(-ret));
-		io_uring_queue_exit(&w->ring);
-		return ret;
-	}
-	w->now_ms = timer_now_ms();
-	timer_wheel_init(&w->wheel, w->now_ms);
+	smtp_server_init(&w->srv, &w->loop, &sink_ops, w, sizeof(struct sink_conn), w->id);
 	sink_fail_seed(&w->rng, w->o->seed, w->id);
-	arm_accept(w);
-	return 0;
-}
-
-/* How long the ring may wait: a tick of the wheel, or less when a held 250 is due. */
-static struct __kernel_timespec wait_time(const struct sink_worker *w)
-{
-	uint64_t ms = TIMER_TICK_MS;
-	if (w->delay_head) {
-		uint64_t due = w->delay_head->delay_until;
-		ms = due <= w->now_ms ? 0 : due - w->now_ms < ms ? due - w->now_ms : ms;
-	}
-	struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = (long long)ms * 1000000 };
-	return ts;
+	ret = listener_accept_start(&w->acc, &w->loop, w->lfd, on_accept, w);
+	w->lfd = -1;                        /* the acceptor owns it */
+	if (ret < 0)
+		fprintf(stderr, "ringsink: worker %u: accept: %s\n", w->id, strerror(-ret));
+	return ret;
 }
 
 static void *worker_main(void *arg)
@@ -877,40 +505,12 @@ static void *worker_main(void *arg)
 	struct sink_worker *w = arg;
 	w->start_error = worker_setup(w);
 	atomic_fetch_add(w->ready, 1);
-	if (w->start_error)
-		return NULL;
-
-	for (;;) {
-		w->now_ms = timer_now_ms();
-		if (!w->stopping && atomic_load_explicit(w->stop, memory_order_relaxed))
-			begin_stop(w);
-		delay_run(w, false);
-		if (w->stopping)
-			stop_sweep(w);
-		flush_dirty(w);
-		if (w->stopping &&
-		    (w->nconns == 0 || w->now_ms >= w->stop_at_ms + SINK_STOP_MAX_MS))
-			break;
-
-		struct io_uring_cqe *cqe;
-		struct __kernel_timespec ts = wait_time(w);
-		int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
-			fprintf(stderr, "ringsink: worker %u: ring wait: %s\n", w->id, strerror(-ret));
-		w->now_ms = timer_now_ms();
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&w->ring, head, cqe) {
-			dispatch(w, cqe);
-			n++;
-		}
-		io_uring_cq_advance(&w->ring, n);
-		timer_advance(&w->wheel, w->now_ms);
-	}
+	if (!w->start_error)
+		net_loop_run(&w->loop);
+	listener_accept_stop(&w->acc);
 	/* The ring goes first, so that the kernel holds nothing of what is freed after. */
-	uring_bufs_fini(&w->ring, &w->bufs);
-	io_uring_queue_exit(&w->ring);
-	while (w->conns)
-		sconn_free(w->conns);
+	net_loop_fini(&w->loop);
+	smtp_server_fini(&w->srv);
 	return NULL;
 }
 
@@ -1210,6 +810,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	if (parse_args(argc, argv, &o) < 0)
 		return SINK_EXIT_USAGE;
+	log_set_level(LOG_ERR);             /* the server application's own log: errors only */
 
 	/* Signals are taken by this thread only, through a signalfd; the workers inherit
 	 * the blocked mask. */
@@ -1231,7 +832,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	for (unsigned i = 0; i < o.workers; i++)
-		ws[i].lfd = -1;
+		ws[i].lfd = ws[i].acc.fd = -1;
 	for (unsigned i = 0; i < o.workers; i++) {
 		struct sink_worker *w = &ws[i];
 		w->id = i;

@@ -20,6 +20,7 @@
 #include "cfg/snapshot.h"
 #include "core/connlimit.h"
 #include "core/log.h"
+#include "core/qid.h"
 #include "core/spooldir.h"
 #include "core/worker.h"
 #include "net/listener.h"
@@ -136,7 +137,9 @@ static void proxy_hosts_reload(void)
 	char err[1024];
 	struct snapshot *s = snapshot_rebuild_proxy_hosts(snapshot_get(), err, sizeof err);
 	if (!s) {
-		log_err("event=proxy_hosts_reload_failed keeping=old error=\"%s\"", err);
+		char esc[2048];
+		log_err("event=proxy_hosts_reload_failed keeping=old error=\"%s\"",
+		        log_escape(esc, sizeof esc, err, strlen(err)));
 		return;
 	}
 	uint64_t gen = s->generation;
@@ -169,7 +172,9 @@ static void reload(const char *path, const struct config *cur)
 	char err[1024];
 	struct config *c = config_load(path, err, sizeof err);
 	if (!c) {
-		log_err("event=reload_failed keeping=old error=\"%s\"", err);
+		char esc[2048];
+		log_err("event=reload_failed keeping=old error=\"%s\"",
+		        log_escape(esc, sizeof esc, err, strlen(err)));
 		return;
 	}
 	if (!same_listeners(cur, c)) {
@@ -206,6 +211,7 @@ static void server_free(struct server *srv)
 	}
 	free(srv->workers);
 	srv->workers = NULL;
+	qid_blocks_close(&srv->qid_blocks);
 }
 
 /* Everything that can fail before the configuration is published; on failure the caller
@@ -241,6 +247,12 @@ static int prepare(struct config *cfg, struct server *srv)
 	if (!cfg->spool_sync)
 		log_warn("event=spool_sync_off note=\"a 250 no longer means the message is on disk\"");
 	connlimit_init();
+	ret = qid_blocks_open(&srv->qid_blocks, cfg->spool_path);
+	if (ret < 0) {
+		log_err("event=start_failed error=\"queue id blocks %s/.qid: %s\"", cfg->spool_path,
+		        strerror(-ret));
+		return -1;
+	}
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	srv->nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
@@ -259,7 +271,7 @@ static int prepare(struct config *cfg, struct server *srv)
 			return -1;
 		w->nlis = cfg->nlisteners;
 		for (size_t l = 0; l < cfg->nlisteners; l++)
-			w->lis[l].fd = -1;
+			w->lis[l].fd = w->lis[l].acc.fd = -1;
 	}
 	for (size_t l = 0; l < cfg->nlisteners; l++) {
 		struct config_listener *lc = &cfg->listeners[l];
@@ -302,9 +314,7 @@ static int run(const char *path, struct config *cfg)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);   /* blocked since main() began */
 	int ret = sfd < 0 ? -errno : worker_start_all(&srv);
 	if (ret < 0) {
 		log_err("event=start_failed error=\"workers: %s\"", strerror(-ret));
@@ -360,6 +370,17 @@ static int run(const char *path, struct config *cfg)
 
 int main(int argc, char **argv)
 {
+	/* First thing: the signals the daemon handles are blocked (they are read from a
+	 * signalfd once it runs), so a SIGHUP or SIGTERM that comes during start-up waits
+	 * instead of killing the process; SIGPIPE is ignored. */
+	sigset_t sigs;
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
 	enum { OPT_CHECK = 256, OPT_QUEUE, OPT_JSON, OPT_VERSION };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
@@ -384,6 +405,8 @@ int main(int argc, char **argv)
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
+	if (check || queue)
+		sigprocmask(SIG_UNBLOCK, &sigs, NULL);   /* tools: ^C works as usual */
 	if (optind != argc || (check && queue) || (json && !queue)) {
 		usage(stderr);
 		return EXIT_USAGE;

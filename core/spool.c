@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,24 @@
 #include "core/log.h"
 #include "core/spooldir.h"
 #include "proto/spoolrec.h"
+
+#define SPOOL_IOV_MAX 1024                /* UIO_MAXIOV: iovecs of one writev */
+
+#define SPOOL_ZERO_UNIT (1u << 20)
+static const uint8_t spool_zeros[SPOOL_ZERO_UNIT];   /* a zero-fill writes this ... */
+static struct iovec spool_zero_iov[SPOOL_PREP_CHUNK / SPOOL_ZERO_UNIT];   /* ... repeatedly */
+
+static struct spool_batch *batch_of(struct net_op *op)
+{
+	return (struct spool_batch *)(void *)((char *)op - offsetof(struct spool_batch, op));
+}
+
+static struct spool_seg *seg_of(struct net_op *op)
+{
+	size_t at = op->kind == SPOOL_OP_NAME ? offsetof(struct spool_seg, name_op)
+	                                      : offsetof(struct spool_seg, prep_op);
+	return (struct spool_seg *)(void *)((char *)op - at);
+}
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {
@@ -27,142 +46,514 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	return 0;
 }
 
-static int segment_open(struct spool *sp)
+static void seg_name(const struct spool *sp, uint64_t seq, char *buf, size_t cap)
 {
-	if (sp->fd >= 0)
-		close(sp->fd);
-	sp->fd = -1;
+	snprintf(buf, cap, "w%u-%016llx.seg", sp->worker, (unsigned long long)seq);
+}
+
+/* ---- the failing state ------------------------------------------------------------ */
+
+static void spool_failed(struct spool *sp, int err, size_t messages)
+{
+	uint64_t now = sp->loop->now_ms;
+	if (!sp->failing) {
+		sp->failing = true;
+		sp->fail_err = err;
+		sp->fail_since_ms = now;
+		sp->fail_batches = sp->fail_messages = 0;
+		log_err("event=spool_failing worker=%u error=\"%s\" note=\"answering 451; retrying every %u ms\"",
+		        sp->worker, strerror(err > 0 ? err : EIO), SPOOL_RETRY_MS);
+	}
+	sp->fail_batches++;
+	sp->fail_messages += messages;
+	sp->retry_at_ms = now + SPOOL_RETRY_MS;
+}
+
+static void spool_recovered(struct spool *sp)
+{
+	if (!sp->failing)
+		return;
+	sp->failing = false;
+	log_info("event=spool_recovered worker=%u failed_batches=%llu failed_messages=%llu after_ms=%llu",
+	         sp->worker, (unsigned long long)sp->fail_batches,
+	         (unsigned long long)sp->fail_messages,
+	         (unsigned long long)(sp->loop->now_ms - sp->fail_since_ms));
+}
+
+/* ---- segments --------------------------------------------------------------------- */
+
+/* Zero-fill [from, from + SPOOL_PREP_CHUNK) of seg, linked to an fdatasync; a new
+ * segment's chain begins with the directory's fsync that makes its name durable. */
+static void seg_prep(struct spool *sp, struct spool_seg *seg, uint64_t from)
+{
+	unsigned n = seg->named ? 2 : 3;
+	struct io_uring_sqe *v[3];
+	if (net_loop_sqes(sp->loop, v, n) < 0)
+		return;                         /* the ring is full: again at the next flush */
+	if (!spool_zero_iov[0].iov_base)
+		for (size_t i = 0; i < sizeof spool_zero_iov / sizeof spool_zero_iov[0]; i++)
+			spool_zero_iov[i] = (struct iovec){ (void *)(uintptr_t)spool_zeros, SPOOL_ZERO_UNIT };
+	unsigned k = 0;
+	if (!seg->named) {
+		io_uring_prep_fsync(v[k], sp->dirfd, 0);
+		net_sqe_op(v[k++], &seg->name_op);
+	}
+	io_uring_prep_writev(v[k], seg->fd, spool_zero_iov,
+	                     sizeof spool_zero_iov / sizeof spool_zero_iov[0], from);
+	net_sqe_op(v[k++], &seg->prep_op);
+	io_uring_prep_fsync(v[k], seg->fd, IORING_FSYNC_DATASYNC);
+	net_sqe_op(v[k], &seg->prep_op);
+	for (unsigned i = 0; i + 1 < n; i++)
+		v[i]->flags |= IOSQE_IO_LINK;
+	seg->zero_from = from;
+	seg->zero_to = from + SPOOL_PREP_CHUNK;
+	seg->prep_pending = n;
+	seg->prep_err = 0;
+	seg->prep_written = 0;
+}
+
+static struct spool_seg *seg_open(struct spool *sp)
+{
 	char name[64];
-	sp->seq++;
-	snprintf(name, sizeof name, "w%u-%016llx.seg", sp->worker, (unsigned long long)sp->seq);
-	int fd = openat(sp->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
+	struct spool_seg *seg = calloc(1, sizeof *seg);
+	if (!seg)
+		return NULL;
+	seg->sp = sp;
+	seg->prep_op.kind = SPOOL_OP_PREP;
+	seg->name_op.kind = SPOOL_OP_NAME;
+	seg->seq = ++sp->seq;
+	seg_name(sp, seg->seq, name, sizeof name);
+	seg->fd = openat(sp->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (seg->fd < 0) {
 		int e = errno;
-		log_err("event=spool_open_failed worker=%u segment=%s error=\"%s\"", sp->worker,
-		        name, strerror(e));
-		return -e;
+		free(seg);
+		spool_failed(sp, e, 0);
+		return NULL;
 	}
-	/* The new name must be durable before any record in it is acknowledged. */
-	if (sp->sync && fsync(sp->dirfd) < 0) {
-		int e = errno;
-		close(fd);
+	if (!sp->sync) {
+		seg->named = true;              /* nothing is made durable anyway */
+		seg->prep_stop = true;
+	} else {
+		seg_prep(sp, seg, 0);
+	}
+	log_msg(sp->failing ? LOG_DEBUG : LOG_INFO, "event=spool_segment worker=%u segment=%s",
+	        sp->worker, name);
+	return seg;
+}
+
+/* Keep the zeros SPOOL_PREP_CHUNK ahead of the records. */
+static void seg_prep_ahead(struct spool *sp, struct spool_seg *seg)
+{
+	if (seg->prep_stop || seg->prep_pending || seg->broken)
+		return;
+	if (!seg->named) {
+		seg_prep(sp, seg, 0);           /* its first chain did not fit in the ring */
+		return;
+	}
+	if (seg->prepared >= seg->end + SPOOL_PREP_CHUNK / 2 || seg->prepared >= SPOOL_SEGMENT_MAX)
+		return;
+	uint64_t from = seg->prepared > seg->end ? seg->prepared : seg->end;
+	seg_prep(sp, seg, from);
+}
+
+/* A retired segment with nothing in flight: cut it to its last good record (dropping a
+ * torn write and the unused zeros), remove it when it holds none, close it. */
+static void seg_finish(struct spool *sp, struct spool_seg *seg)
+{
+	char name[64];
+	seg_name(sp, seg->seq, name, sizeof name);
+	if (seg->good == 0) {
 		unlinkat(sp->dirfd, name, 0);
-		return -e;
+	} else if (ftruncate(seg->fd, (off_t)seg->good) < 0) {
+		log_warn("event=spool_truncate_failed worker=%u segment=%s error=\"%s\"", sp->worker,
+		         name, strerror(errno));
 	}
-	sp->fd = fd;
-	sp->size = 0;
-	sp->broken = false;
-	log_info("event=spool_segment worker=%u segment=%s", sp->worker, name);
-	return 0;
+	close(seg->fd);
+	free(seg);
 }
 
-int spool_init(struct spool *sp, struct io_uring *ring, const char *dir, unsigned worker,
-               bool sync, void (*done)(void *waiter, bool ok))
+static bool seg_busy(const struct spool_seg *seg)
 {
-	memset(sp, 0, sizeof *sp);
-	sp->ring = ring;
-	sp->worker = worker;
-	sp->sync = sync;
-	sp->done = done;
-	sp->fd = -1;
-	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sp->dirfd < 0)
-		return -errno;
-	sp->seq = spooldir_last_seq(dir, worker);
-	return 0;
+	return seg->inflight > 0 || seg->prep_pending > 0;
 }
 
-void spool_fini(struct spool *sp)
+/* cur is done with (full or broken): it finishes once nothing refers to it. */
+static void seg_retire(struct spool *sp, struct spool_seg *seg)
 {
-	for (int i = 0; i < 2; i++) {
-		free(sp->batch[i].buf);
-		free(sp->batch[i].waiters);
+	if (sp->cur == seg)
+		sp->cur = NULL;
+	if (sp->next == seg)
+		sp->next = NULL;
+	if (seg->retired)
+		return;                         /* already on the list */
+	seg->retired = true;
+	if (!seg_busy(seg)) {
+		seg_finish(sp, seg);
+		return;
 	}
-	if (sp->fd >= 0)
-		close(sp->fd);
-	if (sp->dirfd >= 0)
-		close(sp->dirfd);
-	sp->fd = sp->dirfd = -1;
+	seg->next = sp->retiring;
+	sp->retiring = seg;
+}
+
+static void retiring_reap(struct spool *sp)
+{
+	for (struct spool_seg **pp = &sp->retiring; *pp;) {
+		struct spool_seg *seg = *pp;
+		if (seg_busy(seg)) {
+			pp = &seg->next;
+			continue;
+		}
+		*pp = seg->next;
+		seg_finish(sp, seg);
+	}
+}
+
+/* One CQE of a segment's preparation: the directory fsync (name_op), the zero write or
+ * its fdatasync (prep_op). */
+static void on_prep(struct net_loop *l, struct net_op *op, int res, unsigned flags)
+{
+	(void)l;
+	(void)flags;
+	struct spool_seg *seg = seg_of(op);
+	struct spool *sp = seg->sp;
+	if (op->kind == SPOOL_OP_NAME) {
+		if (res == 0) {
+			seg->named = true;
+		} else if (!seg->prep_err) {
+			seg->prep_err = res;        /* the name is not durable: unusable */
+			seg->broken = true;
+		}
+	} else if (res > 0) {
+		seg->prep_written += (size_t)res;
+	} else if (res < 0 && !seg->prep_err) {
+		seg->prep_err = res;
+	}
+	if (--seg->prep_pending > 0)
+		return;
+	bool whole = !seg->prep_err && seg->prep_written == SPOOL_PREP_CHUNK;
+	if (whole) {
+		if (seg->zero_to > seg->prepared)
+			seg->prepared = seg->zero_to;
+	} else if (!seg->broken) {
+		/* A nearly full disk: give the zeros back, go on without writing ahead. */
+		seg->prep_stop = true;
+		if (ftruncate(seg->fd, (off_t)(seg->end > seg->prepared ? seg->end : seg->prepared)) < 0)
+			log_warn("event=spool_truncate_failed worker=%u error=\"%s\"", sp->worker,
+			         strerror(errno));
+	}
+	seg->zero_from = seg->zero_to = 0;
+	if (seg->broken) {
+		spool_failed(sp, seg->prep_err ? -seg->prep_err : EIO, 0);
+		seg_retire(sp, seg);            /* may free seg */
+	}
+	retiring_reap(sp);
+	spool_flush(sp);
+}
+
+/* The segment the next batch goes to, or NULL (not ready yet, or failing). */
+static struct spool_seg *seg_for_batch(struct spool *sp)
+{
+	if (sp->cur && (sp->cur->broken || sp->cur->end >= SPOOL_SEGMENT_MAX)) {
+		if (sp->cur->broken || (sp->next && sp->next->named)) {
+			seg_retire(sp, sp->cur);
+			sp->cur = sp->next;
+			sp->next = NULL;
+		}
+	}
+	if (!sp->cur) {
+		if (sp->next) {
+			sp->cur = sp->next;
+			sp->next = NULL;
+		} else {
+			sp->cur = seg_open(sp);
+		}
+	}
+	struct spool_seg *seg = sp->cur;
+	if (!seg)
+		return NULL;
+	/* The next one is prepared while this one fills. */
+	if (!sp->next && seg->end >= SPOOL_SEGMENT_MAX / 2 && !sp->failing)
+		sp->next = seg_open(sp);
+	return seg->named ? seg : NULL;
+}
+
+/* ---- batches ---------------------------------------------------------------------- */
+
+static struct spool_batch *batch_new(struct spool *sp)
+{
+	struct spool_batch *b = sp->free;
+	if (b) {
+		sp->free = b->next;
+	} else {
+		b = calloc(1, sizeof *b);
+		if (!b)
+			return NULL;
+		b->op.kind = SPOOL_OP_BATCH;
+		b->sp = sp;
+	}
+	b->next = NULL;
+	b->n = b->hlen = b->len = b->written = 0;
+	b->err = 0;
+	b->pending = 0;
+	b->seg = NULL;
+	return b;
+}
+
+static void batch_free(struct spool_batch *b)
+{
+	free(b->heads);
+	free(b->items);
+	free(b->iov);
+	free(b);
+}
+
+static void batch_recycle(struct spool *sp, struct spool_batch *b)
+{
+	if (b->hcap > (1u << 20)) {         /* an unusually large one: give it back */
+		batch_free(b);
+		return;
+	}
+	b->next = sp->free;
+	sp->free = b;
+}
+
+/* Tell every waiter; recycle. */
+static void batch_finish(struct spool *sp, struct spool_batch *b, bool ok)
+{
+	for (size_t i = 0; i < b->n; i++)
+		sp->done(b->items[i].waiter, ok);
+	batch_recycle(sp, b);
 }
 
 int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
                  const char *client, uint64_t arrival)
 {
-	struct spool_batch *b = &sp->batch[sp->fill];
-	size_t need = spoolrec_msg_size(m->qid, m->mail_from, client, m->rcpt, m->nrcpt, m->len);
-	if (need == 0 || b->len + need > SPOOL_BATCH_MAX)
-		return -EAGAIN;
-	if (grow((void **)&b->buf, &b->cap, b->len + need, 1) < 0 ||
-	    grow((void **)&b->waiters, &b->capwait, b->nwait + 1, sizeof(void *)) < 0)
+	size_t hlen = spoolrec_msg_head_size(m->qid, m->mail_from, client, m->rcpt, m->nrcpt,
+	                                     m->len);
+	if (hlen == 0)
+		return -EINVAL;
+	struct spool_batch *b = sp->wait_tail;
+	if (!b || b->n == SPOOL_BATCH_ITEMS || b->len + hlen + m->len > SPOOL_BATCH_BYTES) {
+		b = batch_new(sp);
+		if (!b)
+			return -ENOMEM;
+		if (sp->wait_tail)
+			sp->wait_tail->next = b;
+		else
+			sp->wait_head = b;
+		sp->wait_tail = b;
+	}
+	if (grow((void **)&b->heads, &b->hcap, b->hlen + hlen, 1) < 0 ||
+	    grow((void **)&b->items, &b->cap, b->n + 1, sizeof *b->items) < 0)
 		return -ENOMEM;
-	b->len += spoolrec_encode_msg(b->buf + b->len, b->cap - b->len, m->qid, arrival,
-	                              m->flags, m->mail_from, client, m->rcpt, m->nrcpt,
-	                              m->data, m->len);
-	b->waiters[b->nwait++] = waiter;
+	size_t w = spoolrec_encode_msg_head(b->heads + b->hlen, b->hcap - b->hlen, m->qid,
+	                                    arrival, m->flags, m->mail_from, client, m->rcpt,
+	                                    m->nrcpt, m->data, m->len);
+	b->items[b->n++] = (struct spool_item){ waiter, b->hlen, w, m->data, m->len };
+	b->hlen += w;
+	b->len += w + m->len;
 	return 0;
 }
 
-static void batch_finish(struct spool *sp, struct spool_batch *b, bool ok)
+static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned flags);
+
+/* Put b in the ring: its writes and the sync, one chain, one submission. */
+static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_seg *seg)
 {
-	if (ok) {
-		sp->commits++;
-		sp->messages += b->nwait;
+	size_t niov = 2 * b->n;
+	if (grow((void **)&b->iov, &b->iovcap, niov, sizeof *b->iov) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < b->n; i++) {
+		const struct spool_item *it = &b->items[i];
+		b->iov[2 * i] = (struct iovec){ b->heads + it->hoff, it->hlen };
+		b->iov[2 * i + 1] = (struct iovec){ (void *)(uintptr_t)it->data, it->dlen };
 	}
-	for (size_t i = 0; i < b->nwait; i++)
-		sp->done(b->waiters[i], ok);
-	b->len = 0;
-	b->nwait = 0;
-	b->write_res = b->sync_res = 0;
+	unsigned nw = (unsigned)((niov + SPOOL_IOV_MAX - 1) / SPOOL_IOV_MAX);
+	unsigned n = nw + (sp->sync ? 1 : 0);
+	struct io_uring_sqe *v[8];
+	if (n > 8)
+		return -E2BIG;
+#ifdef RR_TEST_BUILD
+	uint64_t submits = sp->loop->submits;
+#endif
+	if (net_loop_sqes(sp->loop, v, n) < 0)
+		return -EBUSY;
+	uint64_t off = seg->end;
+	for (unsigned i = 0; i < nw; i++) {
+		size_t first = (size_t)i * SPOOL_IOV_MAX;
+		size_t cnt = niov - first < SPOOL_IOV_MAX ? niov - first : SPOOL_IOV_MAX;
+		size_t len = 0;
+		for (size_t k = 0; k < cnt; k++)
+			len += b->iov[first + k].iov_len;
+		io_uring_prep_writev(v[i], seg->fd, b->iov + first, (unsigned)cnt, off);
+		off += len;
+	}
+	if (sp->sync)
+		io_uring_prep_fsync(v[nw], seg->fd, IORING_FSYNC_DATASYNC);
+	for (unsigned i = 0; i < n; i++) {
+		net_sqe_op(v[i], &b->op);
+		if (i + 1 < n)
+			v[i]->flags |= IOSQE_IO_LINK;
+	}
+#ifdef RR_TEST_BUILD
+	/* The chain must reach the kernel in one submission, or the link is void. */
+	if (sp->loop->submits != submits) {
+		fprintf(stderr, "core/spool: a linked chain was split by a submission\n");
+		abort();
+	}
+#endif
+	sp->linked_chains++;
+	b->seg = seg;
+	b->off = seg->end;
+	b->pending = n;
+	b->err = 0;
+	b->written = 0;
+	b->t_ms = sp->loop->now_ms;
+	seg->end += b->len;
+	seg->inflight++;
+	sp->inflight++;
+	return 0;
 }
 
 void spool_flush(struct spool *sp)
 {
-	struct spool_batch *b = &sp->batch[sp->fill];
-	if (sp->inflight || b->nwait == 0)
-		return;
-	if ((sp->fd < 0 || sp->broken || sp->size >= SPOOL_SEGMENT_MAX) && segment_open(sp) < 0) {
-		batch_finish(sp, b, false);
-		return;
+	while (sp->wait_head && sp->inflight < SPOOL_INFLIGHT) {
+		struct spool_batch *b = sp->wait_head;
+		if (sp->failing && sp->loop->now_ms < sp->retry_at_ms) {
+			/* The disk failed a moment ago: answer at once, try again later. */
+			sp->wait_head = b->next;
+			if (!sp->wait_head)
+				sp->wait_tail = NULL;
+			sp->fail_batches++;
+			sp->fail_messages += b->n;
+			batch_finish(sp, b, false);
+			continue;
+		}
+		struct spool_seg *seg = seg_for_batch(sp);
+		if (!seg) {
+			if (sp->failing && sp->loop->now_ms < sp->retry_at_ms)
+				continue;               /* opening failed: the batch is answered above */
+			break;                      /* being prepared: the batch waits */
+		}
+		/* Never write into a zero-fill in flight. */
+		if (seg->prep_pending && seg->end + b->len > seg->zero_from)
+			break;
+		int ret = batch_submit(sp, b, seg);
+		if (ret == -EBUSY)
+			break;                      /* the ring is full: next turn */
+		sp->wait_head = b->next;
+		if (!sp->wait_head)
+			sp->wait_tail = NULL;
+		if (ret < 0) {
+			spool_failed(sp, -ret, b->n);
+			batch_finish(sp, b, false);
+			continue;
+		}
+		seg_prep_ahead(sp, seg);
 	}
-	struct io_uring_sqe *sqe = uring_sqe(sp->ring);
-	io_uring_prep_write(sqe, sp->fd, b->buf, (unsigned)b->len, sp->size);
-	io_uring_sqe_set_data64(sqe, uring_ud(b, URING_OP_SPOOL_WRITE));
-	b->pending = 1;
-	b->write_res = b->sync_res = 0;
-	if (sp->sync) {
-		sqe->flags |= IOSQE_IO_LINK;
-		sqe = uring_sqe(sp->ring);
-		io_uring_prep_fsync(sqe, sp->fd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data64(sqe, uring_ud(b, URING_OP_SPOOL_SYNC));
-		b->pending = 2;
-	}
-	sp->inflight = true;
-	sp->fill ^= 1;
+	if (sp->cur)
+		seg_prep_ahead(sp, sp->cur);
+	if (sp->next)
+		seg_prep_ahead(sp, sp->next);
 }
 
-void spool_complete(struct spool *sp, void *batch, enum uring_op op, int res)
+static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned flags)
 {
-	struct spool_batch *b = batch;
-	if (op == URING_OP_SPOOL_WRITE)
-		b->write_res = res;
-	else
-		b->sync_res = res;
+	(void)l;
+	(void)flags;
+	struct spool_batch *b = batch_of(op);
+	struct spool *sp = b->sp;
+	struct spool_seg *seg = b->seg;
+	/* The writes report their octets, the sync 0; a cancelled link reports -ECANCELED. */
+	if (res < 0) {
+		if (!b->err || b->err == -ECANCELED)
+			b->err = res;
+	} else {
+		b->written += (size_t)res;
+	}
 	if (--b->pending > 0)
 		return;
-	bool ok = b->write_res >= 0 && (size_t)b->write_res == b->len && b->sync_res >= 0;
+	bool ok = !b->err && b->written == b->len;
+	sp->inflight--;
+	seg->inflight--;
 	if (ok) {
-		sp->size += b->len;
+		if (b->off + b->len > seg->good)
+			seg->good = b->off + b->len;
+		sp->commits++;
+		sp->messages += b->n;
+		sp->bytes += b->len;
+		spool_recovered(sp);
 	} else {
-		sp->broken = true;
-		log_err("event=spool_write_failed worker=%u seq=%llu write=%d sync=%d len=%zu",
-		        sp->worker, (unsigned long long)sp->seq, b->write_res, b->sync_res, b->len);
+		int err = b->err ? -b->err : ENOSPC;   /* a short write: the disk is full */
+		log_msg(sp->failing ? LOG_DEBUG : LOG_ERR,   /* failing: the count says it */
+		        "event=spool_write_failed worker=%u seq=%llu error=\"%s\" written=%zu len=%zu",
+		        sp->worker, (unsigned long long)seg->seq, strerror(err), b->written, b->len);
+		seg->broken = true;
+		spool_failed(sp, err, b->n);
+		if (sp->cur == seg)
+			seg_retire(sp, seg);
 	}
-	sp->inflight = false;
 	batch_finish(sp, b, ok);
-	spool_flush(sp);      /* what filled up meanwhile goes out at once */
+	retiring_reap(sp);
+	spool_flush(sp);                    /* what filled up meanwhile goes out at once */
+}
+
+/* ---- life ------------------------------------------------------------------------- */
+
+int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned worker,
+               bool sync, void (*done)(void *waiter, bool ok))
+{
+	memset(sp, 0, sizeof *sp);
+	sp->loop = l;
+	sp->worker = worker;
+	sp->sync = sync;
+	sp->done = done;
+	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sp->dirfd < 0)
+		return -errno;
+	sp->seq = spooldir_last_seq(dir, worker);
+	net_loop_handle(l, SPOOL_OP_BATCH, on_batch);
+	net_loop_handle(l, SPOOL_OP_PREP, on_prep);
+	net_loop_handle(l, SPOOL_OP_NAME, on_prep);
+	sp->cur = seg_open(sp);             /* prepared before the first message comes */
+	return 0;
+}
+
+void spool_fini(struct spool *sp)
+{
+	/* Callers wait for spool_idle(); anything still waiting is answered 451. */
+	while (sp->wait_head) {
+		struct spool_batch *b = sp->wait_head;
+		sp->wait_head = b->next;
+		batch_finish(sp, b, false);
+	}
+	sp->wait_tail = NULL;
+	if (sp->next)
+		seg_retire(sp, sp->next);
+	if (sp->cur)
+		seg_retire(sp, sp->cur);
+	/* The loop is gone: nothing more will complete. */
+	while (sp->retiring) {
+		struct spool_seg *seg = sp->retiring;
+		sp->retiring = seg->next;
+		seg_finish(sp, seg);
+	}
+	while (sp->free) {
+		struct spool_batch *b = sp->free;
+		sp->free = b->next;
+		batch_free(b);
+	}
+	if (sp->dirfd >= 0)
+		close(sp->dirfd);
+	sp->dirfd = -1;
 }
 
 bool spool_idle(const struct spool *sp)
 {
-	return !sp->inflight && sp->batch[sp->fill].nwait == 0;
+	if (sp->wait_head || sp->inflight)
+		return false;
+	for (const struct spool_seg *s = sp->retiring; s; s = s->next)
+		if (seg_busy(s))
+			return false;
+	return !(sp->cur && sp->cur->prep_pending) && !(sp->next && sp->next->prep_pending);
 }

@@ -11,157 +11,142 @@
 #include <unistd.h>
 #include <urcu-qsbr.h>
 
+#include "core/inbound.h"
 #include "core/log.h"
-#include "net/conn.h"
 
-#define WORKER_RING_ENTRIES 1024
-#define WORKER_BUFS 1024            /* provided recv buffers per worker */
-#define WORKER_BUF_SIZE 16384
-#define WORKER_BGID 1
-
-void worker_mark_dirty(struct worker *w, struct conn *c)
+static void on_accept(struct listener_acceptor *a, int fd)
 {
-	if (c->dirty)
+	struct wlistener *l = a->ctx;
+	struct worker *w = l->w;
+	if (fd < 0) {
+		if (a->errors % 1000 == 1)      /* EMFILE and friends: now and then, not per try */
+			log_warn("event=accept_error worker=%u error=\"%s\" count=%lu", w->id,
+			         strerror(-fd), a->errors);
 		return;
-	c->dirty = 1;
-	c->dirty_next = w->dirty;
-	w->dirty = c;
-}
-
-static void arm_accept(struct worker *w, struct wlistener *l)
-{
-	struct io_uring_sqe *sqe = uring_sqe(&w->ring);
-	io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
-	io_uring_sqe_set_data64(sqe, uring_ud(l, URING_OP_ACCEPT));
-	l->armed = true;
-}
-
-static void on_accept(struct worker *w, struct wlistener *l, int res, unsigned flags)
-{
-	if (!(flags & IORING_CQE_F_MORE))
-		l->armed = false;
-	if (res >= 0) {
-		if (w->stopping)
-			close(res);
-		else
-			conn_accepted(w, l, res);
-	} else if (res != -EINVAL && res != -ECANCELED && res != -EBADF) {
-		log_warn("event=accept_error worker=%u error=\"%s\"", w->id, strerror(-res));
 	}
-	if (!l->armed && !w->stopping && l->fd >= 0)
-		arm_accept(w, l);
-}
-
-static void on_spool_done(void *waiter, bool ok)
-{
-	conn_spooled(waiter, ok);
-}
-
-static void dispatch(struct worker *w, struct io_uring_cqe *cqe)
-{
-	uint64_t ud = io_uring_cqe_get_data64(cqe);
-	void *p = uring_ud_ptr(ud);
-	switch (uring_ud_op(ud)) {
-	case URING_OP_ACCEPT:
-		on_accept(w, p, cqe->res, cqe->flags);
-		break;
-	case URING_OP_RECV:
-		conn_on_recv(p, cqe->res, cqe->flags);
-		break;
-	case URING_OP_SEND:
-		conn_on_send(p, cqe->res);
-		break;
-	case URING_OP_SPOOL_WRITE:
-	case URING_OP_SPOOL_SYNC:
-		spool_complete(&w->spool, p, uring_ud_op(ud), cqe->res);
-		break;
-	case URING_OP_NONE:
-	case URING_OP_CANCEL:
-		break;
+	if (w->stopping) {
+		close(fd);
+		return;
 	}
-}
-
-static void flush_dirty(struct worker *w)
-{
-	while (w->dirty) {
-		struct conn *c = w->dirty;
-		w->dirty = NULL;
-		while (c) {
-			struct conn *next = c->dirty_next;
-			c->dirty = 0;
-			conn_flush(c);           /* may free c */
-			c = next;
-		}
-	}
+	smtp_server_accept(&w->smtpd, fd, l->idx);
 }
 
 static void begin_stop(struct worker *w)
 {
 	w->stopping = true;
-	w->stop_deadline_ms = w->now_ms + (uint64_t)w->srv->grace_s * 1000u;
-	for (size_t i = 0; i < w->nlis; i++) {
-		if (w->lis[i].fd >= 0) {
-			shutdown(w->lis[i].fd, SHUT_RDWR);   /* ends the multishot accept */
-			close(w->lis[i].fd);
-			w->lis[i].fd = -1;
-		}
-	}
-	log_info("event=stopping worker=%u connections=%zu", w->id, w->nconns);
+	w->stop_deadline_ms = w->loop.now_ms + (uint64_t)w->srv->grace_s * 1000u;
+	for (size_t i = 0; i < w->nlis; i++)
+		listener_accept_stop(&w->lis[i].acc);
+	log_info("event=stopping worker=%u connections=%zu", w->id, w->smtpd.nconns);
 }
 
-static void stop_sweep(struct worker *w)
+/* The worker's turn: the snapshot in force, and the stop. */
+static unsigned worker_turn(void *ctx)
 {
-	bool force = w->now_ms >= w->stop_deadline_ms;
-	for (struct conn *c = w->conns; c; c = c->next)
-		conn_stop(c, force);
+	struct worker *w = ctx;
+	w->snap = snapshot_get();
+	if (!w->stopping && atomic_load(&w->srv->stop))
+		begin_stop(w);
+	if (w->stopping) {
+		bool force = w->loop.now_ms >= w->stop_deadline_ms;
+		if (force && !w->forced) {
+			w->forced = true;
+			log_warn("event=stop_deadline worker=%u connections=%zu note=\"shutdown_timeout reached: cutting them\"",
+			         w->id, w->smtpd.nconns);
+		}
+		smtp_server_stop(&w->smtpd, force);
+		if (w->smtpd.nconns == 0 && spool_idle(&w->spool))
+			net_loop_quit(&w->loop);
+	}
+	return TIMER_TICK_MS;
 }
+
+static void worker_idle(void *ctx)
+{
+	struct worker *w = ctx;
+	spool_flush(&w->spool);
+	log_flush();
+}
+
+static void worker_wait(void *ctx, bool begin)
+{
+	struct worker *w = ctx;
+	if (begin) {
+		rcu_thread_offline();
+		return;
+	}
+	rcu_thread_online();
+	w->snap = snapshot_get();
+}
+
+static const struct net_loop_hooks worker_hooks = {
+	.turn = worker_turn,
+	.idle = worker_idle,
+	.wait = worker_wait,
+};
 
 /* The test build can shrink the provided-buffer ring (RR_TEST_RECV_BUFS=count,size) so
- * that tests drive multishot recv into -ENOBUFS and its re-arm under real load. */
-static void recv_buf_shape(unsigned *count, unsigned *size)
+ * that tests drive multishot recv into -ENOBUFS and its re-arm under real load, and the
+ * submission queue (RR_TEST_RING_ENTRIES=n) so that the sends of a turn fill it right
+ * before the spool's commit. */
+static void loop_shape(struct net_loop_params *p)
 {
-	*count = WORKER_BUFS;
-	*size = WORKER_BUF_SIZE;
+	memset(p, 0, sizeof *p);
 #ifdef RR_TEST_BUILD
 	const char *e = getenv("RR_TEST_RECV_BUFS");
 	unsigned c, s;
 	if (e && sscanf(e, "%u,%u", &c, &s) == 2 && c > 0 && (c & (c - 1)) == 0 && s >= 16) {
-		*count = c;
-		*size = s;
+		p->bufs = c;
+		p->buf_size = s;
+	}
+	e = getenv("RR_TEST_RING_ENTRIES");
+	if (e && sscanf(e, "%u", &c) == 1 && c >= 2 && (c & (c - 1)) == 0) {
+		p->sq_entries = c;
+		p->cq_entries = 4096;
 	}
 #endif
 }
 
 static int worker_setup(struct worker *w)
 {
-	int ret = uring_init(&w->ring, WORKER_RING_ENTRIES, &w->ring_desc);
+	struct net_loop_params lp;
+	loop_shape(&lp);
+	int ret = net_loop_init(&w->loop, &lp, &worker_hooks, w);
 	if (ret < 0) {
 		log_err("event=ring_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
 		return ret;
 	}
-	unsigned nbufs, bufsize;
-	recv_buf_shape(&nbufs, &bufsize);
-	ret = uring_bufs_init(&w->ring, &w->bufs, WORKER_BGID, nbufs, bufsize);
-	if (ret < 0) {
-		log_err("event=bufring_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
-		return ret;
-	}
-	ret = spool_init(&w->spool, &w->ring, w->srv->spool_dir, w->id, w->srv->spool_sync,
-	                 on_spool_done);
+	w->snap = snapshot_get();
+	w->qid.blocks = &w->srv->qid_blocks;
+	smtp_server_init(&w->smtpd, &w->loop, &inbound_ops, w, sizeof(struct inbound_conn), w->id);
+	ret = spool_init(&w->spool, &w->loop, w->srv->spool_dir, w->id, w->srv->spool_sync,
+	                 inbound_spooled);
 	if (ret < 0) {
 		log_err("event=spool_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
 		return ret;
 	}
-	w->now_ms = timer_now_ms();
-	timer_wheel_init(&w->wheel, w->now_ms);
-	uint32_t seed;
-	if (getentropy(&seed, sizeof seed) == 0)
-		w->qid_seq = seed;
 	for (size_t i = 0; i < w->nlis; i++) {
-		w->lis[i].w = w;
-		arm_accept(w, &w->lis[i]);
+		struct wlistener *l = &w->lis[i];
+		l->w = w;
+		ret = listener_accept_start(&l->acc, &w->loop, l->fd, on_accept, l);
+		l->fd = -1;                     /* the acceptor owns it */
+		if (ret < 0) {
+			log_err("event=accept_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
+			return ret;
+		}
 	}
 	return 0;
+}
+
+static void worker_teardown(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlis; i++)
+		listener_accept_stop(&w->lis[i].acc);
+	/* The ring first: after it, the kernel holds nothing of what is freed below. */
+	net_loop_fini(&w->loop);
+	if (w->spool.dirfd > 0 || w->spool.loop)
+		spool_fini(&w->spool);
+	smtp_server_fini(&w->smtpd);
 }
 
 static void *worker_main(void *arg)
@@ -177,73 +162,49 @@ static void *worker_main(void *arg)
 	log_thread_buffered(true);
 	w->start_error = worker_setup(w);
 	if (w->start_error == 0)
-		log_info("event=worker_up worker=%u cpu=%d ring=%s", w->id, w->cpu, w->ring_desc);
+		log_info("event=worker_up worker=%u cpu=%d ring=%s", w->id, w->cpu, w->loop.ring_desc);
 	log_flush();
 	atomic_fetch_add(&w->srv->ready, 1);
 	if (w->start_error) {
+		worker_teardown(w);
+		log_flush();
 		rcu_unregister_thread();
 		return NULL;
 	}
-
-	for (;;) {
-		w->snap = snapshot_get();
-		w->now_ms = timer_now_ms();
-		if (!w->stopping && atomic_load(&w->srv->stop))
-			begin_stop(w);
-		if (w->stopping) {
-			stop_sweep(w);
-			flush_dirty(w);
-			if (w->nconns == 0 && spool_idle(&w->spool))
-				break;
-		}
-		flush_dirty(w);
-		spool_flush(&w->spool);
-		log_flush();
-
-		rcu_thread_offline();
-		struct io_uring_cqe *cqe;
-		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = TIMER_TICK_MS * 1000000L };
-		int ret = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-		rcu_thread_online();
-		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EBUSY)
-			log_err("event=ring_wait_error worker=%u error=\"%s\"", w->id, strerror(-ret));
-		w->snap = snapshot_get();
-		w->now_ms = timer_now_ms();
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&w->ring, head, cqe) {
-			dispatch(w, cqe);
-			n++;
-		}
-		io_uring_cq_advance(&w->ring, n);
-		timer_advance(&w->wheel, w->now_ms);
-	}
-	log_info("event=worker_down worker=%u commits=%llu messages=%llu enobufs=%llu", w->id,
-	         (unsigned long long)w->spool.commits, (unsigned long long)w->spool.messages,
-	         (unsigned long long)w->enobufs);
+	net_loop_run(&w->loop);
+	log_info("event=worker_down worker=%u commits=%llu messages=%llu enobufs=%llu chains=%llu",
+	         w->id, (unsigned long long)w->spool.commits, (unsigned long long)w->spool.messages,
+	         (unsigned long long)w->loop.enobufs, (unsigned long long)w->spool.linked_chains);
+	worker_teardown(w);
 	log_flush();
-	spool_fini(&w->spool);
-	uring_bufs_fini(&w->ring, &w->bufs);
-	io_uring_queue_exit(&w->ring);
 	rcu_unregister_thread();
 	return NULL;
 }
 
 int worker_start_all(struct server *srv)
 {
-	/* Workers take no signals: the main thread owns them (signalfd). */
+	/* Workers take no signals: the main thread owns them (signalfd). main() blocks them
+	 * before anything else; this keeps it true whoever calls. */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
+	unsigned started = 0;
+	int err = 0;
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		w->srv = srv;
 		int ret = pthread_create(&w->thread, NULL, worker_main, w);
 		if (ret) {
-			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			return -ret;
+			err = -ret;
+			break;
 		}
+		started++;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		srv->nworkers = started;        /* worker_stop_all joins only those */
+		return err;
+	}
 	while (atomic_load(&srv->ready) < srv->nworkers)
 		usleep(1000);
 	for (unsigned i = 0; i < srv->nworkers; i++)

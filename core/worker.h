@@ -1,8 +1,13 @@
-/* core/worker — one thread per core, pinned, shared-nothing: it owns an io_uring ring,
- * its own SO_REUSEPORT socket per listener (multishot accept), the connections accepted
- * there (multishot recv into a provided-buffer ring), a timer wheel, and its spool writer.
- * Workers read the configuration through RCU (QSBR): online while they work, offline
- * while they wait on the ring. */
+/* core/worker — one thread per core, pinned, shared-nothing: it owns a net/loop (one
+ * io_uring ring, provided buffers, timers), its own SO_REUSEPORT socket per listener
+ * (multishot accept), the SMTP server application on them (core/smtp_server with the
+ * relay's policy, core/inbound), its spool writer and its queue id blocks. Workers read
+ * the configuration through RCU (QSBR): online while they work, offline while they wait
+ * on the ring.
+ *
+ * Stop: the listeners close, sessions outside a transaction say 421 and close, the others
+ * finish theirs; at shutdown_timeout every connection still open is cut; the worker ends
+ * once every connection is gone and the spool is idle. */
 #ifndef CORE_WORKER_H
 #define CORE_WORKER_H
 #include <pthread.h>
@@ -11,17 +16,18 @@
 #include <stdint.h>
 
 #include "cfg/snapshot.h"
+#include "core/qid.h"
+#include "core/smtp_server.h"
 #include "core/spool.h"
-#include "core/timer.h"
-#include "net/uring.h"
+#include "net/listener.h"
+#include "net/loop.h"
 
-struct conn;
 struct server;
 
 struct wlistener {
-	int fd;
+	int fd;                    /* until the acceptor takes it */
 	unsigned idx;              /* index into cfg->listeners */
-	bool armed;
+	struct listener_acceptor acc;
 	struct worker *w;
 };
 
@@ -30,24 +36,16 @@ struct worker {
 	int cpu;                   /* -1: not pinned */
 	pthread_t thread;
 	struct server *srv;
-	struct io_uring ring;
-	const char *ring_desc;
-	struct uring_bufs bufs;
+	struct net_loop loop;
 	struct wlistener *lis;
 	size_t nlis;
-	struct timer_wheel wheel;
+	struct smtp_server smtpd;
 	struct spool spool;
+	struct qid_gen qid;
 	const struct snapshot *snap;   /* valid while online, refreshed every turn */
-	uint64_t now_ms;               /* monotonic, refreshed every turn */
-	struct conn *conns;            /* every live connection */
-	struct conn *dirty;            /* connections with output to send or a close to do */
-	size_t nconns;
-	uint32_t qid_seq;
-	uint64_t sid_seq;
-	bool stopping;
+	bool stopping, forced;
 	uint64_t stop_deadline_ms;
 	int start_error;
-	uint64_t enobufs;              /* multishot recvs ended for want of a buffer */
 };
 
 struct server {
@@ -55,17 +53,15 @@ struct server {
 	struct worker *workers;
 	atomic_bool stop;
 	atomic_uint ready;             /* workers that are up */
-	unsigned grace_s;              /* graceful-stop deadline */
+	unsigned grace_s;              /* graceful-stop deadline (shutdown_timeout) */
 	const char *spool_dir;
 	bool spool_sync;
+	struct qid_blocks qid_blocks;
 };
 
 /* Start every worker thread (listener fds already open in w->lis). 0 or -errno. */
 int worker_start_all(struct server *srv);
 /* Ask every worker to stop gracefully and join them. */
 void worker_stop_all(struct server *srv);
-
-/* For net/conn: mark c as having output to send (or a close to carry out). */
-void worker_mark_dirty(struct worker *w, struct conn *c);
 
 #endif

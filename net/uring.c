@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-int uring_init(struct io_uring *r, unsigned entries, const char **desc)
+int uring_init(struct io_uring *r, unsigned sq_entries, unsigned cq_entries, const char **desc)
 {
 	static const struct {
 		unsigned flags;
@@ -21,8 +21,8 @@ int uring_init(struct io_uring *r, unsigned entries, const char **desc)
 		struct io_uring_params p;
 		memset(&p, 0, sizeof p);
 		p.flags = tries[i].flags | IORING_SETUP_CQSIZE;
-		p.cq_entries = entries * 8;
-		ret = io_uring_queue_init_params(entries, r, &p);
+		p.cq_entries = cq_entries;
+		ret = io_uring_queue_init_params(sq_entries, r, &p);
 		if (ret == 0) {
 			*desc = tries[i].desc;
 			return 0;
@@ -31,16 +31,6 @@ int uring_init(struct io_uring *r, unsigned entries, const char **desc)
 			break;
 	}
 	return ret;
-}
-
-struct io_uring_sqe *uring_sqe(struct io_uring *r)
-{
-	struct io_uring_sqe *sqe = io_uring_get_sqe(r);
-	while (!sqe) {
-		io_uring_submit(r);
-		sqe = io_uring_get_sqe(r);
-	}
-	return sqe;
 }
 
 int uring_bufs_init(struct io_uring *r, struct uring_bufs *b, uint16_t bgid,

@@ -342,3 +342,43 @@ int spoolrec_next_rcpt(const struct spoolrec_msg *m, uint32_t *off, struct spool
 	*off = o + 4 + n;
 	return 1;
 }
+
+/* (interim: replaced by the h/spool branch's version on merge) */
+size_t spoolrec_msg_head_size(const char *qid, const char *sender, const char *client,
+                              const char *const *rcpt, size_t nrcpt, size_t datalen)
+{
+	size_t total = spoolrec_msg_size(qid, sender, client, rcpt, nrcpt, datalen);
+	return total ? total - datalen : 0;
+}
+
+size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
+                                uint32_t flags, const char *sender, const char *client,
+                                const char *const *rcpt, size_t nrcpt,
+                                const uint8_t *data, size_t datalen)
+{
+	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
+	size_t hlen = plen ? SPOOLREC_HDR_LEN + plen - datalen : 0;
+	if (!plen || cap < hlen)
+		return 0;
+	uint8_t *w = out + SPOOLREC_HDR_LEN;
+	w = spoolrec_put_str(w, qid, spoolrec_slen(qid));
+	spoolrec_put64(w, arrival);
+	spoolrec_put32(w + 8, flags);
+	w += 12;
+	w = spoolrec_put_str(w, sender, spoolrec_slen(sender));
+	w = spoolrec_put_str(w, client, spoolrec_slen(client));
+	spoolrec_put32(w, (uint32_t)nrcpt);
+	w += 4;
+	for (size_t i = 0; i < nrcpt; i++)
+		w = spoolrec_put_str(w, rcpt[i], spoolrec_slen(rcpt[i]));
+	spoolrec_put32(w, (uint32_t)datalen);
+	memcpy(out, spoolrec_magic, 4);
+	out[4] = (uint8_t)SPOOLREC_MSG;
+	out[5] = out[6] = out[7] = 0;
+	spoolrec_put32(out + 8, (uint32_t)plen);
+	uint32_t crc = crc32c(0, out + 4, 8);
+	crc = crc32c(crc, out + SPOOLREC_HDR_LEN, hlen - SPOOLREC_HDR_LEN);
+	crc = crc32c(crc, data, datalen);
+	spoolrec_put32(out + 12, crc);
+	return hlen;
+}

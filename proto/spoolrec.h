@@ -58,6 +58,14 @@ size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t a
                            uint32_t flags, const char *sender, const char *client,
                            const char *const *rcpt, size_t nrcpt,
                            const uint8_t *data, size_t datalen);
+/* The record without its data, for a vectored write: out[0..ret) then data[0..datalen)
+ * is byte for byte what spoolrec_encode_msg() writes. 0 when it cannot be encoded. */
+size_t spoolrec_msg_head_size(const char *qid, const char *sender, const char *client,
+                              const char *const *rcpt, size_t nrcpt, size_t datalen);
+size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
+                                uint32_t flags, const char *sender, const char *client,
+                                const char *const *rcpt, size_t nrcpt,
+                                const uint8_t *data, size_t datalen);
 /* Encode a DONE record for qid; returns bytes written (cap >= SPOOLREC_HDR_LEN+4+strlen). */
 size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid);
 

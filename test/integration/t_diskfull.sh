@@ -13,7 +13,7 @@ acked=0; failed=0
 for i in $(seq 1 10); do
   out=$(swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to b@local.test --body "$T/body" 2>&1)
   if printf '%s' "$out" | grep -q 'queued as'; then
-    acked=$((acked + 1)); printf '%s' "$out" | sed -nE 's/.*queued as ([0-9A-F]+).*/\1/p' >> "$T/acks"
+    acked=$((acked + 1)); printf '%s' "$out" | sed -nE 's/.*queued as ([0-9A-V]+).*/\1/p' >> "$T/acks"
   elif printf '%s' "$out" | grep -q '451 4\.3\.0 Error: queue file write error'; then
     failed=$((failed + 1))
   else
@@ -27,7 +27,7 @@ grep -q 'event=spool_write_failed' "$T/relay.log" || fail "write failure not log
 mount -o remount,size=4m "$T/spool" || fail "remount"
 out=$(swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to b@local.test --body "$T/body" 2>&1)
 expect_match "$out" 'queued as' "accepted again after space came back"
-printf '%s' "$out" | sed -nE 's/.*queued as ([0-9A-F]+).*/\1/p' >> "$T/acks"
+printf '%s' "$out" | sed -nE 's/.*queued as ([0-9A-V]+).*/\1/p' >> "$T/acks"
 rr_stop
 rr_queue --json | sed -nE 's/.*"queue_id":"([^"]+)".*/\1/p' | sort -u > "$T/listed"
 missing=$(comm -23 <(sort -u "$T/acks") "$T/listed" | wc -l)

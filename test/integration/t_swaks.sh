@@ -5,8 +5,8 @@ out=$(swaks --server 127.0.0.1:$RR_PORT --from alice@example.com --to bob@exampl
       --header 'Subject: hello' --body 'hi there' 2>&1) || fail "swaks failed: $out"
 expect_match "$out" '<-  220 relay.test ESMTP' banner
 expect_match "$out" '<-  250-PIPELINING' ehlo
-expect_match "$out" '<-  250 2\.0\.0 Ok: queued as [0-9A-F]+' queued
-qid=$(printf '%s' "$out" | sed -nE 's/.*queued as ([0-9A-F]+).*/\1/p')
+expect_match "$out" '<-  250 2\.0\.0 Ok: queued as [0-9A-V]+' queued
+qid=$(printf '%s' "$out" | sed -nE 's/.*queued as ([0-9A-V]+).*/\1/p')
 q=$(rr_queue)
 expect_match "$q" "^$qid +[0-9]+ .*<alice@example.com> +<bob@example.net>" "queue line"
 qj=$(rr_queue --json)

@@ -1,5 +1,5 @@
-/* core/timer — see timer.h. */
-#include "core/timer.h"
+/* net/timer — see timer.h. */
+#include "net/timer.h"
 
 #include <stddef.h>
 #include <time.h>

@@ -1,9 +1,9 @@
-/* core/timer — a hashed timer wheel for per-connection deadlines (one per worker,
+/* net/timer — a hashed timer wheel for per-connection deadlines (one per worker,
  * single-threaded). Timers are embedded in their owner; arming, re-arming and cancelling
  * are O(1); an expiry far in the future simply waits extra revolutions. Ticks are
  * TIMER_TICK_MS long; deadlines are rounded up to the next tick. */
-#ifndef CORE_TIMER_H
-#define CORE_TIMER_H
+#ifndef NET_TIMER_H
+#define NET_TIMER_H
 #include <stdint.h>
 
 #define TIMER_TICK_MS 100

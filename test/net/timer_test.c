@@ -1,8 +1,8 @@
-/* Unit tests for core/timer: the hashed wheel. */
+/* Unit tests for net/timer: the hashed wheel. */
 #include <criterion/criterion.h>
 #include <string.h>
 
-#include "core/timer.h"
+#include "net/timer.h"
 
 struct probe {
 	struct timer t;

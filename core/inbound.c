@@ -1,0 +1,132 @@
+/* core/inbound — see inbound.h. */
+#include "core/inbound.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cfg/snapshot.h"
+#include "core/connlimit.h"
+#include "core/log.h"
+#include "core/worker.h"
+
+static struct worker *worker_of(const struct smtp_server_conn *c)
+{
+	return c->srv->ctx;
+}
+
+static struct inbound_conn *app_of(const struct smtp_server_conn *c)
+{
+	return c->app;
+}
+
+/* Who may speak PROXY: only a socket peer in this listener's proxy hosts, and only when
+ * the listener uses the protocol. Everyone else is an ordinary client. */
+static void inbound_start(struct smtp_server_conn *c, struct smtp_server_start *how)
+{
+	const struct snapshot *snap = worker_of(c)->snap;
+	const struct config_listener *lc = &snap->cfg->listeners[c->listener];
+	bool trusted = lc->proxy_protocol != CONFIG_PROXY_OFF &&
+	               cidr_lookup(snap->proxy_hosts[c->listener], (struct sockaddr *)&c->peer_sa);
+	how->listener_id = lc->id;
+	how->proxy_timeout_ms = lc->proxy_timeout * 1000u;
+	how->proxy_max_header = lc->proxy_max_header;
+	if (trusted) {
+		how->proxy = SMTP_SERVER_PROXY_EXPECT;
+	} else if (lc->proxy_protocol == CONFIG_PROXY_REQUIRED) {
+		log_warn("event=proxy_refused sid=%s client=%s reason=required", c->sid, c->peer);
+		how->refuse = "421 4.7.0 PROXY required\r\n";
+	} else {
+		how->proxy = SMTP_SERVER_PROXY_SNIFF;
+	}
+}
+
+static const char *inbound_admit(struct smtp_server_conn *c, struct smtp_server_params *p,
+                                 char *buf, size_t cap)
+{
+	const struct config *cfg = worker_of(c)->snap->cfg;
+	struct inbound_conn *a = app_of(c);
+	switch (connlimit_acquire((struct sockaddr *)&c->peer_sa, cfg->max_connections,
+	                          cfg->max_connections_per_ip, &a->limit_slot)) {
+	case CONNLIMIT_OK:
+		a->limited = true;
+		break;
+	case CONNLIMIT_TOTAL:
+		log_warn("event=refused sid=%s client=%s reason=max_connections", c->sid, c->peer);
+		snprintf(buf, cap, "421 4.7.0 %s Error: too many connections\r\n", cfg->hostname);
+		return buf;
+	case CONNLIMIT_PER_IP:
+		log_warn("event=refused sid=%s client=%s reason=max_connections_per_ip", c->sid,
+		         c->peer);
+		snprintf(buf, cap, "421 4.7.0 %s Error: too many connections from %s\r\n",
+		         cfg->hostname, c->peer);
+		return buf;
+	}
+	/* Relay permission keys on the client, which after PROXY is the proxied one. */
+	a->relay_ok = cidr_lookup(cfg->relay_networks, (struct sockaddr *)&c->peer_sa);
+	p->hostname = cfg->hostname;
+	p->lim.max_message_size = cfg->max_message_size;
+	p->lim.max_recipients = cfg->max_recipients;
+	p->lim.max_line_length = cfg->max_line_length;
+	p->lim.max_errors = 20;
+	p->idle_ms = cfg->idle_timeout * 1000u;
+	return NULL;
+}
+
+static bool inbound_rcpt_allowed(struct smtp_server_conn *c, const char *domain, size_t len)
+{
+	return app_of(c)->relay_ok || config_relay_domain(worker_of(c)->snap->cfg, domain, len);
+}
+
+static void inbound_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
+{
+	struct worker *w = worker_of(c);
+	char id[QID_LEN + 1];
+	int ret = qid_next(&w->qid, (uint64_t)time(NULL), id);
+	if (ret < 0) {
+		log_err("event=qid_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
+		snprintf(id, sizeof id, "%s", "");
+	}
+	snprintf(buf, cap, "%s", id);
+}
+
+static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_msg *m)
+{
+	struct worker *w = worker_of(c);
+	if (spool_append(&w->spool, c, m, c->peer, (uint64_t)time(NULL)) < 0) {
+		log_err("event=spool_append_failed sid=%s qid=%s", c->sid, m->qid);
+		smtp_server_answer(c, false);
+	}
+}
+
+void inbound_spooled(void *waiter, bool ok)
+{
+	struct smtp_server_conn *c = waiter;
+	const struct smtp_srv_msg *m = smtp_srv_message(c->smtp);
+	char from[200];
+	if (ok)
+		log_info("event=queued sid=%s qid=%s client=%s from=<%s> nrcpt=%zu size=%zu%s",
+		         c->sid, m->qid, c->peer,
+		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)),
+		         m->nrcpt, m->len, c->released || c->st.closing ? " note=client_gone" : "");
+	else if (!worker_of(c)->spool.failing)     /* (failing: counted in spool_recovered) */
+		log_err("event=queue_failed sid=%s qid=%s client=%s", c->sid, m->qid, c->peer);
+	smtp_server_answer(c, ok);
+}
+
+static void inbound_gone(struct smtp_server_conn *c)
+{
+	struct inbound_conn *a = app_of(c);
+	if (a->limited)
+		connlimit_release(a->limit_slot);
+	a->limited = false;
+}
+
+const struct smtp_server_ops inbound_ops = {
+	.start = inbound_start,
+	.admit = inbound_admit,
+	.rcpt_allowed = inbound_rcpt_allowed,
+	.new_qid = inbound_new_qid,
+	.message = inbound_message,
+	.gone = inbound_gone,
+};

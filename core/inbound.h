@@ -1,0 +1,22 @@
+/* core/inbound — the relay's policy for the SMTP server application (core/smtp_server):
+ * how each listener treats PROXY headers (DESIGN.md, "Inbound PROXY protocol"), the
+ * connection limits, who may relay (relay.networks after PROXY, relay.domains), queue
+ * ids, and the spool: a complete message is appended to the worker's spool and answered
+ * 250 only when its commit has completed (451 when it failed). */
+#ifndef CORE_INBOUND_H
+#define CORE_INBOUND_H
+#include <stdbool.h>
+
+#include "core/smtp_server.h"
+
+struct inbound_conn {
+	bool limited, relay_ok;
+	uint32_t limit_slot;
+};
+
+extern const struct smtp_server_ops inbound_ops;
+
+/* The spool's verdict for a message (the spool's done callback; waiter is the conn). */
+void inbound_spooled(void *waiter, bool ok);
+
+#endif

@@ -1,0 +1,416 @@
+/* net/stream — see stream.h.
+ *
+ * The recv side has three states: armed (a multishot recv is in the ring), cancelling
+ * (a cancel was asked for and the recv's last completion has not come yet) and idle.
+ * It is armed at every flush where the stream wants input: not closing, not paused.
+ * Paused means: the owner holds the input and in_pause octets are waiting, or the
+ * pending output is at out_hwm. Completions that arrive while cancelling are kept like
+ * any other input (bounded by in_max). */
+#include "net/stream.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define STREAM_OUT_HWM (64u * 1024u)
+#define STREAM_IN_PAUSE (128u * 1024u)
+#define STREAM_IN_MAX (1024u * 1024u)
+
+static struct net_stream *stream_of_stall(struct timer *t)
+{
+	return (struct net_stream *)(void *)((char *)t - offsetof(struct net_stream, stall));
+}
+
+static void stream_stalled(struct timer *t);
+
+void net_stream_init(struct net_stream *s, struct net_loop *l, int fd,
+                     const struct net_stream_ops *ops)
+{
+	memset(s, 0, sizeof *s);
+	s->loop = l;
+	s->ops = ops;
+	s->fd = fd;
+	s->recv_op.kind = NET_OP_RECV;
+	s->send_op.kind = NET_OP_SEND;
+	s->out_hwm = STREAM_OUT_HWM;
+	s->in_pause = STREAM_IN_PAUSE;
+	s->in_max = STREAM_IN_MAX;
+	s->stall.fire = stream_stalled;
+	s->last_activity_ms = s->last_progress_ms = l->now_ms;
+}
+
+void net_stream_dirty(struct net_stream *s)
+{
+	if (s->dirty || s->released)
+		return;
+	s->dirty = 1;
+	s->dirty_next = s->loop->dirty;
+	s->loop->dirty = s;
+}
+
+void net_stream_start(struct net_stream *s)
+{
+	s->started = 1;
+	net_stream_dirty(s);             /* the flush arms the recv */
+}
+
+/* ---- output ---------------------------------------------------------------------- */
+
+/* The stall clock runs from the moment output is waiting, not from the last send. */
+static void stream_output_starts(struct net_stream *s)
+{
+	if (net_stream_pending(s) == 0)
+		s->last_progress_ms = s->loop->now_ms;
+}
+
+static int sendq_add(struct net_sendq *q, const uint8_t *ref, size_t off, size_t n)
+{
+	struct net_chunk *last = q->n ? &q->v[q->n - 1] : NULL;
+	if (!ref && last && !last->ref && last->off + last->len == off) {
+		last->len += n;              /* copied bytes right behind copied bytes */
+	} else {
+		if (q->n == q->cap) {
+			size_t cap = q->cap ? q->cap * 2 : 4;
+			struct net_chunk *v = realloc(q->v, cap * sizeof *v);
+			if (!v)
+				return -ENOMEM;
+			q->v = v;
+			q->cap = cap;
+		}
+		q->v[q->n++] = (struct net_chunk){ ref, off, n };
+	}
+	q->total += n;
+	return 0;
+}
+
+static void sendq_reset(struct net_sendq *q)
+{
+	q->bytes.len = 0;
+	q->n = 0;
+	q->total = 0;
+}
+
+static void sendq_fini(struct net_sendq *q)
+{
+	buf_fini(&q->bytes);
+	free(q->v);
+	memset(q, 0, sizeof *q);
+}
+
+int net_stream_write(struct net_stream *s, const void *p, size_t n)
+{
+	if (s->closing && s->shut)
+		return -EPIPE;
+	if (n == 0)
+		return 0;
+	stream_output_starts(s);
+	size_t off = s->q.bytes.len;
+	if (buf_append(&s->q.bytes, p, n) < 0)
+		return -ENOMEM;
+	if (sendq_add(&s->q, NULL, off, n) < 0) {
+		s->q.bytes.len = off;
+		return -ENOMEM;
+	}
+	net_stream_dirty(s);
+	return 0;
+}
+
+int net_stream_write_ref(struct net_stream *s, const void *p, size_t n)
+{
+	if (s->closing && s->shut)
+		return -EPIPE;
+	if (n == 0)
+		return 0;
+	stream_output_starts(s);
+	if (sendq_add(&s->q, p, 0, n) < 0)
+		return -ENOMEM;
+	net_stream_dirty(s);
+	return 0;
+}
+
+size_t net_stream_pending(const struct net_stream *s)
+{
+	return s->tx.total - s->tx_sent + s->q.total;
+}
+
+static bool stream_out_high(const struct net_stream *s)
+{
+	return net_stream_pending(s) >= s->out_hwm;
+}
+
+/* Hand tx (or, when tx is done, the queue) to the ring. */
+static void stream_send(struct net_stream *s)
+{
+	if (s->sending || s->shut)
+		return;
+	if (s->tx_sent == s->tx.total) {
+		if (s->q.total == 0)
+			return;
+		struct net_sendq t = s->tx;  /* swap: the queue goes in flight */
+		s->tx = s->q;
+		s->q = t;
+		sendq_reset(&s->q);
+		s->tx_head = 0;
+		s->tx_head_off = 0;
+		s->tx_sent = 0;
+	}
+	size_t skip = s->tx_sent - s->tx_head_off, n = 0;
+	for (size_t i = s->tx_head; i < s->tx.n && n < NET_STREAM_IOV; i++) {
+		const struct net_chunk *c = &s->tx.v[i];
+		const uint8_t *base = c->ref ? c->ref : s->tx.bytes.p + c->off;
+		s->iov[n].iov_base = (void *)(uintptr_t)(base + skip);
+		s->iov[n].iov_len = c->len - skip;
+		skip = 0;
+		n++;
+	}
+	struct io_uring_sqe *sqe = net_loop_sqe(s->loop, &s->send_op);
+	if (!sqe) {
+		net_stream_dirty(s);         /* try again at the next flush */
+		return;
+	}
+	if (n == 1) {
+		io_uring_prep_send(sqe, s->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
+	} else {
+		memset(&s->msg, 0, sizeof s->msg);
+		s->msg.msg_iov = s->iov;
+		s->msg.msg_iovlen = n;
+		io_uring_prep_sendmsg(sqe, s->fd, &s->msg, MSG_NOSIGNAL);
+	}
+	s->sending = 1;
+	if (s->stall_ms && !timer_armed(&s->stall))
+		timer_arm(&s->loop->wheel, &s->stall, s->stall_ms);
+}
+
+static void stream_lost(struct net_stream *s, int res)
+{
+	if (s->lost_said || s->closing)
+		return;
+	s->lost_said = 1;
+	if (s->ops->lost)
+		s->ops->lost(s, res);
+	if (!s->closing)
+		net_stream_abort(s);
+}
+
+void net_stream_on_send(struct net_stream *s, int res)
+{
+	s->sending = 0;
+	net_stream_dirty(s);
+	if (res <= 0) {
+		s->tx_sent = s->tx.total;    /* nothing of it will go out any more */
+		sendq_reset(&s->q);
+		stream_lost(s, res == 0 ? -EPIPE : res);
+		return;
+	}
+	s->tx_sent += (size_t)res;
+	s->out_total += (size_t)res;
+	s->last_activity_ms = s->last_progress_ms = s->loop->now_ms;
+	/* Step over the chunks that are now wholly sent. */
+	while (s->tx_head < s->tx.n && s->tx_head_off + s->tx.v[s->tx_head].len <= s->tx_sent)
+		s->tx_head_off += s->tx.v[s->tx_head++].len;
+	if (net_stream_pending(s) < s->out_hwm / 4)
+		s->offer = 1;                /* below the low-water mark: input may go on */
+}
+
+/* A stream whose output has not moved for stall_ms: the peer does not read. */
+static void stream_stalled(struct timer *t)
+{
+	struct net_stream *s = stream_of_stall(t);
+	uint64_t now = s->loop->now_ms;
+	if (net_stream_pending(s) == 0 || s->shut)
+		return;
+	if (now < s->last_progress_ms + s->stall_ms) {
+		timer_arm(&s->loop->wheel, &s->stall, s->last_progress_ms + s->stall_ms - now);
+		return;
+	}
+	stream_lost(s, -ETIMEDOUT);
+	net_stream_abort(s);             /* (when it was closing already, lost said nothing) */
+}
+
+/* ---- input ----------------------------------------------------------------------- */
+
+static bool stream_paused(const struct net_stream *s)
+{
+	return stream_out_high(s) || s->in.len >= s->in_pause;
+}
+
+/* Offer what is kept in s->in (all of it: an owner that needs more must see more). */
+static void stream_offer(struct net_stream *s)
+{
+	s->offer = 0;
+	if (s->in.len == 0 || s->held || s->closing || stream_out_high(s))
+		return;
+	size_t used = s->ops->input(s, s->in.p, s->in.len);
+	buf_consume(&s->in, used <= s->in.len ? used : s->in.len);
+}
+
+/* New bytes from the ring. Offered straight from the provided buffer when nothing is
+ * kept and the owner takes input; what is left is kept. */
+static void stream_input(struct net_stream *s, const uint8_t *p, size_t n)
+{
+	s->in_total += n;
+	s->last_activity_ms = s->loop->now_ms;
+	if (s->closing)
+		return;
+	if (s->in.len == 0 && !s->held && !stream_out_high(s)) {
+		size_t used = s->ops->input(s, p, n);
+		if (used >= n || s->closing)
+			return;
+		p += used;
+		n -= used;
+	} else if (s->in.len > 0) {
+		s->offer = 1;                /* older bytes were waiting for these */
+	}
+	if (s->in.len + n > s->in_max || buf_append(&s->in, p, n) < 0) {
+		stream_lost(s, -ENOBUFS);
+		return;
+	}
+	if (s->offer)
+		stream_offer(s);
+}
+
+void net_stream_on_recv(struct net_stream *s, int res, unsigned flags)
+{
+	if (!(flags & IORING_CQE_F_MORE)) {
+		s->recv_armed = 0;
+		s->recv_cancel = 0;
+	}
+	if (res > 0) {
+		unsigned bid = flags >> IORING_CQE_BUFFER_SHIFT;
+		stream_input(s, uring_bufs_ptr(&s->loop->bufs, bid), (size_t)res);
+		uring_bufs_recycle(&s->loop->bufs, bid);
+	} else if (res == -ENOBUFS) {
+		s->loop->enobufs++;          /* re-armed at the flush, buffers back by then */
+	} else if (res != -ECANCELED) {  /* (ECANCELED: our own pause or close) */
+		stream_lost(s, res);         /* 0: EOF; else the error */
+	}
+	net_stream_dirty(s);
+}
+
+void net_stream_hold(struct net_stream *s)
+{
+	s->held = 1;
+}
+
+void net_stream_resume(struct net_stream *s)
+{
+	if (!s->held)
+		return;
+	s->held = 0;
+	s->offer = 1;
+	net_stream_dirty(s);
+}
+
+void net_stream_discard_input(struct net_stream *s)
+{
+	s->in.len = 0;
+}
+
+/* ---- close ----------------------------------------------------------------------- */
+
+static void stream_cancel_recv(struct net_stream *s);
+
+/* shutdown() ends the multishot recv and any send in flight; on a socket that never got
+ * connected it fails, and the recv is cancelled instead. */
+static void stream_shutdown(struct net_stream *s)
+{
+	if (s->shut)
+		return;
+	s->shut = 1;
+	if (shutdown(s->fd, SHUT_RDWR) < 0 && s->recv_armed && !s->recv_cancel)
+		stream_cancel_recv(s);
+}
+
+void net_stream_close(struct net_stream *s)
+{
+	if (s->closing)
+		return;
+	s->closing = 1;
+	s->in.len = 0;
+	net_stream_dirty(s);
+}
+
+void net_stream_abort(struct net_stream *s)
+{
+	s->closing = 1;
+	s->in.len = 0;
+	sendq_reset(&s->q);
+	stream_shutdown(s);
+	net_stream_dirty(s);
+}
+
+static void stream_release(struct net_stream *s)
+{
+	timer_cancel(&s->stall);
+	close(s->fd);
+	s->fd = -1;
+	buf_fini(&s->in);
+	sendq_fini(&s->tx);
+	sendq_fini(&s->q);
+	s->released = 1;
+	s->ops->release(s);              /* may free s */
+}
+
+void net_stream_fini(struct net_stream *s)
+{
+	if (s->released)
+		return;
+	timer_cancel(&s->stall);
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	buf_fini(&s->in);
+	sendq_fini(&s->tx);
+	sendq_fini(&s->q);
+	s->released = 1;
+}
+
+/* ---- the flush (end of a loop turn) ---------------------------------------------- */
+
+static void stream_arm_recv(struct net_stream *s)
+{
+	struct io_uring_sqe *sqe = net_loop_sqe(s->loop, &s->recv_op);
+	if (!sqe) {
+		net_stream_dirty(s);
+		return;
+	}
+	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = s->loop->bufs.bgid;
+	s->recv_armed = 1;
+}
+
+static void stream_cancel_recv(struct net_stream *s)
+{
+	struct io_uring_sqe *sqe = net_loop_sqe(s->loop, NULL);
+	if (!sqe)
+		return;                      /* paused a little later, then */
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)&s->recv_op, 0);
+	s->recv_cancel = 1;
+}
+
+void net_stream_flush(struct net_stream *s)
+{
+	if (s->released)
+		return;
+	if (s->offer && !s->closing && s->in.len > 0 && !s->held)
+		stream_offer(s);
+	s->offer = 0;
+	stream_send(s);
+	if (s->closing) {
+		if (!s->sending && net_stream_pending(s) == 0)
+			stream_shutdown(s);
+		if (s->shut && !s->recv_armed && !s->sending)
+			stream_release(s);
+		return;
+	}
+	if (!s->started)
+		return;
+	bool paused = stream_paused(s);
+	if (!s->recv_armed && !paused)
+		stream_arm_recv(s);
+	else if (s->recv_armed && paused && !s->recv_cancel)
+		stream_cancel_recv(s);
+}
