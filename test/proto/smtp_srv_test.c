@@ -26,6 +26,8 @@
 struct t_ctx {
 	unsigned nqid;
 	unsigned nrelay;                       /* rcpt_allowed calls */
+	bool use_now;                          /* the clock is `now`, not NOW */
+	time_t now;
 };
 
 /* Relay policy of the tests: everything but denied.example. */
@@ -42,8 +44,9 @@ static void t_new_qid(void *ctx, char *buf, size_t cap)
 
 static time_t t_now(void *ctx)
 {
-	(void)ctx;
-	return NOW;
+	const struct t_ctx *c = ctx;
+
+	return c->use_now ? c->now : NOW;
 }
 
 static const struct smtp_srv_ops t_ops = { t_rcpt_allowed, t_new_qid, t_now };
@@ -524,6 +527,31 @@ static const struct srv_case srv_cases[] = {
 		.want_out = START_R DATA_GO "421 4.3.2 " HOST " Service shutting down\r\n",
 		.want_ev = SMTP_SRV_EV_NONE,
 		.after = T_AFTER_SHUTDOWN,
+	},
+	{
+		.name = "greetings: EHLO twice, HELO after EHLO, EHLO after HELO",
+		IN("EHLO a.example\r\nEHLO b.example\r\nHELO c.example\r\nEHLO d.example\r\n"
+		   "HELO e.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+		   "DATA\r\nx\r\n.\r\nEHLO f.example\r\nMAIL FROM:<a@x.example>\r\n"
+		   "RCPT TO:<b@y.example>\r\nDATA\r\ny\r\n.\r\n"),
+		.want_out = BANNER EHLO_R EHLO_R HELO_R EHLO_R HELO_R MAIL_OK RCPT_OK DATA_GO
+		            QUEUED("Q1") EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q2"),
+		.want_msg = {
+			{ "Q1", "e.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("e.example", "SMTP", "Q1", "b@y.example") "x\r\n" },
+			{ "Q2", "f.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("f.example", "ESMTP", "Q2", "b@y.example") "y\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "an unsupported option is echoed in printable ASCII only",
+		IN("EHLO c.example\r\nMAIL FROM:<a@x.example> X=\x01\x7f\x80\xff\tb\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example> \x1b[2J\r\nQUIT\r\n"),
+		.want_out = BANNER EHLO_R "555 5.5.4 Unsupported option: X=?????b\r\n" MAIL_OK
+		            "555 5.5.4 Unsupported option: ?[2J\r\n" BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
 	},
 	{
 		.name = "Received: with an IPv6 peer, VRFY",
@@ -1177,5 +1205,177 @@ Test(smtp_srv, refuse_answers_the_message)
 	cr_assert_null(smtp_srv_message(s));
 	cr_assert(t_out_is(s, MAIL_OK RCPT_OK DATA_GO "421 4.4.2 " HOST " Error: timeout exceeded\r\n"));
 	cr_assert_eq(t_feed(s, "QUIT\r\n", 6, &used), SMTP_SRV_EV_CLOSE);
+	smtp_srv_free(s);
+}
+
+/* ---- replies and the Received: header, pinned byte by byte ------------------------- */
+
+#define MSG1 "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nx\r\n.\r\n"
+
+/* Feed one transaction that must hand out a message and compare its data with want.
+ * The message is left pending (the caller answers it). */
+static bool t_message_is(struct smtp_srv *s, const char *in, const void *want,
+                         size_t want_len)
+{
+	size_t used, n = strlen(in);
+	const struct smtp_srv_msg *m;
+	bool ok;
+
+	cr_assert_eq(t_feed(s, in, n, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(used, n);
+	m = smtp_srv_message(s);
+	cr_assert(m);
+	ok = m->len == want_len && memcmp(m->data, want, want_len) == 0;
+	if (!ok) {
+		char *g = esc(m->data, m->len), *w = esc(want, want_len);
+
+		cr_log_error("message\n--- got:\n%s\n--- want:\n%s", g, w);
+		free(g);
+		free(w);
+	}
+	return ok;
+}
+
+/* The date of Received: for times a session meets one after the other: the same second
+ * twice, the next second, leap days, years of fewer and more than four digits and
+ * before year 1, and times gmtime_r cannot convert (written as the epoch). */
+Test(smtp_srv, received_dates)
+{
+	static const struct {
+		time_t t;
+		const char *date;
+	} want[] = {
+		{ 0, "Thu, 1 Jan 1970 00:00:00 +0000" },
+		{ NOW, DATE },
+		{ NOW, DATE },
+		{ NOW + 1, "Sat, 21 Nov 2026 10:00:01 +0000" },
+		{ NOW, DATE },
+		{ 951868799, "Tue, 29 Feb 2000 23:59:59 +0000" },
+		{ 951868800, "Wed, 1 Mar 2000 00:00:00 +0000" },
+		{ -30610306677LL, "Tue, 31 Dec 0999 01:02:03 +0000" },
+		{ -62135596800LL, "Mon, 1 Jan 0001 00:00:00 +0000" },
+		{ -62324899200LL, "Mon, 2 Jan -005 00:00:00 +0000" },
+		{ 327403843750LL, "Sat, 6 Jan 12345 08:09:10 +0000" },
+		{ INT64_MAX, "Thu, 1 Jan 1970 00:00:00 +0000" },
+		{ INT64_MIN, "Thu, 1 Jan 1970 00:00:00 +0000" },
+		{ 1, "Thu, 1 Jan 1970 00:00:01 +0000" },
+	};
+	struct t_ctx ctx = { .use_now = true };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, "EHLO c.example\r\n", 16, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER EHLO_R));
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		char qid[16], rcvd[256];
+		int n;
+
+		ctx.now = want[k].t;
+		snprintf(qid, sizeof qid, "Q%zu", k + 1);
+		n = snprintf(rcvd, sizeof rcvd,
+		             "Received: from c.example (" PEER " [" PEER "])\r\n"
+		             "\tby " HOST " (ringrelay) with ESMTP id %s\r\n"
+		             "\tfor <b@y.example>; %s\r\nx\r\n",
+		             qid, want[k].date);
+		cr_assert(t_message_is(s, MSG1, rcvd, (size_t)n), "time %lld",
+		          (long long)want[k].t);
+		smtp_srv_queued(s);
+		smtp_srv_out_consume(s, SIZE_MAX);
+	}
+	smtp_srv_free(s);
+}
+
+/* A hostname longer than the first output allocation, in every reply that carries it;
+ * the largest SIZE; HELO; 421 for too many errors. */
+Test(smtp_srv, long_hostname_in_replies)
+{
+	static const struct smtp_srv_limits lim = {
+		.max_message_size = UINT64_MAX, .max_recipients = 3, .max_line_length = 78,
+		.max_errors = 2,
+	};
+	static const char in[] = "EHLO c.example\r\nHELO h.example\r\n" MSG1;
+	struct t_ctx ctx = { 0 };
+	char host[601], want[4096];
+	struct smtp_srv *s;
+	size_t used;
+
+	memset(host, 'h', 600);
+	memcpy(host + 590, ".example", 9);
+	s = smtp_srv_new(host, PEER, &lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	snprintf(want, sizeof want, "Received: from h.example (" PEER " [" PEER "])\r\n"
+	         "\tby %s (ringrelay) with SMTP id Q1\r\n\tfor <b@y.example>; " DATE "\r\nx\r\n",
+	         host);
+	cr_assert(t_message_is(s, in, want, strlen(want)));
+	smtp_srv_queued(s);
+	snprintf(want, sizeof want,
+	         "220 %s ESMTP ringrelay\r\n"
+	         "250-%s\r\n250-PIPELINING\r\n250-SIZE 18446744073709551615\r\n250-VRFY\r\n"
+	         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+	         "250 %s\r\n" MAIL_OK RCPT_OK DATA_GO QUEUED("Q1"),
+	         host, host, host);
+	cr_assert(t_out_is(s, want));
+	cr_assert_eq(t_feed(s, "X\r\nY\r\nZ\r\n", 9, &used), SMTP_SRV_EV_CLOSE);
+	cr_assert_eq(used, 6);
+	snprintf(want, sizeof want, R502 R502 "421 4.7.0 %s Error: too many errors\r\n", host);
+	cr_assert(t_out_is(s, want));
+	smtp_srv_free(s);
+
+	s = smtp_srv_new(host, PEER, &lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	smtp_srv_timeout(s);
+	snprintf(want, sizeof want, "220 %s ESMTP ringrelay\r\n421 4.4.2 %s Error: timeout exceeded\r\n",
+	         host, host);
+	cr_assert(t_out_is(s, want));
+	smtp_srv_free(s);
+
+	s = smtp_srv_new(host, PEER, &lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	smtp_srv_shutdown(s);
+	snprintf(want, sizeof want, "220 %s ESMTP ringrelay\r\n421 4.3.2 %s Service shutting down\r\n",
+	         host, host);
+	cr_assert(t_out_is(s, want));
+	smtp_srv_free(s);
+}
+
+/* The longest queue id new_qid may write (SMTP_SRV_QID_MAX - 1 octets) in the reply and
+ * in Received:, with several recipients; a refuse() reply longer than the first output
+ * allocation. */
+static void t_long_qid(void *ctx, char *buf, size_t cap)
+{
+	(void)ctx;
+	snprintf(buf, cap, "%s", "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+}
+
+Test(smtp_srv, longest_qid_and_long_refusal)
+{
+	static const struct smtp_srv_ops ops = { t_rcpt_allowed, t_long_qid, t_now };
+	static const char in[] = "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\n"
+	                         "RCPT TO:<b@y.example>\r\nRCPT TO:<c@y.example>\r\n"
+	                         "DATA\r\nx\r\n.\r\n";
+#define QID31 "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+	static const char want[] = RCVDN("c.example", "ESMTP", QID31) "x\r\n";
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = smtp_srv_new(HOST, PEER, &t_lim, &ops, &ctx);
+	char reply[700], out[800];
+
+	cr_assert(s);
+	smtp_srv_start(s);
+	cr_assert(t_message_is(s, in, want, sizeof(want) - 1));
+	smtp_srv_queued(s);
+	cr_assert(t_out_is(s, BANNER EHLO_R MAIL_OK RCPT_OK RCPT_OK DATA_GO QUEUED(QID31)));
+
+	memset(reply, 'r', sizeof reply - 1);
+	memcpy(reply, "451 4.3.0 ", 10);
+	reply[sizeof reply - 1] = '\0';
+	cr_assert(t_message_is(s, MSG1, RCVD1("c.example", "ESMTP", QID31, "b@y.example") "x\r\n",
+	                       sizeof(RCVD1("c.example", "ESMTP", QID31, "b@y.example") "x\r\n") - 1));
+	smtp_srv_refuse(s, reply);
+	snprintf(out, sizeof out, MAIL_OK RCPT_OK DATA_GO "%s\r\n", reply);
+	cr_assert(t_out_is(s, out));
+#undef QID31
 	smtp_srv_free(s);
 }
