@@ -48,6 +48,21 @@
  *   otherwise "... id QID;\r\n\tDATE". The time is taken when DATA is accepted. The
  *   protocol is ESMTP or SMTP (EHLO or HELO), UTF8SMTP when SMTPUTF8 was given
  *   (RFC 6531 3.7.3). An IPv6 peer is written [IPv6:addr] as RFC 5321 literals are.
+ * - Untrusted octets never reach Received: or a reply (issue 7, defect 10). Every field
+ *   is escaped where it enters the session, one '?' per octet, so lengths never change:
+ *   . the HELO/EHLO name (the client's): every octet outside 0x21..0x7e, as Postfix's
+ *     smtpd does (printable(..., '?')); smtp_srv_msg.helo is this escaped name;
+ *   . hostname and peer (smtp_srv_new, smtp_srv_set_peer) and the queue id (new_qid):
+ *     the caller's, held to the same rule, so not even a caller's bug can put CR, LF,
+ *     NUL or a control into the header or a reply;
+ *   . the recipient in "for <...>" and in "554 <...>: Relay access denied": it went
+ *     through smtp_addr (no C0 controls, no DEL, no NUL; octets >= 0x80 only as
+ *     well-formed UTF-8 and only under SMTPUTF8; spaces only inside a quoted local part)
+ *     and is written as parsed, except that a C1 control (U+0080..U+009F) and the line
+ *     and paragraph separators U+2028/U+2029 (line breaks to some header parsers) become
+ *     one '?' per octet, and, should the SMTPUTF8 rule ever be bypassed, so does every
+ *     octet >= 0x80 of a message without SMTPUTF8. smtp_srv_msg.rcpt stays as sent:
+ *     it is the address mail is delivered to.
  * - ops->now may be NULL (time(NULL) is used); rcpt_allowed and new_qid may not.
  * - A failed allocation closes the session: "421 4.3.0 HOSTNAME Error: insufficient
  *   system resources" (written if the output can still take it) and SMTP_SRV_EV_CLOSE.
@@ -159,6 +174,52 @@ static void srv_enter(struct smtp_srv *s, enum smtp_srv_state st)
 {
 	SRV_ASSERT(s->state != SMTP_SRV_ST_CLOSED || st == SMTP_SRV_ST_CLOSED);
 	s->state = st;
+}
+
+/* ---- escaping untrusted octets (see the top of the file) --------------------------- */
+
+/* In place: every octet outside 0x21..0x7e becomes '?'. */
+static void srv_printable(char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
+			p[i] = '?';
+}
+
+/* A heap copy of a caller's string with srv_printable() applied. */
+static char *srv_printable_dup(const char *src)
+{
+	char *p = strdup(src);
+
+	if (p)
+		srv_printable(p, strlen(p));
+	return p;
+}
+
+/* Copy an accepted address (smtp_addr guarantees no C0, DEL or NUL and well-formed
+ * UTF-8) for Received: or a reply: C1 controls and U+2028/U+2029 become '?' per octet,
+ * and so does every octet >= 0x80 unless utf8 (SMTPUTF8) is set. Same length. */
+static void srv_addr_escape(char *dst, const char *src, size_t n, bool utf8)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)src[i];
+		size_t bad = 0;
+
+		if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
+			bad = 1;
+		else if (c == 0xc2 && i + 1 < n && (unsigned char)src[i + 1] >= 0x80 &&
+		         (unsigned char)src[i + 1] <= 0x9f)
+			bad = 2;                          /* U+0080..U+009F */
+		else if (c == 0xe2 && i + 2 < n && (unsigned char)src[i + 1] == 0x80 &&
+		         ((unsigned char)src[i + 2] == 0xa8 || (unsigned char)src[i + 2] == 0xa9))
+			bad = 3;                          /* U+2028, U+2029 */
+		if (bad) {
+			memset(dst + i, '?', bad);
+			i += bad - 1;
+		} else {
+			dst[i] = (char)c;
+		}
+	}
 }
 
 /* ---- output ----------------------------------------------------------------------- */
@@ -340,8 +401,15 @@ static bool srv_received(struct smtp_srv *s)
 	                    : s->esmtp                     ? "ESMTP"
 	                                                   : "SMTP";
 	const char *v6 = strchr(s->peer, ':') ? "IPv6:" : "";
-	char date[64];
+	char date[64], rcpt[SMTP_ADDR_PATH_MAX + 1] = "";
 	int n;
+
+	if (s->nrcpt == 1) {
+		size_t rl = strnlen(s->rcpt[0], SMTP_ADDR_PATH_MAX);
+
+		srv_addr_escape(rcpt, s->rcpt[0], rl, s->flags & SMTP_SRV_SMTPUTF8);
+		rcpt[rl] = '\0';
+	}
 
 	srv_date(now, date, sizeof(date));
 	s->data_len = 0;
@@ -356,7 +424,7 @@ static bool srv_received(struct smtp_srv *s)
 			             "\tby %s (ringrelay) with %s id %s\r\n"
 			             "\tfor <%s>; %s\r\n",
 			             s->helo, s->peer, v6, s->peer, s->hostname, proto, s->qid,
-			             s->rcpt[0], date);
+			             rcpt, date);
 		else
 			n = snprintf(buf, cap,
 			             "Received: from %s (%s [%s%s])\r\n"
@@ -474,6 +542,7 @@ static void srv_helo(struct smtp_srv *s, const char *arg, size_t len, bool esmtp
 	}
 	memcpy(s->helo, arg, n);
 	s->helo[n] = '\0';
+	srv_printable(s->helo, n);            /* the client's bytes: see the top of the file */
 	s->esmtp = esmtp;
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
@@ -566,6 +635,7 @@ static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
 	s->flags = flags;
 	s->ops.new_qid(s->ctx, s->qid, sizeof(s->qid));
 	s->qid[sizeof(s->qid) - 1] = '\0';
+	srv_printable(s->qid, strlen(s->qid));
 	srv_enter(s, SMTP_SRV_ST_MAIL);
 	srv_reply(s, "250 2.1.0 Ok");
 }
@@ -597,7 +667,10 @@ static void srv_do_rcpt(struct smtp_srv *s, const char *arg, size_t len)
 	 * is refused here, before anything about it is stored. The domain goes out as sent:
 	 * any case, U-labels not converted, an address literal with its brackets. */
 	if (a.domain_len > 0 && !s->ops.rcpt_allowed(s->ctx, a.domain, a.domain_len)) {
-		srv_reply(s, "554 5.7.1 <%.*s>: Relay access denied", (int)a.mbox_len, a.mbox);
+		char mbox[SMTP_ADDR_PATH_MAX];
+
+		srv_addr_escape(mbox, a.mbox, a.mbox_len, s->flags & SMTP_SRV_SMTPUTF8);
+		srv_reply(s, "554 5.7.1 <%.*s>: Relay access denied", (int)a.mbox_len, mbox);
 		return;
 	}
 	if (!srv_rcpt_add(s, a.mbox, a.mbox_len))
@@ -952,8 +1025,8 @@ struct smtp_srv *smtp_srv_new(const char *hostname, const char *peer,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->hostname = strdup(hostname);
-	s->peer = strdup(peer);
+	s->hostname = srv_printable_dup(hostname);
+	s->peer = srv_printable_dup(peer);
 	if (!s->hostname || !s->peer)
 		goto fail;
 	if (lim)
@@ -994,7 +1067,7 @@ int smtp_srv_set_peer(struct smtp_srv *s, const char *peer)
 
 	if (s->state != SMTP_SRV_ST_NEW || !peer)
 		return -EINVAL;
-	p = strdup(peer);
+	p = srv_printable_dup(peer);
 	if (!p)
 		return -ENOMEM;
 	free(s->peer);

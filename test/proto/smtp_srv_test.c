@@ -112,6 +112,7 @@ static const struct smtp_srv_limits t_lim_small = {
 /* Client streams used by several cases. */
 #define START    "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
 #define START_R  BANNER EHLO_R MAIL_OK RCPT_OK
+#define MSG1 "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nx\r\n.\r\n"
 #define SMUG_HEAD START "DATA\r\nSubject: s\r\n\r\nbody"
 #define SMUG_CMDS \
 	"MAIL FROM:<evil@bad.example>\r\nRCPT TO:<victim@y.example>\r\nDATA\r\n" \
@@ -552,6 +553,52 @@ static const struct srv_case srv_cases[] = {
 		.want_out = BANNER EHLO_R "555 5.5.4 Unsupported option: X=?????b\r\n" MAIL_OK
 		            "555 5.5.4 Unsupported option: ?[2J\r\n" BYE,
 		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "HELO name in Received: controls and quotes as sent are ? (issue 7, defect 10)",
+		IN("EHLO \x1b[2J\x07\"q=1\r\n" MSG1),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "?[2J?\"q=1", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("?[2J?\"q=1", "ESMTP", "Q1", "b@y.example") "x\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "HELO name in Received: 8-bit octets, TAB and DEL are ?",
+		IN("HELO h\xc3\xa9llo\x80\xff\t\x7fz trailing words\r\n" MSG1),
+		.want_out = BANNER HELO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1"),
+		.want_msg = { { "Q1", "h??llo????z", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("h??llo????z", "SMTP", "Q1", "b@y.example") "x\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "recipient in Received: UTF-8 kept with SMTPUTF8, C1 controls and U+2028 are ?",
+		IN("EHLO c.example\r\n"
+		   "MAIL FROM:<a@x.example> SMTPUTF8\r\nRCPT TO:<\"\xc2\x85\xe2\x80\xa8 \xc2\xa0\"@y.example>\r\n"
+		   "DATA\r\nx\r\n.\r\n"
+		   "MAIL FROM:<a@x.example> SMTPUTF8\r\nRCPT TO:<d\xc3\xb6rte@b\xc3\xbc" "cher.example>\r\n"
+		   "DATA\r\ny\r\n.\r\n"
+		   "MAIL FROM:<a@x.example> SMTPUTF8\r\nRCPT TO:<a@b\xc2\x9b" "c.example>\r\n"
+		   "RCPT TO:<\xe2\x80\xa9@denied.example>\r\nDATA\r\nz\r\n.\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1") MAIL_OK RCPT_OK DATA_GO
+		            QUEUED("Q2") MAIL_OK RCPT_OK
+		            "554 5.7.1 <???@denied.example>: Relay access denied\r\n" DATA_GO
+		            QUEUED("Q3"),
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example",
+			  { "\"\xc2\x85\xe2\x80\xa8 \xc2\xa0\"@y.example" }, SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q1", "\"????? \xc2\xa0\"@y.example") "x\r\n" },
+			{ "Q2", "c.example", "a@x.example", { "d\xc3\xb6rte@b\xc3\xbc" "cher.example" },
+			  SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q2", "d\xc3\xb6rte@b\xc3\xbc" "cher.example")
+			  "y\r\n" },
+			{ "Q3", "c.example", "a@x.example", { "a@b\xc2\x9b" "c.example" },
+			  SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q3", "a@b??c.example") "z\r\n" },
+		},
+		.want_nmsg = 3,
+		.want_ev = SMTP_SRV_EV_NONE,
 	},
 	{
 		.name = "Received: with an IPv6 peer, VRFY",
@@ -1210,7 +1257,6 @@ Test(smtp_srv, refuse_answers_the_message)
 
 /* ---- replies and the Received: header, pinned byte by byte ------------------------- */
 
-#define MSG1 "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nx\r\n.\r\n"
 
 /* Feed one transaction that must hand out a message and compare its data with want.
  * The message is left pending (the caller answers it). */
@@ -1378,4 +1424,61 @@ Test(smtp_srv, longest_qid_and_long_refusal)
 	cr_assert(t_out_is(s, out));
 #undef QID31
 	smtp_srv_free(s);
+}
+
+/* Every other field of Received: comes from the caller (hostname, peer, queue id): an
+ * octet outside 0x21..0x7e in any of them is written as ?, in the header and in every
+ * reply that carries it, so not even a caller's bug can fold or break the header or
+ * a reply. */
+static void t_evil_qid(void *ctx, char *buf, size_t cap)
+{
+	(void)ctx;
+	snprintf(buf, cap, "%s", "Q\r\nX\x7f\xc3\xa9 1");
+}
+
+Test(smtp_srv, untrusted_fields_in_received)
+{
+	static const struct smtp_srv_ops ops = { t_rcpt_allowed, t_evil_qid, t_now };
+#define EVIL_HOST "mx??X-Evil:?1?"
+#define EVIL_PEER "192.0.2.1???X"
+#define EVIL_QID  "Q??X????1"
+	static const char want[] =
+		"Received: from c.example (" EVIL_PEER " [" EVIL_PEER "])\r\n"
+		"\tby " EVIL_HOST " (ringrelay) with ESMTP id " EVIL_QID "\r\n"
+		"\tfor <b@y.example>; " DATE "\r\nx\r\n";
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = smtp_srv_new("mx\r\nX-Evil: 1\x1b", "192.0.2.1\r\n\tX", &t_lim,
+	                                  &ops, &ctx);
+
+	cr_assert(s);
+	smtp_srv_start(s);
+	cr_assert(t_message_is(s, "EHLO c.example\r\n" MSG1, want, sizeof(want) - 1));
+	cr_assert_str_eq(smtp_srv_message(s)->qid, EVIL_QID);
+	smtp_srv_queued(s);
+	smtp_srv_timeout(s);
+	cr_assert(t_out_is(s, "220 " EVIL_HOST " ESMTP ringrelay\r\n"
+	                      "250-" EVIL_HOST "\r\n250-PIPELINING\r\n250-SIZE 10000\r\n"
+	                      "250-VRFY\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+	                      "250 SMTPUTF8\r\n" MAIL_OK RCPT_OK DATA_GO
+	                      "250 2.0.0 Ok: queued as " EVIL_QID "\r\n"
+	                      "421 4.4.2 " EVIL_HOST " Error: timeout exceeded\r\n"));
+	smtp_srv_free(s);
+
+	/* set_peer() (after a PROXY header) is held to the same rule */
+	s = t_new(&ctx, &t_lim);
+	cr_assert_eq(smtp_srv_set_peer(s, "2001:db8::1\n\xff"), 0);
+	smtp_srv_start(s);
+	{
+		static const char want6[] =
+			"Received: from c.example (2001:db8::1?? [IPv6:2001:db8::1??])\r\n"
+			"\tby " HOST " (ringrelay) with ESMTP id Q1\r\n"
+			"\tfor <b@y.example>; " DATE "\r\nx\r\n";
+
+		cr_assert(t_message_is(s, "EHLO c.example\r\n" MSG1, want6, sizeof(want6) - 1));
+	}
+	smtp_srv_queued(s);
+	smtp_srv_free(s);
+#undef EVIL_HOST
+#undef EVIL_PEER
+#undef EVIL_QID
 }
