@@ -1306,6 +1306,10 @@ Test(smtp_srv, received_dates)
 		{ -62135596800LL, "Mon, 1 Jan 0001 00:00:00 +0000" },
 		{ -62324899200LL, "Mon, 2 Jan -005 00:00:00 +0000" },
 		{ 327403843750LL, "Sat, 6 Jan 12345 08:09:10 +0000" },
+		/* the last second whose year fits an int, and the first whose year + 1900
+		 * does not (printf got int overflow there) */
+		{ 67767976233532799LL, "Tue, 31 Dec 2147483647 23:59:59 +0000" },
+		{ 67767976233532800LL, "Wed, 1 Jan 2147483648 00:00:00 +0000" },
 		{ INT64_MAX, "Thu, 1 Jan 1970 00:00:00 +0000" },
 		{ INT64_MIN, "Thu, 1 Jan 1970 00:00:00 +0000" },
 		{ 1, "Thu, 1 Jan 1970 00:00:01 +0000" },
