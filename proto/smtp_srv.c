@@ -48,7 +48,27 @@
  *   otherwise "... id QID;\r\n\tDATE". The time is taken when DATA is accepted. The
  *   protocol is ESMTP or SMTP (EHLO or HELO), UTF8SMTP when SMTPUTF8 was given
  *   (RFC 6531 3.7.3). An IPv6 peer is written [IPv6:addr] as RFC 5321 literals are.
+ * - Untrusted octets never reach Received: or a reply (issue 7, defect 10). Every field
+ *   is escaped where it enters the session, one '?' per octet, so lengths never change:
+ *   . the HELO/EHLO name (the client's): every octet outside 0x21..0x7e, as Postfix's
+ *     smtpd does (printable(..., '?')); smtp_srv_msg.helo is this escaped name;
+ *   . hostname and peer (smtp_srv_new, smtp_srv_set_peer) and the queue id (new_qid):
+ *     the caller's, held to the same rule, so not even a caller's bug can put CR, LF,
+ *     NUL or a control into the header or a reply;
+ *   . the recipient in "for <...>" and in "554 <...>: Relay access denied": it went
+ *     through smtp_addr (no C0 controls, no DEL, no NUL; octets >= 0x80 only as
+ *     well-formed UTF-8 and only under SMTPUTF8; spaces only inside a quoted local part)
+ *     and is written as parsed, except that a C1 control (U+0080..U+009F) and the line
+ *     and paragraph separators U+2028/U+2029 (line breaks to some header parsers) become
+ *     one '?' per octet, and, should the SMTPUTF8 rule ever be bypassed, so does every
+ *     octet >= 0x80 of a message without SMTPUTF8. smtp_srv_msg.rcpt stays as sent:
+ *     it is the address mail is delivered to.
  * - ops->now may be NULL (time(NULL) is used); rcpt_allowed and new_qid may not.
+ * - No printf on any path (issue 7 §3): a constant reply is one copy of a static string
+ *   whose length the compiler knows (SRV_REPLY, SRV_SAY); a reply with a hostname, queue
+ *   id or address, and the Received: header, are copied from pieces (SRV_SAYV, srv_cat).
+ *   The only numbers are formatted once: SIZE per session, the date at most once a
+ *   second per session (a cache of a pure function of ops->now).
  * - A failed allocation closes the session: "421 4.3.0 HOSTNAME Error: insufficient
  *   system resources" (written if the output can still take it) and SMTP_SRV_EV_CLOSE.
  * - smtp_srv_timeout()/shutdown() while a message waits for its spool result: the
@@ -57,7 +77,6 @@
 #include "proto/smtp_srv.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +101,7 @@
 #define SRV_OUT_MIN   512u             /* first output allocation */
 #define SRV_DATA_MIN  4096u            /* first message allocation */
 #define SRV_DATA_KEEP (64u * 1024u)    /* a larger message buffer is freed after use */
+#define SRV_DATE_MAX  48u              /* "Wed, 31 Dec -2147481748 23:59:59 +0000" fits */
 
 enum smtp_srv_state {
 	SMTP_SRV_ST_NEW = 0,    /* created, banner not written yet */
@@ -105,8 +125,12 @@ enum smtp_srv_bad {
 
 struct smtp_srv {
 	enum smtp_srv_state state;
-	char *hostname;
-	char *peer;
+	char *hostname;                 /* escaped (srv_printable) */
+	char *peer;                     /* escaped (srv_printable) */
+	size_t host_len, peer_len;
+	bool peer_v6;                   /* peer has a ':': Received: says [IPv6:peer] */
+	char size[20];                  /* max_message_size in decimal, for EHLO */
+	size_t size_len;
 	struct smtp_srv_limits lim;
 	struct smtp_srv_ops ops;
 	void *ctx;
@@ -123,7 +147,9 @@ struct smtp_srv {
 
 	/* transaction */
 	char helo[SMTP_SRV_CMD_MAX + 1];
+	size_t helo_len;
 	char qid[SMTP_SRV_QID_MAX];
+	size_t qid_len;
 	char mail_from[SMTP_ADDR_PATH_MAX + 1];
 	unsigned flags;                 /* enum smtp_srv_flag */
 	char **rcpt;
@@ -141,13 +167,18 @@ struct smtp_srv {
 	bool msg_ready;
 	struct smtp_srv_msg msg;
 
+	/* Received: date, formatted for date_t (pure: a cache of srv_date(date_t)) */
+	time_t date_t;
+	char date[SRV_DATE_MAX];
+	size_t date_len;                /* 0: nothing cached yet */
+
 	/* output: replies not yet taken by the caller */
 	uint8_t *out;
 	size_t out_len, out_cap;
 };
 
 struct smtp_srv_cmd {
-	const char *verb;
+	char verb[4];                                       /* four letters, upper case */
 	bool (*check)(struct smtp_srv *s);                  /* NULL: always allowed */
 	void (*run)(struct smtp_srv *s, const char *arg, size_t len);
 };
@@ -159,6 +190,58 @@ static void srv_enter(struct smtp_srv *s, enum smtp_srv_state st)
 {
 	SRV_ASSERT(s->state != SMTP_SRV_ST_CLOSED || st == SMTP_SRV_ST_CLOSED);
 	s->state = st;
+}
+
+/* ---- escaping untrusted octets (see the top of the file) --------------------------- */
+
+/* In place: every octet outside 0x21..0x7e becomes '?'. */
+static void srv_printable(char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)p[i] < 0x21 || (unsigned char)p[i] > 0x7e)
+			p[i] = '?';
+}
+
+/* A heap copy of a caller's string with srv_printable() applied; *len its length. */
+static char *srv_printable_dup(const char *src, size_t *len)
+{
+	size_t n = strlen(src);
+	char *p = malloc(n + 1);
+
+	if (!p)
+		return NULL;
+	memcpy(p, src, n + 1);
+	srv_printable(p, n);
+	*len = n;
+	return p;
+}
+
+/* In place, a copy of an accepted address (smtp_addr guarantees no C0, DEL or NUL and
+ * well-formed UTF-8) for Received: or a reply: C1 controls and U+2028/U+2029 become '?'
+ * per octet, and so does every octet >= 0x80 unless utf8 (SMTPUTF8) is set; C0 and DEL
+ * would too. Same length. */
+static void srv_addr_escape(char *p, size_t n, bool utf8)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = u[i];
+		size_t bad;
+
+		if (c >= 0x20 && c < 0x7f)
+			continue;                         /* printable ASCII and space */
+		if (c < 0x80 || !utf8)
+			bad = 1;
+		else if (c == 0xc2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9f)
+			bad = 2;                          /* U+0080..U+009F */
+		else if (c == 0xe2 && i + 2 < n && u[i + 1] == 0x80 &&
+		         (u[i + 2] == 0xa8 || u[i + 2] == 0xa9))
+			bad = 3;                          /* U+2028, U+2029 */
+		else
+			continue;
+		memset(p + i, '?', bad);
+		i += bad - 1;
+	}
 }
 
 /* ---- output ----------------------------------------------------------------------- */
@@ -186,60 +269,106 @@ fail:
 	return false;
 }
 
-__attribute__((format(printf, 2, 0)))
-static void srv_vsay(struct smtp_srv *s, const char *fmt, va_list ap)
-{
-	va_list aq;
-	int n;
+/* Replies without printf (issue 7 §3: on the accept path of small messages printf was the
+ * largest user-space cost after the DATA scan). A constant reply is one memcpy of a static
+ * string, CRLF included, whose length the compiler knows; a reply with a variable part
+ * (hostname, queue id, an address) is a list of pieces copied one after the other. */
 
-	va_copy(aq, ap);
-	n = vsnprintf(NULL, 0, fmt, aq);
-	va_end(aq);
-	if (n < 0 || !srv_out_reserve(s, (size_t)n + 3))
+/* A run of octets; SRV_LIT() makes one from a string literal, length at compile time. */
+struct srv_str {
+	const char *p;
+	size_t n;
+};
+#define SRV_LIT(lit) ((struct srv_str){ "" lit "", sizeof(lit) - 1 })
+
+static size_t srv_cat_len(const struct srv_str *v, size_t nv)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < nv; i++)
+		n += v[i].n;
+	return n;
+}
+
+/* Copy the pieces to q, one after the other; returns the end. */
+static char *srv_cat(char *q, const struct srv_str *v, size_t nv)
+{
+	for (size_t i = 0; i < nv; i++) {
+		memcpy(q, v[i].p, v[i].n);
+		q += v[i].n;
+	}
+	return q;
+}
+
+static void srv_out_put(struct smtp_srv *s, const char *p, size_t n)
+{
+	if (!srv_out_reserve(s, n))
 		return;
-	vsnprintf((char *)s->out + s->out_len, (size_t)n + 1, fmt, ap);
-	s->out_len += (size_t)n;
-	memcpy(s->out + s->out_len, "\r\n", 2);
-	s->out_len += 2;
+	memcpy(s->out + s->out_len, p, n);
+	s->out_len += n;
 }
 
-/* One reply line that is not an answer to a client's command (banner, 421, spool
- * result): never counted as a client error. */
-__attribute__((format(printf, 2, 3)))
-static void srv_say(struct smtp_srv *s, const char *fmt, ...)
+/* One reply line made of pieces (CRLF added). */
+static void srv_out_line(struct smtp_srv *s, const struct srv_str *v, size_t nv)
 {
-	va_list ap;
+	size_t n = srv_cat_len(v, nv) + 2;
+	char *q;
 
-	va_start(ap, fmt);
-	srv_vsay(s, fmt, ap);
-	va_end(ap);
+	if (!srv_out_reserve(s, n))
+		return;
+	q = srv_cat((char *)s->out + s->out_len, v, nv);
+	memcpy(q, "\r\n", 2);
+	s->out_len += n;
 }
 
-/* One reply line to a client command; a 4xx or 5xx one counts as an error. */
-__attribute__((format(printf, 2, 3)))
-static void srv_reply(struct smtp_srv *s, const char *fmt, ...)
+/* A 4xx or 5xx answer to a client's command counts as an error. */
+static void srv_count(struct smtp_srv *s, char code)
 {
-	va_list ap;
-
-	if (fmt[0] == '4' || fmt[0] == '5')
+	if (code == '4' || code == '5')
 		s->errors++;
-	va_start(ap, fmt);
-	srv_vsay(s, fmt, ap);
-	va_end(ap);
 }
+
+/* A constant line that is not an answer to a client's command (spool result): never
+ * counted as a client error. */
+#define SRV_SAY(s, lit) srv_out_put((s), "" lit "\r\n", sizeof(lit "\r\n") - 1)
+/* A constant answer to a client's command. */
+#define SRV_REPLY(s, lit)                                                   \
+	do {                                                                \
+		srv_count((s), (lit)[0]);                                   \
+		srv_out_put((s), "" lit "\r\n", sizeof(lit "\r\n") - 1);    \
+	} while (0)
+/* The same with pieces: SRV_SAYV(s, SRV_LIT("250 "), piece, ...). */
+#define SRV_PIECES(...) ((const struct srv_str[]){ __VA_ARGS__ })
+#define SRV_NPIECES(...) (sizeof(SRV_PIECES(__VA_ARGS__)) / sizeof(struct srv_str))
+#define SRV_SAYV(s, ...) srv_out_line((s), SRV_PIECES(__VA_ARGS__), SRV_NPIECES(__VA_ARGS__))
+#define SRV_REPLYV(s, first, ...)                                               \
+	do {                                                                    \
+		srv_count((s), (first).p[0]);                                   \
+		SRV_SAYV((s), first, __VA_ARGS__);                              \
+	} while (0)
+/* A reply line prepared elsewhere as a struct srv_str, CRLF included. */
+static void srv_reply_str(struct smtp_srv *s, struct srv_str line)
+{
+	srv_count(s, line.p[0]);
+	srv_out_put(s, line.p, line.n);
+}
+#define SRV_LINE(lit) SRV_LIT(lit "\r\n")
+
+#define SRV_HOST(s) ((struct srv_str){ (s)->hostname, (s)->host_len })
 
 /* After an answered command or message: too many errors ends the session. */
 static void srv_check_errors(struct smtp_srv *s)
 {
 	if (s->state == SMTP_SRV_ST_CLOSED || s->errors < s->lim.max_errors)
 		return;
-	srv_say(s, "421 4.7.0 %s Error: too many errors", s->hostname);
+	SRV_SAYV(s, SRV_LIT("421 4.7.0 "), SRV_HOST(s), SRV_LIT(" Error: too many errors"));
 	srv_enter(s, SMTP_SRV_ST_CLOSED);
 }
 
 static void srv_close_oom(struct smtp_srv *s)
 {
-	srv_say(s, "421 4.3.0 %s Error: insufficient system resources", s->hostname);
+	SRV_SAYV(s, SRV_LIT("421 4.3.0 "), SRV_HOST(s),
+	         SRV_LIT(" Error: insufficient system resources"));
 	s->oom = false;
 	srv_enter(s, SMTP_SRV_ST_CLOSED);
 }
@@ -253,6 +382,7 @@ static void srv_txn_reset(struct smtp_srv *s)
 	s->nrcpt = 0;
 	s->mail_from[0] = '\0';
 	s->qid[0] = '\0';
+	s->qid_len = 0;
 	s->flags = 0;
 	s->data_len = 0;
 	s->hdr_len = 0;
@@ -317,59 +447,104 @@ fail:
 	return false;
 }
 
-static void srv_date(time_t t, char *buf, size_t cap)
+/* Decimal digits of v at q, zero-padded to at least width (<= 20) digits; returns the end. */
+static char *srv_put_dec(char *q, uint64_t v, unsigned width)
 {
-	static const char *const wday[] = { "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	char tmp[20];
+	unsigned n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n < width)
+		tmp[n++] = '0';
+	while (n)
+		*q++ = tmp[--n];
+	return q;
+}
+
+/* RFC 5322 date-time of t in UTC, e.g. "Sat, 21 Nov 2026 10:00:00 +0000" (what
+ * printf("%s, %d %s %04d %02d:%02d:%02d +0000") wrote: the year keeps its sign and at
+ * least four characters). A time gmtime_r cannot convert is written as the epoch. Writes
+ * at most SRV_DATE_MAX octets; returns the length. */
+static size_t srv_date(time_t t, char *buf)
+{
+	static const char wday[] = "SunMonTueWedThuFriSat";
+	static const char mon[] = "JanFebMarAprMayJunJulAugSepOctNovDec";
 	struct tm tm;
 	time_t zero = 0;
+	long long year;
+	char *q = buf;
 
 	if (!gmtime_r(&t, &tm))
 		gmtime_r(&zero, &tm);
-	snprintf(buf, cap, "%s, %d %s %04d %02d:%02d:%02d +0000", wday[tm.tm_wday % 7],
-	         tm.tm_mday, mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-	         tm.tm_sec);
+	year = (long long)tm.tm_year + 1900;      /* no int overflow near INT_MAX */
+	memcpy(q, wday + 3 * (tm.tm_wday % 7), 3);
+	memcpy(q + 3, ", ", 2);
+	q = srv_put_dec(q + 5, (uint64_t)tm.tm_mday, 1);
+	*q++ = ' ';
+	memcpy(q, mon + 3 * (tm.tm_mon % 12), 3);
+	q[3] = ' ';
+	q += 4;
+	if (year < 0) {
+		*q++ = '-';
+		q = srv_put_dec(q, (uint64_t)-year, 3);
+	} else {
+		q = srv_put_dec(q, (uint64_t)year, 4);
+	}
+	*q++ = ' ';
+	q = srv_put_dec(q, (uint64_t)tm.tm_hour, 2);
+	*q++ = ':';
+	q = srv_put_dec(q, (uint64_t)tm.tm_min, 2);
+	*q++ = ':';
+	q = srv_put_dec(q, (uint64_t)tm.tm_sec, 2);
+	memcpy(q, " +0000", 6);
+	return (size_t)(q + 6 - buf);
 }
 
-/* Write the Received: header at the start of the message buffer. */
+/* Write the Received: header at the start of the message buffer. The date is kept for
+ * the second it was made in: gmtime_r runs at most once a second per session. */
 static bool srv_received(struct smtp_srv *s)
 {
 	time_t now = s->ops.now ? s->ops.now(s->ctx) : time(NULL);
-	const char *proto = (s->flags & SMTP_SRV_SMTPUTF8) ? "UTF8SMTP"
-	                    : s->esmtp                     ? "ESMTP"
-	                                                   : "SMTP";
-	const char *v6 = strchr(s->peer, ':') ? "IPv6:" : "";
-	char date[64];
-	int n;
+	bool utf8 = s->flags & SMTP_SRV_SMTPUTF8;
+	struct srv_str proto = utf8 ? SRV_LIT("UTF8SMTP") : s->esmtp ? SRV_LIT("ESMTP")
+	                                                             : SRV_LIT("SMTP");
+	struct srv_str peer = { s->peer, s->peer_len };
+	struct srv_str rcpt = { "", 0 };
+	char *q;
+	size_t n;
 
-	srv_date(now, date, sizeof(date));
+	if (s->date_len == 0 || now != s->date_t) {
+		s->date_len = srv_date(now, s->date);
+		s->date_t = now;
+	}
+	if (s->nrcpt == 1)
+		rcpt = (struct srv_str){ s->rcpt[0], strlen(s->rcpt[0]) };
+	const struct srv_str v[] = {
+		SRV_LIT("Received: from "), { s->helo, s->helo_len }, SRV_LIT(" ("), peer,
+		SRV_LIT(" ["), s->peer_v6 ? SRV_LIT("IPv6:") : SRV_LIT(""), peer,
+		SRV_LIT("])\r\n\tby "), SRV_HOST(s), SRV_LIT(" (ringrelay) with "), proto,
+		SRV_LIT(" id "), { s->qid, s->qid_len },
+		s->nrcpt == 1 ? SRV_LIT("\r\n\tfor <") : SRV_LIT(";\r\n\t"),
+		rcpt,                                    /* escaped in place below */
+		s->nrcpt == 1 ? SRV_LIT(">; ") : SRV_LIT(""),
+		{ s->date, s->date_len }, SRV_LIT("\r\n"),
+	};
+	enum { RCPT_PIECE = 14 };
+
+	SRV_ASSERT(v[RCPT_PIECE].p == rcpt.p);
+
 	s->data_len = 0;
 	s->hdr_len = 0;
-	for (int pass = 0; pass < 2; pass++) {
-		char *buf = pass ? (char *)s->data : NULL;
-		size_t cap = pass ? s->data_cap : 0;
-
-		if (s->nrcpt == 1)
-			n = snprintf(buf, cap,
-			             "Received: from %s (%s [%s%s])\r\n"
-			             "\tby %s (ringrelay) with %s id %s\r\n"
-			             "\tfor <%s>; %s\r\n",
-			             s->helo, s->peer, v6, s->peer, s->hostname, proto, s->qid,
-			             s->rcpt[0], date);
-		else
-			n = snprintf(buf, cap,
-			             "Received: from %s (%s [%s%s])\r\n"
-			             "\tby %s (ringrelay) with %s id %s;\r\n"
-			             "\t%s\r\n",
-			             s->helo, s->peer, v6, s->peer, s->hostname, proto, s->qid,
-			             date);
-		if (n < 0)
-			return false;
-		if (!pass && !srv_data_reserve(s, (size_t)n + 1))
-			return false;
-	}
-	s->hdr_len = s->data_len = (size_t)n;
+	n = srv_cat_len(v, sizeof(v) / sizeof(v[0]));
+	if (!srv_data_reserve(s, n))
+		return false;
+	q = srv_cat((char *)s->data, v, RCPT_PIECE + 1);
+	srv_addr_escape(q - rcpt.n, rcpt.n, utf8);
+	srv_cat(q, v + RCPT_PIECE + 1, sizeof(v) / sizeof(v[0]) - RCPT_PIECE - 1);
+	s->hdr_len = s->data_len = n;
 	return true;
 }
 
@@ -378,6 +553,19 @@ static bool srv_received(struct smtp_srv *s)
 static bool srv_ieq(const char *p, size_t n, const char *word)
 {
 	return strlen(word) == n && strncasecmp(p, word, n) == 0;
+}
+
+/* Is [p, p+n) the command verb, in any case? For a letter, (c | 0x20) is its lower case
+ * and no other octet gives a lower-case letter that way, so this is exact for the verbs
+ * (all letters) without a strlen and a strncasecmp per table entry. */
+static bool srv_verb_is(const char *p, size_t n, const char verb[4])
+{
+	if (n != 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+		if (((unsigned char)p[i] | 0x20) != ((unsigned char)verb[i] | 0x20))
+			return false;
+	return true;
 }
 
 static void srv_skip_spaces(const char **p, size_t *n)
@@ -391,14 +579,11 @@ static void srv_skip_spaces(const char **p, size_t *n)
 /* Echo a client token in a reply: printable ASCII only. */
 static void srv_reply_option(struct smtp_srv *s, const char *t, size_t n)
 {
-	char buf[SMTP_SRV_CMD_MAX + 1];
+	char buf[SMTP_SRV_CMD_MAX];
 
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)t[i];
-
-		buf[i] = (c > 32 && c < 127) ? (char)c : '?';
-	}
-	srv_reply(s, "555 5.5.4 Unsupported option: %.*s", (int)n, buf);
+	memcpy(buf, t, n);
+	srv_printable(buf, n);
+	SRV_REPLYV(s, SRV_LIT("555 5.5.4 Unsupported option: "), ((struct srv_str){ buf, n }));
 }
 
 /* SIZE=value: decimal digits only; saturates instead of overflowing. */
@@ -442,7 +627,7 @@ static bool srv_params(struct smtp_srv *s, const char *p, size_t len, bool mail,
 		n = i - st;
 		if (mail && n >= 5 && strncasecmp(t, "SIZE=", 5) == 0) {
 			if (!srv_parse_size(t + 5, n - 5, size)) {
-				srv_reply(s, "501 5.5.4 Bad message size syntax");
+				SRV_REPLY(s, "501 5.5.4 Bad message size syntax");
 				return false;
 			}
 		} else if (mail && srv_ieq(t, n, "BODY=8BITMIME")) {
@@ -467,27 +652,30 @@ static void srv_helo(struct smtp_srv *s, const char *arg, size_t len, bool esmtp
 		n++;
 	if (n == 0) {
 		if (esmtp)
-			srv_reply(s, "501 5.5.4 Syntax: EHLO hostname");
+			SRV_REPLY(s, "501 5.5.4 Syntax: EHLO hostname");
 		else
-			srv_reply(s, "501 5.5.4 Syntax: HELO hostname");
+			SRV_REPLY(s, "501 5.5.4 Syntax: HELO hostname");
 		return;
 	}
 	memcpy(s->helo, arg, n);
 	s->helo[n] = '\0';
+	s->helo_len = n;
+	srv_printable(s->helo, n);            /* the client's bytes: see the top of the file */
 	s->esmtp = esmtp;
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
 	if (!esmtp) {
-		srv_reply(s, "250 %s", s->hostname);
+		SRV_SAYV(s, SRV_LIT("250 "), SRV_HOST(s));
 		return;
 	}
-	srv_reply(s, "250-%s", s->hostname);
-	srv_reply(s, "250-PIPELINING");
-	srv_reply(s, "250-SIZE %llu", (unsigned long long)s->lim.max_message_size);
-	srv_reply(s, "250-VRFY");
-	srv_reply(s, "250-ENHANCEDSTATUSCODES");
-	srv_reply(s, "250-8BITMIME");
-	srv_reply(s, "250 SMTPUTF8");
+	/* The EHLO block is copied from five pieces: two static strings around the hostname
+	 * and the SIZE digits, which smtp_srv_new formatted once. Nothing is formatted here,
+	 * so keeping a finished copy per session would save a few copies per EHLO (once per
+	 * session, as a rule) at the price of an allocation on every connection. */
+	SRV_SAYV(s, SRV_LIT("250-"), SRV_HOST(s), SRV_LIT("\r\n250-PIPELINING\r\n250-SIZE "),
+	         ((struct srv_str){ s->size, s->size_len }),
+	         SRV_LIT("\r\n250-VRFY\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+	                 "250 SMTPUTF8"));
 }
 
 static void srv_do_ehlo(struct smtp_srv *s, const char *arg, size_t len)
@@ -503,11 +691,11 @@ static void srv_do_helo(struct smtp_srv *s, const char *arg, size_t len)
 static bool srv_check_mail(struct smtp_srv *s)
 {
 	if (s->state < SMTP_SRV_ST_READY) {
-		srv_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		SRV_REPLY(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return false;
 	}
 	if (s->state != SMTP_SRV_ST_READY) {
-		srv_reply(s, "503 5.5.1 Error: nested MAIL command");
+		SRV_REPLY(s, "503 5.5.1 Error: nested MAIL command");
 		return false;
 	}
 	return true;
@@ -516,32 +704,34 @@ static bool srv_check_mail(struct smtp_srv *s)
 /* The common front of MAIL and RCPT: "KEYWORD:" (case-insensitive), optional spaces
  * (Postfix tolerates them), a path, then parameters and the SMTPUTF8 rule. On any error
  * the reply is written and false returned; on success *a holds the path. */
-static bool srv_path_cmd(struct smtp_srv *s, const char *arg, size_t len, const char *kw,
-                         const char *syntax, unsigned addr_flags, const char *bad,
-                         bool is_mail, struct smtp_addr *a, unsigned *flags, uint64_t *size)
+static bool srv_path_cmd(struct smtp_srv *s, const char *arg, size_t len,
+                         struct srv_str kw, struct srv_str syntax, unsigned addr_flags,
+                         struct srv_str bad, bool is_mail, struct smtp_addr *a,
+                         unsigned *flags, uint64_t *size)
 {
-	size_t kwlen = strlen(kw), used;
-	if (len < kwlen || strncasecmp(arg, kw, kwlen) != 0) {
-		srv_reply(s, "%s", syntax);
+	size_t used;
+
+	if (len < kw.n || strncasecmp(arg, kw.p, kw.n) != 0) {
+		srv_reply_str(s, syntax);
 		return false;
 	}
-	arg += kwlen;
-	len -= kwlen;
+	arg += kw.n;
+	len -= kw.n;
 	srv_skip_spaces(&arg, &len);
 	if (len == 0) {
-		srv_reply(s, "%s", syntax);
+		srv_reply_str(s, syntax);
 		return false;
 	}
 	if (smtp_addr_parse_path(arg, len, addr_flags, a, &used) != SMTP_ADDR_OK ||
 	    (used < len && arg[used] != ' ')) {
-		srv_reply(s, "%s", bad);
+		srv_reply_str(s, bad);
 		return false;
 	}
 	if (!srv_params(s, arg + used, len - used, is_mail, flags, size))
 		return false;
 	unsigned declared = is_mail ? *flags : s->flags;   /* SMTPUTF8 is a MAIL parameter */
 	if (a->utf8 && !(declared & SMTP_SRV_SMTPUTF8)) {
-		srv_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+		SRV_REPLY(s, "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
 		return false;
 	}
 	return true;
@@ -553,12 +743,13 @@ static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
 	unsigned flags = 0;
 	uint64_t size = 0;
 
-	if (!srv_path_cmd(s, arg, len, "FROM:", "501 5.5.4 Syntax: MAIL FROM:<address>",
-	                  SMTP_ADDR_NULL_OK, "501 5.1.7 Bad sender address syntax", true, &a,
-	                  &flags, &size))
+	if (!srv_path_cmd(s, arg, len, SRV_LIT("FROM:"),
+	                  SRV_LINE("501 5.5.4 Syntax: MAIL FROM:<address>"), SMTP_ADDR_NULL_OK,
+	                  SRV_LINE("501 5.1.7 Bad sender address syntax"), true, &a, &flags,
+	                  &size))
 		return;
 	if (size > s->lim.max_message_size) {
-		srv_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		SRV_REPLY(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
 	memcpy(s->mail_from, a.mbox, a.mbox_len);
@@ -566,14 +757,16 @@ static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
 	s->flags = flags;
 	s->ops.new_qid(s->ctx, s->qid, sizeof(s->qid));
 	s->qid[sizeof(s->qid) - 1] = '\0';
+	s->qid_len = strlen(s->qid);
+	srv_printable(s->qid, s->qid_len);
 	srv_enter(s, SMTP_SRV_ST_MAIL);
-	srv_reply(s, "250 2.1.0 Ok");
+	SRV_REPLY(s, "250 2.1.0 Ok");
 }
 
 static bool srv_check_rcpt(struct smtp_srv *s)
 {
 	if (s->state != SMTP_SRV_ST_MAIL && s->state != SMTP_SRV_ST_RCPT) {
-		srv_reply(s, "503 5.5.1 Error: need MAIL command");
+		SRV_REPLY(s, "503 5.5.1 Error: need MAIL command");
 		return false;
 	}
 	return true;
@@ -585,25 +778,31 @@ static void srv_do_rcpt(struct smtp_srv *s, const char *arg, size_t len)
 	unsigned flags = 0;
 	uint64_t size = 0;
 
-	if (!srv_path_cmd(s, arg, len, "TO:", "501 5.5.4 Syntax: RCPT TO:<address>",
-	                  SMTP_ADDR_POSTMASTER_OK, "501 5.1.3 Bad recipient address syntax",
-	                  false, &a, &flags, &size))
+	if (!srv_path_cmd(s, arg, len, SRV_LIT("TO:"),
+	                  SRV_LINE("501 5.5.4 Syntax: RCPT TO:<address>"), SMTP_ADDR_POSTMASTER_OK,
+	                  SRV_LINE("501 5.1.3 Bad recipient address syntax"), false, &a, &flags,
+	                  &size))
 		return;
 	if (s->nrcpt >= s->lim.max_recipients) {
-		srv_reply(s, "452 4.5.3 Error: too many recipients");
+		SRV_REPLY(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	/* The relay decision: a recipient domain the caller does not allow for this client
 	 * is refused here, before anything about it is stored. The domain goes out as sent:
 	 * any case, U-labels not converted, an address literal with its brackets. */
 	if (a.domain_len > 0 && !s->ops.rcpt_allowed(s->ctx, a.domain, a.domain_len)) {
-		srv_reply(s, "554 5.7.1 <%.*s>: Relay access denied", (int)a.mbox_len, a.mbox);
+		char mbox[SMTP_ADDR_PATH_MAX];
+
+		memcpy(mbox, a.mbox, a.mbox_len);
+		srv_addr_escape(mbox, a.mbox_len, s->flags & SMTP_SRV_SMTPUTF8);
+		SRV_REPLYV(s, SRV_LIT("554 5.7.1 <"), ((struct srv_str){ mbox, a.mbox_len }),
+		           SRV_LIT(">: Relay access denied"));
 		return;
 	}
 	if (!srv_rcpt_add(s, a.mbox, a.mbox_len))
 		return;
 	srv_enter(s, SMTP_SRV_ST_RCPT);
-	srv_reply(s, "250 2.1.5 Ok");
+	SRV_REPLY(s, "250 2.1.5 Ok");
 }
 
 static bool srv_check_data(struct smtp_srv *s)
@@ -611,9 +810,9 @@ static bool srv_check_data(struct smtp_srv *s)
 	if (s->state == SMTP_SRV_ST_RCPT)
 		return true;
 	if (s->state == SMTP_SRV_ST_MAIL)
-		srv_reply(s, "554 5.5.1 Error: no valid recipients");
+		SRV_REPLY(s, "554 5.5.1 Error: no valid recipients");
 	else
-		srv_reply(s, "503 5.5.1 Error: need RCPT command");
+		SRV_REPLY(s, "503 5.5.1 Error: need RCPT command");
 	return false;
 }
 
@@ -621,7 +820,7 @@ static void srv_do_data(struct smtp_srv *s, const char *arg, size_t len)
 {
 	(void)arg;
 	if (len > 0) {
-		srv_reply(s, "501 5.5.4 Syntax: DATA");
+		SRV_REPLY(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
 	if (!srv_received(s))
@@ -633,44 +832,44 @@ static void srv_do_data(struct smtp_srv *s, const char *arg, size_t len)
 	s->d_dot = false;
 	s->d_bad = SMTP_SRV_BAD_NONE;
 	srv_enter(s, SMTP_SRV_ST_DATA);
-	srv_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	SRV_REPLY(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
 static void srv_do_rset(struct smtp_srv *s, const char *arg, size_t len)
 {
 	(void)arg;
 	if (len > 0) {
-		srv_reply(s, "501 5.5.4 Syntax: RSET");
+		SRV_REPLY(s, "501 5.5.4 Syntax: RSET");
 		return;
 	}
 	srv_txn_reset(s);
 	if (s->state > SMTP_SRV_ST_READY)
 		srv_enter(s, SMTP_SRV_ST_READY);
-	srv_reply(s, "250 2.0.0 Ok");
+	SRV_REPLY(s, "250 2.0.0 Ok");
 }
 
 static void srv_do_noop(struct smtp_srv *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	srv_reply(s, "250 2.0.0 Ok");
+	SRV_REPLY(s, "250 2.0.0 Ok");
 }
 
 static void srv_do_vrfy(struct smtp_srv *s, const char *arg, size_t len)
 {
 	(void)arg;
 	if (len == 0) {
-		srv_reply(s, "501 5.5.4 Syntax: VRFY address");
+		SRV_REPLY(s, "501 5.5.4 Syntax: VRFY address");
 		return;
 	}
-	srv_reply(s, "252 2.0.0 Send some mail, I'll try my best");
+	SRV_REPLY(s, "252 2.0.0 Send some mail, I'll try my best");
 }
 
 static void srv_do_quit(struct smtp_srv *s, const char *arg, size_t len)
 {
 	(void)arg;
 	(void)len;
-	srv_reply(s, "221 2.0.0 Bye");
+	SRV_REPLY(s, "221 2.0.0 Bye");
 	srv_enter(s, SMTP_SRV_ST_CLOSED);
 }
 
@@ -695,7 +894,7 @@ static void srv_dispatch(struct smtp_srv *s, const char *line, size_t len)
 	while (vlen < len && line[vlen] != ' ')
 		vlen++;
 	if (vlen == 0) {
-		srv_reply(s, "500 5.5.2 Error: bad syntax");
+		SRV_REPLY(s, "500 5.5.2 Error: bad syntax");
 		return;
 	}
 	arg = line + vlen;
@@ -706,14 +905,14 @@ static void srv_dispatch(struct smtp_srv *s, const char *line, size_t len)
 	for (size_t i = 0; i < sizeof(srv_cmds) / sizeof(srv_cmds[0]); i++) {
 		const struct smtp_srv_cmd *c = &srv_cmds[i];
 
-		if (!srv_ieq(line, vlen, c->verb))
+		if (!srv_verb_is(line, vlen, c->verb))
 			continue;
 		if (c->check && !c->check(s))
 			return;
 		c->run(s, arg, alen);
 		return;
 	}
-	srv_reply(s, "502 5.5.2 Error: command not recognized");
+	SRV_REPLY(s, "502 5.5.2 Error: command not recognized");
 }
 
 /* ---- command-line assembler ------------------------------------------------------- */
@@ -757,18 +956,18 @@ static void srv_ln_end(struct smtp_srv *s)
 	s->line[s->ln_len] = '\0';
 	switch (s->ln_bad) {
 	case SMTP_SRV_BAD_BARE_LF:
-		srv_reply(s, "550 5.5.2 Error: bare <LF> received");
+		SRV_REPLY(s, "550 5.5.2 Error: bare <LF> received");
 		break;
 	case SMTP_SRV_BAD_BARE_CR:
-		srv_reply(s, "550 5.5.2 Error: bare <CR> received");
+		SRV_REPLY(s, "550 5.5.2 Error: bare <CR> received");
 		break;
 	case SMTP_SRV_BAD_LONG:
 	case SMTP_SRV_BAD_BIG:
-		srv_reply(s, "500 5.5.2 Error: command too long");
+		SRV_REPLY(s, "500 5.5.2 Error: command too long");
 		break;
 	case SMTP_SRV_BAD_NONE:
 		if (s->ln_nul)
-			srv_reply(s, "500 5.5.2 Error: bad syntax");
+			SRV_REPLY(s, "500 5.5.2 Error: bad syntax");
 		else
 			srv_dispatch(s, s->line, s->ln_len);
 		break;
@@ -811,8 +1010,11 @@ static size_t srv_cmd_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
 
 /* ---- DATA lexer ------------------------------------------------------------------- */
 
-/* Append unstuffed message octets, enforcing max_message_size. */
-static void srv_data_store(struct smtp_srv *s, const uint8_t *p, size_t n)
+/* Append unstuffed message octets, enforcing max_message_size. Runs twice for every line
+ * of every message (its text, its CRLF): inlined, so the CRLF copy is a 2-octet store, and
+ * the buffer is grown only when it is full. */
+static inline __attribute__((always_inline)) void srv_data_store(struct smtp_srv *s,
+                                                                  const uint8_t *p, size_t n)
 {
 	size_t used = s->data_len - s->hdr_len;
 
@@ -822,7 +1024,7 @@ static void srv_data_store(struct smtp_srv *s, const uint8_t *p, size_t n)
 		srv_bad(&s->d_bad, SMTP_SRV_BAD_BIG);
 		return;
 	}
-	if (!srv_data_reserve(s, n))
+	if (s->data_cap - s->data_len < n && !srv_data_reserve(s, n))
 		return;
 	memcpy(s->data + s->data_len, p, n);
 	s->data_len += n;
@@ -854,16 +1056,16 @@ static void srv_data_end(struct smtp_srv *s)
 		srv_enter(s, SMTP_SRV_ST_QUEUE);
 		return;
 	case SMTP_SRV_BAD_BARE_LF:
-		srv_reply(s, "550 5.5.2 Error: bare <LF> received");
+		SRV_REPLY(s, "550 5.5.2 Error: bare <LF> received");
 		break;
 	case SMTP_SRV_BAD_BARE_CR:
-		srv_reply(s, "550 5.5.2 Error: bare <CR> received");
+		SRV_REPLY(s, "550 5.5.2 Error: bare <CR> received");
 		break;
 	case SMTP_SRV_BAD_LONG:
-		srv_reply(s, "550 5.6.0 Error: message line too long");
+		SRV_REPLY(s, "550 5.6.0 Error: message line too long");
 		break;
 	case SMTP_SRV_BAD_BIG:
-		srv_reply(s, "552 5.3.4 Error: message file too big");
+		SRV_REPLY(s, "552 5.3.4 Error: message file too big");
 		break;
 	}
 	srv_txn_reset(s);
@@ -952,9 +1154,8 @@ struct smtp_srv *smtp_srv_new(const char *hostname, const char *peer,
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->hostname = strdup(hostname);
-	s->peer = strdup(peer);
-	if (!s->hostname || !s->peer)
+	s->hostname = srv_printable_dup(hostname, &s->host_len);
+	if (!s->hostname || smtp_srv_set_peer(s, peer) < 0)
 		goto fail;
 	if (lim)
 		s->lim = *lim;
@@ -966,6 +1167,7 @@ struct smtp_srv *smtp_srv_new(const char *hostname, const char *peer,
 		s->lim.max_line_length = SRV_DEF_LINE_LENGTH;
 	if (!s->lim.max_errors)
 		s->lim.max_errors = SRV_DEF_ERRORS;
+	s->size_len = (size_t)(srv_put_dec(s->size, s->lim.max_message_size, 1) - s->size);
 	s->ops = *ops;
 	s->ctx = ctx;
 	return s;
@@ -991,14 +1193,17 @@ void smtp_srv_free(struct smtp_srv *s)
 int smtp_srv_set_peer(struct smtp_srv *s, const char *peer)
 {
 	char *p;
+	size_t n;
 
 	if (s->state != SMTP_SRV_ST_NEW || !peer)
 		return -EINVAL;
-	p = strdup(peer);
+	p = srv_printable_dup(peer, &n);
 	if (!p)
 		return -ENOMEM;
 	free(s->peer);
 	s->peer = p;
+	s->peer_len = n;
+	s->peer_v6 = memchr(p, ':', n) != NULL;
 	return 0;
 }
 
@@ -1006,7 +1211,7 @@ void smtp_srv_start(struct smtp_srv *s)
 {
 	if (s->state != SMTP_SRV_ST_NEW)
 		return;
-	srv_say(s, "220 %s ESMTP ringrelay", s->hostname);
+	SRV_SAYV(s, SRV_LIT("220 "), SRV_HOST(s), SRV_LIT(" ESMTP ringrelay"));
 	srv_enter(s, SMTP_SRV_ST_GREETED);
 }
 
@@ -1057,7 +1262,7 @@ void smtp_srv_queued(struct smtp_srv *s)
 		return;
 	}
 	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
-	srv_say(s, "250 2.0.0 Ok: queued as %s", s->qid);
+	SRV_SAYV(s, SRV_LIT("250 2.0.0 Ok: queued as "), ((struct srv_str){ s->qid, s->qid_len }));
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
 }
@@ -1069,7 +1274,7 @@ void smtp_srv_queue_failed(struct smtp_srv *s)
 		return;
 	}
 	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
-	srv_say(s, "451 4.3.0 Error: queue file write error");
+	SRV_SAY(s, "451 4.3.0 Error: queue file write error");
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
 }
@@ -1082,7 +1287,7 @@ void smtp_srv_refuse(struct smtp_srv *s, const char *reply)
 		return;
 	}
 	SRV_ASSERT(s->state == SMTP_SRV_ST_QUEUE);
-	srv_say(s, "%s", reply);
+	srv_out_line(s, &(struct srv_str){ reply, strlen(reply) }, 1);
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
 }
@@ -1091,7 +1296,7 @@ void smtp_srv_timeout(struct smtp_srv *s)
 {
 	if (s->state == SMTP_SRV_ST_CLOSED)
 		return;
-	srv_say(s, "421 4.4.2 %s Error: timeout exceeded", s->hostname);
+	SRV_SAYV(s, SRV_LIT("421 4.4.2 "), SRV_HOST(s), SRV_LIT(" Error: timeout exceeded"));
 	srv_enter(s, SMTP_SRV_ST_CLOSED);
 }
 
@@ -1099,7 +1304,7 @@ void smtp_srv_shutdown(struct smtp_srv *s)
 {
 	if (s->state == SMTP_SRV_ST_CLOSED)
 		return;
-	srv_say(s, "421 4.3.2 %s Service shutting down", s->hostname);
+	SRV_SAYV(s, SRV_LIT("421 4.3.2 "), SRV_HOST(s), SRV_LIT(" Service shutting down"));
 	srv_enter(s, SMTP_SRV_ST_CLOSED);
 }
 

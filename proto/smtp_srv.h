@@ -66,8 +66,8 @@ enum smtp_srv_flag {
 /* The message handed over at SMTP_SRV_EV_MESSAGE. All pointers are owned by the
  * session and valid until smtp_srv_queued()/smtp_srv_queue_failed(). */
 struct smtp_srv_msg {
-	const char *qid;
-	const char *helo;
+	const char *qid;               /* as new_qid wrote it, octets outside 0x21..0x7e as '?' */
+	const char *helo;              /* first word of HELO/EHLO, same escaping (Postfix's) */
 	const char *mail_from;         /* the reverse path without <>; "" for the null sender */
 	const char *const *rcpt;       /* forward paths without <> */
 	size_t nrcpt;
@@ -78,13 +78,16 @@ struct smtp_srv_msg {
 };
 
 /* hostname and peer are copied. peer is the client as shown in the Received: header and
- * in replies, e.g. "203.0.113.9" or "2001:db8::1". */
+ * in replies, e.g. "203.0.113.9" or "2001:db8::1". In the copies (and in the queue id)
+ * every octet outside 0x21..0x7e is replaced by '?': nothing the session writes into
+ * Received: or a reply can carry CR, LF, NUL or a control character. */
 struct smtp_srv *smtp_srv_new(const char *hostname, const char *peer,
                               const struct smtp_srv_limits *lim,
                               const struct smtp_srv_ops *ops, void *ctx);
 void smtp_srv_free(struct smtp_srv *s);   /* NULL is a no-op */
 
-/* Replace the peer (after a PROXY header changed who the client is). Before start(). */
+/* Replace the peer (after a PROXY header changed who the client is; escaped as in
+ * smtp_srv_new). Before start(). */
 int smtp_srv_set_peer(struct smtp_srv *s, const char *peer);
 
 /* Write the 220 banner to the output. Call once, when the session may speak. */

@@ -26,6 +26,9 @@
 struct t_ctx {
 	unsigned nqid;
 	unsigned nrelay;                       /* rcpt_allowed calls */
+	bool use_now;                          /* the clock is `now`, not NOW */
+	time_t now;
+	const char *qid;                       /* every queue id is this (NULL: Q1, Q2, ...) */
 };
 
 /* Relay policy of the tests: everything but denied.example. */
@@ -37,13 +40,19 @@ static bool t_rcpt_allowed(void *ctx, const char *domain, size_t len)
 
 static void t_new_qid(void *ctx, char *buf, size_t cap)
 {
-	snprintf(buf, cap, "Q%u", ++((struct t_ctx *)ctx)->nqid);
+	struct t_ctx *c = ctx;
+
+	if (c->qid)
+		snprintf(buf, cap, "%s", c->qid);
+	else
+		snprintf(buf, cap, "Q%u", ++c->nqid);
 }
 
 static time_t t_now(void *ctx)
 {
-	(void)ctx;
-	return NOW;
+	const struct t_ctx *c = ctx;
+
+	return c->use_now ? c->now : NOW;
 }
 
 static const struct smtp_srv_ops t_ops = { t_rcpt_allowed, t_new_qid, t_now };
@@ -109,6 +118,7 @@ static const struct smtp_srv_limits t_lim_small = {
 /* Client streams used by several cases. */
 #define START    "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
 #define START_R  BANNER EHLO_R MAIL_OK RCPT_OK
+#define MSG1 "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\nx\r\n.\r\n"
 #define SMUG_HEAD START "DATA\r\nSubject: s\r\n\r\nbody"
 #define SMUG_CMDS \
 	"MAIL FROM:<evil@bad.example>\r\nRCPT TO:<victim@y.example>\r\nDATA\r\n" \
@@ -524,6 +534,75 @@ static const struct srv_case srv_cases[] = {
 		.want_out = START_R DATA_GO "421 4.3.2 " HOST " Service shutting down\r\n",
 		.want_ev = SMTP_SRV_EV_NONE,
 		.after = T_AFTER_SHUTDOWN,
+	},
+	{
+		.name = "greetings: EHLO twice, HELO after EHLO, EHLO after HELO",
+		IN("EHLO a.example\r\nEHLO b.example\r\nHELO c.example\r\nEHLO d.example\r\n"
+		   "HELO e.example\r\nMAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\n"
+		   "DATA\r\nx\r\n.\r\nEHLO f.example\r\nMAIL FROM:<a@x.example>\r\n"
+		   "RCPT TO:<b@y.example>\r\nDATA\r\ny\r\n.\r\n"),
+		.want_out = BANNER EHLO_R EHLO_R HELO_R EHLO_R HELO_R MAIL_OK RCPT_OK DATA_GO
+		            QUEUED("Q1") EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q2"),
+		.want_msg = {
+			{ "Q1", "e.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("e.example", "SMTP", "Q1", "b@y.example") "x\r\n" },
+			{ "Q2", "f.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("f.example", "ESMTP", "Q2", "b@y.example") "y\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "an unsupported option is echoed in printable ASCII only",
+		IN("EHLO c.example\r\nMAIL FROM:<a@x.example> X=\x01\x7f\x80\xff\tb\r\n"
+		   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example> \x1b[2J\r\nQUIT\r\n"),
+		.want_out = BANNER EHLO_R "555 5.5.4 Unsupported option: X=?????b\r\n" MAIL_OK
+		            "555 5.5.4 Unsupported option: ?[2J\r\n" BYE,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		/* issue 7, defect 10: the name went into the header as sent */
+		.name = "HELO name in Received: controls, 8-bit octets, TAB and DEL are ?",
+		IN("EHLO \x1b[2J\x07\"q=1\r\n" MSG1
+		   "HELO h\xc3\xa9llo\x80\xff\t\x7fz trailing words\r\n" MSG1),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1")
+		            HELO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q2"),
+		.want_msg = {
+			{ "Q1", "?[2J?\"q=1", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("?[2J?\"q=1", "ESMTP", "Q1", "b@y.example") "x\r\n" },
+			{ "Q2", "h??llo????z", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("h??llo????z", "SMTP", "Q2", "b@y.example") "x\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "recipient in Received: UTF-8 kept with SMTPUTF8, C1 controls and U+2028 are ?",
+		IN("EHLO c.example\r\n"
+		   "MAIL FROM:<a@x.example> SMTPUTF8\r\nRCPT TO:<\"\xc2\x85\xe2\x80\xa8 \xc2\xa0\"@y.example>\r\n"
+		   "DATA\r\nx\r\n.\r\n"
+		   "MAIL FROM:<a@x.example> SMTPUTF8\r\nRCPT TO:<d\xc3\xb6rte@b\xc3\xbc" "cher.example>\r\n"
+		   "DATA\r\ny\r\n.\r\n"
+		   "MAIL FROM:<a@x.example> SMTPUTF8\r\nRCPT TO:<a@b\xc2\x9b" "c.example>\r\n"
+		   "RCPT TO:<\xe2\x80\xa9@denied.example>\r\nDATA\r\nz\r\n.\r\n"),
+		.want_out = BANNER EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q1") MAIL_OK RCPT_OK DATA_GO
+		            QUEUED("Q2") MAIL_OK RCPT_OK
+		            "554 5.7.1 <???@denied.example>: Relay access denied\r\n" DATA_GO
+		            QUEUED("Q3"),
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example",
+			  { "\"\xc2\x85\xe2\x80\xa8 \xc2\xa0\"@y.example" }, SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q1", "\"????? \xc2\xa0\"@y.example") "x\r\n" },
+			{ "Q2", "c.example", "a@x.example", { "d\xc3\xb6rte@b\xc3\xbc" "cher.example" },
+			  SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q2", "d\xc3\xb6rte@b\xc3\xbc" "cher.example")
+			  "y\r\n" },
+			{ "Q3", "c.example", "a@x.example", { "a@b\xc2\x9b" "c.example" },
+			  SMTP_SRV_SMTPUTF8,
+			  RCVD1("c.example", "UTF8SMTP", "Q3", "a@b??c.example") "z\r\n" },
+		},
+		.want_nmsg = 3,
+		.want_ev = SMTP_SRV_EV_NONE,
 	},
 	{
 		.name = "Received: with an IPv6 peer, VRFY",
@@ -1178,4 +1257,216 @@ Test(smtp_srv, refuse_answers_the_message)
 	cr_assert(t_out_is(s, MAIL_OK RCPT_OK DATA_GO "421 4.4.2 " HOST " Error: timeout exceeded\r\n"));
 	cr_assert_eq(t_feed(s, "QUIT\r\n", 6, &used), SMTP_SRV_EV_CLOSE);
 	smtp_srv_free(s);
+}
+
+/* ---- replies and the Received: header, pinned byte by byte ------------------------- */
+
+
+/* Feed one transaction that must hand out a message and compare its data with want.
+ * The message is left pending (the caller answers it). */
+static bool t_message_is(struct smtp_srv *s, const char *in, const void *want,
+                         size_t want_len)
+{
+	size_t used, n = strlen(in);
+	const struct smtp_srv_msg *m;
+	bool ok;
+
+	cr_assert_eq(t_feed(s, in, n, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(used, n);
+	m = smtp_srv_message(s);
+	cr_assert(m);
+	ok = m->len == want_len && memcmp(m->data, want, want_len) == 0;
+	if (!ok) {
+		char *g = esc(m->data, m->len), *w = esc(want, want_len);
+
+		cr_log_error("message\n--- got:\n%s\n--- want:\n%s", g, w);
+		free(g);
+		free(w);
+	}
+	return ok;
+}
+
+/* The date of Received: for times a session meets one after the other: the same second
+ * twice, the next second, leap days, years of fewer and more than four digits and
+ * before year 1, and times gmtime_r cannot convert (written as the epoch). */
+Test(smtp_srv, received_dates)
+{
+	static const struct {
+		time_t t;
+		const char *date;
+	} want[] = {
+		{ 0, "Thu, 1 Jan 1970 00:00:00 +0000" },
+		{ NOW, DATE },
+		{ NOW, DATE },
+		{ NOW + 1, "Sat, 21 Nov 2026 10:00:01 +0000" },
+		{ NOW, DATE },
+		{ 951868799, "Tue, 29 Feb 2000 23:59:59 +0000" },
+		{ 951868800, "Wed, 1 Mar 2000 00:00:00 +0000" },
+		{ -30610306677LL, "Tue, 31 Dec 0999 01:02:03 +0000" },
+		{ -62135596800LL, "Mon, 1 Jan 0001 00:00:00 +0000" },
+		{ -62324899200LL, "Mon, 2 Jan -005 00:00:00 +0000" },
+		{ 327403843750LL, "Sat, 6 Jan 12345 08:09:10 +0000" },
+		/* the last second whose year fits an int, and the first whose year + 1900
+		 * does not (printf got int overflow there) */
+		{ 67767976233532799LL, "Tue, 31 Dec 2147483647 23:59:59 +0000" },
+		{ 67767976233532800LL, "Wed, 1 Jan 2147483648 00:00:00 +0000" },
+		{ INT64_MAX, "Thu, 1 Jan 1970 00:00:00 +0000" },
+		{ INT64_MIN, "Thu, 1 Jan 1970 00:00:00 +0000" },
+		{ 1, "Thu, 1 Jan 1970 00:00:01 +0000" },
+	};
+	struct t_ctx ctx = { .use_now = true };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, "EHLO c.example\r\n", 16, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER EHLO_R));
+	for (size_t k = 0; k < sizeof(want) / sizeof(want[0]); k++) {
+		char qid[16], rcvd[256];
+		int n;
+
+		ctx.now = want[k].t;
+		snprintf(qid, sizeof qid, "Q%zu", k + 1);
+		n = snprintf(rcvd, sizeof rcvd,
+		             "Received: from c.example (" PEER " [" PEER "])\r\n"
+		             "\tby " HOST " (ringrelay) with ESMTP id %s\r\n"
+		             "\tfor <b@y.example>; %s\r\nx\r\n",
+		             qid, want[k].date);
+		cr_assert(t_message_is(s, MSG1, rcvd, (size_t)n), "time %lld",
+		          (long long)want[k].t);
+		smtp_srv_queued(s);
+		smtp_srv_out_consume(s, SIZE_MAX);
+	}
+	smtp_srv_free(s);
+}
+
+/* A hostname longer than the first output allocation, in every reply that carries it;
+ * the largest SIZE; HELO; 421 for too many errors. */
+Test(smtp_srv, long_hostname_in_replies)
+{
+	static const struct smtp_srv_limits lim = {
+		.max_message_size = UINT64_MAX, .max_recipients = 3, .max_line_length = 78,
+		.max_errors = 2,
+	};
+	static const char in[] = "EHLO c.example\r\nHELO h.example\r\n" MSG1;
+	struct t_ctx ctx = { 0 };
+	char host[601], want[4096];
+	struct smtp_srv *s;
+	size_t used;
+
+	memset(host, 'h', 600);
+	memcpy(host + 590, ".example", 9);
+	s = smtp_srv_new(host, PEER, &lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	snprintf(want, sizeof want, "Received: from h.example (" PEER " [" PEER "])\r\n"
+	         "\tby %s (ringrelay) with SMTP id Q1\r\n\tfor <b@y.example>; " DATE "\r\nx\r\n",
+	         host);
+	cr_assert(t_message_is(s, in, want, strlen(want)));
+	smtp_srv_queued(s);
+	snprintf(want, sizeof want,
+	         "220 %s ESMTP ringrelay\r\n"
+	         "250-%s\r\n250-PIPELINING\r\n250-SIZE 18446744073709551615\r\n250-VRFY\r\n"
+	         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+	         "250 %s\r\n" MAIL_OK RCPT_OK DATA_GO QUEUED("Q1"),
+	         host, host, host);
+	cr_assert(t_out_is(s, want));
+	cr_assert_eq(t_feed(s, "X\r\nY\r\nZ\r\n", 9, &used), SMTP_SRV_EV_CLOSE);
+	cr_assert_eq(used, 6);
+	snprintf(want, sizeof want, R502 R502 "421 4.7.0 %s Error: too many errors\r\n", host);
+	cr_assert(t_out_is(s, want));
+	smtp_srv_free(s);
+
+	for (int k = 0; k < 2; k++) {
+		s = smtp_srv_new(host, PEER, &lim, &t_ops, &ctx);
+		cr_assert(s);
+		smtp_srv_start(s);
+		(k ? smtp_srv_shutdown : smtp_srv_timeout)(s);
+		snprintf(want, sizeof want, "220 %s ESMTP ringrelay\r\n421 %s %s %s\r\n", host,
+		         k ? "4.3.2" : "4.4.2", host,
+		         k ? "Service shutting down" : "Error: timeout exceeded");
+		cr_assert(t_out_is(s, want));
+		smtp_srv_free(s);
+	}
+}
+
+/* The longest queue id new_qid may write (SMTP_SRV_QID_MAX - 1 octets) in the reply and
+ * in Received:, with several recipients; a refuse() reply longer than the first output
+ * allocation. */
+Test(smtp_srv, longest_qid_and_long_refusal)
+{
+	static const char in[] = "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\n"
+	                         "RCPT TO:<b@y.example>\r\nRCPT TO:<c@y.example>\r\n"
+	                         "DATA\r\nx\r\n.\r\n";
+#define QID31 "ABCDEFGHIJKLMNOPQRSTUVWXYZ01234"
+	static const char want[] = RCVDN("c.example", "ESMTP", QID31) "x\r\n";
+	struct t_ctx ctx = { .qid = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789" };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+	char reply[700], out[800];
+
+	smtp_srv_start(s);
+	cr_assert(t_message_is(s, in, want, sizeof(want) - 1));
+	smtp_srv_queued(s);
+	cr_assert(t_out_is(s, BANNER EHLO_R MAIL_OK RCPT_OK RCPT_OK DATA_GO QUEUED(QID31)));
+
+	memset(reply, 'r', sizeof reply - 1);
+	memcpy(reply, "451 4.3.0 ", 10);
+	reply[sizeof reply - 1] = '\0';
+	cr_assert(t_message_is(s, MSG1, RCVD1("c.example", "ESMTP", QID31, "b@y.example") "x\r\n",
+	                       sizeof(RCVD1("c.example", "ESMTP", QID31, "b@y.example") "x\r\n") - 1));
+	smtp_srv_refuse(s, reply);
+	snprintf(out, sizeof out, MAIL_OK RCPT_OK DATA_GO "%s\r\n", reply);
+	cr_assert(t_out_is(s, out));
+#undef QID31
+	smtp_srv_free(s);
+}
+
+/* Every other field of Received: comes from the caller (hostname, peer, queue id): an
+ * octet outside 0x21..0x7e in any of them is written as ?, in the header and in every
+ * reply that carries it, so not even a caller's bug can fold or break the header or
+ * a reply. */
+Test(smtp_srv, untrusted_fields_in_received)
+{
+#define EVIL_HOST "mx??X-Evil:?1?"
+#define EVIL_PEER "192.0.2.1???X"
+#define EVIL_QID  "Q??X????1"
+	static const char want[] =
+		"Received: from c.example (" EVIL_PEER " [" EVIL_PEER "])\r\n"
+		"\tby " EVIL_HOST " (ringrelay) with ESMTP id " EVIL_QID "\r\n"
+		"\tfor <b@y.example>; " DATE "\r\nx\r\n";
+	struct t_ctx ctx = { .qid = "Q\r\nX\x7f\xc3\xa9 1" };
+	struct smtp_srv *s = smtp_srv_new("mx\r\nX-Evil: 1\x1b", "192.0.2.1\r\n\tX", &t_lim,
+	                                  &t_ops, &ctx);
+
+	cr_assert(s);
+	smtp_srv_start(s);
+	cr_assert(t_message_is(s, "EHLO c.example\r\n" MSG1, want, sizeof(want) - 1));
+	cr_assert_str_eq(smtp_srv_message(s)->qid, EVIL_QID);
+	smtp_srv_queued(s);
+	smtp_srv_timeout(s);
+	cr_assert(t_out_is(s, "220 " EVIL_HOST " ESMTP ringrelay\r\n"
+	                      "250-" EVIL_HOST "\r\n250-PIPELINING\r\n250-SIZE 10000\r\n"
+	                      "250-VRFY\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
+	                      "250 SMTPUTF8\r\n" MAIL_OK RCPT_OK DATA_GO
+	                      "250 2.0.0 Ok: queued as " EVIL_QID "\r\n"
+	                      "421 4.4.2 " EVIL_HOST " Error: timeout exceeded\r\n"));
+	smtp_srv_free(s);
+
+	/* set_peer() (after a PROXY header) is held to the same rule */
+	ctx.qid = NULL;
+	s = t_new(&ctx, &t_lim);
+	cr_assert_eq(smtp_srv_set_peer(s, "2001:db8::1\n\xff"), 0);
+	smtp_srv_start(s);
+	{
+		static const char want6[] =
+			"Received: from c.example (2001:db8::1?? [IPv6:2001:db8::1??])\r\n"
+			"\tby " HOST " (ringrelay) with ESMTP id Q1\r\n"
+			"\tfor <b@y.example>; " DATE "\r\nx\r\n";
+
+		cr_assert(t_message_is(s, "EHLO c.example\r\n" MSG1, want6, sizeof(want6) - 1));
+	}
+	smtp_srv_queued(s);
+	smtp_srv_free(s);
+#undef EVIL_HOST
+#undef EVIL_PEER
+#undef EVIL_QID
 }
