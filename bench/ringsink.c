@@ -418,11 +418,12 @@ static bool sink_rcpt_allowed(struct smtp_server_conn *c, const char *domain, si
 }
 
 /* Queue ids unique across workers: 1, 2, 3, ... with one worker. */
-static void sink_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
+static bool sink_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
 {
 	struct sink_worker *w = worker_of(c);
 	snprintf(buf, cap, "%llu",
 	         (unsigned long long)(w->qid_seq++ * w->o->workers + w->id + 1));
+	return true;
 }
 
 static void sink_gone(struct smtp_server_conn *c)

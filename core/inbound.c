@@ -78,16 +78,17 @@ static bool inbound_rcpt_allowed(struct smtp_server_conn *c, const char *domain,
 	return app_of(c)->relay_ok || config_relay_domain(worker_of(c)->snap->cfg, domain, len);
 }
 
-static void inbound_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
+static bool inbound_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
 {
 	struct worker *w = worker_of(c);
-	char id[QID_LEN + 1];
-	int ret = qid_next(&w->qid, (uint64_t)time(NULL), id);
+	if (cap < QID_LEN + 1)
+		return false;
+	int ret = qid_next(&w->qid, (uint64_t)time(NULL), buf);
 	if (ret < 0) {
 		log_err("event=qid_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
-		snprintf(id, sizeof id, "%s", "");
+		return false;
 	}
-	snprintf(buf, cap, "%s", id);
+	return true;
 }
 
 static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_msg *m)

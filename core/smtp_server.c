@@ -65,10 +65,10 @@ static bool cb_rcpt_allowed(void *ctx, const char *domain, size_t len)
 	return c->srv->ops->rcpt_allowed(c, domain, len);
 }
 
-static void cb_new_qid(void *ctx, char *buf, size_t cap)
+static bool cb_new_qid(void *ctx, char *buf, size_t cap)
 {
 	struct smtp_server_conn *c = ctx;
-	c->srv->ops->new_qid(c, buf, cap);
+	return c->srv->ops->new_qid(c, buf, cap);
 }
 
 static const struct smtp_srv_ops session_ops = {

@@ -90,7 +90,7 @@ struct smtp_server_ops {
 	const char *(*admit)(struct smtp_server_conn *c, struct smtp_server_params *p,
 	                     char *buf, size_t cap);
 	bool (*rcpt_allowed)(struct smtp_server_conn *c, const char *domain, size_t len);
-	void (*new_qid)(struct smtp_server_conn *c, char *buf, size_t cap);
+	bool (*new_qid)(struct smtp_server_conn *c, char *buf, size_t cap);
 	void (*message)(struct smtp_server_conn *c, const struct smtp_srv_msg *m);
 	/* Optional: the connection is about to be freed (admitted or not). */
 	void (*gone)(struct smtp_server_conn *c);

@@ -755,7 +755,13 @@ static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
 	memcpy(s->mail_from, a.mbox, a.mbox_len);
 	s->mail_from[a.mbox_len] = '\0';
 	s->flags = flags;
-	s->ops.new_qid(s->ctx, s->qid, sizeof(s->qid));
+	if (!s->ops.new_qid(s->ctx, s->qid, sizeof(s->qid))) {
+		/* No queue id (the relay could not make its id block durable): our fault,
+		 * temporary, not counted against the client. */
+		s->qid[0] = '\0';
+		SRV_SAY(s, "451 4.3.0 Error: queue file write error");
+		return;
+	}
 	s->qid[sizeof(s->qid) - 1] = '\0';
 	s->qid_len = strlen(s->qid);
 	srv_printable(s->qid, s->qid_len);

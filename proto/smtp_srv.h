@@ -45,8 +45,9 @@ struct smtp_srv_ops {
 	 * The caller decides from the client address (relay.networks) and relay.domains. */
 	bool (*rcpt_allowed)(void *ctx, const char *domain, size_t len);
 	/* Write a new unique queue id into buf (NUL-terminated, < SMTP_SRV_QID_MAX). Called
-	 * once per transaction, when MAIL is accepted. */
-	void (*new_qid)(void *ctx, char *buf, size_t cap);
+	 * once per transaction, when MAIL is accepted. false: no id can be made now; MAIL is
+	 * answered "451 4.3.0 Error: queue file write error" (not counted as a client error). */
+	bool (*new_qid)(void *ctx, char *buf, size_t cap);
 	/* Wall-clock time for the Received: header (tests pass a fixed one). */
 	time_t (*now)(void *ctx);
 };

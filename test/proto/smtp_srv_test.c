@@ -29,6 +29,7 @@ struct t_ctx {
 	bool use_now;                          /* the clock is `now`, not NOW */
 	time_t now;
 	const char *qid;                       /* every queue id is this (NULL: Q1, Q2, ...) */
+	bool qid_fail;                         /* new_qid fails */
 };
 
 /* Relay policy of the tests: everything but denied.example. */
@@ -38,14 +39,17 @@ static bool t_rcpt_allowed(void *ctx, const char *domain, size_t len)
 	return !(len == 14 && strncasecmp(domain, "denied.example", 14) == 0);
 }
 
-static void t_new_qid(void *ctx, char *buf, size_t cap)
+static bool t_new_qid(void *ctx, char *buf, size_t cap)
 {
 	struct t_ctx *c = ctx;
 
+	if (c->qid_fail)
+		return false;
 	if (c->qid)
 		snprintf(buf, cap, "%s", c->qid);
 	else
 		snprintf(buf, cap, "Q%u", ++c->nqid);
+	return true;
 }
 
 static time_t t_now(void *ctx)
@@ -1469,4 +1473,32 @@ Test(smtp_srv, untrusted_fields_in_received)
 #undef EVIL_HOST
 #undef EVIL_PEER
 #undef EVIL_QID
+}
+
+/* No queue id can be made (the relay's id block is not durable): MAIL gets a temporary
+ * 451, the session stays where it was, and it is not the client's error (30 in a row do
+ * not reach max_errors). */
+Test(smtp_srv, mail_without_a_queue_id)
+{
+	struct t_ctx ctx = { .qid_fail = true };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+	char in[2048] = "EHLO client.example\r\n";
+
+	for (int i = 0; i < 30; i++)
+		strcat(in, "MAIL FROM:<a@example.org>\r\n");
+	strcat(in, "RCPT TO:<b@example.net>\r\n");
+	smtp_srv_start(s);
+	t_out_is(s, "220 " HOST " ESMTP ringrelay\r\n");
+	cr_assert_eq(t_feed(s, in, strlen(in), NULL), SMTP_SRV_EV_NONE);
+	size_t n;
+	const uint8_t *out = smtp_srv_out(s, &n);
+	char *text = strndup((const char *)out, n);
+	size_t k = 0;
+	for (const char *p = text; (p = strstr(p, "451 4.3.0 Error: queue file write error\r\n")); p++)
+		k++;
+	cr_assert_eq(k, 30, "got %zu 451s in:\n%s", k, text);
+	cr_assert(strstr(text, "503 5.5.1 Error: need MAIL command\r\n"));
+	cr_assert_null(strstr(text, "421"));
+	free(text);
+	smtp_srv_free(s);
 }
