@@ -16,7 +16,7 @@
 
 #define STREAM_OUT_HWM (64u * 1024u)
 #define STREAM_IN_PAUSE (128u * 1024u)
-#define STREAM_IN_MAX (1024u * 1024u)
+#define STREAM_IN_MAX (4u * 1024u * 1024u)
 
 static struct net_stream *stream_of_stall(struct timer *t)
 {
@@ -183,6 +183,8 @@ static void stream_send(struct net_stream *s)
 		timer_arm(&s->loop->wheel, &s->stall, s->stall_ms);
 }
 
+static void stream_cancel_recv(struct net_stream *s);
+
 static void stream_lost(struct net_stream *s, int res)
 {
 	if (s->lost_said || s->closing)
@@ -269,6 +271,10 @@ static void stream_input(struct net_stream *s, const uint8_t *p, size_t n)
 	}
 	if (s->offer)
 		stream_offer(s);
+	/* Paused: cancel the recv now, not at the end of the turn, so that what the kernel
+	 * reads for us after this stays small. */
+	if (s->recv_armed && !s->recv_cancel && stream_paused(s))
+		stream_cancel_recv(s);
 }
 
 void net_stream_on_recv(struct net_stream *s, int res, unsigned flags)
@@ -309,8 +315,6 @@ void net_stream_discard_input(struct net_stream *s)
 }
 
 /* ---- close ----------------------------------------------------------------------- */
-
-static void stream_cancel_recv(struct net_stream *s);
 
 /* shutdown() ends the multishot recv and any send in flight; on a socket that never got
  * connected it fails, and the recv is cancelled instead. */
