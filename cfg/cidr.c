@@ -14,12 +14,16 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <errno.h>
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cfg/textfile.h"
+
+/* A haproxy_hosts file larger than this is a mistake (a million lines is ~16 MiB). */
+#define CIDR_FILE_MAX (16u << 20)
 
 typedef unsigned __int128 cidr_u128;
 
@@ -205,26 +209,24 @@ oom:
 
 int cidr_builder_add_file(struct cidr_builder *b, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	char *buf, *line, *next;
+	size_t len;
 	unsigned lineno = 0;
-	int rc = 0;
 
-	if (f == NULL) {
-		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s:0:0: cannot open: %s", path, strerror(errno));
+	/* Never blocks (a FIFO is refused, not opened for a writer to come) and is bounded. */
+	if (textfile_read(path, CIDR_FILE_MAX, &buf, &len, err, errlen) < 0)
 		return -1;
-	}
-	while ((n = getline(&line, &cap, f)) >= 0) {
+	for (line = buf; line < buf + len; line = next) {
 		char msg[256];
-		char *p = line, *end;
-		char *hash = memchr(line, '#', (size_t)n);
+		char *nl = memchr(line, '\n', (size_t)(buf + len - line));
+		char *p = line, *end = nl ? nl : buf + len;
+		char *hash = memchr(line, '#', (size_t)(end - line));
 		bool bad;
 
+		next = nl ? nl + 1 : buf + len;
 		lineno++;
-		end = hash ? hash : line + n;
+		if (hash != NULL)
+			end = hash;
 		while (p < end && isspace((unsigned char)*p))
 			p++;
 		while (end > p && isspace((unsigned char)end[-1]))
@@ -235,26 +237,19 @@ int cidr_builder_add_file(struct cidr_builder *b, const char *path, char *err, s
 			snprintf(msg, sizeof(msg), "NUL byte in line");
 			bad = true;
 		} else {
-			*end = '\0';
+			*end = '\0';              /* at most the line's '\n' (or the final NUL) */
 			bad = cidr_builder_add(b, p, msg, sizeof(msg)) < 0;
 		}
 		if (bad) {
 			if (err != NULL && errlen > 0)
 				snprintf(err, errlen, "%s:%u:%zu: %s", path, lineno,
 				         (size_t)(p - line) + 1, msg);
-			rc = -1;
-			break;
+			free(buf);
+			return -1;
 		}
 	}
-	if (rc == 0 && ferror(f)) {
-		if (err != NULL && errlen > 0)
-			snprintf(err, errlen, "%s:%u:0: read error: %s", path, lineno,
-			         strerror(errno));
-		rc = -1;
-	}
-	free(line);
-	fclose(f);
-	return rc;
+	free(buf);
+	return 0;
 }
 
 static int cidr_cmp4(const void *a, const void *b)

@@ -18,7 +18,9 @@ struct cidr_builder *cidr_builder_new(void);
  * an error ("10.1.2.3/16" is rejected, as HAProxy and Postfix's cidr tables warn). */
 int cidr_builder_add(struct cidr_builder *b, const char *text, char *err, size_t errlen);
 /* Add every line of a Haraka-style haproxy_hosts file: one IP or CIDR per line,
- * '#' starts a comment, blank lines ignored. On error: -1 and "PATH:LINE:COL: ..." in err. */
+ * '#' starts a comment, blank lines ignored. On error: -1 and "PATH:LINE:COL: ..." in err.
+ * The file is read with textfile_read(): never blocking, a regular file of at most 16 MiB
+ * ("PATH:0:0: not a regular file" for a FIFO, a device or a directory). */
 int cidr_builder_add_file(struct cidr_builder *b, const char *path, char *err, size_t errlen);
 /* Consume the builder (even on failure) and return the table; NULL only on ENOMEM. */
 struct cidr_table *cidr_builder_finish(struct cidr_builder *b);

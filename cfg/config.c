@@ -12,11 +12,17 @@
  *     absent, then semantic checks, each error pointing at the offending value.
  * The one key libcyaml cannot describe, a transport's `source` (one mapping or a list
  * of them), is skipped by the schema and read from step 1's document instead.
+ * So is every integer: libcyaml reads them with strtoll(..., 0), which takes "010" for
+ * eight, "0x10" for sixteen and "1.5" for one. The schema only names the numeric keys
+ * (so that a misspelt one is still an unknown key); cfg_num() reads each value's text
+ * from step 1's document, in base 10 only, and checks it against the key's range.
  *
  * File paths in the configuration (proxy_hosts_file, tls.certificate, tls.key,
  * tls_ca_file) are taken as given, relative to the working directory, and must exist
  * and be readable when the configuration is loaded: `ringrelay --check` is where an
- * operator wants to learn that a certificate is missing, not the first STARTTLS. */
+ * operator wants to learn that a certificate is missing, not the first STARTTLS. They
+ * must be regular files: a FIFO would block the reader (the configuration file itself
+ * and proxy_hosts_file are read through cfg/textfile, which never blocks). */
 #include "cfg/config.h"
 
 #include <arpa/inet.h>
@@ -34,12 +40,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfg/textfile.h"
 #include "cfg/yamlpos.h"
+#include "proto/smtp_srv.h"
+#include "proto/spoolrec.h"
 
 #define CFG_MAX_FILE (16u << 20)       /* a configuration larger than this is a mistake */
-#define CFG_MAX_WORKERS 1024
-#define CFG_DEFAULT_PORT 2525
 #define CFG_NAME_DEFAULTS "(defaults)"
+#define CFG_RETRY_MAX_ENTRIES 64
 
 /* ---- raw structs: the YAML as libcyaml loads it ---- */
 
@@ -61,13 +69,10 @@ struct raw_tls {
 struct raw_listener {
 	char *id;
 	char *address;
-	int64_t *port;
 	enum config_proxy_mode *proxy_protocol;
 	char **proxy_hosts;
 	unsigned proxy_hosts_count;
 	char *proxy_hosts_file;
-	int64_t *proxy_timeout;
-	int64_t *proxy_max_header;
 	struct raw_tls *tls;
 	enum config_tls_mode *tls_mode;
 };
@@ -79,13 +84,10 @@ struct raw_relay {
 	unsigned domains_count;
 };
 
-struct raw_limits {
-	int64_t *max_message_size;
-	int64_t *max_recipients;
-	int64_t *max_line_length;
-	int64_t *max_connections;
-	int64_t *max_connections_per_ip;
-	int64_t *idle_timeout;
+/* A section of numbers only (limits, health_check, queue): libcyaml checks that it is a
+ * mapping of known keys; the values are read by cfg_num(). */
+struct raw_numbers {
+	char unused;
 };
 
 struct raw_route {
@@ -99,50 +101,33 @@ struct raw_transport {
 	char *nexthop;
 	enum config_out_tls *tls;
 	char *tls_ca_file;
-	int64_t *max_connections;
-	int64_t *max_messages_per_connection;
 	char *proxy_pool;
 	char **proxy_bypass_domains;
 	unsigned proxy_bypass_domains_count;
 };
 
-struct raw_health_check {
-	int64_t *interval;
-	int64_t *timeout;
-	int64_t *failure_threshold;
-	int64_t *success_threshold;
-};
-
 struct raw_pool {
 	char *id;
-	int64_t *version;
 	char **servers;
 	unsigned servers_count;
-	struct raw_health_check *health_check;
-};
-
-struct raw_queue {
-	int64_t *retry_schedule;
-	unsigned retry_schedule_count;
-	int64_t *max_age;
+	struct raw_numbers *health_check;
 };
 
 struct raw_config {
 	char *hostname;
-	int64_t *workers;
 	struct raw_spool *spool;
 	struct raw_dns *dns;
 	struct raw_listener *listeners;
 	unsigned listeners_count;
 	struct raw_relay *relay;
-	struct raw_limits *limits;
+	struct raw_numbers *limits;
 	struct raw_route *routes;
 	unsigned routes_count;
 	struct raw_transport *transports;
 	unsigned transports_count;
 	struct raw_pool *proxy_pools;
 	unsigned proxy_pools_count;
-	struct raw_queue *queue;
+	struct raw_numbers *queue;
 };
 
 /* ---- the libcyaml schema ---- */
@@ -153,7 +138,8 @@ struct raw_config {
 #define STR(key, st, m) CYAML_FIELD_STRING_PTR(key, OPT, st, m, 0, CYAML_UNLIMITED)
 #define STR_REQ(key, st, m) CYAML_FIELD_STRING_PTR(key, CYAML_FLAG_POINTER, st, m, 0, \
                                                    CYAML_UNLIMITED)
-#define INT(key, st, m) CYAML_FIELD_INT_PTR(key, OPT, st, m)
+/* An integer (or, for retry_schedule, a list of them): named here, read by cfg_num(). */
+#define NUM(key) CYAML_FIELD_IGNORE(key, OPT)
 #define STRSEQ(key, st, m) CYAML_FIELD_SEQUENCE(key, CYAML_FLAG_POINTER | OPT, st, m, \
                                                 &str_entry, 0, CYAML_UNLIMITED)
 
@@ -177,9 +163,6 @@ static const cyaml_strval_t out_tls_names[] = {
 static const cyaml_schema_value_t str_entry = {
 	CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 0, CYAML_UNLIMITED),
 };
-static const cyaml_schema_value_t int_entry = {
-	CYAML_VALUE_INT(CYAML_FLAG_DEFAULT, int64_t),
-};
 
 static const cyaml_schema_field_t spool_fields[] = {
 	STR("path", struct raw_spool, path),
@@ -201,13 +184,13 @@ static const cyaml_schema_field_t tls_fields[] = {
 static const cyaml_schema_field_t listener_fields[] = {
 	STR_REQ("id", struct raw_listener, id),
 	STR("address", struct raw_listener, address),
-	INT("port", struct raw_listener, port),
+	NUM("port"),
 	CYAML_FIELD_ENUM_PTR("proxy_protocol", ENUMF, struct raw_listener, proxy_protocol,
 	                     proxy_mode_names, CYAML_ARRAY_LEN(proxy_mode_names)),
 	STRSEQ("proxy_hosts", struct raw_listener, proxy_hosts),
 	STR("proxy_hosts_file", struct raw_listener, proxy_hosts_file),
-	INT("proxy_timeout", struct raw_listener, proxy_timeout),
-	INT("proxy_max_header", struct raw_listener, proxy_max_header),
+	NUM("proxy_timeout"),
+	NUM("proxy_max_header"),
 	CYAML_FIELD_MAPPING_PTR("tls", OPT, struct raw_listener, tls, tls_fields),
 	CYAML_FIELD_ENUM_PTR("tls_mode", ENUMF, struct raw_listener, tls_mode,
 	                     tls_mode_names, CYAML_ARRAY_LEN(tls_mode_names)),
@@ -224,12 +207,12 @@ static const cyaml_schema_field_t relay_fields[] = {
 };
 
 static const cyaml_schema_field_t limits_fields[] = {
-	INT("max_message_size", struct raw_limits, max_message_size),
-	INT("max_recipients", struct raw_limits, max_recipients),
-	INT("max_line_length", struct raw_limits, max_line_length),
-	INT("max_connections", struct raw_limits, max_connections),
-	INT("max_connections_per_ip", struct raw_limits, max_connections_per_ip),
-	INT("idle_timeout", struct raw_limits, idle_timeout),
+	NUM("max_message_size"),
+	NUM("max_recipients"),
+	NUM("max_line_length"),
+	NUM("max_connections"),
+	NUM("max_connections_per_ip"),
+	NUM("idle_timeout"),
 	CYAML_FIELD_END
 };
 
@@ -249,8 +232,8 @@ static const cyaml_schema_field_t transport_fields[] = {
 	CYAML_FIELD_ENUM_PTR("tls", ENUMF, struct raw_transport, tls,
 	                     out_tls_names, CYAML_ARRAY_LEN(out_tls_names)),
 	STR("tls_ca_file", struct raw_transport, tls_ca_file),
-	INT("max_connections", struct raw_transport, max_connections),
-	INT("max_messages_per_connection", struct raw_transport, max_messages_per_connection),
+	NUM("max_connections"),
+	NUM("max_messages_per_connection"),
 	STR("proxy_pool", struct raw_transport, proxy_pool),
 	/* A mapping or a list of mappings: read from the yamlpos document (cfg_sources). */
 	CYAML_FIELD_IGNORE("source", OPT),
@@ -262,16 +245,16 @@ static const cyaml_schema_value_t transport_entry = {
 };
 
 static const cyaml_schema_field_t health_fields[] = {
-	INT("interval", struct raw_health_check, interval),
-	INT("timeout", struct raw_health_check, timeout),
-	INT("failure_threshold", struct raw_health_check, failure_threshold),
-	INT("success_threshold", struct raw_health_check, success_threshold),
+	NUM("interval"),
+	NUM("timeout"),
+	NUM("failure_threshold"),
+	NUM("success_threshold"),
 	CYAML_FIELD_END
 };
 
 static const cyaml_schema_field_t pool_fields[] = {
 	STR_REQ("id", struct raw_pool, id),
-	INT("version", struct raw_pool, version),
+	NUM("version"),
 	STRSEQ("servers", struct raw_pool, servers),
 	CYAML_FIELD_MAPPING_PTR("health_check", SECTION, struct raw_pool, health_check,
 	                        health_fields),
@@ -282,15 +265,15 @@ static const cyaml_schema_value_t pool_entry = {
 };
 
 static const cyaml_schema_field_t queue_fields[] = {
-	CYAML_FIELD_SEQUENCE("retry_schedule", CYAML_FLAG_POINTER | OPT, struct raw_queue,
-	                     retry_schedule, &int_entry, 0, CYAML_UNLIMITED),
-	INT("max_age", struct raw_queue, max_age),
+	NUM("retry_schedule"),
+	NUM("max_age"),
 	CYAML_FIELD_END
 };
 
 static const cyaml_schema_field_t top_fields[] = {
 	STR("hostname", struct raw_config, hostname),
-	INT("workers", struct raw_config, workers),
+	NUM("workers"),
+	NUM("shutdown_timeout"),
 	CYAML_FIELD_MAPPING_PTR("spool", SECTION, struct raw_config, spool, spool_fields),
 	CYAML_FIELD_MAPPING_PTR("dns", SECTION, struct raw_config, dns, dns_fields),
 	CYAML_FIELD_SEQUENCE("listeners", CYAML_FLAG_POINTER | OPT, struct raw_config,
@@ -323,6 +306,7 @@ static const struct {
 
 struct cfg_ctx {
 	const char *name;                  /* file name for messages */
+	bool defaults;                     /* the embedded defaults: no position to give */
 	struct yamlpos *pos;               /* NULL for the embedded defaults */
 	char *errbuf;
 	size_t errlen;
@@ -340,7 +324,10 @@ static void cfg_verr(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, 
 	int n;
 	if (x->errbuf == NULL || x->errlen == 0)
 		return;
-	n = snprintf(x->errbuf, x->errlen, "%s:%u:%u: ", x->name, m.line, m.col);
+	if (x->defaults)
+		n = snprintf(x->errbuf, x->errlen, "%s: ", x->name);
+	else
+		n = snprintf(x->errbuf, x->errlen, "%s:%u:%u: ", x->name, m.line, m.col);
 	if (n >= 0 && (size_t)n < x->errlen)
 		vsnprintf(x->errbuf + n, x->errlen - (size_t)n, fmt, ap);
 	/* One line, always: a value with a newline in it must not break that. */
@@ -397,52 +384,172 @@ static char *cfg_strdup(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-/* libcyaml's INT reads "1.5" as 1: insist on the decimal digits of an integer. */
-static bool cfg_int_text(struct cfg_ctx *x, const char *path)
+/* ---- numbers ----
+ *
+ * Every integer key, its default and its range, in one table. The ranges are what an
+ * operator can sensibly mean, and they keep every product the code computes in range:
+ *  - seconds * 1000 as unsigned milliseconds (net/conn.c does it for idle_timeout and
+ *    proxy_timeout; shutdown_timeout, the health checks and retry_schedule will be timed
+ *    the same way): every such key is at most CONFIG_SECONDS_MAX, asserted below.
+ *    queue.max_age (a year at most) is the exception: in milliseconds, use uint64_t.
+ *  - max_message_size: the message is held in memory, then written as one spool record
+ *    (its data, our Received: header, the envelope) in one commit. The spool limits a
+ *    record's payload to SPOOLREC_MAX_PAYLOAD (1 GiB) and a commit to SPOOL_BATCH_MAX
+ *    (core/spool.h, 512 MiB; a record over it is answered 451 and can never succeed).
+ *    256 MiB of data plus max_recipients (100000) addresses of at most SMTP_SRV_CMD_MAX
+ *    octets and a Received: header stays under both: ~306 MiB (asserted below; core/ is
+ *    above cfg/ and cannot be included here, so its limit is restated).
+ *  - proxy_max_header + 4096 (net/conn.c's reassembly bound) is tiny; port fits 16 bits.
+ * Everything else is a count or a limit that is only compared. */
+enum cfg_num_key {
+	CFG_N_WORKERS = 0,
+	CFG_N_SHUTDOWN_TIMEOUT,
+	CFG_N_PORT,
+	CFG_N_PROXY_TIMEOUT,
+	CFG_N_PROXY_MAX_HEADER,
+	CFG_N_MAX_MESSAGE_SIZE,
+	CFG_N_MAX_RECIPIENTS,
+	CFG_N_MAX_LINE_LENGTH,
+	CFG_N_MAX_CONNECTIONS,
+	CFG_N_MAX_CONNECTIONS_PER_IP,
+	CFG_N_IDLE_TIMEOUT,
+	CFG_N_TRANSPORT_MAX_CONNECTIONS,
+	CFG_N_TRANSPORT_MAX_MESSAGES,
+	CFG_N_POOL_VERSION,
+	CFG_N_HEALTH_INTERVAL,
+	CFG_N_HEALTH_TIMEOUT,
+	CFG_N_HEALTH_THRESHOLD,
+	CFG_N_RETRY,
+	CFG_N_MAX_AGE,
+};
+
+#define CFG_SHUTDOWN_TIMEOUT_MAX 3600u
+#define CFG_PROXY_TIMEOUT_MAX 3600u
+#define CFG_IDLE_TIMEOUT_MAX 86400u
+#define CFG_HEALTH_MAX 3600u
+
+static const struct cfg_num_range {
+	uint64_t def, min, max;
+} cfg_num_ranges[] = {
+	/* 0 = one per online CPU; over 1024 threads, each with a ring and sockets: a typo. */
+	[CFG_N_WORKERS] = { 0, 0, 1024 },
+	/* 0: cut at once; an hour is longer than any transaction should take. */
+	[CFG_N_SHUTDOWN_TIMEOUT] = { 10, 0, CFG_SHUTDOWN_TIMEOUT_MAX },
+	/* 0 = any free port (tests). */
+	[CFG_N_PORT] = { 2525, 0, 65535 },
+	[CFG_N_PROXY_TIMEOUT] = { 30, 1, CFG_PROXY_TIMEOUT_MAX },
+	/* 16 fixed + 216 (the largest address block, UNIX) at least; 16 + 65535 at most. */
+	[CFG_N_PROXY_MAX_HEADER] = { 4096, 232, 65551 },
+	[CFG_N_MAX_MESSAGE_SIZE] = { 52428800, 1024, CONFIG_MAX_MESSAGE_SIZE_MAX },
+	[CFG_N_MAX_RECIPIENTS] = { 1000, 1, CONFIG_MAX_RECIPIENTS_MAX },
+	/* Under RFC 5322's recommended 78 octets ordinary mail would be refused; 998 is its
+	 * hard limit, which an operator may relax (up to 1 MiB) for senders that break it. */
+	[CFG_N_MAX_LINE_LENGTH] = { 998, 78, 1048576 },
+	[CFG_N_MAX_CONNECTIONS] = { 50000, 1, 1000000 },
+	[CFG_N_MAX_CONNECTIONS_PER_IP] = { 500, 1, 1000000 },
+	[CFG_N_IDLE_TIMEOUT] = { 300, 1, CFG_IDLE_TIMEOUT_MAX },
+	/* per (source, site): a source address has ~28000 ephemeral ports for all sites. */
+	[CFG_N_TRANSPORT_MAX_CONNECTIONS] = { 100, 1, 10000 },
+	[CFG_N_TRANSPORT_MAX_MESSAGES] = { 1000, 1, 1000000 },
+	[CFG_N_POOL_VERSION] = { 2, 1, 2 },
+	[CFG_N_HEALTH_INTERVAL] = { 5, 1, CFG_HEALTH_MAX },
+	[CFG_N_HEALTH_TIMEOUT] = { 1, 1, CFG_HEALTH_MAX },     /* and <= interval */
+	[CFG_N_HEALTH_THRESHOLD] = { 3, 1, 100 },
+	/* each entry: a second to a week; the list has 1..CFG_RETRY_MAX_ENTRIES entries. */
+	[CFG_N_RETRY] = { 0, 1, CONFIG_SECONDS_MAX },
+	/* a minute (the first retry) to a year. */
+	[CFG_N_MAX_AGE] = { 432000, 60, 31536000 },
+};
+
+#define CFG_SPOOL_COMMIT_MAX (512u << 20)   /* SPOOL_BATCH_MAX of core/spool.h */
+/* The largest message record: data, an address per recipient (length-prefixed), and
+ * 64 KiB for the Received: header, sender, client, queue id and framing. */
+#define CFG_RECORD_MAX ((uint64_t)CONFIG_MAX_MESSAGE_SIZE_MAX + \
+                        (uint64_t)CONFIG_MAX_RECIPIENTS_MAX * (4 + SMTP_SRV_CMD_MAX) + (64u << 10))
+
+_Static_assert(CFG_SHUTDOWN_TIMEOUT_MAX <= CONFIG_SECONDS_MAX &&
+               CFG_PROXY_TIMEOUT_MAX <= CONFIG_SECONDS_MAX &&
+               CFG_IDLE_TIMEOUT_MAX <= CONFIG_SECONDS_MAX &&
+               CFG_HEALTH_MAX <= CONFIG_SECONDS_MAX,
+               "every duration but max_age is at most CONFIG_SECONDS_MAX");
+_Static_assert((uint64_t)CONFIG_SECONDS_MAX * 1000u <= UINT_MAX,
+               "seconds * 1000 must fit in unsigned milliseconds");
+_Static_assert(CFG_RECORD_MAX <= SPOOLREC_MAX_PAYLOAD && CFG_RECORD_MAX <= CFG_SPOOL_COMMIT_MAX,
+               "the largest message must fit one spool record and one commit");
+
+/* Decimal digits only, at most UINT64_MAX. No sign, base prefix, '_', exponent or
+ * fraction: "010" is ten and "0x10", "+5", "1e3", "1.5", "1_000" and "" are not integers.
+ * "-N" and a number beyond UINT64_MAX are integers, out of every range here. */
+enum cfg_dec_rc { CFG_DEC_OK = 0, CFG_DEC_SYNTAX, CFG_DEC_RANGE };
+
+static enum cfg_dec_rc cfg_decimal(const char *s, size_t len, uint64_t *out)
 {
-	const yaml_node_t *n = yamlpos_node(x->pos, path);
-	const char *v;
-	size_t len, i = 0;
-	if (n == NULL || n->type != YAML_SCALAR_NODE)
-		return true;                   /* libcyaml has checked the type */
-	v = (const char *)n->data.scalar.value;
-	len = n->data.scalar.length;
-	if (len > 0 && (v[0] == '-' || v[0] == '+'))
-		i = 1;
-	if (i < len && strspn(v + i, "0123456789") == len - i)
-		return true;
-	cfg_err(x, path, "invalid integer '%s' for %s", v, path);
-	return false;
+	size_t i = len > 1 && s[0] == '-';
+	bool big = false;
+	uint64_t v = 0;
+
+	if (i == len)
+		return CFG_DEC_SYNTAX;
+	for (size_t k = i; k < len; k++) {
+		unsigned d = (unsigned)(unsigned char)s[k] - '0';
+		if (d > 9)
+			return CFG_DEC_SYNTAX;
+		if (v > (UINT64_MAX - d) / 10)
+			big = true;
+		else
+			v = v * 10 + d;
+	}
+	if (i == 1 || big)
+		return CFG_DEC_RANGE;
+	*out = v;
+	return CFG_DEC_OK;
 }
 
-/* An integer key: absent -> def; else must lie in [min, max]. */
-static int cfg_num(struct cfg_ctx *x, const char *path, const int64_t *v, uint64_t def,
-                   uint64_t min, uint64_t max, uint64_t *out)
+static const char *cfg_node_word(const yaml_node_t *n)
 {
-	if (v == NULL) {
-		*out = def;
+	return n->type == YAML_MAPPING_NODE ? "a mapping" :
+	       n->type == YAML_SEQUENCE_NODE ? "a list" : "a scalar";
+}
+
+/* The integer at `path` of the document: absent -> the key's default; otherwise it must
+ * be a base-10 integer within the key's range, else an error at the value:
+ *   "PATH: VALUE is out of range (MIN..MAX)" or "invalid integer 'TEXT' for PATH". */
+static int cfg_num(struct cfg_ctx *x, const char *path, enum cfg_num_key k, uint64_t *out)
+{
+	const struct cfg_num_range *r = &cfg_num_ranges[k];
+	const yaml_node_t *n = yamlpos_node(x->pos, path);
+	const char *v;
+	int len;
+	uint64_t u = 0;
+	enum cfg_dec_rc rc;
+
+	if (n == NULL) {
+		*out = r->def;
 		return 0;
 	}
-	if (!cfg_int_text(x, path))
-		return -1;
-	if (*v < 0 || (uint64_t)*v < min || (uint64_t)*v > max) {
-		const char *dot = strrchr(path, '.');
-		bool port = strcmp(dot ? dot + 1 : path, "port") == 0;
-		return cfg_err(x, path, "%s %" PRId64 " out of range for %s (%" PRIu64
-		               "-%" PRIu64 ")", port ? "invalid port" : "value", *v, path,
-		               min, max);
-	}
-	*out = (uint64_t)*v;
+	if (n->type != YAML_SCALAR_NODE)
+		return cfg_err(x, path, "wrong type for %s: expected an integer, got %s", path,
+		               cfg_node_word(n));
+	v = (const char *)n->data.scalar.value;
+	rc = cfg_decimal(v, n->data.scalar.length, &u);
+	len = n->data.scalar.length > 64 ? 64 : (int)n->data.scalar.length;   /* for messages */
+	if (rc == CFG_DEC_SYNTAX)
+		return cfg_err(x, path, "invalid integer '%.*s%s' for %s (base-10 digits only)",
+		               len, v, (size_t)len < n->data.scalar.length ? "..." : "", path);
+	if (rc == CFG_DEC_RANGE || u < r->min || u > r->max)
+		return cfg_err(x, path, "%s: %.*s%s is out of range (%" PRIu64 "..%" PRIu64 ")",
+		               path, len, v, (size_t)len < n->data.scalar.length ? "..." : "",
+		               r->min, r->max);
+	*out = u;
 	return 0;
 }
 
-static int cfg_uint(struct cfg_ctx *x, const char *path, const int64_t *v, unsigned def,
-                    unsigned min, unsigned max, unsigned *out)
+static int cfg_uint(struct cfg_ctx *x, const char *path, enum cfg_num_key k, unsigned *out)
 {
 	uint64_t u = 0;
-	if (cfg_num(x, path, v, def, min, max, &u) < 0)
+	if (cfg_num(x, path, k, &u) < 0)
 		return -1;
-	*out = (unsigned)u;
+	*out = (unsigned)u;                /* every range's max fits (the table above) */
 	return 0;
 }
 
@@ -607,18 +714,18 @@ static bool cfg_host_ok(const char *host, bool bracketed)
 	return cfg_name_ok(host, false);
 }
 
-static bool cfg_readable(const char *path)
+/* NULL when path names a readable regular file, else why not. Never opens it: a FIFO
+ * would block (here or in whoever reads it later), so it is refused like a directory. */
+static const char *cfg_unreadable(const char *path)
 {
 	struct stat st;
-	if (access(path, R_OK) != 0)
-		return false;
-	if (stat(path, &st) != 0)
-		return false;
-	if (S_ISDIR(st.st_mode)) {
-		errno = EISDIR;
-		return false;
-	}
-	return true;
+	if (path[0] == '\0')
+		return "empty path";
+	if (access(path, R_OK) != 0 || stat(path, &st) != 0)
+		return strerror(errno);
+	if (!S_ISREG(st.st_mode))
+		return "not a regular file";
+	return NULL;
 }
 
 /* Parse a YAML boolean the way YAML 1.1 spells it. */
@@ -702,20 +809,17 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 		if (l->id == NULL)
 			return cfg_oom(x);
 	}
-	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].port", i), r ? r->port : NULL,
-	             CFG_DEFAULT_PORT, 0, 65535, &port) < 0)
+	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].port", i), CFG_N_PORT, &port) < 0)
 		return -1;
 	if (!cfg_sockaddr(addr, port, &l->addr, &l->addrlen))
 		return cfg_err(x, cfg_path(&p, "listeners[%zu].address", i),
 		               "invalid address '%s' in listeners[%zu].address "
 		               "(expected an IPv4 or IPv6 literal)", addr, i);
 	l->proxy_protocol = r && r->proxy_protocol ? *r->proxy_protocol : CONFIG_PROXY_OFF;
-	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_timeout", i),
-	             r ? r->proxy_timeout : NULL, 30, 1, 86400, &l->proxy_timeout) < 0)
-		return -1;
-	/* 16 fixed + 216 (the largest address block, UNIX) at least; 16 + 65535 at most. */
-	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_max_header", i),
-	             r ? r->proxy_max_header : NULL, 4096, 232, 65551, &l->proxy_max_header) < 0)
+	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_timeout", i), CFG_N_PROXY_TIMEOUT,
+	             &l->proxy_timeout) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_max_header", i),
+	             CFG_N_PROXY_MAX_HEADER, &l->proxy_max_header) < 0)
 		return -1;
 
 	b = cidr_builder_new();
@@ -741,11 +845,10 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 			}
 		}
 		if (r->proxy_hosts_file != NULL) {
-			const char *f = r->proxy_hosts_file;
+			const char *f = r->proxy_hosts_file, *why = cfg_unreadable(f);
 			cfg_path(&p, "listeners[%zu].proxy_hosts_file", i);
-			if (!cfg_readable(f)) {
-				cfg_err(x, p.s, "cannot read proxy_hosts_file '%s': %s", f,
-				        strerror(errno));
+			if (why != NULL) {
+				cfg_err(x, p.s, "cannot read proxy_hosts_file '%s': %s", f, why);
 				goto fail;
 			}
 			/* Errors inside the file carry the file's own PATH:LINE:COL. */
@@ -772,10 +875,10 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 		const char *files[2] = { r->tls->certificate, r->tls->key };
 		const char *keys[2] = { "certificate", "key" };
 		for (int k = 0; k < 2; k++) {
-			if (files[k][0] == '\0' || !cfg_readable(files[k]))
+			const char *why = cfg_unreadable(files[k]);
+			if (why != NULL)
 				return cfg_err(x, cfg_path(&p, "listeners[%zu].tls.%s", i, keys[k]),
-				               "cannot read tls.%s '%s': %s", keys[k], files[k],
-				               files[k][0] ? strerror(errno) : "empty path");
+				               "cannot read tls.%s '%s': %s", keys[k], files[k], why);
 		}
 		l->tls_certificate = strdup(r->tls->certificate);
 		l->tls_key = strdup(r->tls->key);
@@ -865,24 +968,18 @@ static int cfg_relay(struct cfg_ctx *x, const struct raw_config *r, struct confi
 	return 0;
 }
 
-static int cfg_limits(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+static int cfg_limits(struct cfg_ctx *x, struct config *c)
 {
-	const struct raw_limits *l = r ? r->limits : NULL;
-	const struct raw_limits none = { 0 };
-	if (l == NULL)
-		l = &none;
-	if (cfg_num(x, "limits.max_message_size", l->max_message_size, 52428800, 1, INT64_MAX,
+	if (cfg_num(x, "limits.max_message_size", CFG_N_MAX_MESSAGE_SIZE,
 	            &c->max_message_size) < 0 ||
-	    cfg_uint(x, "limits.max_recipients", l->max_recipients, 1000, 1, UINT_MAX,
-	             &c->max_recipients) < 0 ||
-	    cfg_uint(x, "limits.max_line_length", l->max_line_length, 998, 1, UINT_MAX,
+	    cfg_uint(x, "limits.max_recipients", CFG_N_MAX_RECIPIENTS, &c->max_recipients) < 0 ||
+	    cfg_uint(x, "limits.max_line_length", CFG_N_MAX_LINE_LENGTH,
 	             &c->max_line_length) < 0 ||
-	    cfg_uint(x, "limits.max_connections", l->max_connections, 50000, 1, UINT_MAX,
+	    cfg_uint(x, "limits.max_connections", CFG_N_MAX_CONNECTIONS,
 	             &c->max_connections) < 0 ||
-	    cfg_uint(x, "limits.max_connections_per_ip", l->max_connections_per_ip, 500, 1,
-	             UINT_MAX, &c->max_connections_per_ip) < 0 ||
-	    cfg_uint(x, "limits.idle_timeout", l->idle_timeout, 300, 1, UINT_MAX,
-	             &c->idle_timeout) < 0)
+	    cfg_uint(x, "limits.max_connections_per_ip", CFG_N_MAX_CONNECTIONS_PER_IP,
+	             &c->max_connections_per_ip) < 0 ||
+	    cfg_uint(x, "limits.idle_timeout", CFG_N_IDLE_TIMEOUT, &c->idle_timeout) < 0)
 		return -1;
 	return 0;
 }
@@ -1004,8 +1101,9 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		if (t->id == NULL || t->nexthop == NULL)
 			return cfg_oom(x);
 		t->tls = CONFIG_OUT_TLS_OPPORTUNISTIC;
-		t->max_connections = 100;
-		t->max_messages_per_connection = 1000;
+		t->max_connections = (unsigned)cfg_num_ranges[CFG_N_TRANSPORT_MAX_CONNECTIONS].def;
+		t->max_messages_per_connection =
+			(unsigned)cfg_num_ranges[CFG_N_TRANSPORT_MAX_MESSAGES].def;
 		return 0;
 	}
 	if (r->id[0] == '\0')
@@ -1019,19 +1117,18 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		return -1;
 	t->tls = r->tls ? *r->tls : CONFIG_OUT_TLS_OPPORTUNISTIC;
 	if (r->tls_ca_file != NULL) {
-		if (r->tls_ca_file[0] == '\0' || !cfg_readable(r->tls_ca_file))
+		const char *why = cfg_unreadable(r->tls_ca_file);
+		if (why != NULL)
 			return cfg_err(x, cfg_path(&p, "transports[%zu].tls_ca_file", i),
-			               "cannot read tls_ca_file '%s': %s", r->tls_ca_file,
-			               r->tls_ca_file[0] ? strerror(errno) : "empty path");
+			               "cannot read tls_ca_file '%s': %s", r->tls_ca_file, why);
 		t->tls_ca_file = strdup(r->tls_ca_file);
 		if (t->tls_ca_file == NULL)
 			return cfg_oom(x);
 	}
 	if (cfg_uint(x, cfg_path(&p, "transports[%zu].max_connections", i),
-	             r->max_connections, 100, 1, UINT_MAX, &t->max_connections) < 0 ||
+	             CFG_N_TRANSPORT_MAX_CONNECTIONS, &t->max_connections) < 0 ||
 	    cfg_uint(x, cfg_path(&p, "transports[%zu].max_messages_per_connection", i),
-	             r->max_messages_per_connection, 1000, 1, UINT_MAX,
-	             &t->max_messages_per_connection) < 0)
+	             CFG_N_TRANSPORT_MAX_MESSAGES, &t->max_messages_per_connection) < 0)
 		return -1;
 	if (r->proxy_pool != NULL) {
 		t->proxy_pool = strdup(r->proxy_pool);
@@ -1045,11 +1142,32 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 	                   &t->proxy_bypass_domains, &t->nproxy_bypass_domains);
 }
 
+static int cfg_health_check(struct cfg_ctx *x, size_t i, struct config_health_check *h)
+{
+	struct cfg_path p;
+	const char *tpath;
+
+	if (cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.interval", i),
+	             CFG_N_HEALTH_INTERVAL, &h->interval) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.failure_threshold", i),
+	             CFG_N_HEALTH_THRESHOLD, &h->failure_threshold) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.success_threshold", i),
+	             CFG_N_HEALTH_THRESHOLD, &h->success_threshold) < 0)
+		return -1;
+	tpath = cfg_path(&p, "proxy_pools[%zu].health_check.timeout", i);
+	if (cfg_uint(x, tpath, CFG_N_HEALTH_TIMEOUT, &h->timeout) < 0)
+		return -1;
+	/* A probe still running when the next one is due would overlap it. */
+	if (h->timeout > h->interval)
+		return cfg_err(x, tpath, "%s: %u is longer than health_check.interval (%u)", tpath,
+		               h->timeout, h->interval);
+	return 0;
+}
+
 static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
                     struct config_proxy_pool *pp)
 {
 	struct cfg_path p;
-	const struct raw_health_check none = { 0 }, *h = r->health_check ? r->health_check : &none;
 
 	if (r->id[0] == '\0')
 		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].id", i),
@@ -1057,14 +1175,9 @@ static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
 	pp->id = strdup(r->id);
 	if (pp->id == NULL)
 		return cfg_oom(x);
-	cfg_path(&p, "proxy_pools[%zu].version", i);
-	if (r->version != NULL && !cfg_int_text(x, p.s))
+	if (cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].version", i), CFG_N_POOL_VERSION,
+	             &pp->version) < 0)
 		return -1;
-	if (r->version != NULL && *r->version != 1 && *r->version != 2)
-		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].version", i),
-		               "invalid PROXY protocol version %" PRId64 " in proxy_pools[%zu]"
-		               ".version (1 or 2)", *r->version, i);
-	pp->version = r->version ? (unsigned)*r->version : 2;
 	if (r->servers_count == 0)
 		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].servers", i),
 		               "proxy pool '%s' has no servers", pp->id);
@@ -1085,16 +1198,7 @@ static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
 		if (pp->servers[j] == NULL)
 			return cfg_oom(x);
 	}
-	if (cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.interval", i), h->interval,
-	             5, 1, 86400, &pp->health_check.interval) < 0 ||
-	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.timeout", i), h->timeout,
-	             1, 1, 86400, &pp->health_check.timeout) < 0 ||
-	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.failure_threshold", i),
-	             h->failure_threshold, 3, 1, 1000, &pp->health_check.failure_threshold) < 0 ||
-	    cfg_uint(x, cfg_path(&p, "proxy_pools[%zu].health_check.success_threshold", i),
-	             h->success_threshold, 3, 1, 1000, &pp->health_check.success_threshold) < 0)
-		return -1;
-	return 0;
+	return cfg_health_check(x, i, &pp->health_check);
 }
 
 static int cfg_delivery(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
@@ -1199,23 +1303,32 @@ static int cfg_delivery(struct cfg_ctx *x, const struct raw_config *r, struct co
 	return 0;
 }
 
-static int cfg_queue(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+static int cfg_queue(struct cfg_ctx *x, struct config *c)
 {
 	static const unsigned defaults[] = { 60, 300, 900, 1800, 3600 };
-	const struct raw_queue *q = r ? r->queue : NULL;
+	const char *path = "queue.retry_schedule";
+	const yaml_node_t *n = yamlpos_node(x->pos, path);
 	struct cfg_path p;
 	uint64_t age = 0;
 
-	if (q != NULL && yamlpos_has(x->pos, "queue.retry_schedule")) {
-		if (q->retry_schedule_count == 0)
-			return cfg_err(x, "queue.retry_schedule", "retry_schedule must not be empty");
-		c->retry_schedule = calloc(q->retry_schedule_count, sizeof(unsigned));
+	if (n != NULL) {
+		size_t cnt;
+		if (n->type != YAML_SEQUENCE_NODE)
+			return cfg_err(x, path, "wrong type for %s: expected a list, got %s", path,
+			               cfg_node_word(n));
+		cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
+		if (cnt == 0)
+			return cfg_err(x, path, "retry_schedule must not be empty");
+		if (cnt > CFG_RETRY_MAX_ENTRIES)
+			return cfg_err(x, cfg_path(&p, "%s[%d]", path, CFG_RETRY_MAX_ENTRIES),
+			               "%s: %zu entries, at most %d (the last one repeats)", path,
+			               cnt, CFG_RETRY_MAX_ENTRIES);
+		c->retry_schedule = calloc(cnt, sizeof(unsigned));
 		if (c->retry_schedule == NULL)
 			return cfg_oom(x);
-		c->nretry_schedule = q->retry_schedule_count;
-		for (unsigned i = 0; i < q->retry_schedule_count; i++)
-			if (cfg_uint(x, cfg_path(&p, "queue.retry_schedule[%u]", i),
-			             &q->retry_schedule[i], 0, 1, UINT_MAX,
+		c->nretry_schedule = cnt;
+		for (size_t i = 0; i < cnt; i++)
+			if (cfg_uint(x, cfg_path(&p, "%s[%zu]", path, i), CFG_N_RETRY,
 			             &c->retry_schedule[i]) < 0)
 				return -1;
 	} else {
@@ -1225,9 +1338,28 @@ static int cfg_queue(struct cfg_ctx *x, const struct raw_config *r, struct confi
 		memcpy(c->retry_schedule, defaults, sizeof(defaults));
 		c->nretry_schedule = sizeof(defaults) / sizeof(defaults[0]);
 	}
-	if (cfg_num(x, "queue.max_age", q ? q->max_age : NULL, 432000, 1, UINT_MAX, &age) < 0)
+	if (cfg_num(x, "queue.max_age", CFG_N_MAX_AGE, &age) < 0)
 		return -1;
 	c->max_age = (unsigned)age;
+	return 0;
+}
+
+/* The daemon creates a missing spool directory (and its parents), so only a path that
+ * can never become one is an error: it exists and is something else, or one of its
+ * parents is not a directory. Anything else (EACCES for the user running --check, ...)
+ * is left to the daemon to report when it starts. */
+static int cfg_spool_dir(struct cfg_ctx *x, const char *path, bool given)
+{
+	struct stat st;
+	const char *dflt = given ? "" : " (the default)";
+	if (stat(path, &st) == 0) {
+		if (!S_ISDIR(st.st_mode))
+			return cfg_err(x, "spool.path", "spool.path '%s'%s exists and is not a "
+			               "directory", path, dflt);
+	} else if (errno == ENOTDIR) {
+		return cfg_err(x, "spool.path", "spool.path '%s'%s: a parent of it is not a "
+		               "directory", path, dflt);
+	}
 	return 0;
 }
 
@@ -1249,8 +1381,8 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 	}
 	if (c->hostname == NULL)
 		return cfg_oom(x);
-	if (cfg_uint(x, "workers", r ? r->workers : NULL, 0, 0, CFG_MAX_WORKERS,
-	             &c->workers) < 0)
+	if (cfg_uint(x, "workers", CFG_N_WORKERS, &c->workers) < 0 ||
+	    cfg_uint(x, "shutdown_timeout", CFG_N_SHUTDOWN_TIMEOUT, &c->shutdown_timeout) < 0)
 		return -1;
 
 	if (s != NULL && s->path != NULL && s->path[0] == '\0')
@@ -1258,6 +1390,8 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 	c->spool_path = strdup(s && s->path ? s->path : "./spool");
 	if (c->spool_path == NULL)
 		return cfg_oom(x);
+	if (cfg_spool_dir(x, c->spool_path, s && s->path) < 0)
+		return -1;
 	if (cfg_bool(x, "spool.sync", s ? s->sync : NULL, true, &c->spool_sync) < 0)
 		return -1;
 
@@ -1289,7 +1423,7 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 static int cfg_build(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
 {
 	if (cfg_top(x, r, c) < 0 || cfg_listeners(x, r, c) < 0 || cfg_relay(x, r, c) < 0 ||
-	    cfg_limits(x, r, c) < 0 || cfg_delivery(x, r, c) < 0 || cfg_queue(x, r, c) < 0)
+	    cfg_limits(x, c) < 0 || cfg_delivery(x, r, c) < 0 || cfg_queue(x, c) < 0)
 		return -1;
 	return 0;
 }
@@ -1451,9 +1585,6 @@ static void cfg_cyaml_error(struct cfg_ctx *x, cyaml_err_t err, const struct cfg
 		const char *base = nframes && frames[0].kind == CFG_FRAME_FIELD ? parent : path;
 		cfg_err_at(x, yamlpos_value(x->pos, base), "missing required key '%s'%s%s",
 		           msg + 32, base[0] ? " in " : "", base);
-	} else if (strncmp(msg, "Invalid INT value: ", 19) == 0 ||
-	           strncmp(msg, "Invalid UINT value: ", 20) == 0) {
-		cfg_err_at(x, m, "invalid integer %s for %s", strchr(msg, ':') + 2, where);
 	} else if (strncmp(msg, "Invalid ENUM value: ", 20) == 0) {
 		const char *key = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
 		const char *expect = NULL;
@@ -1625,57 +1756,22 @@ out:
 
 struct config *config_load(const char *path, char *errbuf, size_t errlen)
 {
-	struct cfg_ctx x = { .name = path ? path : CFG_NAME_DEFAULTS, .errbuf = errbuf,
-	                     .errlen = errlen };
-	struct yamlpos_mark none = { 0, 0 };
+	struct cfg_ctx x = { .name = path ? path : CFG_NAME_DEFAULTS, .defaults = path == NULL,
+	                     .errbuf = errbuf, .errlen = errlen };
 	struct config *c;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	FILE *f;
+	char *buf;
+	size_t len;
 
 	if (errbuf != NULL && errlen > 0)
 		errbuf[0] = '\0';
 	if (path == NULL)
 		return cfg_load(&x, NULL);
-
-	f = fopen(path, "r");
-	if (f == NULL) {
-		cfg_err_at(&x, none, "cannot open: %s", strerror(errno));
+	/* Never blocks on a FIFO; "PATH:0:0: ..." for what is wrong with the file itself. */
+	if (textfile_read(path, CFG_MAX_FILE, &buf, &len, errbuf, errlen) < 0)
 		return NULL;
-	}
-	for (;;) {
-		size_t n;
-		if (len == cap) {
-			char *nb;
-			if (cap >= CFG_MAX_FILE) {
-				cfg_err_at(&x, none, "file larger than %u bytes", CFG_MAX_FILE);
-				goto fail;
-			}
-			cap = cap ? cap * 2 : 8192;
-			nb = realloc(buf, cap);
-			if (nb == NULL) {
-				cfg_oom(&x);
-				goto fail;
-			}
-			buf = nb;
-		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
-		if (n == 0)
-			break;
-	}
-	if (ferror(f)) {
-		cfg_err_at(&x, none, "read error: %s", strerror(errno));
-		goto fail;
-	}
-	fclose(f);
-	c = config_load_mem(path, buf ? buf : "", len, errbuf, errlen);
+	c = config_load_mem(path, buf, len, errbuf, errlen);
 	free(buf);
 	return c;
-fail:
-	fclose(f);
-	free(buf);
-	return NULL;
 }
 
 void config_summary(const struct config *c, char *buf, size_t len)

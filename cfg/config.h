@@ -4,7 +4,16 @@
  * config_load() returns a fully validated, immutable struct config (embedded defaults
  * filled in for everything absent) or NULL with the error text in errbuf. The struct is
  * owned by the caller and freed with config_free(). Keys for features that are not built
- * yet (TLS, delivery, proxy pools) are parsed, validated and stored all the same. */
+ * yet (TLS, delivery, proxy pools) are parsed, validated and stored all the same.
+ *
+ * Every integer key is read in base 10 only ("010" is ten) and checked against its range
+ * (given below with each field; the table is in config.c). The ranges are chosen so that
+ * the arithmetic the rest of the code does on them cannot overflow:
+ *  - every duration in seconds except queue.max_age is at most CONFIG_SECONDS_MAX, so
+ *    seconds * 1000 fits in an unsigned (milliseconds); queue.max_age (up to a year) in
+ *    milliseconds needs a uint64_t;
+ *  - a message record (data, Received:, envelope) of the largest message with the most
+ *    recipients fits the spool's limits (CONFIG_MAX_MESSAGE_SIZE_MAX, config.c says how). */
 #ifndef CFG_CONFIG_H
 #define CFG_CONFIG_H
 
@@ -16,6 +25,10 @@
 
 #include "cfg/cidr.h"
 
+#define CONFIG_SECONDS_MAX 604800u             /* a week: the largest retry_schedule entry */
+#define CONFIG_MAX_MESSAGE_SIZE_MAX (256u << 20) /* limits.max_message_size, octets */
+#define CONFIG_MAX_RECIPIENTS_MAX 100000u      /* limits.max_recipients */
+
 enum config_proxy_mode { CONFIG_PROXY_OFF = 0, CONFIG_PROXY_TRUSTED, CONFIG_PROXY_REQUIRED };
 enum config_tls_mode { CONFIG_TLS_STARTTLS = 0, CONFIG_TLS_REQUIRED, CONFIG_TLS_IMPLICIT };
 enum config_out_tls { CONFIG_OUT_TLS_OPPORTUNISTIC = 0, CONFIG_OUT_TLS_NONE,
@@ -23,14 +36,15 @@ enum config_out_tls { CONFIG_OUT_TLS_OPPORTUNISTIC = 0, CONFIG_OUT_TLS_NONE,
 
 struct config_listener {
 	char *id;
-	struct sockaddr_storage addr;      /* address + port, ready for bind() */
+	struct sockaddr_storage addr;      /* address + port (0..65535, 0 = any free port, default
+	                                    * 2525), ready for bind() */
 	socklen_t addrlen;
 	enum config_proxy_mode proxy_protocol;
 	struct cidr_table *proxy_hosts;    /* proxy_hosts plus proxy_hosts_file; never NULL */
 	char *proxy_hosts_file;            /* NULL when not set */
 	char **proxy_hosts_inline;         /* the proxy_hosts list as written (validated) */
 	size_t nproxy_hosts_inline;
-	unsigned proxy_timeout;            /* seconds, default 30 */
+	unsigned proxy_timeout;            /* seconds, 1..3600, default 30 */
 	unsigned proxy_max_header;         /* octets a v2 header may take, 232..65551, default 4096 */
 	char *tls_certificate, *tls_key;   /* NULL when not set */
 	enum config_tls_mode tls_mode;
@@ -45,8 +59,8 @@ struct config_transport {
 	char *nexthop;                     /* "mx" or "[host]:port" (validated) */
 	enum config_out_tls tls;
 	char *tls_ca_file;
-	unsigned max_connections;          /* default 100 */
-	unsigned max_messages_per_connection; /* default 1000 */
+	unsigned max_connections;          /* 1..10000, default 100 */
+	unsigned max_messages_per_connection; /* 1..1000000, default 1000 */
 	char *proxy_pool;                  /* NULL, or the id of a proxy_pools entry */
 	struct config_source *sources;
 	size_t nsources;
@@ -61,12 +75,13 @@ struct config_route {
 };
 
 struct config_health_check {
-	unsigned interval, timeout, failure_threshold, success_threshold; /* 5,1,3,3 */
+	unsigned interval, timeout;        /* seconds, 1..3600, timeout <= interval; 5, 1 */
+	unsigned failure_threshold, success_threshold; /* probes, 1..100; 3, 3 */
 };
 
 struct config_proxy_pool {
 	char *id;
-	unsigned version;                  /* 1 or 2, default 2 */
+	unsigned version;                  /* 1..2, default 2 */
 	char **servers;                    /* "host:port" / "[v6]:port", validated */
 	size_t nservers;
 	struct config_health_check health_check;
@@ -74,7 +89,10 @@ struct config_proxy_pool {
 
 struct config {
 	char *hostname;                    /* default: gethostname() */
-	unsigned workers;                  /* 0 = one per online CPU */
+	unsigned workers;                  /* 0..1024, 0 = one per online CPU */
+	/* Graceful stop after SIGTERM/SIGINT: transactions in flight get this many seconds
+	 * (0..3600, default 10), then the remaining connections are cut. */
+	unsigned shutdown_timeout;
 	char *spool_path;                  /* default "./spool" */
 	bool spool_sync;                   /* default true */
 	char **dns_servers;                /* default none: /etc/resolv.conf */
@@ -87,12 +105,12 @@ struct config {
 	char **relay_domains;              /* lower-cased */
 	size_t nrelay_domains;
 
-	uint64_t max_message_size;         /* 52428800 */
-	unsigned max_recipients;           /* 1000 */
-	unsigned max_line_length;          /* 998 */
-	unsigned max_connections;          /* 50000 */
-	unsigned max_connections_per_ip;   /* 500 */
-	unsigned idle_timeout;             /* 300 s */
+	uint64_t max_message_size;         /* octets, 1024..256 MiB, default 52428800 */
+	unsigned max_recipients;           /* 1..100000, default 1000 */
+	unsigned max_line_length;          /* octets, 78..1048576, default 998 */
+	unsigned max_connections;          /* 1..1000000, default 50000 */
+	unsigned max_connections_per_ip;   /* 1..1000000, default 500 */
+	unsigned idle_timeout;             /* seconds, 1..86400, default 300 */
 
 	struct config_route *routes;       /* default: "*" -> default */
 	size_t nroutes;
@@ -101,15 +119,21 @@ struct config {
 	struct config_proxy_pool *proxy_pools;
 	size_t nproxy_pools;
 
-	unsigned *retry_schedule;          /* default 60,300,900,1800,3600 */
-	size_t nretry_schedule;
-	unsigned max_age;                  /* 432000 */
+	unsigned *retry_schedule;          /* seconds, each 1..604800, 1..64 entries; */
+	size_t nretry_schedule;            /* default 60,300,900,1800,3600 */
+	unsigned max_age;                  /* seconds, 60..31536000 (a year), default 432000 */
 
 	char *source_file;                 /* path it was loaded from, or NULL (defaults) */
 };
 
 /* Load and validate FILE; path NULL means the embedded defaults.
- * On error returns NULL and writes "FILE:LINE:COL: message" (NUL-terminated) into errbuf. */
+ * On error returns NULL and writes "FILE:LINE:COL: message" (NUL-terminated) into errbuf;
+ * an error about the file as a whole is "FILE:0:0: message" (cannot open, not a regular
+ * file, larger than 16 MiB), and one about the embedded defaults "(defaults): message".
+ * Never blocks: FILE is opened non-blocking and must be a regular file (a FIFO is
+ * refused, not waited on); the same holds for a proxy_hosts_file. A spool.path that
+ * exists and is not a directory is an error; a missing one is not (the daemon creates
+ * it). */
 struct config *config_load(const char *path, char *errbuf, size_t errlen);
 /* Parse from memory (same rules; `name` is used in error messages). For tests. */
 struct config *config_load_mem(const char *name, const char *yaml, size_t len,
@@ -122,7 +146,8 @@ void config_summary(const struct config *c, char *buf, size_t len);
 
 /* Build listener l's proxy host table afresh: its proxy_hosts plus the current content of
  * its proxy_hosts_file (for the reload when that file changes). NULL with "PATH:LINE:COL:
- * message" in err on a bad file. */
+ * message" in err on a bad file ("PATH:0:0: not a regular file" for a FIFO: never
+ * blocks). */
 struct cidr_table *config_proxy_hosts_build(const struct config_listener *l, char *err,
                                             size_t errlen);
 

@@ -1,12 +1,18 @@
 /* test/cfg/config_test — cfg/config: embedded defaults, the sample file, every kind of
- * error with its exact FILE:LINE:COL, proxy_hosts_file merging, and the small helpers. */
+ * error with its exact FILE:LINE:COL, every numeric key at and beyond its range, files
+ * that are not regular (a FIFO must not hang the loader), proxy_hosts_file merging, and
+ * the small helpers. */
 #include <criterion/criterion.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg/config.h"
@@ -24,6 +30,16 @@ static struct config *must_load(const char *yaml)
 	struct config *c = load(yaml, err, sizeof(err));
 	cr_assert_not_null(c, "load failed: %s", err);
 	return c;
+}
+
+/* yaml must be refused with exactly want_err. */
+static void expect_refused(const char *yaml, const char *want_err)
+{
+	char got_err[512] = "";
+	struct config *c = load(yaml, got_err, sizeof(got_err));
+	cr_expect_null(c, "accepted:\n%s", yaml);
+	config_free(c);
+	cr_expect_str_eq(got_err, want_err);
 }
 
 static bool in_table(const struct cidr_table *t, const char *text)
@@ -74,6 +90,7 @@ static void expect_defaults(const struct config *c)
 	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
 	cr_expect_str_eq(c->hostname, host);
 	cr_expect_eq(c->workers, 0);
+	cr_expect_eq(c->shutdown_timeout, 10);
 	cr_expect_str_eq(c->spool_path, "./spool");
 	cr_expect(c->spool_sync);
 	cr_expect_eq(c->ndns_servers, 0);
@@ -195,6 +212,8 @@ Test(config, sample_file_loads)
 	cr_expect_str_eq(c->source_file, SAMPLE);
 	cr_expect_str_eq(c->hostname, "relay.example.com");
 	cr_expect_eq(c->workers, 0);
+	cr_expect_eq(c->shutdown_timeout, 10);
+	cr_expect_eq(c->listeners[0].proxy_max_header, 4096);
 	cr_expect(c->spool_sync);
 
 	cr_assert_eq(c->nlisteners, 2);
@@ -291,20 +310,22 @@ Test(config, bad_configs_point_at_the_offending_value)
 		{ "dns:\n  servers: ['127.0.0.1:99999']\n", "x.yaml:2:13: ", "invalid DNS server" },
 		/* ports and numbers */
 		{ "listeners:\n  - id: a\n    port: 70000\n", "x.yaml:3:11: ",
-		  "invalid port 70000 out of range for listeners[0].port" },
-		{ "listeners:\n  - id: a\n    port: -1\n", "x.yaml:3:11: ", "invalid port -1" },
-		{ "workers: 1025\n", "x.yaml:1:10: ", "out of range for workers" },
+		  "listeners[0].port: 70000 is out of range (0..65535)" },
+		{ "listeners:\n  - id: a\n    port: -1\n", "x.yaml:3:11: ",
+		  "listeners[0].port: -1 is out of range (0..65535)" },
+		{ "workers: 1025\n", "x.yaml:1:10: ",
+		  "workers: 1025 is out of range (0..1024)" },
 		{ "workers: 1.5\n", "x.yaml:1:10: ", "invalid integer '1.5' for workers" },
 		{ "proxy_pools:\n  - {id: p, version: 2.0, servers: ['a:1']}\n", "x.yaml:2:22: ",
 		  "invalid integer '2.0' for proxy_pools[0].version" },
 		{ "queue:\n  retry_schedule: [60, 1e3]\n", "x.yaml:2:24: ",
 		  "invalid integer '1e3' for queue.retry_schedule[1]" },
 		{ "limits:\n  max_recipients: 0\n", "x.yaml:2:19: ",
-		  "out of range for limits.max_recipients" },
+		  "limits.max_recipients: 0 is out of range" },
 		{ "listeners:\n  - id: a\n    proxy_timeout: 0\n", "x.yaml:3:20: ", "proxy_timeout" },
 		{ "queue:\n  retry_schedule: []\n", "x.yaml:2:19: ", "retry_schedule must not be empty" },
 		{ "queue:\n  retry_schedule: [60, 0]\n", "x.yaml:2:24: ",
-		  "out of range for queue.retry_schedule[1]" },
+		  "queue.retry_schedule[1]: 0 is out of range" },
 		{ "queue:\n  max_age: 0\n", "x.yaml:2:12: ", "queue.max_age" },
 		/* PROXY and TLS rules */
 		{ "listeners:\n  - id: a\n    proxy_protocol: trusted\n", "x.yaml:3:21: ",
@@ -343,7 +364,7 @@ Test(config, bad_configs_point_at_the_offending_value)
 		{ "transports:\n  - id: default\n    nexthop: '[10.0.0.1]:0'\n", "x.yaml:3:14: ",
 		  "invalid nexthop" },
 		{ "proxy_pools:\n  - id: p\n    version: 3\n    servers: ['a:1']\n", "x.yaml:3:14: ",
-		  "invalid PROXY protocol version 3" },
+		  "proxy_pools[0].version: 3 is out of range (1..2)" },
 		{ "proxy_pools:\n  - id: p\n    servers: ['192.0.2.2']\n", "x.yaml:3:15: ",
 		  "invalid server '192.0.2.2'" },
 		{ "proxy_pools:\n  - id: p\n    servers: ['::1:2525']\n", "x.yaml:3:15: ",
@@ -646,4 +667,422 @@ Test(config, proxy_max_header_bounds)
 	struct config *c = must_load("listeners:\n  - id: a\n");
 	cr_expect_eq(c->listeners[0].proxy_max_header, 4096);
 	config_free(c);
+}
+
+/* ---- numbers: base 10 only, every key in its range ---- */
+
+struct num_key {
+	const char *key;                   /* the path the error names */
+	const char *yaml;                  /* a document with one "%s" where the value goes */
+	uint64_t min, max;
+	uint64_t (*got)(const struct config *c);
+};
+
+#define GOT(name, expr) \
+	static uint64_t got_##name(const struct config *c) { return (expr); }
+GOT(workers, c->workers)
+GOT(shutdown_timeout, c->shutdown_timeout)
+GOT(port, ntohs(((const struct sockaddr_in *)&c->listeners[0].addr)->sin_port))
+GOT(proxy_timeout, c->listeners[0].proxy_timeout)
+GOT(proxy_max_header, c->listeners[0].proxy_max_header)
+GOT(max_message_size, c->max_message_size)
+GOT(max_recipients, c->max_recipients)
+GOT(max_line_length, c->max_line_length)
+GOT(max_connections, c->max_connections)
+GOT(max_connections_per_ip, c->max_connections_per_ip)
+GOT(idle_timeout, c->idle_timeout)
+GOT(t_max_connections, c->transports[0].max_connections)
+GOT(t_max_messages, c->transports[0].max_messages_per_connection)
+GOT(version, c->proxy_pools[0].version)
+GOT(interval, c->proxy_pools[0].health_check.interval)
+GOT(timeout, c->proxy_pools[0].health_check.timeout)
+GOT(failure_threshold, c->proxy_pools[0].health_check.failure_threshold)
+GOT(success_threshold, c->proxy_pools[0].health_check.success_threshold)
+GOT(retry, c->retry_schedule[1])
+GOT(max_age, c->max_age)
+#undef GOT
+
+#define POOL "proxy_pools:\n  - id: p\n    servers: ['a:1']\n"
+
+/* Every numeric key the loader knows, with its documented range. */
+static const struct num_key num_keys[] = {
+	{ "workers", "workers: %s\n", 0, 1024, got_workers },
+	{ "shutdown_timeout", "shutdown_timeout: %s\n", 0, 3600, got_shutdown_timeout },
+	{ "listeners[0].port", "listeners:\n  - id: a\n    port: %s\n", 0, 65535, got_port },
+	{ "listeners[0].proxy_timeout", "listeners:\n  - id: a\n    proxy_timeout: %s\n",
+	  1, 3600, got_proxy_timeout },
+	{ "listeners[0].proxy_max_header", "listeners:\n  - id: a\n    proxy_max_header: %s\n",
+	  232, 65551, got_proxy_max_header },
+	{ "limits.max_message_size", "limits:\n  max_message_size: %s\n", 1024, 268435456,
+	  got_max_message_size },
+	{ "limits.max_recipients", "limits:\n  max_recipients: %s\n", 1, 100000,
+	  got_max_recipients },
+	{ "limits.max_line_length", "limits:\n  max_line_length: %s\n", 78, 1048576,
+	  got_max_line_length },
+	{ "limits.max_connections", "limits:\n  max_connections: %s\n", 1, 1000000,
+	  got_max_connections },
+	{ "limits.max_connections_per_ip", "limits:\n  max_connections_per_ip: %s\n", 1, 1000000,
+	  got_max_connections_per_ip },
+	{ "limits.idle_timeout", "limits:\n  idle_timeout: %s\n", 1, 86400, got_idle_timeout },
+	{ "transports[0].max_connections", "transports:\n  - id: default\n    max_connections: %s\n",
+	  1, 10000, got_t_max_connections },
+	{ "transports[0].max_messages_per_connection",
+	  "transports:\n  - id: default\n    max_messages_per_connection: %s\n", 1, 1000000,
+	  got_t_max_messages },
+	{ "proxy_pools[0].version", POOL "    version: %s\n", 1, 2, got_version },
+	{ "proxy_pools[0].health_check.interval", POOL "    health_check:\n      interval: %s\n",
+	  1, 3600, got_interval },
+	{ "proxy_pools[0].health_check.timeout",
+	  POOL "    health_check:\n      interval: 3600\n      timeout: %s\n", 1, 3600, got_timeout },
+	{ "proxy_pools[0].health_check.failure_threshold",
+	  POOL "    health_check:\n      failure_threshold: %s\n", 1, 100, got_failure_threshold },
+	{ "proxy_pools[0].health_check.success_threshold",
+	  POOL "    health_check: { success_threshold: %s }\n", 1, 100, got_success_threshold },
+	{ "queue.retry_schedule[1]", "queue:\n  retry_schedule: [60, %s]\n", 1, 604800, got_retry },
+	{ "queue.max_age", "queue:\n  max_age: %s\n", 60, 31536000, got_max_age },
+};
+
+enum num_want { NUM_VALUE = 0, NUM_RANGE, NUM_SYNTAX, NUM_LIST, NUM_MAP };
+
+struct num_case {
+	char yaml[48];                     /* as written in the document */
+	char text[48];                     /* the scalar's text, as the message shows it */
+	enum num_want want;
+	uint64_t want_value;
+};
+
+/* Where "%s" sits in a template: the value's 1-based line and column. */
+static void num_position(const char *tmpl, unsigned *line, unsigned *col)
+{
+	const char *at = strstr(tmpl, "%s"), *bol = tmpl;
+	*line = 1;
+	for (const char *p = tmpl; p < at; p++)
+		if (*p == '\n') {
+			(*line)++;
+			bol = p + 1;
+		}
+	*col = (unsigned)(at - bol) + 1;
+}
+
+/* The template with its "%s" replaced by value. */
+static void num_doc(char *out, size_t len, const char *tmpl, const char *value)
+{
+	const char *at = strstr(tmpl, "%s");
+	snprintf(out, len, "%.*s%s%s", (int)(at - tmpl), tmpl, value, at + 2);
+}
+
+static size_t num_cases(const struct num_key *k, struct num_case *out)
+{
+	static const char *const syntax[] = {
+		"0x10", "0X10", "+5", "1.5", "1e3", "1_000", "0o10", "10abc", "1 000", "~", "'-'",
+		"0b1", "\"\"", "''", "\" 10\"", "'10 '",
+	};
+	static const char *const range[] = {
+		"-1", "-0", "-010", "18446744073709551615", "18446744073709551616",
+		"99999999999999999999999999999999",
+	};
+	/* Integers whose value decides: in range, or not (010 is ten, 019 nineteen). */
+	static const struct {
+		const char *yaml, *text;
+		uint64_t value;
+	} decimal[] = {
+		{ "010", "010", 10 }, { "019", "019", 19 }, { "\"010\"", "010", 10 },
+		{ "'0100'", "0100", 100 }, { "000", "000", 0 }, { "4294968", "4294968", 4294968 },
+		{ "4294967296", "4294967296", 4294967296ull },
+		{ "0000000000000000000000000000065535", "0000000000000000000000000000065535", 65535 },
+	};
+	size_t n = 0;
+	uint64_t bounds[4] = { k->min - 1, k->min, k->max, k->max + 1 };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (i == 0 && k->min == 0)
+			continue;                  /* min-1 is "-1", below */
+		struct num_case *c = &out[n++];
+		snprintf(c->yaml, sizeof(c->yaml), "%" PRIu64, bounds[i]);
+		snprintf(c->text, sizeof(c->text), "%s", c->yaml);
+		c->want = i == 1 || i == 2 ? NUM_VALUE : NUM_RANGE;
+		c->want_value = bounds[i];
+	}
+	for (size_t i = 0; i < sizeof(decimal) / sizeof(decimal[0]); i++) {
+		struct num_case *c = &out[n++];
+		snprintf(c->yaml, sizeof(c->yaml), "%s", decimal[i].yaml);
+		snprintf(c->text, sizeof(c->text), "%s", decimal[i].text);
+		c->want_value = decimal[i].value;
+		c->want = c->want_value >= k->min && c->want_value <= k->max ? NUM_VALUE : NUM_RANGE;
+	}
+	for (size_t i = 0; i < sizeof(syntax) / sizeof(syntax[0]); i++) {
+		struct num_case *c = &out[n++];
+		const char *t = syntax[i];
+		size_t tl = strlen(t);
+		snprintf(c->yaml, sizeof(c->yaml), "%s", t);
+		if (t[0] == '"' || t[0] == '\'')   /* quoted: the text is inside */
+			snprintf(c->text, sizeof(c->text), "%.*s", (int)(tl - 2), t + 1);
+		else
+			snprintf(c->text, sizeof(c->text), "%s", t);
+		c->want = NUM_SYNTAX;
+	}
+	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		struct num_case *c = &out[n++];
+		snprintf(c->yaml, sizeof(c->yaml), "%s", range[i]);
+		snprintf(c->text, sizeof(c->text), "%s", range[i]);
+		c->want = NUM_RANGE;
+	}
+	snprintf(out[n].yaml, sizeof(out[n].yaml), "[1]");
+	out[n++].want = NUM_LIST;
+	snprintf(out[n].yaml, sizeof(out[n].yaml), "{a: 1}");
+	out[n++].want = NUM_MAP;
+	return n;
+}
+
+Test(config, every_number_is_base_10_and_within_its_range)
+{
+	for (size_t i = 0; i < sizeof(num_keys) / sizeof(num_keys[0]); i++) {
+		const struct num_key *k = &num_keys[i];
+		struct num_case cases[64];
+		size_t n = num_cases(k, cases);
+		unsigned line, col;
+
+		num_position(k->yaml, &line, &col);
+		for (size_t j = 0; j < n; j++) {
+			const struct num_case *nc = &cases[j];
+			char yaml[512], want_err[512], got_err[512] = "";
+			struct config *c;
+
+			num_doc(yaml, sizeof(yaml), k->yaml, nc->yaml);
+			switch (nc->want) {
+			case NUM_VALUE:
+				c = load(yaml, got_err, sizeof(got_err));
+				cr_expect_not_null(c, "%s: %s: refused: %s", k->key, nc->yaml, got_err);
+				if (c != NULL)
+					cr_expect_eq(k->got(c), nc->want_value, "%s: %s: got %" PRIu64
+					             ", want %" PRIu64, k->key, nc->yaml, k->got(c),
+					             nc->want_value);
+				config_free(c);
+				continue;
+			case NUM_RANGE:
+				snprintf(want_err, sizeof(want_err), "x.yaml:%u:%u: %s: %s is out of "
+				         "range (%" PRIu64 "..%" PRIu64 ")", line, col, k->key, nc->text,
+				         k->min, k->max);
+				break;
+			case NUM_SYNTAX:
+				snprintf(want_err, sizeof(want_err), "x.yaml:%u:%u: invalid integer '%s' "
+				         "for %s (base-10 digits only)", line, col, nc->text, k->key);
+				break;
+			case NUM_LIST:
+			case NUM_MAP:
+				snprintf(want_err, sizeof(want_err), "x.yaml:%u:%u: wrong type for %s: "
+				         "expected an integer, got %s", line, col, k->key,
+				         nc->want == NUM_LIST ? "a list" : "a mapping");
+				break;
+			}
+			expect_refused(yaml, want_err);
+		}
+	}
+}
+
+Test(config, idle_timeout_of_the_issue)
+{
+	/* The reported cases: 010 was eight, 019 one, and 4294968 s wrapped to 0.8 s. */
+	static const struct {
+		const char *value;
+		unsigned want;                 /* 0: refused */
+	} cases[] = { { "010", 10 }, { "019", 19 }, { "86400", 86400 }, { "4294968", 0 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char yaml[128];
+		snprintf(yaml, sizeof(yaml), "limits:\n  idle_timeout: %s\n", cases[i].value);
+		if (cases[i].want == 0) {
+			expect_refused(yaml, "x.yaml:2:17: limits.idle_timeout: 4294968 is out of "
+			               "range (1..86400)");
+			continue;
+		}
+		struct config *c = must_load(yaml);
+		cr_expect_eq(c->idle_timeout, cases[i].want, "%s", cases[i].value);
+		config_free(c);
+	}
+}
+
+Test(config, numbers_in_flow_style_and_aliases)
+{
+	struct config *c = must_load(
+		"limits: { idle_timeout: 010, max_recipients: &n 0050 }\n"
+		"queue: { retry_schedule: [010, *n, 604800], max_age: 060 }\n"
+		"shutdown_timeout: 0\n");
+	cr_expect_eq(c->idle_timeout, 10);
+	cr_expect_eq(c->max_recipients, 50);
+	cr_assert_eq(c->nretry_schedule, 3);
+	cr_expect_eq(c->retry_schedule[0], 10);
+	cr_expect_eq(c->retry_schedule[1], 50);
+	cr_expect_eq(c->retry_schedule[2], 604800);
+	cr_expect_eq(c->max_age, 60);
+	cr_expect_eq(c->shutdown_timeout, 0);
+	config_free(c);
+}
+
+Test(config, health_check_timeout_not_over_interval)
+{
+	struct config *c = must_load(POOL "    health_check: { interval: 7, timeout: 7 }\n");
+	cr_expect_eq(c->proxy_pools[0].health_check.timeout, 7);
+	config_free(c);
+	expect_refused(POOL "    health_check:\n      interval: 5\n      timeout: 6\n",
+	               "x.yaml:6:16: proxy_pools[0].health_check.timeout: 6 is longer than "
+	               "health_check.interval (5)");
+	/* The default interval is 5: a timeout of 10 alone is over it. */
+	expect_refused(POOL "    health_check: { timeout: 10 }\n",
+	               "x.yaml:4:30: proxy_pools[0].health_check.timeout: 10 is longer than "
+	               "health_check.interval (5)");
+}
+
+Test(config, retry_schedule_has_1_to_64_entries)
+{
+	char yaml[1024], want_err[256];
+	size_t len = (size_t)snprintf(yaml, sizeof(yaml), "queue:\n  retry_schedule: [");
+	for (int i = 0; i < 64; i++)
+		len += (size_t)snprintf(yaml + len, sizeof(yaml) - len, "%s7", i ? ", " : "");
+	snprintf(yaml + len, sizeof(yaml) - len, "]\n");
+	struct config *c = must_load(yaml);
+	cr_expect_eq(c->nretry_schedule, 64);
+	cr_expect_eq(c->retry_schedule[63], 7);
+	config_free(c);
+
+	/* A 65th entry: the error points at it ("  retry_schedule: [" is 19 columns). */
+	snprintf(yaml + len, sizeof(yaml) - len, ", 7]\n");
+	snprintf(want_err, sizeof(want_err), "x.yaml:2:%d: queue.retry_schedule: 65 entries, at "
+	         "most 64 (the last one repeats)", 20 + 3 * 64);
+	expect_refused(yaml, want_err);
+	expect_refused("queue:\n  retry_schedule: 60\n", "x.yaml:2:19: wrong type for "
+	               "queue.retry_schedule: expected a list, got a scalar");
+}
+
+/* ---- files that are not regular, and the spool path ---- */
+
+static char *temp_dir(void)
+{
+	char *dir = strdup("/tmp/config_test_XXXXXX");
+	cr_assert_not_null(mkdtemp(dir));
+	return dir;
+}
+
+Test(config, a_fifo_is_refused_never_waited_on)
+{
+	char *dir = temp_dir();
+	char fifo[256], hosts[256], yaml[512], want_err[512], got_err[512] = "";
+	snprintf(fifo, sizeof(fifo), "%s/ringrelay.yaml", dir);
+	snprintf(hosts, sizeof(hosts), "%s/haproxy_hosts", dir);
+	cr_assert_eq(mkfifo(fifo, 0600), 0, "mkfifo: %s", strerror(errno));
+
+	/* open(2) of a FIFO without a writer blocks: the loader used to hang here forever.
+	 * SIGALRM ends (and fails) the test if it still does. */
+	alarm(5);
+	cr_expect_null(config_load(fifo, got_err, sizeof(got_err)));
+	snprintf(want_err, sizeof(want_err), "%s:0:0: not a regular file", fifo);
+	cr_expect_str_eq(got_err, want_err);
+
+	/* proxy_hosts_file a FIFO: an error at the key's value. */
+	cr_assert_eq(mkfifo(hosts, 0600), 0);
+	snprintf(yaml, sizeof(yaml), "listeners:\n  - id: a\n    proxy_protocol: trusted\n"
+	         "    proxy_hosts_file: %s\n", hosts);
+	snprintf(want_err, sizeof(want_err), "x.yaml:4:23: cannot read proxy_hosts_file '%s': "
+	         "not a regular file", hosts);
+	expect_refused(yaml, want_err);
+
+	/* A proxy_hosts_file that becomes a FIFO after the load: the rebuild refuses it. */
+	cr_assert_eq(unlink(hosts), 0);
+	FILE *f = fopen(hosts, "w");
+	cr_assert_not_null(f);
+	fputs("192.0.2.10\n", f);
+	fclose(f);
+	struct config *c = must_load(yaml);
+	cr_assert_eq(unlink(hosts), 0);
+	cr_assert_eq(mkfifo(hosts, 0600), 0);
+	cr_expect_null(config_proxy_hosts_build(&c->listeners[0], got_err, sizeof(got_err)));
+	snprintf(want_err, sizeof(want_err), "%s:0:0: not a regular file", hosts);
+	cr_expect_str_eq(got_err, want_err);
+	config_free(c);
+	alarm(0);
+
+	/* A directory is not a regular file either. */
+	cr_expect_null(config_load(dir, got_err, sizeof(got_err)));
+	snprintf(want_err, sizeof(want_err), "%s:0:0: not a regular file", dir);
+	cr_expect_str_eq(got_err, want_err);
+	unlink(fifo);
+	unlink(hosts);
+	rmdir(dir);
+	free(dir);
+}
+
+Test(config, a_config_file_over_16_mib_is_refused)
+{
+	char *path = write_temp("");
+	char want_err[512], got_err[512] = "";
+	cr_assert_eq(truncate(path, (16 << 20) + 1), 0);          /* sparse */
+	cr_expect_null(config_load(path, got_err, sizeof(got_err)));
+	snprintf(want_err, sizeof(want_err), "%s:0:0: file larger than 16777216 bytes", path);
+	cr_expect_str_eq(got_err, want_err);
+	unlink(path);
+	free(path);
+}
+
+Test(config, tls_files_must_be_regular_files)
+{
+	char *dir = temp_dir();
+	char yaml[512], want_err[512];
+	snprintf(yaml, sizeof(yaml), "listeners:\n  - id: a\n    tls: { certificate: %s, key: %s }\n",
+	         dir, dir);
+	snprintf(want_err, sizeof(want_err), "x.yaml:3:25: cannot read tls.certificate '%s': "
+	         "not a regular file", dir);
+	expect_refused(yaml, want_err);
+	rmdir(dir);
+	free(dir);
+}
+
+Test(config, spool_path_that_exists_must_be_a_directory)
+{
+	char *file = write_temp("not a spool\n");
+	char *dir = temp_dir();
+	char yaml[512], want_err[512];
+
+	snprintf(yaml, sizeof(yaml), "hostname: a\nspool:\n  path: %s\n", file);
+	snprintf(want_err, sizeof(want_err), "x.yaml:3:9: spool.path '%s' exists and is not a "
+	         "directory", file);
+	expect_refused(yaml, want_err);
+
+	snprintf(yaml, sizeof(yaml), "spool: { path: %s/sub }\n", file);
+	snprintf(want_err, sizeof(want_err), "x.yaml:1:16: spool.path '%s/sub': a parent of it "
+	         "is not a directory", file);
+	expect_refused(yaml, want_err);
+
+	/* A directory, and a path that does not exist yet (the daemon creates it): fine. */
+	snprintf(yaml, sizeof(yaml), "spool: { path: %s }\n", dir);
+	config_free(must_load(yaml));
+	snprintf(yaml, sizeof(yaml), "spool: { path: %s/not/yet }\n", dir);
+	config_free(must_load(yaml));
+	unlink(file);
+	rmdir(dir);
+	free(file);
+	free(dir);
+}
+
+Test(config, default_spool_path_that_is_a_file)
+{
+	char *dir = temp_dir();
+	char got_err[512] = "", spool[300], old[4096];
+	cr_assert_not_null(getcwd(old, sizeof(old)));
+	snprintf(spool, sizeof(spool), "%s/spool", dir);
+	FILE *f = fopen(spool, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	cr_assert_eq(chdir(dir), 0);
+
+	/* The embedded defaults have no file and no position: a plain message. */
+	cr_expect_null(config_load(NULL, got_err, sizeof(got_err)));
+	cr_expect_str_eq(got_err, "(defaults): spool.path './spool' (the default) exists and is "
+	                 "not a directory");
+	/* A file that leaves spool.path out: the nearest position is the document. */
+	expect_refused("hostname: a\n", "x.yaml:1:1: spool.path './spool' (the default) exists "
+	               "and is not a directory");
+
+	cr_assert_eq(chdir(old), 0);
+	unlink(spool);
+	rmdir(dir);
+	free(dir);
 }
