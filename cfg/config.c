@@ -388,14 +388,14 @@ static char *cfg_strdup(const char *s)
  *
  * Every integer key, its default and its range, in one table. The ranges are what an
  * operator can sensibly mean, and they keep every product the code computes in range:
- *  - seconds * 1000 as unsigned milliseconds (net/conn.c does it for idle_timeout and
+ *  - seconds * 1000 as unsigned milliseconds (core/inbound.c does it for idle_timeout and
  *    proxy_timeout; shutdown_timeout, the health checks and retry_schedule will be timed
  *    the same way): every such key is at most CONFIG_SECONDS_MAX, asserted below.
  *    queue.max_age (a year at most) is the exception: in milliseconds, use uint64_t.
  *  - max_message_size: the message is held in memory, then written as one spool record
  *    (its data, our Received: header, the envelope) in one commit. The spool limits a
- *    record's payload to SPOOLREC_MAX_PAYLOAD (1 GiB) and a commit to SPOOL_BATCH_MAX
- *    (core/spool.h, 512 MiB; a record over it is answered 451 and can never succeed).
+ *    record's payload to SPOOLREC_MAX_PAYLOAD (1 GiB) and a commit to SPOOL_BATCH_BYTES
+ *    (core/spool.h, 1 GiB; core/spool.c asserts the same bound from its side).
  *    256 MiB of data plus max_recipients (100000) addresses of at most SMTP_SRV_CMD_MAX
  *    octets and a Received: header stays under both: ~306 MiB (asserted below; core/ is
  *    above cfg/ and cannot be included here, so its limit is restated).
@@ -461,7 +461,7 @@ static const struct cfg_num_range {
 	[CFG_N_MAX_AGE] = { 432000, 60, 31536000 },
 };
 
-#define CFG_SPOOL_COMMIT_MAX (512u << 20)   /* SPOOL_BATCH_MAX of core/spool.h */
+#define CFG_SPOOL_COMMIT_MAX (1u << 30)     /* SPOOL_BATCH_BYTES of core/spool.h */
 /* The largest message record: data, an address per recipient (length-prefixed), and
  * 64 KiB for the Received: header, sender, client, queue id and framing. */
 #define CFG_RECORD_MAX ((uint64_t)CONFIG_MAX_MESSAGE_SIZE_MAX + \

@@ -256,7 +256,7 @@ static int prepare(struct config *cfg, struct server *srv)
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	srv->nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
-	srv->grace_s = 10;
+	srv->grace_s = cfg->shutdown_timeout;
 	srv->spool_dir = cfg->spool_path;
 	srv->spool_sync = cfg->spool_sync;
 	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);

@@ -9,11 +9,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfg/config.h"
 #include "core/log.h"
 #include "core/spooldir.h"
 #include "proto/spoolrec.h"
 
 #define SPOOL_IOV_MAX 1024                /* UIO_MAXIOV: iovecs of one writev */
+
+/* The largest record the configuration allows (data, Received:, every recipient at the
+ * longest command line) fits one batch, so a message is never refused for its size here. */
+_Static_assert((uint64_t)CONFIG_MAX_MESSAGE_SIZE_MAX + 64u * 1024u +
+               (uint64_t)CONFIG_MAX_RECIPIENTS_MAX * (4u + SMTP_SRV_CMD_MAX) <= SPOOL_BATCH_BYTES,
+               "a largest message must fit one spool batch");
 
 #define SPOOL_ZERO_UNIT (1u << 20)
 static const uint8_t spool_zeros[SPOOL_ZERO_UNIT];   /* a zero-fill writes this ... */
@@ -373,11 +380,11 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 	struct io_uring_sqe *v[8];
 	if (n > 8)
 		return -E2BIG;
-#ifdef RR_TEST_BUILD
-	uint64_t submits = sp->loop->submits;
-#endif
 	if (net_loop_sqes(sp->loop, v, n) < 0)
 		return -EBUSY;
+#ifdef RR_TEST_BUILD
+	uint64_t submits = sp->loop->submits;   /* from the first SQE of the chain ... */
+#endif
 	uint64_t off = seg->end;
 	for (unsigned i = 0; i < nw; i++) {
 		size_t first = (size_t)i * SPOOL_IOV_MAX;
@@ -396,7 +403,8 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 			v[i]->flags |= IOSQE_IO_LINK;
 	}
 #ifdef RR_TEST_BUILD
-	/* The chain must reach the kernel in one submission, or the link is void. */
+	/* ... to the last: the chain must reach the kernel in one submission, or the link is
+	 * void (IOSQE_IO_LINK does not survive a submission boundary). */
 	if (sp->loop->submits != submits) {
 		fprintf(stderr, "core/spool: a linked chain was split by a submission\n");
 		abort();

@@ -16,7 +16,7 @@
 
 #define STREAM_OUT_HWM (64u * 1024u)
 #define STREAM_IN_PAUSE (128u * 1024u)
-#define STREAM_IN_MAX (4u * 1024u * 1024u)
+#define STREAM_IN_MAX (1024u * 1024u)
 
 static struct net_stream *stream_of_stall(struct timer *t)
 {
@@ -373,6 +373,14 @@ void net_stream_fini(struct net_stream *s)
 
 /* ---- the flush (end of a loop turn) ---------------------------------------------- */
 
+/* Multishot while the stream flows freely; one buffer at a time while input is kept or
+ * output is piling up, so that a client on its way to a pause cannot make the kernel
+ * read a burst for it first. */
+static bool stream_careful(const struct net_stream *s)
+{
+	return s->in.len > 0 || s->held || net_stream_pending(s) >= s->out_hwm / 4;
+}
+
 static void stream_arm_recv(struct net_stream *s)
 {
 	struct io_uring_sqe *sqe = net_loop_sqe(s->loop, &s->recv_op);
@@ -380,7 +388,10 @@ static void stream_arm_recv(struct net_stream *s)
 		net_stream_dirty(s);
 		return;
 	}
-	io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	if (stream_careful(s))
+		io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
+	else
+		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = s->loop->bufs.bgid;
 	s->recv_armed = 1;

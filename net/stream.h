@@ -11,6 +11,9 @@
  * owner that produces output should stop using input once net_stream_pending() reaches
  * out_hwm (and return what it used): the rest is offered when the output has drained.
  * Kept input pauses the recv at in_pause octets (TCP then pushes back on the client).
+ * While input is kept or output piles up, the recv takes one buffer at a time instead of
+ * being multishot; what the kernel had read before a pause took effect is kept up to
+ * in_max octets, and a client that gets past that is cut (ops->lost(-ENOBUFS)).
  *
  * Output. net_stream_write() copies; net_stream_write_ref() queues borrowed bytes that
  * must stay valid until they are sent (net_stream_pending() reaches 0) or the stream is
@@ -86,7 +89,7 @@ struct net_stream {
 };
 
 /* Take over fd (non-blocking not required: the ring does the I/O). Limits default to
- * out_hwm 64 KiB, in_pause 128 KiB, in_max 4 MiB, stall_ms 0. */
+ * out_hwm 64 KiB, in_pause 128 KiB, in_max 1 MiB, stall_ms 0. */
 void net_stream_init(struct net_stream *s, struct net_loop *l, int fd,
                      const struct net_stream_ops *ops);
 /* Arm the recv. (A connect in progress: the recv reports the connect error.) */
