@@ -1,15 +1,17 @@
 /* core/spooldir — read a spool directory back: the startup scan and `ringrelay --queue`.
  *
  * The scan works in two passes over segments mapped read-only:
- *   1. every segment, in (worker, seq) order, is decoded record by record up to its
- *      first record that is not OK (the torn tail, dropped and counted). DONE qids go
- *      into a hash set; for each MSG we remember where it is and its qid (a view into
- *      the mapping, nothing is copied);
- *   2. each remembered MSG whose qid is not in the set is decoded again (only the live
- *      ones: their CRC is checked twice, the done ones once) and handed to the callback.
- * This way a DONE record in a later segment than its MSG (retries finish in later
- * segments) is honoured. All mappings live until the scan returns, so the views handed
- * to the callback are valid during the call only.
+ *   1. every segment, in (worker, seq) order, goes through spoolrec_scan(), which
+ *      decodes each record once (CRC included), resynchronises after damage and reports
+ *      what it skipped. DONE qids go into a hash set; for each MSG we remember where it
+ *      is and its qid (a view into the mapping, nothing is copied); damage is counted and
+ *      handed to ops->damage;
+ *   2. each remembered MSG whose qid is not in the set is parsed again from the same
+ *      read-only mapping without recomputing its CRC (spoolrec_decode_verified: the
+ *      fields are re-read, a few length prefixes) and handed to ops->msg.
+ * So every octet goes through the CRC once, and a DONE record in a later segment than
+ * its MSG (retries finish in later segments) is honoured. All mappings live until the
+ * scan returns, so the views handed to the callback are valid during the call only.
  *
  * Segment names are "w<WORKER>-<SEQ>.seg", WORKER decimal without leading zeros, SEQ 16
  * lowercase hex digits; anything else in the directory is ignored, and so is a matching
@@ -36,7 +38,6 @@ struct spooldir_seg {
 	char name[SPOOLDIR_NAME_MAX];
 	const uint8_t *map;         /* NULL for an empty or skipped segment */
 	size_t size;                /* mapped octets */
-	size_t end;                 /* the valid records end here (the torn tail starts) */
 };
 
 struct spooldir_msgref {
@@ -261,20 +262,89 @@ static void spooldir_unmap(struct spooldir_seg *v, size_t n)
 
 /* ---- the scan ------------------------------------------------------------------------ */
 
-int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st)
+/* Pass 1 state, shared by the per-segment event callback. */
+struct spooldir_walk {
+	const struct spooldir_ops *ops;
+	void *ctx;
+	struct spooldir_stats *st;
+	const struct spooldir_seg *sg;
+	uint32_t segno;
+	struct spooldir_msgref *refs;
+	size_t nref, capref;
+	struct spooldir_set done;
+	int rc;                     /* -errno that stopped the walk */
+};
+
+static int spooldir_add_ref(struct spooldir_walk *w, const struct spoolrec_view *qid,
+                            uint64_t off)
 {
+	if (w->nref == w->capref) {
+		size_t ncap = w->capref ? w->capref * 2 : 256;
+		struct spooldir_msgref *nr = realloc(w->refs, ncap * sizeof *nr);
+		if (!nr)
+			return -ENOMEM;
+		w->refs = nr;
+		w->capref = ncap;
+	}
+	w->refs[w->nref++] = (struct spooldir_msgref){ qid->p, qid->len, w->segno, off };
+	return 0;
+}
+
+static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
+{
+	struct spooldir_walk *w = vw;
+	struct spooldir_damage d;
+
+	switch (ev->kind) {
+	case SPOOLREC_SCAN_RECORD:
+		if (ev->type == SPOOLREC_MSG)
+			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off);
+		else if (ev->type == SPOOLREC_DONE)
+			w->rc = spooldir_set_add(&w->done, ev->done_qid.p, ev->done_qid.len);
+		else
+			w->st->unknown++;
+		return w->rc < 0;
+	case SPOOLREC_SCAN_SKIPPED:
+	case SPOOLREC_SCAN_TORN:
+		d = (struct spooldir_damage){ w->sg->name, ev->off, ev->len,
+		                              ev->kind == SPOOLREC_SCAN_TORN, ev->err };
+		if (d.torn) {
+			w->st->torn++;
+			w->st->torn_bytes += ev->len;
+		} else {
+			w->st->corrupt++;
+			w->st->corrupt_bytes += ev->len;
+		}
+		if (w->ops->damage)
+			w->ops->damage(w->ctx, &d);
+		return 0;
+	case SPOOLREC_SCAN_END:
+	case SPOOLREC_SCAN_NONE:
+		break;
+	}
+	return 0;
+}
+
+int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx,
+                      struct spooldir_stats *st)
+{
+	static const struct spooldir_ops no_ops = { NULL, NULL };
 	struct spooldir_stats dummy;
 	struct spooldir_seg *segs = NULL;
 	size_t nseg = 0;
-	struct spooldir_msgref *refs = NULL;
-	size_t nref = 0, capref = 0;
-	struct spooldir_set done = { NULL, 0, 0 };
+	struct spooldir_walk w;
 	DIR *d;
 	int rc;
 
 	if (!st)
 		st = &dummy;
+	if (!ops)
+		ops = &no_ops;
 	memset(st, 0, sizeof *st);
+	memset(&w, 0, sizeof w);
+	w.ops = ops;
+	w.ctx = ctx;
+	w.st = st;
 
 	d = opendir(dir);
 	if (!d)
@@ -283,7 +353,7 @@ int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_st
 	if (rc < 0)
 		goto out;
 
-	/* Pass 1: map, find each segment's valid end, collect DONE qids and MSG places. */
+	/* Pass 1: map and walk every segment: DONE qids, MSG places, damage. */
 	for (size_t i = 0; i < nseg; i++) {
 		struct spooldir_seg *sg = &segs[i];
 		rc = spooldir_map(dirfd(d), sg);
@@ -292,74 +362,49 @@ int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_st
 		if (rc == 0)
 			continue;
 		st->segments++;
-
-		size_t off = 0;
-		while (off < sg->size) {
-			size_t used;
-			enum spoolrec_type type;
-			struct spoolrec_msg m;
-			struct spoolrec_view dq;
-			enum spoolrec_err err;
-
-			if (spoolrec_decode(sg->map + off, sg->size - off, &used, &type, &m, &dq,
-			                    &err) != SPOOLREC_OK) {
-				/* Torn: short (AGAIN) or damaged (ERR). Either way it was never
-				 * acknowledged, and nothing after it in this segment is trusted. */
-				st->torn++;
-				st->torn_bytes += sg->size - off;
-				break;
-			}
-			if (type == SPOOLREC_DONE) {
-				rc = spooldir_set_add(&done, dq.p, dq.len);
-				if (rc < 0)
-					goto out;
-			} else {
-				if (nref == capref) {
-					size_t ncap = capref ? capref * 2 : 256;
-					struct spooldir_msgref *nr = realloc(refs, ncap * sizeof *nr);
-					if (!nr) {
-						rc = -ENOMEM;
-						goto out;
-					}
-					refs = nr;
-					capref = ncap;
-				}
-				refs[nref++] = (struct spooldir_msgref){ m.qid.p, m.qid.len,
-				                                         (uint32_t)i, off };
-			}
-			off += used;
+		w.sg = sg;
+		w.segno = (uint32_t)i;
+		if (sg->size && spoolrec_scan(sg->map, sg->size, spooldir_on_event, &w) != 0) {
+			rc = w.rc;
+			goto out;
 		}
-		sg->end = off;
 	}
 
 	/* Pass 2: the live messages, in segment then record order. */
 	rc = 0;
-	for (size_t j = 0; j < nref; j++) {
-		const struct spooldir_msgref *r = &refs[j];
+	for (size_t j = 0; j < w.nref; j++) {
+		const struct spooldir_msgref *r = &w.refs[j];
 		const struct spooldir_seg *sg = &segs[r->seg];
 		struct spoolrec_msg m;
 		enum spoolrec_type type;
 
-		if (spooldir_set_has(&done, r->qid, r->qid_len)) {
+		if (spooldir_set_has(&w.done, r->qid, r->qid_len)) {
 			st->done++;
 			continue;
 		}
-		/* Decoded fine in pass 1 from the same read-only mapping. */
-		if (spoolrec_decode(sg->map + r->off, sg->end - r->off, NULL, &type, &m, NULL,
-		                    NULL) != SPOOLREC_OK || type != SPOOLREC_MSG)
+		/* Verified in pass 1, from the same read-only mapping. */
+		if (spoolrec_decode_verified(sg->map + r->off, sg->size - r->off, NULL, &type, &m,
+		                             NULL, NULL) != SPOOLREC_OK || type != SPOOLREC_MSG)
 			continue;
 		st->live++;
-		if (cb && cb(ctx, sg->name, r->off, &m) != 0)
+		if (ops->msg && ops->msg(ctx, sg->name, r->off, &m) != 0)
 			break;
 	}
 out:
 	if (segs)
 		spooldir_unmap(segs, nseg);
 	free(segs);
-	free(refs);
-	free(done.slot);
+	free(w.refs);
+	free(w.done.slot);
 	closedir(d);
 	return rc;
+}
+
+int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st)
+{
+	const struct spooldir_ops ops = { cb, NULL };
+
+	return spooldir_scan_ops(dir, &ops, ctx, st);
 }
 
 uint64_t spooldir_last_seq(const char *dir, unsigned worker)

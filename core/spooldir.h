@@ -1,12 +1,24 @@
 /* core/spooldir — reading a spool directory back: the startup scan that rebuilds the queue,
  * and the listing of `ringrelay --queue`.
  *
- * Segment files are named "w<WORKER>-<SEQ>.seg" (SEQ: 16 hex digits, increasing). The scan
- * reads every segment, decodes its records in order and stops a segment at the first
- * record that is incomplete or fails its checksum: that is a torn tail, never
- * acknowledged (a 250 is only sent after a completed fdatasync covering the record), and
- * it is dropped (reported through the callback's `torn` count). A message is live when
- * its MSG record has no DONE record in any segment. */
+ * Segment files are named "w<WORKER>-<SEQ>.seg" (SEQ: 16 hex digits, increasing). Each
+ * segment is walked by spoolrec_scan() (proto/spoolrec.h), which tells apart:
+ *   - valid records (MSG, DONE, and records of a newer build's types: kept, counted in
+ *     `unknown`, never read as damage);
+ *   - corruption: octets that are not a valid record but are followed by one. The scan
+ *     resynchronises on the next valid record, so one damaged record costs that record
+ *     only. This is an error (a record that may have been acknowledged is gone): counted
+ *     in `corrupt`/`corrupt_bytes` and handed to the `damage` callback for the log;
+ *   - a torn tail: damage with no valid record after it, a write cut by a crash, never
+ *     acknowledged (a 250 is only sent after a completed fdatasync covering the record):
+ *     dropped, counted in `torn`/`torn_bytes`, handed to `damage` with torn = 1, not an
+ *     error;
+ *   - zero octets up to the end of the segment: space written ahead, not used yet; not
+ *     counted anywhere.
+ * A message is live when its MSG record has no DONE record in any segment.
+ *
+ * This module does not log: the caller (core/main.c) logs what the callbacks and the
+ * stats say. */
 #ifndef CORE_SPOOLDIR_H
 #define CORE_SPOOLDIR_H
 
@@ -15,11 +27,25 @@
 #include "proto/spoolrec.h"
 
 struct spooldir_stats {
-	size_t segments;      /* segment files read */
-	size_t live;          /* live messages */
-	size_t done;          /* messages with a DONE record */
-	size_t torn;          /* segments that ended in a torn record */
-	uint64_t torn_bytes;  /* octets dropped in torn tails */
+	size_t segments;          /* segment files read */
+	size_t live;              /* live messages */
+	size_t done;              /* messages with a DONE record */
+	size_t torn;              /* segments that ended in a torn record */
+	uint64_t torn_bytes;      /* octets dropped in torn tails (up to their last non-zero) */
+	size_t corrupt;           /* damaged regions skipped (each followed by a valid record) */
+	uint64_t corrupt_bytes;   /* octets in them */
+	size_t unknown;           /* valid records of a type this build does not know (kept) */
+};
+
+/* One damaged stretch of a segment: [offset, offset+octets) of file `segment` (its name
+ * in the directory) held no valid record. err says why the record at offset was refused
+ * (spoolrec_strerror()). */
+struct spooldir_damage {
+	const char *segment;
+	uint64_t offset;
+	uint64_t octets;
+	int torn;                 /* 1: torn tail, not an error; 0: corruption, an error */
+	enum spoolrec_err err;
 };
 
 /* Called once per live message, in segment then record order. seg is the segment file
@@ -27,7 +53,18 @@ struct spooldir_stats {
 typedef int (*spooldir_cb)(void *ctx, const char *seg, uint64_t off,
                            const struct spoolrec_msg *m);
 
-/* Scan DIR. Returns 0 (a missing directory is an empty queue) or -errno. */
+/* What the scan calls; either may be NULL. damage is called during the walk of the
+ * segments (segment order, then offset order), before any msg call; all calls get the
+ * same ctx. */
+struct spooldir_ops {
+	spooldir_cb msg;
+	void (*damage)(void *ctx, const struct spooldir_damage *d);
+};
+
+/* Scan DIR. Returns 0 (a missing directory is an empty queue) or -errno. st may be NULL. */
+int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx,
+                      struct spooldir_stats *st);
+/* The same with only a msg callback. */
 int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st);
 
 /* Highest SEQ among worker w's segments in dir, or 0 when there are none. */

@@ -2,7 +2,7 @@
  *
  * Record (all integers little-endian, no alignment anywhere):
  *   0  magic "RRS1"            4
- *   4  type                    1   SPOOLREC_MSG or SPOOLREC_DONE
+ *   4  type                    1   SPOOLREC_MSG, SPOOLREC_DONE (others: a newer build's)
  *   5  reserved                3   zero
  *   8  payload length          4   <= SPOOLREC_MAX_PAYLOAD
  *   12 CRC-32C                 4   over bytes 4..11, then the payload
@@ -18,12 +18,17 @@
  * DONE payload:
  *   str qid
  *
- * Decoding trusts nothing: the magic, type, reserved octets and length are checked as
- * soon as they are present (so a damaged header is ERR even when the record is short),
- * the CRC before any payload field is looked at, and then every length inside the
+ * Decoding trusts nothing: the magic, type (non-zero), reserved octets and length are
+ * checked as soon as they are present (so a damaged header is ERR even when the record is
+ * short), the CRC before any payload field is looked at, and then every length inside the
  * payload against what remains of it; the last field must end exactly at the payload's
- * end. AGAIN is only returned for a buffer that is a consistent beginning of a record.
- * Integers are assembled from bytes, so unaligned input is fine. */
+ * end. A type octet this build does not know is not an error: such a record is checked
+ * up to its CRC and reported as SPOOLREC_UNKNOWN. AGAIN is only returned for a buffer that
+ * is a consistent beginning of a record. Integers are assembled from bytes, so unaligned
+ * input is fine.
+ *
+ * The scan (spoolrec_scan, at the end) is where damage is told apart from a torn tail and
+ * from space written ahead; see proto/spoolrec.h for its events. */
 #include "proto/spoolrec.h"
 
 #include <string.h>
@@ -66,6 +71,7 @@ const char *spoolrec_strerror(enum spoolrec_err e)
 	case SPOOLREC_E_LENGTH:  return "record payload too long";
 	case SPOOLREC_E_CRC:     return "record checksum mismatch";
 	case SPOOLREC_E_PAYLOAD: return "record payload inconsistent with its length";
+	case SPOOLREC_E_TRUNCATED: return "record runs past the end of the segment";
 	}
 	return "unknown spool record error";
 }
@@ -117,6 +123,14 @@ size_t spoolrec_msg_size(const char *qid, const char *sender, const char *client
 	return plen ? SPOOLREC_HDR_LEN + plen : 0;
 }
 
+size_t spoolrec_msg_head_size(const char *qid, const char *sender, const char *client,
+                              const char *const *rcpt, size_t nrcpt, size_t datalen)
+{
+	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
+
+	return plen ? SPOOLREC_HDR_LEN + plen - datalen : 0;
+}
+
 static uint8_t *spoolrec_put_str(uint8_t *w, const void *s, size_t n)
 {
 	spoolrec_put32(w, (uint32_t)n);
@@ -125,27 +139,30 @@ static uint8_t *spoolrec_put_str(uint8_t *w, const void *s, size_t n)
 	return w + 4 + n;
 }
 
-/* Header with the CRC over bytes 4..11 and the payload already in out[16..]. */
-static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen)
+/* Writes the header of a record whose payload is out[16..16+inl) followed by
+ * tail[0..plen-inl) (tail may be elsewhere: the CRC is continued over it). */
+static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen, size_t inl,
+                          const uint8_t *tail)
 {
 	memcpy(out, spoolrec_magic, 4);
 	out[4] = (uint8_t)type;
 	out[5] = out[6] = out[7] = 0;
 	spoolrec_put32(out + 8, (uint32_t)plen);
 	uint32_t crc = crc32c(0, out + 4, 8);
-	crc = crc32c(crc, out + SPOOLREC_HDR_LEN, plen);
+	crc = crc32c(crc, out + SPOOLREC_HDR_LEN, inl);
+	if (plen > inl)
+		crc = crc32c(crc, tail, plen - inl);
 	spoolrec_put32(out + 12, crc);
 }
 
-/* Returns 0, writing nothing, when cap is too small or the MSG cannot be encoded. */
-size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
-                           uint32_t flags, const char *sender, const char *client,
-                           const char *const *rcpt, size_t nrcpt,
-                           const uint8_t *data, size_t datalen)
+size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
+                                uint32_t flags, const char *sender, const char *client,
+                                const char *const *rcpt, size_t nrcpt,
+                                const uint8_t *data, size_t datalen)
 {
 	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
 
-	if (!plen || cap < SPOOLREC_HDR_LEN || cap - SPOOLREC_HDR_LEN < plen)
+	if (!plen || cap < SPOOLREC_HDR_LEN || cap - SPOOLREC_HDR_LEN < plen - datalen)
 		return 0;
 	uint8_t *w = out + SPOOLREC_HDR_LEN;
 	w = spoolrec_put_str(w, qid, spoolrec_slen(qid));
@@ -158,9 +175,27 @@ size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t a
 	w += 4;
 	for (size_t i = 0; i < nrcpt; i++)
 		w = spoolrec_put_str(w, rcpt[i], spoolrec_slen(rcpt[i]));
-	w = spoolrec_put_str(w, data, datalen);
-	spoolrec_seal(out, SPOOLREC_MSG, plen);
-	return SPOOLREC_HDR_LEN + plen;
+	spoolrec_put32(w, (uint32_t)datalen);
+	w += 4;
+	spoolrec_seal(out, SPOOLREC_MSG, plen, plen - datalen, data);
+	return (size_t)(w - out);
+}
+
+/* The head, then the data copied behind it: one code path for both encoders. */
+size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
+                           uint32_t flags, const char *sender, const char *client,
+                           const char *const *rcpt, size_t nrcpt,
+                           const uint8_t *data, size_t datalen)
+{
+	size_t total = spoolrec_msg_size(qid, sender, client, rcpt, nrcpt, datalen);
+
+	if (!total || cap < total)
+		return 0;
+	size_t head = spoolrec_encode_msg_head(out, cap, qid, arrival, flags, sender, client,
+	                                       rcpt, nrcpt, data, datalen);
+	if (datalen)
+		memcpy(out + head, data, datalen);
+	return head + datalen;
 }
 
 /* Returns 0, writing nothing, when cap is too small. */
@@ -172,7 +207,7 @@ size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid)
 	    cap - SPOOLREC_HDR_LEN < plen)
 		return 0;
 	spoolrec_put_str(out + SPOOLREC_HDR_LEN, qid, spoolrec_slen(qid));
-	spoolrec_seal(out, SPOOLREC_DONE, plen);
+	spoolrec_seal(out, SPOOLREC_DONE, plen, plen, NULL);
 	return SPOOLREC_HDR_LEN + plen;
 }
 
@@ -252,9 +287,12 @@ static int spoolrec_parse_done(const uint8_t *pl, size_t plen, struct spoolrec_v
 	return spoolrec_take_str(&c, qid) && c.left == 0;
 }
 
-enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
-                                 enum spoolrec_type *type, struct spoolrec_msg *msg,
-                                 struct spoolrec_view *done_qid, enum spoolrec_err *err)
+/* Both decoders: check_crc is 0 only for bytes already verified. */
+static enum spoolrec_rc spoolrec_decode_at(const uint8_t *p, size_t len, int check_crc,
+                                           size_t *used, enum spoolrec_type *type,
+                                           struct spoolrec_msg *msg,
+                                           struct spoolrec_view *done_qid,
+                                           enum spoolrec_err *err)
 {
 	enum spoolrec_err e;
 	uint32_t plen = 0;
@@ -271,7 +309,7 @@ enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
 		e = SPOOLREC_E_MAGIC;
 		goto fail;
 	}
-	if (len > 4 && p[4] != SPOOLREC_MSG && p[4] != SPOOLREC_DONE) {
+	if (len > 4 && p[4] == SPOOLREC_NONE) {
 		e = SPOOLREC_E_TYPE;
 		goto fail;
 	}
@@ -292,14 +330,14 @@ enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
 		return SPOOLREC_AGAIN;
 
 	const uint8_t *pl = p + SPOOLREC_HDR_LEN;
-	uint32_t crc = crc32c(crc32c(0, p + 4, 8), pl, plen);
-	if (crc != spoolrec_get32(p + 12)) {
+	if (check_crc && crc32c(crc32c(0, p + 4, 8), pl, plen) != spoolrec_get32(p + 12)) {
 		e = SPOOLREC_E_CRC;
 		goto fail;
 	}
 
-	enum spoolrec_type t = (enum spoolrec_type)p[4];
-	if (t == SPOOLREC_MSG) {
+	enum spoolrec_type t = SPOOLREC_UNKNOWN;
+	if (p[4] == SPOOLREC_MSG) {
+		t = SPOOLREC_MSG;
 		memset(&m, 0, sizeof m);
 		if (!spoolrec_parse_msg(pl, plen, &m)) {
 			e = SPOOLREC_E_PAYLOAD;
@@ -307,7 +345,8 @@ enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
 		}
 		if (msg)
 			*msg = m;
-	} else {
+	} else if (p[4] == SPOOLREC_DONE) {
+		t = SPOOLREC_DONE;
 		if (!spoolrec_parse_done(pl, plen, &dq)) {
 			e = SPOOLREC_E_PAYLOAD;
 			goto fail;
@@ -315,6 +354,7 @@ enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
 		if (done_qid)
 			*done_qid = dq;
 	}
+	/* Otherwise a newer build's record: its CRC holds, its payload is not ours to read. */
 	if (type)
 		*type = t;
 	if (used)
@@ -325,6 +365,21 @@ fail:
 	if (err)
 		*err = e;
 	return SPOOLREC_ERR;
+}
+
+enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
+                                 enum spoolrec_type *type, struct spoolrec_msg *msg,
+                                 struct spoolrec_view *done_qid, enum spoolrec_err *err)
+{
+	return spoolrec_decode_at(p, len, 1, used, type, msg, done_qid, err);
+}
+
+enum spoolrec_rc spoolrec_decode_verified(const uint8_t *p, size_t len, size_t *used,
+                                          enum spoolrec_type *type, struct spoolrec_msg *msg,
+                                          struct spoolrec_view *done_qid,
+                                          enum spoolrec_err *err)
+{
+	return spoolrec_decode_at(p, len, 0, used, type, msg, done_qid, err);
 }
 
 int spoolrec_next_rcpt(const struct spoolrec_msg *m, uint32_t *off, struct spoolrec_view *r)
@@ -343,42 +398,97 @@ int spoolrec_next_rcpt(const struct spoolrec_msg *m, uint32_t *off, struct spool
 	return 1;
 }
 
-/* (interim: replaced by the h/spool branch's version on merge) */
-size_t spoolrec_msg_head_size(const char *qid, const char *sender, const char *client,
-                              const char *const *rcpt, size_t nrcpt, size_t datalen)
+/* ---- the segment scan ------------------------------------------------------------------ */
+
+/* Where the run of zero octets that ends the segment starts: p[ret..len) is all zero and
+ * ret is 0 or p[ret-1] != 0. Scanned backwards a word at a time (tens of MiB written ahead
+ * cost a memory pass, not a decode per offset). */
+static size_t spoolrec_zero_tail(const uint8_t *p, size_t len)
 {
-	size_t total = spoolrec_msg_size(qid, sender, client, rcpt, nrcpt, datalen);
-	return total ? total - datalen : 0;
+	size_t n = len;
+
+	while (n && ((uintptr_t)(p + n) & 7)) {
+		if (p[n - 1])
+			return n;
+		n--;
+	}
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, p + n - 8, 8);
+		if (w)
+			break;
+		n -= 8;
+	}
+	while (n && !p[n - 1])
+		n--;
+	return n;
 }
 
-size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
-                                uint32_t flags, const char *sender, const char *client,
-                                const char *const *rcpt, size_t nrcpt,
-                                const uint8_t *data, size_t datalen)
+/* The first offset q in [from, zend) where a valid record starts, decoded into *ev (len,
+ * type and the views); SIZE_MAX when there is none. A record starts with its
+ * magic, which has no zero octet, so no record starts in the zero tail; the record itself
+ * may run into it (its last octets can be zero). */
+static size_t spoolrec_resync(const uint8_t *p, size_t len, size_t zend, size_t from,
+                              struct spoolrec_scan_ev *ev)
 {
-	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
-	size_t hlen = plen ? SPOOLREC_HDR_LEN + plen - datalen : 0;
-	if (!plen || cap < hlen)
-		return 0;
-	uint8_t *w = out + SPOOLREC_HDR_LEN;
-	w = spoolrec_put_str(w, qid, spoolrec_slen(qid));
-	spoolrec_put64(w, arrival);
-	spoolrec_put32(w + 8, flags);
-	w += 12;
-	w = spoolrec_put_str(w, sender, spoolrec_slen(sender));
-	w = spoolrec_put_str(w, client, spoolrec_slen(client));
-	spoolrec_put32(w, (uint32_t)nrcpt);
-	w += 4;
-	for (size_t i = 0; i < nrcpt; i++)
-		w = spoolrec_put_str(w, rcpt[i], spoolrec_slen(rcpt[i]));
-	spoolrec_put32(w, (uint32_t)datalen);
-	memcpy(out, spoolrec_magic, 4);
-	out[4] = (uint8_t)SPOOLREC_MSG;
-	out[5] = out[6] = out[7] = 0;
-	spoolrec_put32(out + 8, (uint32_t)plen);
-	uint32_t crc = crc32c(0, out + 4, 8);
-	crc = crc32c(crc, out + SPOOLREC_HDR_LEN, hlen - SPOOLREC_HDR_LEN);
-	crc = crc32c(crc, data, datalen);
-	spoolrec_put32(out + 12, crc);
-	return hlen;
+	while (from < zend && zend - from >= sizeof spoolrec_magic) {
+		const uint8_t *m = memmem(p + from, zend - from, spoolrec_magic,
+		                          sizeof spoolrec_magic);
+		if (!m)
+			break;
+		size_t q = (size_t)(m - p);
+		if (spoolrec_decode(p + q, len - q, &ev->len, &ev->type, &ev->msg, &ev->done_qid,
+		                    NULL) == SPOOLREC_OK)
+			return q;
+		from = q + 1;
+	}
+	return SIZE_MAX;
+}
+
+int spoolrec_scan(const uint8_t *p, size_t len, spoolrec_scan_cb cb, void *ctx)
+{
+	struct spoolrec_scan_ev rec, bad;
+	size_t zend = spoolrec_zero_tail(p, len);
+	size_t off = 0;
+	int rc;
+
+	memset(&rec, 0, sizeof rec);
+	memset(&bad, 0, sizeof bad);
+	while (off < zend) {
+		enum spoolrec_err err;
+		/* Only the view of the record's own type is written: no stale other one. */
+		memset(&rec.msg, 0, sizeof rec.msg);
+		rec.done_qid = (struct spoolrec_view){ NULL, 0 };
+		enum spoolrec_rc r = spoolrec_decode(p + off, len - off, &rec.len, &rec.type,
+		                                     &rec.msg, &rec.done_qid, &err);
+		if (r != SPOOLREC_OK) {
+			/* Damage at off: what follows decides whether it is a torn tail. */
+			bad.off = off;
+			bad.err = r == SPOOLREC_AGAIN ? SPOOLREC_E_TRUNCATED : err;
+			size_t q = spoolrec_resync(p, len, zend, off + 1, &rec);
+			if (q == SIZE_MAX) {
+				bad.kind = SPOOLREC_SCAN_TORN;
+				bad.len = zend - off;
+				if ((rc = cb(ctx, &bad)) != 0)
+					return rc;
+				off = zend;
+				break;
+			}
+			bad.kind = SPOOLREC_SCAN_SKIPPED;
+			bad.len = q - off;
+			if ((rc = cb(ctx, &bad)) != 0)
+				return rc;
+			off = q;
+		}
+		rec.kind = SPOOLREC_SCAN_RECORD;
+		rec.off = off;
+		if ((rc = cb(ctx, &rec)) != 0)
+			return rc;
+		off += rec.len;
+	}
+	memset(&rec, 0, sizeof rec);
+	rec.kind = SPOOLREC_SCAN_END;
+	rec.off = off;
+	rec.len = len - off;
+	return cb(ctx, &rec);
 }

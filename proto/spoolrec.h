@@ -1,15 +1,20 @@
 /* proto/spoolrec — the on-disk record format of the spool segments. Pure: bytes in,
- * bytes out, no I/O.
+ * bytes out, no I/O, no allocation.
  *
  * A segment file is a sequence of records. Every record is
  *   magic "RRS1" (4) | type (1) | reserved (3, zero) | payload length (4, LE) |
  *   CRC-32C of type+reserved+length+payload (4, LE) | payload
  * so that a record that was torn by a crash (short, or with a bad checksum) is detected.
+ * A segment may end in zero octets after its last record (space written ahead, so that
+ * fdatasync has no metadata to journal).
  *
  * Types:
  *   SPOOLREC_MSG  — an accepted message: qid, arrival time, flags, sender, recipients,
  *                   client (as shown in logs), data (the message with its Received:).
  *   SPOOLREC_DONE — the message qid needs no more work (delivered or bounced).
+ *   any other non-zero type octet — a record of a newer build: decoded as
+ *                   SPOOLREC_UNKNOWN (checked like any record, payload not looked at),
+ *                   so that an older build steps over it instead of calling it damage.
  * Strings in a payload are length-prefixed (u32 LE); no NUL terminators on disk. */
 #ifndef PROTO_SPOOLREC_H
 #define PROTO_SPOOLREC_H
@@ -20,17 +25,26 @@
 #define SPOOLREC_HDR_LEN 16
 #define SPOOLREC_MAX_PAYLOAD (1u << 30)
 
-enum spoolrec_type { SPOOLREC_NONE = 0, SPOOLREC_MSG = 1, SPOOLREC_DONE = 2 };
+/* SPOOLREC_NONE is never a valid type octet. SPOOLREC_UNKNOWN is not a type octet either
+ * (it is out of the octet's range): it is what decoding says of a valid record whose type
+ * octet this build does not know. */
+enum spoolrec_type {
+	SPOOLREC_NONE = 0,
+	SPOOLREC_MSG = 1,
+	SPOOLREC_DONE = 2,
+	SPOOLREC_UNKNOWN = 0x100,
+};
 
 enum spoolrec_rc { SPOOLREC_OK = 0, SPOOLREC_AGAIN, SPOOLREC_ERR };
 
 enum spoolrec_err {
 	SPOOLREC_E_NONE = 0,
 	SPOOLREC_E_MAGIC,      /* not a record start */
-	SPOOLREC_E_TYPE,       /* unknown type or non-zero reserved octets */
+	SPOOLREC_E_TYPE,       /* type octet zero or non-zero reserved octets */
 	SPOOLREC_E_LENGTH,     /* payload length over SPOOLREC_MAX_PAYLOAD */
 	SPOOLREC_E_CRC,        /* checksum mismatch */
 	SPOOLREC_E_PAYLOAD,    /* payload fields inconsistent with its length */
+	SPOOLREC_E_TRUNCATED,  /* (scan only) the record runs past the end of the segment */
 };
 const char *spoolrec_strerror(enum spoolrec_err e);
 
@@ -50,16 +64,25 @@ struct spoolrec_msg {
 	struct spoolrec_view data;
 };
 
-/* Size the encoded MSG record will take. */
+/* Size the encoded MSG record will take; 0 when it cannot be encoded (a field over 4 GiB
+ * or the payload over SPOOLREC_MAX_PAYLOAD). */
 size_t spoolrec_msg_size(const char *qid, const char *sender, const char *client,
                          const char *const *rcpt, size_t nrcpt, size_t datalen);
-/* Encode a MSG record into out (cap >= spoolrec_msg_size()); returns bytes written. */
+/* Encode a MSG record into out (cap >= spoolrec_msg_size()); returns bytes written, 0
+ * (writing nothing) when cap is too small or the MSG cannot be encoded. */
 size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
                            uint32_t flags, const char *sender, const char *client,
                            const char *const *rcpt, size_t nrcpt,
                            const uint8_t *data, size_t datalen);
-/* The record without its data, for a vectored write: out[0..ret) then data[0..datalen)
- * is byte for byte what spoolrec_encode_msg() writes. 0 when it cannot be encoded. */
+
+/* For vectored, copy-free writes: everything of the MSG record but the data itself.
+ * spoolrec_msg_head_size() is spoolrec_msg_size() - datalen (0 when the MSG cannot be
+ * encoded). spoolrec_encode_msg_head() writes the record header and every payload field
+ * up to and including data's length prefix into out (cap >= the head size) and returns
+ * the octets written (0, writing nothing, when cap is too small or the MSG cannot be
+ * encoded). The CRC in the header covers data too (data is read, not copied): the record
+ * on disk is out[0..ret) followed by data[0..datalen), octet for octet what
+ * spoolrec_encode_msg() writes. data must not change until it has been written. */
 size_t spoolrec_msg_head_size(const char *qid, const char *sender, const char *client,
                               const char *const *rcpt, size_t nrcpt, size_t datalen);
 size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
@@ -70,12 +93,72 @@ size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint6
 size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid);
 
 /* Decode one record at the start of [p, p+len).
- *   SPOOLREC_OK:    *used = record length, *type set, *msg filled for MSG, *done_qid for DONE
+ *   SPOOLREC_OK:    *used = record length, *type set (MSG, DONE or UNKNOWN), *msg filled
+ *                   for MSG, *done_qid for DONE; an UNKNOWN record's payload is only
+ *                   covered by the CRC, never parsed
  *   SPOOLREC_AGAIN: the bytes are a valid beginning of a record but it is incomplete
- *   SPOOLREC_ERR:   *err says why */
+ *   SPOOLREC_ERR:   *err says why
+ * Any out-pointer may be NULL. */
 enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
                                  enum spoolrec_type *type, struct spoolrec_msg *msg,
                                  struct spoolrec_view *done_qid, enum spoolrec_err *err);
+
+/* The same without computing the CRC: for a record that spoolrec_decode() or
+ * spoolrec_scan() has already verified, read again from the same unchanged bytes (the
+ * second pass of a scan). Every field is still bounds-checked, so bytes that were never
+ * verified cannot make it read outside [p, p+len); they are just not integrity-checked. */
+enum spoolrec_rc spoolrec_decode_verified(const uint8_t *p, size_t len, size_t *used,
+                                          enum spoolrec_type *type, struct spoolrec_msg *msg,
+                                          struct spoolrec_view *done_qid,
+                                          enum spoolrec_err *err);
+
+/* ---- the segment scan ------------------------------------------------------------------
+ * spoolrec_scan() walks a whole segment (a mapping of the file, not a stream) and reports,
+ * in order, events whose [off, off+len) ranges cover [0, seglen) without gap or overlap:
+ *
+ *   RECORD   a valid record (magic, sane header, CRC-32C over the whole record, inside the
+ *            segment); type MSG, DONE or UNKNOWN, decoded into msg / done_qid.
+ *   SKIPPED  octets that are not a valid record, followed by a valid record: corruption
+ *            (bit rot, a lost page). The scan resynchronises on the first offset after the
+ *            bad record's start that holds a valid record, so nothing that follows the
+ *            damage is dropped. Always followed by a RECORD. err: why the record at off
+ *            was refused (SPOOLREC_E_TRUNCATED when it claimed more than is left).
+ *   TORN     octets that are not a valid record, with no valid record after them: a write
+ *            torn by a crash, never acknowledged; not an error. At most one, just before
+ *            END. err as for SKIPPED.
+ *   END      the rest of the segment, [off, seglen): zero octets only (space written
+ *            ahead and not used yet; len may be 0). Always the last event.
+ *
+ * The zero tail is found from the end, a word at a time, before the walk; the search for
+ * the next record uses memmem() for the magic, so neither costs a decode per offset. Each
+ * record is decoded once (a record found by resynchronising is handed on as decoded). A
+ * valid record embedded in a damaged record's data (a message that carries a spool
+ * segment) is found like any other record when its host is damaged: the format cannot
+ * tell them apart.
+ *
+ * cb returns 0 to go on; spoolrec_scan() returns 0 after END, or cb's first non-zero
+ * value. Views in an event point into p and stay valid as long as p does. */
+enum spoolrec_scan_kind {
+	SPOOLREC_SCAN_NONE = 0,
+	SPOOLREC_SCAN_RECORD,
+	SPOOLREC_SCAN_SKIPPED,
+	SPOOLREC_SCAN_TORN,
+	SPOOLREC_SCAN_END,
+};
+
+struct spoolrec_scan_ev {
+	enum spoolrec_scan_kind kind;
+	size_t off;
+	size_t len;
+	enum spoolrec_type type;           /* RECORD */
+	struct spoolrec_msg msg;           /* RECORD of type MSG */
+	struct spoolrec_view done_qid;     /* RECORD of type DONE */
+	enum spoolrec_err err;             /* SKIPPED, TORN */
+};
+
+typedef int (*spoolrec_scan_cb)(void *ctx, const struct spoolrec_scan_ev *ev);
+
+int spoolrec_scan(const uint8_t *p, size_t len, spoolrec_scan_cb cb, void *ctx);
 
 /* Iterate recipients: *off starts at 0; returns 1 and sets *r while there is one. */
 int spoolrec_next_rcpt(const struct spoolrec_msg *m, uint32_t *off, struct spoolrec_view *r);

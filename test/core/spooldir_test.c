@@ -1,7 +1,9 @@
 /* test/core/spooldir_test — the spool scan and `--queue` listing against segment files
  * written with the real encoder in a temporary directory: live/done across segments,
- * segment order and names, torn tails at every length and every corrupted octet, a
- * missing directory, last_seq, and the exact text and JSON listings. */
+ * segment order and names, torn tails at every length and every corrupted octet,
+ * damage in the middle of a segment (skipped, reported, nothing after it lost), records
+ * of unknown types, zero octets written ahead, a missing directory, last_seq, and the
+ * exact text and JSON listings. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include "core/spooldir.h"
+#include "proto/crc32c.h"
 #include "proto/spoolrec.h"
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -107,7 +110,7 @@ struct got_rec {
 
 struct got {
 	size_t n;
-	struct got_rec r[64];
+	struct got_rec r[128];
 	size_t stop_after;      /* 0: never stop */
 };
 
@@ -159,6 +162,23 @@ static void check_stats(const char *what, const struct spooldir_stats *got_st,
 	cr_assert_eq(got_st->torn_bytes, want_st->torn_bytes, "%s: torn_bytes %llu want %llu",
 	             what, (unsigned long long)got_st->torn_bytes,
 	             (unsigned long long)want_st->torn_bytes);
+	cr_assert_eq(got_st->corrupt, want_st->corrupt, "%s: corrupt %zu want %zu", what,
+	             got_st->corrupt, want_st->corrupt);
+	cr_assert_eq(got_st->corrupt_bytes, want_st->corrupt_bytes,
+	             "%s: corrupt_bytes %llu want %llu", what,
+	             (unsigned long long)got_st->corrupt_bytes,
+	             (unsigned long long)want_st->corrupt_bytes);
+	cr_assert_eq(got_st->unknown, want_st->unknown, "%s: unknown %zu want %zu", what,
+	             got_st->unknown, want_st->unknown);
+}
+
+/* Octets of p[0..n) before its trailing zero octets: a torn tail ends at its last
+ * non-zero octet (zeros after it are space written ahead). */
+static size_t nonzero_len(const uint8_t *p, size_t n)
+{
+	while (n && p[n - 1] == 0)
+		n--;
+	return n;
 }
 
 static char *list_to_string(const char *dir, int json, int *rc)
@@ -179,7 +199,7 @@ Test(spooldir, missing_directory_is_an_empty_queue)
 	char path[128];
 	snprintf(path, sizeof path, "%s/nope", tmpdir);
 	struct got g = { 0 };
-	struct spooldir_stats got_st = { 1, 1, 1, 1, 1 };
+	struct spooldir_stats got_st = { 1, 1, 1, 1, 1, 1, 1, 1 };
 	struct spooldir_stats want_st = { 0 };
 
 	cr_assert_eq(spooldir_scan(path, collect, &g, &got_st), 0);
@@ -368,7 +388,8 @@ Test(spooldir, torn_tail_at_every_length)
 		char what[64];
 		snprintf(what, sizeof what, "C cut to %zu octets", k);
 		const struct spooldir_stats want_st = {
-			.segments = 2, .live = 3, .torn = k ? 1 : 0, .torn_bytes = k,
+			.segments = 2, .live = 3, .torn = k ? 1 : 0,
+			.torn_bytes = nonzero_len(f.s1.p + f.offC, k),
 		};
 		struct got g = { 0 };
 		struct spooldir_stats got_st;
@@ -415,7 +436,48 @@ Test(spooldir, corrupted_octet_in_the_last_record)
 	torn_free(&f);
 }
 
-Test(spooldir, corrupted_middle_record_drops_the_rest_of_its_segment)
+/* What the damage callback was told. */
+struct damage_log {
+	struct got g;               /* first: collect() gets the same ctx */
+	size_t n;
+	struct spooldir_damage d[16];
+	char seg[16][64];
+};
+
+static int collect_msg(void *ctx, const char *seg, uint64_t off, const struct spoolrec_msg *m)
+{
+	return collect(&((struct damage_log *)ctx)->g, seg, off, m);
+}
+
+static void collect_damage(void *ctx, const struct spooldir_damage *d)
+{
+	struct damage_log *l = ctx;
+	cr_assert_lt(l->n, ARRAY_LEN(l->d));
+	cr_assert_eq(l->g.n, 0, "damage is reported before any message");
+	snprintf(l->seg[l->n], sizeof l->seg[l->n], "%s", d->segment);
+	l->d[l->n] = *d;
+	l->d[l->n].segment = l->seg[l->n];
+	l->n++;
+}
+
+static const struct spooldir_ops damage_ops = { collect_msg, collect_damage };
+
+static void check_damage(const char *what, const struct damage_log *l, size_t i,
+                         const char *seg, uint64_t off, uint64_t octets, int torn)
+{
+	cr_assert_lt(i, l->n, "%s: only %zu damage reports", what, l->n);
+	cr_assert_str_eq(l->d[i].segment, seg, "%s", what);
+	cr_assert_eq(l->d[i].offset, off, "%s: offset %llu want %llu", what,
+	             (unsigned long long)l->d[i].offset, (unsigned long long)off);
+	cr_assert_eq(l->d[i].octets, octets, "%s: octets %llu want %llu", what,
+	             (unsigned long long)l->d[i].octets, (unsigned long long)octets);
+	cr_assert_eq(l->d[i].torn, torn, "%s: torn", what);
+	cr_assert_neq(l->d[i].err, SPOOLREC_E_NONE, "%s", what);
+}
+
+/* Issue 7: a damaged record in the middle costs that record only; it is reported as
+ * corruption (an error), with its segment, offset and length. */
+Test(spooldir, corrupted_middle_record_is_skipped_and_reported)
 {
 	struct torn_fixture f;
 	torn_build(&f);
@@ -423,17 +485,153 @@ Test(spooldir, corrupted_middle_record_drops_the_rest_of_its_segment)
 	put_seg("w0-0000000000000001.seg", &f.s1);
 	const struct want_rec want[] = {
 		{ "w0-0000000000000001.seg", "A", f.offA },
+		{ "w0-0000000000000001.seg", "C", f.offC },
 		{ "w0-0000000000000002.seg", "D", 0 },
 	};
 	const struct spooldir_stats want_st = {
-		.segments = 2, .live = 2, .torn = 1, .torn_bytes = f.s1.n - f.offB,
+		.segments = 2, .live = 3, .corrupt = 1, .corrupt_bytes = f.offC - f.offB,
 	};
-	struct got g = { 0 };
+	struct damage_log l = { .n = 0 };
 	struct spooldir_stats got_st;
-	cr_assert_eq(spooldir_scan(tmpdir, collect, &g, &got_st), 0);
-	check_got("B damaged", &g, want, ARRAY_LEN(want));
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &damage_ops, &l, &got_st), 0);
+	check_got("B damaged", &l.g, want, ARRAY_LEN(want));
 	check_stats("B damaged", &got_st, &want_st);
+	cr_assert_eq(l.n, 1);
+	check_damage("B damaged", &l, 0, "w0-0000000000000001.seg", f.offB, f.offC - f.offB, 0);
+	cr_assert_eq(l.d[0].err, SPOOLREC_E_CRC);
+
+	/* A torn tail is reported too, as torn. */
+	put_file("w0-0000000000000002.seg", f.s2.p, f.s2.n - 3);
+	memset(&l, 0, sizeof l);
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &damage_ops, &l, &got_st), 0);
+	cr_assert_eq(l.n, 2);
+	check_damage("torn", &l, 1, "w0-0000000000000002.seg", 0,
+	             nonzero_len(f.s2.p, f.s2.n - 3), 1);
+	cr_assert_eq(got_st.torn, 1);
+	cr_assert_eq(got_st.corrupt, 1);
 	torn_free(&f);
+}
+
+/* 100 messages in one segment: one octet changed in any one record, in its data or its
+ * length field, and the 99 others are listed. */
+Test(spooldir, one_damaged_record_of_a_hundred)
+{
+	struct segbuf s = { 0 };
+	size_t off[101];
+	char qid[100][16];
+	for (int i = 0; i < 100; i++) {
+		snprintf(qid[i], sizeof qid[i], "M%03d", i);
+		off[i] = add_msg(&s, qid[i]);
+	}
+	off[100] = s.n;
+	for (int k = 0; k < 100; k++) {
+		for (int where = 0; where < 2; where++) {
+			/* A data octet (the record ends with the data), or the length's 3rd octet:
+			 * +1 MiB, more than the file holds. */
+			size_t pos = where ? off[k] + 10 : off[k + 1] - 3;
+			s.p[pos] ^= where ? 0x10 : 0x01;
+			put_seg("w0-0000000000000001.seg", &s);
+			s.p[pos] ^= where ? 0x10 : 0x01;
+			char what[64];
+			snprintf(what, sizeof what, "record %d, %s", k, where ? "length" : "data");
+			struct damage_log l = { .n = 0 };
+			struct spooldir_stats got_st;
+			cr_assert_eq(spooldir_scan_ops(tmpdir, &damage_ops, &l, &got_st), 0);
+			cr_assert_eq(got_st.live, 99, "%s: %zu live", what, got_st.live);
+			cr_assert_eq(l.g.n, 99, "%s", what);
+			for (int i = 0, j = 0; i < 100; i++) {
+				if (i == k)
+					continue;
+				cr_assert_str_eq(l.g.r[j].qid, qid[i], "%s", what);
+				cr_assert_eq(l.g.r[j].off, off[i], "%s", what);
+				j++;
+			}
+			int last = k == 99;
+			check_damage(what, &l, 0, "w0-0000000000000001.seg", off[k],
+			             off[k + 1] - off[k], last);
+			cr_assert_eq(got_st.corrupt, last ? 0 : 1, "%s", what);
+			cr_assert_eq(got_st.torn, last ? 1 : 0, "%s", what);
+		}
+	}
+	free(s.p);
+}
+
+/* A record of a newer build: kept, counted, not damage, and what follows it is read. */
+static size_t add_unknown(struct segbuf *s, uint8_t type)
+{
+	uint8_t rec[SPOOLREC_HDR_LEN + 8] = { 'R', 'R', 'S', '1', type, 0, 0, 0, 8, 0, 0, 0 };
+	memcpy(rec + SPOOLREC_HDR_LEN, "newer!!!", 8);
+	uint32_t crc = crc32c(crc32c(0, rec + 4, 8), rec + SPOOLREC_HDR_LEN, 8);
+	for (int i = 0; i < 4; i++)
+		rec[12 + i] = (uint8_t)(crc >> (8 * i));
+	return seg_append(s, rec, sizeof rec);
+}
+
+Test(spooldir, unknown_records_are_kept_and_counted)
+{
+	struct segbuf s = { 0 };
+	size_t offA = add_msg(&s, "A");
+	add_unknown(&s, 3);
+	add_unknown(&s, 200);
+	size_t offB = add_msg(&s, "B");
+	put_seg("w0-0000000000000001.seg", &s);
+	const struct want_rec want[] = {
+		{ "w0-0000000000000001.seg", "A", offA },
+		{ "w0-0000000000000001.seg", "B", offB },
+	};
+	const struct spooldir_stats want_st = { .segments = 1, .live = 2, .unknown = 2 };
+	struct damage_log l = { .n = 0 };
+	struct spooldir_stats got_st;
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &damage_ops, &l, &got_st), 0);
+	check_got("unknown", &l.g, want, ARRAY_LEN(want));
+	check_stats("unknown", &got_st, &want_st);
+	cr_assert_eq(l.n, 0);
+	free(s.p);
+}
+
+/* Segments written ahead with zeros: a zero tail is clean; zeros in the middle (a page
+ * that did not reach the disk when a later one did) are damage like any other. */
+Test(spooldir, zeros_written_ahead)
+{
+	struct segbuf s = { 0 };
+	size_t offA = add_msg(&s, "A");
+	size_t offB = add_msg(&s, "B");
+	size_t offC = add_msg(&s, "C");
+	size_t end = s.n;
+	s.p = realloc(s.p, end + (4u << 20));
+	cr_assert_not_null(s.p);
+	memset(s.p + end, 0, 4u << 20);
+	s.n = end + (4u << 20);
+	put_seg("w0-0000000000000001.seg", &s);
+	const struct want_rec want[] = {
+		{ "w0-0000000000000001.seg", "A", offA },
+		{ "w0-0000000000000001.seg", "B", offB },
+		{ "w0-0000000000000001.seg", "C", offC },
+	};
+	struct damage_log l = { .n = 0 };
+	struct spooldir_stats got_st;
+	const struct spooldir_stats want_clean = { .segments = 1, .live = 3 };
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &damage_ops, &l, &got_st), 0);
+	check_got("zero tail", &l.g, want, ARRAY_LEN(want));
+	check_stats("zero tail", &got_st, &want_clean);
+	cr_assert_eq(l.n, 0);
+
+	memset(s.p + offB, 0, offC - offB);
+	put_seg("w0-0000000000000001.seg", &s);
+	const struct want_rec want_hole[] = {
+		{ "w0-0000000000000001.seg", "A", offA },
+		{ "w0-0000000000000001.seg", "C", offC },
+	};
+	const struct spooldir_stats want_st = {
+		.segments = 1, .live = 2, .corrupt = 1, .corrupt_bytes = offC - offB,
+	};
+	memset(&l, 0, sizeof l);
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &damage_ops, &l, &got_st), 0);
+	check_got("zero hole", &l.g, want_hole, ARRAY_LEN(want_hole));
+	check_stats("zero hole", &got_st, &want_st);
+	check_damage("zero hole", &l, 0, "w0-0000000000000001.seg", offB, offC - offB, 0);
+	cr_assert_eq(l.d[0].err, SPOOLREC_E_MAGIC);
+	free(s.p);
 }
 
 Test(spooldir, torn_done_record_does_not_count)
@@ -445,7 +643,8 @@ Test(spooldir, torn_done_record_does_not_count)
 	put_file("w0-0000000000000002.seg", s2.p, s2.n - 1);
 	const struct want_rec want[] = { { "w0-0000000000000001.seg", "A", offA } };
 	const struct spooldir_stats want_st = {
-		.segments = 2, .live = 1, .torn = 1, .torn_bytes = s2.n - 1 - offDone,
+		.segments = 2, .live = 1, .torn = 1,
+		.torn_bytes = nonzero_len(s2.p + offDone, s2.n - 1 - offDone),
 	};
 	struct got g = { 0 };
 	struct spooldir_stats got_st;

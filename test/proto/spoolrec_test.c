@@ -325,10 +325,9 @@ static void want_after_flip(const uint8_t *rec, size_t pos, uint8_t mask,
 		*want_err = SPOOLREC_E_MAGIC;
 	} else if (pos == 4) {
 		uint8_t t = rec[4] ^ mask;
-		/* The other valid type passes the header check and fails the CRC, which
-		 * covers the type octet. */
-		*want_err = (t == SPOOLREC_MSG || t == SPOOLREC_DONE) ? SPOOLREC_E_CRC
-		                                                      : SPOOLREC_E_TYPE;
+		/* Zero is never a type; any other type octet (the other known one, or one of
+		 * a newer build) passes the header check and fails the CRC, which covers it. */
+		*want_err = t == SPOOLREC_NONE ? SPOOLREC_E_TYPE : SPOOLREC_E_CRC;
 	} else if (pos < 8) {
 		*want_err = SPOOLREC_E_TYPE;
 	} else if (pos < 12) {
@@ -503,9 +502,14 @@ static const struct hdr_case hdr_cases[] = {
 	{ "zeros", { 0 }, 16, SPOOLREC_ERR, SPOOLREC_E_MAGIC },
 	{ "magic only", { 'R', 'R', 'S', '1' }, 4, SPOOLREC_AGAIN, SPOOLREC_E_NONE },
 	{ "type NONE", { 'R', 'R', 'S', '1', 0 }, 5, SPOOLREC_ERR, SPOOLREC_E_TYPE },
-	{ "type 3", { 'R', 'R', 'S', '1', 3 }, 5, SPOOLREC_ERR, SPOOLREC_E_TYPE },
-	{ "type 0xff", { 'R', 'R', 'S', '1', 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }, 16,
-	  SPOOLREC_ERR, SPOOLREC_E_TYPE },
+	{ "type NONE, whole header", { 'R', 'R', 'S', '1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	  0 }, 16, SPOOLREC_ERR, SPOOLREC_E_TYPE },
+	/* A newer build's type: a consistent beginning, then checked by its CRC. */
+	{ "type 3, short", { 'R', 'R', 'S', '1', 3 }, 5, SPOOLREC_AGAIN, SPOOLREC_E_NONE },
+	{ "type 0xff, bad crc", { 'R', 'R', 'S', '1', 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 },
+	  16, SPOOLREC_ERR, SPOOLREC_E_CRC },
+	{ "type 3, reserved", { 'R', 'R', 'S', '1', 3, 0, 1 }, 7, SPOOLREC_ERR,
+	  SPOOLREC_E_TYPE },
 	{ "type MSG, short", { 'R', 'R', 'S', '1', 1 }, 5, SPOOLREC_AGAIN, SPOOLREC_E_NONE },
 	{ "reserved 5", { 'R', 'R', 'S', '1', 1, 1 }, 6, SPOOLREC_ERR, SPOOLREC_E_TYPE },
 	{ "reserved 6", { 'R', 'R', 'S', '1', 2, 0, 0x80 }, 7, SPOOLREC_ERR, SPOOLREC_E_TYPE },
@@ -678,7 +682,7 @@ Test(spoolrec, strerror_names_every_error)
 {
 	static const enum spoolrec_err all[] = {
 		SPOOLREC_E_NONE, SPOOLREC_E_MAGIC, SPOOLREC_E_TYPE, SPOOLREC_E_LENGTH,
-		SPOOLREC_E_CRC, SPOOLREC_E_PAYLOAD,
+		SPOOLREC_E_CRC, SPOOLREC_E_PAYLOAD, SPOOLREC_E_TRUNCATED,
 	};
 	for (size_t i = 0; i < ARRAY_LEN(all); i++) {
 		const char *got_s = spoolrec_strerror(all[i]);
@@ -723,4 +727,725 @@ Test(spoolrec, next_rcpt_is_bounded)
 	uint32_t off = 0;
 	struct spoolrec_view r;
 	cr_assert_eq(spoolrec_next_rcpt(&none, &off, &r), 0);
+}
+
+/* ---- records of a newer build's type ------------------------------------------------- */
+
+Test(spoolrec, unknown_type_is_decoded_not_refused)
+{
+	static const uint8_t types[] = { 3, 7, 0x80, 0xff };
+	for (size_t i = 0; i < ARRAY_LEN(types); i++) {
+		size_t n;
+		uint8_t *rec = seal(types[i], (const uint8_t *)"future payload", 14, &n);
+		size_t got_used = 0;
+		enum spoolrec_type got_type = SPOOLREC_NONE;
+		enum spoolrec_err got_err = SPOOLREC_E_CRC;
+		cr_assert_eq(spoolrec_decode(rec, n, &got_used, &got_type, NULL, NULL, &got_err),
+		             SPOOLREC_OK, "type %u: %s", types[i], spoolrec_strerror(got_err));
+		cr_assert_eq(got_type, SPOOLREC_UNKNOWN, "type %u", types[i]);
+		cr_assert_eq(got_used, n);
+		/* Every prefix is a consistent beginning. */
+		for (size_t len = 0; len < n; len++) {
+			uint8_t *pre = dup_exact(rec, len);
+			cr_assert_eq(spoolrec_decode(pre, len, NULL, NULL, NULL, NULL, NULL),
+			             SPOOLREC_AGAIN, "type %u prefix %zu", types[i], len);
+			free(pre);
+		}
+		/* Still checked: its CRC, its reserved octets. */
+		rec[n - 1] ^= 1;
+		cr_assert_eq(spoolrec_decode(rec, n, NULL, NULL, NULL, NULL, &got_err),
+		             SPOOLREC_ERR);
+		cr_assert_eq(got_err, SPOOLREC_E_CRC);
+		free(rec);
+	}
+	/* Type zero with a correct CRC is still no record. */
+	size_t n;
+	uint8_t *rec = seal(SPOOLREC_NONE, (const uint8_t *)"x", 1, &n);
+	enum spoolrec_err got_err = SPOOLREC_E_NONE;
+	cr_assert_eq(spoolrec_decode(rec, n, NULL, NULL, NULL, NULL, &got_err), SPOOLREC_ERR);
+	cr_assert_eq(got_err, SPOOLREC_E_TYPE);
+	free(rec);
+}
+
+Test(spoolrec, decode_verified_skips_only_the_crc)
+{
+	size_t n;
+	uint8_t *rec;
+	for (size_t k = 0; (rec = record_n(k, &n)) != NULL; k++) {
+		size_t used1 = 0, used2 = 0;
+		enum spoolrec_type t1 = SPOOLREC_NONE, t2 = SPOOLREC_NONE;
+		struct spoolrec_msg m1, m2;
+		struct spoolrec_view d1 = { NULL, 0 }, d2 = { NULL, 0 };
+		memset(&m1, 0, sizeof m1);
+		memset(&m2, 0, sizeof m2);
+		cr_assert_eq(spoolrec_decode(rec, n, &used1, &t1, &m1, &d1, NULL), SPOOLREC_OK);
+		cr_assert_eq(spoolrec_decode_verified(rec, n, &used2, &t2, &m2, &d2, NULL),
+		             SPOOLREC_OK);
+		cr_assert_eq(used1, used2);
+		cr_assert_eq(t1, t2);
+		cr_assert(memcmp(&m1, &m2, sizeof m1) == 0, "record %zu", k);
+		cr_assert(d1.p == d2.p && d1.len == d2.len);
+		/* A CRC octet changed: decode refuses, decode_verified does not look. */
+		rec[12] ^= 0x40;
+		cr_assert_eq(spoolrec_decode(rec, n, NULL, NULL, NULL, NULL, NULL), SPOOLREC_ERR);
+		cr_assert_eq(spoolrec_decode_verified(rec, n, NULL, NULL, NULL, NULL, NULL),
+		             SPOOLREC_OK);
+		/* Lengths are still bounds-checked. */
+		enum spoolrec_err got_err;
+		cr_assert_neq(spoolrec_decode_verified(rec, n - 1, NULL, NULL, NULL, NULL,
+		                                       &got_err), SPOOLREC_OK);
+		free(rec);
+	}
+}
+
+/* ---- the vectored encoder ------------------------------------------------------------ */
+
+/* A small deterministic PRNG (xorshift64*): tests print their seed. */
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1Dull;
+}
+
+static size_t rng_below(uint64_t *s, size_t n)
+{
+	return n ? (size_t)(rng_next(s) % n) : 0;
+}
+
+/* Checks one shape: head + data is exactly encode_msg's record, the sizes agree, and a
+ * buffer one octet short gets 0 and no write. */
+static void check_head(const char *what, const char *qid, uint64_t arrival, uint32_t flags,
+                       const char *sender, const char *client, const char *const *rcpt,
+                       size_t nrcpt, const uint8_t *data, size_t datalen)
+{
+	size_t want_n = spoolrec_msg_size(qid, sender, client, rcpt, nrcpt, datalen);
+	size_t got_hn = spoolrec_msg_head_size(qid, sender, client, rcpt, nrcpt, datalen);
+	cr_assert_gt(want_n, 0, "%s", what);
+	cr_assert_eq(got_hn, want_n - datalen, "%s: head size %zu, record %zu, data %zu", what,
+	             got_hn, want_n, datalen);
+
+	uint8_t *want = malloc(want_n);
+	uint8_t *head = malloc(got_hn + 1);
+	cr_assert(want && head);
+	cr_assert_eq(spoolrec_encode_msg(want, want_n, qid, arrival, flags, sender, client,
+	                                 rcpt, nrcpt, data, datalen), want_n, "%s", what);
+	memset(head, 0xa5, got_hn + 1);
+	cr_assert_eq(spoolrec_encode_msg_head(head, got_hn - 1, qid, arrival, flags, sender,
+	                                      client, rcpt, nrcpt, data, datalen), 0, "%s", what);
+	for (size_t i = 0; i < got_hn + 1; i++)
+		cr_assert_eq(head[i], 0xa5, "%s: short buffer written at %zu", what, i);
+	size_t got_n = spoolrec_encode_msg_head(head, got_hn + 1, qid, arrival, flags, sender,
+	                                        client, rcpt, nrcpt, data, datalen);
+	cr_assert_eq(got_n, got_hn, "%s", what);
+	cr_assert_eq(head[got_hn], 0xa5, "%s: wrote past the head", what);
+	cr_assert(memcmp(head, want, got_hn) == 0, "%s: head differs", what);
+	cr_assert(datalen == 0 || memcmp(want + got_hn, data, datalen) == 0,
+	          "%s: data is not right behind the head", what);
+	free(want);
+	free(head);
+}
+
+Test(spoolrec, msg_head_plus_data_is_the_record)
+{
+	for (size_t i = 0; i < ARRAY_LEN(msg_cases); i++) {
+		const struct msg_case *c = &msg_cases[i];
+		check_head(c->name, c->qid, c->arrival, c->flags, c->sender, c->client, c->rcpt,
+		           c->nrcpt, c->data, c->datalen);
+	}
+
+	uint64_t seed = 0x5eed0001;
+	static char strs[8][300];
+	static const char *rcpt[8];
+	static uint8_t data[70000];
+	for (size_t i = 0; i < sizeof data; i++)
+		data[i] = (uint8_t)(i * 131 + (i >> 9));
+	for (int iter = 0; iter < 400; iter++) {
+		uint64_t s = seed + (uint64_t)iter;
+		for (size_t j = 0; j < 8; j++) {
+			size_t len = rng_below(&s, 4) ? rng_below(&s, 40) : rng_below(&s, 299);
+			for (size_t k = 0; k < len; k++)
+				strs[j][k] = (char)('!' + rng_below(&s, 90));
+			strs[j][len] = '\0';
+			rcpt[j] = strs[j];
+		}
+		size_t nrcpt = rng_below(&s, 6);
+		size_t datalen = rng_below(&s, 3) ? rng_below(&s, 5000) : rng_below(&s, 70000);
+		const uint8_t *d = data + rng_below(&s, 16) % (sizeof data - datalen + 1);
+		char what[64];
+		snprintf(what, sizeof what, "shape %d (seed %#llx)", iter, (unsigned long long)s);
+		check_head(what, strs[5], rng_next(&s), (uint32_t)rng_next(&s), strs[6], strs[7],
+		           rcpt, nrcpt, datalen ? d : NULL, datalen);
+	}
+	/* The head alone, with nothing behind it. */
+	check_head("no data", "Q", 1, 0, "", "c", NULL, 0, NULL, 0);
+}
+
+/* ---- the segment scan ---------------------------------------------------------------- */
+
+struct seg_rec {
+	size_t off, len;
+	enum spoolrec_type type;
+};
+
+struct seg {
+	uint8_t *p;
+	size_t n, cap;
+	struct seg_rec r[400];
+	size_t nrec;
+};
+
+static void seg_put(struct seg *s, const uint8_t *rec, size_t n, enum spoolrec_type type)
+{
+	cr_assert_lt(s->nrec, ARRAY_LEN(s->r));
+	if (s->n + n > s->cap) {
+		s->cap = (s->n + n) * 2;
+		s->p = realloc(s->p, s->cap);
+		cr_assert_not_null(s->p);
+	}
+	memcpy(s->p + s->n, rec, n);
+	s->r[s->nrec++] = (struct seg_rec){ s->n, n, type };
+	s->n += n;
+}
+
+/* Record i of a test segment: mostly MSGs of varying size (lower-case data, so no
+ * magic by accident), every 10th a DONE; some data carries a fake header (the magic, a
+ * sane header, a wrong CRC) so that resynchronisation meets false candidates. */
+static void seg_add(struct seg *s, size_t i, uint64_t *rng)
+{
+	char qid[32];
+	snprintf(qid, sizeof qid, "Q%04zu", i);
+	if (i % 10 == 3) {
+		uint8_t rec[64];
+		snprintf(qid, sizeof qid, "Q%04zu", i - 1);
+		size_t n = spoolrec_encode_done(rec, sizeof rec, qid);
+		seg_put(s, rec, n, SPOOLREC_DONE);
+		return;
+	}
+	static const char *const rc[] = { "a@x.test", "bb@y.test", "ccc@z.test" };
+	uint8_t data[600];
+	size_t dl = 1 + rng_below(rng, 200);
+	for (size_t k = 0; k < dl; k++)
+		data[k] = (uint8_t)('a' + rng_below(rng, 26));
+	if (i % 17 == 5) {
+		static const uint8_t fake[] = { 'R', 'R', 'S', '1', 1, 0, 0, 0, 4, 0, 0, 0,
+		                                1, 2, 3, 4, 0, 0, 0, 0 };
+		memcpy(data + dl, fake, sizeof fake);
+		dl += sizeof fake;
+		data[dl++] = 'z';
+	}
+	uint8_t rec[1024];
+	size_t n = spoolrec_encode_msg(rec, sizeof rec, qid, 1700000000u + i, 0, "s@x.test",
+	                               "192.0.2.1", rc, i % 4, data, dl);
+	cr_assert_gt(n, 0);
+	seg_put(s, rec, n, SPOOLREC_MSG);
+}
+
+static void seg_build(struct seg *s, size_t nrec, uint64_t seed)
+{
+	memset(s, 0, sizeof *s);
+	for (size_t i = 0; i < nrec; i++)
+		seg_add(s, i, &seed);
+}
+
+static void seg_zeros(struct seg *s, size_t n)
+{
+	if (s->n + n > s->cap) {
+		s->cap = s->n + n;
+		s->p = realloc(s->p, s->cap);
+		cr_assert_not_null(s->p);
+	}
+	memset(s->p + s->n, 0, n);
+	s->n += n;
+}
+
+/* What a scan reported. */
+struct ev_log {
+	struct spoolrec_scan_ev ev[1024];
+	size_t n;
+	size_t stop_at;         /* 0: never stop */
+};
+
+static int ev_collect(void *ctx, const struct spoolrec_scan_ev *ev)
+{
+	struct ev_log *l = ctx;
+	cr_assert_lt(l->n, ARRAY_LEN(l->ev));
+	l->ev[l->n++] = *ev;
+	return l->stop_at && l->n >= l->stop_at ? 42 : 0;
+}
+
+/* Scans an exact heap copy of p[0..n) (ASan sees any over-read) and checks the
+ * structural invariants: events tile [0, n) in order, records re-decode to the same
+ * length, a SKIPPED is followed by a RECORD, TORN only just before END, END last and
+ * zero. */
+static void scan_checked(const char *what, const uint8_t *p, size_t n, struct ev_log *l)
+{
+	uint8_t *q = dup_exact(p, n);
+	l->n = 0;
+	l->stop_at = 0;
+	cr_assert_eq(spoolrec_scan(q, n, ev_collect, l), 0, "%s", what);
+	size_t at = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		const struct spoolrec_scan_ev *e = &l->ev[i];
+		cr_assert_eq(e->off, at, "%s: event %zu at %zu, want %zu", what, i, e->off, at);
+		cr_assert_leq(e->len, n - at, "%s: event %zu runs past the end", what, i);
+		switch (e->kind) {
+		case SPOOLREC_SCAN_RECORD: {
+			size_t used = 0;
+			cr_assert_eq(spoolrec_decode(q + e->off, n - e->off, &used, NULL, NULL, NULL,
+			                             NULL), SPOOLREC_OK, "%s: record at %zu", what, at);
+			cr_assert_eq(used, e->len, "%s: record at %zu", what, at);
+			break;
+		}
+		case SPOOLREC_SCAN_SKIPPED:
+			cr_assert_gt(e->len, 0, "%s", what);
+			cr_assert_lt(i + 1, l->n, "%s", what);
+			cr_assert_eq(l->ev[i + 1].kind, SPOOLREC_SCAN_RECORD, "%s: after SKIPPED", what);
+			cr_assert_neq(e->err, SPOOLREC_E_NONE, "%s", what);
+			break;
+		case SPOOLREC_SCAN_TORN:
+			cr_assert_gt(e->len, 0, "%s", what);
+			cr_assert_eq(i + 2, l->n, "%s: TORN not just before END", what);
+			cr_assert_neq(e->err, SPOOLREC_E_NONE, "%s", what);
+			break;
+		case SPOOLREC_SCAN_END:
+			cr_assert_eq(i + 1, l->n, "%s: END not last", what);
+			for (size_t k = e->off; k < n; k++)
+				cr_assert_eq(q[k], 0, "%s: END region not zero at %zu", what, k);
+			break;
+		default:
+			cr_assert_fail("%s: event kind %d", what, e->kind);
+		}
+		at += e->len;
+	}
+	cr_assert_eq(at, n, "%s: events cover %zu of %zu", what, at, n);
+	free(q);
+}
+
+static size_t ev_count(const struct ev_log *l, enum spoolrec_scan_kind k)
+{
+	size_t c = 0;
+	for (size_t i = 0; i < l->n; i++)
+		c += l->ev[i].kind == k;
+	return c;
+}
+
+/* The records found are exactly s's records but those in [skip_from, skip_to). */
+static void want_records_but(const char *what, const struct seg *s, const struct ev_log *l,
+                             size_t skip_from, size_t skip_to)
+{
+	size_t j = 0;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->ev[i].kind != SPOOLREC_SCAN_RECORD)
+			continue;
+		while (j >= skip_from && j < skip_to)
+			j++;
+		cr_assert_lt(j, s->nrec, "%s: more records than written", what);
+		cr_assert_eq(l->ev[i].off, s->r[j].off, "%s: record %zu found at %zu", what, j,
+		             l->ev[i].off);
+		cr_assert_eq(l->ev[i].type, s->r[j].type, "%s: record %zu type", what, j);
+		j++;
+	}
+	while (j >= skip_from && j < skip_to)
+		j++;
+	cr_assert_eq(j, s->nrec, "%s: found up to record %zu of %zu", what, j, s->nrec);
+}
+
+/* The one damage event, of kind k, over [off, off+len). */
+static const struct spoolrec_scan_ev *want_damage(const char *what, const struct ev_log *l,
+                                                  enum spoolrec_scan_kind k, size_t off,
+                                                  size_t len)
+{
+	const struct spoolrec_scan_ev *d = NULL;
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->ev[i].kind == SPOOLREC_SCAN_SKIPPED || l->ev[i].kind == SPOOLREC_SCAN_TORN) {
+			cr_assert_null(d, "%s: more than one damaged region", what);
+			d = &l->ev[i];
+		}
+	}
+	cr_assert_not_null(d, "%s: no damage reported", what);
+	cr_assert_eq(d->kind, k, "%s: damage kind %d want %d", what, d->kind, k);
+	cr_assert_eq(d->off, off, "%s: damage at %zu want %zu", what, d->off, off);
+	cr_assert_eq(d->len, len, "%s: damage of %zu octets want %zu", what, d->len, len);
+	return d;
+}
+
+static struct ev_log evl;       /* big: static, not on the test's stack */
+
+/* Scans s (changed in record k only) and checks that record k alone is lost: reported
+ * as SKIPPED, or as TORN when it is the last; returns the damage event. */
+static const struct spoolrec_scan_ev *want_only_lost(const char *what, const struct seg *s,
+                                                     size_t k)
+{
+	scan_checked(what, s->p, s->n, &evl);
+	want_records_but(what, s, &evl, k, k + 1);
+	return want_damage(what, &evl,
+	                   k + 1 < s->nrec ? SPOOLREC_SCAN_SKIPPED : SPOOLREC_SCAN_TORN,
+	                   s->r[k].off, s->r[k].len);
+}
+
+Test(spoolrec, scan_clean_segments)
+{
+	struct seg s;
+	seg_build(&s, 100, 1);
+	scan_checked("100 records", s.p, s.n, &evl);
+	want_records_but("100 records", &s, &evl, 0, 0);
+	cr_assert_eq(evl.n, 101);
+	cr_assert_eq(evl.ev[100].kind, SPOOLREC_SCAN_END);
+	cr_assert_eq(evl.ev[100].len, 0);
+	/* (scan_checked scanned a copy it freed since: views are checked on s itself.) */
+	evl.n = 0;
+	cr_assert_eq(spoolrec_scan(s.p, s.n, ev_collect, &evl), 0);
+	cr_assert_eq(evl.ev[0].type, SPOOLREC_MSG);
+	cr_assert(view_eq(evl.ev[0].msg.qid, "Q0000", 5));
+	cr_assert_eq(evl.ev[3].type, SPOOLREC_DONE);
+	cr_assert(view_eq(evl.ev[3].done_qid, "Q0002", 5));
+
+	scan_checked("empty", s.p, 0, &evl);
+	cr_assert_eq(evl.n, 1);
+	cr_assert_eq(evl.ev[0].kind, SPOOLREC_SCAN_END);
+
+	static const uint8_t zeros[4096];
+	scan_checked("zeros only", zeros, sizeof zeros, &evl);
+	cr_assert_eq(evl.n, 1);
+	cr_assert_eq(evl.ev[0].kind, SPOOLREC_SCAN_END);
+	cr_assert_eq(evl.ev[0].len, sizeof zeros);
+	free(s.p);
+}
+
+/* What the record at off, with one octet changed, must be refused for. */
+static enum spoolrec_err want_scan_err(const struct seg *s, size_t k, size_t pos)
+{
+	const uint8_t *r = s->p + s->r[k].off;
+	if (pos < 4)
+		return SPOOLREC_E_MAGIC;
+	if (pos == 4)
+		return r[4] == SPOOLREC_NONE ? SPOOLREC_E_TYPE : SPOOLREC_E_CRC;
+	if (pos < 8)
+		return SPOOLREC_E_TYPE;
+	if (pos < 12) {
+		uint32_t plen = le32_at(r + 8);
+		if (plen > SPOOLREC_MAX_PAYLOAD)
+			return SPOOLREC_E_LENGTH;
+		if (plen > s->n - s->r[k].off - SPOOLREC_HDR_LEN)
+			return SPOOLREC_E_TRUNCATED;
+	}
+	return SPOOLREC_E_CRC;
+}
+
+/* Issue 7: one changed octet anywhere in any record of 100 costs that record only. */
+Test(spoolrec, scan_one_bad_octet_anywhere_costs_one_record)
+{
+	struct seg s;
+	seg_build(&s, 100, 2);
+	static const uint8_t masks[] = { 0x01, 0x80, 0xff };
+	for (size_t k = 0; k < s.nrec; k++) {
+		for (size_t pos = 0; pos < s.r[k].len; pos++) {
+			uint8_t mask = masks[(pos + k) % ARRAY_LEN(masks)];
+			uint8_t *at = s.p + s.r[k].off + pos;
+			char what[96];
+			snprintf(what, sizeof what, "record %zu octet %zu ^ 0x%02x", k, pos, mask);
+			*at ^= mask;
+			enum spoolrec_err want_err = want_scan_err(&s, k, pos);
+			/* The last record has nothing valid after it: a torn tail. */
+			const struct spoolrec_scan_ev *d = want_only_lost(what, &s, k);
+			*at ^= mask;
+			cr_assert_eq(d->err, want_err, "%s: %s, want %s", what,
+			             spoolrec_strerror(d->err), spoolrec_strerror(want_err));
+		}
+	}
+	free(s.p);
+}
+
+/* The case of the issue: a body octet of record 36 of 71. */
+Test(spoolrec, scan_bad_data_octet)
+{
+	struct seg s;
+	seg_build(&s, 71, 3);
+	size_t k = 36;
+	cr_assert_eq(s.r[k].type, SPOOLREC_MSG);
+	s.p[s.r[k].off + s.r[k].len - 2] ^= 0x20;           /* inside the data */
+	const struct spoolrec_scan_ev *d = want_only_lost("record 36 data", &s, k);
+	cr_assert_eq(d->kind, SPOOLREC_SCAN_SKIPPED);
+	cr_assert_eq(d->err, SPOOLREC_E_CRC);
+	free(s.p);
+}
+
+Test(spoolrec, scan_adjacent_bad_records_and_a_bad_first_record)
+{
+	struct seg s;
+	seg_build(&s, 100, 4);
+	s.p[s.r[40].off + 20] ^= 1;
+	s.p[s.r[41].off + 1] ^= 1;
+	scan_checked("40 and 41", s.p, s.n, &evl);
+	want_records_but("40 and 41", &s, &evl, 40, 42);
+	want_damage("40 and 41", &evl, SPOOLREC_SCAN_SKIPPED, s.r[40].off,
+	            s.r[42].off - s.r[40].off);
+	s.p[s.r[40].off + 20] ^= 1;
+	s.p[s.r[41].off + 1] ^= 1;
+
+	s.p[0] = 'X';
+	scan_checked("first", s.p, s.n, &evl);
+	want_records_but("first", &s, &evl, 0, 1);
+	const struct spoolrec_scan_ev *d =
+		want_damage("first", &evl, SPOOLREC_SCAN_SKIPPED, 0, s.r[0].len);
+	cr_assert_eq(d->err, SPOOLREC_E_MAGIC);
+	free(s.p);
+}
+
+Test(spoolrec, scan_zero_tail_is_clean)
+{
+	struct seg s;
+	seg_build(&s, 50, 5);
+	/* The last record ends in zero octets (a DONE with an empty qid: its payload is
+	 * four zero octets): the END region starts where the record ends, not before. */
+	uint8_t rec[32];
+	size_t n = spoolrec_encode_done(rec, sizeof rec, "");
+	seg_put(&s, rec, n, SPOOLREC_DONE);
+	size_t data_end = s.n;
+	seg_zeros(&s, 1 << 20);
+	scan_checked("zero tail", s.p, s.n, &evl);
+	want_records_but("zero tail", &s, &evl, 0, 0);
+	cr_assert_eq(ev_count(&evl, SPOOLREC_SCAN_SKIPPED) + ev_count(&evl, SPOOLREC_SCAN_TORN), 0);
+	cr_assert_eq(evl.ev[evl.n - 1].off, data_end);
+	cr_assert_eq(evl.ev[evl.n - 1].len, 1 << 20);
+	free(s.p);
+}
+
+/* Tens of MiB written ahead: found from the end, not decoded offset by offset. */
+Test(spoolrec, scan_big_zero_tail_and_zero_middle_are_fast, .timeout = 20)
+{
+	struct seg s;
+	seg_build(&s, 20, 6);
+	seg_zeros(&s, 64u << 20);
+	scan_checked("64 MiB tail", s.p, s.n, &evl);
+	cr_assert_eq(evl.n, 21);
+	cr_assert_eq(evl.ev[20].len, 64u << 20);
+
+	/* 16 MiB of zeros between records: a page that never reached the disk before a
+	 * later one did. */
+	struct seg t;
+	seg_build(&t, 20, 6);
+	size_t hole = t.n;
+	seg_zeros(&t, 16u << 20);
+	uint64_t rng = 7;
+	for (size_t i = 20; i < 40; i++)
+		seg_add(&t, i, &rng);
+	scan_checked("16 MiB hole", t.p, t.n, &evl);
+	const struct spoolrec_scan_ev *d =
+		want_damage("16 MiB hole", &evl, SPOOLREC_SCAN_SKIPPED, hole, 16u << 20);
+	cr_assert_eq(d->err, SPOOLREC_E_MAGIC);
+	want_records_but("16 MiB hole", &t, &evl, 0, 0);
+	free(s.p);
+	free(t.p);
+}
+
+Test(spoolrec, scan_zeros_in_the_middle)
+{
+	struct seg s;
+	seg_build(&s, 100, 8);
+	uint8_t *keep = dup_exact(s.p, s.n);
+
+	/* Whole records 30..32 zeroed. */
+	memset(s.p + s.r[30].off, 0, s.r[33].off - s.r[30].off);
+	scan_checked("30..32 zero", s.p, s.n, &evl);
+	want_records_but("30..32 zero", &s, &evl, 30, 33);
+	const struct spoolrec_scan_ev *d = want_damage("30..32 zero", &evl, SPOOLREC_SCAN_SKIPPED,
+	                                               s.r[30].off, s.r[33].off - s.r[30].off);
+	cr_assert_eq(d->err, SPOOLREC_E_MAGIC);
+	memcpy(s.p, keep, s.n);
+
+	/* From inside record 30 to inside record 32. */
+	memset(s.p + s.r[30].off + 20, 0, s.r[32].off + 5 - (s.r[30].off + 20));
+	scan_checked("30+20..32+5 zero", s.p, s.n, &evl);
+	want_records_but("30+20..32+5 zero", &s, &evl, 30, 33);
+	want_damage("30+20..32+5 zero", &evl, SPOOLREC_SCAN_SKIPPED, s.r[30].off,
+	            s.r[33].off - s.r[30].off);
+	memcpy(s.p, keep, s.n);
+
+	/* The last records zeroed: that is a zero tail, clean. */
+	memset(s.p + s.r[97].off, 0, s.n - s.r[97].off);
+	scan_checked("97.. zero", s.p, s.n, &evl);
+	want_records_but("97.. zero", &s, &evl, 97, 100);
+	cr_assert_eq(ev_count(&evl, SPOOLREC_SCAN_SKIPPED) + ev_count(&evl, SPOOLREC_SCAN_TORN), 0);
+	free(keep);
+	free(s.p);
+}
+
+Test(spoolrec, scan_keeps_unknown_records)
+{
+	struct seg s;
+	uint64_t rng = 9;
+	memset(&s, 0, sizeof s);
+	for (size_t i = 0; i < 10; i++)
+		seg_add(&s, i, &rng);
+	static const uint8_t types[] = { 3, 0xff };
+	for (size_t t = 0; t < ARRAY_LEN(types); t++) {
+		size_t n;
+		uint8_t payload[300];
+		memset(payload, 0x5a, sizeof payload);
+		uint8_t *rec = seal(types[t], payload, 100 + 50 * t, &n);
+		seg_put(&s, rec, n, SPOOLREC_UNKNOWN);
+		free(rec);
+	}
+	for (size_t i = 10; i < 20; i++)
+		seg_add(&s, i, &rng);
+	scan_checked("unknown", s.p, s.n, &evl);
+	want_records_but("unknown", &s, &evl, 0, 0);
+	cr_assert_eq(ev_count(&evl, SPOOLREC_SCAN_SKIPPED) + ev_count(&evl, SPOOLREC_SCAN_TORN), 0);
+	cr_assert_eq(evl.ev[10].type, SPOOLREC_UNKNOWN);
+	cr_assert_eq(evl.ev[11].type, SPOOLREC_UNKNOWN);
+	free(s.p);
+}
+
+static size_t trailing_zeros(const uint8_t *p, size_t n)
+{
+	size_t z = 0;
+	while (z < n && p[n - 1 - z] == 0)
+		z++;
+	return z;
+}
+
+Test(spoolrec, scan_torn_tail_at_every_length)
+{
+	struct seg s;
+	seg_build(&s, 30, 10);
+	size_t k = s.nrec - 1, off = s.r[k].off;
+	for (size_t cut = 1; cut < s.r[k].len; cut++) {
+		char what[64];
+		snprintf(what, sizeof what, "last record cut to %zu", cut);
+		/* Cut, and cut then written-ahead zeros: torn either way, up to the last
+		 * non-zero octet; the zeros after it are clean. */
+		for (size_t ahead = 0; ahead <= 4096; ahead += 4096) {
+			size_t n = off + cut + ahead;
+			uint8_t *b = calloc(1, n);
+			cr_assert_not_null(b);
+			memcpy(b, s.p, off + cut);
+			scan_checked(what, b, n, &evl);
+			want_records_but(what, &s, &evl, k, k + 1);
+			size_t z = trailing_zeros(b + off, cut);
+			/* (Why it was refused depends on what the zeros make of it.) */
+			want_damage(what, &evl, SPOOLREC_SCAN_TORN, off, cut - z);
+			cr_assert_eq(evl.ev[evl.n - 1].len, z + ahead, "%s", what);
+			free(b);
+		}
+	}
+	free(s.p);
+}
+
+Test(spoolrec, scan_length_claiming_900_mib)
+{
+	struct seg s;
+	seg_build(&s, 100, 11);
+	const uint32_t huge = 900u << 20;
+	for (size_t k = 0; k < s.nrec; k += 33) {       /* 0, 33, 66, 99 */
+		uint8_t *len = s.p + s.r[k].off + 8;
+		uint8_t keep[4];
+		memcpy(keep, len, 4);
+		len[0] = (uint8_t)huge;
+		len[1] = (uint8_t)(huge >> 8);
+		len[2] = (uint8_t)(huge >> 16);
+		len[3] = (uint8_t)(huge >> 24);
+		char what[64];
+		snprintf(what, sizeof what, "record %zu claims 900 MiB", k);
+		const struct spoolrec_scan_ev *d = want_only_lost(what, &s, k);
+		cr_assert_eq(d->err, SPOOLREC_E_TRUNCATED, "%s", what);
+		memcpy(len, keep, 4);
+	}
+	free(s.p);
+}
+
+Test(spoolrec, scan_stops_when_the_callback_says_so)
+{
+	struct seg s;
+	seg_build(&s, 10, 12);
+	s.p[s.r[5].off] ^= 1;
+	for (size_t stop = 1; stop <= 11; stop++) {
+		evl.n = 0;
+		evl.stop_at = stop;
+		cr_assert_eq(spoolrec_scan(s.p, s.n, ev_collect, &evl), 42, "stop at %zu", stop);
+		cr_assert_eq(evl.n, stop);
+	}
+	free(s.p);
+}
+
+/* A model test: random segments, random damage; the records whose octets were all left
+ * alone (and are inside the file) are exactly the records found. Seeds are printed. */
+Test(spoolrec, scan_random_damage_against_a_model)
+{
+	for (uint64_t iter = 0; iter < 3000; iter++) {
+		uint64_t seed = 0x9e3779b97f4a7c15ull ^ (iter * 0x100000001b3ull), rng = seed;
+		struct seg s;
+		seg_build(&s, 1 + rng_below(&rng, 60), rng_next(&rng));
+		/* Sometimes an unknown record somewhere in the middle. */
+		if (rng_below(&rng, 4) == 0) {
+			size_t n;
+			uint8_t *rec = seal((uint8_t)(3 + rng_below(&rng, 200)),
+			                    (const uint8_t *)"newer", 5, &n);
+			seg_put(&s, rec, n, SPOOLREC_UNKNOWN);
+			free(rec);
+			seg_add(&s, 999, &rng);
+		}
+		size_t data_n = s.n;
+		uint8_t *orig = dup_exact(s.p, s.n);
+		size_t ops = rng_below(&rng, 6);
+		for (size_t o = 0; o < ops; o++) {
+			size_t at = rng_below(&rng, s.n), len = 1 + rng_below(&rng, 64);
+			if (len > s.n - at)
+				len = s.n - at;
+			switch (rng_below(&rng, 4)) {
+			case 0:
+				s.p[at] ^= (uint8_t)(1 + rng_below(&rng, 255));
+				break;
+			case 1:
+				memset(s.p + at, 0, len);
+				break;
+			case 2:
+				for (size_t i = 0; i < len; i++)
+					s.p[at + i] = (uint8_t)rng_next(&rng);
+				break;
+			default:
+				/* Another record's header copied over (a misdirected write). */
+				memcpy(s.p + at, orig + s.r[rng_below(&rng, s.nrec)].off,
+				       len < 16 ? len : 16);
+				break;
+			}
+		}
+		size_t n = s.n;
+		if (rng_below(&rng, 4) == 0)
+			n = rng_below(&rng, s.n + 1);                  /* torn */
+		if (rng_below(&rng, 3) == 0) {
+			seg_zeros(&s, rng_below(&rng, 5000));          /* written ahead */
+			if (n == data_n)
+				n = s.n;
+			else
+				memset(s.p + n, 0, s.n - n), n = s.n;
+		}
+		char what[96];
+		snprintf(what, sizeof what, "seed %#llx (%zu records, %zu ops, %zu octets)",
+		         (unsigned long long)seed, s.nrec, ops, n);
+		scan_checked(what, s.p, n, &evl);
+
+		size_t e = 0;
+		for (size_t k = 0; k < s.nrec; k++) {
+			const struct seg_rec *r = &s.r[k];
+			int intact = r->off + r->len <= n && r->off + r->len <= data_n &&
+			             memcmp(s.p + r->off, orig + r->off, r->len) == 0;
+			while (e < evl.n && (evl.ev[e].kind != SPOOLREC_SCAN_RECORD ||
+			                     evl.ev[e].off < r->off))
+				e++;
+			int found = e < evl.n && evl.ev[e].off == r->off;
+			cr_assert_eq(found, intact, "%s: record %zu at %zu: intact %d, found %d", what,
+			             k, r->off, intact, found);
+		}
+		/* Nothing is found that was not written. */
+		size_t nfound = ev_count(&evl, SPOOLREC_SCAN_RECORD), nintact = 0;
+		for (size_t k = 0; k < s.nrec; k++)
+			nintact += s.r[k].off + s.r[k].len <= n && s.r[k].off + s.r[k].len <= data_n &&
+			           memcmp(s.p + s.r[k].off, orig + s.r[k].off, s.r[k].len) == 0;
+		cr_assert_eq(nfound, nintact, "%s: found %zu, intact %zu", what, nfound, nintact);
+		free(orig);
+		free(s.p);
+	}
 }
