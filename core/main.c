@@ -198,6 +198,21 @@ static int scan_cb(void *ctx, const char *seg, uint64_t off, const struct spoolr
 	return 0;
 }
 
+/* What the start-up scan could not read: a torn tail (a crash in the middle of a write,
+ * never acknowledged) is information; damage followed by valid records is an error. */
+static void scan_damage(void *ctx, const struct spooldir_damage *d)
+{
+	(void)ctx;
+	if (d->torn)
+		log_info("event=spool_torn segment=%s offset=%llu dropped=%llu reason=\"%s\"",
+		         d->segment, (unsigned long long)d->offset, (unsigned long long)d->octets,
+		         spoolrec_strerror(d->err));
+	else
+		log_err("event=spool_corrupt segment=%s offset=%llu skipped=%llu reason=\"%s\"",
+		        d->segment, (unsigned long long)d->offset, (unsigned long long)d->octets,
+		        spoolrec_strerror(d->err));
+}
+
 static void server_free(struct server *srv)
 {
 	if (!srv->workers)
@@ -236,14 +251,17 @@ static int prepare(struct config *cfg, struct server *srv)
 		return -1;
 	}
 	struct spooldir_stats st = { 0 };
-	ret = spooldir_scan(cfg->spool_path, scan_cb, NULL, &st);
+	const struct spooldir_ops scan_ops = { scan_cb, scan_damage };
+	ret = spooldir_scan_ops(cfg->spool_path, &scan_ops, NULL, &st);
 	if (ret < 0) {
 		log_err("event=start_failed error=\"spool scan %s: %s\"", cfg->spool_path, strerror(-ret));
 		return -1;
 	}
-	log_info("event=spool_scan path=%s segments=%zu live=%zu done=%zu torn_segments=%zu torn_bytes=%llu",
+	log_info("event=spool_scan path=%s segments=%zu live=%zu done=%zu torn_segments=%zu torn_bytes=%llu "
+	         "corrupt_regions=%zu corrupt_bytes=%llu unknown_records=%zu",
 	         cfg->spool_path, st.segments, st.live, st.done, st.torn,
-	         (unsigned long long)st.torn_bytes);
+	         (unsigned long long)st.torn_bytes, st.corrupt,
+	         (unsigned long long)st.corrupt_bytes, st.unknown);
 	if (!cfg->spool_sync)
 		log_warn("event=spool_sync_off note=\"a 250 no longer means the message is on disk\"");
 	connlimit_init();

@@ -56,6 +56,8 @@ n=$(rr_queue_count)
 # The daemon starts on the damaged spool, and what it lists afterwards is unchanged.
 rr_start
 grep -q 'event=spool_scan.* live=99 ' "$T/relay.log" || fail "start-up scan did not find 99"
+grep -Eq 'error event=spool_corrupt segment=w0-[0-9a-f]+\.seg offset=[0-9]+ skipped=[1-9][0-9]*' "$T/relay.log" \
+  || fail "the damage was not logged as an error with segment, offset and octets skipped"
 rr_stop
 n=$(rr_queue_count)
 [ "$n" -eq 99 ] || fail "after a restart: $n listed, want 99"
