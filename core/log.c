@@ -15,6 +15,8 @@ static enum log_level log_min = LOG_INFO;
 static __thread char tbuf[LOG_BUF];
 static __thread size_t tlen;
 static __thread bool tbuffered;
+static __thread time_t tsec;
+static __thread char tstamp[64];
 
 static const char *const level_name[] = { "debug", "info", "warn", "error" };
 
@@ -50,13 +52,29 @@ void log_msg(enum log_level l, const char *fmt, ...)
 		log_flush();
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
-	struct tm tm;
-	gmtime_r(&ts.tv_sec, &tm);
+	/* The stamp: "YYYY-MM-DDTHH:MM:SS" made once a second per thread, then the
+	 * milliseconds by hand (this prefix is on every line, the per-message ones too). */
+	if (ts.tv_sec != tsec || !tstamp[0]) {
+		struct tm tm;
+		gmtime_r(&ts.tv_sec, &tm);
+		snprintf(tstamp, sizeof tstamp, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		tsec = ts.tv_sec;
+	}
 	char *p = tbuf + tlen;
 	size_t room = LOG_LINE;
-	int n = snprintf(p, room, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	                 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_name[l]);
+	size_t sl = strlen(tstamp), ll = strlen(level_name[l]);
+	unsigned ms = (unsigned)(ts.tv_nsec / 1000000);
+	memcpy(p, tstamp, sl);
+	p[sl] = '.';
+	p[sl + 1] = (char)('0' + ms / 100);
+	p[sl + 2] = (char)('0' + ms / 10 % 10);
+	p[sl + 3] = (char)('0' + ms % 10);
+	p[sl + 4] = 'Z';
+	p[sl + 5] = ' ';
+	memcpy(p + sl + 6, level_name[l], ll);
+	p[sl + 6 + ll] = ' ';
+	int n = (int)(sl + 7 + ll);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(p + n, room - (size_t)n - 1, fmt, ap);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg/config.h"
@@ -36,6 +37,13 @@ static struct spool_seg *seg_of(struct net_op *op)
 	size_t at = op->kind == SPOOL_OP_NAME ? offsetof(struct spool_seg, name_op)
 	                                      : offsetof(struct spool_seg, prep_op);
 	return (struct spool_seg *)(void *)((char *)op - at);
+}
+
+static uint64_t spool_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -416,7 +424,7 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 	b->pending = n;
 	b->err = 0;
 	b->written = 0;
-	b->t_ms = sp->loop->now_ms;
+	b->t_ns = spool_now_ns();
 	seg->end += b->len;
 	seg->inflight++;
 	sp->inflight++;
@@ -487,9 +495,13 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 	if (ok) {
 		if (b->off + b->len > seg->good)
 			seg->good = b->off + b->len;
+		uint64_t ns = spool_now_ns() - b->t_ns;
 		sp->commits++;
 		sp->messages += b->n;
 		sp->bytes += b->len;
+		sp->commit_ns += ns;
+		if (ns > sp->commit_ns_max)
+			sp->commit_ns_max = ns;
 		spool_recovered(sp);
 	} else {
 		int err = b->err ? -b->err : ENOSPC;   /* a short write: the disk is full */

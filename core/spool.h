@@ -82,7 +82,7 @@ struct spool_batch {
 	unsigned pending;                 /* CQEs still expected */
 	int err;                          /* the first failure */
 	size_t written;
-	uint64_t t_ms;                    /* submitted at */
+	uint64_t t_ns;                    /* submitted at (CLOCK_MONOTONIC) */
 };
 
 struct spool_seg {
@@ -122,6 +122,7 @@ struct spool {
 	uint64_t fail_since_ms, retry_at_ms, fail_batches, fail_messages;
 	/* counters */
 	uint64_t commits, messages, bytes;
+	uint64_t commit_ns, commit_ns_max;  /* time from submission to the sync's completion */
 	uint64_t linked_chains;           /* chains that reached the ring whole */
 };
 

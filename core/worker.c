@@ -172,9 +172,14 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	net_loop_run(&w->loop);
-	log_info("event=worker_down worker=%u commits=%llu messages=%llu enobufs=%llu chains=%llu",
-	         w->id, (unsigned long long)w->spool.commits, (unsigned long long)w->spool.messages,
-	         (unsigned long long)w->loop.enobufs, (unsigned long long)w->spool.linked_chains);
+	const struct spool *sp = &w->spool;
+	log_info("event=worker_down worker=%u commits=%llu messages=%llu chains=%llu commit_avg_us=%llu "
+	         "commit_max_us=%llu enobufs=%llu sqe_failures=%llu", w->id,
+	         (unsigned long long)sp->commits, (unsigned long long)sp->messages,
+	         (unsigned long long)sp->linked_chains,
+	         (unsigned long long)(sp->commits ? sp->commit_ns / sp->commits / 1000 : 0),
+	         (unsigned long long)(sp->commit_ns_max / 1000), (unsigned long long)w->loop.enobufs,
+	         (unsigned long long)w->loop.sqe_failures);
 	worker_teardown(w);
 	log_flush();
 	rcu_unregister_thread();

@@ -13,8 +13,8 @@ n=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"])
 [ "$n" -eq 3000 ] || fail "$n of 3000 acknowledged"
 rr_stop
 grep -q 'split by a submission' "$T/relay.log" && fail "a chain was split"
-chains=$(sed -nE 's/.*event=worker_down .*chains=([0-9]+).*/\1/p' "$T/relay.log" | paste -sd+ | bc)
-commits=$(sed -nE 's/.*event=worker_down .*commits=([0-9]+).*/\1/p' "$T/relay.log" | paste -sd+ | bc)
+chains=$(sed -nE 's/.*event=worker_down .* chains=([0-9]+).*/\1/p' "$T/relay.log" | awk '{ s += $1 } END { print s + 0 }')
+commits=$(sed -nE 's/.*event=worker_down .* commits=([0-9]+).*/\1/p' "$T/relay.log" | awk '{ s += $1 } END { print s + 0 }')
 [ "$chains" -eq "$commits" ] && [ "$commits" -gt 0 ] || fail "chains=$chains commits=$commits"
 [ "$(rr_queue_count)" -eq 3000 ] || fail "not all 3000 on disk"
 ok "SQ of 4: 3000 messages in $commits commits, every chain whole"
