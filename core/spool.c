@@ -15,7 +15,6 @@
 #include "core/spooldir.h"
 #include "proto/spoolrec.h"
 
-#define SPOOL_IOV_MAX 1024                /* UIO_MAXIOV: iovecs of one writev */
 
 /* The largest record the configuration allows (data, Received:, every recipient at the
  * longest command line) fits one batch, so a message is never refused for its size here. */
@@ -23,9 +22,6 @@ _Static_assert((uint64_t)CONFIG_MAX_MESSAGE_SIZE_MAX + 64u * 1024u +
                (uint64_t)CONFIG_MAX_RECIPIENTS_MAX * (4u + SMTP_SRV_CMD_MAX) <= SPOOL_BATCH_BYTES,
                "a largest message must fit one spool batch");
 
-#define SPOOL_ZERO_UNIT (1u << 20)
-static const uint8_t spool_zeros[SPOOL_ZERO_UNIT];   /* a zero-fill writes this ... */
-static struct iovec spool_zero_iov[SPOOL_PREP_CHUNK / SPOOL_ZERO_UNIT];   /* ... repeatedly */
 
 static struct spool_batch *batch_of(struct net_op *op)
 {
@@ -97,34 +93,23 @@ static void spool_recovered(struct spool *sp)
 
 /* ---- segments --------------------------------------------------------------------- */
 
-/* Zero-fill [from, from + SPOOL_PREP_CHUNK) of seg, linked to an fdatasync; a new
- * segment's chain begins with the directory's fsync that makes its name durable. */
-static void seg_prep(struct spool *sp, struct spool_seg *seg, uint64_t from)
+/* A new segment's preparation, one chain: the directory's fsync (its name is durable),
+ * then its whole space allocated (fallocate) and that made durable (fdatasync). */
+static void seg_prep(struct spool *sp, struct spool_seg *seg)
 {
-	unsigned n = seg->named ? 2 : 3;
 	struct io_uring_sqe *v[3];
-	if (net_loop_sqes(sp->loop, v, n) < 0)
+	if (net_loop_sqes(sp->loop, v, 3) < 0)
 		return;                         /* the ring is full: again at the next flush */
-	if (!spool_zero_iov[0].iov_base)
-		for (size_t i = 0; i < sizeof spool_zero_iov / sizeof spool_zero_iov[0]; i++)
-			spool_zero_iov[i] = (struct iovec){ (void *)(uintptr_t)spool_zeros, SPOOL_ZERO_UNIT };
-	unsigned k = 0;
-	if (!seg->named) {
-		io_uring_prep_fsync(v[k], sp->dirfd, 0);
-		net_sqe_op(v[k++], &seg->name_op);
-	}
-	io_uring_prep_writev(v[k], seg->fd, spool_zero_iov,
-	                     sizeof spool_zero_iov / sizeof spool_zero_iov[0], from);
-	net_sqe_op(v[k++], &seg->prep_op);
-	io_uring_prep_fsync(v[k], seg->fd, IORING_FSYNC_DATASYNC);
-	net_sqe_op(v[k], &seg->prep_op);
-	for (unsigned i = 0; i + 1 < n; i++)
-		v[i]->flags |= IOSQE_IO_LINK;
-	seg->zero_from = from;
-	seg->zero_to = from + SPOOL_PREP_CHUNK;
-	seg->prep_pending = n;
+	io_uring_prep_fsync(v[0], sp->dirfd, 0);
+	net_sqe_op(v[0], &seg->name_op);
+	io_uring_prep_fallocate(v[1], seg->fd, 0, 0, SPOOL_SEGMENT_MAX);
+	net_sqe_op(v[1], &seg->prep_op);
+	io_uring_prep_fsync(v[2], seg->fd, IORING_FSYNC_DATASYNC);
+	net_sqe_op(v[2], &seg->prep_op);
+	v[0]->flags |= IOSQE_IO_LINK;
+	v[1]->flags |= IOSQE_IO_LINK;
+	seg->prep_pending = 3;
 	seg->prep_err = 0;
-	seg->prep_written = 0;
 }
 
 static struct spool_seg *seg_open(struct spool *sp)
@@ -145,34 +130,29 @@ static struct spool_seg *seg_open(struct spool *sp)
 		spool_failed(sp, e, 0);
 		return NULL;
 	}
+	/* The same file again, for direct writes; a filesystem that refuses them gets
+	 * buffered writes of the same aligned blocks. */
+	seg->dfd = openat(sp->dirfd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
 	if (!sp->sync) {
 		seg->named = true;              /* nothing is made durable anyway */
 		seg->prep_stop = true;
 	} else {
-		seg_prep(sp, seg, 0);
+		seg_prep(sp, seg);
 	}
 	log_msg(sp->failing ? LOG_DEBUG : LOG_INFO, "event=spool_segment worker=%u segment=%s",
 	        sp->worker, name);
 	return seg;
 }
 
-/* Keep the zeros SPOOL_PREP_CHUNK ahead of the records. */
-static void seg_prep_ahead(struct spool *sp, struct spool_seg *seg)
+/* A segment whose preparation did not fit in the ring: try again. */
+static void seg_prep_retry(struct spool *sp, struct spool_seg *seg)
 {
-	if (seg->prep_stop || seg->prep_pending || seg->broken)
-		return;
-	if (!seg->named) {
-		seg_prep(sp, seg, 0);           /* its first chain did not fit in the ring */
-		return;
-	}
-	if (seg->prepared >= seg->end + SPOOL_PREP_CHUNK / 2 || seg->prepared >= SPOOL_SEGMENT_MAX)
-		return;
-	uint64_t from = seg->prepared > seg->end ? seg->prepared : seg->end;
-	seg_prep(sp, seg, from);
+	if (!seg->named && !seg->prep_pending && !seg->prep_stop && !seg->broken)
+		seg_prep(sp, seg);
 }
 
 /* A retired segment with nothing in flight: cut it to its last good record (dropping a
- * torn write and the unused zeros), remove it when it holds none, close it. */
+ * torn write and the unused allocated space), remove it when it holds none, close it. */
 static void seg_finish(struct spool *sp, struct spool_seg *seg)
 {
 	char name[64];
@@ -184,6 +164,8 @@ static void seg_finish(struct spool *sp, struct spool_seg *seg)
 		         name, strerror(errno));
 	}
 	close(seg->fd);
+	if (seg->dfd >= 0)
+		close(seg->dfd);
 	free(seg);
 }
 
@@ -223,7 +205,7 @@ static void retiring_reap(struct spool *sp)
 	}
 }
 
-/* One CQE of a segment's preparation: the directory fsync (name_op), the zero write or
+/* One CQE of a segment's preparation: the directory fsync (name_op), the fallocate or
  * its fdatasync (prep_op). */
 static void on_prep(struct net_loop *l, struct net_op *op, int res, unsigned flags)
 {
@@ -238,25 +220,21 @@ static void on_prep(struct net_loop *l, struct net_op *op, int res, unsigned fla
 			seg->prep_err = res;        /* the name is not durable: unusable */
 			seg->broken = true;
 		}
-	} else if (res > 0) {
-		seg->prep_written += (size_t)res;
 	} else if (res < 0 && !seg->prep_err) {
 		seg->prep_err = res;
 	}
 	if (--seg->prep_pending > 0)
 		return;
-	bool whole = !seg->prep_err && seg->prep_written == SPOOL_PREP_CHUNK;
-	if (whole) {
-		if (seg->zero_to > seg->prepared)
-			seg->prepared = seg->zero_to;
+	if (!seg->prep_err) {
+		seg->prepared = SPOOL_SEGMENT_MAX;
 	} else if (!seg->broken) {
-		/* A nearly full disk: give the zeros back, go on without writing ahead. */
+		/* No room for a whole segment (a nearly full disk): give back what was
+		 * allocated, go on without; records then simply append. */
 		seg->prep_stop = true;
-		if (ftruncate(seg->fd, (off_t)(seg->end > seg->prepared ? seg->end : seg->prepared)) < 0)
+		if (ftruncate(seg->fd, (off_t)seg->end) < 0)
 			log_warn("event=spool_truncate_failed worker=%u error=\"%s\"", sp->worker,
 			         strerror(errno));
 	}
-	seg->zero_from = seg->zero_to = 0;
 	if (seg->broken) {
 		spool_failed(sp, seg->prep_err ? -seg->prep_err : EIO, 0);
 		seg_retire(sp, seg);            /* may free seg */
@@ -294,6 +272,21 @@ static struct spool_seg *seg_for_batch(struct spool *sp)
 
 /* ---- batches ---------------------------------------------------------------------- */
 
+/* Zeros behind a big record's PAD header (a PAD is at most SPOOL_ALIGN + 15 octets). */
+static const uint8_t spool_zeros[SPOOL_ALIGN + 16];
+
+static size_t align_up(size_t n)
+{
+	return (n + SPOOL_ALIGN - 1) & ~(size_t)(SPOOL_ALIGN - 1);
+}
+
+/* The PAD that ends a write of n octets on a boundary: 0, or at least a record header. */
+static size_t pad_for(size_t n)
+{
+	size_t gap = align_up(n) - n;
+	return gap && gap < SPOOLREC_HDR_LEN ? gap + SPOOL_ALIGN : gap;
+}
+
 static struct spool_batch *batch_new(struct spool *sp)
 {
 	struct spool_batch *b = sp->free;
@@ -307,7 +300,8 @@ static struct spool_batch *batch_new(struct spool *sp)
 		b->sp = sp;
 	}
 	b->next = NULL;
-	b->n = b->hlen = b->len = b->written = 0;
+	b->n = b->hlen = b->blen = b->len = b->written = 0;
+	b->nbig = 0;
 	b->err = 0;
 	b->pending = 0;
 	b->seg = NULL;
@@ -316,15 +310,15 @@ static struct spool_batch *batch_new(struct spool *sp)
 
 static void batch_free(struct spool_batch *b)
 {
+	free(b->buf);
 	free(b->heads);
-	free(b->items);
-	free(b->iov);
+	free(b->waiters);
 	free(b);
 }
 
 static void batch_recycle(struct spool *sp, struct spool_batch *b)
 {
-	if (b->hcap > (1u << 20)) {         /* an unusually large one: give it back */
+	if (b->bcap > (4u << 20)) {         /* an unusually large one: give it back */
 		batch_free(b);
 		return;
 	}
@@ -336,8 +330,47 @@ static void batch_recycle(struct spool *sp, struct spool_batch *b)
 static void batch_finish(struct spool *sp, struct spool_batch *b, bool ok)
 {
 	for (size_t i = 0; i < b->n; i++)
-		sp->done(b->items[i].waiter, ok);
+		sp->done(b->waiters[i], ok);
 	batch_recycle(sp, b);
+}
+
+/* Room for n more octets (and the PAD that may follow them) in the aligned buffer. */
+static int buf_room(struct spool_batch *b, size_t n)
+{
+	size_t need = b->blen + n + SPOOL_ALIGN + SPOOLREC_HDR_LEN;
+	if (need <= b->bcap)
+		return 0;
+	size_t cap = b->bcap ? b->bcap : 64u * 1024u;
+	while (cap < need)
+		cap *= 2;
+	void *q;
+	if (posix_memalign(&q, SPOOL_ALIGN, cap) != 0)
+		return -ENOMEM;
+	if (b->blen)
+		memcpy(q, b->buf, b->blen);
+	free(b->buf);
+	b->buf = q;
+	b->bcap = cap;
+	return 0;
+}
+
+/* The filling batch, or a new one when this record does not fit in it. */
+static struct spool_batch *batch_for(struct spool *sp, size_t size, bool big)
+{
+	struct spool_batch *b = sp->wait_tail;
+	bool fits = b && b->len + align_up(size) + SPOOL_ALIGN <= SPOOL_BATCH_BYTES &&
+	            (big ? b->nbig < SPOOL_BIGS : b->blen + size + SPOOL_ALIGN <= SPOOL_DIRECT_MAX);
+	if (fits)
+		return b;
+	b = batch_new(sp);
+	if (!b)
+		return NULL;
+	if (sp->wait_tail)
+		sp->wait_tail->next = b;
+	else
+		sp->wait_head = b;
+	sp->wait_tail = b;
+	return b;
 }
 
 int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
@@ -347,26 +380,38 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 	                                     m->len);
 	if (hlen == 0)
 		return -EINVAL;
-	struct spool_batch *b = sp->wait_tail;
-	if (!b || b->n == SPOOL_BATCH_ITEMS || b->len + hlen + m->len > SPOOL_BATCH_BYTES) {
-		b = batch_new(sp);
-		if (!b)
-			return -ENOMEM;
-		if (sp->wait_tail)
-			sp->wait_tail->next = b;
-		else
-			sp->wait_head = b;
-		sp->wait_tail = b;
-	}
-	if (grow((void **)&b->heads, &b->hcap, b->hlen + hlen, 1) < 0 ||
-	    grow((void **)&b->items, &b->cap, b->n + 1, sizeof *b->items) < 0)
+	size_t size = hlen + m->len;
+	bool big = size > SPOOL_COPY_MAX;
+	struct spool_batch *b = batch_for(sp, size, big);
+	if (!b || grow((void **)&b->waiters, &b->capw, b->n + 1, sizeof *b->waiters) < 0)
 		return -ENOMEM;
-	size_t w = spoolrec_encode_msg_head(b->heads + b->hlen, b->hcap - b->hlen, m->qid,
-	                                    arrival, m->flags, m->mail_from, client, m->rcpt,
-	                                    m->nrcpt, m->data, m->len);
-	b->items[b->n++] = (struct spool_item){ waiter, b->hlen, w, m->data, m->len };
-	b->hlen += w;
-	b->len += w + m->len;
+	if (!big) {
+		if (buf_room(b, size) < 0)
+			return -ENOMEM;
+		size_t w = spoolrec_encode_msg_head(b->buf + b->blen, b->bcap - b->blen, m->qid,
+		                                    arrival, m->flags, m->mail_from, client,
+		                                    m->rcpt, m->nrcpt, m->data, m->len);
+		memcpy(b->buf + b->blen + w, m->data, m->len);
+		b->blen += w + m->len;
+	} else {
+		if (grow((void **)&b->heads, &b->hcap, b->hlen + hlen, 1) < 0)
+			return -ENOMEM;
+		struct spool_big *g = &b->big[b->nbig++];
+		g->hoff = b->hlen;
+		g->hlen = spoolrec_encode_msg_head(b->heads + b->hlen, b->hcap - b->hlen, m->qid,
+		                                   arrival, m->flags, m->mail_from, client,
+		                                   m->rcpt, m->nrcpt, m->data, m->len);
+		g->data = m->data;
+		g->dlen = m->len;
+		g->padlen = pad_for(g->hlen + g->dlen);
+		b->hlen += g->hlen;
+	}
+	b->waiters[b->n++] = waiter;
+	b->len = align_up(b->blen);
+	if (b->blen && b->len - b->blen < SPOOLREC_HDR_LEN)
+		b->len += SPOOL_ALIGN;
+	for (unsigned i = 0; i < b->nbig; i++)
+		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
 	return 0;
 }
 
@@ -375,36 +420,43 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 /* Put b in the ring: its writes and the sync, one chain, one submission. */
 static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_seg *seg)
 {
-	size_t niov = 2 * b->n;
-	if (grow((void **)&b->iov, &b->iovcap, niov, sizeof *b->iov) < 0)
-		return -ENOMEM;
-	for (size_t i = 0; i < b->n; i++) {
-		const struct spool_item *it = &b->items[i];
-		b->iov[2 * i] = (struct iovec){ b->heads + it->hoff, it->hlen };
-		b->iov[2 * i + 1] = (struct iovec){ (void *)(uintptr_t)it->data, it->dlen };
-	}
-	unsigned nw = (unsigned)((niov + SPOOL_IOV_MAX - 1) / SPOOL_IOV_MAX);
+	unsigned nw = (b->blen ? 1u : 0u) + b->nbig;
 	unsigned n = nw + (sp->sync ? 1 : 0);
-	struct io_uring_sqe *v[8];
-	if (n > 8)
-		return -E2BIG;
+	struct io_uring_sqe *v[SPOOL_BIGS + 2];
 	if (net_loop_sqes(sp->loop, v, n) < 0)
 		return -EBUSY;
 #ifdef RR_TEST_BUILD
 	uint64_t submits = sp->loop->submits;   /* from the first SQE of the chain ... */
 #endif
 	uint64_t off = seg->end;
-	for (unsigned i = 0; i < nw; i++) {
-		size_t first = (size_t)i * SPOOL_IOV_MAX;
-		size_t cnt = niov - first < SPOOL_IOV_MAX ? niov - first : SPOOL_IOV_MAX;
-		size_t len = 0;
-		for (size_t k = 0; k < cnt; k++)
-			len += b->iov[first + k].iov_len;
-		io_uring_prep_writev(v[i], seg->fd, b->iov + first, (unsigned)cnt, off);
-		off += len;
+	unsigned k = 0;
+	if (b->blen) {
+		size_t dlen = align_up(b->blen);
+		if (dlen - b->blen && dlen - b->blen < SPOOLREC_HDR_LEN)
+			dlen += SPOOL_ALIGN;
+		if (dlen > b->blen)
+			spoolrec_encode_pad(b->buf + b->blen, dlen - b->blen);
+		io_uring_prep_write(v[k++], seg->dfd >= 0 ? seg->dfd : seg->fd, b->buf,
+		                    (unsigned)dlen, off);
+		off += dlen;
+	}
+	for (unsigned i = 0; i < b->nbig; i++) {
+		struct spool_big *g = &b->big[i];
+		unsigned ni = 2;
+		g->iov[0] = (struct iovec){ b->heads + g->hoff, g->hlen };
+		g->iov[1] = (struct iovec){ (void *)(uintptr_t)g->data, g->dlen };
+		if (g->padlen) {
+			spoolrec_pad_header(g->pad, g->padlen);
+			g->iov[ni++] = (struct iovec){ g->pad, SPOOLREC_HDR_LEN };
+			if (g->padlen > SPOOLREC_HDR_LEN)
+				g->iov[ni++] = (struct iovec){ (void *)(uintptr_t)spool_zeros,
+				                               g->padlen - SPOOLREC_HDR_LEN };
+		}
+		io_uring_prep_writev(v[k++], seg->fd, g->iov, ni, off);
+		off += g->hlen + g->dlen + g->padlen;
 	}
 	if (sp->sync)
-		io_uring_prep_fsync(v[nw], seg->fd, IORING_FSYNC_DATASYNC);
+		io_uring_prep_fsync(v[k], seg->fd, IORING_FSYNC_DATASYNC);
 	for (unsigned i = 0; i < n; i++) {
 		net_sqe_op(v[i], &b->op);
 		if (i + 1 < n)
@@ -425,7 +477,7 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 	b->err = 0;
 	b->written = 0;
 	b->t_ns = spool_now_ns();
-	seg->end += b->len;
+	seg->end = off;
 	seg->inflight++;
 	sp->inflight++;
 	return 0;
@@ -451,9 +503,6 @@ void spool_flush(struct spool *sp)
 				continue;               /* opening failed: the batch is answered above */
 			break;                      /* being prepared: the batch waits */
 		}
-		/* Never write into a zero-fill in flight. */
-		if (seg->prep_pending && seg->end + b->len > seg->zero_from)
-			break;
 		int ret = batch_submit(sp, b, seg);
 		if (ret == -EBUSY)
 			break;                      /* the ring is full: next turn */
@@ -465,12 +514,11 @@ void spool_flush(struct spool *sp)
 			batch_finish(sp, b, false);
 			continue;
 		}
-		seg_prep_ahead(sp, seg);
 	}
 	if (sp->cur)
-		seg_prep_ahead(sp, sp->cur);
+		seg_prep_retry(sp, sp->cur);
 	if (sp->next)
-		seg_prep_ahead(sp, sp->next);
+		seg_prep_retry(sp, sp->next);
 }
 
 static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned flags)
@@ -504,7 +552,8 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 			sp->commit_ns_max = ns;
 		spool_recovered(sp);
 	} else {
-		int err = b->err ? -b->err : ENOSPC;   /* a short write: the disk is full */
+		/* A short write (the disk is full) cancels the rest of the chain: say why. */
+		int err = b->err && (b->err != -ECANCELED || b->written >= b->len) ? -b->err : ENOSPC;
 		log_msg(sp->failing ? LOG_DEBUG : LOG_ERR,   /* failing: the count says it */
 		        "event=spool_write_failed worker=%u seq=%llu error=\"%s\" written=%zu len=%zu",
 		        sp->worker, (unsigned long long)seg->seq, strerror(err), b->written, b->len);

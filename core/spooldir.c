@@ -301,7 +301,7 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off);
 		else if (ev->type == SPOOLREC_DONE)
 			w->rc = spooldir_set_add(&w->done, ev->done_qid.p, ev->done_qid.len);
-		else
+		else if (ev->type != SPOOLREC_PAD)
 			w->st->unknown++;
 		return w->rc < 0;
 	case SPOOLREC_SCAN_SKIPPED:

@@ -2,7 +2,7 @@
  *
  * Record (all integers little-endian, no alignment anywhere):
  *   0  magic "RRS1"            4
- *   4  type                    1   SPOOLREC_MSG, SPOOLREC_DONE (others: a newer build's)
+ *   4  type                    1   SPOOLREC_MSG, SPOOLREC_DONE, SPOOLREC_PAD (others: a newer build's)
  *   5  reserved                3   zero
  *   8  payload length          4   <= SPOOLREC_MAX_PAYLOAD
  *   12 CRC-32C                 4   over bytes 4..11, then the payload
@@ -198,6 +198,35 @@ size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t a
 	return head + datalen;
 }
 
+size_t spoolrec_pad_header(uint8_t hdr[SPOOLREC_HDR_LEN], size_t len)
+{
+	static const uint8_t zeros[256];
+
+	if (len < SPOOLREC_HDR_LEN || len - SPOOLREC_HDR_LEN > SPOOLREC_MAX_PAYLOAD)
+		return 0;
+	size_t plen = len - SPOOLREC_HDR_LEN;
+	memcpy(hdr, spoolrec_magic, 4);
+	hdr[4] = (uint8_t)SPOOLREC_PAD;
+	hdr[5] = hdr[6] = hdr[7] = 0;
+	spoolrec_put32(hdr + 8, (uint32_t)plen);
+	uint32_t crc = crc32c(0, hdr + 4, 8);
+	for (size_t left = plen; left > 0;) {
+		size_t n = left < sizeof zeros ? left : sizeof zeros;
+		crc = crc32c(crc, zeros, n);
+		left -= n;
+	}
+	spoolrec_put32(hdr + 12, crc);
+	return len;
+}
+
+size_t spoolrec_encode_pad(uint8_t *out, size_t len)
+{
+	if (!spoolrec_pad_header(out, len))
+		return 0;
+	memset(out + SPOOLREC_HDR_LEN, 0, len - SPOOLREC_HDR_LEN);
+	return len;
+}
+
 /* Returns 0, writing nothing, when cap is too small. */
 size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid)
 {
@@ -345,6 +374,8 @@ static enum spoolrec_rc spoolrec_decode_at(const uint8_t *p, size_t len, int che
 		}
 		if (msg)
 			*msg = m;
+	} else if (p[4] == SPOOLREC_PAD) {
+		t = SPOOLREC_PAD;               /* filler: its CRC holds, nothing to read */
 	} else if (p[4] == SPOOLREC_DONE) {
 		t = SPOOLREC_DONE;
 		if (!spoolrec_parse_done(pl, plen, &dq)) {

@@ -12,6 +12,8 @@
  *   SPOOLREC_MSG  — an accepted message: qid, arrival time, flags, sender, recipients,
  *                   client (as shown in logs), data (the message with its Received:).
  *   SPOOLREC_DONE — the message qid needs no more work (delivered or bounced).
+ *   SPOOLREC_PAD  — nothing: zeros that fill a commit up to the block size of the disk
+ *                   (commits are written with O_DIRECT, so each one ends at a boundary).
  *   any other non-zero type octet — a record of a newer build: decoded as
  *                   SPOOLREC_UNKNOWN (checked like any record, payload not looked at),
  *                   so that an older build steps over it instead of calling it damage.
@@ -32,6 +34,7 @@ enum spoolrec_type {
 	SPOOLREC_NONE = 0,
 	SPOOLREC_MSG = 1,
 	SPOOLREC_DONE = 2,
+	SPOOLREC_PAD = 3,
 	SPOOLREC_UNKNOWN = 0x100,
 };
 
@@ -89,6 +92,11 @@ size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint6
                                 uint32_t flags, const char *sender, const char *client,
                                 const char *const *rcpt, size_t nrcpt,
                                 const uint8_t *data, size_t datalen);
+/* A PAD record taking exactly len octets (len >= SPOOLREC_HDR_LEN): the header written to
+ * hdr, and a payload of len - SPOOLREC_HDR_LEN zero octets that the caller puts behind
+ * it (spoolrec_encode_pad writes them too). 0 when len is too short or too long. */
+size_t spoolrec_pad_header(uint8_t hdr[SPOOLREC_HDR_LEN], size_t len);
+size_t spoolrec_encode_pad(uint8_t *out, size_t len);
 /* Encode a DONE record for qid; returns bytes written (cap >= SPOOLREC_HDR_LEN+4+strlen). */
 size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid);
 

@@ -571,7 +571,7 @@ Test(spooldir, unknown_records_are_kept_and_counted)
 {
 	struct segbuf s = { 0 };
 	size_t offA = add_msg(&s, "A");
-	add_unknown(&s, 3);
+	add_unknown(&s, 9);
 	add_unknown(&s, 200);
 	size_t offB = add_msg(&s, "B");
 	put_seg("w0-0000000000000001.seg", &s);

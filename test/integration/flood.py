@@ -28,7 +28,7 @@ def noread(port, n, mbytes, seconds):
         socks.append([s, 0])
     end = time.time() + seconds
     while time.time() < end:
-        w = [s for s, sent in socks if sent < total]
+        w = [e[0] for e in socks if e[1] < total and len(e) == 2]
         if not w:
             break
         _, ready, _ = select.select([], w, [], 0.2)
@@ -39,12 +39,12 @@ def noread(port, n, mbytes, seconds):
                 except (BlockingIOError, InterruptedError):
                     pass
                 except OSError:
-                    entry[1] = total            # closed by the relay: stop
-    for s, sent in socks:
-        print("sent=%d" % sent, flush=True)
+                    entry.append("cut")         # closed by the relay: stop
+    for e in socks:
+        print("sent=%d%s" % (e[1], " cut" if len(e) > 2 else ""), flush=True)
     sys.stdin.read()                                 # hold them until told
-    for s, _ in socks:
-        s.close()
+    for e in socks:
+        e[0].close()
 
 def proxytail(port, src, noops):
     s = socket.create_connection(("127.0.0.1", port))

@@ -18,7 +18,7 @@ segs=("$T"/spool/w0-*.seg)
 seg=${segs[0]}
 cp "$seg" "$T/pristine.seg"
 
-# seg_flip RECORD WHERE: XOR one octet of record number RECORD (0-based) of the pristine
+# seg_flip RECORD WHERE: XOR one octet of message record number RECORD (0-based) of the pristine
 # copy into the segment. WHERE is "body" (an octet of the message body, 'x' lines of
 # load.py) or "len" (the third octet of the payload length: +1 MiB, past the file's end).
 # Prints the record's offset.
@@ -32,10 +32,12 @@ while off + 16 <= len(b) and b[off:off + 4] == b"RRS1":
     offs.append(off)
     off += 16 + struct.unpack_from("<I", b, off + 8)[0]
 assert off == len(b), "segment does not parse: stopped at %d of %d" % (off, len(b))
-assert k < len(offs), "only %d records" % len(offs)
-r = offs[k]
+msgs = [o for o in offs if b[o + 4] == 1]          # MSG records (PADs fill the blocks)
+assert k < len(msgs), "only %d messages" % len(msgs)
+r = msgs[k]
 if where == "body":
-    end = offs[k + 1] if k + 1 < len(offs) else len(b)
+    nxt = [o for o in offs if o > r]
+    end = nxt[0] if nxt else len(b)
     pos = b.index(b"x" * 70, r, end) + 35
     b[pos] ^= 0x01
 else:
