@@ -5,7 +5,8 @@
  * run parses the arguments and acts. Two resumable byte lexers feed it: the command-line
  * assembler (srv_cmd_feed) and the DATA lexer (srv_data_feed). Both work octet by octet
  * with all their state in the session, so a stream split anywhere is handled exactly as
- * the same stream in one piece.
+ * the same stream in one piece. The DATA lexer has a bulk path (srv_data_bulk) for runs of
+ * plain lines, which takes only what the octet-by-octet path would merely have copied.
  *
  * SMTP smuggling (bare line endings). A line ends at LF and only at LF. A CR is held
  * until the next octet shows whether it is part of CRLF; if not, it is a bare CR and
@@ -1016,9 +1017,10 @@ static size_t srv_cmd_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
 
 /* ---- DATA lexer ------------------------------------------------------------------- */
 
-/* Append unstuffed message octets, enforcing max_message_size. Runs twice for every line
- * of every message (its text, its CRLF): inlined, so the CRLF copy is a 2-octet store, and
- * the buffer is grown only when it is full. */
+/* Append unstuffed message octets, enforcing max_message_size. Runs once for every run of
+ * plain lines (srv_data_bulk) and twice for every other line (its text, its CRLF):
+ * inlined, so the CRLF copy is a 2-octet store, and the buffer is grown only when it is
+ * full. */
 static inline __attribute__((always_inline)) void srv_data_store(struct smtp_srv *s,
                                                                   const uint8_t *p, size_t n)
 {
@@ -1079,16 +1081,79 @@ static void srv_data_end(struct smtp_srv *s)
 	srv_check_errors(s);
 }
 
+/* The bulk path of the DATA lexer: runs of plain lines, with one copy. A plain line, for
+ * the octet-by-octet path below, is one that ends in CRLF, holds no other CR or LF, does
+ * not begin with a dot, is at most max_line_length octets and still fits in
+ * max_message_size: all that path does with it is store its octets as sent (text, then
+ * CRLF) and start the next line. This takes the longest run of plain lines at p and does
+ * just that, with one reserve and one copy; the line in progress may be one whose dot or
+ * first octets the slow path has taken already. It records no defect and ends no data: it
+ * stops before the first line that is not plain (a dot at its start, a bare CR or LF, too
+ * long, over the size, or not complete in p) and leaves it to the slow path, which does
+ * what it always did. So the caller may use it only when the slow path would treat these
+ * lines that way: no defect recorded (else nothing is stored) and no CR pending (else the
+ * first octet decides about that CR). len > 0. Returns the octets taken. */
+static size_t srv_data_bulk(struct smtp_srv *s, const uint8_t *p, size_t len)
+{
+	uint64_t room = s->lim.max_message_size - (s->data_len - s->hdr_len);
+	size_t max_line = s->lim.max_line_length;
+	size_t line = s->d_line;                /* octets of the current line before p[run] */
+	bool bol = s->d_bol;                    /* p[run] begins a line */
+	size_t run = 0;                         /* octets of the plain lines taken */
+
+	/* After a line's dot, its CRLF (or a bare CR) right away: maybe the end of data. */
+	if (s->d_dot && line == 0 && p[0] == '\r')
+		return 0;
+	while (run < len) {
+		const uint8_t *q = p + run;
+		const uint8_t *lf;
+		size_t text;
+
+		if (bol && q[0] == '.')
+			break;                          /* transparency dot, or the end of data */
+		lf = memchr(q, '\n', len - run);
+		if (!lf || lf == q || lf[-1] != '\r')
+			break;                          /* not complete here, or a bare LF */
+		text = (size_t)(lf - q) - 1;
+		if (line + text > max_line ||
+		    (uint64_t)(run + text + 2) > room)
+			break;                          /* too long, or over the size */
+		/* A bare CR: the line's first CR is not the one before its LF. That
+		 * one is there, so the search needs no bound: it stops on it at the
+		 * latest. */
+		if ((const uint8_t *)rawmemchr(q, '\r') != lf - 1)
+			break;
+		run += text + 2;
+		line = 0;
+		bol = true;
+	}
+	if (run == 0)
+		return 0;
+	srv_data_store(s, p, run);              /* fits: checked line by line above */
+	s->d_line = 0;
+	s->d_bol = true;
+	s->d_clean = true;
+	s->d_dot = false;
+	return run;
+}
+
 /* Consume message octets up to and including the end of data. Returns the number
- * consumed; the state has left DATA iff the end was among them. */
+ * consumed; the state has left DATA iff the end was among them. Runs of plain lines go
+ * through srv_data_bulk; everything else, octet by octet, through the loop below. */
 static size_t srv_data_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
 {
 	size_t i = 0;
 
 	while (i < len && !s->oom) {
-		uint8_t c = p[i];
+		uint8_t c;
 		size_t n;
 
+		if (s->d_bad == SMTP_SRV_BAD_NONE && !s->d_cr) {
+			i += srv_data_bulk(s, p + i, len - i);
+			if (i == len || s->oom)
+				break;
+		}
+		c = p[i];
 		if (s->d_cr) {
 			s->d_cr = false;
 			if (c == '\n') {
@@ -1132,7 +1197,7 @@ static size_t srv_data_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
 			}
 		}
 		/* The rest of the line's text: up to the first CR or LF. memchr (vectorised
-		 * in libc) instead of a byte loop: this scan is the hot path of DATA. */
+		 * in libc) instead of a byte loop: a line left to this path may be long. */
 		{
 			const uint8_t *q = p + i + 1;
 			size_t rest = len - i - 1;

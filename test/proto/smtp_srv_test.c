@@ -134,6 +134,12 @@ static const struct smtp_srv_limits t_lim_small = {
 	{ "Q2", "c.example", "a@x.example", { "c@y.example" }, 0, \
 	  RCVD1("c.example", "ESMTP", "Q2", "c@y.example") "real\r\n" }
 
+#define MSG_HEAD   "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+#define MSG_HEAD_R MAIL_OK RCPT_OK DATA_GO
+#define L8    "xxxxxxxx\r\n"
+#define L8X9  L8 L8 L8 L8 L8 L8 L8 L8 L8
+#define L8X10 L8X9 L8
+
 /* ---- cases ------------------------------------------------------------------------ */
 
 enum t_after { T_AFTER_NONE = 0, T_AFTER_TIMEOUT, T_AFTER_SHUTDOWN };
@@ -396,6 +402,84 @@ static const struct srv_case srv_cases[] = {
 		.lim = &t_lim_small,
 	},
 	{
+		/* the bulk path takes runs of plain lines; what is not plain goes octet by
+		 * octet, and the bulk path picks up behind it (after a dot, mid-line) */
+		.name = "runs of plain lines, dot lines amid them, the end right behind",
+		IN(START "DATA\r\n" L78 "\r\n" L77 "\r\nabc\r\n\r\n..dot\r\n.x" L77 "\r\n"
+		   "..\r\nx\r\n...\r\n\r\nplain\r\n.\r\nNOOP\r\n"),
+		.want_out = START_R DATA_GO QUEUED("Q1") OK,
+		.want_msg = { { "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q1", "b@y.example")
+		                L78 "\r\n" L77 "\r\nabc\r\n\r\n.dot\r\nx" L77 "\r\n"
+		                ".\r\nx\r\n..\r\n\r\nplain\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		.name = "line limit in runs of plain lines: 78 ok, 79 refused, the dot not counted",
+		IN(START "DATA\r\na\r\n" L78 "\r\n.." L77 "\r\nb\r\n.\r\n"
+		   MSG_HEAD "a\r\n" L78 "x\r\nb\r\n.\r\n"
+		   MSG_HEAD "a\r\n." L78 "\r\nb\r\n.\r\n"
+		   MSG_HEAD "a\r\n.." L78 "\r\nb\r\n.\r\n"),
+		.want_out = START_R DATA_GO QUEUED("Q1") MSG_HEAD_R LINE_LONG MSG_HEAD_R QUEUED("Q3")
+		            MSG_HEAD_R LINE_LONG,
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q1", "b@y.example")
+			  "a\r\n" L78 "\r\n." L77 "\r\nb\r\n" },
+			{ "Q3", "c.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q3", "b@y.example") "a\r\n" L78 "\r\nb\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_NONE,
+	},
+	{
+		/* 10 octets a line: the 100 octets of the limit are ten lines */
+		.name = "size limit in runs of plain lines: 100 ok, 101 by a CRLF or by text",
+		IN(START "DATA\r\n" L8X10 ".\r\n"
+		   MSG_HEAD L8X9 "xxxxxxxxx\r\n.\r\n"
+		   MSG_HEAD L8X9 "xxxxxxxxxxx\r\n.\r\n"
+		   MSG_HEAD L8X9 "..xxxxxxxx\r\n.\r\n"
+		   MSG_HEAD L8X9 ".xxxxxxxx\r\n.\r\n"),
+		.want_out = BANNER EHLO_SZ("100") MAIL_OK RCPT_OK DATA_GO QUEUED("Q1")
+		            MSG_HEAD_R TOO_BIG MSG_HEAD_R TOO_BIG MSG_HEAD_R TOO_BIG
+		            MSG_HEAD_R QUEUED("Q5"),
+		.want_msg = {
+			{ "Q1", "c.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q1", "b@y.example") L8X10 },
+			{ "Q5", "c.example", "a@x.example", { "b@y.example" }, 0,
+			  RCVD1("c.example", "ESMTP", "Q5", "b@y.example") L8X9 "xxxxxxxx\r\n" },
+		},
+		.want_nmsg = 2,
+		.want_ev = SMTP_SRV_EV_NONE,
+		.lim = &t_lim_small,
+	},
+	{
+		.name = "bare CR and LF amid runs of plain lines",
+		IN(START "DATA\r\na\r\nb\r\nc\rd\r\ne\r\n.\r\n"
+		   MSG_HEAD "a\r\nb\nc\r\n.\r\n"
+		   MSG_HEAD "a\r\n\r\r\nb\r\n.\r\n"
+		   MSG_HEAD "a\r\nb\r\n\n.\r\nc\r\n.\r\n"
+		   MSG_HEAD "x\r\n.\r\r\n.\r\n"
+		   MSG_HEAD "x\r\n.\r\nQUIT\r\n"),
+		.want_out = START_R DATA_GO BARE_CR MSG_HEAD_R BARE_LF MSG_HEAD_R BARE_CR
+		            MSG_HEAD_R BARE_LF MSG_HEAD_R BARE_CR MSG_HEAD_R QUEUED("Q6") BYE,
+		.want_msg = { { "Q6", "c.example", "a@x.example", { "b@y.example" }, 0,
+		                RCVD1("c.example", "ESMTP", "Q6", "b@y.example") "x\r\n" } },
+		.want_nmsg = 1,
+		.want_ev = SMTP_SRV_EV_CLOSE,
+	},
+	{
+		.name = "defects behind a run: too big then too long, too big then bare CR",
+		IN(START "DATA\r\n" L8X10 L78 "x\r\n.\r\n"
+		   MSG_HEAD L8X10 "y\r\na\rb\r\n.\r\n"
+		   MSG_HEAD L8X10 L78 "x\r\nc\nd\r\n.\r\n"),
+		.want_out = BANNER EHLO_SZ("100") MAIL_OK RCPT_OK DATA_GO LINE_LONG
+		            MSG_HEAD_R BARE_CR MSG_HEAD_R BARE_LF,
+		.want_ev = SMTP_SRV_EV_NONE,
+		.lim = &t_lim_small,
+	},
+	{
 		.name = "dot-unstuffing; only a line that is exactly '.' ends DATA",
 		IN(START "DATA\r\n..x\r\n...\r\n..\r\nx.\r\n. \r\n.x\r\n\r\n.\r\n"),
 		.want_out = START_R DATA_GO QUEUED("Q1"),
@@ -628,6 +712,29 @@ static const struct srv_case srv_cases[] = {
 
 /* ---- driver ----------------------------------------------------------------------- */
 
+/* A growing octet string, always NUL-terminated (for the failure messages). */
+struct t_buf {
+	char *p;
+	size_t len, cap;
+};
+
+static void t_put(struct t_buf *b, const void *p, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = 2 * (b->len + n + 1);
+		b->p = realloc(b->p, b->cap);
+		cr_assert(b->p);
+	}
+	memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void t_puts(struct t_buf *b, const char *s)
+{
+	t_put(b, s, strlen(s));
+}
+
 #define GOT_MAX_MSG 4
 
 struct got_msg {
@@ -640,8 +747,7 @@ struct got_msg {
 };
 
 struct got_run {
-	char *out;
-	size_t out_len, out_cap;
+	struct t_buf out;                      /* the transcript */
 	struct got_msg msg[GOT_MAX_MSG];
 	size_t nmsg;
 	enum smtp_srv_ev ev;
@@ -656,14 +762,7 @@ static void got_drain(struct smtp_srv *s, struct got_run *g)
 
 	if (n == 0)
 		return;
-	if (g->out_len + n + 1 > g->out_cap) {
-		g->out_cap = 2 * (g->out_len + n + 1);
-		g->out = realloc(g->out, g->out_cap);
-		cr_assert(g->out);
-	}
-	memcpy(g->out + g->out_len, p, n);
-	g->out_len += n;
-	g->out[g->out_len] = '\0';
+	t_put(&g->out, p, n);
 	/* take it in two bites to exercise out_consume() */
 	smtp_srv_out_consume(s, n / 2);
 	p = smtp_srv_out(s, &n);
@@ -713,7 +812,7 @@ static void got_free(struct got_run *g)
 			free(r->rcpt[i]);
 		free(r->data);
 	}
-	free(g->out);
+	free(g->out.p);
 	memset(g, 0, sizeof(*g));
 }
 
@@ -845,7 +944,7 @@ static bool check_run(const struct srv_case *c, const struct got_run *g, const c
 	bool want_closing = c->want_ev == SMTP_SRV_EV_CLOSE || c->after != T_AFTER_NONE;
 	bool ok = true;
 
-	ok &= expect_bytes("transcript", how, c, g->out, g->out_len, c->want_out,
+	ok &= expect_bytes("transcript", how, c, g->out.p, g->out.len, c->want_out,
 	                   strlen(c->want_out));
 	CHECK(g->ev == c->want_ev, "%s [%s]: last event %d, want %d", c->name, how, g->ev,
 	      c->want_ev);
@@ -1057,89 +1156,338 @@ static uint32_t t_rand(uint32_t *x)
 	return *x;
 }
 
-/* Random data of CR, LF, '.', 'a' followed by CRLF.CRLF, fed one octet at a time. The
- * reference: DATA ends at the first "\r\n.\r\n" of "\r\n" + stream (the leading CRLF
- * stands for the end of the DATA command line); the message is refused iff a CR not
- * followed by LF or a LF not preceded by CR comes before that; else it is the text up to
- * that CRLF with one leading dot removed from each line. */
+static size_t t_pick(uint32_t *x, size_t n)
+{
+	return t_rand(x) % n;
+}
+
+/* The reference: what the lexer must make of the stream str after "DATA\r\n", by the
+ * rules at the top of smtp_srv.c, written as plainly as possible. DATA ends at the first
+ * "\r\n.\r\n" of "\r\n" + str (the leading CRLF stands for the end of the DATA command
+ * line). The message is refused for a bare line ending iff a CR not followed by LF or a
+ * LF not preceded by CR comes before that CRLF (the first one names the reply). Else it
+ * is the text up to that CRLF, cut into lines at CRLF, one leading dot removed from each
+ * line; refused if a line is longer than the line limit, else if it is over the size. */
+struct t_ref {
+	size_t end;                            /* octets of str through the end of data */
+	const char *bare;                      /* reply to the first bare CR or LF, or NULL */
+	size_t longest;                        /* the longest line, unstuffed (if !bare) */
+	struct t_buf data;                     /* the unstuffed lines with CRLF (if !bare) */
+};
+
+static void t_ref_of(const char *str, size_t sl, struct t_ref *r)
+{
+	char *ref = malloc(sl + 2);
+	size_t rl = sl + 2, end = rl;
+
+	cr_assert(ref);
+	memset(r, 0, sizeof(*r));
+	memcpy(ref, "\r\n", 2);
+	memcpy(ref + 2, str, sl);
+	for (size_t k = 0; k + 5 <= rl; k++)
+		if (memcmp(ref + k, "\r\n.\r\n", 5) == 0) {
+			end = k;
+			break;
+		}
+	cr_assert_lt(end, rl, "the generator always ends the data");
+	r->end = end + 3;                      /* ref[end + 5] is str[end + 3] */
+	/* ref[0, end + 2) holds every line ending of the message */
+	for (size_t k = 0; k < end + 2 && !r->bare; k++) {
+		if (ref[k] == '\r' && ref[k + 1] != '\n')
+			r->bare = BARE_CR;
+		else if (ref[k] == '\n' && (k == 0 || ref[k - 1] != '\r'))
+			r->bare = BARE_LF;
+	}
+	t_put(&r->data, "", 0);
+	for (size_t k = 2; !r->bare && k < end + 2;) {
+		size_t e = k, n;
+
+		while (!(ref[e] == '\r' && ref[e + 1] == '\n'))
+			e++;
+		n = e - k;
+		if (n > 0 && ref[k] == '.') {
+			k++;
+			n--;
+		}
+		t_put(&r->data, ref + k, n);
+		t_put(&r->data, "\r\n", 2);
+		if (n > r->longest)
+			r->longest = n;
+		k = e + 2;
+	}
+	free(ref);
+}
+
+/* A line for the stream: len octets of text (no CR or LF; dots, NUL, 8-bit, TAB) and
+ * CRLF, sent with a transparency dot when it starts with a dot, and now and then when it
+ * does not (the lexer must remove it either way). */
+static void t_gen_line(uint32_t *x, struct t_buf *b, size_t len)
+{
+	static const char alpha[] = "aaaaaaaab. \t\x80\xff";   /* its NUL too */
+	char text[1024];
+
+	cr_assert_lt(len, sizeof(text));
+	for (size_t k = 0; k < len; k++)
+		text[k] = alpha[t_pick(x, sizeof(alpha))];
+	if (len > 0 && (text[0] == '.' || t_pick(x, 4) == 0))
+		t_put(b, ".", 1);
+	t_put(b, text, len);
+	t_put(b, "\r\n", 2);
+}
+
+/* A length for a line under the limit: the edges more often than the rest. */
+static size_t t_gen_len(uint32_t *x, size_t maxline)
+{
+	switch (t_pick(x, 8)) {
+	case 0:
+		return 0;
+	case 1:
+		return 1;
+	case 2:
+		return maxline;
+	case 3:
+		return maxline - 1;
+	default:
+		return t_pick(x, maxline + 1);
+	}
+}
+
+static bool t_at_bol(const struct t_buf *b)
+{
+	return b->len == 0 || (b->len >= 2 && memcmp(b->p + b->len - 2, "\r\n", 2) == 0);
+}
+
+/* A random stream of DATA octets ending in the end of data: pieces of plain lines (runs
+ * of up to 40, or 400 now and then; 10 of long lines), and unless clean, of CR/LF/'.'/'a' soup, bare CRs
+ * and LFs, smuggling sequences and lines one over maxline. */
+static void t_gen(uint32_t *x, struct t_buf *b, size_t maxline, bool clean, size_t npieces)
+{
+	static const char *const defects[] = {
+		"\r", "\n", "\r\r\n", "\n.\n", "\n.\r\n", "\r\n.\n", "\r.\r\n", "x\r\rx", "\n\r",
+	};
+
+	for (size_t k = 0; k < npieces; k++) {
+		size_t n;
+
+		switch (t_pick(x, clean ? 3 : 6)) {
+		case 0:                                       /* one line */
+			if (!t_at_bol(b))
+				t_put(b, "\r\n", 2);
+			t_gen_line(x, b, t_gen_len(x, maxline));
+			break;
+		case 1:                                       /* a run of lines */
+		case 2:
+			if (!t_at_bol(b))
+				t_put(b, "\r\n", 2);
+			n = 2 + t_pick(x, maxline > 100 ? 10 : t_pick(x, 16) == 0 ? 400 : 40);
+			for (size_t i = 0; i < n; i++)
+				t_gen_line(x, b, t_gen_len(x, maxline));
+			break;
+		case 3:                                       /* soup */
+			n = 1 + t_pick(x, 8);
+			for (size_t i = 0; i < n; i++)
+				t_put(b, &"\r\n.a"[t_pick(x, 4)], 1);
+			break;
+		case 4:
+			t_puts(b, defects[t_pick(x, sizeof(defects) / sizeof(defects[0]))]);
+			break;
+		case 5:                                       /* one over the line limit */
+			if (!t_at_bol(b))
+				t_put(b, "\r\n", 2);
+			t_gen_line(x, b, maxline + 1);
+			break;
+		}
+	}
+	if (t_at_bol(b) && t_pick(x, 2))
+		t_puts(b, ".\r\n");
+	else
+		t_puts(b, "\r\n.\r\n");
+}
+
+/* Cuts for a run: at, before or after CRs, LFs and dots of the data part, and a few
+ * anywhere; sorted, distinct, inside (0, n). Returns how many. */
+static size_t t_gen_cuts(uint32_t *x, const char *in, size_t n, size_t head, size_t *cuts)
+{
+	size_t m = 0, want = 1 + t_pick(x, 12);
+
+	for (size_t k = 0; k < want; k++) {
+		size_t j = head + t_pick(x, n - head);
+
+		for (int probe = 0; probe < 16 && !strchr("\r\n.", in[j] ? in[j] : 'x'); probe++)
+			j = head + t_pick(x, n - head);
+		j = j + t_pick(x, 3);                   /* before it, at it, after it */
+		if (j >= 1)
+			j--;
+		if (j > 0 && j < n)
+			cuts[m++] = j;
+	}
+	for (size_t k = t_pick(x, 4); k > 0; k--)
+		cuts[m++] = 1 + t_pick(x, n - 1);
+	for (size_t i = 1; i < m; i++)                     /* insertion sort, then unique */
+		for (size_t j = i; j > 0 && cuts[j - 1] > cuts[j]; j--) {
+			size_t t = cuts[j];
+
+			cuts[j] = cuts[j - 1];
+			cuts[j - 1] = t;
+		}
+	size_t u = 0;
+	for (size_t i = 0; i < m; i++)
+		if (u == 0 || cuts[u - 1] != cuts[i])
+			cuts[u++] = cuts[i];
+	return u;
+}
+
+/* Random DATA streams against the reference, each fed behind EHLO/MAIL/RCPT/DATA and
+ * followed by a NOOP: the transcript must be the 354, then 250 (and the message, octet
+ * for octet) or the reference's refusal, then the NOOP's 250 (so the data ended exactly
+ * where the reference says: a session that ended it earlier would answer what follows
+ * as commands, one that ended it later would take the NOOP as text). Every stream runs
+ * in one piece, cut at and around its CRs, LFs and dots, in chunks of a random size, and
+ * when short one octet at a time. The streams: CR/LF/'.'/'a' soup, long runs of plain
+ * lines (so the bulk path and its hand-overs to the octet-by-octet path), lines with
+ * transparency dots, lines of exactly the limit and one over, bare CRs and LFs; the
+ * limits: the line limit the generator aimed at, or exactly the longest line, or one
+ * less; the size limit exactly the message, one less, one more, random or the default. */
 Test(smtp_srv, data_lexer_matches_reference)
 {
 	static const char head[] = START "DATA\r\n";
+	const size_t head_len = sizeof(head) - 1;
 	uint32_t seed = 0x5eed1234u;
 
 	for (int iter = 0; iter < 20000; iter++) {
-		char str[32], ref[40], want[32];
-		size_t n = t_rand(&seed) % 14, sl, rl, end = 0, wl = 0, hdr;
-		enum { OK_MSG, REF_LF, REF_CR } want_kind = OK_MSG;
-		struct t_ctx ctx = { 0 };
-		struct smtp_srv *s;
-		size_t got_end = 0, used;
-		bool got_msg = false;
+		struct smtp_srv_limits lim = { .max_recipients = 3, .max_errors = 20 };
+		struct t_buf str = { 0 }, in = { 0 }, out = { 0 }, msg = { 0 };
+		struct t_ref r;
+		size_t maxline, eff_line, eff_size, *cuts, ncuts;
+		const char *verdict;
+		char ehlo[512], name[64];
+		struct srv_case c = { 0 };
+		struct got_run g;
+		bool ok = true;
 
-		for (size_t k = 0; k < n; k++)
-			str[k] = "\r\n.a"[t_rand(&seed) % 4];
-		memcpy(str + n, "\r\n.\r\n", 5);
-		sl = n + 5;
-		memcpy(ref, "\r\n", 2);
-		memcpy(ref + 2, str, sl);
-		rl = sl + 2;
-		for (size_t k = 0; k + 5 <= rl; k++)
-			if (memcmp(ref + k, "\r\n.\r\n", 5) == 0) {
-				end = k;
-				break;
-			}
-		/* ref[0, end + 2) holds every line ending of the message */
-		for (size_t k = 0; k < end + 2 && want_kind == OK_MSG; k++) {
-			if (ref[k] == '\r' && ref[k + 1] != '\n')
-				want_kind = REF_CR;
-			else if (ref[k] == '\n' && (k == 0 || ref[k - 1] != '\r'))
-				want_kind = REF_LF;
+		switch (t_pick(&seed, 8)) {
+		case 0:
+			maxline = 76;
+			break;
+		case 1:
+			maxline = 998;
+			break;
+		default:
+			maxline = 1 + t_pick(&seed, 12);
+			break;
 		}
-		if (want_kind == OK_MSG)
-			for (size_t k = 2; k < end + 2; k++) {
-				if (ref[k] == '.' && ref[k - 1] == '\n')
-					continue;
-				want[wl++] = ref[k];
-			}
+		if (iter % 4 == 0)                              /* soup alone, short */
+			for (size_t n = t_pick(&seed, 14); n > 0; n--)
+				t_put(&str, &"\r\n.a"[t_pick(&seed, 4)], 1);
+		t_gen(&seed, &str, maxline, iter % 4 == 1 || iter % 4 == 2,
+		      iter % 4 == 0 ? 0 : 1 + t_pick(&seed, maxline > 100 ? 3 : 8));
+		t_ref_of(str.p, str.len, &r);
 
-		s = t_new(&ctx, &t_lim);
-		smtp_srv_start(s);
-		cr_assert_eq(t_feed(s, head, sizeof(head) - 1, NULL), SMTP_SRV_EV_NONE);
-		smtp_srv_out_consume(s, SIZE_MAX);
-		for (size_t k = 0; k < sl; k++) {
-			enum smtp_srv_ev ev = smtp_srv_feed(s, (const uint8_t *)str + k, 1, &used);
-			size_t on;
-
-			cr_assert_eq(used, 1);
-			smtp_srv_out(s, &on);
-			if (ev == SMTP_SRV_EV_MESSAGE || on > 0) {
-				got_end = k + 1;
-				got_msg = ev == SMTP_SRV_EV_MESSAGE;
-				break;
-			}
+		switch (t_pick(&seed, 4)) {
+		case 0:
+			lim.max_line_length = (unsigned)r.longest;
+			break;
+		case 1:
+			lim.max_line_length = r.longest > 1 ? (unsigned)r.longest - 1 : 1;
+			break;
+		default:
+			lim.max_line_length = (unsigned)maxline;
+			break;
 		}
-		{
-			char *e = esc(str, sl);
-
-			/* stream[k] is ref[k + 2]: the end's last octet is ref[end + 4] */
-			cr_assert_eq(got_end, end + 3, "iter %d: %s: ended after %zu, want %zu", iter, e,
-			             got_end, end + 3);
-			cr_assert_eq(got_msg, want_kind == OK_MSG, "iter %d: %s", iter, e);
-			free(e);
+		switch (t_pick(&seed, 6)) {
+		case 0:
+		case 1:
+			lim.max_message_size = r.data.len;
+			break;
+		case 2:
+			lim.max_message_size = r.data.len > 1 ? r.data.len - 1 : 1;
+			break;
+		case 3:
+			lim.max_message_size = r.data.len + 1;
+			break;
+		case 4:
+			lim.max_message_size = 1 + t_pick(&seed, r.data.len + 1);
+			break;
+		default:
+			lim.max_message_size = 0;                /* the default */
+			break;
 		}
-		if (got_msg) {
-			const struct smtp_srv_msg *m = smtp_srv_message(s);
+		eff_line = lim.max_line_length ? lim.max_line_length : 998;
+		eff_size = lim.max_message_size ? lim.max_message_size : 52428800;
+		verdict = r.bare                     ? r.bare
+		          : r.longest > eff_line     ? LINE_LONG
+		          : r.data.len > eff_size    ? TOO_BIG
+		                                     : NULL;
 
-			cr_assert(m && m->len >= wl);
-			hdr = m->len - wl;
-			cr_assert(memcmp(m->data + hdr, want, wl) == 0, "iter %d", iter);
-			cr_assert(memcmp(m->data, "Received: ", 10) == 0);
-			cr_assert(memcmp(m->data + hdr - 2, "\r\n", 2) == 0);
-			smtp_srv_queued(s);
-		} else {
-			cr_assert(t_out_is(s, want_kind == REF_LF ? BARE_LF : BARE_CR), "iter %d", iter);
+		t_put(&in, head, head_len);
+		t_put(&in, str.p, r.end);
+		t_puts(&in, "NOOP\r\n");
+		snprintf(ehlo, sizeof ehlo, EHLO_SZ("%zu"), eff_size);
+		t_puts(&out, BANNER);
+		t_puts(&out, ehlo);
+		t_puts(&out, MAIL_OK RCPT_OK DATA_GO);
+		t_puts(&out, verdict ? verdict : QUEUED("Q1"));
+		t_puts(&out, OK);
+		snprintf(name, sizeof name, "random stream, iteration %d", iter);
+		c.name = name;
+		c.in = in.p;
+		c.in_len = in.len;
+		c.want_out = out.p;
+		c.want_ev = SMTP_SRV_EV_NONE;
+		c.lim = &lim;
+		if (!verdict) {
+			t_puts(&msg, RCVD1("c.example", "ESMTP", "Q1", "b@y.example"));
+			t_put(&msg, r.data.p, r.data.len);
+			c.want_msg[0] = (struct want_msg){ "Q1", "c.example", "a@x.example",
+			                                   { "b@y.example" }, 0, msg.p };
+			c.want_len[0] = msg.len;
+			c.want_nmsg = 1;
 		}
-		smtp_srv_free(s);
+
+		cuts = malloc(in.len * sizeof(*cuts));
+		cr_assert(cuts);
+		run_case(&c, NULL, 0, &g);
+		ok &= check_run(&c, &g, "one piece");
+		got_free(&g);
+		for (int k = 0; k < 2 && ok; k++) {
+			ncuts = t_gen_cuts(&seed, in.p, in.len, head_len, cuts);
+			run_case(&c, cuts, ncuts, &g);
+			ok &= check_run(&c, &g, "cut around CR, LF and '.'");
+			got_free(&g);
+		}
+		if (ok) {
+			size_t step = 1 + t_pick(&seed, t_pick(&seed, 2) ? 16 : 200);
+
+			if (in.len / step > 4000)               /* a big stream: fewer chunks */
+				step = in.len / 4000 + 1;
+
+			ncuts = 0;
+			for (size_t k = step; k < in.len; k += step)
+				cuts[ncuts++] = k;
+			run_case(&c, cuts, ncuts, &g);
+			ok &= check_run(&c, &g, "in chunks of a random size");
+			got_free(&g);
+		}
+		if (ok && in.len <= 400) {
+			for (size_t k = 1; k < in.len; k++)
+				cuts[k - 1] = k;
+			run_case(&c, cuts, in.len - 1, &g);
+			ok &= check_run(&c, &g, "one octet at a time");
+			got_free(&g);
+		}
+		if (!ok) {
+			char *e = esc(str.p, r.end);
+
+			cr_assert_fail("iteration %d, max_line_length %u, max_message_size %llu, "
+			               "stream:\n%s", iter, lim.max_line_length,
+			               (unsigned long long)lim.max_message_size, e);
+		}
+		free(cuts);
+		free(msg.p);
+		free(r.data.p);
+		free(str.p);
+		free(in.p);
+		free(out.p);
 	}
 }
 
@@ -1193,6 +1541,20 @@ Test(smtp_srv, memory_stays_bounded)
 	cr_assert_eq(t_feed(s, "\r\n.\r\n", 5, NULL), SMTP_SRV_EV_NONE);
 	cr_assert(t_out_is(s, TOO_BIG));
 	cr_assert_lt(peak - base, 64 * 1024 + 8192, "message: %zu octets kept", peak - base);
+
+	/* A message of exactly max_message_size in one piece (one run of the bulk path,
+	 * so one reserve for all of it): accepted, and held in header + 64 KiB. */
+	cr_assert_eq(t_feed(s, head + 16, sizeof(head) - 1 - 16, NULL), SMTP_SRV_EV_NONE);
+	smtp_srv_out_consume(s, SIZE_MAX);
+	memcpy(chunk + chunk_len - 16, "xxxxxxxxxxxxxx\r\n", 16);    /* 819 * 80 + 16 octets */
+	cr_assert_eq(t_feed(s, chunk, chunk_len, &used), SMTP_SRV_EV_NONE);
+	cr_assert_eq(used, chunk_len);
+	peak = __sanitizer_get_current_allocated_bytes();
+	cr_assert_eq(t_feed(s, ".\r\n", 3, &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(smtp_srv_message(s)->len - strlen(RCVD1("c.example", "ESMTP", "Q2",
+	                                                     "b@y.example")), 64 * 1024);
+	cr_assert_lt(peak - base, 64 * 1024 + 8192, "message: %zu octets kept", peak - base);
+	smtp_srv_queued(s);
 
 	free(chunk);
 	smtp_srv_free(s);
