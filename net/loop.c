@@ -2,7 +2,6 @@
 #include "net/loop.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,13 +32,6 @@ int net_loop_init(struct net_loop *l, const struct net_loop_params *p,
 	if (ret < 0) {
 		io_uring_queue_exit(&l->ring);
 		return ret;
-	}
-	if (getenv("XIOWQ_ALL")) {
-		cpu_set_t all;
-		CPU_ZERO(&all);
-		for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &all);
-		int r = io_uring_register_iowq_aff(&l->ring, sizeof all, &all);
-		if (r < 0) abort();
 	}
 	l->now_ms = timer_now_ms();
 	timer_wheel_init(&l->wheel, l->now_ms);
