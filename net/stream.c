@@ -3,9 +3,9 @@
  * The recv side has three states: armed (a multishot recv is in the ring), cancelling
  * (a cancel was asked for and the recv's last completion has not come yet) and idle.
  * It is armed at every flush where the stream wants input: not closing, not paused.
- * Paused means: the owner holds the input and in_pause octets are waiting, or the
- * pending output is at out_hwm. Completions that arrive while cancelling are kept like
- * any other input (bounded by in_max). */
+ * Paused means: in_pause octets of input are kept, or the pending output is at out_hwm;
+ * the cancel is asked for the moment a stream pauses. Completions that arrive while
+ * cancelling are kept like any other input (bounded by in_max). */
 #include "net/stream.h"
 
 #include <errno.h>
@@ -99,7 +99,8 @@ static void sendq_fini(struct net_sendq *q)
 	memset(q, 0, sizeof *q);
 }
 
-int net_stream_write(struct net_stream *s, const void *p, size_t n)
+/* Queue n octets: copied (ref false) or borrowed. */
+static int stream_queue(struct net_stream *s, const void *p, size_t n, bool ref)
 {
 	if (s->closing && s->shut)
 		return -EPIPE;
@@ -107,9 +108,9 @@ int net_stream_write(struct net_stream *s, const void *p, size_t n)
 		return 0;
 	stream_output_starts(s);
 	size_t off = s->q.bytes.len;
-	if (buf_append(&s->q.bytes, p, n) < 0)
+	if (!ref && buf_append(&s->q.bytes, p, n) < 0)
 		return -ENOMEM;
-	if (sendq_add(&s->q, NULL, off, n) < 0) {
+	if (sendq_add(&s->q, ref ? p : NULL, off, n) < 0) {
 		s->q.bytes.len = off;
 		return -ENOMEM;
 	}
@@ -117,17 +118,14 @@ int net_stream_write(struct net_stream *s, const void *p, size_t n)
 	return 0;
 }
 
+int net_stream_write(struct net_stream *s, const void *p, size_t n)
+{
+	return stream_queue(s, p, n, false);
+}
+
 int net_stream_write_ref(struct net_stream *s, const void *p, size_t n)
 {
-	if (s->closing && s->shut)
-		return -EPIPE;
-	if (n == 0)
-		return 0;
-	stream_output_starts(s);
-	if (sendq_add(&s->q, p, 0, n) < 0)
-		return -ENOMEM;
-	net_stream_dirty(s);
-	return 0;
+	return stream_queue(s, p, n, true);
 }
 
 size_t net_stream_pending(const struct net_stream *s)
