@@ -1,6 +1,7 @@
 /* test/fuzz/fuzz_util.h — what the libFuzzer harnesses share: the check that aborts
- * (libFuzzer then saves the input), a cursor that draws decisions from input bytes, and
- * an exact-size heap copy so that ASan sees any read past the end of a view. */
+ * (libFuzzer then saves the input), a cursor that draws decisions from input bytes, an
+ * exact-size heap copy so that ASan sees any read past the end of a view, a hash and a
+ * generator for decisions that must repeat exactly, and the FZ_KNOWN switch. */
 #ifndef TEST_FUZZ_FUZZ_UTIL_H
 #define TEST_FUZZ_FUZZ_UTIL_H
 
@@ -64,6 +65,14 @@ static inline bool fz_known(const char *name)
 		k += l + (k[l] == ',');
 	}
 	return false;
+}
+
+/* A small deterministic generator (LCG), for split points and the like that must be
+ * the same on every run of an input: returns 24 bits. */
+static inline uint32_t fz_next(uint32_t *state)
+{
+	*state = *state * 1103515245u + 12345u;
+	return *state >> 8;
 }
 
 /* FNV-1a, for decisions that must depend on content only. */

@@ -4,6 +4,8 @@ run again after changing this file). Small realistic inputs so that the fuzzers 
 deep: valid PROXY v1/v2 headers with TLVs, SMTP sessions, replies, paths."""
 import os
 import struct
+import subprocess
+import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -18,35 +20,19 @@ def write(target, name, data):
 
 
 # ---- PROXY ---------------------------------------------------------------------------
-def crc32c(data):
-    crc = 0xFFFFFFFF
-    for b in data:
-        crc ^= b
-        for _ in range(8):
-            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
-    return crc ^ 0xFFFFFFFF
+PP = os.path.join(HERE, "..", "integration", "pp.py")   # the tests' own header builder
 
 
-SIG = b"\r\n\r\n\x00\r\nQUIT\n"
-
-
-def tlv(t, v):
-    return struct.pack(">BH", t, len(v)) + v
-
-
-def v2(cmd, fam, addrs, tlvs=b"", crc=False, ver=2):
-    body = addrs + tlvs
+def v2(src, dst, sport, dport, tlvs=(), crc=False, local=False):
+    """A v2 header from test/integration/pp.py (TLVs as (type, bytes))."""
+    args = [sys.executable, PP, "v2", src, dst, str(sport), str(dport)]
+    for t, v in tlvs:
+        args += ["--tlv", "%d:%s" % (t, v.hex())]
     if crc:
-        body += tlv(0x03, b"\0\0\0\0")
-    hdr = SIG + bytes([ver << 4 | cmd, fam]) + struct.pack(">H", len(body)) + body
-    if crc:
-        c = crc32c(hdr)
-        hdr = hdr[:-4] + struct.pack(">I", c)
-    return hdr
-
-
-def inet(src, dst, sp, dp):
-    return bytes(src) + bytes(dst) + struct.pack(">HH", sp, dp)
+        args.append("--crc")
+    if local:
+        args.append("--local")
+    return subprocess.run(args, check=True, stdout=subprocess.PIPE).stdout
 
 
 def proxy_seeds():
@@ -57,31 +43,31 @@ def proxy_seeds():
           b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n")
     write("proxy", "v1-tcp6-mapped", b"PROXY TCP6 ::ffff:192.0.2.1 2001:db8::1 1 25\r\n")
     write("proxy", "v1-unknown", b"PROXY UNKNOWN ignored words\r\n")
-    write("proxy", "v2-local", v2(0, 0x00, b""))
-    src4, dst4 = [192, 0, 2, 10], [203, 0, 113, 9]
-    ssl = (bytes([0x07]) + struct.pack(">I", 0) +
-           tlv(0x21, b"TLSv1.3") + tlv(0x22, b"client.example") +
-           tlv(0x23, b"TLS_AES_256_GCM_SHA384") + tlv(0x24, b"RSA-SHA256") +
-           tlv(0x25, b"RSA2048"))
-    tlvs = (tlv(0x01, b"smtp") + tlv(0x02, b"mx.example.com") +
-            tlv(0x05, bytes(range(32))) + tlv(0x20, ssl) + tlv(0x30, b"ns1") +
-            tlv(0x04, b"\0" * 8))
-    write("proxy", "v2-inet-tlvs-crc", v2(1, 0x11, inet(src4, dst4, 56324, 25), tlvs, crc=True) + ehlo)
-    src6 = list(bytes.fromhex("20010db8000000000000000000000001"))
-    dst6 = list(bytes.fromhex("20010db8000000000000000000000002"))
+    write("proxy", "v2-local", v2("192.0.2.10", "203.0.113.9", 1, 2, local=True))
+    write("proxy", "v2-local-unspec", b"\r\n\r\n\x00\r\nQUIT\n\x20\x00\x00\x00")  # HAProxy's check
+    sub = lambda t, v: struct.pack(">BH", t, len(v)) + v
+    ssl = (bytes([0x07]) + struct.pack(">I", 0) + sub(0x21, b"TLSv1.3") +
+           sub(0x22, b"client.example") + sub(0x23, b"TLS_AES_256_GCM_SHA384") +
+           sub(0x24, b"RSA-SHA256") + sub(0x25, b"RSA2048"))
+    tlvs = [(0x01, b"smtp"), (0x02, b"mx.example.com"), (0x05, bytes(range(32))),
+            (0x20, ssl), (0x30, b"ns1"), (0x04, b"\0" * 8)]
+    write("proxy", "v2-inet-tlvs-crc",
+          v2("192.0.2.10", "203.0.113.9", 56324, 25, tlvs, crc=True) + ehlo)
     # an AWS NLB sends its VPC endpoint id as type 0xEA
-    write("proxy", "v2-inet6-nlb-crc",
-          v2(1, 0x21, inet(src6, dst6, 40000, 25), tlv(0xEA, b"\x01vpce-0123456789abcdef0"), crc=True))
-    write("proxy", "v2-unix", v2(1, 0x31, b"/tmp/a".ljust(108, b"\0") + b"/tmp/b".ljust(108, b"\0")))
-    write("proxy", "v2-unique-id-max", v2(1, 0x11, inet(src4, dst4, 1, 2), tlv(0x05, b"u" * 128)))
+    write("proxy", "v2-inet6-nlb-crc", v2("2001:db8::1", "2001:db8::2", 40000, 25,
+                                          [(0xEA, b"\x01vpce-0123456789abcdef0")], crc=True))
+    unix = b"/tmp/a".ljust(108, b"\0") + b"/tmp/b".ljust(108, b"\0")
+    write("proxy", "v2-unix", b"\r\n\r\n\x00\r\nQUIT\n\x21\x31" + struct.pack(">H", len(unix)) + unix)
+    write("proxy", "v2-unique-id-max", v2("192.0.2.10", "203.0.113.9", 1, 2, [(0x05, b"u" * 128)]))
     # the default cap (4096) and the largest header (65551), with a CRC over all of it;
     # the last two octets (the harness's configured cap) follow the header
     pad = 4096 - 16 - 12 - 7 - 3
     write("proxy", "v2-4096-crc",
-          v2(1, 0x11, inet(src4, dst4, 1, 2), tlv(0x04, b"\0" * pad), crc=True) + b"\x0f\xf0")
-    pad = 65551 - 16 - 12 - 7 - 3 - 3 - 14
-    big = tlv(0x02, b"mx.example.com") + tlv(0xE0, bytes(i & 0xff for i in range(pad)))
-    write("proxy", "v2-65551-crc", v2(1, 0x11, inet(src4, dst4, 1, 2), big, crc=True) + ehlo)
+          v2("192.0.2.10", "203.0.113.9", 1, 2, [(0x04, b"\0" * pad)], crc=True) + b"\x0f\xf0")
+    pad = 65551 - 16 - 12 - 7 - 3 * 3 - 14
+    big = [(0x02, b"mx.example.com"), (0xE0, bytes(i & 0xff for i in range(pad // 2))),
+           (0xE1, bytes(i & 0xff for i in range(pad - pad // 2)))]
+    write("proxy", "v2-65551-crc", v2("192.0.2.10", "203.0.113.9", 1, 2, big, crc=True) + ehlo)
 
 
 # ---- SMTP session ---------------------------------------------------------------------
@@ -128,6 +114,16 @@ def smtp_seeds():
           b"EHLO " + b"h" * 600 + b"\r\nMAIL FROM:<a@e.com> " + b"X" * 490 + b"\r\n")
     write("smtp_srv", "errors-then-timeout", cfg(errs=4, t=0x8000 | 40) +
           b"MAIL FROM:<a@b.c>\r\nRCPT TO:<a@b.c>\r\nDATA\r\n\x00\r\nHELO x\r\nNOOP\r\n")
+    write("smtp_srv", "mail-params", cfg(size=5) +
+          (b"EHLO c\r\nMAIL FROM:<a@e.com> SIZE=\r\nMAIL FROM:<a@e.com> SIZE=12a\r\n"
+           b"MAIL FROM:<a@e.com> SIZE=99999999999999999999999 BODY=7BIT\r\n"
+           b"MAIL FROM:<a@e.com> BODY=8BITMIME BODY=7BIT SIZE=1000\r\n"
+           b"RCPT TO:<b@e.net> NOTIFY=NEVER\r\nRCPT TO:<b@e.net>\r\nDATA x\r\nDATA\r\n.\r\n"))
+    # a message over 64 KiB (the session frees such a buffer after use), default limits
+    body = b"".join(b"line %05d " % i + b"x" * 56 + b"\r\n" for i in range(1000))
+    write("smtp_srv", "big-message", cfg(spool=0x80) +
+          b"EHLO c\r\nMAIL FROM:<a@e.com>\r\nRCPT TO:<b@e.net>\r\nDATA\r\n" + body +
+          b".\r\nMAIL FROM:<a@e.com>\r\nRCPT TO:<b@e.net>\r\nDATA\r\nsmall\r\n.\r\nQUIT\r\n")
     write("smtp_srv", "queue-answers", cfg(spool=0x13, misc=0x80) +
           b"".join(b"HELO c\r\nMAIL FROM:<s%d@e.com>\r\nRCPT TO:<r@e.net>\r\nDATA\r\nm\r\n.\r\n" % i
                    for i in range(8)))
@@ -145,6 +141,8 @@ def addr_seeds():
         ("verp", "<bounce+list=user=example.org@lists.example.com>"),
         ("long-label", "<a@" + "l" * 63 + ".example>"),
         ("path-256", "<" + "v" * 241 + "@example.com>"),
+        ("domain-256", "<a@" + ".".join(["d" * 63] * 4) + ">"),
+        ("path-257", "<" + "v" * 242 + "@example.com>"),
     ]:
         write("addr", name, p.encode())
 

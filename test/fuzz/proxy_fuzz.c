@@ -169,8 +169,7 @@ static size_t fz_prefix_lens(const uint8_t *data, size_t size, enum pp_rc rc_ful
 	}
 	uint32_t h = fz_hash(data, size < 64 ? size : 64, (uint32_t)size);
 	for (size_t spread = 0; spread < FZ_SPREAD && n < max - 1; spread++) {
-		h = h * 1103515245u + 12345u;
-		ks[n++] = FZ_ALL_PREFIXES + 1 + (size_t)(h >> 8) % (size - FZ_ALL_PREFIXES);
+		ks[n++] = FZ_ALL_PREFIXES + 1 + (size_t)fz_next(&h) % (size - FZ_ALL_PREFIXES);
 	}
 	ks[n++] = size;
 	fz_sort(ks, n);

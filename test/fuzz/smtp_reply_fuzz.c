@@ -49,8 +49,7 @@ static void fz_feed(const uint8_t *in, size_t n, uint32_t chunk, struct fz_out *
 	o->last = SMTP_REPLY_AGAIN;
 	while (pos < n) {
 		if (pos == avail) {
-			h = h * 1103515245u + 12345u;
-			avail = chunk == 0 ? n : chunk == 1 ? pos + 1 : pos + 1 + (h >> 8) % 37;
+			avail = chunk == 0 ? n : chunk == 1 ? pos + 1 : pos + 1 + fz_next(&h) % 37;
 			if (avail > n)
 				avail = n;
 		}

@@ -40,6 +40,9 @@
  *   - command lines: bare CR/LF, too long, NUL, unknown verb and every state refusal
  *     (503/554) with Postfix's exact text; EHLO/HELO/NOOP/RSET/VRFY/QUIT exact replies;
  *     MAIL/RCPT successes move the model's state; never more than max_recipients;
+ *     "MAIL FROM:<path>" / "RCPT TO:<path>" with a well-formed ASCII path and no
+ *     parameters are refused only for the state, the recipient limit (452) or the
+ *     relay decision (554);
  *   - DATA: the data ends at the first "." CRLF line that began after CRLF (or right
  *     after the 354), never elsewhere (SMTP smuggling); the message is handed out iff
  *     it has no bare CR/LF, no line over max_line_length and fits max_message_size, and
@@ -151,8 +154,7 @@ struct fz_run {
 
 static uint32_t fz_rand(struct fz_run *r)
 {
-	r->rng = r->rng * 1103515245u + 12345u;
-	return r->rng >> 8;
+	return fz_next(&r->rng);
 }
 
 /* ---- the session's ops ------------------------------------------------------------- */
@@ -556,6 +558,30 @@ static unsigned fz_first_code(const struct fz_run *r)
 	return (unsigned)(l[0] - '0') * 100 + (unsigned)(l[1] - '0') * 10 + (unsigned)(l[2] - '0');
 }
 
+/* arg is KW (any case), spaces, then exactly one ASCII path: the simple form of MAIL
+ * and RCPT that must not be refused for its syntax. */
+static bool fz_simple_path(const char *arg, size_t al, const char *kw, unsigned flags,
+                           struct smtp_addr *out)
+{
+	size_t kl = strlen(kw), used;
+	struct smtp_addr a;
+
+	if (al < kl || strncasecmp(arg, kw, kl) != 0)
+		return false;
+	arg += kl;
+	al -= kl;
+	while (al > 0 && *arg == ' ') {
+		arg++;
+		al--;
+	}
+	if (al == 0 || smtp_addr_parse_path(arg, al, flags, &a, &used) != SMTP_ADDR_OK ||
+	    used != al || a.utf8)
+		return false;
+	if (out)
+		*out = a;
+	return true;
+}
+
 /* The command line in[ln_start..end] (end: its LF) was answered: check the answer. */
 static void fz_model_command(struct fz_run *r, size_t end)
 {
@@ -627,6 +653,8 @@ static void fz_model_command(struct fz_run *r, size_t end)
 			r->nrcpt = 0;
 		} else {
 			FZ_CHECK(code == 501 || code == 552 || code == 553 || code == 555);
+			/* "FROM:<path>" with an ASCII path and no parameters is accepted */
+			FZ_CHECK(!fz_simple_path(arg, al, "FROM:", SMTP_ADDR_NULL_OK, NULL));
 		}
 	} else if (FZ_VERB("RCPT")) {
 		if (r->st != FZ_MAIL && r->st != FZ_RCPT) {
@@ -641,6 +669,16 @@ static void fz_model_command(struct fz_run *r, size_t end)
 			         code == 555);
 			if (code == 452)
 				FZ_CHECK(r->nrcpt == c->eff.max_recipients);
+			/* "TO:<path>" with an ASCII path and no parameters: refused only for
+			 * the limit or the relay decision */
+			struct smtp_addr a;
+			if (fz_simple_path(arg, al, "TO:", SMTP_ADDR_POSTMASTER_OK, &a)) {
+				if (r->nrcpt >= c->eff.max_recipients)
+					FZ_CHECK(fz_first_is(r, "452 4.5.3 Error: too many recipients"));
+				else
+					FZ_CHECK(code == 554 && a.domain_len > 0 &&
+					         !fz_domain_allowed(c, a.domain, a.domain_len));
+			}
 		}
 	} else if (FZ_VERB("DATA")) {
 		if (r->st == FZ_MAIL) {
