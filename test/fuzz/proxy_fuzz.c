@@ -1,18 +1,26 @@
-/* test/fuzz/proxy_fuzz — libFuzzer target for proto/proxy.
+/* test/fuzz/proxy_fuzz — libFuzzer target for proto/proxy (inputs up to 65600 octets:
+ * a v2 header can be 16 + 65535, which is also the largest proxy_max_header).
  *
  * For each input:
- *   1. pp_detect and pp_parse over the whole input with several caps; the result's
- *      invariants (used == header_len, spans inside the header, limits) and the
- *      agreement of detection with parsing; a larger cap never turns OK into ERR.
- *   2. every prefix, copied to the end of a heap buffer so ASan catches a read past
- *      len: an OK prefix has the full parse's result and header_len; once a prefix is
- *      ERR every longer one is; for a valid header every shorter prefix is AGAIN.
+ *   1. pp_detect and pp_parse over the whole input with several caps: fixed ones from 0
+ *      to PP_V2_MAX (65551), one configured from the input's last two octets (16 +
+ *      0..65535), and for a v2 header its own length, one less and one more. The
+ *      result's invariants (used == header_len, spans inside the header, limits); the
+ *      agreement of detection with parsing; a larger cap never turns OK into ERR nor
+ *      changes the result; a v2 header is OK exactly when the cap is at least its length
+ *      (else PP_E_V2_TOO_LONG).
+ *   2. prefixes (every one of a short input; of a long one the first 160, those at the
+ *      first 32 TLV headers and at the end of the header, and a spread of 48), with the
+ *      largest cap and the configured one, copied to the end of an exact-size heap buffer so ASan catches a read past len: an OK
+ *      prefix has the full parse's result and header_len; once a prefix is ERR every
+ *      longer one is; for a valid header every shorter prefix is AGAIN.
  *   3. v1 addresses against glibc's inet_pton, both ways: an accepted TCP4/TCP6 line's
  *      addresses and ports are what inet_pton/strtoul read; and the input used as an
  *      address field is accepted exactly when inet_pton accepts it.
- *   4. pp_build_v1/pp_build_v2 of addresses and TLVs derived from the input parse back
- *      to the same values; an undersized buffer gets 0 and no write.
- * Any disagreement aborts. Build and run: `make fuzz` (see the Makefile). */
+ *   4. pp_build_v1/pp_build_v2 of addresses and TLVs derived from the input (up to six,
+ *      one of them as long as the 65535-octet length field allows) parse back to the
+ *      same values; an undersized buffer gets 0 and no write.
+ * Any disagreement aborts. Build and run: `make fuzz` (see test/fuzz/fuzz.mk). */
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,18 +28,9 @@
 #include <string.h>
 
 #include "proto/proxy.h"
+#include "test/fuzz/fuzz_util.h"
 
-#define FZ_CHECK(cond)                                                                  \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                        \
-		}                                                                       \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static const size_t fz_caps[] = { 0, 16, 28, 52, 100, 232, 400, PP_V2_MAX };
+static const size_t fz_caps[] = { 0, 16, 28, 52, 100, 232, 400, 4096, PP_V2_MAX };
 
 static void fz_span_in(struct pp_span s, const uint8_t *base, size_t used)
 {
@@ -117,15 +116,81 @@ static void fz_invariants(enum pp_rc rc, const struct pp_result *r, size_t used,
 	}
 }
 
-/* 2: every prefix against the full parse. */
+static int fz_cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void fz_sort(size_t *v, size_t n)
+{
+	qsort(v, n, sizeof *v, fz_cmp_size);
+}
+
+/* 2: prefixes against the full parse, each copied to the end of an exact-size heap
+ * buffer. Every prefix of a short input; of a long one (a v2 header with TLVs can be
+ * 65551 octets) the first 160, those around the first 32 TLV headers and the end of the
+ * header, and a spread of 48 others, in increasing order. */
+#define FZ_ALL_PREFIXES 160
+#define FZ_SPREAD 48
+
+static size_t fz_prefix_lens(const uint8_t *data, size_t size, enum pp_rc rc_full,
+                             const struct pp_result *r_full, size_t *ks, size_t max)
+{
+	size_t n = 0;
+
+	if (size <= FZ_ALL_PREFIXES) {
+		for (size_t k = 0; k <= size; k++)
+			ks[n++] = k;
+		return n;
+	}
+	for (size_t k = 0; k <= FZ_ALL_PREFIXES; k++)
+		ks[n++] = k;
+	/* TLV headers of a v2 PROXY header with addresses: where the parser checks bounds */
+	if (size >= PP_V2_HDR && pp_detect(data, size) == PP_DETECT_V2) {
+		size_t hlen = PP_V2_HDR + ((size_t)data[14] << 8 | data[15]);
+		size_t fam = data[13] >> 4;
+		size_t off = PP_V2_HDR + (fam == 1 ? 12 : fam == 2 ? 36 : 216);
+
+		for (int t = 0; t < 32 && off + 3 <= hlen && off + 3 <= size; t++) {
+			for (size_t d = 0; d <= 3; d++)
+				if (off + d > FZ_ALL_PREFIXES)
+					ks[n++] = off + d;
+			off += 3 + ((size_t)data[off + 1] << 8 | data[off + 2]);
+		}
+		if (hlen <= size && hlen > FZ_ALL_PREFIXES + 1) {
+			ks[n++] = hlen - 1;
+			ks[n++] = hlen;
+		}
+	}
+	if (rc_full == PP_OK && r_full->header_len > FZ_ALL_PREFIXES + 1) {
+		ks[n++] = r_full->header_len - 1;
+		ks[n++] = r_full->header_len;
+	}
+	uint32_t h = fz_hash(data, size < 64 ? size : 64, (uint32_t)size);
+	for (size_t spread = 0; spread < FZ_SPREAD && n < max - 1; spread++) {
+		ks[n++] = FZ_ALL_PREFIXES + 1 + (size_t)fz_next(&h) % (size - FZ_ALL_PREFIXES);
+	}
+	ks[n++] = size;
+	fz_sort(ks, n);
+	size_t m = 0;
+	for (size_t a = 0; a < n; a++)
+		if (m == 0 || ks[m - 1] != ks[a])
+			ks[m++] = ks[a];
+	return m;
+}
+
 static void fz_prefixes(const uint8_t *data, size_t size, size_t cap, enum pp_rc rc_full,
                         const struct pp_result *r_full)
 {
+	static size_t ks[FZ_ALL_PREFIXES + 1 + 32 * 4 + 4 + FZ_SPREAD + 1];
+	size_t nk = fz_prefix_lens(data, size, rc_full, r_full, ks, sizeof ks / sizeof ks[0]);
 	uint8_t *buf = malloc(size ? size : 1);
 	bool seen_err = false;
 
 	FZ_CHECK(buf != NULL);
-	for (size_t k = 0; k <= size; k++) {
+	for (size_t j = 0; j < nk; j++) {
+		size_t k = ks[j];
 		uint8_t *b = buf + size - k;
 		struct pp_result r;
 		size_t used;
@@ -207,19 +272,6 @@ static void fz_v1_address_field(const uint8_t *data, size_t size)
 }
 
 /* 4: builders. */
-struct fz_cur { const uint8_t *p; size_t n, i; };
-
-static uint8_t fz_byte(struct fz_cur *c)
-{
-	return c->i < c->n ? c->p[c->i++] : 0;
-}
-
-static void fz_bytes(struct fz_cur *c, uint8_t *out, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		out[k] = fz_byte(c);
-}
-
 static void fz_want_span(struct pp_span got, const uint8_t *want, size_t len)
 {
 	FZ_CHECK(got.p != NULL && got.len == len);
@@ -257,10 +309,14 @@ static void fz_build(const uint8_t *data, size_t size)
 	FZ_CHECK(pp_build_v1(small, n1 - 1, fam, &src, &dst) == 0);
 	free(small);
 
-	/* v2: up to six TLVs chosen and filled from the input; SSL built valid */
+	/* v2: up to six TLVs chosen and filled from the input; SSL built valid. With flag
+	 * 0x80 the first one (unless UNIQUE_ID, limited to 128) takes a length from two
+	 * input octets, up to what fits in the 16-bit length with the other five at their
+	 * largest: headers of up to 65551 octets. */
 	static const uint8_t types[] = { PP2_TYPE_ALPN, PP2_TYPE_AUTHORITY, PP2_TYPE_UNIQUE_ID,
 	                                 PP2_TYPE_NOOP, PP2_TYPE_NETNS, PP2_TYPE_SSL, 0xe1 };
-	uint8_t vals[6][160];
+	enum { FZ_SMALL = 160, FZ_BIG = 0xffff - 36 - 5 * (3 + FZ_SMALL) - 7 - 3 };
+	uint8_t *vals[6];
 	struct pp_tlv tlvs[6];
 	size_t ntlvs = (size_t)(flags >> 1 & 7) % 7;
 	bool crc = flags & 0x10;
@@ -268,10 +324,14 @@ static void fz_build(const uint8_t *data, size_t size)
 	for (size_t k = 0; k < ntlvs; k++) {
 		uint8_t type = types[fz_byte(&c) % sizeof types];
 		size_t len = fz_byte(&c) % (PP_UNIQUE_ID_MAX + 1);
+		if (k == 0 && (flags & 0x80) && type != PP2_TYPE_UNIQUE_ID)
+			len = ((size_t)fz_byte(&c) << 8 | fz_byte(&c)) % (FZ_BIG + 1);
+		if (type == PP2_TYPE_SSL && len < 8)
+			len = 8;
+		vals[k] = malloc(len ? len : 1);
+		FZ_CHECK(vals[k] != NULL);
 		if (type == PP2_TYPE_SSL) {
 			/* client, verify, then a CN sub-TLV of the rest */
-			if (len < 8)
-				len = 8;
 			fz_bytes(&c, vals[k], 5);
 			vals[k][5] = PP2_SUBTYPE_SSL_CN;
 			vals[k][6] = (uint8_t)((len - 8) >> 8);
@@ -283,9 +343,10 @@ static void fz_build(const uint8_t *data, size_t size)
 		tlvs[k] = (struct pp_tlv){ type, vals[k], (uint16_t)len };
 	}
 
-	uint8_t v2[PP_V2_HDR + 36 + 6 * (3 + 160) + 7];
-	size_t n2 = pp_build_v2(v2, sizeof v2, local, fam, &src, &dst, tlvs, ntlvs, crc);
-	FZ_CHECK(n2 >= PP_V2_HDR && n2 <= sizeof v2);
+	uint8_t *v2 = malloc(PP_V2_MAX);
+	FZ_CHECK(v2 != NULL);
+	size_t n2 = pp_build_v2(v2, PP_V2_MAX, local, fam, &src, &dst, tlvs, ntlvs, crc);
+	FZ_CHECK(n2 >= PP_V2_HDR && n2 <= PP_V2_MAX);
 	FZ_CHECK(pp_parse(v2, n2, n2, &r, &used, &err) == PP_OK);
 	FZ_CHECK(used == n2 && r.version == 2 && r.local == local);
 	if (n2 > PP_V2_HDR) {
@@ -333,20 +394,48 @@ static void fz_build(const uint8_t *data, size_t size)
 	FZ_CHECK(small != NULL);
 	FZ_CHECK(pp_build_v2(small, n2 - 1, local, fam, &src, &dst, tlvs, ntlvs, crc) == 0);
 	free(small);
+	free(v2);
+	for (size_t k = 0; k < ntlvs; k++)
+		free(vals[k]);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct pp_result r, r_prev;
+	struct pp_result r, r_prev, r_max;
 	size_t used;
-	enum pp_err err;
+	enum pp_err err, err_max;
 	enum pp_rc rc_prev = PP_AGAIN;
 	bool have_prev = false;
 
+	/* the caps: fixed, configured from the input's last two octets, and around a v2
+	 * header's own length */
+	size_t caps[sizeof fz_caps / sizeof fz_caps[0] + 4], ncaps = 0;
+	for (size_t i = 0; i < sizeof fz_caps / sizeof fz_caps[0]; i++)
+		caps[ncaps++] = fz_caps[i];
+	size_t cap_in = size >= 2 ? PP_V2_HDR + ((size_t)data[size - 2] << 8 | data[size - 1])
+	                          : PP_V2_HDR;
+	caps[ncaps++] = cap_in;
+	size_t hlen = 0;
 	enum pp_detect d = pp_detect(data, size);
-	for (size_t i = 0; i < sizeof fz_caps / sizeof fz_caps[0]; i++) {
-		enum pp_rc rc = pp_parse(data, size, fz_caps[i], &r, &used, &err);
-		fz_invariants(rc, &r, used, err, data, size, fz_caps[i]);
+	if (d == PP_DETECT_V2 && size >= PP_V2_HDR) {
+		hlen = PP_V2_HDR + ((size_t)data[14] << 8 | data[15]);
+		caps[ncaps++] = hlen - 1;
+		caps[ncaps++] = hlen;
+		caps[ncaps++] = hlen + 1;
+	}
+	fz_sort(caps, ncaps);
+
+	enum pp_rc rc_max = pp_parse(data, size, PP_V2_MAX, &r_max, &used, &err_max);
+	/* whether the length field is reached: the version, command and family octets
+	 * are checked before it */
+	bool len_checked = hlen > 0 && !(rc_max == PP_ERR && (err_max == PP_E_V2_VERSION ||
+	                                                        err_max == PP_E_V2_COMMAND ||
+	                                                        err_max == PP_E_V2_FAMILY));
+	for (size_t i = 0; i < ncaps; i++) {
+		size_t cap = caps[i];
+		size_t eff = cap < PP_V2_HDR ? PP_V2_HDR : cap > PP_V2_MAX ? PP_V2_MAX : cap;
+		enum pp_rc rc = pp_parse(data, size, cap, &r, &used, &err);
+		fz_invariants(rc, &r, used, err, data, size, cap);
 		if (d == PP_DETECT_NONE)
 			FZ_CHECK(rc == PP_ERR && err == PP_E_NOT_PROXY);
 		if (d == PP_DETECT_MAYBE)
@@ -358,11 +447,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			FZ_CHECK(rc == PP_OK);
 			fz_result_eq(&r, data, &r_prev, data);
 		}
+		/* v2: over the cap is TOO_LONG; within it, the cap changes nothing */
+		if (len_checked && eff < hlen) {
+			FZ_CHECK(rc == PP_ERR && err == PP_E_V2_TOO_LONG);
+		} else {
+			FZ_CHECK(rc == rc_max && err == err_max);
+			if (rc == PP_OK)
+				fz_result_eq(&r, data, &r_max, data);
+		}
 		rc_prev = rc;
 		r_prev = r;
 		have_prev = true;
-		if (fz_caps[i] == PP_V2_MAX || fz_caps[i] == 52) {
-			fz_prefixes(data, size, fz_caps[i], rc, &r);
+		/* prefixes: with the largest cap, and with the configured one where it matters */
+		if (cap == PP_V2_MAX || (cap == cap_in && len_checked && eff < hlen)) {
+			fz_prefixes(data, size, cap, rc, &r);
 			if (rc == PP_OK && r.version == 1 && !r.local)
 				fz_v1_agrees(data, &r);
 		}

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# test/fuzz/run.sh DIR FLAGS MODE NAME:MAXLEN[:RUNS]... — run libFuzzer targets one
+# after the other (never two at once) and print one summary line per target. Called by
+# test/fuzz/fuzz.mk.
+#   MODE time=N   each target N seconds on DIR/corpus/NAME (kept), plus its seeds
+#   MODE runs     each target RUNS runs from its seeds, fixed seed, throw-away corpus
+# Logs: DIR/NAME.log; crash artifacts: DIR/NAME-crash-*, DIR/NAME-leak-*, ...
+# Exit 1 when any target crashed (or did not run).
+set -u
+dir=$1 flags=$2 mode=$3
+shift 3
+kind=${mode%%=*} n=${mode#*=}   # n: seconds, for time
+failed=0
+summary=()
+for tm in "$@"; do
+  IFS=: read -r t maxlen runs <<<"$tm"
+  bin=$dir/${t}_fuzz log=$dir/$t.log seeds=test/fuzz/seeds/$t
+  if [ "$kind" = time ]; then
+    corpus=$dir/corpus/$t
+    args=(-max_total_time="$n")
+  else
+    corpus=$dir/smoke-corpus/$t
+    rm -rf "$corpus"
+    args=(-runs="$runs" -seed=1)
+  fi
+  mkdir -p "$corpus"
+  dirs=("$corpus")
+  [ -d "$seeds" ] && dirs+=("$seeds")
+  start=$(date +%s.%N)
+  # shellcheck disable=SC2086  # FLAGS is a list of words
+  "$bin" "${args[@]}" -max_len="$maxlen" -print_final_stats=1 \
+    -artifact_prefix="$dir/$t-" $flags "${dirs[@]}" >"$log" 2>&1
+  rc=$?
+  secs=$(echo "$start $(date +%s.%N)" | awk '{ printf "%.1f", $2 - $1 }')
+  execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+).*/\1/p' "$log" | tail -1)
+  cov=$(grep -E '^#[0-9]+.*cov: [0-9]+ ft: [0-9]+' "$log" | tail -1 |
+        sed -nE 's/.*cov: ([0-9]+) ft: ([0-9]+).*/cov=\1 ft=\2/p')
+  if [ "$rc" -eq 0 ]; then
+    result=ok
+  else
+    failed=1
+    art=$(sed -nE 's/.*Test unit written to (.*)/\1/p' "$log" | tail -1)
+    why=$(grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:|check failed:' "$log")
+    result="CRASHED (exit $rc) ${art:-no artifact}; see $log: ${why:-?}"
+  fi
+  summary+=("$(printf 'fuzz %-10s %6ss  execs=%-10s %-18s %s' "$t" "$secs" "${execs:-?}" "${cov:-cov=?}" "$result")")
+  [ "$rc" -ne 0 ] && grep -E -m1 -A12 'ERROR:|runtime error:|check failed:' "$log" >&2
+done
+printf '%s\n' "${summary[@]}"
+exit "$failed"
