@@ -110,6 +110,7 @@ check-layers:
 test: deps
 	@$(MAKE) --no-print-directory check-layers
 	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 bench: deps
 	@$(MAKE) --no-print-directory all

@@ -580,8 +580,13 @@ static void srv_skip_spaces(const char **p, size_t *n)
 /* Echo a client token in a reply: printable ASCII only. */
 static void srv_reply_option(struct smtp_srv *s, const char *t, size_t n)
 {
+	static const char lead[] = "555 5.5.4 Unsupported option: ";
 	char buf[SMTP_SRV_CMD_MAX];
 
+	/* A reply line is at most 512 octets with its CRLF (RFC 5321 4.5.3.1.5): the echo
+	 * of a long option is cut to fit. */
+	if (n > SMTP_SRV_CMD_MAX - 2 - (sizeof lead - 1))
+		n = SMTP_SRV_CMD_MAX - 2 - (sizeof lead - 1);
 	memcpy(buf, t, n);
 	srv_printable(buf, n);
 	SRV_REPLYV(s, SRV_LIT("555 5.5.4 Unsupported option: "), ((struct srv_str){ buf, n }));

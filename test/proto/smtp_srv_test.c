@@ -1864,3 +1864,27 @@ Test(smtp_srv, mail_without_a_queue_id)
 	free(text);
 	smtp_srv_free(s);
 }
+
+/* A reply is at most 512 octets with its CRLF (RFC 5321 4.5.3.1.5), even when it echoes an
+ * option from the longest command line allowed (found by the smtp_srv fuzz target). */
+Test(smtp_srv, option_echo_fits_a_reply_line)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+	char in[2048] = "EHLO c.example\r\nMAIL FROM:<> ";
+	size_t n = strlen(in), start = strlen("EHLO c.example\r\n");
+	while (n - start < SMTP_SRV_CMD_MAX)
+		in[n++] = 'X';
+	memcpy(in + n, "\r\n", 3);
+	smtp_srv_start(s);
+	cr_assert_eq(t_feed(s, in, strlen(in), NULL), SMTP_SRV_EV_NONE);
+	size_t len;
+	const uint8_t *out = smtp_srv_out(s, &len);
+	char *text = strndup((const char *)out, len);
+	char *line = strstr(text, "555 5.5.4 Unsupported option: XXX");
+	cr_assert_not_null(line, "%s", text);
+	char *end = strstr(line, "\r\n");
+	cr_assert_eq(end - line + 2, 512, "a %td-octet reply", end - line + 2);
+	free(text);
+	smtp_srv_free(s);
+}
