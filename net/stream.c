@@ -16,7 +16,7 @@
 
 #define STREAM_OUT_HWM (64u * 1024u)
 #define STREAM_IN_PAUSE (128u * 1024u)
-#define STREAM_IN_MAX (1024u * 1024u)
+#define STREAM_IN_MAX (256u * 1024u)
 
 static struct net_stream *stream_of_stall(struct timer *t)
 {

@@ -89,7 +89,7 @@ struct net_stream {
 };
 
 /* Take over fd (non-blocking not required: the ring does the I/O). Limits default to
- * out_hwm 64 KiB, in_pause 128 KiB, in_max 1 MiB, stall_ms 0. */
+ * out_hwm 64 KiB, in_pause 128 KiB, in_max 256 KiB, stall_ms 0. */
 void net_stream_init(struct net_stream *s, struct net_loop *l, int fd,
                      const struct net_stream_ops *ops);
 /* Arm the recv. (A connect in progress: the recv reports the connect error.) */
