@@ -880,7 +880,7 @@ static unsigned blast_turn(void *ctx)
 		return 0;
 	}
 	uint64_t wait = next_wait_ns(b);
-	return (unsigned)((wait + BLAST_MS - 1) / BLAST_MS);
+	return (unsigned)((wait + 999) / 1000);      /* ns -> µs */
 }
 
 static const struct net_loop_hooks blast_hooks = { .turn = blast_turn };

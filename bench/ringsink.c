@@ -480,7 +480,7 @@ static unsigned sink_turn(void *ctx)
 		uint64_t due = w->delay_head->delay_until, now = w->loop.now_ms;
 		ms = due <= now ? 0 : due - now < ms ? due - now : ms;
 	}
-	return (unsigned)ms;
+	return (unsigned)ms * 1000u;
 }
 
 static const struct net_loop_hooks sink_hooks = { .turn = sink_turn };

@@ -58,7 +58,7 @@ static unsigned worker_turn(void *ctx)
 		if (w->smtpd.nconns == 0 && spool_idle(&w->spool))
 			net_loop_quit(&w->loop);
 	}
-	return TIMER_TICK_MS;
+	return TIMER_TICK_MS * 1000u;
 }
 
 static void worker_idle(void *ctx)

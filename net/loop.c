@@ -199,7 +199,8 @@ void net_loop_flush(struct net_loop *l)
 void net_loop_turn(struct net_loop *l)
 {
 	l->now_ms = timer_now_ms();
-	unsigned wait_ms = l->hooks && l->hooks->turn ? l->hooks->turn(l->ctx) : TIMER_TICK_MS;
+	unsigned wait_us = l->hooks && l->hooks->turn ? l->hooks->turn(l->ctx)
+	                                              : TIMER_TICK_MS * 1000u;
 	net_loop_flush(l);
 	if (l->hooks && l->hooks->idle)
 		l->hooks->idle(l->ctx);
@@ -208,8 +209,8 @@ void net_loop_turn(struct net_loop *l)
 	if (l->hooks && l->hooks->wait)
 		l->hooks->wait(l->ctx, true);
 	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts = { .tv_sec = wait_ms / 1000u,
-	                                .tv_nsec = (long long)(wait_ms % 1000u) * 1000000 };
+	struct __kernel_timespec ts = { .tv_sec = wait_us / 1000000u,
+	                                .tv_nsec = (long long)(wait_us % 1000000u) * 1000 };
 	l->submits++;
 	int ret = l->nsaved ? io_uring_submit(&l->ring)
 	                    : io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);

@@ -17,8 +17,8 @@
  * submission, which a linked chain needs (IOSQE_IO_LINK does not survive a submission
  * boundary).
  *
- * A turn (net_loop_run): hooks.turn (the owner's per-turn work; returns how long the ring
- * may wait) -> flush the dirty streams (sends, closes, releases) -> hooks.idle (e.g. the
+ * A turn (net_loop_run): hooks.turn (the owner's per-turn work; returns how long, in
+ * microseconds, the ring may wait) -> flush the dirty streams (sends, closes, releases) -> hooks.idle (e.g. the
  * spool's group commit) -> hooks.wait(true) -> submit and wait -> hooks.wait(false) ->
  * dispatch every completion -> advance the timers. net_loop_quit() ends the run after
  * the current turn. Single-threaded: one loop per thread. */
@@ -51,7 +51,7 @@ struct net_stream;
 typedef void net_op_fn(struct net_loop *l, struct net_op *op, int res, unsigned flags);
 
 struct net_loop_hooks {
-	unsigned (*turn)(void *ctx);          /* returns the longest wait in ms (0: none) */
+	unsigned (*turn)(void *ctx);          /* returns the longest wait in µs (0: none) */
 	void (*idle)(void *ctx);              /* optional: after the flush, before the wait */
 	void (*wait)(void *ctx, bool begin);  /* optional: around the wait (RCU offline) */
 };

@@ -43,7 +43,7 @@ static void t_done(void *waiter, bool ok)
 static unsigned t_turn(void *ctx)
 {
 	(void)ctx;
-	return 1;
+	return 1000;
 }
 
 static void t_idle(void *ctx)

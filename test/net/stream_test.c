@@ -66,7 +66,7 @@ static struct t_stream ts;
 static unsigned t_turn(void *ctx)
 {
 	(void)ctx;
-	return 1;                    /* the tests step the loop: never wait long */
+	return 1000;                 /* the tests step the loop: never wait long */
 }
 
 static const struct net_loop_hooks t_hooks = { .turn = t_turn };
