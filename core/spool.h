@@ -56,7 +56,7 @@
 #define SPOOL_DIRECT_MAX (32u << 20)      /* a batch's aligned buffer at most */
 #define SPOOL_BIGS 4                      /* larger records per batch, written in place */
 #define SPOOL_BATCH_BYTES (1u << 30)      /* octets per commit */
-#define SPOOL_INFLIGHT 2                  /* commits in flight at once */
+#define SPOOL_INFLIGHT 1                  /* commits in flight at once (2 measured slower) */
 #define SPOOL_RETRY_MS 250u               /* failing: how often the disk is tried */
 
 enum spool_op_kind {
