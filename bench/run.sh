@@ -31,7 +31,9 @@
 # BENCH_RUN_TIMEOUT (300 s per client run and per delivery wait), BENCH_TMP (/var/tmp),
 # BENCH_OUT (build/bench), BS_PF_DIR (Postfix's instance, $BENCH_TMP/ringrelay-bench-postfix),
 # BENCH_MEM_CONNS (10000), BENCH_MEM_PF_CONNS (500),
-# BENCH_SKIP_MEM=1, BENCH_SKIP_PROFILE=1, BENCH_PEERS ("limit ringrelay postfix haraka").
+# BENCH_SKIP_MEM=1, BENCH_SKIP_PROFILE=1, BENCH_PEERS ("limit ringrelay postfix haraka"),
+# BENCH_RR_BEFORE (an earlier ringrelay binary: adds a "ringrelay (before)" row to every
+# scenario, same run, same settings, for before/after figures).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -42,7 +44,7 @@ N_100K=${BENCH_N_100K:-5000}
 CONNS=${BENCH_CONNS:-50}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
 OUT=${BENCH_OUT:-build/bench}
-PEERS=${BENCH_PEERS:-limit ringrelay postfix haraka}
+PEERS=${BENCH_PEERS:-limit ringrelay${BENCH_RR_BEFORE:+ ringrelay-before} postfix haraka}
 SRV_CPU=0 CLI_CPU=1
 TMPBASE=${BENCH_TMP:-/var/tmp}
 export BS_PF_DIR=${BS_PF_DIR:-$TMPBASE/ringrelay-bench-postfix}
@@ -140,7 +142,7 @@ run_row() {
   fi
 
   case "$peer" in
-    limit|ringrelay) bs_start "$peer" "$SRV_CPU" "$d" ;;
+    limit|ringrelay|ringrelay-before) bs_start "$peer" "$SRV_CPU" "$d" ;;
     *) bs_sink_start "$CLI_CPU" "$d/sink" && bs_start "$peer" "$SRV_CPU" "$d" "$SINK_PORT" ;;
   esac || {
     bs_stop_all
@@ -203,7 +205,7 @@ print(j.get("first_error") or j.get("first_connection_error") or "")' "$out" 2>/
       deliv_rate=$(awk -v n="$delivered" -v s="$(fsub "$t2" "$t0")" 'BEGIN { printf "%.1f", n / s }')
       (( delivered >= accepted )) || notes+="only $delivered of $accepted delivered within ${RUN_TIMEOUT}s; "
       ;;
-    ringrelay) notes+="accept-only; " ;;
+    ringrelay|ringrelay-before) notes+="accept-only; " ;;
   esac
   c1=$(procstat cpu "$SRV_PID")
 
@@ -222,10 +224,12 @@ j = json.load(open(sys.argv[1])); print(j["peak_rss_kb"], j["peak_pss_kb"])' "$d
 
   bs_stop
   bs_sink_stop
-  if [ "$peer" = ringrelay ]; then
+  if [ "$peer" = ringrelay ] || [ "$peer" = ringrelay-before ]; then
     local commits
     commits=$(sed -nE 's/.*event=worker_down .*commits=([0-9]+).*/\1/p' "$d/ringrelay.log" | awk '{ s += $1 } END { print s + 0 }')
-    (( commits > 0 )) && notes+="$(awk -v a="$accepted" -v c="$commits" 'BEGIN { printf "%d fdatasyncs (%.1f msgs each); ", c, a / c }')"
+    local cavg
+    cavg=$(sed -nE 's/.*event=worker_down .*commit_avg_us=([0-9]+).*/\1/p' "$d/ringrelay.log" | head -n 1)
+    (( commits > 0 )) && notes+="$(awk -v a="$accepted" -v c="$commits" -v u="${cavg:-}" 'BEGIN { printf "%d fdatasyncs (%.1f msgs each%s); ", c, a / c, u == "" ? "" : sprintf(", %.2f ms each", u / 1000) }')"
   fi
   if [ "$peer" = limit ]; then
     delivered=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1] or "{}").get("messages", 0))' "${SINK_FINAL:-}")

@@ -43,7 +43,7 @@
 #include "net/loop.h"
 #include "net/timer.h"
 
-#define NET_STREAM_IOV 64                   /* iovecs per send at most */
+#define NET_STREAM_IOV 8                    /* iovecs per send at most (more go in the next) */
 
 struct net_stream;
 

@@ -117,7 +117,9 @@ bs_start() {
       bs_sink_start "$cpu" "$dir" || return 1
       SRV_PID=$SINK_PID SRV_PORT=$SINK_PORT
       ;;
-    ringrelay)
+    ringrelay|ringrelay-before)
+      local bin="$RR_ROOT/build/ringrelay"
+      [ "$peer" = ringrelay-before ] && bin=${BENCH_RR_BEFORE:?BENCH_RR_BEFORE names the earlier build}
       cat >"$dir/ringrelay.yaml" <<YAML
 hostname: ringrelay.bench.invalid
 workers: 1
@@ -125,7 +127,7 @@ spool: { path: $dir/spool, sync: true }
 listeners: [ { id: mta, address: 127.0.0.1, port: 0 } ]
 $extra
 YAML
-      taskset -c "$cpu" "$RR_ROOT/build/ringrelay" -c "$dir/ringrelay.yaml" 2>"$dir/ringrelay.log" &
+      taskset -c "$cpu" "$bin" -c "$dir/ringrelay.yaml" 2>"$dir/ringrelay.log" &
       SRV_PID=$!
       deadline=$((SECONDS + BS_WAIT))
       while (( SECONDS < deadline )); do
@@ -170,7 +172,7 @@ bs_stop() {
   [ -n "${SRV_KIND:-}" ] || return 0
   case "$SRV_KIND" in
     limit) bs_sink_stop ;;
-    ringrelay)
+    ringrelay|ringrelay-before)
       kill -TERM "$SRV_PID" 2>/dev/null || true
       bs_reap "$SRV_PID" 20
       ;;

@@ -13,7 +13,8 @@ process tree seen in 0.2 s samples.
 import csv
 import sys
 
-NAMES = {"limit": "limit (ringsink)", "ringrelay": "ringrelay", "postfix": "Postfix",
+NAMES = {"limit": "limit (ringsink)", "ringrelay": "ringrelay",
+         "ringrelay-before": "ringrelay (before)", "postfix": "Postfix",
          "haraka": "Haraka"}
 
 
@@ -52,7 +53,7 @@ def main(path):
             cells = ["—"] * 10
         else:
             p99 = r["p99_ms"] if r["p99_ms"] not in ("", "-") else "—"
-            if r["peer"] == "ringrelay":
+            if r["peer"] in ("ringrelay", "ringrelay-before"):
                 dr = "accept-only"
             elif r["deliv_rate"] in ("", "-"):
                 dr = "—"
