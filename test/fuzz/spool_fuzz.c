@@ -61,7 +61,8 @@ static void fz_decode(const uint8_t *p, size_t len)
 	if (rc != SPOOLREC_OK)
 		return;
 	FZ_CHECK(used >= SPOOLREC_HDR_LEN && used <= len);
-	FZ_CHECK(type == SPOOLREC_MSG || type == SPOOLREC_DONE || type == SPOOLREC_UNKNOWN);
+	FZ_CHECK(type == SPOOLREC_MSG || type == SPOOLREC_DONE || type == SPOOLREC_PAD ||
+	         type == SPOOLREC_UNKNOWN);
 	if (type == SPOOLREC_MSG) {
 		fz_view_in(&m.qid, p, used);
 		fz_view_in(&m.sender, p, used);
@@ -305,13 +306,22 @@ static void fz_add_done(struct fz_seg *s, struct fz_in *in)
 	free(qid);
 }
 
+/* A PAD record of the length the input chooses (the writer fills each commit's last block
+ * with one). */
+static void fz_add_pad(struct fz_seg *s, struct fz_in *in)
+{
+	size_t n = SPOOLREC_HDR_LEN + fz_u16(in) % 8192;
+	FZ_CHECK(spoolrec_encode_pad(fz_room(s, n), n) == n);
+	fz_added(s, n);
+}
+
 /* A record of a type this build does not know, with a correct CRC. */
 static void fz_add_unknown(struct fz_seg *s, struct fz_in *in)
 {
 	size_t plen;
 	const uint8_t *pl = fz_bytes(in, fz_u16(in) % 4096, &plen);
 	uint8_t *w = fz_room(s, SPOOLREC_HDR_LEN + plen);
-	uint8_t type = (uint8_t)(3 + fz_u8(in) % 253);
+	uint8_t type = (uint8_t)(SPOOLREC_PAD + 1 + fz_u8(in) % (255 - SPOOLREC_PAD));
 	const uint8_t hdr[12] = { 'R', 'R', 'S', '1', type, 0, 0, 0, (uint8_t)plen,
 	                          (uint8_t)(plen >> 8), 0, 0 };
 	memcpy(w, hdr, 12);
@@ -364,12 +374,15 @@ static void fz_recipe(struct fz_in *in)
 
 	size_t nrec = 1 + fz_u8(in) % FZ_MAX_RECORDS;
 	for (size_t i = 0; i < nrec; i++) {
-		switch (fz_u8(in) % 8) {
+		switch (fz_u8(in) % 9) {
 		case 0: case 1: case 2: case 3: case 4:
 			fz_add_msg(&s, in);
 			break;
 		case 5: case 6:
 			fz_add_done(&s, in);
+			break;
+		case 7:
+			fz_add_pad(&s, in);
 			break;
 		default:
 			fz_add_unknown(&s, in);
