@@ -98,6 +98,7 @@
 #define SRV_DEF_RECIPIENTS   1000u
 #define SRV_DEF_LINE_LENGTH  998u
 #define SRV_DEF_ERRORS       20u
+#define SRV_RCPT_OVERSHOOT   1000u           /* Postfix's smtpd_recipient_overshoot_limit */
 
 #define SRV_OUT_MIN   512u             /* first output allocation */
 #define SRV_DATA_MIN  4096u            /* first message allocation */
@@ -136,6 +137,7 @@ struct smtp_srv {
 	struct smtp_srv_ops ops;
 	void *ctx;
 	unsigned errors;
+	unsigned overshoot;             /* 452 too many recipients so far, not counted */
 	bool esmtp;                     /* EHLO (not HELO) */
 	bool oom;                       /* an allocation failed: close */
 
@@ -796,7 +798,16 @@ static void srv_do_rcpt(struct smtp_srv *s, const char *arg, size_t len)
 	                  &size))
 		return;
 	if (s->nrcpt >= s->lim.max_recipients) {
-		SRV_REPLY(s, "452 4.5.3 Error: too many recipients");
+		/* Bulk clients pipeline more recipients than the limit and send the rest in a
+		 * later transaction (RFC 5321 4.5.3.1.8): like Postfix's
+		 * smtpd_recipient_overshoot_limit, the first SRV_RCPT_OVERSHOOT of them in a
+		 * session are not errors, only the ones after. */
+		if (s->overshoot < SRV_RCPT_OVERSHOOT) {
+			s->overshoot++;
+			SRV_SAY(s, "452 4.5.3 Error: too many recipients");
+		} else {
+			SRV_REPLY(s, "452 4.5.3 Error: too many recipients");
+		}
 		return;
 	}
 	/* The relay decision: a recipient domain the caller does not allow for this client

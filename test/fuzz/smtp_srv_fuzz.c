@@ -139,6 +139,7 @@ struct fz_run {
 	struct smtp_srv *s;
 	struct fz_buf out;               /* the transcript */
 	struct fz_buf ev;                /* the event log */
+	unsigned overshoot;              /* 452 too many recipients not counted so far */
 	size_t pend;                     /* octets pending in the session's output, seen */
 	unsigned qid_seq, nmsg, errors;
 	char qid[SMTP_SRV_QID_MAX];
@@ -305,7 +306,10 @@ static void fz_check_replies(struct fz_run *r, const uint8_t *p, size_t n)
 		r->new_replies++;
 		r->last_code = c;
 		bool e421 = fz_is_421_errors(l, len, r->cfg->host);
-		if (r->in_feed && c >= 400 && c != 421 && !fz_uncounted(l, len))
+		static const char over[] = "452 4.5.3 Error: too many recipients\r\n";
+		if (len == sizeof over - 1 && memcmp(l, over, len) == 0 && r->overshoot < 1000)
+			r->overshoot++;             /* smtpd_recipient_overshoot_limit: not errors */
+		else if (r->in_feed && c >= 400 && c != 421 && !fz_uncounted(l, len))
 			r->errors++;
 		if (e421) {
 			FZ_CHECK(r->in_feed);

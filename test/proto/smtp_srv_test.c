@@ -1888,3 +1888,34 @@ Test(smtp_srv, option_echo_fits_a_reply_line)
 	free(text);
 	smtp_srv_free(s);
 }
+
+/* A bulk client pipelines more recipients than max_recipients: each extra one gets 452
+ * and the transaction of those accepted goes on; the first 1000 such 452s are not errors
+ * (Postfix's smtpd_recipient_overshoot_limit), so 30 over a limit of 1 do not end the
+ * session. */
+Test(smtp_srv, recipient_overshoot_is_not_an_error)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv_limits lim = t_lim;
+	lim.max_recipients = 1;
+	struct smtp_srv *s = t_new(&ctx, &lim);
+	char in[4096] = "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\n";
+	for (int i = 0; i < 31; i++)
+		sprintf(in + strlen(in), "RCPT TO:<r%d@y.example>\r\n", i);
+	strcat(in, "DATA\r\nhello\r\n.\r\n");
+	smtp_srv_start(s);
+	size_t used;
+	cr_assert_eq(t_feed(s, in, strlen(in), &used), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(smtp_srv_message(s)->nrcpt, 1);
+	size_t len;
+	const uint8_t *out = smtp_srv_out(s, &len);
+	char *text = strndup((const char *)out, len);
+	size_t k = 0;
+	for (const char *p = text; (p = strstr(p, "452 4.5.3 Error: too many recipients\r\n")); p++)
+		k++;
+	cr_assert_eq(k, 30, "%s", text);
+	cr_assert_null(strstr(text, "421"), "%s", text);
+	free(text);
+	smtp_srv_queued(s);
+	smtp_srv_free(s);
+}
