@@ -251,7 +251,7 @@ static int prepare(struct config *cfg, struct server *srv)
 		return -1;
 	}
 	struct spooldir_stats st = { 0 };
-	const struct spooldir_ops scan_ops = { scan_cb, scan_damage };
+	const struct spooldir_ops scan_ops = { scan_cb, scan_damage, 1 };
 	ret = spooldir_scan_ops(cfg->spool_path, &scan_ops, NULL, &st);
 	if (ret < 0) {
 		log_err("event=start_failed error=\"spool scan %s: %s\"", cfg->spool_path, strerror(-ret));
@@ -262,6 +262,9 @@ static int prepare(struct config *cfg, struct server *srv)
 	         cfg->spool_path, st.segments, st.live, st.done, st.torn,
 	         (unsigned long long)st.torn_bytes, st.corrupt,
 	         (unsigned long long)st.corrupt_bytes, st.unknown);
+	if (st.trimmed || st.removed)
+		log_info("event=spool_trim path=%s cut=%zu removed=%zu freed=%llu note=\"space allocated ahead by a process that did not stop cleanly\"",
+		         cfg->spool_path, st.trimmed, st.removed, (unsigned long long)st.trimmed_bytes);
 	if (!cfg->spool_sync)
 		log_warn("event=spool_sync_off note=\"a 250 no longer means the message is on disk\"");
 	connlimit_init();

@@ -275,9 +275,15 @@ static size_t conn_input(struct net_stream *st, const uint8_t *p, size_t n)
 static void conn_lost(struct net_stream *st, int res)
 {
 	struct smtp_server_conn *c = conn_of(st);
-	if (res == 0 && c->smtp)
-		log_info("event=disconnect sid=%s client=%s", c->sid, c->peer);
-	else if (res == -ETIMEDOUT)
+	if (res == 0) {
+		/* The client is done sending (it may have half-closed and still read): the
+		 * replies to what it sent go out, then the connection closes. */
+		if (c->smtp)
+			log_info("event=disconnect sid=%s client=%s", c->sid, c->peer);
+		server_close(c);
+		return;
+	}
+	if (res == -ETIMEDOUT)
 		log_info("event=send_stalled sid=%s client=%s note=\"output did not move for the idle timeout\"",
 		         c->sid, c->peer);
 	else if (res == -ENOBUFS)

@@ -38,6 +38,7 @@ struct spooldir_seg {
 	char name[SPOOLDIR_NAME_MAX];
 	const uint8_t *map;         /* NULL for an empty or skipped segment */
 	size_t size;                /* mapped octets */
+	size_t zero_at;             /* the zero tail begins here (size: no zero tail) */
 };
 
 struct spooldir_msgref {
@@ -273,6 +274,7 @@ struct spooldir_walk {
 	size_t nref, capref;
 	struct spooldir_set done;
 	int rc;                     /* -errno that stopped the walk */
+	size_t seg_zero_at;         /* the current segment's zero tail */
 };
 
 static int spooldir_add_ref(struct spooldir_walk *w, const struct spoolrec_view *qid,
@@ -319,16 +321,42 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 			w->ops->damage(w->ctx, &d);
 		return 0;
 	case SPOOLREC_SCAN_END:
+		w->seg_zero_at = ev->off;
+		break;
 	case SPOOLREC_SCAN_NONE:
 		break;
 	}
 	return 0;
 }
 
+/* After the scan (nothing mapped any more): give back the zero tails. */
+static void spooldir_trim(int dfd, struct spooldir_seg *segs, size_t nseg,
+                          struct spooldir_stats *st)
+{
+	for (size_t i = 0; i < nseg; i++) {
+		struct spooldir_seg *sg = &segs[i];
+		if (sg->zero_at >= sg->size)
+			continue;
+		if (sg->zero_at == 0) {
+			if (unlinkat(dfd, sg->name, 0) == 0)
+				st->removed++;
+			continue;
+		}
+		int fd = openat(dfd, sg->name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+		if (fd < 0)
+			continue;
+		if (ftruncate(fd, (off_t)sg->zero_at) == 0) {
+			st->trimmed++;
+			st->trimmed_bytes += sg->size - sg->zero_at;
+		}
+		close(fd);
+	}
+}
+
 int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx,
                       struct spooldir_stats *st)
 {
-	static const struct spooldir_ops no_ops = { NULL, NULL };
+	static const struct spooldir_ops no_ops = { NULL, NULL, 0 };
 	struct spooldir_stats dummy;
 	struct spooldir_seg *segs = NULL;
 	size_t nseg = 0;
@@ -364,10 +392,12 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 		st->segments++;
 		w.sg = sg;
 		w.segno = (uint32_t)i;
+		w.seg_zero_at = sg->size;
 		if (sg->size && spoolrec_scan(sg->map, sg->size, spooldir_on_event, &w) != 0) {
 			rc = w.rc;
 			goto out;
 		}
+		sg->zero_at = w.seg_zero_at;
 	}
 
 	/* Pass 2: the live messages, in segment then record order. */
@@ -393,6 +423,8 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 out:
 	if (segs)
 		spooldir_unmap(segs, nseg);
+	if (rc == 0 && ops->trim && segs)
+		spooldir_trim(dirfd(d), segs, nseg, st);
 	free(segs);
 	free(w.refs);
 	free(w.done.slot);
@@ -402,7 +434,7 @@ out:
 
 int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st)
 {
-	const struct spooldir_ops ops = { cb, NULL };
+	const struct spooldir_ops ops = { cb, NULL, 0 };
 
 	return spooldir_scan_ops(dir, &ops, ctx, st);
 }

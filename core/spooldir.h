@@ -35,6 +35,9 @@ struct spooldir_stats {
 	size_t corrupt;           /* damaged regions skipped (each followed by a valid record) */
 	uint64_t corrupt_bytes;   /* octets in them */
 	size_t unknown;           /* valid records of a type this build does not know (kept) */
+	size_t trimmed;           /* (trim) segments whose unused tail was given back */
+	size_t removed;           /* (trim) segments that held nothing and were removed */
+	uint64_t trimmed_bytes;   /* (trim) octets given back */
 };
 
 /* One damaged stretch of a segment: [offset, offset+octets) of file `segment` (its name
@@ -59,6 +62,10 @@ typedef int (*spooldir_cb)(void *ctx, const char *seg, uint64_t off,
 struct spooldir_ops {
 	spooldir_cb msg;
 	void (*damage)(void *ctx, const struct spooldir_damage *d);
+	/* Give back what a crash left allocated: cut each segment's zero tail (space
+	 * allocated ahead, never written) and remove a segment of zeros only. For the daemon
+	 * at start-up, before any writer runs; never for a reader like --queue. */
+	int trim;
 };
 
 /* Scan DIR. Returns 0 (a missing directory is an empty queue) or -errno. st may be NULL. */

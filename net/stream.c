@@ -190,8 +190,18 @@ static void stream_lost(struct net_stream *s, int res)
 	s->lost_said = 1;
 	if (s->ops->lost)
 		s->ops->lost(s, res);
-	if (!s->closing)
+	if (!s->closing && res == 0)
+		net_stream_close(s);         /* the peer is done sending: what is queued goes out */
+	else if (!s->closing)
 		net_stream_abort(s);
+}
+
+/* The peer half-closed: it is told once everything it sent before has been offered and
+ * the owner does not hold the input (a reply still to come for it goes out first). */
+static void stream_check_eof(struct net_stream *s)
+{
+	if (s->eof && !s->held && !s->lost_said && !s->closing)
+		stream_lost(s, 0);
 }
 
 void net_stream_on_send(struct net_stream *s, int res)
@@ -287,8 +297,11 @@ void net_stream_on_recv(struct net_stream *s, int res, unsigned flags)
 		uring_bufs_recycle(&s->loop->bufs, bid);
 	} else if (res == -ENOBUFS) {
 		s->loop->enobufs++;          /* re-armed at the flush, buffers back by then */
+	} else if (res == 0) {
+		s->eof = 1;                  /* no more input; checked at the flush */
+		s->offer = 1;
 	} else if (res != -ECANCELED) {  /* (ECANCELED: our own pause or close) */
-		stream_lost(s, res);         /* 0: EOF; else the error */
+		stream_lost(s, res);
 	}
 	net_stream_dirty(s);
 }
@@ -411,15 +424,18 @@ void net_stream_flush(struct net_stream *s)
 	if (s->offer && !s->closing && s->in.len > 0 && !s->held)
 		stream_offer(s);
 	s->offer = 0;
+	stream_check_eof(s);
 	stream_send(s);
 	if (s->closing) {
 		if (!s->sending && net_stream_pending(s) == 0)
 			stream_shutdown(s);
-		if (s->shut && !s->recv_armed && !s->sending)
+		/* Not while it is in the dirty list again (marked during this flush): the
+		 * next pass of the flush comes back to it and releases it then. */
+		if (s->shut && !s->recv_armed && !s->sending && !s->dirty)
 			stream_release(s);
 		return;
 	}
-	if (!s->started)
+	if (!s->started || s->eof)
 		return;
 	bool paused = stream_paused(s);
 	if (!s->recv_armed && !paused)

@@ -27,8 +27,11 @@
  * shutdown(SHUT_RDWR) ends the recv; once no operation of the ring refers to the stream,
  * the socket is closed and ops->release() is called (from the loop's flush, never from
  * inside another callback). net_stream_abort(): the same without sending what is queued.
- * EOF or an error on the socket calls ops->lost() once (res 0 or -errno); the owner then
- * closes or aborts.
+ * An error on the socket calls ops->lost() once (-errno) and aborts unless the owner
+ * closed. EOF (the peer half-closed, or closed) calls ops->lost(s, 0) once everything
+ * the peer sent before has been offered and the owner does not hold its input — so a
+ * reply the owner still owes for it can go out first — and then closes (gracefully)
+ * unless the owner did something else.
  *
  * Every activity (input octets, output progress) sets last_activity_ms, which owners use
  * for their idle timeouts. */
@@ -85,7 +88,8 @@ struct net_stream {
 	uint64_t last_activity_ms, last_progress_ms;
 	uint64_t in_total, out_total;       /* octets received / sent */
 	unsigned dirty : 1, recv_armed : 1, recv_cancel : 1, sending : 1, held : 1,
-	         offer : 1, closing : 1, shut : 1, lost_said : 1, released : 1, started : 1;
+	         offer : 1, closing : 1, shut : 1, lost_said : 1, released : 1, started : 1,
+	         eof : 1;
 };
 
 /* Take over fd (non-blocking not required: the ring does the I/O). Limits default to

@@ -199,7 +199,7 @@ Test(spooldir, missing_directory_is_an_empty_queue)
 	char path[128];
 	snprintf(path, sizeof path, "%s/nope", tmpdir);
 	struct got g = { 0 };
-	struct spooldir_stats got_st = { 1, 1, 1, 1, 1, 1, 1, 1 };
+	struct spooldir_stats got_st = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
 	struct spooldir_stats want_st = { 0 };
 
 	cr_assert_eq(spooldir_scan(path, collect, &g, &got_st), 0);
@@ -460,7 +460,7 @@ static void collect_damage(void *ctx, const struct spooldir_damage *d)
 	l->n++;
 }
 
-static const struct spooldir_ops damage_ops = { collect_msg, collect_damage };
+static const struct spooldir_ops damage_ops = { collect_msg, collect_damage, 0 };
 
 static void check_damage(const char *what, const struct damage_log *l, size_t i,
                          const char *seg, uint64_t off, uint64_t octets, int torn)
@@ -784,4 +784,59 @@ Test(spooldir, list_json_utf8_validation)
 		cr_assert_str_eq(got, want, "case %zu: got %s", i, got);
 		free(got);
 	}
+}
+
+/* ---- trim: what a crash left allocated ----------------------------------------------- */
+
+static off_t file_size(const char *name)
+{
+	char path[256];
+	struct stat st;
+	snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+	return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+/* The daemon's start-up scan (trim) cuts a segment's zero tail after its last record,
+ * removes a segment of zeros only, leaves the rest alone; a reader's scan changes
+ * nothing; the messages are all still there afterwards. */
+Test(spooldir, trim_gives_back_zero_tails)
+{
+	struct segbuf a = { 0 }, b = { 0 }, c = { 0 };
+	add_msg(&a, "A1");
+	add_msg(&a, "A2");
+	size_t a_end = a.n;
+	uint8_t *zeros = calloc(1, 1 << 20);
+	seg_append(&a, zeros, 1 << 20);                     /* allocated ahead, never written */
+	seg_append(&b, zeros, 64 * 1024);                   /* a prepared segment, unused */
+	add_msg(&c, "C1");                                  /* no tail */
+	put_seg("w0-0000000000000001.seg", &a);
+	put_seg("w0-0000000000000002.seg", &b);
+	put_seg("w1-0000000000000001.seg", &c);
+
+	struct spooldir_stats st;
+	const struct spooldir_ops reader = { collect, NULL, 0 }, daemon = { collect, NULL, 1 };
+	struct got g = { 0 };
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &reader, &g, &st), 0);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(st.trimmed + st.removed, 0);
+	cr_assert_eq(file_size("w0-0000000000000001.seg"), (off_t)a.n, "a reader changed it");
+
+	memset(&g, 0, sizeof g);
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &daemon, &g, &st), 0);
+	cr_assert_eq(g.n, 3);
+	cr_assert_eq(st.trimmed, 1);
+	cr_assert_eq(st.removed, 1);
+	cr_assert_eq(st.trimmed_bytes, (uint64_t)1 << 20);
+	cr_assert_eq(file_size("w0-0000000000000001.seg"), (off_t)a_end);
+	cr_assert_eq(file_size("w0-0000000000000002.seg"), -1);
+	cr_assert_eq(file_size("w1-0000000000000001.seg"), (off_t)c.n);
+
+	memset(&g, 0, sizeof g);
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &daemon, &g, &st), 0);
+	cr_assert_eq(g.n, 3, "a message lost to the trim");
+	cr_assert_eq(st.trimmed + st.removed + st.torn + st.corrupt, 0);
+	free(zeros);
+	free(a.p);
+	free(b.p);
+	free(c.p);
 }

@@ -302,3 +302,64 @@ Test(stream, tiny_submission_queue, .init = t_small_sq, .fini = t_teardown)
 		io_uring_prep_nop(sqes[i]);
 	free(v);
 }
+
+/* A peer that half-closes after sending: its input is offered, the owner's reply still
+ * goes out, then lost(0) and one release — with an owner that frees itself in release
+ * and closes from inside lost (the stream must not be in the dirty list when freed). */
+static int heap_released;
+
+static size_t heap_input(struct net_stream *s, const uint8_t *p, size_t n)
+{
+	if (n >= 4 && memcmp(p, "QUIT", 4) == 0)
+		net_stream_write(s, "250 ok\r\n", 8);
+	return n;
+}
+
+static void heap_lost(struct net_stream *s, int res)
+{
+	cr_assert_eq(res, 0);
+	net_stream_close(s);
+}
+
+static void heap_release(struct net_stream *s)
+{
+	heap_released++;
+	free(s);
+}
+
+static const struct net_stream_ops heap_ops = { heap_input, heap_lost, heap_release };
+
+Test(stream, half_close_gets_its_reply)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct net_stream *h = malloc(sizeof *h);
+	net_stream_init(h, &loop, sv[0], &heap_ops);
+	net_stream_start(h);
+	heap_released = 0;
+	cr_assert_eq(send(sv[1], "QUIT\r\n", 6, 0), 6);
+	shutdown(sv[1], SHUT_WR);
+	RUN_UNTIL(heap_released == 1);
+	char b[32];
+	cr_assert_eq(recv(sv[1], b, sizeof b, MSG_DONTWAIT), 8);
+	cr_assert(memcmp(b, "250 ok\r\n", 8) == 0);
+	cr_assert_eq(recv(sv[1], b, sizeof b, MSG_DONTWAIT), 0);
+	close(sv[1]);
+}
+
+/* The same when nothing is owed: closed and freed in the flush that sees the EOF. */
+Test(stream, half_close_with_nothing_owed)
+{
+	int sv[2];
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct net_stream *h = malloc(sizeof *h);
+	net_stream_init(h, &loop, sv[0], &heap_ops);
+	net_stream_start(h);
+	heap_released = 0;
+	cr_assert_eq(send(sv[1], "NOOP\r\n", 6, 0), 6);
+	shutdown(sv[1], SHUT_WR);
+	RUN_UNTIL(heap_released == 1);
+	char b[32];
+	cr_assert_eq(recv(sv[1], b, sizeof b, MSG_DONTWAIT), 0);
+	close(sv[1]);
+}
