@@ -611,6 +611,7 @@ static void bconn_start(struct blast *b, struct bconn *c)
 		return;
 	}
 	net_stream_init(&c->s, &b->loop, fd, &bconn_stream_ops);
+	net_stream_bulk(&c->s, true);       /* replies only: read them as they come */
 	c->has_stream = 1;
 	bconn_enter(c, BCONN_ST_GREETING);
 	net_stream_start(&c->s);        /* the recv reports the greeting, or the connect error */

@@ -120,6 +120,7 @@ static size_t session_feed(struct smtp_server_conn *c, const uint8_t *p, size_t 
 			k = SMTP_SERVER_FEED;
 		enum smtp_srv_ev ev = smtp_srv_feed(c->smtp, p + off, k, &used);
 		off += used;
+		net_stream_bulk(&c->st, smtp_srv_in_data(c->smtp));
 		if (ev == SMTP_SRV_EV_MESSAGE) {
 			collect(c);
 			c->waiting = true;

@@ -384,12 +384,23 @@ void net_stream_fini(struct net_stream *s)
 
 /* ---- the flush (end of a loop turn) ---------------------------------------------- */
 
-/* Multishot while the stream flows freely; one buffer at a time while input is kept or
- * output is piling up, so that a client on its way to a pause cannot make the kernel
- * read a burst for it first. */
+/* Multishot only for bulk input that makes no output (the owner says when: SMTP DATA)
+ * and while nothing is kept or piling up; otherwise one buffer at a time, so the kernel
+ * never reads a burst ahead for a client whose commands make replies (a multishot recv
+ * can hand over megabytes in one turn, long before a pause takes effect). */
 static bool stream_careful(const struct net_stream *s)
 {
-	return s->in.len > 0 || s->held || net_stream_pending(s) >= s->out_hwm / 4;
+	return !s->bulk || s->in.len > 0 || s->held || net_stream_pending(s) >= s->out_hwm / 4;
+}
+
+void net_stream_bulk(struct net_stream *s, bool on)
+{
+	if (s->bulk == on)
+		return;
+	s->bulk = on;
+	if (!on && s->recv_armed && s->recv_multi && !s->recv_cancel)
+		stream_cancel_recv(s);       /* back to one buffer at a time */
+	net_stream_dirty(s);
 }
 
 static void stream_arm_recv(struct net_stream *s)
@@ -399,10 +410,11 @@ static void stream_arm_recv(struct net_stream *s)
 		net_stream_dirty(s);
 		return;
 	}
-	if (stream_careful(s))
-		io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
-	else
+	s->recv_multi = !stream_careful(s);
+	if (s->recv_multi)
 		io_uring_prep_recv_multishot(sqe, s->fd, NULL, 0, 0);
+	else
+		io_uring_prep_recv(sqe, s->fd, NULL, 0, 0);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = s->loop->bufs.bgid;
 	s->recv_armed = 1;

@@ -89,7 +89,7 @@ struct net_stream {
 	uint64_t in_total, out_total;       /* octets received / sent */
 	unsigned dirty : 1, recv_armed : 1, recv_cancel : 1, sending : 1, held : 1,
 	         offer : 1, closing : 1, shut : 1, lost_said : 1, released : 1, started : 1,
-	         eof : 1;
+	         eof : 1, bulk : 1, recv_multi : 1;
 };
 
 /* Take over fd (non-blocking not required: the ring does the I/O). Limits default to
@@ -103,6 +103,9 @@ int net_stream_write(struct net_stream *s, const void *p, size_t n);
 int net_stream_write_ref(struct net_stream *s, const void *p, size_t n);
 size_t net_stream_pending(const struct net_stream *s);
 
+/* The owner expects bulk input that makes no output (SMTP DATA): the recv may be
+ * multishot. Off (the default), it takes one buffer at a time. */
+void net_stream_bulk(struct net_stream *s, bool on);
 void net_stream_hold(struct net_stream *s);
 void net_stream_resume(struct net_stream *s);
 /* Drop input the owner has not used (e.g. plaintext pipelined behind STARTTLS). */

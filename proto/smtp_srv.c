@@ -1400,6 +1400,11 @@ bool smtp_srv_closing(const struct smtp_srv *s)
 	return s->state == SMTP_SRV_ST_CLOSED;
 }
 
+bool smtp_srv_in_data(const struct smtp_srv *s)
+{
+	return s->state == SMTP_SRV_ST_DATA;
+}
+
 bool smtp_srv_in_transaction(const struct smtp_srv *s)
 {
 	return s->state == SMTP_SRV_ST_DATA || s->state == SMTP_SRV_ST_QUEUE;

@@ -119,6 +119,8 @@ bool smtp_srv_closing(const struct smtp_srv *s);
 /* True between the end of a transaction's DATA command acceptance (354) and the end of
  * its spool result, i.e. while a graceful shutdown should wait for this session. */
 bool smtp_srv_in_transaction(const struct smtp_srv *s);
+/* True while message data is being read (after the 354, before the end of data). */
+bool smtp_srv_in_data(const struct smtp_srv *s);
 
 /* Pending output. smtp_srv_out_consume() drops n octets from its front. */
 const uint8_t *smtp_srv_out(const struct smtp_srv *s, size_t *len);
