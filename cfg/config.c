@@ -330,10 +330,13 @@ static void cfg_verr(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, 
 		n = snprintf(x->errbuf, x->errlen, "%s:%u:%u: ", x->name, m.line, m.col);
 	if (n >= 0 && (size_t)n < x->errlen)
 		vsnprintf(x->errbuf + n, x->errlen - (size_t)n, fmt, ap);
-	/* One line, always: a value with a newline in it must not break that. */
+	/* One line, always: a value with a newline in it must not break that, and no other
+	 * control character from the file reaches the terminal or the log either. */
 	for (char *p = x->errbuf; *p; p++)
 		if (*p == '\n' || *p == '\r')
 			*p = ' ';
+		else if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 static int cfg_err_at(struct cfg_ctx *x, struct yamlpos_mark m, const char *fmt, ...)
@@ -815,6 +818,12 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 		return cfg_err(x, cfg_path(&p, "listeners[%zu].address", i),
 		               "invalid address '%s' in listeners[%zu].address "
 		               "(expected an IPv4 or IPv6 literal)", addr, i);
+	/* An IPv6 socket only (IPV6_V6ONLY) cannot bind an IPv4-mapped address: say so here
+	 * rather than at start-up. */
+	if (l->addr.ss_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&l->addr)->sin6_addr))
+		return cfg_err(x, cfg_path(&p, "listeners[%zu].address", i),
+		               "'%s' is an IPv4-mapped IPv6 address: write the IPv4 address", addr);
 	l->proxy_protocol = r && r->proxy_protocol ? *r->proxy_protocol : CONFIG_PROXY_OFF;
 	if (cfg_uint(x, cfg_path(&p, "listeners[%zu].proxy_timeout", i), CFG_N_PROXY_TIMEOUT,
 	             &l->proxy_timeout) < 0 ||
@@ -1818,7 +1827,20 @@ struct cidr_table *config_proxy_hosts_build(const struct config_listener *l, cha
 		return NULL;
 	}
 	struct cidr_table *t = cidr_builder_finish(b);
-	if (t == NULL)
+	if (t == NULL) {
 		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	/* The same rule as at start-up: a listener that takes PROXY headers needs a host to
+	 * take them from. An empty file on reload is far more likely a deploy gone wrong than
+	 * a wish to trust nobody; the caller keeps the table in force. */
+	if (l->proxy_protocol != CONFIG_PROXY_OFF && cidr_count(t) == 0) {
+		snprintf(err, errlen, "%s:0:0: proxy_protocol '%s' needs at least one proxy host "
+		         "(proxy_hosts or proxy_hosts_file)",
+		         l->proxy_hosts_file ? l->proxy_hosts_file : "(proxy_hosts)",
+		         proxy_mode_names[l->proxy_protocol].str);
+		cidr_free(t);
+		return NULL;
+	}
 	return t;
 }
