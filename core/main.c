@@ -182,6 +182,17 @@ static void reload(const char *path, const struct config *cur)
 		config_free(c);
 		return;
 	}
+	/* What the workers were started with cannot change under them: refused like the
+	 * listeners, never taken and ignored. */
+	const char *fixed = strcmp(cur->spool_path, c->spool_path) != 0 ? "spool.path"
+	                  : cur->spool_sync != c->spool_sync           ? "spool.sync"
+	                  : cur->workers != c->workers                 ? "workers"
+	                                                               : NULL;
+	if (fixed) {
+		log_err("event=reload_failed keeping=old error=\"%s changed: a restart is needed\"", fixed);
+		config_free(c);
+		return;
+	}
 	struct snapshot *s = snapshot_new(c);
 	if (!s) {
 		log_err("event=reload_failed keeping=old error=\"out of memory\"");
@@ -277,7 +288,6 @@ static int prepare(struct config *cfg, struct server *srv)
 
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	srv->nworkers = cfg->workers ? cfg->workers : (unsigned)(ncpu > 0 ? ncpu : 1);
-	srv->grace_s = cfg->shutdown_timeout;
 	srv->spool_dir = cfg->spool_path;
 	srv->spool_sync = cfg->spool_sync;
 	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
@@ -296,6 +306,13 @@ static int prepare(struct config *cfg, struct server *srv)
 	}
 	for (size_t l = 0; l < cfg->nlisteners; l++) {
 		struct config_listener *lc = &cfg->listeners[l];
+		if (sa_port(&lc->addr) != 0 && (ret = listener_probe(&lc->addr, lc->addrlen)) < 0) {
+			char a[80];
+			listener_fmt((struct sockaddr *)&lc->addr, a, sizeof a);
+			log_err("event=start_failed error=\"listen %s: %s\"%s", a, strerror(-ret),
+			        ret == -EADDRINUSE ? " note=\"another program, or another ringrelay, listens there\"" : "");
+			return -1;
+		}
 		for (unsigned i = 0; i < srv->nworkers; i++) {
 			int fd = listener_open(&lc->addr, lc->addrlen);   /* port 0 -> the bound one */
 			char a[80];

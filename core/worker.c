@@ -34,7 +34,8 @@ static void on_accept(struct listener_acceptor *a, int fd)
 static void begin_stop(struct worker *w)
 {
 	w->stopping = true;
-	w->stop_deadline_ms = w->loop.now_ms + (uint64_t)w->srv->grace_s * 1000u;
+	/* shutdown_timeout from the configuration in force (a reload may have changed it) */
+	w->stop_deadline_ms = w->loop.now_ms + (uint64_t)w->snap->cfg->shutdown_timeout * 1000u;
 	for (size_t i = 0; i < w->nlis; i++)
 		listener_accept_stop(&w->lis[i].acc);
 	log_info("event=stopping worker=%u connections=%zu", w->id, w->smtpd.nconns);

@@ -53,7 +53,6 @@ struct server {
 	struct worker *workers;
 	atomic_bool stop;
 	atomic_uint ready;             /* workers that are up */
-	unsigned grace_s;              /* graceful-stop deadline (shutdown_timeout) */
 	const char *spool_dir;
 	bool spool_sync;
 	struct qid_blocks qid_blocks;

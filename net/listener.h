@@ -29,6 +29,10 @@ struct listener_acceptor {
 	unsigned long errors;
 };
 
+/* Is the address free? A plain bind (no SO_REUSEPORT) of a throw-away socket: another
+ * process listening there, even with SO_REUSEPORT, makes it fail (-EADDRINUSE), so a
+ * second relay cannot quietly share the port and take half the mail. 0 or -errno. */
+int listener_probe(const struct sockaddr_storage *sa, socklen_t len);
 /* Open, bind and listen. *sa's port is updated to the bound one. Returns fd or -errno. */
 int listener_open(struct sockaddr_storage *sa, socklen_t len);
 /* "127.0.0.1:2525" / "[::1]:2525" */
