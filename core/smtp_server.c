@@ -95,6 +95,14 @@ static void conn_timeout(struct timer *t)
 		refuse(c, "421 4.4.2 PROXY timed out\r\n");
 		return;
 	}
+	if (c->phase == SMTP_SERVER_PH_SNIFF && c->sniff_deadline_ms) {
+		if (now < c->sniff_deadline_ms) {
+			timer_arm(&c->srv->loop->wheel, &c->timer, c->sniff_deadline_ms - now);
+			return;
+		}
+		server_enter(c, SMTP_SERVER_PH_SMTP);   /* not a PROXY header: plain SMTP */
+		net_stream_reoffer(&c->st);
+	}
 	uint64_t idle_end = c->st.last_activity_ms + c->idle_ms;
 	if (now < idle_end || c->waiting) {   /* activity since, or we are the slow one */
 		timer_arm(&c->srv->loop->wheel, &c->timer, c->waiting ? c->idle_ms : idle_end - now);
@@ -242,7 +250,14 @@ static size_t sniff_input(struct smtp_server_conn *c, const uint8_t *p, size_t n
 		server_enter(c, SMTP_SERVER_PH_SMTP);
 		return session_feed(c, p, n);
 	case PP_DETECT_MAYBE:
-		return 0;                       /* need more */
+		/* Need more to tell — but a client that says "\r\n" (a prefix of the v2
+		 * signature) and waits is not kept waiting long: after SMTP_SERVER_SNIFF_MS its
+		 * octets go to the SMTP session. */
+		if (!c->sniff_deadline_ms) {
+			c->sniff_deadline_ms = c->srv->loop->now_ms + SMTP_SERVER_SNIFF_MS;
+			timer_arm(&c->srv->loop->wheel, &c->timer, SMTP_SERVER_SNIFF_MS);
+		}
+		return 0;
 	case PP_DETECT_V1:
 	case PP_DETECT_V2:
 		break;

@@ -35,6 +35,7 @@
 #include "proto/smtp_srv.h"
 
 #define SMTP_SERVER_FEED 1024u          /* octets of commands per smtp_srv_feed() */
+#define SMTP_SERVER_SNIFF_MS 1000u      /* octets that might begin a PROXY header: wait */
 
 enum smtp_server_proxy {
 	SMTP_SERVER_PROXY_PLAIN = 0,    /* no PROXY detection at all (ringsink without --proxy) */
@@ -61,6 +62,7 @@ struct smtp_server_conn {
 	struct smtp_srv *smtp;
 	struct timer timer;                     /* PROXY deadline, then the idle timeout */
 	uint64_t proxy_deadline_ms;
+	uint64_t sniff_deadline_ms;             /* SNIFF: when to stop waiting for more */
 	unsigned idle_ms;
 	unsigned proxy_max_header;
 	unsigned listener;                      /* the owner's listener index */

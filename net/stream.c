@@ -320,6 +320,12 @@ void net_stream_resume(struct net_stream *s)
 	net_stream_dirty(s);
 }
 
+void net_stream_reoffer(struct net_stream *s)
+{
+	s->offer = 1;
+	net_stream_dirty(s);
+}
+
 void net_stream_discard_input(struct net_stream *s)
 {
 	s->in.len = 0;

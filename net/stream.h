@@ -108,6 +108,9 @@ size_t net_stream_pending(const struct net_stream *s);
 void net_stream_bulk(struct net_stream *s, bool on);
 void net_stream_hold(struct net_stream *s);
 void net_stream_resume(struct net_stream *s);
+/* Offer the kept input again although nothing new arrived (the owner changed its mind
+ * about what it needs, e.g. it stopped waiting for a header). */
+void net_stream_reoffer(struct net_stream *s);
 /* Drop input the owner has not used (e.g. plaintext pipelined behind STARTTLS). */
 void net_stream_discard_input(struct net_stream *s);
 
