@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,22 +94,44 @@ static void spool_recovered(struct spool *sp)
 
 /* ---- segments --------------------------------------------------------------------- */
 
+/* How much of a new segment to allocate ahead: all of it, unless that would take more
+ * than a quarter of the free space shared by every worker (many workers, a small disk:
+ * what is reserved ahead must never be what the records then lack). 0: none. */
+static uint64_t seg_prealloc(const struct spool *sp)
+{
+	struct statvfs vs;
+	if (fstatvfs(sp->dirfd, &vs) < 0)
+		return 0;
+	uint64_t avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+	uint64_t share = avail / 4 / (sp->nworkers ? sp->nworkers : 1);
+	uint64_t n = share < SPOOL_SEGMENT_MAX ? share : SPOOL_SEGMENT_MAX;
+	n &= ~(uint64_t)(SPOOL_ALIGN - 1);
+	return n >= (1u << 20) ? n : 0;
+}
+
 /* A new segment's preparation, one chain: the directory's fsync (its name is durable),
- * then its whole space allocated (fallocate) and that made durable (fdatasync). */
+ * then its space allocated (fallocate) and that made durable (fdatasync). */
 static void seg_prep(struct spool *sp, struct spool_seg *seg)
 {
 	struct io_uring_sqe *v[3];
-	if (net_loop_sqes(sp->loop, v, 3) < 0)
+	uint64_t n = seg_prealloc(sp);
+	unsigned k = n ? 3 : 1;
+	if (net_loop_sqes(sp->loop, v, k) < 0)
 		return;                         /* the ring is full: again at the next flush */
 	io_uring_prep_fsync(v[0], sp->dirfd, 0);
 	net_sqe_op(v[0], &seg->name_op);
-	io_uring_prep_fallocate(v[1], seg->fd, 0, 0, SPOOL_SEGMENT_MAX);
-	net_sqe_op(v[1], &seg->prep_op);
-	io_uring_prep_fsync(v[2], seg->fd, IORING_FSYNC_DATASYNC);
-	net_sqe_op(v[2], &seg->prep_op);
-	v[0]->flags |= IOSQE_IO_LINK;
-	v[1]->flags |= IOSQE_IO_LINK;
-	seg->prep_pending = 3;
+	if (n) {
+		io_uring_prep_fallocate(v[1], seg->fd, 0, 0, (off_t)n);
+		net_sqe_op(v[1], &seg->prep_op);
+		io_uring_prep_fsync(v[2], seg->fd, IORING_FSYNC_DATASYNC);
+		net_sqe_op(v[2], &seg->prep_op);
+		v[0]->flags |= IOSQE_IO_LINK;
+		v[1]->flags |= IOSQE_IO_LINK;
+	} else {
+		seg->prep_stop = true;          /* records will simply append */
+	}
+	seg->prep_want = n;
+	seg->prep_pending = k;
 	seg->prep_err = 0;
 }
 
@@ -226,7 +249,7 @@ static void on_prep(struct net_loop *l, struct net_op *op, int res, unsigned fla
 	if (--seg->prep_pending > 0)
 		return;
 	if (!seg->prep_err) {
-		seg->prepared = SPOOL_SEGMENT_MAX;
+		seg->prepared = seg->prep_want;
 	} else if (!seg->broken) {
 		/* No room for a whole segment (a nearly full disk): give back what was
 		 * allocated, go on without; records then simply append. */
@@ -570,11 +593,12 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 /* ---- life ------------------------------------------------------------------------- */
 
 int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned worker,
-               bool sync, void (*done)(void *waiter, bool ok))
+               unsigned nworkers, bool sync, void (*done)(void *waiter, bool ok))
 {
 	memset(sp, 0, sizeof *sp);
 	sp->loop = l;
 	sp->worker = worker;
+	sp->nworkers = nworkers;
 	sp->sync = sync;
 	sp->done = done;
 	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

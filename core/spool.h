@@ -22,8 +22,9 @@
  * a SPOOL_ALIGN boundary: a PAD record fills the rest of the last block.
  *
  * Segments are allocated ahead. A segment is created with its directory entry made
- * durable and its whole space allocated and made durable (one chain: fsync the directory,
- * fallocate SPOOL_SEGMENT_MAX, fdatasync) before any record goes into it, and the next
+ * durable and its space allocated and made durable (one chain: fsync the directory,
+ * fallocate SPOOL_SEGMENT_MAX — less when that would take more than a quarter of the
+ * free space shared by all workers — fdatasync) before any record goes into it, and the next
  * one is prepared while the current one fills. Records then go into space whose
  * allocation and size are already journalled, so a commit's fdatasync has no block
  * allocation to journal. (Measured on this machine, bench/RESULTS.md: a 2.5 MB write +
@@ -110,6 +111,7 @@ struct spool_seg {
 	uint64_t good;                    /* the last record of a successful batch ends here */
 	uint64_t prepared;                /* allocated (durably) up to here */
 	unsigned prep_pending;            /* CQEs of the preparation still expected */
+	uint64_t prep_want;               /* octets being allocated ahead */
 	int prep_err;
 	unsigned inflight;                /* batches in flight in it */
 	bool named;                       /* created, and its directory entry is durable */
@@ -121,7 +123,7 @@ struct spool_seg {
 struct spool {
 	struct net_loop *loop;
 	int dirfd;
-	unsigned worker;
+	unsigned worker, nworkers;
 	bool sync;
 	uint64_t seq;                     /* of the newest segment */
 	struct spool_seg *cur, *next, *retiring;
@@ -141,7 +143,7 @@ struct spool {
 
 /* dir must exist. Registers the spool's op kinds on l. Returns 0 or -errno. */
 int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned worker,
-               bool sync, void (*done)(void *waiter, bool ok));
+               unsigned nworkers, bool sync, void (*done)(void *waiter, bool ok));
 /* After the loop has let go of everything (spool_idle): cut the current segment to its
  * records, remove an unused prepared one, close. */
 void spool_fini(struct spool *sp);

@@ -120,7 +120,8 @@ static int worker_setup(struct worker *w)
 	w->snap = snapshot_get();
 	w->qid.blocks = &w->srv->qid_blocks;
 	smtp_server_init(&w->smtpd, &w->loop, &inbound_ops, w, sizeof(struct inbound_conn), w->id);
-	ret = spool_init(&w->spool, &w->loop, w->srv->spool_dir, w->id, w->srv->spool_sync,
+	ret = spool_init(&w->spool, &w->loop, w->srv->spool_dir, w->id, w->srv->nworkers,
+	                 w->srv->spool_sync,
 	                 inbound_spooled);
 	if (ret < 0) {
 		log_err("event=spool_failed worker=%u error=\"%s\"", w->id, strerror(-ret));

@@ -59,7 +59,7 @@ static void setup(void)
 	snprintf(dir, sizeof dir, "/var/tmp/spool_test.XXXXXX");
 	cr_assert_not_null(mkdtemp(dir));
 	cr_assert_eq(net_loop_init(&loop, NULL, &hooks, NULL), 0);
-	cr_assert_eq(spool_init(&sp, &loop, dir, 0, true, t_done), 0);
+	cr_assert_eq(spool_init(&sp, &loop, dir, 0, 1, true, t_done), 0);
 	nmsg = ndone = 0;
 }
 
