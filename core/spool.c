@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +42,16 @@ static uint64_t spool_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A nonce per record (splitmix64 over a random seed): what a client sends cannot be
+ * laid on disk in a shape it chose. */
+static uint64_t spool_nonce(struct spool *sp)
+{
+	uint64_t z = (sp->nonce_state += 0x9E3779B97F4A7C15ull);
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+	return z ^ (z >> 31);
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
@@ -408,22 +419,28 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 	struct spool_batch *b = batch_for(sp, size, big);
 	if (!b || grow((void **)&b->waiters, &b->capw, b->n + 1, sizeof *b->waiters) < 0)
 		return -ENOMEM;
+	uint64_t nonce = spool_nonce(sp);
 	if (!big) {
 		if (buf_room(b, size) < 0)
 			return -ENOMEM;
-		size_t w = spoolrec_encode_msg_head(b->buf + b->blen, b->bcap - b->blen, m->qid,
-		                                    arrival, m->flags, m->mail_from, client,
-		                                    m->rcpt, m->nrcpt, m->data, m->len);
-		memcpy(b->buf + b->blen + w, m->data, m->len);
-		b->blen += w + m->len;
+		uint8_t *data = b->buf + b->blen + hlen;
+		spoolrec_scramble(data, m->data, m->len, nonce);   /* the copy, scrambled */
+		spoolrec_encode_msg_head(b->buf + b->blen, b->bcap - b->blen, m->qid, arrival,
+		                         m->flags, nonce, m->mail_from, client, m->rcpt, m->nrcpt,
+		                         data, m->len);
+		b->blen += size;
 	} else {
 		if (grow((void **)&b->heads, &b->hcap, b->hlen + hlen, 1) < 0)
 			return -ENOMEM;
+		/* Written from where it is: scrambled there (the data is the spool's until
+		 * done(); nothing reads it after). */
+		uint8_t *data = (uint8_t *)(uintptr_t)m->data;
+		spoolrec_scramble(data, data, m->len, nonce);
 		struct spool_big *g = &b->big[b->nbig++];
 		g->hoff = b->hlen;
 		g->hlen = spoolrec_encode_msg_head(b->heads + b->hlen, b->hcap - b->hlen, m->qid,
-		                                   arrival, m->flags, m->mail_from, client,
-		                                   m->rcpt, m->nrcpt, m->data, m->len);
+		                                   arrival, m->flags, nonce, m->mail_from, client,
+		                                   m->rcpt, m->nrcpt, data, m->len);
 		g->data = m->data;
 		g->dlen = m->len;
 		g->padlen = pad_for(g->hlen + g->dlen);
@@ -599,6 +616,8 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
 	sp->loop = l;
 	sp->worker = worker;
 	sp->nworkers = nworkers;
+	if (getrandom(&sp->nonce_state, sizeof sp->nonce_state, 0) != sizeof sp->nonce_state)
+		return -EIO;
 	sp->sync = sync;
 	sp->done = done;
 	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

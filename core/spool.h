@@ -125,6 +125,7 @@ struct spool {
 	int dirfd;
 	unsigned worker, nworkers;
 	bool sync;
+	uint64_t nonce_state;             /* record nonces (spool_nonce) */
 	uint64_t seq;                     /* of the newest segment */
 	struct spool_seg *cur, *next, *retiring;
 	struct spool_batch *wait_head, *wait_tail;   /* filling is the tail */
@@ -148,7 +149,8 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
  * records, remove an unused prepared one, close. */
 void spool_fini(struct spool *sp);
 /* Queue m for a commit; waiter is handed back to done(). 0 or -ENOMEM. m's strings and
- * data must stay valid until done() is called. */
+ * data must stay valid until done() is called; the data of a message over SPOOL_COPY_MAX
+ * is scrambled where it is (it is the spool's until then). */
 int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
                  const char *client, uint64_t arrival);
 /* Send waiting batches to the ring as far as the limits allow (end of each loop turn). */

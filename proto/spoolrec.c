@@ -13,7 +13,9 @@
  * MSG payload, in this order, and nothing after it:
  *   str qid | u64 arrival (unix seconds) | u32 flags (enum smtp_srv_flag) |
  *   str sender ("" for the null sender) | str client | u32 nrcpt |
- *   nrcpt x str recipient | str data
+ *   nrcpt x str recipient | u64 nonce | str data (scrambled with the nonce)
+ *
+ * PAD payload: zeros (the record fills a commit to the block size).
  *
  * DONE payload:
  *   str qid
@@ -98,7 +100,7 @@ static size_t spoolrec_slen(const char *s)
 static size_t spoolrec_msg_payload(const char *qid, const char *sender, const char *client,
                                    const char *const *rcpt, size_t nrcpt, size_t datalen)
 {
-	size_t sum = 8 + 4 + 4;         /* arrival, flags, nrcpt */
+	size_t sum = 8 + 4 + 4 + 8;     /* arrival, flags, nrcpt, nonce */
 
 	if (nrcpt > UINT32_MAX)
 		return 0;
@@ -155,9 +157,30 @@ static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen, si
 	spoolrec_put32(out + 12, crc);
 }
 
+void spoolrec_scramble(uint8_t *dst, const uint8_t *src, size_t n, uint64_t nonce)
+{
+	size_t i = 0;
+	uint64_t k = nonce;
+
+	/* word w of the stream (little-endian): nonce + (w + 1) * golden — not to be guessed
+	 * without the nonce, and one add and one XOR per eight octets */
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x;
+		k += 0x9E3779B97F4A7C15ull;
+		memcpy(&x, src + i, 8);
+		x ^= k;
+		memcpy(dst + i, &x, 8);
+	}
+	if (i < n) {
+		k += 0x9E3779B97F4A7C15ull;
+		for (size_t j = 0; i < n; i++, j++)
+			dst[i] = src[i] ^ (uint8_t)(k >> (8 * j));
+	}
+}
+
 size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
-                                uint32_t flags, const char *sender, const char *client,
-                                const char *const *rcpt, size_t nrcpt,
+                                uint32_t flags, uint64_t nonce, const char *sender,
+                                const char *client, const char *const *rcpt, size_t nrcpt,
                                 const uint8_t *data, size_t datalen)
 {
 	size_t plen = spoolrec_msg_payload(qid, sender, client, rcpt, nrcpt, datalen);
@@ -175,6 +198,8 @@ size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint6
 	w += 4;
 	for (size_t i = 0; i < nrcpt; i++)
 		w = spoolrec_put_str(w, rcpt[i], spoolrec_slen(rcpt[i]));
+	spoolrec_put64(w, nonce);
+	w += 8;
 	spoolrec_put32(w, (uint32_t)datalen);
 	w += 4;
 	spoolrec_seal(out, SPOOLREC_MSG, plen, plen - datalen, data);
@@ -183,19 +208,19 @@ size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint6
 
 /* The head, then the data copied behind it: one code path for both encoders. */
 size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
-                           uint32_t flags, const char *sender, const char *client,
-                           const char *const *rcpt, size_t nrcpt,
+                           uint32_t flags, uint64_t nonce, const char *sender,
+                           const char *client, const char *const *rcpt, size_t nrcpt,
                            const uint8_t *data, size_t datalen)
 {
 	size_t total = spoolrec_msg_size(qid, sender, client, rcpt, nrcpt, datalen);
 
 	if (!total || cap < total)
 		return 0;
-	size_t head = spoolrec_encode_msg_head(out, cap, qid, arrival, flags, sender, client,
-	                                       rcpt, nrcpt, data, datalen);
-	if (datalen)
-		memcpy(out + head, data, datalen);
-	return head + datalen;
+	size_t head = total - datalen;
+	spoolrec_scramble(out + head, data, datalen, nonce);   /* the data as it is stored */
+	spoolrec_encode_msg_head(out, cap, qid, arrival, flags, nonce, sender, client, rcpt,
+	                         nrcpt, out + head, datalen);
+	return total;
 }
 
 size_t spoolrec_pad_header(uint8_t hdr[SPOOLREC_HDR_LEN], size_t len)
@@ -304,7 +329,7 @@ static int spoolrec_parse_msg(const uint8_t *pl, size_t plen, struct spoolrec_ms
 		if (!spoolrec_take_str(&c, &r))
 			return 0;
 	m->rcpt_block_len = (uint32_t)(c.p - m->rcpt_block);
-	if (!spoolrec_take_str(&c, &m->data))
+	if (!spoolrec_take64(&c, &m->nonce) || !spoolrec_take_str(&c, &m->data))
 		return 0;
 	return c.left == 0;
 }

@@ -10,7 +10,12 @@
  *
  * Types:
  *   SPOOLREC_MSG  — an accepted message: qid, arrival time, flags, sender, recipients,
- *                   client (as shown in logs), data (the message with its Received:).
+ *                   client (as shown in logs), a nonce, data (the message with its
+ *                   Received:, stored scrambled: XORed with a keystream of the nonce).
+ *                   The nonce is random per record, so a client cannot know how the
+ *                   octets it sends will lie on disk: a record forged inside a message
+ *                   (which the scan could otherwise take for real when it resynchronises
+ *                   after damage) comes out as noise.
  *   SPOOLREC_DONE — the message qid needs no more work (delivered or bounced).
  *   SPOOLREC_PAD  — nothing: zeros that fill a commit up to the block size of the disk
  *                   (commits are written with O_DIRECT, so each one ends at a boundary).
@@ -64,33 +69,39 @@ struct spoolrec_msg {
 	uint32_t nrcpt;
 	const uint8_t *rcpt_block;      /* iterate with spoolrec_next_rcpt() */
 	uint32_t rcpt_block_len;
-	struct spoolrec_view data;
+	uint64_t nonce;
+	struct spoolrec_view data;      /* as stored: spoolrec_scramble(.., nonce) gives it back */
 };
 
 /* Size the encoded MSG record will take; 0 when it cannot be encoded (a field over 4 GiB
  * or the payload over SPOOLREC_MAX_PAYLOAD). */
 size_t spoolrec_msg_size(const char *qid, const char *sender, const char *client,
                          const char *const *rcpt, size_t nrcpt, size_t datalen);
-/* Encode a MSG record into out (cap >= spoolrec_msg_size()); returns bytes written, 0
- * (writing nothing) when cap is too small or the MSG cannot be encoded. */
+/* Encode a MSG record into out (cap >= spoolrec_msg_size()), its data scrambled with
+ * nonce; returns bytes written, 0 (writing nothing) when cap is too small or the MSG
+ * cannot be encoded. */
 size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
-                           uint32_t flags, const char *sender, const char *client,
-                           const char *const *rcpt, size_t nrcpt,
+                           uint32_t flags, uint64_t nonce, const char *sender,
+                           const char *client, const char *const *rcpt, size_t nrcpt,
                            const uint8_t *data, size_t datalen);
+/* XOR n octets with the keystream of nonce (dst may be src): scrambles the data of a
+ * record, and unscrambles it. */
+void spoolrec_scramble(uint8_t *dst, const uint8_t *src, size_t n, uint64_t nonce);
 
 /* For vectored, copy-free writes: everything of the MSG record but the data itself.
  * spoolrec_msg_head_size() is spoolrec_msg_size() - datalen (0 when the MSG cannot be
  * encoded). spoolrec_encode_msg_head() writes the record header and every payload field
  * up to and including data's length prefix into out (cap >= the head size) and returns
  * the octets written (0, writing nothing, when cap is too small or the MSG cannot be
- * encoded). The CRC in the header covers data too (data is read, not copied): the record
- * on disk is out[0..ret) followed by data[0..datalen), octet for octet what
+ * encoded). data is the data as stored, already scrambled with nonce
+ * (spoolrec_scramble); the CRC in the header covers it too (it is read, not copied): the
+ * record on disk is out[0..ret) followed by data[0..datalen), octet for octet what
  * spoolrec_encode_msg() writes. data must not change until it has been written. */
 size_t spoolrec_msg_head_size(const char *qid, const char *sender, const char *client,
                               const char *const *rcpt, size_t nrcpt, size_t datalen);
 size_t spoolrec_encode_msg_head(uint8_t *out, size_t cap, const char *qid, uint64_t arrival,
-                                uint32_t flags, const char *sender, const char *client,
-                                const char *const *rcpt, size_t nrcpt,
+                                uint32_t flags, uint64_t nonce, const char *sender,
+                                const char *client, const char *const *rcpt, size_t nrcpt,
                                 const uint8_t *data, size_t datalen);
 /* A PAD record taking exactly len octets (len >= SPOOLREC_HDR_LEN): the header written to
  * hdr, and a payload of len - SPOOLREC_HDR_LEN zero octets that the caller puts behind

@@ -24,6 +24,7 @@ struct t_msg {
 	char qid[32];
 	const char *rcpt[1];
 	uint8_t *data;
+	uint8_t *copy;              /* what was sent (data may be scrambled in place) */
 	size_t len;
 	int done;                   /* times done() was called */
 	bool ok;
@@ -65,8 +66,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-	for (size_t i = 0; i < nmsg; i++)
+	for (size_t i = 0; i < nmsg; i++) {
 		free(msgs[i].data);
+		free(msgs[i].copy);
+	}
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	cr_assert_eq(system(cmd), 0);
@@ -92,6 +95,8 @@ static struct t_msg *add(size_t len)
 	t->data = malloc(len ? len : 1);
 	for (size_t i = 0; i < len; i++)
 		t->data[i] = (uint8_t)(nmsg * 131 + i * 7);
+	t->copy = malloc(len ? len : 1);
+	memcpy(t->copy, t->data, len);
 	t->m = (struct smtp_srv_msg){ .qid = t->qid, .mail_from = "s@example.org",
 	                              .rcpt = t->rcpt, .nrcpt = 1, .data = t->data, .len = len };
 	cr_assert_eq(spool_append(&sp, t, &t->m, "192.0.2.1", 1795255200), 0);
@@ -110,7 +115,10 @@ static int found(void *ctx, const char *seg, uint64_t off, const struct spoolrec
 	cr_assert_eq(sscanf(m->qid.p, "Q%05u", &k), 1);
 	cr_assert_lt(k, nmsg);
 	cr_assert_eq(m->data.len, msgs[k].len, "%s: length", msgs[k].qid);
-	cr_assert(memcmp(m->data.p, msgs[k].data, msgs[k].len) == 0, "%s: data", msgs[k].qid);
+	uint8_t *plain = malloc(m->data.len + 1);
+	spoolrec_scramble(plain, (const uint8_t *)m->data.p, m->data.len, m->nonce);
+	cr_assert(memcmp(plain, msgs[k].copy, msgs[k].len) == 0, "%s: data", msgs[k].qid);
+	free(plain);
 	nfound++;
 	return 0;
 }

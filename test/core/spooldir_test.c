@@ -71,7 +71,7 @@ static size_t add_msg(struct segbuf *s, const char *qid)
 	snprintf(data, sizeof data, "Subject: %s\r\n\r\nbody\r\n", qid);
 	const char *rcpts[] = { rcpt };
 	uint8_t rec[512];
-	size_t n = spoolrec_encode_msg(rec, sizeof rec, qid, T_ARRIVAL, 0, sender, "192.0.2.1",
+	size_t n = spoolrec_encode_msg(rec, sizeof rec, qid, T_ARRIVAL, 0, 0, sender, "192.0.2.1",
 	                               rcpts, 1, (const uint8_t *)data, strlen(data));
 	cr_assert_gt(n, 0);
 	return seg_append(s, rec, n);
@@ -673,7 +673,7 @@ static void put_list_seg(const char *name, const struct list_msg *msgs, size_t n
 	for (size_t i = 0; i < n; i++) {
 		const struct list_msg *m = &msgs[i];
 		uint8_t rec[512];
-		size_t len = spoolrec_encode_msg(rec, sizeof rec, m->qid, m->arrival, 0, m->sender,
+		size_t len = spoolrec_encode_msg(rec, sizeof rec, m->qid, m->arrival, 0, 0, m->sender,
 		                                 "192.0.2.1", m->rcpt, m->nrcpt,
 		                                 (const uint8_t *)m->data, strlen(m->data));
 		cr_assert_gt(len, 0);

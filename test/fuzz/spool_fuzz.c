@@ -279,16 +279,25 @@ static void fz_add_msg(struct fz_seg *s, struct fz_in *in)
 	size_t head = spoolrec_msg_head_size(qid, sender, client, rc, nrcpt, datalen);
 	FZ_CHECK(want > 0 && head + datalen == want);
 	uint8_t *w = fz_room(s, want);
-	FZ_CHECK(spoolrec_encode_msg(w, want, qid, arrival, flags, sender, client, rc, nrcpt,
-	                             datalen ? data : NULL, datalen) == want);
-	/* The vectored encoder writes the same record, its data left where it is. */
-	uint8_t *h = malloc(head);
-	FZ_CHECK(h != NULL);
-	FZ_CHECK(spoolrec_encode_msg_head(h, head, qid, arrival, flags, sender, client, rc, nrcpt,
-	                                  datalen ? data : NULL, datalen) == head);
+	uint64_t nonce = (uint64_t)fz_u32(in) << 32 | fz_u32(in);
+	FZ_CHECK(spoolrec_encode_msg(w, want, qid, arrival, flags, nonce, sender, client, rc,
+	                             nrcpt, datalen ? data : NULL, datalen) == want);
+	/* The vectored encoder writes the same record, its data (scrambled) left where it is;
+	 * unscrambled, the data is what was given. */
+	uint8_t *h = malloc(head), *stored = malloc(datalen + 1);
+	FZ_CHECK(h != NULL && stored != NULL);
+	if (datalen)
+		spoolrec_scramble(stored, data, datalen, nonce);
+	FZ_CHECK(spoolrec_encode_msg_head(h, head, qid, arrival, flags, nonce, sender, client, rc,
+	                                  nrcpt, datalen ? stored : NULL, datalen) == head);
 	FZ_CHECK(memcmp(h, w, head) == 0);
-	FZ_CHECK(datalen == 0 || memcmp(w + head, data, datalen) == 0);
+	FZ_CHECK(datalen == 0 || memcmp(w + head, stored, datalen) == 0);
+	if (datalen) {
+		spoolrec_scramble(stored, w + head, datalen, nonce);
+		FZ_CHECK(memcmp(stored, data, datalen) == 0);
+	}
 	free(h);
+	free(stored);
 	fz_added(s, want);
 	free(qid);
 	free(sender);

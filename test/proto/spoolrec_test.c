@@ -131,7 +131,7 @@ static uint8_t *encode_case(const struct msg_case *c, size_t *n)
 	cr_assert_gt(want_n, SPOOLREC_HDR_LEN, "%s", c->name);
 	uint8_t *buf = malloc(want_n);
 	cr_assert_not_null(buf);
-	size_t got_n = spoolrec_encode_msg(buf, want_n, c->qid, c->arrival, c->flags,
+	size_t got_n = spoolrec_encode_msg(buf, want_n, c->qid, c->arrival, c->flags, 0,
 	                                   c->sender, c->client, c->rcpt, c->nrcpt,
 	                                   c->data, c->datalen);
 	cr_assert_eq(got_n, want_n, "%s: encoded %zu, msg_size said %zu", c->name, got_n,
@@ -148,7 +148,11 @@ static void check_msg(const struct msg_case *c, const struct spoolrec_msg *m)
 	cr_assert(view_eq(m->sender, c->sender, strlen(c->sender)), "%s: sender", c->name);
 	cr_assert(view_eq(m->client, c->client, strlen(c->client)), "%s: client", c->name);
 	cr_assert_eq(m->nrcpt, c->nrcpt, "%s: nrcpt", c->name);
-	cr_assert(view_eq(m->data, c->data, c->datalen), "%s: data", c->name);
+	cr_assert_eq(m->data.len, c->datalen, "%s: data length", c->name);
+	uint8_t *plain = malloc(c->datalen + 1);
+	spoolrec_scramble(plain, (const uint8_t *)m->data.p, m->data.len, m->nonce);
+	cr_assert(c->datalen == 0 || memcmp(plain, c->data, c->datalen) == 0, "%s: data", c->name);
+	free(plain);
 
 	uint32_t off = 0;
 	struct spoolrec_view r;
@@ -211,14 +215,26 @@ Test(spoolrec, msg_encoding_is_the_documented_layout)
 	w32(&w, 2);
 	wstr(&w, "r1@x");
 	wstr(&w, "r2@y");
-	wstr(&w, "DATA");
+	/* the nonce, then the data XORed with its keystream: word w (little-endian) is
+	 * nonce + (w + 1) * 0x9E3779B97F4A7C15 */
+	const uint64_t nonce = 0x1122334455667788ull;
+	w64(&w, nonce);
+	char scrambled[12];
+	const char *plain = "DATA, twelve";
+	for (int i = 0; i < 12; i++) {
+		uint64_t k = nonce + (uint64_t)(i / 8 + 1) * 0x9E3779B97F4A7C15ull;
+		scrambled[i] = (char)(plain[i] ^ (uint8_t)(k >> (8 * (i % 8))));
+	}
+	w32(&w, 12);
+	memcpy(w.b + w.n, scrambled, 12);
+	w.n += 12;
 	size_t want_n;
 	uint8_t *want = seal(SPOOLREC_MSG, w.b, w.n, &want_n);
 
 	uint8_t got[256];
 	size_t got_n = spoolrec_encode_msg(got, sizeof got, "QID7", 0x0102030405060708ull,
-	                                   0xA0B0C0D0u, "s@x", "192.0.2.7", rcpt, 2,
-	                                   (const uint8_t *)"DATA", 4);
+	                                   0xA0B0C0D0u, nonce, "s@x", "192.0.2.7", rcpt, 2,
+	                                   (const uint8_t *)plain, 12);
 	cr_assert_eq(got_n, want_n);
 	cr_assert_arr_eq(got, want, want_n);
 	free(want);
@@ -262,7 +278,7 @@ Test(spoolrec, encode_refuses_a_short_buffer)
 	for (size_t cap = 0; cap < want_n; cap++) {
 		uint8_t *buf = malloc(cap ? cap : 1);
 		cr_assert_not_null(buf);
-		size_t got_n = spoolrec_encode_msg(buf, cap, c->qid, c->arrival, c->flags,
+		size_t got_n = spoolrec_encode_msg(buf, cap, c->qid, c->arrival, c->flags, 0,
 		                                   c->sender, c->client, c->rcpt, c->nrcpt,
 		                                   c->data, c->datalen);
 		cr_assert_eq(got_n, 0, "cap %zu", cap);
@@ -624,19 +640,22 @@ static uint8_t build_payload(enum pl_kind k, struct wbuf *w)
 	if (k == PL_MSG_RCPT_TOO_LONG) {
 		w32(w, 200);
 		wbytes(w, "r@x", 3);
+		w64(w, 7);
 		wstr(w, "D");
 		return SPOOLREC_MSG;
 	}
 	if (k == PL_MSG_RCPT_ONE_TOO_LONG) {
-		/* 8 octets follow the length ("r@x", then data "D" as 4+1): claim 9. */
-		w32(w, 9);
+		/* 16 octets follow the length ("r@x", the nonce, data "D" as 4+1): claim 17. */
+		w32(w, 17);
 		wbytes(w, "r@x", 3);
+		w64(w, 7);
 		wstr(w, "D");
 		return SPOOLREC_MSG;
 	}
 	wstr(w, "r@x");
 	if (k == PL_MSG_NO_DATA)
 		return SPOOLREC_MSG;
+	w64(w, 7);                              /* the nonce */
 	if (k == PL_MSG_DATA_TOO_LONG) {
 		w32(w, 2);
 		wbytes(w, "D", 1);
@@ -828,23 +847,33 @@ static void check_head(const char *what, const char *qid, uint64_t arrival, uint
 
 	uint8_t *want = malloc(want_n);
 	uint8_t *head = malloc(got_hn + 1);
-	cr_assert(want && head);
-	cr_assert_eq(spoolrec_encode_msg(want, want_n, qid, arrival, flags, sender, client,
-	                                 rcpt, nrcpt, data, datalen), want_n, "%s", what);
+	uint8_t *stored = malloc(datalen + 1);         /* the data as it lies on disk */
+	const uint64_t nonce = arrival ^ 0x5ca1ab1eull;
+	cr_assert(want && head && stored);
+	cr_assert_eq(spoolrec_encode_msg(want, want_n, qid, arrival, flags, nonce, sender,
+	                                 client, rcpt, nrcpt, data, datalen), want_n, "%s", what);
+	if (datalen)
+		spoolrec_scramble(stored, data, datalen, nonce);
 	memset(head, 0xa5, got_hn + 1);
-	cr_assert_eq(spoolrec_encode_msg_head(head, got_hn - 1, qid, arrival, flags, sender,
-	                                      client, rcpt, nrcpt, data, datalen), 0, "%s", what);
+	cr_assert_eq(spoolrec_encode_msg_head(head, got_hn - 1, qid, arrival, flags, nonce, sender,
+	                                      client, rcpt, nrcpt, stored, datalen), 0, "%s", what);
 	for (size_t i = 0; i < got_hn + 1; i++)
 		cr_assert_eq(head[i], 0xa5, "%s: short buffer written at %zu", what, i);
-	size_t got_n = spoolrec_encode_msg_head(head, got_hn + 1, qid, arrival, flags, sender,
-	                                        client, rcpt, nrcpt, data, datalen);
+	size_t got_n = spoolrec_encode_msg_head(head, got_hn + 1, qid, arrival, flags, nonce,
+	                                        sender, client, rcpt, nrcpt, stored, datalen);
 	cr_assert_eq(got_n, got_hn, "%s", what);
 	cr_assert_eq(head[got_hn], 0xa5, "%s: wrote past the head", what);
 	cr_assert(memcmp(head, want, got_hn) == 0, "%s: head differs", what);
-	cr_assert(datalen == 0 || memcmp(want + got_hn, data, datalen) == 0,
+	cr_assert(datalen == 0 || memcmp(want + got_hn, stored, datalen) == 0,
 	          "%s: data is not right behind the head", what);
+	/* and the data comes back */
+	if (datalen) {
+		spoolrec_scramble(stored, stored, datalen, nonce);
+		cr_assert(memcmp(stored, data, datalen) == 0, "%s: unscrambled data differs", what);
+	}
 	free(want);
 	free(head);
+	free(stored);
 }
 
 Test(spoolrec, msg_head_plus_data_is_the_record)
@@ -936,7 +965,7 @@ static void seg_add(struct seg *s, size_t i, uint64_t *rng)
 		data[dl++] = 'z';
 	}
 	uint8_t rec[1024];
-	size_t n = spoolrec_encode_msg(rec, sizeof rec, qid, 1700000000u + i, 0, "s@x.test",
+	size_t n = spoolrec_encode_msg(rec, sizeof rec, qid, 1700000000u + i, 0, 0, "s@x.test",
 	                               "192.0.2.1", rc, i % 4, data, dl);
 	cr_assert_gt(n, 0);
 	seg_put(s, rec, n, SPOOLREC_MSG);
@@ -1475,7 +1504,7 @@ Test(spoolrec, pad_records)
 		enum spoolrec_type type;
 		enum spoolrec_err err;
 		memset(seg, 0xAA, sizeof seg);
-		size_t off = spoolrec_encode_msg(seg, sizeof seg, "Q1", 1, 0, "s@x", "c", rcpt, 1,
+		size_t off = spoolrec_encode_msg(seg, sizeof seg, "Q1", 1, 0, 0, "s@x", "c", rcpt, 1,
 		                                 (const uint8_t *)"data\r\n", 6);
 		cr_assert_eq(spoolrec_encode_pad(seg + off, lens[i]), lens[i]);
 		cr_assert_eq(spoolrec_decode(seg + off, lens[i], &used, &type, NULL, NULL, &err),
@@ -1486,7 +1515,7 @@ Test(spoolrec, pad_records)
 		cr_assert_eq(spoolrec_pad_header(hdr, lens[i]), lens[i]);
 		cr_assert(memcmp(hdr, seg + off, SPOOLREC_HDR_LEN) == 0);
 		off += lens[i];
-		off += spoolrec_encode_msg(seg + off, sizeof seg - off, "Q2", 1, 0, "s@x", "c", rcpt,
+		off += spoolrec_encode_msg(seg + off, sizeof seg - off, "Q2", 1, 0, 0, "s@x", "c", rcpt,
 		                           1, (const uint8_t *)"more\r\n", 6);
 		unsigned n[4] = { 0 };
 		cr_assert_eq(spoolrec_scan(seg, off, pad_ev, n), 0);
@@ -1494,5 +1523,65 @@ Test(spoolrec, pad_records)
 		cr_assert_eq(n[1], 1);
 		cr_assert_eq(n[2], 0, "a PAD counted as unknown");
 		cr_assert_eq(n[3], 0, "damage reported around a PAD");
+	}
+}
+
+/* Found in review: a client can put a whole, valid spool record inside its message (it
+ * is only octets), and the scan, resynchronising after damage to the host record, took it
+ * for real: an envelope of the attacker's choosing, or a DONE that erases another
+ * message. Message data is stored scrambled with a random nonce per record, so what the
+ * client sent never lies on disk as it chose: with the host record damaged at every
+ * octet of its header, the forged ones are never found, and the record after it is. */
+struct forge_seen { unsigned real, forged; };
+
+static int forge_ev(void *ctx, const struct spoolrec_scan_ev *ev)
+{
+	struct forge_seen *f = ctx;
+	if (ev->kind != SPOOLREC_SCAN_RECORD)
+		return 0;
+	if (ev->type == SPOOLREC_DONE ||
+	    (ev->type == SPOOLREC_MSG && view_eq(ev->msg.sender, "ceo@bank.example", 16)))
+		f->forged++;
+	else if (ev->type == SPOOLREC_MSG)
+		f->real++;
+	return 0;
+}
+
+Test(spoolrec, records_forged_in_message_data_are_never_found)
+{
+	/* The payload: a forged MSG and a forged DONE, repeated, as a client would send them. */
+	static const char *const evil_rcpt[] = { "anyone@far-away.example" };
+	uint8_t forged[512], data[8192];
+	size_t fn = spoolrec_encode_msg(forged, sizeof forged, "FORGED", 1, 0, 0,
+	                                "ceo@bank.example", "192.0.2.66", evil_rcpt, 1,
+	                                (const uint8_t *)"pay now\r\n", 9);
+	size_t dn = spoolrec_encode_done(forged + fn, sizeof forged - fn, "VICTIM");
+	size_t dlen = 0;
+	while (dlen + fn + dn <= sizeof data) {
+		memcpy(data + dlen, forged, fn + dn);
+		dlen += fn + dn;
+	}
+	static const char *const rcpt[] = { "b@local.test" };
+	static uint8_t seg[16384];
+	for (uint64_t nonce = 1; nonce < 40; nonce += 13) {
+		size_t host = spoolrec_encode_msg(seg, sizeof seg, "HOST", 1, 0, nonce * 0x9e3779b1ull,
+		                                  "a@x.test", "192.0.2.1", rcpt, 1, data, dlen);
+		size_t after = spoolrec_encode_msg(seg + host, sizeof seg - host, "AFTER", 1, 0, 7,
+		                                   "a@x.test", "192.0.2.1", rcpt, 1,
+		                                   (const uint8_t *)"x\r\n", 3);
+		for (size_t at = 0; at < 16; at++) {
+			seg[at] ^= 0x40;                        /* damage the host's header */
+			struct forge_seen f = { 0, 0 };
+			cr_assert_eq(spoolrec_scan(seg, host + after, forge_ev, &f), 0);
+			cr_assert_eq(f.forged, 0, "nonce %llu, damage at %zu: a forged record was found",
+			             (unsigned long long)nonce, at);
+			cr_assert_eq(f.real, 1, "nonce %llu, damage at %zu: the next record was lost",
+			             (unsigned long long)nonce, at);
+			seg[at] ^= 0x40;
+		}
+		/* and a torn host: the segment ends inside it */
+		struct forge_seen f = { 0, 0 };
+		cr_assert_eq(spoolrec_scan(seg, host - 100, forge_ev, &f), 0);
+		cr_assert_eq(f.forged + f.real, 0);
 	}
 }
