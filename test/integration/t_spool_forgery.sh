@@ -37,10 +37,12 @@ def scramble(data, nonce):   # the record format's own keystream (proto/spoolrec
         out[i] ^= (k >> (8 * (i % 8))) & 0xFF
     return bytes(out)
 
-nonce = 0                    # any: the attacker may pick its forged record's nonce
+nonce = 0                    # any: the attacker picks its forged record's nonce
 
 def forged_msg():
+    global nonce
     for arrival in range(1767225600, 1767225600 + 10000):
+        nonce = arrival * 0x10001
         data = b"Subject: forged\r\n\r\nthis envelope was never sent by anyone\r\n"
         p = (s(b"FORGED00000000001") + struct.pack("<QI", arrival, 0) + s(b"ceo@bank.example") +
              s(b"203.0.113.66") + struct.pack("<I", 1) + s(b"anyone@far-away.example") +
