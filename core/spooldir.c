@@ -37,19 +37,27 @@ struct spooldir_seg {
 	uint64_t seq;
 	char name[SPOOLDIR_NAME_MAX];
 	const uint8_t *map;         /* NULL for an empty or skipped segment */
-	size_t size;                /* mapped octets */
+	size_t size;                /* octets in pass 1 */
+	size_t maplen;              /* octets mapped now */
 	size_t zero_at;             /* the zero tail begins here (size: no zero tail) */
 };
 
+/* Queue ids are copied here, so that a segment is unmapped as soon as it is read: a
+ * spool of more segments than the process may map (vm.max_map_count) still scans. */
+struct spooldir_arena {
+	char *p;
+	size_t len, cap;
+};
+
 struct spooldir_msgref {
-	const char *qid;            /* view into the segment's mapping */
+	size_t qid;                 /* offset in the arena */
 	uint32_t qid_len;
 	uint32_t seg;
 	uint64_t off;
 };
 
 struct spooldir_key {
-	const char *p;              /* NULL: free slot */
+	size_t off1;                /* offset in the arena + 1; 0: free slot */
 	uint32_t len;
 	uint32_t hash;
 };
@@ -58,7 +66,27 @@ struct spooldir_set {
 	struct spooldir_key *slot;
 	size_t cap;                 /* a power of two */
 	size_t n;
+	const struct spooldir_arena *a;
 };
+
+static int spooldir_arena_add(struct spooldir_arena *a, const char *p, uint32_t len,
+                              size_t *off)
+{
+	if (len > a->cap - a->len) {
+		size_t cap = a->cap ? a->cap : 4096;
+		while (cap - a->len < len)
+			cap *= 2;
+		char *q = realloc(a->p, cap);
+		if (!q)
+			return -ENOMEM;
+		a->p = q;
+		a->cap = cap;
+	}
+	memcpy(a->p + a->len, p, len);
+	*off = a->len;
+	a->len += len;
+	return 0;
+}
 
 /* ---- names --------------------------------------------------------------------------- */
 
@@ -129,7 +157,8 @@ static struct spooldir_key *spooldir_set_find(const struct spooldir_set *s, cons
 
 	for (size_t i = h & mask;; i = (i + 1) & mask) {
 		struct spooldir_key *k = &s->slot[i];
-		if (!k->p || (k->hash == h && k->len == len && memcmp(k->p, p, len) == 0))
+		if (!k->off1 || (k->hash == h && k->len == len &&
+		                 memcmp(s->a->p + k->off1 - 1, p, len) == 0))
 			return k;
 	}
 }
@@ -138,27 +167,34 @@ static int spooldir_set_has(const struct spooldir_set *s, const char *p, uint32_
 {
 	if (!s->n)
 		return 0;
-	return spooldir_set_find(s, p, len, spooldir_hash(p, len))->p != NULL;
+	return spooldir_set_find(s, p, len, spooldir_hash(p, len))->off1 != 0;
 }
 
-static int spooldir_set_add(struct spooldir_set *s, const char *p, uint32_t len)
+/* Add qid p (copied into the set's arena unless it is there already). */
+static int spooldir_set_add(struct spooldir_set *s, struct spooldir_arena *a, const char *p,
+                            uint32_t len)
 {
 	if ((s->n + 1) * 2 > s->cap) {      /* keep the load at most 1/2 */
 		size_t ncap = s->cap ? s->cap * 2 : 64;
-		struct spooldir_set ns = { calloc(ncap, sizeof *ns.slot), ncap, s->n };
+		struct spooldir_set ns = { calloc(ncap, sizeof *ns.slot), ncap, s->n, a };
 		if (!ns.slot)
 			return -ENOMEM;
-		for (size_t i = 0; i < s->cap; i++)
-			if (s->slot[i].p)
-				*spooldir_set_find(&ns, s->slot[i].p, s->slot[i].len,
-				                   s->slot[i].hash) = s->slot[i];
+		for (size_t i = 0; i < s->cap; i++) {
+			const struct spooldir_key *k = &s->slot[i];
+			if (k->off1)
+				*spooldir_set_find(&ns, a->p + k->off1 - 1, k->len, k->hash) = *k;
+		}
 		free(s->slot);
 		*s = ns;
 	}
+	s->a = a;
 	uint32_t h = spooldir_hash(p, len);
 	struct spooldir_key *k = spooldir_set_find(s, p, len, h);
-	if (!k->p) {
-		*k = (struct spooldir_key){ p, len, h };
+	if (!k->off1) {
+		size_t off;
+		if (spooldir_arena_add(a, p, len, &off) < 0)
+			return -ENOMEM;
+		*k = (struct spooldir_key){ off + 1, len, h };
 		s->n++;
 	}
 	return 0;
@@ -237,12 +273,13 @@ static int spooldir_map(int dfd, struct spooldir_seg *sg)
 		rc = -EFBIG;
 		goto out;
 	}
-	sg->size = (size_t)sb.st_size;
+	sg->size = sg->maplen = (size_t)sb.st_size;
+	sg->map = NULL;
 	if (sg->size) {
 		void *m = mmap(NULL, sg->size, PROT_READ, MAP_PRIVATE, fd, 0);
 		if (m == MAP_FAILED) {
 			rc = -errno;
-			sg->size = 0;
+			sg->size = sg->maplen = 0;
 			goto out;
 		}
 		(void)madvise(m, sg->size, MADV_SEQUENTIAL);
@@ -257,8 +294,10 @@ out:
 static void spooldir_unmap(struct spooldir_seg *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (v[i].map)
-			munmap((void *)(uintptr_t)v[i].map, v[i].size);
+		if (v[i].map) {
+			munmap((void *)(uintptr_t)v[i].map, v[i].maplen);
+			v[i].map = NULL;
+		}
 }
 
 /* ---- the scan ------------------------------------------------------------------------ */
@@ -272,6 +311,7 @@ struct spooldir_walk {
 	uint32_t segno;
 	struct spooldir_msgref *refs;
 	size_t nref, capref;
+	struct spooldir_arena arena;
 	struct spooldir_set done;
 	int rc;                     /* -errno that stopped the walk */
 	size_t seg_zero_at;         /* the current segment's zero tail */
@@ -288,7 +328,10 @@ static int spooldir_add_ref(struct spooldir_walk *w, const struct spoolrec_view 
 		w->refs = nr;
 		w->capref = ncap;
 	}
-	w->refs[w->nref++] = (struct spooldir_msgref){ qid->p, qid->len, w->segno, off };
+	size_t at;
+	if (spooldir_arena_add(&w->arena, qid->p, qid->len, &at) < 0)
+		return -ENOMEM;
+	w->refs[w->nref++] = (struct spooldir_msgref){ at, qid->len, w->segno, off };
 	return 0;
 }
 
@@ -302,7 +345,8 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 		if (ev->type == SPOOLREC_MSG)
 			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off);
 		else if (ev->type == SPOOLREC_DONE)
-			w->rc = spooldir_set_add(&w->done, ev->done_qid.p, ev->done_qid.len);
+			w->rc = spooldir_set_add(&w->done, &w->arena, ev->done_qid.p,
+			                         ev->done_qid.len);
 		else if (ev->type != SPOOLREC_PAD)
 			w->st->unknown++;
 		return w->rc < 0;
@@ -393,27 +437,42 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 		w.sg = sg;
 		w.segno = (uint32_t)i;
 		w.seg_zero_at = sg->size;
-		if (sg->size && spoolrec_scan(sg->map, sg->size, spooldir_on_event, &w) != 0) {
+		int scan = sg->size ? spoolrec_scan(sg->map, sg->size, spooldir_on_event, &w) : 0;
+		sg->zero_at = w.seg_zero_at;
+		spooldir_unmap(sg, 1);          /* one mapping at a time */
+		if (scan != 0) {
 			rc = w.rc;
 			goto out;
 		}
-		sg->zero_at = w.seg_zero_at;
 	}
 
-	/* Pass 2: the live messages, in segment then record order. */
+	/* Pass 2: the live messages, in segment then record order, each segment mapped
+	 * again while its messages are handed out. Records are never rewritten in place, so
+	 * what pass 1 verified is what is read here. */
 	rc = 0;
+	size_t cur = nseg, avail = 0;
 	for (size_t j = 0; j < w.nref; j++) {
 		const struct spooldir_msgref *r = &w.refs[j];
-		const struct spooldir_seg *sg = &segs[r->seg];
+		struct spooldir_seg *sg = &segs[r->seg];
 		struct spoolrec_msg m;
 		enum spoolrec_type type;
 
-		if (spooldir_set_has(&w.done, r->qid, r->qid_len)) {
+		if (spooldir_set_has(&w.done, w.arena.p + r->qid, r->qid_len)) {
 			st->done++;
 			continue;
 		}
-		/* Verified in pass 1, from the same read-only mapping. */
-		if (spoolrec_decode_verified(sg->map + r->off, sg->size - r->off, NULL, &type, &m,
+		if (r->seg != cur) {
+			if (cur < nseg)
+				spooldir_unmap(&segs[cur], 1);
+			cur = r->seg;
+			size_t seen = sg->size;     /* what pass 1 read (it may have grown since) */
+			if (spooldir_map(dirfd(d), sg) != 1)
+				sg->map = NULL;         /* gone meanwhile: nothing to hand out */
+			avail = sg->maplen < seen ? sg->maplen : seen;
+			sg->size = seen;
+		}
+		if (!sg->map || r->off >= avail ||
+		    spoolrec_decode_verified(sg->map + r->off, avail - r->off, NULL, &type, &m,
 		                             NULL, NULL) != SPOOLREC_OK || type != SPOOLREC_MSG)
 			continue;
 		st->live++;
@@ -427,6 +486,7 @@ out:
 		spooldir_trim(dirfd(d), segs, nseg, st);
 	free(segs);
 	free(w.refs);
+	free(w.arena.p);
 	free(w.done.slot);
 	closedir(d);
 	return rc;

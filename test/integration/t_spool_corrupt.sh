@@ -19,8 +19,9 @@ seg=${segs[0]}
 cp "$seg" "$T/pristine.seg"
 
 # seg_flip RECORD WHERE: XOR one octet of message record number RECORD (0-based) of the pristine
-# copy into the segment. WHERE is "body" (an octet of the message body, 'x' lines of
-# load.py) or "len" (the third octet of the payload length: +1 MiB, past the file's end).
+# copy into the segment. WHERE is "body" (an octet of the message data, 50 octets before
+# the record's end) or "len" (the third octet of the payload length: +1 MiB, past the
+# file's end).
 # Prints the record's offset.
 seg_flip() {
   python3 - "$T/pristine.seg" "$seg" "$1" "$2" <<'PY'
@@ -36,9 +37,8 @@ msgs = [o for o in offs if b[o + 4] == 1]          # MSG records (PADs fill the 
 assert k < len(msgs), "only %d messages" % len(msgs)
 r = msgs[k]
 if where == "body":
-    nxt = [o for o in offs if o > r]
-    end = nxt[0] if nxt else len(b)
-    pos = b.index(b"x" * 70, r, end) + 35
+    plen = struct.unpack_from("<I", b, r + 8)[0]
+    pos = r + 16 + plen - 50        # inside the data, the payload's last field (scrambled)
     b[pos] ^= 0x01
 else:
     b[r + 10] ^= 0x10
