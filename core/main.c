@@ -35,6 +35,7 @@ static void usage(FILE *f)
 	        "usage: ringrelay [-c FILE]            run in the foreground (logs to stderr)\n"
 	        "       ringrelay --check [-c FILE]    validate the configuration\n"
 	        "       ringrelay --queue [--json] [-c FILE]   list the queue\n"
+	        "       ringrelay --show QUEUEID [-c FILE]     print a queued message\n"
 	        "       ringrelay --version | --help\n"
 	        "Without -c the embedded defaults are used (listen 127.0.0.1:2525, spool ./spool).\n");
 }
@@ -419,17 +420,18 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
-	enum { OPT_CHECK = 256, OPT_QUEUE, OPT_JSON, OPT_VERSION };
+	enum { OPT_CHECK = 256, OPT_QUEUE, OPT_JSON, OPT_VERSION, OPT_SHOW };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, OPT_CHECK },
 		{ "queue", no_argument, NULL, OPT_QUEUE },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "show", required_argument, NULL, OPT_SHOW },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = NULL;
+	const char *path = NULL, *show = NULL;
 	bool check = false, queue = false, json = false;
 	int o;
 	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -438,14 +440,15 @@ int main(int argc, char **argv)
 		case OPT_CHECK: check = true; break;
 		case OPT_QUEUE: queue = true; break;
 		case OPT_JSON: json = true; break;
+		case OPT_SHOW: show = optarg; break;
 		case OPT_VERSION: printf("ringrelay %s\n", RINGRELAY_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return EXIT_USAGE;
 		}
 	}
-	if (check || queue)
+	if (check || queue || show)
 		sigprocmask(SIG_UNBLOCK, &sigs, NULL);   /* tools: ^C works as usual */
-	if (optind != argc || (check && queue) || (json && !queue)) {
+	if (optind != argc || (check + queue + (show != NULL)) > 1 || (json && !queue)) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
@@ -461,6 +464,15 @@ int main(int argc, char **argv)
 		printf("%s\n", sum);
 		config_free(cfg);
 		return 0;
+	}
+	if (show) {
+		int ret = spooldir_show(cfg->spool_path, show, stdout);
+		if (ret == -ENOENT)
+			fprintf(stderr, "ringrelay: %s: no such message in the queue\n", show);
+		else if (ret < 0)
+			fprintf(stderr, "ringrelay: show %s: %s\n", show, strerror(-ret));
+		config_free(cfg);
+		return ret < 0 ? EXIT_RUNTIME : 0;
 	}
 	if (queue) {
 		int ret = spooldir_list(cfg->spool_path, stdout, json);

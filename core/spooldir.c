@@ -675,3 +675,49 @@ int spooldir_list(const char *dir, FILE *out, int json)
 		return -EIO;
 	return 0;
 }
+
+/* ---- one message --------------------------------------------------------------------- */
+
+struct spooldir_show_ctx {
+	const char *qid;
+	FILE *out;
+	int found;
+	int rc;
+};
+
+static int spooldir_show_one(void *vctx, const char *seg, uint64_t off,
+                             const struct spoolrec_msg *m)
+{
+	struct spooldir_show_ctx *sc = vctx;
+	(void)seg;
+	(void)off;
+	if (m->qid.len != strlen(sc->qid) || memcmp(m->qid.p, sc->qid, m->qid.len) != 0)
+		return 0;
+	sc->found = 1;
+	/* Unscrambled a block at a time: the keystream runs in 8-octet words, so blocks are
+	 * cut on word boundaries and each is XORed at its own offset. */
+	uint8_t buf[65536];
+	for (uint32_t done = 0; done < m->data.len;) {
+		uint32_t n = m->data.len - done < sizeof buf ? m->data.len - done : (uint32_t)sizeof buf;
+		spoolrec_scramble_at(buf, (const uint8_t *)m->data.p + done, n, m->nonce, done);
+		if (fwrite(buf, 1, n, sc->out) != n) {
+			sc->rc = -EIO;
+			break;
+		}
+		done += n;
+	}
+	return 1;                           /* found: stop the scan */
+}
+
+int spooldir_show(const char *dir, const char *qid, FILE *out)
+{
+	struct spooldir_show_ctx sc = { qid, out, 0, 0 };
+	int rc = spooldir_scan(dir, spooldir_show_one, &sc, NULL);
+	if (rc < 0)
+		return rc;
+	if (sc.rc < 0)
+		return sc.rc;
+	if (!sc.found)
+		return -ENOENT;
+	return fflush(out) == 0 ? 0 : -EIO;
+}

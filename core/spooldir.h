@@ -86,4 +86,9 @@ uint64_t spooldir_last_seq(const char *dir, unsigned worker);
  * Ends (text mode) with "-- N messages". Returns 0 or -errno. */
 int spooldir_list(const char *dir, FILE *out, int json);
 
+/* `ringrelay --show QID` (like Postfix's postcat -bq): the message data of a live message,
+ * unscrambled, as it was received (with our Received: header). 0, -ENOENT when no live
+ * message has that id, or -errno. */
+int spooldir_show(const char *dir, const char *qid, FILE *out);
+
 #endif

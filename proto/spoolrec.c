@@ -159,8 +159,14 @@ static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen, si
 
 void spoolrec_scramble(uint8_t *dst, const uint8_t *src, size_t n, uint64_t nonce)
 {
+	spoolrec_scramble_at(dst, src, n, nonce, 0);
+}
+
+void spoolrec_scramble_at(uint8_t *dst, const uint8_t *src, size_t n, uint64_t nonce,
+                          uint64_t at)
+{
 	size_t i = 0;
-	uint64_t k = nonce;
+	uint64_t k = nonce + (at / 8) * 0x9E3779B97F4A7C15ull;
 
 	/* word w of the stream (little-endian): nonce + (w + 1) * golden — not to be guessed
 	 * without the nonce, and one add and one XOR per eight octets */

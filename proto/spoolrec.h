@@ -87,6 +87,9 @@ size_t spoolrec_encode_msg(uint8_t *out, size_t cap, const char *qid, uint64_t a
 /* XOR n octets with the keystream of nonce (dst may be src): scrambles the data of a
  * record, and unscrambles it. */
 void spoolrec_scramble(uint8_t *dst, const uint8_t *src, size_t n, uint64_t nonce);
+/* The same for the octets at offset `at` of the data (at a multiple of 8). */
+void spoolrec_scramble_at(uint8_t *dst, const uint8_t *src, size_t n, uint64_t nonce,
+                          uint64_t at);
 
 /* For vectored, copy-free writes: everything of the MSG record but the data itself.
  * spoolrec_msg_head_size() is spoolrec_msg_size() - datalen (0 when the MSG cannot be

@@ -25,7 +25,8 @@ for opts in "send-proxy" "send-proxy-v2" "send-proxy-v2 proxy-v2-options crc32c,
   : > "$T/relay.log.mark"
 done
 [ "$(rr_queue_count)" -eq "$n" ] || fail "queue count"
-grep -aq 'Received: from .*(203\.0\.113\.9 \[203\.0\.113\.9\])' "$T"/spool/*.seg || fail "Received: does not name the proxied client"
+for q in $(rr_queue --json | sed -nE 's/.*"queue_id":"([^"]+)".*/\1/p'); do "$RR_BIN" --show "$q" -c "$T/ringrelay.yaml"; done > "$T/msgs"
+grep -q 'Received: from .*(203\.0\.113\.9 \[203\.0\.113\.9\])' "$T/msgs" || fail "Received: does not name the proxied client"
 grep -q 'event=queued .*client=203\.0\.113\.9' "$T/relay.log" || fail "queued line does not name the proxied client"
 rr_stop
 ok "HAProxy v1, v2, v2+TLVs: relay decisions on the proxied client"

@@ -13,6 +13,10 @@ qj=$(rr_queue --json)
 expect_match "$qj" "\"queue_id\":\"$qid\"" "json id"
 expect_match "$qj" '"recipients":\["bob@example.net"\]' "json rcpt"
 # the message on disk carries our Received: header
-grep -aq "by relay.test (ringrelay) with ESMTP id $qid" "$T"/spool/*.seg || fail "no Received header in spool"
+"$RR_BIN" --show "$qid" -c "$T/ringrelay.yaml" > "$T/msg" || fail "--show $qid"
+grep -q "by relay.test (ringrelay) with ESMTP id $qid" "$T/msg" || fail "no Received header in the queued message"
+grep -q "^hi there" "$T/msg" || fail "--show does not give the message back"
+if grep -aq "X-Mailer: swaks" "$T"/spool/*.seg; then fail "message data lies in the spool as sent (not scrambled)"; fi
+"$RR_BIN" --show 0000000000000NONE -c "$T/ringrelay.yaml" >/dev/null 2>&1 && fail "--show of an unknown id succeeded"
 rr_stop
 ok "swaks queued $qid"
