@@ -1585,3 +1585,21 @@ Test(spoolrec, records_forged_in_message_data_are_never_found)
 		cr_assert_eq(f.forged + f.real, 0);
 	}
 }
+
+/* Unscrambling a block at a time (at offsets that are multiples of 8) gives what
+ * unscrambling the whole gives. */
+Test(spoolrec, scramble_at_matches_whole)
+{
+	static uint8_t in[10007], whole[10007], parts[10007];
+	for (size_t i = 0; i < sizeof in; i++)
+		in[i] = (uint8_t)(i * 37 + 11);
+	spoolrec_scramble(whole, in, sizeof in, 0xfeedfacecafebeefull);
+	for (size_t off = 0; off < sizeof in; off += 4096) {
+		size_t n = sizeof in - off < 4096 ? sizeof in - off : 4096;
+		spoolrec_scramble_at(parts + off, in + off, n, 0xfeedfacecafebeefull, off);
+	}
+	cr_assert(memcmp(whole, parts, sizeof in) == 0);
+	cr_assert(memcmp(whole, in, sizeof in) != 0);
+	spoolrec_scramble(parts, whole, sizeof in, 0xfeedfacecafebeefull);
+	cr_assert(memcmp(parts, in, sizeof in) == 0);
+}
