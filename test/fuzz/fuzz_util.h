@@ -12,15 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FZ_CHECK(cond)                                                                  \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                        \
-		}                                                                       \
-	} while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+#include "test/fuzz/fuzz_check.h"
 
 /* Decisions drawn from the input: zeros once it is used up. */
 struct fz_cur {

@@ -24,18 +24,9 @@
 
 #include "proto/crc32c.h"
 #include "proto/spoolrec.h"
-
-#define FZ_CHECK(cond)                                                                  \
-	do {                                                                            \
-		if (!(cond)) {                                                          \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			abort();                                                        \
-		}                                                                       \
-	} while (0)
+#include "test/fuzz/fuzz_check.h"
 
 #define FZ_MAX_RECORDS 48
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* ---- step 1: arbitrary bytes ----------------------------------------------------------- */
 
