@@ -321,6 +321,12 @@ static size_t pad_for(size_t n)
 	return gap && gap < SPOOLREC_HDR_LEN ? gap + SPOOL_ALIGN : gap;
 }
 
+/* The length of the aligned buffer's write: its records and their PAD. */
+static size_t small_len(const struct spool_batch *b)
+{
+	return b->blen + pad_for(b->blen);
+}
+
 static struct spool_batch *batch_new(struct spool *sp)
 {
 	struct spool_batch *b = sp->free;
@@ -447,9 +453,7 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 		b->hlen += g->hlen;
 	}
 	b->waiters[b->n++] = waiter;
-	b->len = align_up(b->blen);
-	if (b->blen && b->len - b->blen < SPOOLREC_HDR_LEN)
-		b->len += SPOOL_ALIGN;
+	b->len = small_len(b);
 	for (unsigned i = 0; i < b->nbig; i++)
 		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
 	return 0;
@@ -471,9 +475,7 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 	uint64_t off = seg->end;
 	unsigned k = 0;
 	if (b->blen) {
-		size_t dlen = align_up(b->blen);
-		if (dlen - b->blen && dlen - b->blen < SPOOLREC_HDR_LEN)
-			dlen += SPOOL_ALIGN;
+		size_t dlen = small_len(b);
 		if (dlen > b->blen)
 			spoolrec_encode_pad(b->buf + b->blen, dlen - b->blen);
 		io_uring_prep_write(v[k++], seg->dfd >= 0 ? seg->dfd : seg->fd, b->buf,
@@ -523,15 +525,21 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 	return 0;
 }
 
+/* The first waiting batch leaves the list. */
+static void wait_pop(struct spool *sp)
+{
+	sp->wait_head = sp->wait_head->next;
+	if (!sp->wait_head)
+		sp->wait_tail = NULL;
+}
+
 void spool_flush(struct spool *sp)
 {
 	while (sp->wait_head && sp->inflight < SPOOL_INFLIGHT) {
 		struct spool_batch *b = sp->wait_head;
 		if (sp->failing && sp->loop->now_ms < sp->retry_at_ms) {
 			/* The disk failed a moment ago: answer at once, try again later. */
-			sp->wait_head = b->next;
-			if (!sp->wait_head)
-				sp->wait_tail = NULL;
+			wait_pop(sp);
 			sp->fail_batches++;
 			sp->fail_messages += b->n;
 			batch_finish(sp, b, false);
@@ -546,9 +554,7 @@ void spool_flush(struct spool *sp)
 		int ret = batch_submit(sp, b, seg);
 		if (ret == -EBUSY)
 			break;                      /* the ring is full: next turn */
-		sp->wait_head = b->next;
-		if (!sp->wait_head)
-			sp->wait_tail = NULL;
+		wait_pop(sp);
 		if (ret < 0) {
 			spool_failed(sp, -ret, b->n);
 			batch_finish(sp, b, false);

@@ -210,3 +210,36 @@ Test(spool, empty_stop_leaves_nothing)
 	off_t total;
 	cr_assert_eq(segments(&total), 0);
 }
+
+/* Records that fill the aligned buffer to exactly a block boundary (no PAD behind
+ * them), alone and with a big record in the same batch: acknowledged, and read back. */
+Test(spool, batch_ending_on_a_block_boundary)
+{
+	static const char *const rcpt[1] = { "r@example.net" };
+	size_t len = 0;
+	for (size_t l = 3000; l < SPOOL_ALIGN; l++) {
+		char qid[32];
+		snprintf(qid, sizeof qid, "Q%05zu", nmsg);
+		if (spoolrec_msg_head_size(qid, "s@example.org", "192.0.2.1", rcpt, 1, l) + l ==
+		    SPOOL_ALIGN) {
+			len = l;
+			break;
+		}
+	}
+	cr_assert_gt(len, 0, "no data length makes a record of one block");
+	add(len);                           /* one block exactly */
+	for (int i = 0; i < 5000 && ndone < nmsg; i++)
+		net_loop_turn(&loop);
+	add(len);
+	add(len);                           /* two blocks exactly ... */
+	add(SPOOL_COPY_MAX + 1);            /* ... and a big one behind them */
+	for (int i = 0; i < 5000 && ndone < nmsg; i++)
+		net_loop_turn(&loop);
+	cr_assert_eq(ndone, nmsg);
+	for (size_t i = 0; i < nmsg; i++)
+		cr_assert(msgs[i].ok, "%s failed", msgs[i].qid);
+	stop();
+	nfound = 0;
+	cr_assert_eq(spooldir_scan(dir, found, NULL, NULL), 0);
+	cr_assert_eq(nfound, nmsg);
+}
