@@ -50,6 +50,14 @@ static void server_close(struct smtp_server_conn *c)
 	net_stream_close(&c->st);
 }
 
+/* Cut at once: nothing more is said, nothing queued goes out. */
+static void server_abort(struct smtp_server_conn *c)
+{
+	server_enter(c, SMTP_SERVER_PH_CLOSING);
+	timer_cancel(&c->timer);
+	net_stream_abort(&c->st);
+}
+
 /* Say `reply` (with CRLF) and close: for connections refused before a session exists. */
 static void refuse(struct smtp_server_conn *c, const char *reply)
 {
@@ -307,9 +315,7 @@ static void conn_lost(struct net_stream *st, int res)
 	else if (res < 0)
 		log_info("event=connection_error sid=%s client=%s error=\"%s\"", c->sid, c->peer,
 		         strerror(-res));
-	server_enter(c, SMTP_SERVER_PH_CLOSING);
-	timer_cancel(&c->timer);
-	net_stream_abort(st);
+	server_abort(c);
 }
 
 static void conn_free(struct smtp_server_conn *c)
@@ -414,11 +420,8 @@ void smtp_server_stop(struct smtp_server *srv, bool force)
 {
 	for (struct smtp_server_conn *c = srv->conns; c; c = c->next) {
 		if (force) {
-			if (!c->st.shut) {
-				server_enter(c, SMTP_SERVER_PH_CLOSING);
-				timer_cancel(&c->timer);
-				net_stream_abort(&c->st);
-			}
+			if (!c->st.shut)
+				server_abort(c);
 			continue;
 		}
 		if (c->phase == SMTP_SERVER_PH_CLOSING || c->waiting ||

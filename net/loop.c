@@ -146,23 +146,28 @@ static void loop_dispatch_one(struct net_loop *l, uint64_t ud, int res, unsigned
 	}
 }
 
-static void loop_dispatch(struct net_loop *l)
+/* What was moved aside, in order. The handlers may move more aside (they submit), so
+ * walk by index and copy each entry out before its handler runs. */
+static void loop_dispatch_saved(struct net_loop *l)
 {
-	/* What was moved aside first: it completed before what is in the CQ now. The
-	 * handlers may move more aside (they submit), so walk by index. */
 	for (size_t i = 0; i < l->nsaved; i++) {
 		struct net_cqe_saved c = l->saved[i];
 		loop_dispatch_one(l, c.user_data, c.res, c.flags);
 	}
 	l->nsaved = 0;
+}
+
+static void loop_dispatch(struct net_loop *l)
+{
+	/* What was moved aside completed before what is in the CQ now. */
+	loop_dispatch_saved(l);
 	for (;;) {
 		struct io_uring_cqe *cqe;
-		unsigned head, n = 0;
+		unsigned head;
 		io_uring_for_each_cqe(&l->ring, head, cqe) {
 			uint64_t ud = cqe->user_data;
 			int res = cqe->res;
 			unsigned flags = cqe->flags;
-			n++;
 			/* Consume before the handler: it may submit, and a submission may move
 			 * completions aside, which must not see this one again. */
 			io_uring_cq_advance(&l->ring, 1);
@@ -171,14 +176,8 @@ static void loop_dispatch(struct net_loop *l)
 				break;
 		}
 		if (!l->nsaved)
-			break;
-		for (size_t i = 0; i < l->nsaved; i++) {
-			struct net_cqe_saved c = l->saved[i];
-			loop_dispatch_one(l, c.user_data, c.res, c.flags);
-		}
-		l->nsaved = 0;
-		if (n == 0)
-			break;
+			return;
+		loop_dispatch_saved(l);
 	}
 }
 

@@ -1,7 +1,8 @@
 /* net/stream — see stream.h.
  *
- * The recv side has three states: armed (a multishot recv is in the ring), cancelling
- * (a cancel was asked for and the recv's last completion has not come yet) and idle.
+ * The recv side has three states: armed (a recv, multishot or single-shot, is in the
+ * ring), cancelling (a cancel was asked for and the recv's last completion has not come
+ * yet) and idle.
  * It is armed at every flush where the stream wants input: not closing, not paused.
  * Paused means: in_pause octets of input are kept, or the pending output is at out_hwm;
  * the cancel is asked for the moment a stream pauses. Completions that arrive while
@@ -362,22 +363,9 @@ void net_stream_abort(struct net_stream *s)
 	net_stream_dirty(s);
 }
 
-static void stream_release(struct net_stream *s)
+/* Everything the stream owns, given back; the owner's memory is its own business. */
+static void stream_drop(struct net_stream *s)
 {
-	timer_cancel(&s->stall);
-	close(s->fd);
-	s->fd = -1;
-	buf_fini(&s->in);
-	sendq_fini(&s->tx);
-	sendq_fini(&s->q);
-	s->released = 1;
-	s->ops->release(s);              /* may free s */
-}
-
-void net_stream_fini(struct net_stream *s)
-{
-	if (s->released)
-		return;
 	timer_cancel(&s->stall);
 	if (s->fd >= 0)
 		close(s->fd);
@@ -386,6 +374,18 @@ void net_stream_fini(struct net_stream *s)
 	sendq_fini(&s->tx);
 	sendq_fini(&s->q);
 	s->released = 1;
+}
+
+static void stream_release(struct net_stream *s)
+{
+	stream_drop(s);
+	s->ops->release(s);              /* may free s */
+}
+
+void net_stream_fini(struct net_stream *s)
+{
+	if (!s->released)
+		stream_drop(s);
 }
 
 /* ---- the flush (end of a loop turn) ---------------------------------------------- */

@@ -141,16 +141,23 @@ static uint8_t *spoolrec_put_str(uint8_t *w, const void *s, size_t n)
 	return w + 4 + n;
 }
 
-/* Writes the header of a record whose payload is out[16..16+inl) followed by
- * tail[0..plen-inl) (tail may be elsewhere: the CRC is continued over it). */
-static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen, size_t inl,
-                          const uint8_t *tail)
+/* The header's first 12 octets; returns the CRC over octets 4..11, for the payload's CRC
+ * to continue (octets 12..15 are the caller's). */
+static uint32_t spoolrec_head(uint8_t *out, enum spoolrec_type type, size_t plen)
 {
 	memcpy(out, spoolrec_magic, 4);
 	out[4] = (uint8_t)type;
 	out[5] = out[6] = out[7] = 0;
 	spoolrec_put32(out + 8, (uint32_t)plen);
-	uint32_t crc = crc32c(0, out + 4, 8);
+	return crc32c(0, out + 4, 8);
+}
+
+/* Writes the header of a record whose payload is out[16..16+inl) followed by
+ * tail[0..plen-inl) (tail may be elsewhere: the CRC is continued over it). */
+static void spoolrec_seal(uint8_t *out, enum spoolrec_type type, size_t plen, size_t inl,
+                          const uint8_t *tail)
+{
+	uint32_t crc = spoolrec_head(out, type, plen);
 	crc = crc32c(crc, out + SPOOLREC_HDR_LEN, inl);
 	if (plen > inl)
 		crc = crc32c(crc, tail, plen - inl);
@@ -236,11 +243,7 @@ size_t spoolrec_pad_header(uint8_t hdr[SPOOLREC_HDR_LEN], size_t len)
 	if (len < SPOOLREC_HDR_LEN || len - SPOOLREC_HDR_LEN > SPOOLREC_MAX_PAYLOAD)
 		return 0;
 	size_t plen = len - SPOOLREC_HDR_LEN;
-	memcpy(hdr, spoolrec_magic, 4);
-	hdr[4] = (uint8_t)SPOOLREC_PAD;
-	hdr[5] = hdr[6] = hdr[7] = 0;
-	spoolrec_put32(hdr + 8, (uint32_t)plen);
-	uint32_t crc = crc32c(0, hdr + 4, 8);
+	uint32_t crc = spoolrec_head(hdr, SPOOLREC_PAD, plen);
 	for (size_t left = plen; left > 0;) {
 		size_t n = left < sizeof zeros ? left : sizeof zeros;
 		crc = crc32c(crc, zeros, n);
@@ -499,6 +502,8 @@ static size_t spoolrec_resync(const uint8_t *p, size_t len, size_t zend, size_t 
 		if (!m)
 			break;
 		size_t q = (size_t)(m - p);
+		memset(&ev->msg, 0, sizeof ev->msg);    /* as in the scan: no stale view */
+		ev->done_qid = (struct spoolrec_view){ NULL, 0 };
 		if (spoolrec_decode(p + q, len - q, &ev->len, &ev->type, &ev->msg, &ev->done_qid,
 		                    NULL) == SPOOLREC_OK)
 			return q;
