@@ -8,7 +8,7 @@ pass=0; fail=0; failed=()
 for t in t_*.sh; do
   [ -n "${ONLY:-}" ] && [[ "$t" != *"$ONLY"* ]] && continue
   start=$(date +%s)
-  out=$(timeout 240 bash "$t" 2>&1); rc=$?
+  out=$(timeout 150 bash "$t" 2>&1); rc=$?
   secs=$(( $(date +%s) - start ))
   if [ "$rc" -eq 0 ]; then
     pass=$((pass + 1)); printf '[PASS] %-28s %3ss\n' "$t" "$secs"

@@ -24,9 +24,14 @@ PY
 segs=$(ls "$T/spool" | grep -c '\.seg$')
 lines=$(( $(wc -l < "$T/relay.log") - lines0 ))
 fails=$(grep -c 'event=spool_failing' "$T/relay.log")
-echo "segments=$segs log_lines=$lines spool_failing=$fails"
+recs=$(grep -c 'event=spool_recovered' "$T/relay.log")
+echo "segments=$segs log_lines=$lines spool_failing=$fails spool_recovered=$recs"
 [ "$segs" -le 6 ] || fail "$segs segment files on a full disk"
-[ "$fails" -ge 1 ] && [ "$fails" -le 4 ] || fail "$fails spool_failing lines (want one per worker and transition)"
+# One failing line per worker and transition: a worker's first failure, then one after
+# each recovery (a removed empty segment gives a little room back, so a worker may
+# recover and fail again while the load goes on; never a line per failed batch).
+[ "$fails" -ge 1 ] && [ "$fails" -le $((recs + 2)) ] && [ "$fails" -le 40 ] ||
+  fail "$fails spool_failing lines for $recs recoveries (want one per worker and transition)"
 # Per message lines (queued, connect) are bounded by what was accepted; what is left is
 # small: no line per failed batch or retry.
 acc=$(grep -c 'event=queued' "$T/relay.log")

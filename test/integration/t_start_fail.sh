@@ -1,13 +1,16 @@
 # Start-up failures are clear and clean: a port held by someone else, a spool already in
 # use by another ringrelay. Exit 1, a start_failed line, no sanitizer report.
 . "$(dirname "$0")/lib.sh"
-port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-python3 -c "import socket,time;s=socket.socket();s.bind(('127.0.0.1',$port));s.listen();time.sleep(30)" &
+# The holder binds port 0 itself and says which port it got: no window in which another
+# program could take the port between choosing it and holding it.
+python3 -c "import socket,time,sys;s=socket.socket();s.bind(('127.0.0.1',0));s.listen();print(s.getsockname()[1],flush=True);time.sleep(30)" > "$T/holder.port" &
 holder=$!
-sleep 0.3
+for i in $(seq 1 100); do [ -s "$T/holder.port" ] && break; sleep 0.05; done
+port=$(cat "$T/holder.port")
+[ -n "$port" ] || fail "the port holder did not start"
 rr_config
 sed -i "s/port: 0/port: $port/" "$T/ringrelay.yaml"
-"$RR_BIN" -c "$T/ringrelay.yaml" 2> "$T/relay.log.new"; rc=$?
+timeout -s KILL 20 "$RR_BIN" -c "$T/ringrelay.yaml" 2> "$T/relay.log.new"; rc=$?
 kill $holder
 [ "$rc" -eq 1 ] || fail "port in use: exit $rc"
 grep -q "event=start_failed error=\"listen 127.0.0.1:$port: Address already in use\"" "$T/relay.log.new" || fail "no clear start_failed line"
@@ -15,7 +18,7 @@ sanitizer_clean
 rr_config
 rr_start
 first=$RR_PID
-"$RR_BIN" -c "$T/ringrelay.yaml" 2> "$T/second.log"; rc=$?
+timeout -s KILL 20 "$RR_BIN" -c "$T/ringrelay.yaml" 2> "$T/second.log"; rc=$?
 [ "$rc" -eq 1 ] || fail "second relay on the same spool: exit $rc"
 grep -q 'in use by another ringrelay' "$T/second.log" || fail "no clear spool-in-use line"
 RR_PID=$first
