@@ -1844,3 +1844,38 @@ struct cidr_table *config_proxy_hosts_build(const struct config_listener *l, cha
 	}
 	return t;
 }
+
+const struct config_transport *config_transport_by_id(const struct config *c,
+                                                      const char *id)
+{
+	for (size_t i = 0; i < c->ntransports; i++)
+		if (strcmp(c->transports[i].id, id) == 0)
+			return &c->transports[i];
+	return NULL;
+}
+
+/* Route domains are stored lower-cased without a trailing dot (cfg_domain). */
+static bool route_matches(const char *pat, const char *d, size_t n)
+{
+	size_t pl;
+	if (strcmp(pat, "*") == 0)
+		return true;
+	if (strncmp(pat, "*.", 2) == 0) {
+		pl = strlen(pat + 1);          /* ".example.org" */
+		return n > pl && strncasecmp(d + n - pl, pat + 1, pl) == 0;
+	}
+	pl = strlen(pat);
+	return n == pl && strncasecmp(d, pat, n) == 0;
+}
+
+const struct config_transport *config_route(const struct config *c, const char *domain,
+                                            size_t len)
+{
+	if (len > 0 && domain[len - 1] == '.')
+		len--;
+	for (size_t i = 0; i < c->nroutes; i++)
+		for (size_t j = 0; j < c->routes[i].ndomains; j++)
+			if (route_matches(c->routes[i].domains[j], domain, len))
+				return config_transport_by_id(c, c->routes[i].transport);
+	return NULL;
+}

@@ -140,6 +140,18 @@ struct config *config_load_mem(const char *name, const char *yaml, size_t len,
                                char *errbuf, size_t errlen);
 void config_free(struct config *c);
 
+/* The transport for a recipient domain: the first route with a matching domain wins.
+ * A route domain matches the domain itself ("example.net"), "*" matches every domain,
+ * "*.example.org" every subdomain of example.org but not example.org itself (as in
+ * Postfix's transport maps with parent_domain_matches_subdomains off). Comparison is
+ * case-insensitive and ignores one trailing dot of domain. NULL when no route matches
+ * (a configuration without a "*" route can leave a domain unrouted). */
+const struct config_transport *config_route(const struct config *c, const char *domain,
+                                            size_t len);
+/* The transport of that id, or NULL. */
+const struct config_transport *config_transport_by_id(const struct config *c,
+                                                      const char *id);
+
 /* One-line summary for `ringrelay --check`, e.g.
  * "ok: FILE: 2 listeners, 3 relay networks, 1 relay domain, 2 routes, 1 transport, 1 proxy pool". */
 void config_summary(const struct config *c, char *buf, size_t len);

@@ -1086,3 +1086,45 @@ Test(config, default_spool_path_that_is_a_file)
 	rmdir(dir);
 	free(dir);
 }
+
+/* Routing: the first route with a matching domain wins; "*.dom" is subdomains only;
+ * case and one trailing dot do not matter; no match without a "*" route. */
+Test(config, route_lookup)
+{
+	struct config *c = must_load(
+		"transports:\n"
+		"  - id: a\n    nexthop: \"[127.0.0.1]:2601\"\n"
+		"  - id: b\n    nexthop: \"[127.0.0.1]:2602\"\n"
+		"  - id: c\n    nexthop: mx\n"
+		"routes:\n"
+		"  - domains: [example.net, \"*.example.org\"]\n    transport: a\n"
+		"  - domains: [example.org, sub.example.net]\n    transport: b\n"
+		"  - domains: [\"*\"]\n    transport: c\n");
+	struct { const char *d; const char *want; } v[] = {
+		{ "example.net", "a" }, { "EXAMPLE.NET.", "a" }, { "x.example.org", "a" },
+		{ "a.b.Example.Org", "a" }, { "example.org", "b" }, { "sub.example.net", "b" },
+		{ "xexample.org", "c" }, { "other.test", "c" }, { "net", "c" },
+		{ "x.sub.example.net", "c" },
+	};
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		const struct config_transport *t = config_route(c, v[i].d, strlen(v[i].d));
+		cr_assert_not_null(t, "%s: no route", v[i].d);
+		cr_expect_str_eq(t->id, v[i].want, "%s", v[i].d);
+	}
+	cr_expect_str_eq(config_transport_by_id(c, "b")->nexthop, "[127.0.0.1]:2602");
+	cr_expect_null(config_transport_by_id(c, "zz"));
+	config_free(c);
+
+	c = must_load("transports:\n  - id: a\n    nexthop: mx\n"
+	              "routes:\n  - domains: [only.test]\n    transport: a\n");
+	cr_expect_not_null(config_route(c, "only.test", 9));
+	cr_expect_null(config_route(c, "other.test", 10), "no '*' route: unrouted");
+	config_free(c);
+
+	c = must_load("hostname: h.test\n");          /* the default: "*" -> default, mx */
+	const struct config_transport *t = config_route(c, "any.test", 8);
+	cr_assert_not_null(t);
+	cr_expect_str_eq(t->id, "default");
+	cr_expect_str_eq(t->nexthop, "mx");
+	config_free(c);
+}
