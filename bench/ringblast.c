@@ -32,6 +32,7 @@
 
 #include "bench/blast_opts.h"
 #include "bench/hist.h"
+#include "net/connect.h"
 #include "net/loop.h"
 #include "net/stream.h"
 #include "proto/proxy.h"
@@ -591,22 +592,12 @@ static int proxy_header(struct blast *b, struct bconn *c, uint8_t *out, size_t c
 static void bconn_start(struct blast *b, struct bconn *c)
 {
 	const struct sockaddr_storage *sa = &b->o.server;
-	int fd = socket(sa->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = net_connect_start(sa, b->o.server_len, NULL, 0);
 	b->live++;
 	if (fd < 0) {
 		char msg[96];
-		snprintf(msg, sizeof msg, "socket: %s", strerror(errno));
+		snprintf(msg, sizeof msg, "connect: %s", strerror(-fd));
 		conn_error(b, c, msg);
-		bconn_enter(c, BCONN_ST_DONE);
-		return;
-	}
-	int one = 1;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (connect(fd, (const struct sockaddr *)sa, b->o.server_len) < 0 && errno != EINPROGRESS) {
-		char msg[96];
-		snprintf(msg, sizeof msg, "connect: %s", strerror(errno));
-		conn_error(b, c, msg);
-		close(fd);
 		bconn_enter(c, BCONN_ST_DONE);
 		return;
 	}
