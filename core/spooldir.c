@@ -3,15 +3,20 @@
  * The scan works in two passes over segments mapped read-only:
  *   1. every segment, in (worker, seq) order, goes through spoolrec_scan(), which
  *      decodes each record once (CRC included), resynchronises after damage and reports
- *      what it skipped. DONE qids go into a hash set; for each MSG we remember where it
- *      is and its qid (a view into the mapping, nothing is copied); damage is counted and
- *      handed to ops->damage;
- *   2. each remembered MSG whose qid is not in the set is parsed again from the same
+ *      what it skipped. DONE qids go into a hash set, VOID qids into another; for each
+ *      MSG we remember where it is and its qid (copied into an arena); each RCPT record
+ *      is copied (its fields, its indexes) into an array, its qid into a third set; damage
+ *      is counted and handed to ops->damage;
+ *   2. the RCPT records are sorted by (qid, order seen), so that the outcomes of one
+ *      message are one run, found by a binary search;
+ *   3. each remembered MSG whose qid is in neither set is parsed again from the same
  *      read-only mapping without recomputing its CRC (spoolrec_decode_verified: the
- *      fields are re-read, a few length prefixes) and handed to ops->msg.
- * So every octet goes through the CRC once, and a DONE record in a later segment than
- * its MSG (retries finish in later segments) is honoured. All mappings live until the
- * scan returns, so the views handed to the callback are valid during the call only.
+ *      fields are re-read, a few length prefixes); its outcomes, if it has any, are merged
+ *      per recipient into a scratch array (one message's recipients, reused); a message
+ *      with a recipient not final is live and handed to msg_state or ops->msg.
+ * So every octet goes through the CRC once, and a DONE, VOID or RCPT record in a later
+ * (or an earlier) segment than its MSG is honoured. Segments are mapped one at a time;
+ * the views handed to a callback are valid during the call only.
  *
  * Segment names are "w<WORKER>-<SEQ>.seg", WORKER decimal without leading zeros, SEQ 16
  * lowercase hex digits; anything else in the directory is ignored, and so is a matching
@@ -67,6 +72,18 @@ struct spooldir_set {
 	size_t cap;                 /* a power of two */
 	size_t n;
 	const struct spooldir_arena *a;
+};
+
+/* One RCPT record of pass 1: its indexes are idx[first .. first+n) of the walk's index
+ * array. Sorted by (qid, ord) after pass 1. */
+struct spooldir_outrec {
+	size_t qid;                 /* its qid's offset in the arena: its key in `outq` */
+	size_t ord;                 /* the order it was seen in */
+	size_t first;
+	uint64_t next_try;
+	uint32_t attempts;
+	uint32_t n;
+	uint8_t state;
 };
 
 static int spooldir_arena_add(struct spooldir_arena *a, const char *p, uint32_t len,
@@ -163,16 +180,23 @@ static struct spooldir_key *spooldir_set_find(const struct spooldir_set *s, cons
 	}
 }
 
-static int spooldir_set_has(const struct spooldir_set *s, const char *p, uint32_t len)
+/* The arena offset of qid p + 1 when the set holds it, else 0. */
+static size_t spooldir_set_get(const struct spooldir_set *s, const char *p, uint32_t len)
 {
 	if (!s->n)
 		return 0;
-	return spooldir_set_find(s, p, len, spooldir_hash(p, len))->off1 != 0;
+	return spooldir_set_find(s, p, len, spooldir_hash(p, len))->off1;
 }
 
-/* Add qid p (copied into the set's arena unless it is there already). */
+static int spooldir_set_has(const struct spooldir_set *s, const char *p, uint32_t len)
+{
+	return spooldir_set_get(s, p, len) != 0;
+}
+
+/* Add qid p (copied into the set's arena unless it is there already); *at (may be NULL)
+ * gets its offset in the arena. */
 static int spooldir_set_add(struct spooldir_set *s, struct spooldir_arena *a, const char *p,
-                            uint32_t len)
+                            uint32_t len, size_t *at)
 {
 	if ((s->n + 1) * 2 > s->cap) {      /* keep the load at most 1/2 */
 		size_t ncap = s->cap ? s->cap * 2 : 64;
@@ -197,6 +221,8 @@ static int spooldir_set_add(struct spooldir_set *s, struct spooldir_arena *a, co
 		*k = (struct spooldir_key){ off + 1, len, h };
 		s->n++;
 	}
+	if (at)
+		*at = k->off1 - 1;
 	return 0;
 }
 
@@ -313,6 +339,12 @@ struct spooldir_walk {
 	size_t nref, capref;
 	struct spooldir_arena arena;
 	struct spooldir_set done;
+	struct spooldir_set voided;
+	struct spooldir_set outq;   /* qids with RCPT records */
+	struct spooldir_outrec *out;
+	size_t nout, capout;
+	uint32_t *idx;              /* the RCPT records' indexes, back to back */
+	size_t nidx, capidx;
 	int rc;                     /* -errno that stopped the walk */
 	size_t seg_zero_at;         /* the current segment's zero tail */
 };
@@ -335,6 +367,55 @@ static int spooldir_add_ref(struct spooldir_walk *w, const struct spoolrec_view 
 	return 0;
 }
 
+/* p, an array of *cap elements of sz octets, grown (doubling, from `first`) to hold
+ * need > *cap; NULL, p left alone, when out of memory. */
+static void *spooldir_grow(void *p, size_t *cap, size_t need, size_t sz, size_t first)
+{
+	size_t ncap = *cap ? *cap : first;
+
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / sz)
+			return NULL;
+		ncap *= 2;
+	}
+	void *np = realloc(p, ncap * sz);
+	if (np)
+		*cap = ncap;
+	return np;
+}
+
+/* A RCPT record: its fields and indexes copied, its qid interned in outq. */
+static int spooldir_add_outcome(struct spooldir_walk *w, const struct spoolrec_outcome *o)
+{
+	size_t at;
+
+	if (w->nout == w->capout) {
+		struct spooldir_outrec *no = spooldir_grow(w->out, &w->capout, w->nout + 1,
+		                                           sizeof *no, 64);
+		if (!no)
+			return -ENOMEM;
+		w->out = no;
+	}
+	if (o->n > SIZE_MAX - w->nidx)
+		return -ENOMEM;
+	if (w->nidx + o->n > w->capidx) {
+		uint32_t *ni = spooldir_grow(w->idx, &w->capidx, w->nidx + o->n, sizeof *ni, 256);
+		if (!ni)
+			return -ENOMEM;
+		w->idx = ni;
+	}
+	if (spooldir_set_add(&w->outq, &w->arena, o->qid.p, o->qid.len, &at) < 0)
+		return -ENOMEM;
+	w->out[w->nout] = (struct spooldir_outrec){
+		.qid = at, .ord = w->nout, .first = w->nidx, .next_try = o->next_try,
+		.attempts = o->attempts, .n = o->n, .state = o->state,
+	};
+	w->nout++;
+	for (uint32_t i = 0; i < o->n; i++)
+		w->idx[w->nidx++] = spoolrec_outcome_idx(o, i);
+	return 0;
+}
+
 static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 {
 	struct spooldir_walk *w = vw;
@@ -342,13 +423,28 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 
 	switch (ev->kind) {
 	case SPOOLREC_SCAN_RECORD:
-		if (ev->type == SPOOLREC_MSG)
+		switch (ev->type) {
+		case SPOOLREC_MSG:
 			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off);
-		else if (ev->type == SPOOLREC_DONE)
+			break;
+		case SPOOLREC_DONE:
 			w->rc = spooldir_set_add(&w->done, &w->arena, ev->done_qid.p,
-			                         ev->done_qid.len);
-		else if (ev->type != SPOOLREC_PAD)
+			                         ev->done_qid.len, NULL);
+			break;
+		case SPOOLREC_VOID:
+			w->rc = spooldir_set_add(&w->voided, &w->arena, ev->done_qid.p,
+			                         ev->done_qid.len, NULL);
+			break;
+		case SPOOLREC_RCPT:
+			w->st->outcomes++;
+			w->rc = spooldir_add_outcome(w, &ev->outcome);
+			break;
+		case SPOOLREC_PAD:
+			break;
+		default:
 			w->st->unknown++;
+			break;
+		}
 		return w->rc < 0;
 	case SPOOLREC_SCAN_SKIPPED:
 	case SPOOLREC_SCAN_TORN:
@@ -397,14 +493,101 @@ static void spooldir_trim(int dfd, struct spooldir_seg *segs, size_t nseg,
 	}
 }
 
+static int spooldir_outrec_cmp(const void *a, const void *b)
+{
+	const struct spooldir_outrec *x = a, *y = b;
+
+	if (x->qid != y->qid)
+		return x->qid < y->qid ? -1 : 1;
+	if (x->ord != y->ord)
+		return x->ord < y->ord ? -1 : 1;
+	return 0;
+}
+
+/* The first of the sorted RCPT records of the qid at arena offset qid (nout if none). */
+static size_t spooldir_outrec_first(const struct spooldir_walk *w, size_t qid)
+{
+	size_t lo = 0, hi = w->nout;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (w->out[mid].qid < qid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int spooldir_final(uint8_t state)
+{
+	return state == SPOOLREC_RS_DELIVERED || state == SPOOLREC_RS_BOUNCED;
+}
+
+/* One outcome onto one recipient: the merge rules of core/spooldir.h. o is later in scan
+ * order than whatever r holds. */
+static void spooldir_merge(struct spooldir_rcpt *r, const struct spooldir_outrec *o)
+{
+	int take;
+
+	if (r->state == SPOOLREC_RS_OPEN)
+		take = 1;
+	else if (spooldir_final(r->state))
+		take = 0;                       /* the first final stays */
+	else if (spooldir_final(o->state))
+		take = 1;                       /* final beats deferred */
+	else
+		take = o->attempts > r->attempts ||
+		       (o->attempts == r->attempts && o->next_try > r->next_try);
+	if (take)
+		*r = (struct spooldir_rcpt){ o->state, o->attempts,
+		                             spooldir_final(o->state) ? 0 : o->next_try };
+}
+
+/* The recipients of message m (qid at arena offset qid + 1, or 0: no outcomes) into
+ * rcpt[0..m->nrcpt). Returns the number that are final. */
+static uint32_t spooldir_merge_msg(const struct spooldir_walk *w, size_t qid1,
+                                   const struct spoolrec_msg *m, struct spooldir_rcpt *rcpt,
+                                   struct spooldir_stats *st)
+{
+	uint32_t nfinal = 0;
+
+	memset(rcpt, 0, (size_t)m->nrcpt * sizeof *rcpt);
+	if (!qid1)
+		return 0;
+	for (size_t j = spooldir_outrec_first(w, qid1 - 1);
+	     j < w->nout && w->out[j].qid == qid1 - 1; j++) {
+		const struct spooldir_outrec *o = &w->out[j];
+		for (uint32_t i = 0; i < o->n; i++) {
+			uint32_t k = w->idx[o->first + i];
+			if (k >= m->nrcpt) {
+				st->bad_outcomes++;
+				continue;
+			}
+			spooldir_merge(&rcpt[k], o);
+		}
+	}
+	for (uint32_t k = 0; k < m->nrcpt; k++)
+		nfinal += spooldir_final(rcpt[k].state);
+	return nfinal;
+}
+
 int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx,
                       struct spooldir_stats *st)
+{
+	return spooldir_scan_state(dir, ops, NULL, ctx, st);
+}
+
+int spooldir_scan_state(const char *dir, const struct spooldir_ops *ops,
+                        spooldir_state_cb msg_state, void *ctx, struct spooldir_stats *st)
 {
 	static const struct spooldir_ops no_ops = { NULL, NULL, 0 };
 	struct spooldir_stats dummy;
 	struct spooldir_seg *segs = NULL;
 	size_t nseg = 0;
 	struct spooldir_walk w;
+	struct spooldir_rcpt *rcpt = NULL;  /* pass 3's scratch: one message's recipients */
+	size_t caprcpt = 0;
 	DIR *d;
 	int rc;
 
@@ -425,7 +608,8 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 	if (rc < 0)
 		goto out;
 
-	/* Pass 1: map and walk every segment: DONE qids, MSG places, damage. */
+	/* Pass 1: map and walk every segment: MSG places, DONE and VOID qids, RCPT records,
+	 * damage. */
 	for (size_t i = 0; i < nseg; i++) {
 		struct spooldir_seg *sg = &segs[i];
 		rc = spooldir_map(dirfd(d), sg);
@@ -446,7 +630,11 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 		}
 	}
 
-	/* Pass 2: the live messages, in segment then record order, each segment mapped
+	/* Pass 2: each message's outcomes one run, in the order they were seen. */
+	if (w.nout > 1)
+		qsort(w.out, w.nout, sizeof *w.out, spooldir_outrec_cmp);
+
+	/* Pass 3: the live messages, in segment then record order, each segment mapped
 	 * again while its messages are handed out. Records are never rewritten in place, so
 	 * what pass 1 verified is what is read here. */
 	rc = 0;
@@ -454,11 +642,17 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 	for (size_t j = 0; j < w.nref; j++) {
 		const struct spooldir_msgref *r = &w.refs[j];
 		struct spooldir_seg *sg = &segs[r->seg];
+		const char *qid = w.arena.p + r->qid;
 		struct spoolrec_msg m;
 		enum spoolrec_type type;
+		size_t used;
 
-		if (spooldir_set_has(&w.done, w.arena.p + r->qid, r->qid_len)) {
+		if (spooldir_set_has(&w.done, qid, r->qid_len)) {
 			st->done++;
+			continue;
+		}
+		if (spooldir_set_has(&w.voided, qid, r->qid_len)) {
+			st->voided++;
 			continue;
 		}
 		if (r->seg != cur) {
@@ -472,12 +666,39 @@ int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx
 			sg->size = seen;
 		}
 		if (!sg->map || r->off >= avail ||
-		    spoolrec_decode_verified(sg->map + r->off, avail - r->off, NULL, &type, &m,
+		    spoolrec_decode_verified(sg->map + r->off, avail - r->off, &used, &type, &m,
 		                             NULL, NULL) != SPOOLREC_OK || type != SPOOLREC_MSG)
 			continue;
+		/* Outcomes: only for a message that has some, or when they are asked for. */
+		size_t qid1 = spooldir_set_get(&w.outq, qid, r->qid_len);
+		if (qid1 || msg_state) {
+			size_t need = m.nrcpt ? m.nrcpt : 1;    /* never NULL for msg_state */
+			if (need > caprcpt) {
+				struct spooldir_rcpt *nr = spooldir_grow(rcpt, &caprcpt, need,
+				                                         sizeof *nr, 16);
+				if (!nr) {
+					rc = -ENOMEM;
+					break;
+				}
+				rcpt = nr;
+			}
+			uint32_t nfinal = spooldir_merge_msg(&w, qid1, &m, rcpt, st);
+			if (m.nrcpt && nfinal == m.nrcpt) {
+				st->finished++;
+				continue;
+			}
+		}
 		st->live++;
-		if (ops->msg && ops->msg(ctx, sg->name, r->off, &m) != 0)
+		if (msg_state) {
+			const struct spooldir_msg sm = {
+				.seg = sg->name, .worker = sg->worker, .seq = sg->seq, .off = r->off,
+				.len = used, .m = &m, .rcpt = rcpt,
+			};
+			if (msg_state(ctx, &sm) != 0)
+				break;
+		} else if (ops->msg && ops->msg(ctx, sg->name, r->off, &m) != 0) {
 			break;
+		}
 	}
 out:
 	if (segs)
@@ -488,6 +709,11 @@ out:
 	free(w.refs);
 	free(w.arena.p);
 	free(w.done.slot);
+	free(w.voided.slot);
+	free(w.outq.slot);
+	free(w.out);
+	free(w.idx);
+	free(rcpt);
 	closedir(d);
 	return rc;
 }
@@ -617,40 +843,94 @@ struct spooldir_list_ctx {
 	size_t n;
 };
 
-static int spooldir_list_one(void *vctx, const char *seg, uint64_t off,
-                             const struct spoolrec_msg *m)
+/* Recipients that are not final are listed: open ones and deferred ones. */
+static int spooldir_listed(const struct spooldir_rcpt *r)
+{
+	return !spooldir_final(r->state);
+}
+
+static int spooldir_list_one(void *vctx, const struct spooldir_msg *sm)
 {
 	struct spooldir_list_ctx *lc = vctx;
+	const struct spoolrec_msg *m = sm->m;
 	FILE *f = lc->out;
-	char when[48];
+	char when[48], next[48];
 	struct spoolrec_view r;
-	uint32_t roff = 0;
+	uint32_t roff, k;
+	int first;
 
-	(void)seg;
-	(void)off;
 	spooldir_iso8601(when, sizeof when, m->arrival);
 	if (lc->json) {
+		uint32_t attempts = 0;
+		uint64_t next_try = 0;
+		int have_next = 0;
+		for (k = 0; k < m->nrcpt; k++) {
+			const struct spooldir_rcpt *rs = &sm->rcpt[k];
+			if (rs->attempts > attempts)
+				attempts = rs->attempts;
+			if (rs->state == SPOOLREC_RS_DEFERRED && (!have_next || rs->next_try < next_try)) {
+				next_try = rs->next_try;
+				have_next = 1;
+			}
+		}
 		fputs("{\"queue_id\":", f);
 		spooldir_put_json(f, m->qid.p, m->qid.len);
 		fputs(",\"sender\":", f);
 		spooldir_put_json(f, m->sender.p, m->sender.len);
 		fputs(",\"recipients\":[", f);
-		for (int first = 1; spoolrec_next_rcpt(m, &roff, &r); first = 0) {
+		roff = 0;
+		for (k = 0, first = 1; spoolrec_next_rcpt(m, &roff, &r); k++) {
+			if (k >= m->nrcpt || !spooldir_listed(&sm->rcpt[k]))
+				continue;
 			if (!first)
 				putc(',', f);
+			first = 0;
 			spooldir_put_json(f, r.p, r.len);
 		}
-		fprintf(f, "],\"size\":%" PRIu32 ",\"arrival\":\"%s\",\"attempts\":0,"
-		        "\"next_try\":null}\n", m->data.len, when);
+		fprintf(f, "],\"size\":%" PRIu32 ",\"arrival\":\"%s\",\"attempts\":%" PRIu32
+		        ",\"next_try\":", m->data.len, when, attempts);
+		if (have_next) {
+			spooldir_iso8601(next, sizeof next, next_try);
+			fprintf(f, "\"%s\"", next);
+		} else {
+			fputs("null", f);
+		}
+		fputs(",\"recipient_state\":[", f);
+		roff = 0;
+		for (k = 0, first = 1; spoolrec_next_rcpt(m, &roff, &r); k++) {
+			if (k >= m->nrcpt || !spooldir_listed(&sm->rcpt[k]))
+				continue;
+			const struct spooldir_rcpt *rs = &sm->rcpt[k];
+			fputs(first ? "{\"address\":" : ",{\"address\":", f);
+			first = 0;
+			spooldir_put_json(f, r.p, r.len);
+			fprintf(f, ",\"attempts\":%" PRIu32 ",\"next_try\":", rs->attempts);
+			if (rs->state == SPOOLREC_RS_DEFERRED) {
+				spooldir_iso8601(next, sizeof next, rs->next_try);
+				fprintf(f, "\"%s\"}", next);
+			} else {
+				fputs("null}", f);
+			}
+		}
+		fputs("]}\n", f);
 	} else {
 		spooldir_put_text(f, m->qid.p, m->qid.len);
 		fprintf(f, "  %" PRIu32 "  %s  <", m->data.len, when);
 		spooldir_put_text(f, m->sender.p, m->sender.len);
 		putc('>', f);
-		for (int first = 1; spoolrec_next_rcpt(m, &roff, &r); first = 0) {
+		roff = 0;
+		for (k = 0, first = 1; spoolrec_next_rcpt(m, &roff, &r); k++) {
+			if (k >= m->nrcpt || !spooldir_listed(&sm->rcpt[k]))
+				continue;
 			fputs(first ? "  <" : " <", f);
+			first = 0;
 			spooldir_put_text(f, r.p, r.len);
 			putc('>', f);
+			if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED) {
+				spooldir_iso8601(next, sizeof next, sm->rcpt[k].next_try);
+				fprintf(f, " (attempts=%" PRIu32 " next_try=%s)", sm->rcpt[k].attempts,
+				        next);
+			}
 		}
 		putc('\n', f);
 	}
@@ -661,7 +941,7 @@ static int spooldir_list_one(void *vctx, const char *seg, uint64_t off,
 int spooldir_list(const char *dir, FILE *out, int json)
 {
 	struct spooldir_list_ctx lc = { out, json, 0 };
-	int rc = spooldir_scan(dir, spooldir_list_one, &lc, NULL);
+	int rc = spooldir_scan_state(dir, NULL, spooldir_list_one, &lc, NULL);
 
 	if (rc < 0)
 		return rc;

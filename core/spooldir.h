@@ -3,8 +3,8 @@
  *
  * Segment files are named "w<WORKER>-<SEQ>.seg" (SEQ: 16 hex digits, increasing). Each
  * segment is walked by spoolrec_scan() (proto/spoolrec.h), which tells apart:
- *   - valid records (MSG, DONE, and records of a newer build's types: kept, counted in
- *     `unknown`, never read as damage);
+ *   - valid records (MSG, DONE, RCPT outcomes, VOID, PAD, and records of a newer build's
+ *     types: kept, counted in `unknown`, never read as damage);
  *   - corruption: octets that are not a valid record but are followed by one. The scan
  *     resynchronises on the next valid record, so one damaged record costs that record
  *     only. This is an error (a record that may have been acknowledged is gone): counted
@@ -15,7 +15,30 @@
  *     error;
  *   - zero octets up to the end of the segment: space written ahead, not used yet; not
  *     counted anywhere.
- * A message is live when its MSG record has no DONE record in any segment.
+ *
+ * Outcomes. A RCPT record gives one outcome (delivered, bounced: final; deferred, with
+ * attempts and next try) to some recipients of a message, by index into its MSG record's
+ * recipient list. The outcomes of a message, from any segment, in any order, merge per
+ * recipient:
+ *   - a final state beats a deferred one, whichever came first;
+ *   - between two final states the first seen (segment order, then offset) stays;
+ *   - between two deferred ones the one with more attempts wins; with as many, the later
+ *     next try;
+ *   - an index >= the message's recipient count is ignored (counted in `bad_outcomes`);
+ *   - outcomes of a qid that has no MSG record are ignored.
+ * A recipient without an outcome is open (SPOOLREC_RS_OPEN: never tried).
+ *
+ * A message is live when it has a MSG record, no DONE and no VOID record in any segment,
+ * and at least one recipient that is not final. One with a DONE is counted in `done`, one
+ * with a VOID (and no DONE) in `voided`; one whose recipients all have a final outcome (a
+ * crash lost its DONE record) in `finished`. (A MSG without recipients has none that is
+ * final: it stays live, as it always was.) Only live messages reach the callbacks,
+ * `--queue` and `--show`.
+ *
+ * Memory: pass 1 keeps, per MSG record, its place and qid; per DONE/VOID its qid; per
+ * RCPT record its fields and indexes. Nothing is kept per message for outcomes: a spool
+ * of a million messages and a few outcome records needs room for the few records only
+ * (and, while messages are handed out, a scratch array of one message's recipients).
  *
  * This module does not log: the caller (core/main.c) logs what the callbacks and the
  * stats say. */
@@ -38,6 +61,10 @@ struct spooldir_stats {
 	size_t trimmed;           /* (trim) segments whose unused tail was given back */
 	size_t removed;           /* (trim) segments that held nothing and were removed */
 	uint64_t trimmed_bytes;   /* (trim) octets given back */
+	size_t voided;            /* messages with a VOID record (and no DONE): never acked */
+	size_t finished;          /* messages with no DONE whose recipients are all final */
+	size_t outcomes;          /* RCPT records read */
+	size_t bad_outcomes;      /* recipient indexes ignored: >= the message's nrcpt */
 };
 
 /* One damaged stretch of a segment: [offset, offset+octets) of file `segment` (its name
@@ -56,6 +83,29 @@ struct spooldir_damage {
 typedef int (*spooldir_cb)(void *ctx, const char *seg, uint64_t off,
                            const struct spoolrec_msg *m);
 
+/* A recipient of a live message, its outcomes merged. */
+struct spooldir_rcpt {
+	uint8_t state;            /* SPOOLREC_RS_OPEN (never tried) or the merged
+	                           * SPOOLREC_RS_* (a live message may have final ones) */
+	uint32_t attempts;        /* of the outcome that won; 0 when open */
+	uint64_t next_try;        /* unix seconds, deferred only; 0 otherwise */
+};
+
+/* A live message with where its MSG record lies and the state of each recipient. */
+struct spooldir_msg {
+	const char *seg;          /* segment file name */
+	unsigned worker;          /* from the name: w<WORKER>-<SEQ>.seg */
+	uint64_t seq;
+	uint64_t off;             /* the MSG record's offset in the segment */
+	uint64_t len;             /* and its length, header included */
+	const struct spoolrec_msg *m;
+	const struct spooldir_rcpt *rcpt;   /* m->nrcpt entries, in the MSG's recipient order */
+};
+
+/* Called once per live message like spooldir_cb, with the recipients' states. Everything
+ * it points to is valid during the call only. */
+typedef int (*spooldir_state_cb)(void *ctx, const struct spooldir_msg *m);
+
 /* What the scan calls; either may be NULL. damage is called during the walk of the
  * segments (segment order, then offset order), before any msg call; all calls get the
  * same ctx. */
@@ -71,17 +121,29 @@ struct spooldir_ops {
 /* Scan DIR. Returns 0 (a missing directory is an empty queue) or -errno. st may be NULL. */
 int spooldir_scan_ops(const char *dir, const struct spooldir_ops *ops, void *ctx,
                       struct spooldir_stats *st);
+/* The same, with msg_state called for each live message instead of ops->msg when it is
+ * not NULL. ops may be NULL. (msg_state is an argument, not a member of spooldir_ops:
+ * a new member would break callers that fill the struct by position, such as
+ * core/main.c, under -Werror=missing-field-initializers.) */
+int spooldir_scan_state(const char *dir, const struct spooldir_ops *ops,
+                        spooldir_state_cb msg_state, void *ctx, struct spooldir_stats *st);
 /* The same with only a msg callback. */
 int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st);
 
 /* Highest SEQ among worker w's segments in dir, or 0 when there are none. */
 uint64_t spooldir_last_seq(const char *dir, unsigned worker);
 
-/* `ringrelay --queue`: one line per live message, like mailq:
+/* `ringrelay --queue`: one line per live message, like mailq, listing only the
+ * recipients that are not final (open or deferred):
  *   QID  SIZE  ARRIVAL(ISO 8601 UTC)  <sender>  <rcpt1> <rcpt2> ...
- * or with json != 0 one JSON object per line:
+ * a deferred recipient followed by " (attempts=N next_try=YYYY-MM-DDTHH:MM:SSZ)"; or with
+ * json != 0 one JSON object per line:
  *   {"queue_id":"...","sender":"...","recipients":["..."],"size":N,"arrival":"...",
- *    "attempts":0,"next_try":null}
+ *    "attempts":N,"next_try":"..."|null,
+ *    "recipient_state":[{"address":"...","attempts":N,"next_try":"..."|null}]}
+ * where "recipients" and "recipient_state" list the same recipients in the same order,
+ * "attempts" is the most attempts of any recipient (final ones included) and "next_try"
+ * the earliest next try of a deferred recipient (null when none is deferred).
  * Strings are escaped (JSON escapes; in text mode, bytes outside printable ASCII as \xHH).
  * Ends (text mode) with "-- N messages". Returns 0 or -errno. */
 int spooldir_list(const char *dir, FILE *out, int json);

@@ -2,7 +2,7 @@
  *
  * Record (all integers little-endian, no alignment anywhere):
  *   0  magic "RRS1"            4
- *   4  type                    1   SPOOLREC_MSG, SPOOLREC_DONE, SPOOLREC_PAD (others: a newer build's)
+ *   4  type                    1   SPOOLREC_MSG, _DONE, _PAD, _RCPT, _VOID (others: a newer build's)
  *   5  reserved                3   zero
  *   8  payload length          4   <= SPOOLREC_MAX_PAYLOAD
  *   12 CRC-32C                 4   over bytes 4..11, then the payload
@@ -17,8 +17,15 @@
  *
  * PAD payload: zeros (the record fills a commit to the block size).
  *
- * DONE payload:
+ * DONE payload, and VOID payload:
  *   str qid
+ *
+ * RCPT payload, in this order, and nothing after it:
+ *   str qid | u8 state (SPOOLREC_RS_DELIVERED 1, _BOUNCED 2, _DEFERRED 3) |
+ *   u32 attempts | u64 next_try (unix seconds; 0 for a final state, and only then) |
+ *   u64 at (unix seconds of the attempt) | u32 n (>= 1) | n x u32 recipient index
+ * so that n is also (payload length - 29 - qid length) / 4: the indexes fill the payload
+ * exactly.
  *
  * Decoding trusts nothing: the magic, type (non-zero), reserved octets and length are
  * checked as soon as they are present (so a damaged header is ERR even when the record is
@@ -261,8 +268,10 @@ size_t spoolrec_encode_pad(uint8_t *out, size_t len)
 	return len;
 }
 
-/* Returns 0, writing nothing, when cap is too small. */
-size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid)
+/* A record whose payload is the qid alone (DONE, VOID). Returns 0, writing nothing, when
+ * cap is too small. */
+static size_t spoolrec_encode_qid(uint8_t *out, size_t cap, enum spoolrec_type type,
+                                  const char *qid)
 {
 	size_t plen = 0;
 
@@ -270,7 +279,78 @@ size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid)
 	    cap - SPOOLREC_HDR_LEN < plen)
 		return 0;
 	spoolrec_put_str(out + SPOOLREC_HDR_LEN, qid, spoolrec_slen(qid));
-	spoolrec_seal(out, SPOOLREC_DONE, plen, plen, NULL);
+	spoolrec_seal(out, type, plen, plen, NULL);
+	return SPOOLREC_HDR_LEN + plen;
+}
+
+size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid)
+{
+	return spoolrec_encode_qid(out, cap, SPOOLREC_DONE, qid);
+}
+
+size_t spoolrec_encode_void(uint8_t *out, size_t cap, const char *qid)
+{
+	return spoolrec_encode_qid(out, cap, SPOOLREC_VOID, qid);
+}
+
+/* A state octet and next_try that go together: a known state, and next_try 0 exactly
+ * when the state is final. */
+static int spoolrec_state_ok(uint32_t state, uint64_t next_try)
+{
+	switch (state) {
+	case SPOOLREC_RS_DELIVERED:
+	case SPOOLREC_RS_BOUNCED:
+		return next_try == 0;
+	case SPOOLREC_RS_DEFERRED:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+#define SPOOLREC_RCPT_FIXED (1 + 4 + 8 + 8 + 4)   /* state, attempts, next_try, at, n */
+
+/* Payload length of a RCPT record, or 0 when it cannot be encoded. */
+static size_t spoolrec_rcpt_payload(size_t qidlen, uint32_t n)
+{
+	size_t sum = 0;
+
+	if (n == 0 || !spoolrec_add_str(&sum, qidlen) ||
+	    sum > SPOOLREC_MAX_PAYLOAD - SPOOLREC_RCPT_FIXED)
+		return 0;
+	sum += SPOOLREC_RCPT_FIXED;
+	if (n > (SPOOLREC_MAX_PAYLOAD - sum) / 4)
+		return 0;
+	return sum + 4 * (size_t)n;
+}
+
+size_t spoolrec_rcpt_size(size_t qidlen, uint32_t n)
+{
+	size_t plen = spoolrec_rcpt_payload(qidlen, n);
+
+	return plen ? SPOOLREC_HDR_LEN + plen : 0;
+}
+
+size_t spoolrec_encode_rcpt(uint8_t *out, size_t cap, const char *qid, uint8_t state,
+                            uint32_t attempts, uint64_t next_try, uint64_t at,
+                            const uint32_t *idx, uint32_t n)
+{
+	size_t qlen = spoolrec_slen(qid);
+	size_t plen = spoolrec_rcpt_payload(qlen, n);
+
+	if (!plen || !idx || !spoolrec_state_ok(state, next_try) || cap < SPOOLREC_HDR_LEN ||
+	    cap - SPOOLREC_HDR_LEN < plen)
+		return 0;
+	uint8_t *w = spoolrec_put_str(out + SPOOLREC_HDR_LEN, qid, qlen);
+	*w++ = state;
+	spoolrec_put32(w, attempts);
+	spoolrec_put64(w + 4, next_try);
+	spoolrec_put64(w + 12, at);
+	spoolrec_put32(w + 20, n);
+	w += 24;
+	for (uint32_t i = 0; i < n; i++, w += 4)
+		spoolrec_put32(w, idx[i]);
+	spoolrec_seal(out, SPOOLREC_RCPT, plen, plen, NULL);
 	return SPOOLREC_HDR_LEN + plen;
 }
 
@@ -350,17 +430,47 @@ static int spoolrec_parse_done(const uint8_t *pl, size_t plen, struct spoolrec_v
 	return spoolrec_take_str(&c, qid) && c.left == 0;
 }
 
+static int spoolrec_parse_rcpt(const uint8_t *pl, size_t plen, struct spoolrec_outcome *o)
+{
+	struct spoolrec_cur c = { pl, plen };
+
+	if (!spoolrec_take_str(&c, &o->qid) || c.left < 1)
+		return 0;
+	o->state = *c.p;
+	c.p++;
+	c.left--;
+	if (!spoolrec_take32(&c, &o->attempts) || !spoolrec_take64(&c, &o->next_try) ||
+	    !spoolrec_take64(&c, &o->at) || !spoolrec_take32(&c, &o->n))
+		return 0;
+	if (!spoolrec_state_ok(o->state, o->next_try))
+		return 0;
+	/* n >= 1 indexes, and exactly what is left (no multiplication to overflow). */
+	if (o->n == 0 || c.left % 4 != 0 || c.left / 4 != o->n)
+		return 0;
+	o->idx = c.p;
+	return 1;
+}
+
+uint32_t spoolrec_outcome_idx(const struct spoolrec_outcome *o, uint32_t i)
+{
+	if (!o->idx || i >= o->n)
+		return UINT32_MAX;
+	return spoolrec_get32(o->idx + 4 * (size_t)i);
+}
+
 /* Both decoders: check_crc is 0 only for bytes already verified. */
 static enum spoolrec_rc spoolrec_decode_at(const uint8_t *p, size_t len, int check_crc,
                                            size_t *used, enum spoolrec_type *type,
                                            struct spoolrec_msg *msg,
                                            struct spoolrec_view *done_qid,
+                                           struct spoolrec_outcome *outcome,
                                            enum spoolrec_err *err)
 {
 	enum spoolrec_err e;
 	uint32_t plen = 0;
 	struct spoolrec_msg m;
 	struct spoolrec_view dq;
+	struct spoolrec_outcome oc;
 
 	if (err)
 		*err = SPOOLREC_E_NONE;
@@ -410,14 +520,25 @@ static enum spoolrec_rc spoolrec_decode_at(const uint8_t *p, size_t len, int che
 			*msg = m;
 	} else if (p[4] == SPOOLREC_PAD) {
 		t = SPOOLREC_PAD;               /* filler: its CRC holds, nothing to read */
-	} else if (p[4] == SPOOLREC_DONE) {
-		t = SPOOLREC_DONE;
+	} else if (p[4] == SPOOLREC_DONE || p[4] == SPOOLREC_VOID) {
+		t = p[4] == SPOOLREC_DONE ? SPOOLREC_DONE : SPOOLREC_VOID;
 		if (!spoolrec_parse_done(pl, plen, &dq)) {
 			e = SPOOLREC_E_PAYLOAD;
 			goto fail;
 		}
 		if (done_qid)
 			*done_qid = dq;
+	} else if (p[4] == SPOOLREC_RCPT) {
+		t = SPOOLREC_RCPT;
+		memset(&oc, 0, sizeof oc);
+		if (!spoolrec_parse_rcpt(pl, plen, &oc)) {
+			e = SPOOLREC_E_PAYLOAD;
+			goto fail;
+		}
+		if (done_qid)
+			*done_qid = oc.qid;
+		if (outcome)
+			*outcome = oc;
 	}
 	/* Otherwise a newer build's record: its CRC holds, its payload is not ours to read. */
 	if (type)
@@ -436,7 +557,7 @@ enum spoolrec_rc spoolrec_decode(const uint8_t *p, size_t len, size_t *used,
                                  enum spoolrec_type *type, struct spoolrec_msg *msg,
                                  struct spoolrec_view *done_qid, enum spoolrec_err *err)
 {
-	return spoolrec_decode_at(p, len, 1, used, type, msg, done_qid, err);
+	return spoolrec_decode_at(p, len, 1, used, type, msg, done_qid, NULL, err);
 }
 
 enum spoolrec_rc spoolrec_decode_verified(const uint8_t *p, size_t len, size_t *used,
@@ -444,7 +565,26 @@ enum spoolrec_rc spoolrec_decode_verified(const uint8_t *p, size_t len, size_t *
                                           struct spoolrec_view *done_qid,
                                           enum spoolrec_err *err)
 {
-	return spoolrec_decode_at(p, len, 0, used, type, msg, done_qid, err);
+	return spoolrec_decode_at(p, len, 0, used, type, msg, done_qid, NULL, err);
+}
+
+enum spoolrec_rc spoolrec_outcome(const uint8_t *rec, size_t len, struct spoolrec_outcome *o,
+                                  enum spoolrec_err *err)
+{
+	enum spoolrec_type t = SPOOLREC_NONE;
+	struct spoolrec_outcome oc;
+	enum spoolrec_rc rc = spoolrec_decode_at(rec, len, 1, NULL, &t, NULL, NULL, &oc, err);
+
+	if (rc != SPOOLREC_OK)
+		return rc;
+	if (t != SPOOLREC_RCPT) {
+		if (err)
+			*err = SPOOLREC_E_TYPE;
+		return SPOOLREC_ERR;
+	}
+	if (o)
+		*o = oc;
+	return SPOOLREC_OK;
 }
 
 int spoolrec_next_rcpt(const struct spoolrec_msg *m, uint32_t *off, struct spoolrec_view *r)
@@ -489,6 +629,19 @@ static size_t spoolrec_zero_tail(const uint8_t *p, size_t len)
 	return n;
 }
 
+/* Decodes the record at p into ev (len, type and the views). Only the views of the
+ * record's own type are written, the others are cleared: no stale view. */
+static enum spoolrec_rc spoolrec_decode_ev(const uint8_t *p, size_t len,
+                                           struct spoolrec_scan_ev *ev,
+                                           enum spoolrec_err *err)
+{
+	memset(&ev->msg, 0, sizeof ev->msg);
+	memset(&ev->outcome, 0, sizeof ev->outcome);
+	ev->done_qid = (struct spoolrec_view){ NULL, 0 };
+	return spoolrec_decode_at(p, len, 1, &ev->len, &ev->type, &ev->msg, &ev->done_qid,
+	                          &ev->outcome, err);
+}
+
 /* The first offset q in [from, zend) where a valid record starts, decoded into *ev (len,
  * type and the views); SIZE_MAX when there is none. A record starts with its
  * magic, which has no zero octet, so no record starts in the zero tail; the record itself
@@ -502,10 +655,7 @@ static size_t spoolrec_resync(const uint8_t *p, size_t len, size_t zend, size_t 
 		if (!m)
 			break;
 		size_t q = (size_t)(m - p);
-		memset(&ev->msg, 0, sizeof ev->msg);    /* as in the scan: no stale view */
-		ev->done_qid = (struct spoolrec_view){ NULL, 0 };
-		if (spoolrec_decode(p + q, len - q, &ev->len, &ev->type, &ev->msg, &ev->done_qid,
-		                    NULL) == SPOOLREC_OK)
+		if (spoolrec_decode_ev(p + q, len - q, ev, NULL) == SPOOLREC_OK)
 			return q;
 		from = q + 1;
 	}
@@ -523,11 +673,7 @@ int spoolrec_scan(const uint8_t *p, size_t len, spoolrec_scan_cb cb, void *ctx)
 	memset(&bad, 0, sizeof bad);
 	while (off < zend) {
 		enum spoolrec_err err;
-		/* Only the view of the record's own type is written: no stale other one. */
-		memset(&rec.msg, 0, sizeof rec.msg);
-		rec.done_qid = (struct spoolrec_view){ NULL, 0 };
-		enum spoolrec_rc r = spoolrec_decode(p + off, len - off, &rec.len, &rec.type,
-		                                     &rec.msg, &rec.done_qid, &err);
+		enum spoolrec_rc r = spoolrec_decode_ev(p + off, len - off, &rec, &err);
 		if (r != SPOOLREC_OK) {
 			/* Damage at off: what follows decides whether it is a torn tail. */
 			bad.off = off;

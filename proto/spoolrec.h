@@ -19,7 +19,18 @@
  *   SPOOLREC_DONE — the message qid needs no more work (delivered or bounced).
  *   SPOOLREC_PAD  — nothing: zeros that fill a commit up to the block size of the disk
  *                   (commits are written with O_DIRECT, so each one ends at a boundary).
- *   any other non-zero type octet — a record of a newer build: decoded as
+ *   SPOOLREC_RCPT — an outcome of one delivery attempt for some recipients of the message
+ *                   qid: qid, state (SPOOLREC_RS_DELIVERED, _BOUNCED: final; _DEFERRED:
+ *                   to be tried again), attempts so far, next try (unix seconds; 0, and
+ *                   only 0, for a final state), the time of the attempt, and n >= 1
+ *                   recipient indexes (u32, each an index into the MSG record's recipient
+ *                   list, in its order; not checked against it here: the MSG may be in
+ *                   another segment). One record carries the same outcome for several
+ *                   recipients of one message. Merging the outcomes of a message is the
+ *                   reader's (core/spooldir.h).
+ *   SPOOLREC_VOID — the message qid was never acknowledged (its 451 went out after its
+ *                   record was written): a reader treats it like DONE.
+ *   any other non-zero type octet (> SPOOLREC_VOID) — a record of a newer build: decoded as
  *                   SPOOLREC_UNKNOWN (checked like any record, payload not looked at),
  *                   so that an older build steps over it instead of calling it damage.
  * Strings in a payload are length-prefixed (u32 LE); no NUL terminators on disk. */
@@ -40,7 +51,18 @@ enum spoolrec_type {
 	SPOOLREC_MSG = 1,
 	SPOOLREC_DONE = 2,
 	SPOOLREC_PAD = 3,
+	SPOOLREC_RCPT = 4,
+	SPOOLREC_VOID = 5,
 	SPOOLREC_UNKNOWN = 0x100,
+};
+
+/* The state octet of a RCPT record. SPOOLREC_RS_OPEN is never on disk: it is what a
+ * reader says of a recipient that has no outcome yet (never tried). */
+enum spoolrec_rcpt_state {
+	SPOOLREC_RS_OPEN = 0,
+	SPOOLREC_RS_DELIVERED = 1,     /* final */
+	SPOOLREC_RS_BOUNCED = 2,       /* final */
+	SPOOLREC_RS_DEFERRED = 3,      /* to be tried again at next_try */
 };
 
 enum spoolrec_rc { SPOOLREC_OK = 0, SPOOLREC_AGAIN, SPOOLREC_ERR };
@@ -114,10 +136,42 @@ size_t spoolrec_encode_pad(uint8_t *out, size_t len);
 /* Encode a DONE record for qid; returns bytes written (cap >= SPOOLREC_HDR_LEN+4+strlen). */
 size_t spoolrec_encode_done(uint8_t *out, size_t cap, const char *qid);
 
+/* A decoded RCPT record; views point into the decoded buffer. idx holds n u32 LE
+ * recipient indexes, unaligned: read them with spoolrec_outcome_idx(). */
+struct spoolrec_outcome {
+	struct spoolrec_view qid;
+	uint8_t state;                  /* SPOOLREC_RS_DELIVERED, _BOUNCED or _DEFERRED */
+	uint32_t attempts;
+	uint64_t next_try, at;          /* unix seconds; next_try 0 for a final state */
+	uint32_t n;                     /* >= 1 */
+	const uint8_t *idx;             /* n u32 LE */
+};
+
+/* Recipient index i of o (i < o->n); UINT32_MAX, which indexes no recipient, when i is
+ * out of range. */
+uint32_t spoolrec_outcome_idx(const struct spoolrec_outcome *o, uint32_t i);
+
+/* Size the encoded RCPT record will take for a qid of qidlen octets and n indexes; 0 when
+ * it cannot be encoded (n == 0, or over SPOOLREC_MAX_PAYLOAD). */
+size_t spoolrec_rcpt_size(size_t qidlen, uint32_t n);
+/* Encode a RCPT record: the outcome state of the attempt made at `at` for the recipients
+ * idx[0..n) of message qid. Returns bytes written; 0, writing nothing, when cap is too
+ * small or the arguments are invalid: n == 0 or idx NULL, state not one of
+ * SPOOLREC_RS_DELIVERED/_BOUNCED/_DEFERRED, a final state with next_try != 0. */
+size_t spoolrec_encode_rcpt(uint8_t *out, size_t cap, const char *qid, uint8_t state,
+                            uint32_t attempts, uint64_t next_try, uint64_t at,
+                            const uint32_t *idx, uint32_t n);
+/* Encode a VOID record for qid (cap >= SPOOLREC_HDR_LEN+4+strlen); 0, writing nothing,
+ * when cap is too small. */
+size_t spoolrec_encode_void(uint8_t *out, size_t cap, const char *qid);
+
 /* Decode one record at the start of [p, p+len).
- *   SPOOLREC_OK:    *used = record length, *type set (MSG, DONE or UNKNOWN), *msg filled
- *                   for MSG, *done_qid for DONE; an UNKNOWN record's payload is only
- *                   covered by the CRC, never parsed
+ *   SPOOLREC_OK:    *used = record length, *type set (MSG, DONE, PAD, RCPT, VOID or
+ *                   UNKNOWN), *msg filled for MSG, *done_qid for DONE, VOID and RCPT (the
+ *                   qid; spoolrec_outcome() gives the rest of a RCPT); an UNKNOWN record's
+ *                   payload is only covered by the CRC, never parsed. A RCPT payload is
+ *                   parsed and checked in full (state, next_try, n, the indexes filling the
+ *                   payload exactly): a RCPT that does not parse is SPOOLREC_E_PAYLOAD
  *   SPOOLREC_AGAIN: the bytes are a valid beginning of a record but it is incomplete
  *   SPOOLREC_ERR:   *err says why
  * Any out-pointer may be NULL. */
@@ -134,12 +188,24 @@ enum spoolrec_rc spoolrec_decode_verified(const uint8_t *p, size_t len, size_t *
                                           struct spoolrec_view *done_qid,
                                           enum spoolrec_err *err);
 
+/* Decode the RCPT record at the start of [rec, rec+len) into *o (octets after the record
+ * are not looked at). The record is verified: header, CRC, then every payload field, as
+ * spoolrec_decode() does, so it may be given bytes nobody checked.
+ *   SPOOLREC_OK:    *o filled (views into rec)
+ *   SPOOLREC_AGAIN: a consistent beginning of a record, incomplete
+ *   SPOOLREC_ERR:   *err says why; SPOOLREC_E_TYPE also for a valid record that is not a
+ *                   RCPT
+ * o and err may be NULL. */
+enum spoolrec_rc spoolrec_outcome(const uint8_t *rec, size_t len, struct spoolrec_outcome *o,
+                                  enum spoolrec_err *err);
+
 /* ---- the segment scan ------------------------------------------------------------------
  * spoolrec_scan() walks a whole segment (a mapping of the file, not a stream) and reports,
  * in order, events whose [off, off+len) ranges cover [0, seglen) without gap or overlap:
  *
  *   RECORD   a valid record (magic, sane header, CRC-32C over the whole record, inside the
- *            segment); type MSG, DONE or UNKNOWN, decoded into msg / done_qid.
+ *            segment); type MSG, DONE, PAD, RCPT, VOID or UNKNOWN, decoded into msg (MSG),
+ *            done_qid (DONE, VOID, RCPT: the qid) and outcome (RCPT).
  *   SKIPPED  octets that are not a valid record, followed by a valid record: corruption
  *            (bit rot, a lost page). The scan resynchronises on the first offset after the
  *            bad record's start that holds a valid record, so nothing that follows the
@@ -174,7 +240,8 @@ struct spoolrec_scan_ev {
 	size_t len;
 	enum spoolrec_type type;           /* RECORD */
 	struct spoolrec_msg msg;           /* RECORD of type MSG */
-	struct spoolrec_view done_qid;     /* RECORD of type DONE */
+	struct spoolrec_view done_qid;     /* RECORD of type DONE, VOID or RCPT: its qid */
+	struct spoolrec_outcome outcome;   /* RECORD of type RCPT */
 	enum spoolrec_err err;             /* SKIPPED, TORN */
 };
 

@@ -2,8 +2,9 @@
  * written with the real encoder in a temporary directory: live/done across segments,
  * segment order and names, torn tails at every length and every corrupted octet,
  * damage in the middle of a segment (skipped, reported, nothing after it lost), records
- * of unknown types, zero octets written ahead, a missing directory, last_seq, and the
- * exact text and JSON listings. */
+ * of unknown types, zero octets written ahead, a missing directory, last_seq, the
+ * per-recipient outcomes (RCPT records) merged across segments in any order, VOID, the
+ * msg_state callback, and the exact text and JSON listings. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -50,12 +51,16 @@ TestSuite(spooldir, .init = make_tmpdir, .fini = remove_tmpdir);
 struct segbuf {
 	uint8_t *p;
 	size_t n;
+	size_t cap;             /* (may lag behind n after a direct realloc: grows then) */
 };
 
 static size_t seg_append(struct segbuf *s, const uint8_t *rec, size_t n)
 {
 	size_t off = s->n;
-	s->p = realloc(s->p, s->n + n);
+	if (s->n + n > s->cap) {
+		s->cap = (s->n + n) * 2;
+		s->p = realloc(s->p, s->cap);
+	}
 	cr_assert_not_null(s->p);
 	memcpy(s->p + s->n, rec, n);
 	s->n += n;
@@ -170,6 +175,15 @@ static void check_stats(const char *what, const struct spooldir_stats *got_st,
 	             (unsigned long long)want_st->corrupt_bytes);
 	cr_assert_eq(got_st->unknown, want_st->unknown, "%s: unknown %zu want %zu", what,
 	             got_st->unknown, want_st->unknown);
+	cr_assert_eq(got_st->voided, want_st->voided, "%s: voided %zu want %zu", what,
+	             got_st->voided, want_st->voided);
+	cr_assert_eq(got_st->finished, want_st->finished, "%s: finished %zu want %zu", what,
+	             got_st->finished, want_st->finished);
+	cr_assert_eq(got_st->outcomes, want_st->outcomes, "%s: outcomes %zu want %zu", what,
+	             got_st->outcomes, want_st->outcomes);
+	cr_assert_eq(got_st->bad_outcomes, want_st->bad_outcomes,
+	             "%s: bad_outcomes %zu want %zu", what, got_st->bad_outcomes,
+	             want_st->bad_outcomes);
 }
 
 /* Octets of p[0..n) before its trailing zero octets: a torn tail ends at its last
@@ -199,8 +213,9 @@ Test(spooldir, missing_directory_is_an_empty_queue)
 	char path[128];
 	snprintf(path, sizeof path, "%s/nope", tmpdir);
 	struct got g = { 0 };
-	struct spooldir_stats got_st = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 };
+	struct spooldir_stats got_st;
 	struct spooldir_stats want_st = { 0 };
+	memset(&got_st, 0x11, sizeof got_st);       /* every counter is reset */
 
 	cr_assert_eq(spooldir_scan(path, collect, &g, &got_st), 0);
 	check_stats("missing", &got_st, &want_st);
@@ -462,6 +477,25 @@ static void collect_damage(void *ctx, const struct spooldir_damage *d)
 
 static const struct spooldir_ops damage_ops = { collect_msg, collect_damage, 0 };
 
+/* Like collect, for messages of any shape (only the qid and place are kept). */
+static int collect_msg_any(void *ctx, const char *seg, uint64_t off,
+                           const struct spoolrec_msg *m)
+{
+	struct got *g = ctx;
+	cr_assert_lt(g->n, ARRAY_LEN(g->r));
+	struct got_rec *r = &g->r[g->n++];
+	snprintf(r->seg, sizeof r->seg, "%s", seg);
+	r->off = off;
+	snprintf(r->qid, sizeof r->qid, "%.*s", (int)m->qid.len, m->qid.p);
+	return 0;
+}
+
+static int collect_msg_any_dl(void *ctx, const char *seg, uint64_t off,
+                              const struct spoolrec_msg *m)
+{
+	return collect_msg_any(&((struct damage_log *)ctx)->g, seg, off, m);
+}
+
 static void check_damage(const char *what, const struct damage_log *l, size_t i,
                          const char *seg, uint64_t off, uint64_t octets, int torn)
 {
@@ -710,10 +744,14 @@ Test(spooldir, list_text_and_json)
 		{ "json", 1,
 		  "{\"queue_id\":\"4Xb9kQ1\",\"sender\":\"alice@example.com\","
 		  "\"recipients\":[\"bob@example.net\",\"carol@example.org\"],\"size\":22,"
-		  "\"arrival\":\"2023-11-14T22:13:20Z\",\"attempts\":0,\"next_try\":null}\n"
+		  "\"arrival\":\"2023-11-14T22:13:20Z\",\"attempts\":0,\"next_try\":null,"
+		  "\"recipient_state\":[{\"address\":\"bob@example.net\",\"attempts\":0,"
+		  "\"next_try\":null},{\"address\":\"carol@example.org\",\"attempts\":0,"
+		  "\"next_try\":null}]}\n"
 		  "{\"queue_id\":\"7Yc0mR2\",\"sender\":\"\",\"recipients\":[\"dave@example.com\"],"
 		  "\"size\":0,\"arrival\":\"2023-11-14T23:13:20Z\",\"attempts\":0,"
-		  "\"next_try\":null}\n" },
+		  "\"next_try\":null,\"recipient_state\":[{\"address\":\"dave@example.com\","
+		  "\"attempts\":0,\"next_try\":null}]}\n" },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		int rc;
@@ -742,7 +780,10 @@ Test(spooldir, list_escapes_untrusted_bytes)
 		  "{\"queue_id\":\"Q\\u0001\",\"sender\":\"a\\\"b\\\\c\\td@x\","
 		  "\"recipients\":[\"caf\xc3\xa9@x\",\"bad\\ufffd\\ufffd@x\",\"del\\u007f\\n\"],"
 		  "\"size\":2,\"arrival\":\"1970-01-01T00:00:00Z\",\"attempts\":0,"
-		  "\"next_try\":null}\n" },
+		  "\"next_try\":null,\"recipient_state\":[{\"address\":\"caf\xc3\xa9@x\","
+		  "\"attempts\":0,\"next_try\":null},{\"address\":\"bad\\ufffd\\ufffd@x\","
+		  "\"attempts\":0,\"next_try\":null},{\"address\":\"del\\u007f\\n\","
+		  "\"attempts\":0,\"next_try\":null}]}\n" },
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		int rc;
@@ -779,7 +820,8 @@ Test(spooldir, list_json_utf8_validation)
 		char want[512];
 		snprintf(want, sizeof want,
 		         "{\"queue_id\":\"Q\",\"sender\":\"%s\",\"recipients\":[\"r\"],\"size\":0,"
-		         "\"arrival\":\"1970-01-01T00:00:00Z\",\"attempts\":0,\"next_try\":null}\n",
+		         "\"arrival\":\"1970-01-01T00:00:00Z\",\"attempts\":0,\"next_try\":null,"
+		         "\"recipient_state\":[{\"address\":\"r\",\"attempts\":0,\"next_try\":null}]}\n",
 		         cases[i].want);
 		cr_assert_str_eq(got, want, "case %zu: got %s", i, got);
 		free(got);
@@ -839,4 +881,487 @@ Test(spooldir, trim_gives_back_zero_tails)
 	free(a.p);
 	free(b.p);
 	free(c.p);
+}
+
+/* ---- outcomes: RCPT and VOID records ------------------------------------------------- */
+
+#define T_NEXT 1700003600u          /* 2023-11-14T23:13:20Z */
+
+static size_t add_rcpt(struct segbuf *s, const char *qid, uint8_t state, uint32_t attempts,
+                       uint64_t next_try, const uint32_t *idx, uint32_t n)
+{
+	uint8_t rec[256];
+	size_t len = spoolrec_encode_rcpt(rec, sizeof rec, qid, state, attempts, next_try,
+	                                  T_ARRIVAL + 60, idx, n);
+	cr_assert_gt(len, 0, "encode_rcpt %s", qid);
+	return seg_append(s, rec, len);
+}
+
+static size_t add_void(struct segbuf *s, const char *qid)
+{
+	uint8_t rec[128];
+	size_t n = spoolrec_encode_void(rec, sizeof rec, qid);
+	cr_assert_gt(n, 0);
+	return seg_append(s, rec, n);
+}
+
+/* A MSG with nrcpt recipients r0@x ... */
+static size_t add_msg_n(struct segbuf *s, const char *qid, uint32_t nrcpt)
+{
+	char buf[8][16];
+	const char *rc[8];
+	cr_assert_leq(nrcpt, 8);
+	for (uint32_t i = 0; i < nrcpt; i++) {
+		snprintf(buf[i], sizeof buf[i], "r%u@x", i);
+		rc[i] = buf[i];
+	}
+	uint8_t rec[512];
+	size_t n = spoolrec_encode_msg(rec, sizeof rec, qid, T_ARRIVAL, 0, 0, "s@x", "192.0.2.1",
+	                               rc, nrcpt, (const uint8_t *)"x\r\n", 3);
+	cr_assert_gt(n, 0);
+	return seg_append(s, rec, n);
+}
+
+/* What msg_state was told. */
+struct got_state {
+	size_t n;
+	struct {
+		char seg[64];
+		unsigned worker;
+		uint64_t seq, off, len;
+		char qid[32];
+		uint32_t nrcpt;
+		struct spooldir_rcpt rcpt[8];
+	} m[16];
+};
+
+static int collect_state(void *ctx, const struct spooldir_msg *sm)
+{
+	struct got_state *g = ctx;
+	cr_assert_lt(g->n, ARRAY_LEN(g->m));
+	cr_assert_not_null(sm->rcpt);
+	snprintf(g->m[g->n].seg, sizeof g->m[g->n].seg, "%s", sm->seg);
+	g->m[g->n].worker = sm->worker;
+	g->m[g->n].seq = sm->seq;
+	g->m[g->n].off = sm->off;
+	g->m[g->n].len = sm->len;
+	snprintf(g->m[g->n].qid, sizeof g->m[g->n].qid, "%.*s", (int)sm->m->qid.len,
+	         sm->m->qid.p);
+	g->m[g->n].nrcpt = sm->m->nrcpt;
+	for (uint32_t i = 0; i < sm->m->nrcpt && i < 8; i++)
+		g->m[g->n].rcpt[i] = sm->rcpt[i];
+	g->n++;
+	return 0;
+}
+
+/* The segments a merge case writes to, in scan order: one before the MSG's, the MSG's,
+ * one after it of the same worker, one of another worker. */
+static const char *const merge_segs[] = {
+	"w0-0000000000000000.seg", "w0-0000000000000001.seg", "w0-0000000000000002.seg",
+	"w1-0000000000000001.seg",
+};
+enum { S_BEFORE, S_MSG, S_AFTER, S_W1 };
+
+struct merge_out {
+	int seg;                    /* -1: end of the list */
+	uint8_t state;
+	uint32_t attempts;
+	uint64_t next_try;
+	uint32_t idx[4];
+	uint32_t n;
+	const char *qid;            /* NULL: "M" */
+};
+
+struct merge_case {
+	const char *name;
+	struct merge_out out[6];
+	int void_m, done_m;
+	/* want: M's three recipients (when it is live) */
+	struct spooldir_rcpt want[3];
+	int want_live;
+	size_t want_finished, want_voided, want_done, want_outcomes, want_bad;
+};
+
+#define D SPOOLREC_RS_DELIVERED
+#define B SPOOLREC_RS_BOUNCED
+#define F SPOOLREC_RS_DEFERRED
+#define END { -1, 0, 0, 0, { 0 }, 0, NULL }
+
+static const struct merge_case merge_cases[] = {
+	{ "no outcome: all open", { END }, 0, 0,
+	  { { 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 0, 0 },
+	{ "deferred, then delivered in the same segment",
+	  { { S_MSG, F, 1, T_NEXT, { 0 }, 1, NULL }, { S_MSG, D, 2, 0, { 0 }, 1, NULL }, END },
+	  0, 0, { { D, 2, 0 }, { 0, 0, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "delivered, then deferred later (another worker)",
+	  { { S_MSG, D, 1, 0, { 0 }, 1, NULL }, { S_W1, F, 3, T_NEXT, { 0 }, 1, NULL }, END },
+	  0, 0, { { D, 1, 0 }, { 0, 0, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "delivered in a segment before the MSG's, deferred after it",
+	  { { S_AFTER, F, 4, T_NEXT, { 1 }, 1, NULL }, { S_BEFORE, D, 2, 0, { 1 }, 1, NULL },
+	    END },
+	  0, 0, { { 0, 0, 0 }, { D, 2, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "bounced then deferred: bounced",
+	  { { S_MSG, B, 1, 0, { 2 }, 1, NULL }, { S_AFTER, F, 9, T_NEXT, { 2 }, 1, NULL }, END },
+	  0, 0, { { 0, 0, 0 }, { 0, 0, 0 }, { B, 1, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "two finals: the first seen stays (bounced, before the MSG)",
+	  { { S_AFTER, D, 2, 0, { 1 }, 1, NULL }, { S_BEFORE, B, 1, 0, { 1 }, 1, NULL }, END },
+	  0, 0, { { 0, 0, 0 }, { B, 1, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "two finals: the first seen stays (delivered)",
+	  { { S_MSG, D, 2, 0, { 1 }, 1, NULL }, { S_W1, B, 3, 0, { 1 }, 1, NULL }, END },
+	  0, 0, { { 0, 0, 0 }, { D, 2, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "two deferred: more attempts wins, seen last",
+	  { { S_AFTER, F, 2, T_NEXT + 900, { 2 }, 1, NULL },
+	    { S_W1, F, 3, T_NEXT + 300, { 2 }, 1, NULL }, END },
+	  0, 0, { { 0, 0, 0 }, { 0, 0, 0 }, { F, 3, T_NEXT + 300 } }, 1, 0, 0, 0, 2, 0 },
+	{ "two deferred: more attempts wins, seen first",
+	  { { S_BEFORE, F, 3, T_NEXT + 300, { 2 }, 1, NULL },
+	    { S_W1, F, 2, T_NEXT + 900, { 2 }, 1, NULL }, END },
+	  0, 0, { { 0, 0, 0 }, { 0, 0, 0 }, { F, 3, T_NEXT + 300 } }, 1, 0, 0, 0, 2, 0 },
+	{ "two deferred, as many attempts: the later next try",
+	  { { S_AFTER, F, 2, T_NEXT + 900, { 0 }, 1, NULL },
+	    { S_W1, F, 2, T_NEXT + 300, { 0 }, 1, NULL }, END },
+	  0, 0, { { F, 2, T_NEXT + 900 }, { 0, 0, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "one record, several recipients",
+	  { { S_MSG, F, 1, T_NEXT, { 2, 0 }, 2, NULL }, END },
+	  0, 0, { { F, 1, T_NEXT }, { 0, 0, 0 }, { F, 1, T_NEXT } }, 1, 0, 0, 0, 1, 0 },
+	{ "all final: not live, finished (its DONE was lost)",
+	  { { S_MSG, D, 1, 0, { 0, 2 }, 2, NULL }, { S_AFTER, F, 1, T_NEXT, { 1 }, 1, NULL },
+	    { S_W1, B, 2, 0, { 1 }, 1, NULL }, END },
+	  0, 0, { { 0 } }, 0, 1, 0, 0, 3, 0 },
+	{ "an index out of range is ignored",
+	  { { S_MSG, F, 1, T_NEXT, { 1, 3, 7 }, 3, NULL }, END },
+	  0, 0, { { 0, 0, 0 }, { F, 1, T_NEXT }, { 0, 0, 0 } }, 1, 0, 0, 0, 1, 2 },
+	{ "finals for 0..3 of 3 recipients: finished, one index ignored",
+	  { { S_AFTER, D, 1, 0, { 0, 1, 2, 3 }, 4, NULL }, END },
+	  0, 0, { { 0 } }, 0, 1, 0, 0, 1, 1 },
+	{ "outcomes of a qid without MSG are ignored",
+	  { { S_MSG, D, 1, 0, { 0, 1, 2 }, 3, "GHOST" }, { S_BEFORE, F, 1, 5, { 0 }, 1, "M2" },
+	    END },
+	  0, 0, { { 0, 0, 0 }, { 0, 0, 0 }, { 0, 0, 0 } }, 1, 0, 0, 0, 2, 0 },
+	{ "VOID hides the message", { { S_MSG, F, 1, T_NEXT, { 0 }, 1, NULL }, END }, 1, 0,
+	  { { 0 } }, 0, 0, 1, 0, 1, 0 },
+	{ "DONE and VOID: done", { END }, 1, 1, { { 0 } }, 0, 0, 0, 1, 0, 0 },
+};
+
+#undef D
+#undef B
+#undef F
+#undef END
+
+static void unlink_segs(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(merge_segs); i++) {
+		char path[256];
+		snprintf(path, sizeof path, "%s/%s", tmpdir, merge_segs[i]);
+		unlink(path);
+	}
+}
+
+Test(spooldir, outcomes_merge_rules)
+{
+	for (size_t c = 0; c < ARRAY_LEN(merge_cases); c++) {
+		const struct merge_case *mc = &merge_cases[c];
+		struct segbuf segs[ARRAY_LEN(merge_segs)];
+		memset(segs, 0, sizeof segs);
+		/* Another message, never touched, so that the listing is never empty. */
+		size_t off_m = add_msg_n(&segs[S_MSG], "M", 3);
+		size_t len_m = segs[S_MSG].n - off_m;
+		size_t off_o = add_msg_n(&segs[S_MSG], "OTHER", 1);
+		for (const struct merge_out *o = mc->out; o->seg >= 0; o++)
+			add_rcpt(&segs[o->seg], o->qid ? o->qid : "M", o->state, o->attempts,
+			         o->next_try, o->idx, o->n);
+		if (mc->void_m)
+			add_void(&segs[S_W1], "M");
+		if (mc->done_m)
+			add_done(&segs[S_BEFORE], "M");
+		unlink_segs();
+		size_t nseg = 0;
+		for (size_t i = 0; i < ARRAY_LEN(merge_segs); i++)
+			if (segs[i].n) {
+				put_seg(merge_segs[i], &segs[i]);
+				nseg++;
+			}
+
+		struct got_state g = { 0 };
+		struct spooldir_stats got_st;
+		cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &got_st), 0,
+		             "%s", mc->name);
+		const struct spooldir_stats want_st = {
+			.segments = nseg, .live = 1 + (size_t)mc->want_live, .done = mc->want_done,
+			.voided = mc->want_voided, .finished = mc->want_finished,
+			.outcomes = mc->want_outcomes, .bad_outcomes = mc->want_bad,
+		};
+		check_stats(mc->name, &got_st, &want_st);
+		cr_assert_eq(g.n, want_st.live, "%s: %zu handed out", mc->name, g.n);
+		size_t k = 0;
+		if (mc->want_live) {
+			cr_assert_str_eq(g.m[0].qid, "M", "%s", mc->name);
+			cr_assert_str_eq(g.m[0].seg, merge_segs[S_MSG], "%s", mc->name);
+			cr_assert_eq(g.m[0].worker, 0);
+			cr_assert_eq(g.m[0].seq, 1);
+			cr_assert_eq(g.m[0].off, off_m, "%s", mc->name);
+			cr_assert_eq(g.m[0].len, len_m, "%s", mc->name);
+			cr_assert_eq(g.m[0].nrcpt, 3);
+			for (int i = 0; i < 3; i++) {
+				const struct spooldir_rcpt *got = &g.m[0].rcpt[i], *want = &mc->want[i];
+				cr_assert(got->state == want->state && got->attempts == want->attempts &&
+				          got->next_try == want->next_try,
+				          "%s: recipient %d: got state %u attempts %u next_try %llu, "
+				          "want %u %u %llu", mc->name, i, got->state, got->attempts,
+				          (unsigned long long)got->next_try, want->state,
+				          want->attempts, (unsigned long long)want->next_try);
+			}
+			k = 1;
+		}
+		cr_assert_str_eq(g.m[k].qid, "OTHER", "%s", mc->name);
+		cr_assert_eq(g.m[k].off, off_o);
+		cr_assert_eq(g.m[k].rcpt[0].state, SPOOLREC_RS_OPEN);
+
+		/* The old callback sees the same live messages. */
+		struct got old = { 0 };
+		const struct spooldir_ops ops = { collect_msg_any, NULL, 0 };
+		cr_assert_eq(spooldir_scan_ops(tmpdir, &ops, &old, &got_st), 0);
+		check_stats(mc->name, &got_st, &want_st);
+		cr_assert_eq(old.n, want_st.live, "%s: msg callback", mc->name);
+		/* --show of M: only when it is live. */
+		char *buf = NULL;
+		size_t blen = 0;
+		FILE *f = open_memstream(&buf, &blen);
+		cr_assert_not_null(f);
+		int got_rc = spooldir_show(tmpdir, "M", f);
+		fclose(f);
+		cr_assert_eq(got_rc, mc->want_live ? 0 : -ENOENT, "%s: --show gave %d", mc->name,
+		             got_rc);
+		cr_assert_str_eq(buf, mc->want_live ? "x\r\n" : "", "%s", mc->name);
+		free(buf);
+		for (size_t i = 0; i < ARRAY_LEN(merge_segs); i++)
+			free(segs[i].p);
+	}
+}
+
+/* Every order of the same outcomes, each in any of the four segments: the result does
+ * not depend on where the records lie, only on the rules. (A final beats a deferred; of
+ * two deferred, 5 attempts beat 2 and 3; the one final of the lot wins.) */
+Test(spooldir, outcomes_final_wins_from_any_segment)
+{
+	struct { uint8_t state; uint32_t attempts; uint64_t next_try; } outs[] = {
+		{ SPOOLREC_RS_DEFERRED, 2, T_NEXT },
+		{ SPOOLREC_RS_DEFERRED, 5, T_NEXT + 60 },
+		{ SPOOLREC_RS_BOUNCED, 4, 0 },
+		{ SPOOLREC_RS_DEFERRED, 3, T_NEXT + 7200 },
+	};
+	const uint32_t idx0[] = { 0 }, idx1[] = { 1 };
+	/* Placement: a base-4 number, digit i = the segment of outcome i. */
+	for (unsigned place = 0; place < 256; place++) {
+		struct segbuf segs[ARRAY_LEN(merge_segs)];
+		memset(segs, 0, sizeof segs);
+		add_msg_n(&segs[S_MSG], "M", 2);
+		for (unsigned i = 0; i < ARRAY_LEN(outs); i++) {
+			unsigned sg = place >> (2 * i) & 3;
+			/* recipient 0 gets all four; recipient 1 all but the bounce */
+			add_rcpt(&segs[sg], "M", outs[i].state, outs[i].attempts, outs[i].next_try,
+			         idx0, 1);
+			if (outs[i].state == SPOOLREC_RS_DEFERRED)
+				add_rcpt(&segs[3 - sg], "M", outs[i].state, outs[i].attempts,
+				         outs[i].next_try, idx1, 1);
+		}
+		unlink_segs();
+		for (size_t i = 0; i < ARRAY_LEN(merge_segs); i++)
+			if (segs[i].n)
+				put_seg(merge_segs[i], &segs[i]);
+		struct got_state g = { 0 };
+		struct spooldir_stats st;
+		cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &st), 0);
+		cr_assert_eq(g.n, 1, "placement %u", place);
+		cr_assert_eq(st.outcomes, 7);
+		const struct spooldir_rcpt *r = g.m[0].rcpt;
+		cr_assert(r[0].state == SPOOLREC_RS_BOUNCED && r[0].attempts == 4 &&
+		          r[0].next_try == 0, "placement %u: recipient 0 state %u attempts %u",
+		          place, r[0].state, r[0].attempts);
+		cr_assert(r[1].state == SPOOLREC_RS_DEFERRED && r[1].attempts == 5 &&
+		          r[1].next_try == T_NEXT + 60, "placement %u: recipient 1 state %u "
+		          "attempts %u", place, r[1].state, r[1].attempts);
+		for (size_t i = 0; i < ARRAY_LEN(merge_segs); i++)
+			free(segs[i].p);
+	}
+}
+
+/* msg_state gets where each MSG lies: segment, worker, seq (from the name), offset and
+ * length; the record read there is the message. */
+Test(spooldir, msg_state_gets_the_record_place)
+{
+	struct segbuf a = { 0 }, b = { 0 };
+	size_t offA = add_msg(&a, "A");
+	size_t offB = add_msg_n(&a, "B", 2);
+	size_t endB = a.n;
+	add_rcpt(&a, "B", SPOOLREC_RS_DELIVERED, 1, 0, (const uint32_t[]){ 1 }, 1);
+	add_unknown(&b, 77);
+	size_t offC = add_msg(&b, "C");
+	put_seg("w0-00000000000000a1.seg", &a);
+	put_seg("w12-ff00000000000001.seg", &b);
+
+	struct got_state g = { 0 };
+	struct spooldir_stats st;
+	cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &st), 0);
+	cr_assert_eq(g.n, 3);
+	const struct { const char *seg; unsigned worker; uint64_t seq, off, len; const char *qid;
+	               const struct segbuf *s; } want[] = {
+		{ "w0-00000000000000a1.seg", 0, 0xa1, offA, offB - offA, "A", &a },
+		{ "w0-00000000000000a1.seg", 0, 0xa1, offB, endB - offB, "B", &a },
+		{ "w12-ff00000000000001.seg", 12, 0xff00000000000001ull, offC, b.n - offC, "C", &b },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(want); i++) {
+		cr_assert_str_eq(g.m[i].seg, want[i].seg, "%zu", i);
+		cr_assert_eq(g.m[i].worker, want[i].worker, "%zu", i);
+		cr_assert_eq(g.m[i].seq, want[i].seq, "%zu: seq %llx", i,
+		             (unsigned long long)g.m[i].seq);
+		cr_assert_eq(g.m[i].off, want[i].off, "%zu", i);
+		cr_assert_eq(g.m[i].len, want[i].len, "%zu: len %llu want %llu", i,
+		             (unsigned long long)g.m[i].len, (unsigned long long)want[i].len);
+		cr_assert_str_eq(g.m[i].qid, want[i].qid);
+		size_t used = 0;
+		cr_assert_eq(spoolrec_decode(want[i].s->p + g.m[i].off, g.m[i].len, &used, NULL, NULL,
+		                             NULL, NULL), SPOOLREC_OK, "%zu", i);
+		cr_assert_eq(used, g.m[i].len);
+	}
+	cr_assert_eq(g.m[1].rcpt[0].state, SPOOLREC_RS_OPEN);
+	cr_assert_eq(g.m[1].rcpt[1].state, SPOOLREC_RS_DELIVERED);
+	cr_assert_eq(st.unknown, 1);
+	cr_assert_eq(st.outcomes, 1);
+	free(a.p);
+	free(b.p);
+}
+
+/* A damaged RCPT record is damage like any other, and what it said is lost: the
+ * recipient is open again (at worst a duplicate delivery, never a loss). */
+Test(spooldir, a_damaged_outcome_costs_that_outcome)
+{
+	struct segbuf s = { 0 };
+	add_msg_n(&s, "M", 1);
+	size_t offR = add_rcpt(&s, "M", SPOOLREC_RS_DELIVERED, 1, 0, (const uint32_t[]){ 0 }, 1);
+	size_t endR = s.n;
+	add_msg(&s, "N");
+	s.p[endR - 2] ^= 0x04;                          /* in its index */
+	put_seg("w0-0000000000000001.seg", &s);
+	struct damage_log l = { .n = 0 };
+	struct spooldir_stats st;
+	const struct spooldir_ops ops = { collect_msg_any_dl, collect_damage, 0 };
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &ops, &l, &st), 0);
+	cr_assert_eq(st.live, 2, "M is live again");
+	cr_assert_eq(l.g.n, 2);
+	cr_assert_str_eq(l.g.r[0].qid, "M");
+	cr_assert_eq(st.finished, 0);
+	cr_assert_eq(st.outcomes, 0);
+	cr_assert_eq(st.corrupt, 1);
+	check_damage("RCPT", &l, 0, "w0-0000000000000001.seg", offR, endR - offR, 0);
+	cr_assert_eq(l.d[0].err, SPOOLREC_E_CRC);
+	s.p[endR - 2] ^= 0x04;
+	put_seg("w0-0000000000000001.seg", &s);
+	cr_assert_eq(spooldir_scan_ops(tmpdir, &ops, &(struct damage_log){ .n = 0 }, &st), 0);
+	cr_assert_eq(st.live, 1);
+	cr_assert_eq(st.finished, 1);
+	cr_assert_eq(st.outcomes, 1);
+	free(s.p);
+}
+
+/* A spool of many messages and a few outcomes: each outcome finds its message. */
+Test(spooldir, many_messages_few_outcomes, .timeout = 60)
+{
+	struct segbuf s = { 0 };
+	char qid[16];
+	for (int i = 0; i < 20000; i++) {
+		snprintf(qid, sizeof qid, "M%05d", i);
+		add_msg_n(&s, qid, 2);
+	}
+	static const uint32_t both[] = { 0, 1 };
+	add_rcpt(&s, "M00007", SPOOLREC_RS_DELIVERED, 1, 0, both, 2);      /* finished */
+	add_rcpt(&s, "M19999", SPOOLREC_RS_DEFERRED, 1, T_NEXT, both, 1);  /* live */
+	add_void(&s, "M10000");
+	add_rcpt(&s, "M10000", SPOOLREC_RS_DELIVERED, 1, 0, both, 2);      /* voided anyway */
+	put_seg("w0-0000000000000001.seg", &s);
+	struct spooldir_stats st;
+	cr_assert_eq(spooldir_scan(tmpdir, NULL, NULL, &st), 0);
+	cr_assert_eq(st.live, 19998);
+	cr_assert_eq(st.finished, 1);
+	cr_assert_eq(st.voided, 1);
+	cr_assert_eq(st.outcomes, 3);
+	free(s.p);
+}
+
+/* `--queue`: only recipients that are not final, each deferred one with its attempts and
+ * next try; JSON's message-level attempts (most of any recipient) and next_try (the
+ * earliest of a deferred one). A message whose recipients are all final is not listed. */
+Test(spooldir, list_shows_attempts_and_next_try)
+{
+	static const struct list_msg msgs[] = {
+		{ "4Xb9kQ1", T_ARRIVAL, "alice@example.com",
+		  { "bob@example.net", "carol@example.org", "dave@example.org" }, 3,
+		  "Subject: hi\r\n\r\nhello\r\n" },
+		{ "ALLDONE", T_ARRIVAL, "x@example.com", { "y@example.com" }, 1, "x" },
+		{ "7Yc0mR2", T_ARRIVAL + 3600, "", { "e@example.com", "f@example.com" }, 2, "" },
+	};
+	put_list_seg("w0-0000000000000001.seg", msgs, ARRAY_LEN(msgs), NULL);
+	struct segbuf s = { 0 };
+	/* The outcomes of the three messages interleaved. */
+	add_rcpt(&s, "4Xb9kQ1", SPOOLREC_RS_DEFERRED, 1, T_NEXT - 600, (const uint32_t[]){ 0 }, 1);
+	add_rcpt(&s, "7Yc0mR2", SPOOLREC_RS_DEFERRED, 1, T_NEXT + 7200, (const uint32_t[]){ 0 }, 1);
+	add_rcpt(&s, "ALLDONE", SPOOLREC_RS_BOUNCED, 1, 0, (const uint32_t[]){ 0 }, 1);
+	add_rcpt(&s, "4Xb9kQ1", SPOOLREC_RS_DELIVERED, 3, 0, (const uint32_t[]){ 1 }, 1);
+	add_rcpt(&s, "7Yc0mR2", SPOOLREC_RS_DEFERRED, 1, T_NEXT + 3600, (const uint32_t[]){ 1 }, 1);
+	add_rcpt(&s, "4Xb9kQ1", SPOOLREC_RS_DEFERRED, 2, T_NEXT, (const uint32_t[]){ 0 }, 1);
+	put_seg("w1-0000000000000001.seg", &s);
+	free(s.p);
+
+	static const struct list_case cases[] = {
+		{ "text", 0,
+		  "4Xb9kQ1  22  2023-11-14T22:13:20Z  <alice@example.com>  "
+		  "<bob@example.net> (attempts=2 next_try=2023-11-14T23:13:20Z) <dave@example.org>\n"
+		  "7Yc0mR2  0  2023-11-14T23:13:20Z  <>  "
+		  "<e@example.com> (attempts=1 next_try=2023-11-15T01:13:20Z) "
+		  "<f@example.com> (attempts=1 next_try=2023-11-15T00:13:20Z)\n"
+		  "-- 2 messages\n" },
+		{ "json", 1,
+		  "{\"queue_id\":\"4Xb9kQ1\",\"sender\":\"alice@example.com\","
+		  "\"recipients\":[\"bob@example.net\",\"dave@example.org\"],\"size\":22,"
+		  "\"arrival\":\"2023-11-14T22:13:20Z\",\"attempts\":3,"
+		  "\"next_try\":\"2023-11-14T23:13:20Z\",\"recipient_state\":["
+		  "{\"address\":\"bob@example.net\",\"attempts\":2,"
+		  "\"next_try\":\"2023-11-14T23:13:20Z\"},"
+		  "{\"address\":\"dave@example.org\",\"attempts\":0,\"next_try\":null}]}\n"
+		  "{\"queue_id\":\"7Yc0mR2\",\"sender\":\"\","
+		  "\"recipients\":[\"e@example.com\",\"f@example.com\"],\"size\":0,"
+		  "\"arrival\":\"2023-11-14T23:13:20Z\",\"attempts\":1,"
+		  "\"next_try\":\"2023-11-15T00:13:20Z\",\"recipient_state\":["
+		  "{\"address\":\"e@example.com\",\"attempts\":1,"
+		  "\"next_try\":\"2023-11-15T01:13:20Z\"},"
+		  "{\"address\":\"f@example.com\",\"attempts\":1,"
+		  "\"next_try\":\"2023-11-15T00:13:20Z\"}]}\n" },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		int rc;
+		char *got = list_to_string(tmpdir, cases[i].json, &rc);
+		cr_assert_eq(rc, 0, "%s", cases[i].name);
+		cr_assert_str_eq(got, cases[i].want, "%s:\n got: %s\nwant: %s", cases[i].name,
+		                 got, cases[i].want);
+		free(got);
+	}
+}
+
+/* A MSG without recipients has none that is final: it stays live, as it always was
+ * (an outcome for it can only carry indexes out of range). */
+Test(spooldir, a_message_without_recipients_stays_live)
+{
+	struct segbuf s = { 0 };
+	add_msg_n(&s, "Z", 0);
+	add_rcpt(&s, "Z", SPOOLREC_RS_DELIVERED, 1, 0, (const uint32_t[]){ 0 }, 1);
+	put_seg("w0-0000000000000001.seg", &s);
+	struct got_state g = { 0 };
+	struct spooldir_stats st;
+	cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &st), 0);
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(g.m[0].nrcpt, 0);
+	cr_assert_eq(st.live, 1);
+	cr_assert_eq(st.finished, 0);
+	cr_assert_eq(st.bad_outcomes, 1);
+	free(s.p);
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""test/fuzz/mkseeds.py - writes the seed corpora test/fuzz/seeds/<target>/ (committed;
-run again after changing this file). Small realistic inputs so that the fuzzers start
-deep: valid PROXY v1/v2 headers with TLVs, SMTP sessions, replies, paths."""
+"""test/fuzz/mkseeds.py [TARGET...] - writes the seed corpora test/fuzz/seeds/<target>/
+(committed; run again after changing this file; with TARGETs, only theirs: proxy,
+smtp_srv, addr, smtp_reply, spool). Small realistic inputs so that the fuzzers start
+deep: valid PROXY v1/v2 headers with TLVs, SMTP sessions, replies, paths, spool
+segments."""
 import os
 import struct
 import subprocess
@@ -159,7 +161,94 @@ def reply_seeds():
     write("smtp_reply", "long", b"250 " + b"x" * 2044 + b"\r\n")
 
 
-proxy_seeds()
-smtp_seeds()
-addr_seeds()
-reply_seeds()
+# ---- spool segments --------------------------------------------------------------------
+# The record format of proto/spoolrec.c, written independently of it (a second reading of
+# the documented layout): "RRS1" | type | 3 zero | payload length | CRC-32C | payload.
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def record(rtype, payload):
+    head = bytes([rtype, 0, 0, 0]) + struct.pack("<I", len(payload))
+    return b"RRS1" + head + struct.pack("<I", crc32c(head + payload)) + payload
+
+
+def sstr(b):
+    if isinstance(b, str):
+        b = b.encode()
+    return struct.pack("<I", len(b)) + b
+
+
+GOLDEN = 0x9E3779B97F4A7C15
+
+
+def scramble(data, nonce):
+    out = bytearray(data)
+    for i in range(len(out)):
+        k = (nonce + (i // 8 + 1) * GOLDEN) & 0xFFFFFFFFFFFFFFFF
+        out[i] ^= (k >> (8 * (i % 8))) & 0xFF
+    return bytes(out)
+
+
+def msg(qid, rcpts, data, arrival=1700000000, nonce=0x1122334455667788, sender="s@example.com"):
+    return record(1, sstr(qid) + struct.pack("<QI", arrival, 0) + sstr(sender) +
+                  sstr("192.0.2.1") + struct.pack("<I", len(rcpts)) +
+                  b"".join(sstr(r) for r in rcpts) + struct.pack("<Q", nonce) +
+                  sstr(scramble(data, nonce)))
+
+
+def done(qid):
+    return record(2, sstr(qid))
+
+
+def pad(total):
+    return record(3, bytes(total - 16))
+
+
+DELIVERED, BOUNCED, DEFERRED = 1, 2, 3
+
+
+def rcpt(qid, state, attempts, next_try, at, idx, rtype=4):
+    return record(rtype, sstr(qid) + struct.pack("<BIQQI", state, attempts, next_try, at, len(idx)) +
+                  b"".join(struct.pack("<I", i) for i in idx))
+
+
+def void(qid):
+    return record(5, sstr(qid))
+
+
+def spool_seeds():
+    body = b"Received: from c by relay.test\r\nSubject: hi\r\n\r\nhello\r\n"
+    a = msg("4Xb9kQ1", ["bob@example.net", "carol@example.org"], body)
+    write("spool", "segment-mixed",
+          a + rcpt("4Xb9kQ1", DEFERRED, 1, 1700003600, 1700000060, [0]) +
+          rcpt("4Xb9kQ1", DELIVERED, 2, 0, 1700003700, [0, 1]) + void("7Yc0mR2") +
+          done("4Xb9kQ1") + pad(64) + msg("8Zd1nS3", ["dave@example.com"], b"x\r\n", nonce=7) +
+          record(6, b"a newer build's record") + bytes(512))
+    five = ["r%d@example.net" % i for i in range(5)]
+    write("spool", "rcpt-many-indexes",
+          msg("MANY", five, body) + rcpt("MANY", BOUNCED, 3, 0, 1700000100, [4, 0, 2]) +
+          rcpt("MANY", DEFERRED, 7, 0xFFFFFFFFFFFFFFFF, 1700000200, [1, 3, 5, 0xFFFFFFFF]))
+    r = bytearray(rcpt("Q1", DEFERRED, 1, 1700003600, 1700000000, [0]))
+    r[-1] ^= 1                                  # bit rot in an index: CRC mismatch
+    write("spool", "damaged-rcpt",
+          msg("Q1", ["a@example.com"], b"x\r\n") + bytes(r) + void("Q1") + done("Q0"))
+    r = rcpt("Q2", DELIVERED, 1, 0, 1700000000, [0, 1, 2])
+    write("spool", "torn-rcpt", msg("Q2", ["a@b", "c@d", "e@f"], body) + r[:len(r) - 5])
+    # good CRCs, payloads that are not outcomes: a state out of range, a final state with a
+    # next try, n one short of the indexes; then a valid VOID
+    write("spool", "rcpt-bad-payloads",
+          rcpt("Q3", 4, 1, 0, 1, [0]) + rcpt("Q3", DELIVERED, 1, 5, 1, [0]) +
+          record(4, sstr("Q3") + struct.pack("<BIQQI", DEFERRED, 1, 9, 1, 1) + bytes(8)) +
+          void("Q3"))
+
+
+TARGETS = {"proxy": proxy_seeds, "smtp_srv": smtp_seeds, "addr": addr_seeds,
+           "smtp_reply": reply_seeds, "spool": spool_seeds}
+for t in sys.argv[1:] or TARGETS:
+    TARGETS[t]()

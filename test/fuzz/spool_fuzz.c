@@ -3,14 +3,17 @@
  *
  * For each input:
  *   1. the input as a segment: spoolrec_decode() at its start (what it reports lies
- *      inside the input; decode_verified agrees), then spoolrec_scan() over an exact
+ *      inside the input; decode_verified agrees; spoolrec_outcome() agrees with it, and a
+ *      RCPT it accepts is sane: state known, next_try 0 when final, n >= 1 indexes that
+ *      end the record), then spoolrec_scan() over an exact
  *      heap copy (ASan sees a read past the end): the events tile the input in order
  *      without overlap; every RECORD re-decodes OK to the same length and type; a
  *      SKIPPED region is followed by a RECORD, starts where decoding fails and holds no
  *      valid record start; TORN comes only just before END; END is last and all zero.
- *   2. the input as a recipe: N valid records (MSG, DONE, a newer build's type) whose
- *      contents the input chooses, each MSG also encoded with encode_msg_head + data
- *      (must be octet for octet the same record), optionally zeros written ahead; then
+ *   2. the input as a recipe: N valid records (MSG, DONE, PAD, RCPT, VOID, a newer
+ *      build's type, > SPOOLREC_VOID) whose contents the input chooses, each MSG also
+ *      encoded with encode_msg_head + data (must be octet for octet the same record), each
+ *      RCPT decoded back to what was encoded, optionally zeros written ahead; then
  *      corruptions the input chooses (flipped octets, zeroed runs, overwritten runs, a
  *      record header copied elsewhere, a truncation). Every record whose octets were all
  *      left alone is found at its offset, unless a valid record that was never written
@@ -37,6 +40,20 @@ static void fz_view_in(const struct spoolrec_view *v, const uint8_t *p, size_t l
 	FZ_CHECK((size_t)((const uint8_t *)v->p - p) <= len - v->len);
 }
 
+/* A RCPT outcome decoded from the record rec[0..used): every view inside it, sane. */
+static void fz_outcome_in(const struct spoolrec_outcome *o, const uint8_t *rec, size_t used)
+{
+	fz_view_in(&o->qid, rec, used);
+	FZ_CHECK(o->state >= SPOOLREC_RS_DELIVERED && o->state <= SPOOLREC_RS_DEFERRED);
+	FZ_CHECK(o->state == SPOOLREC_RS_DEFERRED || o->next_try == 0);
+	FZ_CHECK(o->n >= 1);
+	FZ_CHECK(o->idx >= rec && o->idx <= rec + used);
+	FZ_CHECK((size_t)(rec + used - o->idx) == 4 * (size_t)o->n);   /* they end it */
+	FZ_CHECK((const uint8_t *)o->qid.p + o->qid.len <= o->idx);
+	FZ_CHECK(spoolrec_outcome_idx(o, o->n) == UINT32_MAX);
+	(void)spoolrec_outcome_idx(o, o->n - 1);
+}
+
 static void fz_decode(const uint8_t *p, size_t len)
 {
 	size_t used = 0, used2 = 0;
@@ -49,11 +66,22 @@ static void fz_decode(const uint8_t *p, size_t len)
 	FZ_CHECK(rc == SPOOLREC_OK || rc == SPOOLREC_AGAIN || rc == SPOOLREC_ERR);
 	FZ_CHECK((rc == SPOOLREC_ERR) == (err != SPOOLREC_E_NONE));
 	FZ_CHECK(err != SPOOLREC_E_TRUNCATED);
+
+	/* spoolrec_outcome() says what decode says, of a RCPT; of another record, E_TYPE. */
+	struct spoolrec_outcome o;
+	enum spoolrec_err oerr = SPOOLREC_E_NONE;
+	enum spoolrec_rc orc = spoolrec_outcome(p, len, &o, &oerr);
+	if (rc != SPOOLREC_OK || type == SPOOLREC_RCPT) {
+		FZ_CHECK(orc == rc && oerr == err);
+	} else {
+		FZ_CHECK(orc == SPOOLREC_ERR && oerr == SPOOLREC_E_TYPE);
+	}
 	if (rc != SPOOLREC_OK)
 		return;
 	FZ_CHECK(used >= SPOOLREC_HDR_LEN && used <= len);
 	FZ_CHECK(type == SPOOLREC_MSG || type == SPOOLREC_DONE || type == SPOOLREC_PAD ||
-	         type == SPOOLREC_UNKNOWN);
+	         type == SPOOLREC_RCPT || type == SPOOLREC_VOID || type == SPOOLREC_UNKNOWN);
+	FZ_CHECK((type == SPOOLREC_UNKNOWN) == (p[4] > SPOOLREC_VOID));
 	if (type == SPOOLREC_MSG) {
 		fz_view_in(&m.qid, p, used);
 		fz_view_in(&m.sender, p, used);
@@ -66,14 +94,20 @@ static void fz_decode(const uint8_t *p, size_t len)
 			n++;
 		}
 		FZ_CHECK(n == m.nrcpt);
-	} else if (type == SPOOLREC_DONE) {
+	} else if (type == SPOOLREC_DONE || type == SPOOLREC_VOID) {
 		fz_view_in(&dq, p, used);
+	} else if (type == SPOOLREC_RCPT) {
+		fz_view_in(&dq, p, used);
+		fz_outcome_in(&o, p, used);
+		FZ_CHECK(dq.p == o.qid.p && dq.len == o.qid.len);
 	}
 	FZ_CHECK(spoolrec_decode_verified(p, len, &used2, &type2, &m2, &dq2, NULL) ==
 	         SPOOLREC_OK);
 	FZ_CHECK(used2 == used && type2 == type);
 	if (type == SPOOLREC_MSG)
 		FZ_CHECK(memcmp(&m, &m2, sizeof m) == 0);
+	if (type == SPOOLREC_DONE || type == SPOOLREC_VOID || type == SPOOLREC_RCPT)
+		FZ_CHECK(dq.p == dq2.p && dq.len == dq2.len);
 }
 
 struct fz_ev {
@@ -100,9 +134,16 @@ static int fz_collect(void *ctx, const struct spoolrec_scan_ev *ev)
 		const uint8_t *r = l->p + ev->off;
 		fz_view_in(&ev->msg.qid, r, ev->len);
 		fz_view_in(&ev->msg.data, r, ev->len);
-	} else if (ev->kind == SPOOLREC_SCAN_RECORD && ev->type == SPOOLREC_DONE) {
+	} else if (ev->kind == SPOOLREC_SCAN_RECORD &&
+	           (ev->type == SPOOLREC_DONE || ev->type == SPOOLREC_VOID)) {
 		fz_view_in(&ev->done_qid, l->p + ev->off, ev->len);
+	} else if (ev->kind == SPOOLREC_SCAN_RECORD && ev->type == SPOOLREC_RCPT) {
+		fz_view_in(&ev->done_qid, l->p + ev->off, ev->len);
+		fz_outcome_in(&ev->outcome, l->p + ev->off, ev->len);
 	}
+	/* No stale outcome on another record. */
+	if (ev->kind != SPOOLREC_SCAN_RECORD || ev->type != SPOOLREC_RCPT)
+		FZ_CHECK(ev->outcome.idx == NULL && ev->outcome.n == 0);
 	if (l->n == l->cap) {
 		size_t ncap = l->cap ? l->cap * 2 : 1024;
 		struct fz_ev *nev = realloc(l->ev, ncap * sizeof *nev);
@@ -306,6 +347,53 @@ static void fz_add_done(struct fz_seg *s, struct fz_in *in)
 	free(qid);
 }
 
+/* A RCPT record the input chooses, decoded back to what was encoded; the encoder refuses
+ * what is not an outcome. */
+static void fz_add_rcpt(struct fz_seg *s, struct fz_in *in)
+{
+	char *qid = fz_str(in, 40);
+	uint8_t state = (uint8_t)(SPOOLREC_RS_DELIVERED + fz_u8(in) % 3);
+	uint32_t attempts = fz_u32(in);
+	uint64_t next_try = state == SPOOLREC_RS_DEFERRED ? (uint64_t)fz_u32(in) << 8 : 0;
+	uint64_t at = (uint64_t)fz_u32(in) << 8 | fz_u8(in);
+	uint32_t n = 1 + fz_u8(in) % 64, idx[64];
+	for (uint32_t i = 0; i < n; i++)
+		idx[i] = fz_u8(in) & 0x80 ? fz_u32(in) : fz_u8(in) % 8;
+	size_t want = spoolrec_rcpt_size(strlen(qid), n);
+	FZ_CHECK(want == SPOOLREC_HDR_LEN + 4 + strlen(qid) + 25 + 4 * (size_t)n);
+	uint8_t *w = fz_room(s, want);
+	FZ_CHECK(spoolrec_encode_rcpt(w, want - 1, qid, state, attempts, next_try, at, idx, n) ==
+	         0);
+	FZ_CHECK(spoolrec_encode_rcpt(w, want, qid, state, attempts, next_try, at, idx, 0) == 0);
+	FZ_CHECK(spoolrec_encode_rcpt(w, want, qid, SPOOLREC_RS_OPEN, attempts, 0, at, idx, n) ==
+	         0);
+	FZ_CHECK(spoolrec_encode_rcpt(w, want, qid, SPOOLREC_RS_DEFERRED + 1 + fz_u8(in) % 252,
+	                              attempts, 0, at, idx, n) == 0);
+	if (state != SPOOLREC_RS_DEFERRED)
+		FZ_CHECK(spoolrec_encode_rcpt(w, want, qid, state, attempts, 1 + at, at, idx, n) ==
+		         0);
+	FZ_CHECK(spoolrec_encode_rcpt(w, want, qid, state, attempts, next_try, at, idx, n) ==
+	         want);
+	struct spoolrec_outcome o;
+	FZ_CHECK(spoolrec_outcome(w, want, &o, NULL) == SPOOLREC_OK);
+	FZ_CHECK(o.qid.len == strlen(qid) && memcmp(o.qid.p, qid, o.qid.len) == 0);
+	FZ_CHECK(o.state == state && o.attempts == attempts && o.next_try == next_try &&
+	         o.at == at && o.n == n);
+	for (uint32_t i = 0; i < n; i++)
+		FZ_CHECK(spoolrec_outcome_idx(&o, i) == idx[i]);
+	fz_added(s, want);
+	free(qid);
+}
+
+static void fz_add_void(struct fz_seg *s, struct fz_in *in)
+{
+	char *qid = fz_str(in, 40);
+	size_t n = SPOOLREC_HDR_LEN + 4 + strlen(qid);
+	FZ_CHECK(spoolrec_encode_void(fz_room(s, n), n, qid) == n);
+	fz_added(s, n);
+	free(qid);
+}
+
 /* A PAD record of the length the input chooses (the writer fills each commit's last block
  * with one). */
 static void fz_add_pad(struct fz_seg *s, struct fz_in *in)
@@ -321,7 +409,7 @@ static void fz_add_unknown(struct fz_seg *s, struct fz_in *in)
 	size_t plen;
 	const uint8_t *pl = fz_bytes(in, fz_u16(in) % 4096, &plen);
 	uint8_t *w = fz_room(s, SPOOLREC_HDR_LEN + plen);
-	uint8_t type = (uint8_t)(SPOOLREC_PAD + 1 + fz_u8(in) % (255 - SPOOLREC_PAD));
+	uint8_t type = (uint8_t)(SPOOLREC_VOID + 1 + fz_u8(in) % (255 - SPOOLREC_VOID));
 	const uint8_t hdr[12] = { 'R', 'R', 'S', '1', type, 0, 0, 0, (uint8_t)plen,
 	                          (uint8_t)(plen >> 8), 0, 0 };
 	memcpy(w, hdr, 12);
@@ -374,7 +462,7 @@ static void fz_recipe(struct fz_in *in)
 
 	size_t nrec = 1 + fz_u8(in) % FZ_MAX_RECORDS;
 	for (size_t i = 0; i < nrec; i++) {
-		switch (fz_u8(in) % 9) {
+		switch (fz_u8(in) % 12) {
 		case 0: case 1: case 2: case 3: case 4:
 			fz_add_msg(&s, in);
 			break;
@@ -383,6 +471,12 @@ static void fz_recipe(struct fz_in *in)
 			break;
 		case 7:
 			fz_add_pad(&s, in);
+			break;
+		case 8: case 9:
+			fz_add_rcpt(&s, in);
+			break;
+		case 10:
+			fz_add_void(&s, in);
 			break;
 		default:
 			fz_add_unknown(&s, in);

@@ -1,5 +1,6 @@
-/* test/proto/spoolrec_test — spool records: round trips, every prefix, every single-byte
- * corruption, records back to back (split at every offset), bad headers and payloads.
+/* test/proto/spoolrec_test — spool records: round trips (MSG, DONE, RCPT outcomes, VOID),
+ * every prefix, every single-byte corruption, records back to back (split at every
+ * offset), bad headers and payloads, the segment scan over mixed records.
  * Inputs are copied into exactly-sized heap blocks so ASan sees any over-read. */
 #include <criterion/criterion.h>
 #include <stdint.h>
@@ -30,7 +31,7 @@ static int view_eq(struct spoolrec_view v, const void *s, size_t n)
 
 /* A byte writer for hand-built payloads (the layout documented in proto/spoolrec.c). */
 struct wbuf {
-	uint8_t b[1024];
+	uint8_t b[2048];
 	size_t n;
 };
 
@@ -103,8 +104,11 @@ static const char *many_rcpt[100];
 static const uint8_t text_data[] = "Received: from x\r\nSubject: hi\r\n\r\nhello\r\n";
 static const uint8_t bin_data[] = { 0, 1, 2, 0xff, 0xfe, 'R', 'R', 'S', '1', 0, 0x80, '\r' };
 
+static void init_idx_many(void);
+
 static void init_many(void)
 {
+	init_idx_many();
 	for (size_t i = 0; i < ARRAY_LEN(many_rcpt); i++) {
 		snprintf(many_buf[i], sizeof many_buf[i], "user%zu@d%zu.example.com", i, i % 7);
 		many_rcpt[i] = many_buf[i];
@@ -287,22 +291,254 @@ Test(spoolrec, encode_refuses_a_short_buffer)
 	}
 }
 
+/* ---- RCPT outcomes and VOID ----------------------------------------------------------- */
+
+struct rcpt_case {
+	const char *name;
+	const char *qid;
+	uint8_t state;
+	uint32_t attempts;
+	uint64_t next_try, at;
+	const uint32_t *idx;
+	uint32_t n;
+};
+
+static const uint32_t idx_first[] = { 0 };
+static const uint32_t idx_three[] = { 2, 0, 5 };
+static const uint32_t idx_extremes[] = { UINT32_MAX, 0, 0x01020304u, 0 };
+static uint32_t idx_many[300];
+
+static const struct rcpt_case rcpt_cases[] = {
+	{ "delivered, one", "4Xb9kQ1", SPOOLREC_RS_DELIVERED, 1, 0, 1700000100, idx_first, 1 },
+	{ "bounced, three", "Q2", SPOOLREC_RS_BOUNCED, 3, 0, 1700000200, idx_three, 3 },
+	{ "deferred", "MANY", SPOOLREC_RS_DEFERRED, 7, 1700003600, 1700000300, idx_first, 1 },
+	{ "deferred, extremes", "", SPOOLREC_RS_DEFERRED, UINT32_MAX, UINT64_MAX, UINT64_MAX,
+	  idx_extremes, ARRAY_LEN(idx_extremes) },
+	{ "bounced, no attempt, 300", "0123456789abcdef0123456789abcde", SPOOLREC_RS_BOUNCED, 0,
+	  0, 0, idx_many, ARRAY_LEN(idx_many) },
+};
+
+static void init_idx_many(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(idx_many); i++)
+		idx_many[i] = (uint32_t)(i * 7 % 301);
+}
+
+static uint8_t *encode_rcpt_case(const struct rcpt_case *c, size_t *n)
+{
+	size_t want_n = spoolrec_rcpt_size(strlen(c->qid), c->n);
+	cr_assert_eq(want_n, SPOOLREC_HDR_LEN + 4 + strlen(c->qid) + 25 + 4 * (size_t)c->n,
+	             "%s: rcpt_size %zu", c->name, want_n);
+	uint8_t *buf = malloc(want_n);
+	cr_assert_not_null(buf);
+	size_t got_n = spoolrec_encode_rcpt(buf, want_n, c->qid, c->state, c->attempts,
+	                                    c->next_try, c->at, c->idx, c->n);
+	cr_assert_eq(got_n, want_n, "%s: encoded %zu, rcpt_size said %zu", c->name, got_n,
+	             want_n);
+	*n = got_n;
+	return buf;
+}
+
+static void check_outcome(const struct rcpt_case *c, const struct spoolrec_outcome *o)
+{
+	cr_assert(view_eq(o->qid, c->qid, strlen(c->qid)), "%s: qid", c->name);
+	cr_assert_eq(o->state, c->state, "%s: state", c->name);
+	cr_assert_eq(o->attempts, c->attempts, "%s: attempts", c->name);
+	cr_assert_eq(o->next_try, c->next_try, "%s: next_try", c->name);
+	cr_assert_eq(o->at, c->at, "%s: at", c->name);
+	cr_assert_eq(o->n, c->n, "%s: n", c->name);
+	for (uint32_t i = 0; i < c->n; i++)
+		cr_assert_eq(spoolrec_outcome_idx(o, i), c->idx[i], "%s: index %u", c->name, i);
+	cr_assert_eq(spoolrec_outcome_idx(o, c->n), UINT32_MAX, "%s: index past n", c->name);
+	cr_assert_eq(spoolrec_outcome_idx(o, UINT32_MAX), UINT32_MAX, "%s", c->name);
+}
+
+Test(spoolrec, rcpt_round_trip)
+{
+	for (size_t i = 0; i < ARRAY_LEN(rcpt_cases); i++) {
+		const struct rcpt_case *c = &rcpt_cases[i];
+		size_t n;
+		uint8_t *rec = encode_rcpt_case(c, &n);
+		for (size_t shift = 0; shift < 4; shift++) {     /* unaligned too */
+			uint8_t *blk = malloc(n + shift);
+			cr_assert_not_null(blk);
+			memcpy(blk + shift, rec, n);
+
+			size_t got_used = 0;
+			enum spoolrec_type got_type = SPOOLREC_NONE;
+			struct spoolrec_view got_qid = { NULL, 99 };
+			enum spoolrec_err got_err = SPOOLREC_E_MAGIC;
+			cr_assert_eq(spoolrec_decode(blk + shift, n, &got_used, &got_type, NULL,
+			                             &got_qid, &got_err), SPOOLREC_OK, "%s: %s",
+			             c->name, spoolrec_strerror(got_err));
+			cr_assert_eq(got_err, SPOOLREC_E_NONE);
+			cr_assert_eq(got_used, n, "%s", c->name);
+			cr_assert_eq(got_type, SPOOLREC_RCPT, "%s", c->name);
+			cr_assert(view_eq(got_qid, c->qid, strlen(c->qid)), "%s: done_qid", c->name);
+
+			struct spoolrec_outcome o;
+			memset(&o, 0xee, sizeof o);
+			got_err = SPOOLREC_E_MAGIC;
+			cr_assert_eq(spoolrec_outcome(blk + shift, n, &o, &got_err), SPOOLREC_OK,
+			             "%s: %s", c->name, spoolrec_strerror(got_err));
+			cr_assert_eq(got_err, SPOOLREC_E_NONE);
+			check_outcome(c, &o);
+			free(blk);
+		}
+		/* What follows the record is not looked at. */
+		uint8_t *more = malloc(n + 7);
+		cr_assert_not_null(more);
+		memcpy(more, rec, n);
+		memset(more + n, 'x', 7);
+		struct spoolrec_outcome o;
+		cr_assert_eq(spoolrec_outcome(more, n + 7, &o, NULL), SPOOLREC_OK, "%s", c->name);
+		check_outcome(c, &o);
+		free(more);
+		free(rec);
+	}
+}
+
+Test(spoolrec, rcpt_encoding_is_the_documented_layout)
+{
+	static const uint32_t idx[] = { 3, 0x0a0b0c0du };
+	struct wbuf w = { .n = 0 };
+	wstr(&w, "QID7");
+	w8(&w, SPOOLREC_RS_DEFERRED);
+	w32(&w, 0xA0B0C0D0u);
+	w64(&w, 0x0102030405060708ull);
+	w64(&w, 0x1112131415161718ull);
+	w32(&w, 2);
+	w32(&w, 3);
+	w32(&w, 0x0a0b0c0du);
+	size_t want_n;
+	uint8_t *want = seal(SPOOLREC_RCPT, w.b, w.n, &want_n);
+	cr_assert_eq(want[4], 4, "RCPT is type 4");
+
+	uint8_t got[256];
+	size_t got_n = spoolrec_encode_rcpt(got, sizeof got, "QID7", SPOOLREC_RS_DEFERRED,
+	                                    0xA0B0C0D0u, 0x0102030405060708ull,
+	                                    0x1112131415161718ull, idx, 2);
+	cr_assert_eq(got_n, want_n);
+	cr_assert_arr_eq(got, want, want_n);
+	cr_assert_eq(spoolrec_rcpt_size(4, 2), want_n);
+	free(want);
+
+	/* VOID: type 5, payload the qid. */
+	struct wbuf v = { .n = 0 };
+	wstr(&v, "QID7");
+	want = seal(SPOOLREC_VOID, v.b, v.n, &want_n);
+	cr_assert_eq(want[4], 5, "VOID is type 5");
+	got_n = spoolrec_encode_void(got, sizeof got, "QID7");
+	cr_assert_eq(got_n, want_n);
+	cr_assert_arr_eq(got, want, want_n);
+	free(want);
+}
+
+Test(spoolrec, void_round_trip)
+{
+	for (size_t i = 0; i < ARRAY_LEN(done_cases); i++) {
+		const char *qid = done_cases[i].qid;
+		size_t want_n = SPOOLREC_HDR_LEN + 4 + strlen(qid);
+		uint8_t *buf = malloc(want_n);
+		cr_assert_not_null(buf);
+		for (size_t cap = 0; cap < want_n; cap++)
+			cr_assert_eq(spoolrec_encode_void(buf, cap, qid), 0, "'%s' cap %zu", qid, cap);
+		size_t got_n = spoolrec_encode_void(buf, want_n, qid);
+		cr_assert_eq(got_n, want_n, "'%s'", qid);
+
+		size_t got_used = 0;
+		enum spoolrec_type got_type = SPOOLREC_NONE;
+		struct spoolrec_view got_qid = { NULL, 99 };
+		cr_assert_eq(spoolrec_decode(buf, got_n, &got_used, &got_type, NULL, &got_qid,
+		                             NULL), SPOOLREC_OK, "'%s'", qid);
+		cr_assert_eq(got_used, want_n);
+		cr_assert_eq(got_type, SPOOLREC_VOID);
+		cr_assert(view_eq(got_qid, qid, strlen(qid)), "'%s'", qid);
+		/* Not an outcome. */
+		enum spoolrec_err got_err = SPOOLREC_E_NONE;
+		cr_assert_eq(spoolrec_outcome(buf, got_n, NULL, &got_err), SPOOLREC_ERR);
+		cr_assert_eq(got_err, SPOOLREC_E_TYPE);
+		free(buf);
+	}
+}
+
+Test(spoolrec, rcpt_encode_refuses_invalid_arguments)
+{
+	static const uint32_t idx[] = { 1, 2 };
+	uint8_t buf[128];
+	struct bad {
+		const char *name;
+		uint8_t state;
+		uint64_t next_try;
+		const uint32_t *idx;
+		uint32_t n;
+	} cases[] = {
+		{ "n 0", SPOOLREC_RS_DEFERRED, 5, idx, 0 },
+		{ "idx NULL", SPOOLREC_RS_DEFERRED, 5, NULL, 2 },
+		{ "state 0", SPOOLREC_RS_OPEN, 0, idx, 2 },
+		{ "state 4", 4, 0, idx, 2 },
+		{ "state 255", 255, 0, idx, 2 },
+		{ "delivered with a next try", SPOOLREC_RS_DELIVERED, 1, idx, 2 },
+		{ "bounced with a next try", SPOOLREC_RS_BOUNCED, UINT64_MAX, idx, 1 },
+	};
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		memset(buf, 0xa5, sizeof buf);
+		cr_assert_eq(spoolrec_encode_rcpt(buf, sizeof buf, "Q", cases[i].state, 1,
+		                                  cases[i].next_try, 9, cases[i].idx, cases[i].n), 0,
+		             "%s", cases[i].name);
+		for (size_t k = 0; k < sizeof buf; k++)
+			cr_assert_eq(buf[k], 0xa5, "%s: written at %zu", cases[i].name, k);
+	}
+	cr_assert_eq(spoolrec_rcpt_size(1, 0), 0);
+	cr_assert_eq(spoolrec_rcpt_size(SPOOLREC_MAX_PAYLOAD, 1), 0);
+	cr_assert_eq(spoolrec_rcpt_size(0, UINT32_MAX), 0, "over SPOOLREC_MAX_PAYLOAD");
+	cr_assert_eq(spoolrec_rcpt_size(0, (SPOOLREC_MAX_PAYLOAD - 29) / 4),
+	             SPOOLREC_HDR_LEN + 29 + (SPOOLREC_MAX_PAYLOAD - 29) / 4 * 4);
+	cr_assert_eq(spoolrec_rcpt_size(0, (SPOOLREC_MAX_PAYLOAD - 29) / 4 + 1), 0);
+
+	/* A buffer one octet short, at every size: 0, nothing written. */
+	size_t want_n = spoolrec_rcpt_size(1, 2);
+	for (size_t cap = 0; cap < want_n; cap++) {
+		memset(buf, 0xa5, sizeof buf);
+		cr_assert_eq(spoolrec_encode_rcpt(buf, cap, "Q", SPOOLREC_RS_DEFERRED, 1, 5, 9, idx,
+		                                  2), 0, "cap %zu", cap);
+		for (size_t k = 0; k < sizeof buf; k++)
+			cr_assert_eq(buf[k], 0xa5, "cap %zu: written at %zu", cap, k);
+	}
+	cr_assert_eq(spoolrec_encode_rcpt(buf, want_n, "Q", SPOOLREC_RS_DEFERRED, 1, 5, 9, idx, 2),
+	             want_n);
+}
+
 /* ---- every prefix, every corruption -------------------------------------------------- */
 
-/* All the records the corruption tests run over: each MSG case and a few DONE. */
+/* All the records the corruption tests run over: each MSG case, a few DONE, the RCPT
+ * cases but the big one, a few VOID. */
 static uint8_t *record_n(size_t k, size_t *n)
 {
 	if (k < ARRAY_LEN(msg_cases))
 		return encode_case(&msg_cases[k], n);
 	k -= ARRAY_LEN(msg_cases);
-	if (k >= ARRAY_LEN(done_cases))
-		return NULL;
-	const char *qid = done_cases[k].qid;
-	*n = SPOOLREC_HDR_LEN + 4 + strlen(qid);
-	uint8_t *buf = malloc(*n);
-	cr_assert_not_null(buf);
-	cr_assert_eq(spoolrec_encode_done(buf, *n, qid), *n);
-	return buf;
+	if (k < ARRAY_LEN(done_cases)) {
+		const char *qid = done_cases[k].qid;
+		*n = SPOOLREC_HDR_LEN + 4 + strlen(qid);
+		uint8_t *buf = malloc(*n);
+		cr_assert_not_null(buf);
+		cr_assert_eq(spoolrec_encode_done(buf, *n, qid), *n);
+		return buf;
+	}
+	k -= ARRAY_LEN(done_cases);
+	if (k < ARRAY_LEN(rcpt_cases) - 1)
+		return encode_rcpt_case(&rcpt_cases[k], n);
+	k -= ARRAY_LEN(rcpt_cases) - 1;
+	if (k < 2) {
+		const char *qid = k ? "4Xb9kQ1" : "";
+		*n = SPOOLREC_HDR_LEN + 4 + strlen(qid);
+		uint8_t *buf = malloc(*n);
+		cr_assert_not_null(buf);
+		cr_assert_eq(spoolrec_encode_void(buf, *n, qid), *n);
+		return buf;
+	}
+	return NULL;
 }
 
 Test(spoolrec, every_prefix_is_again)
@@ -399,36 +635,117 @@ Test(spoolrec, every_single_byte_corruption)
 	}
 }
 
+/* Every truncation and every single-octet change of a RCPT record is refused by
+ * spoolrec_outcome() and spoolrec_decode() alike: AGAIN or ERR, never an OK with other
+ * values. And changes under a recomputed CRC (a writer's bug, not bit rot) give either ERR
+ * (E_PAYLOAD) or an outcome whose every field lies inside the record. */
+Test(spoolrec, rcpt_every_truncation_and_corruption_is_refused)
+{
+	for (size_t i = 0; i < ARRAY_LEN(rcpt_cases); i++) {
+		const struct rcpt_case *c = &rcpt_cases[i];
+		size_t n;
+		uint8_t *rec = encode_rcpt_case(c, &n);
+		for (size_t len = 0; len < n; len++) {
+			uint8_t *pre = dup_exact(rec, len);
+			enum spoolrec_err got_err = SPOOLREC_E_CRC;
+			cr_assert_eq(spoolrec_outcome(pre, len, NULL, &got_err), SPOOLREC_AGAIN,
+			             "%s: cut to %zu: %s", c->name, len, spoolrec_strerror(got_err));
+			cr_assert_eq(got_err, SPOOLREC_E_NONE);
+			free(pre);
+		}
+		uint8_t *bad = dup_exact(rec, n);
+		for (size_t pos = 0; pos < n; pos++) {
+			for (unsigned mask = 1; mask < 256; mask++) {
+				enum spoolrec_rc want_rc;
+				enum spoolrec_err want_err;
+				want_after_flip(rec, pos, (uint8_t)mask, &want_rc, &want_err);
+				bad[pos] ^= (uint8_t)mask;
+				enum spoolrec_err got_err = SPOOLREC_E_NONE, got_err2 = SPOOLREC_E_NONE;
+				struct spoolrec_outcome o;
+				enum spoolrec_rc got_rc = spoolrec_outcome(bad, n, &o, &got_err);
+				enum spoolrec_rc got_rc2 = spoolrec_decode(bad, n, NULL, NULL, NULL, NULL,
+				                                           &got_err2);
+				bad[pos] ^= (uint8_t)mask;
+				cr_assert_neq(got_rc, SPOOLREC_OK, "%s: pos %zu mask 0x%02x accepted",
+				              c->name, pos, mask);
+				cr_assert_eq(got_rc, want_rc, "%s: pos %zu mask 0x%02x", c->name, pos,
+				             mask);
+				cr_assert_eq(got_err, want_err, "%s: pos %zu mask 0x%02x: %s want %s",
+				             c->name, pos, mask, spoolrec_strerror(got_err),
+				             spoolrec_strerror(want_err));
+				cr_assert_eq(got_rc2, got_rc);
+				cr_assert_eq(got_err2, got_err);
+			}
+		}
+		/* Under a recomputed CRC: the payload parser alone stands between. */
+		for (size_t pos = SPOOLREC_HDR_LEN; pos < n; pos++) {
+			static const uint8_t masks[] = { 0x01, 0x02, 0x04, 0x10, 0x80, 0xff };
+			for (size_t m = 0; m < ARRAY_LEN(masks); m++) {
+				size_t rn;
+				bad[pos] ^= masks[m];
+				uint8_t *re = seal(SPOOLREC_RCPT, bad + SPOOLREC_HDR_LEN,
+				                   n - SPOOLREC_HDR_LEN, &rn);
+				bad[pos] ^= masks[m];
+				struct spoolrec_outcome o;
+				enum spoolrec_err got_err = SPOOLREC_E_NONE;
+				enum spoolrec_rc got_rc = spoolrec_outcome(re, rn, &o, &got_err);
+				if (got_rc == SPOOLREC_OK) {
+					const uint8_t *end = re + rn;
+					cr_assert(o.state >= SPOOLREC_RS_DELIVERED &&
+					          o.state <= SPOOLREC_RS_DEFERRED);
+					cr_assert(o.state == SPOOLREC_RS_DEFERRED || o.next_try == 0);
+					cr_assert_geq(o.n, 1);
+					cr_assert(o.idx + 4 * (size_t)o.n == end, "%s: pos %zu: indexes do "
+					          "not end the record", c->name, pos);
+					cr_assert((const uint8_t *)o.qid.p >= re + SPOOLREC_HDR_LEN &&
+					          (const uint8_t *)o.qid.p + o.qid.len <= o.idx);
+				} else {
+					cr_assert_eq(got_rc, SPOOLREC_ERR, "%s: pos %zu", c->name, pos);
+					cr_assert_eq(got_err, SPOOLREC_E_PAYLOAD, "%s: pos %zu: %s", c->name,
+					             pos, spoolrec_strerror(got_err));
+				}
+				free(re);
+			}
+		}
+		free(bad);
+		free(rec);
+	}
+}
+
 /* ---- records back to back ------------------------------------------------------------ */
+
+#define STREAM_RECS 5
 
 struct stream {
 	uint8_t *p;
 	size_t n;
-	size_t rec_len[3];
-	enum spoolrec_type rec_type[3];
+	size_t rec_len[STREAM_RECS];
+	enum spoolrec_type rec_type[STREAM_RECS];
 };
 
+/* MSG, DONE, MSG, RCPT, VOID back to back. */
 static void build_stream(struct stream *s)
 {
-	size_t n0, n1, n2;
-	uint8_t *r0 = encode_case(&msg_cases[1], &n0);
-	uint8_t *r1 = record_n(ARRAY_LEN(msg_cases) + 2, &n1);   /* DONE 4Xb9kQ1 */
-	uint8_t *r2 = encode_case(&msg_cases[4], &n2);
-	s->n = n0 + n1 + n2;
+	uint8_t *r[STREAM_RECS];
+	r[0] = encode_case(&msg_cases[1], &s->rec_len[0]);
+	r[1] = record_n(ARRAY_LEN(msg_cases) + 2, &s->rec_len[1]);     /* DONE 4Xb9kQ1 */
+	r[2] = encode_case(&msg_cases[4], &s->rec_len[2]);
+	r[3] = encode_rcpt_case(&rcpt_cases[1], &s->rec_len[3]);
+	r[4] = record_n(ARRAY_LEN(msg_cases) + ARRAY_LEN(done_cases) + ARRAY_LEN(rcpt_cases),
+	                &s->rec_len[4]);                               /* VOID 4Xb9kQ1 */
+	static const enum spoolrec_type types[STREAM_RECS] = {
+		SPOOLREC_MSG, SPOOLREC_DONE, SPOOLREC_MSG, SPOOLREC_RCPT, SPOOLREC_VOID,
+	};
+	s->n = 0;
+	for (int i = 0; i < STREAM_RECS; i++)
+		s->n += s->rec_len[i];
 	s->p = malloc(s->n);
 	cr_assert_not_null(s->p);
-	memcpy(s->p, r0, n0);
-	memcpy(s->p + n0, r1, n1);
-	memcpy(s->p + n0 + n1, r2, n2);
-	s->rec_len[0] = n0;
-	s->rec_len[1] = n1;
-	s->rec_len[2] = n2;
-	s->rec_type[0] = SPOOLREC_MSG;
-	s->rec_type[1] = SPOOLREC_DONE;
-	s->rec_type[2] = SPOOLREC_MSG;
-	free(r0);
-	free(r1);
-	free(r2);
+	for (size_t i = 0, off = 0; i < STREAM_RECS; off += s->rec_len[i], i++) {
+		memcpy(s->p + off, r[i], s->rec_len[i]);
+		s->rec_type[i] = types[i];
+		free(r[i]);
+	}
 }
 
 Test(spoolrec, records_back_to_back)
@@ -436,7 +753,7 @@ Test(spoolrec, records_back_to_back)
 	struct stream s;
 	build_stream(&s);
 	size_t off = 0;
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < STREAM_RECS; i++) {
 		size_t got_used = 0;
 		enum spoolrec_type got_type = SPOOLREC_NONE;
 		struct spoolrec_msg m;
@@ -445,12 +762,18 @@ Test(spoolrec, records_back_to_back)
 		                             NULL), SPOOLREC_OK, "record %d", i);
 		cr_assert_eq(got_used, s.rec_len[i], "record %d", i);
 		cr_assert_eq(got_type, s.rec_type[i], "record %d", i);
-		if (i == 0)
+		if (i == 0) {
 			check_msg(&msg_cases[1], &m);
-		else if (i == 1)
+		} else if (i == 1 || i == 4) {
 			cr_assert(view_eq(dq, "4Xb9kQ1", 7));
-		else
+		} else if (i == 2) {
 			check_msg(&msg_cases[4], &m);
+		} else {
+			struct spoolrec_outcome o;
+			cr_assert(view_eq(dq, "Q2", 2));
+			cr_assert_eq(spoolrec_outcome(s.p + off, s.n - off, &o, NULL), SPOOLREC_OK);
+			check_outcome(&rcpt_cases[1], &o);
+		}
 		off += got_used;
 	}
 	cr_assert_eq(off, s.n);
@@ -470,7 +793,7 @@ static void drain(const uint8_t *buf, size_t len, size_t *pos, size_t *got, size
 		if (rc == SPOOLREC_AGAIN)
 			return;
 		cr_assert_eq(rc, SPOOLREC_OK, "at %zu: %s", *pos, spoolrec_strerror(err));
-		cr_assert_lt(*ngot, 3);
+		cr_assert_lt(*ngot, STREAM_RECS);
 		got[(*ngot)++] = used;
 		*pos += used;
 	}
@@ -481,14 +804,14 @@ Test(spoolrec, stream_split_at_every_offset)
 	struct stream s;
 	build_stream(&s);
 	for (size_t split = 0; split <= s.n; split++) {
-		size_t got[3], ngot = 0, pos = 0;
+		size_t got[STREAM_RECS], ngot = 0, pos = 0;
 		uint8_t *first = dup_exact(s.p, split);
 		drain(first, split, &pos, got, &ngot);
 		free(first);
 		drain(s.p, s.n, &pos, got, &ngot);
 		cr_assert_eq(pos, s.n, "split %zu", split);
-		cr_assert_eq(ngot, 3, "split %zu", split);
-		for (int i = 0; i < 3; i++)
+		cr_assert_eq(ngot, STREAM_RECS, "split %zu", split);
+		for (int i = 0; i < STREAM_RECS; i++)
 			cr_assert_eq(got[i], s.rec_len[i], "split %zu record %d", split, i);
 	}
 	free(s.p);
@@ -579,6 +902,29 @@ enum pl_kind {
 	PL_DONE_EMPTY,
 	PL_DONE_TRAILING,
 	PL_DONE_QID_TOO_LONG,
+	PL_VOID_OK,
+	PL_VOID_EMPTY,
+	PL_VOID_TRAILING,
+	PL_RCPT_OK,
+	PL_RCPT_EMPTY,
+	PL_RCPT_QID_TOO_LONG,
+	PL_RCPT_CUT_AFTER_QID,
+	PL_RCPT_CUT_AFTER_STATE,
+	PL_RCPT_CUT_IN_AT,
+	PL_RCPT_STATE_0,
+	PL_RCPT_STATE_4,
+	PL_RCPT_STATE_FF,
+	PL_RCPT_DELIVERED_NEXT_TRY,
+	PL_RCPT_BOUNCED_NEXT_TRY,
+	PL_RCPT_DEFERRED_NO_NEXT_TRY,
+	PL_RCPT_N_0,
+	PL_RCPT_N_0_NO_INDEX,
+	PL_RCPT_N_ONE_TOO_MANY,
+	PL_RCPT_N_ONE_TOO_FEW,
+	PL_RCPT_N_HUGE,
+	PL_RCPT_N_WRAPS,
+	PL_RCPT_TRAILING_OCTET,
+	PL_RCPT_INDEX_CUT,
 };
 
 struct pl_case {
@@ -603,10 +949,97 @@ static const struct pl_case pl_cases[] = {
 	{ "done empty", PL_DONE_EMPTY, SPOOLREC_ERR },
 	{ "done trailing octet", PL_DONE_TRAILING, SPOOLREC_ERR },
 	{ "done qid too long", PL_DONE_QID_TOO_LONG, SPOOLREC_ERR },
+	{ "void well formed", PL_VOID_OK, SPOOLREC_OK },
+	{ "void empty", PL_VOID_EMPTY, SPOOLREC_ERR },
+	{ "void trailing octet", PL_VOID_TRAILING, SPOOLREC_ERR },
+	{ "rcpt well formed", PL_RCPT_OK, SPOOLREC_OK },
+	{ "rcpt empty", PL_RCPT_EMPTY, SPOOLREC_ERR },
+	{ "rcpt qid longer than payload", PL_RCPT_QID_TOO_LONG, SPOOLREC_ERR },
+	{ "rcpt cut after qid", PL_RCPT_CUT_AFTER_QID, SPOOLREC_ERR },
+	{ "rcpt cut after state", PL_RCPT_CUT_AFTER_STATE, SPOOLREC_ERR },
+	{ "rcpt cut inside at", PL_RCPT_CUT_IN_AT, SPOOLREC_ERR },
+	{ "rcpt state 0", PL_RCPT_STATE_0, SPOOLREC_ERR },
+	{ "rcpt state 4", PL_RCPT_STATE_4, SPOOLREC_ERR },
+	{ "rcpt state 255", PL_RCPT_STATE_FF, SPOOLREC_ERR },
+	{ "rcpt delivered with a next try", PL_RCPT_DELIVERED_NEXT_TRY, SPOOLREC_ERR },
+	{ "rcpt bounced with a next try", PL_RCPT_BOUNCED_NEXT_TRY, SPOOLREC_ERR },
+	{ "rcpt deferred, next try 0", PL_RCPT_DEFERRED_NO_NEXT_TRY, SPOOLREC_OK },
+	{ "rcpt n 0 with an index", PL_RCPT_N_0, SPOOLREC_ERR },
+	{ "rcpt n 0 and no index", PL_RCPT_N_0_NO_INDEX, SPOOLREC_ERR },
+	{ "rcpt n one too many", PL_RCPT_N_ONE_TOO_MANY, SPOOLREC_ERR },
+	{ "rcpt n one too few", PL_RCPT_N_ONE_TOO_FEW, SPOOLREC_ERR },
+	{ "rcpt n 2^32-1", PL_RCPT_N_HUGE, SPOOLREC_ERR },
+	{ "rcpt n 2^30+2 (n*4 wraps to 8 in 32 bits)", PL_RCPT_N_WRAPS, SPOOLREC_ERR },
+	{ "rcpt trailing octet", PL_RCPT_TRAILING_OCTET, SPOOLREC_ERR },
+	{ "rcpt last index cut short", PL_RCPT_INDEX_CUT, SPOOLREC_ERR },
 };
+
+/* A RCPT payload: qid "Q1", then the fields as the kind wants them. */
+static uint8_t build_rcpt_payload(enum pl_kind k, struct wbuf *w)
+{
+	if (k == PL_RCPT_EMPTY)
+		return SPOOLREC_RCPT;
+	if (k == PL_RCPT_QID_TOO_LONG) {
+		w32(w, 100);
+		wbytes(w, "Q1", 2);
+		w8(w, SPOOLREC_RS_DEFERRED);
+		return SPOOLREC_RCPT;
+	}
+	wstr(w, "Q1");
+	if (k == PL_RCPT_CUT_AFTER_QID)
+		return SPOOLREC_RCPT;
+	uint8_t state = SPOOLREC_RS_DEFERRED;
+	uint64_t next_try = 1700003600;
+	switch (k) {
+	case PL_RCPT_STATE_0: state = 0; break;
+	case PL_RCPT_STATE_4: state = 4; break;
+	case PL_RCPT_STATE_FF: state = 0xff; break;
+	case PL_RCPT_DELIVERED_NEXT_TRY: state = SPOOLREC_RS_DELIVERED; break;
+	case PL_RCPT_BOUNCED_NEXT_TRY: state = SPOOLREC_RS_BOUNCED; next_try = 1; break;
+	case PL_RCPT_DEFERRED_NO_NEXT_TRY: next_try = 0; break;
+	default: break;
+	}
+	w8(w, state);
+	if (k == PL_RCPT_CUT_AFTER_STATE)
+		return SPOOLREC_RCPT;
+	w32(w, 2);                              /* attempts */
+	w64(w, next_try);
+	if (k == PL_RCPT_CUT_IN_AT) {
+		w32(w, 7);
+		return SPOOLREC_RCPT;
+	}
+	w64(w, 1700000000);                     /* at */
+	uint32_t n = 2, have = 2;
+	switch (k) {
+	case PL_RCPT_N_0: n = 0; break;
+	case PL_RCPT_N_0_NO_INDEX: n = 0; have = 0; break;
+	case PL_RCPT_N_ONE_TOO_MANY: n = 3; break;
+	case PL_RCPT_N_ONE_TOO_FEW: n = 1; break;
+	case PL_RCPT_N_HUGE: n = UINT32_MAX; break;
+	case PL_RCPT_N_WRAPS: n = (1u << 30) + 2; break;
+	default: break;
+	}
+	w32(w, n);
+	for (uint32_t i = 0; i < have; i++)
+		w32(w, i);
+	if (k == PL_RCPT_TRAILING_OCTET)
+		w8(w, 0);
+	if (k == PL_RCPT_INDEX_CUT)
+		w->n--;
+	return SPOOLREC_RCPT;
+}
 
 static uint8_t build_payload(enum pl_kind k, struct wbuf *w)
 {
+	if (k >= PL_RCPT_OK)
+		return build_rcpt_payload(k, w);
+	if (k >= PL_VOID_OK) {
+		if (k != PL_VOID_EMPTY)
+			wstr(w, "Q1");
+		if (k == PL_VOID_TRAILING)
+			w8(w, 0);
+		return SPOOLREC_VOID;
+	}
 	if (k >= PL_DONE_OK) {
 		if (k == PL_DONE_OK || k == PL_DONE_TRAILING)
 			wstr(w, "Q1");
@@ -680,16 +1113,33 @@ Test(spoolrec, inconsistent_payloads)
 		size_t got_used = 0;
 		struct spoolrec_msg m;
 		struct spoolrec_view dq;
-		enum spoolrec_rc got_rc = spoolrec_decode(rec, n, &got_used, NULL, &m, &dq,
+		enum spoolrec_type got_type = SPOOLREC_NONE;
+		enum spoolrec_rc got_rc = spoolrec_decode(rec, n, &got_used, &got_type, &m, &dq,
 		                                          &got_err);
 		cr_assert_eq(got_rc, c->want_rc, "%s: got rc %d (%s)", c->name, got_rc,
 		             spoolrec_strerror(got_err));
 		if (c->want_rc == SPOOLREC_OK) {
 			cr_assert_eq(got_used, n, "%s", c->name);
 			cr_assert_eq(got_err, SPOOLREC_E_NONE);
+			cr_assert_eq(got_type, type, "%s", c->name);
+			if (type != SPOOLREC_MSG)
+				cr_assert(view_eq(dq, "Q1", 2), "%s", c->name);
 		} else {
 			cr_assert_eq(got_err, SPOOLREC_E_PAYLOAD, "%s: got %s", c->name,
 			             spoolrec_strerror(got_err));
+		}
+		/* spoolrec_outcome() says the same of a RCPT. */
+		if (type == SPOOLREC_RCPT) {
+			struct spoolrec_outcome o;
+			enum spoolrec_err got_err2 = SPOOLREC_E_CRC;
+			cr_assert_eq(spoolrec_outcome(rec, n, &o, &got_err2), c->want_rc, "%s",
+			             c->name);
+			cr_assert_eq(got_err2, got_err, "%s", c->name);
+			if (c->want_rc == SPOOLREC_OK) {
+				cr_assert_eq(o.n, 2);
+				cr_assert_eq(o.attempts, 2);
+				cr_assert_eq(spoolrec_outcome_idx(&o, 1), 1);
+			}
 		}
 		free(rec);
 	}
@@ -752,7 +1202,7 @@ Test(spoolrec, next_rcpt_is_bounded)
 
 Test(spoolrec, unknown_type_is_decoded_not_refused)
 {
-	static const uint8_t types[] = { 9, 7, 0x80, 0xff };
+	static const uint8_t types[] = { 6, 9, 7, 0x80, 0xff };
 	for (size_t i = 0; i < ARRAY_LEN(types); i++) {
 		size_t n;
 		uint8_t *rec = seal(types[i], (const uint8_t *)"future payload", 14, &n);
@@ -775,6 +1225,16 @@ Test(spoolrec, unknown_type_is_decoded_not_refused)
 		cr_assert_eq(spoolrec_decode(rec, n, NULL, NULL, NULL, NULL, &got_err),
 		             SPOOLREC_ERR);
 		cr_assert_eq(got_err, SPOOLREC_E_CRC);
+		free(rec);
+	}
+	/* Types 4 and 5 are RCPT and VOID now: a payload that is not theirs is damage. */
+	for (uint8_t t = SPOOLREC_RCPT; t <= SPOOLREC_VOID; t++) {
+		size_t n;
+		uint8_t *rec = seal(t, (const uint8_t *)"future payload", 14, &n);
+		enum spoolrec_err got_err = SPOOLREC_E_NONE;
+		cr_assert_eq(spoolrec_decode(rec, n, NULL, NULL, NULL, NULL, &got_err),
+		             SPOOLREC_ERR, "type %u", t);
+		cr_assert_eq(got_err, SPOOLREC_E_PAYLOAD, "type %u", t);
 		free(rec);
 	}
 	/* Type zero with a correct CRC is still no record. */
@@ -939,17 +1399,33 @@ static void seg_put(struct seg *s, const uint8_t *rec, size_t n, enum spoolrec_t
 }
 
 /* Record i of a test segment: mostly MSGs of varying size (lower-case data, so no
- * magic by accident), every 10th a DONE; some data carries a fake header (the magic, a
- * sane header, a wrong CRC) so that resynchronisation meets false candidates. */
+ * magic by accident); of every 10, #3 a DONE, #7 a RCPT outcome, #8 a VOID; some data
+ * carries a fake header (the magic, a sane header, a wrong CRC) so that
+ * resynchronisation meets false candidates. */
 static void seg_add(struct seg *s, size_t i, uint64_t *rng)
 {
 	char qid[32];
 	snprintf(qid, sizeof qid, "Q%04zu", i);
-	if (i % 10 == 3) {
+	if (i % 10 == 3 || i % 10 == 8) {
 		uint8_t rec[64];
 		snprintf(qid, sizeof qid, "Q%04zu", i - 1);
-		size_t n = spoolrec_encode_done(rec, sizeof rec, qid);
-		seg_put(s, rec, n, SPOOLREC_DONE);
+		size_t n = i % 10 == 3 ? spoolrec_encode_done(rec, sizeof rec, qid)
+		                       : spoolrec_encode_void(rec, sizeof rec, qid);
+		seg_put(s, rec, n, i % 10 == 3 ? SPOOLREC_DONE : SPOOLREC_VOID);
+		return;
+	}
+	if (i % 10 == 7) {
+		uint8_t rec[128];
+		uint32_t idx[4] = { 0, 2, 1, 3 };
+		snprintf(qid, sizeof qid, "Q%04zu", i - 1);
+		int final = rng_below(rng, 2);
+		size_t n = spoolrec_encode_rcpt(rec, sizeof rec, qid,
+		                                final ? SPOOLREC_RS_DELIVERED : SPOOLREC_RS_DEFERRED,
+		                                (uint32_t)(1 + rng_below(rng, 9)),
+		                                final ? 0 : 1700000000u + i * 60, 1700000000u + i,
+		                                idx, (uint32_t)(1 + rng_below(rng, 4)));
+		cr_assert_gt(n, 0);
+		seg_put(s, rec, n, SPOOLREC_RCPT);
 		return;
 	}
 	static const char *const rc[] = { "a@x.test", "bb@y.test", "ccc@z.test" };
@@ -1410,7 +1886,8 @@ Test(spoolrec, scan_random_damage_against_a_model)
 		/* Sometimes an unknown record somewhere in the middle. */
 		if (rng_below(&rng, 4) == 0) {
 			size_t n;
-			uint8_t *rec = seal((uint8_t)(3 + rng_below(&rng, 200)),
+			/* (types 1..5 are known: a "newer" payload would not parse) */
+			uint8_t *rec = seal((uint8_t)(SPOOLREC_VOID + 1 + rng_below(&rng, 250)),
 			                    (const uint8_t *)"newer", 5, &n);
 			seg_put(&s, rec, n, SPOOLREC_UNKNOWN);
 			free(rec);
@@ -1584,6 +2061,123 @@ Test(spoolrec, records_forged_in_message_data_are_never_found)
 		cr_assert_eq(spoolrec_scan(seg, host - 100, forge_ev, &f), 0);
 		cr_assert_eq(f.forged + f.real, 0);
 	}
+}
+
+/* A segment of every record type: each RECORD event carries the views of its own type
+ * and none of another's (no stale view from the record before), a RCPT its outcome, also
+ * when it is the record found by resynchronising; a damaged RCPT costs that record only,
+ * whether its CRC or (under a good CRC) its payload is wrong. */
+static struct seg mixed_build(void)
+{
+	struct seg s;
+	uint8_t rec[512];
+	size_t n;
+	static const char *const rc[] = { "a@x.test", "b@y.test" };
+	static const uint32_t idx1[] = { 1 }, idx01[] = { 0, 1 };
+	memset(&s, 0, sizeof s);
+	n = spoolrec_encode_msg(rec, sizeof rec, "A", 1, 0, 0, "s@x", "c", rc, 2,
+	                        (const uint8_t *)"data\r\n", 6);
+	seg_put(&s, rec, n, SPOOLREC_MSG);                                  /* 0 */
+	n = spoolrec_encode_rcpt(rec, sizeof rec, "A", SPOOLREC_RS_DEFERRED, 1, 1700000600,
+	                         1700000000, idx1, 1);
+	seg_put(&s, rec, n, SPOOLREC_RCPT);                                 /* 1 */
+	n = spoolrec_encode_pad(rec, 40);
+	seg_put(&s, rec, n, SPOOLREC_PAD);                                  /* 2 */
+	n = spoolrec_encode_void(rec, sizeof rec, "B");
+	seg_put(&s, rec, n, SPOOLREC_VOID);                                 /* 3 */
+	size_t un;
+	uint8_t *u = seal(SPOOLREC_VOID + 1, (const uint8_t *)"newer", 5, &un);
+	seg_put(&s, u, un, SPOOLREC_UNKNOWN);                               /* 4 */
+	free(u);
+	n = spoolrec_encode_done(rec, sizeof rec, "C");
+	seg_put(&s, rec, n, SPOOLREC_DONE);                                 /* 5 */
+	n = spoolrec_encode_rcpt(rec, sizeof rec, "A", SPOOLREC_RS_DELIVERED, 2, 0, 1700000700,
+	                         idx01, 2);
+	seg_put(&s, rec, n, SPOOLREC_RCPT);                                 /* 6 */
+	n = spoolrec_encode_msg(rec, sizeof rec, "D", 2, 0, 0, "s@x", "c", rc, 1,
+	                        (const uint8_t *)"more\r\n", 6);
+	seg_put(&s, rec, n, SPOOLREC_MSG);                                  /* 7 */
+	return s;
+}
+
+static void check_mixed_event(const char *what, const struct spoolrec_scan_ev *e, size_t k)
+{
+	static const char *const qids[] = { "A", "A", NULL, "B", NULL, "C", "A", "D" };
+	int is_msg = e->type == SPOOLREC_MSG, is_rcpt = e->type == SPOOLREC_RCPT;
+	int has_qid = e->type == SPOOLREC_DONE || e->type == SPOOLREC_VOID || is_rcpt;
+
+	cr_assert_eq(e->kind, SPOOLREC_SCAN_RECORD, "%s: record %zu", what, k);
+	if (is_msg)
+		cr_assert(view_eq(e->msg.qid, qids[k], 1), "%s: record %zu msg", what, k);
+	else
+		cr_assert_null(e->msg.qid.p, "%s: record %zu: stale msg view", what, k);
+	if (has_qid)
+		cr_assert(view_eq(e->done_qid, qids[k], 1), "%s: record %zu qid", what, k);
+	else
+		cr_assert_null(e->done_qid.p, "%s: record %zu: stale qid view", what, k);
+	if (!is_rcpt) {
+		cr_assert(e->outcome.idx == NULL && e->outcome.n == 0 && e->outcome.qid.p == NULL,
+		          "%s: record %zu: stale outcome", what, k);
+		return;
+	}
+	cr_assert(view_eq(e->outcome.qid, "A", 1), "%s: record %zu", what, k);
+	if (k == 1) {
+		cr_assert_eq(e->outcome.state, SPOOLREC_RS_DEFERRED);
+		cr_assert_eq(e->outcome.attempts, 1);
+		cr_assert_eq(e->outcome.next_try, 1700000600);
+		cr_assert_eq(e->outcome.at, 1700000000);
+		cr_assert_eq(e->outcome.n, 1);
+		cr_assert_eq(spoolrec_outcome_idx(&e->outcome, 0), 1);
+	} else {
+		cr_assert_eq(e->outcome.state, SPOOLREC_RS_DELIVERED);
+		cr_assert_eq(e->outcome.attempts, 2);
+		cr_assert_eq(e->outcome.next_try, 0);
+		cr_assert_eq(e->outcome.at, 1700000700);
+		cr_assert_eq(e->outcome.n, 2);
+		cr_assert_eq(spoolrec_outcome_idx(&e->outcome, 0), 0);
+		cr_assert_eq(spoolrec_outcome_idx(&e->outcome, 1), 1);
+	}
+}
+
+Test(spoolrec, scan_mixed_segment_reports_outcomes)
+{
+	struct seg s = mixed_build();
+	scan_checked("mixed", s.p, s.n, &evl);
+	want_records_but("mixed", &s, &evl, 0, 0);
+	evl.n = 0;
+	cr_assert_eq(spoolrec_scan(s.p, s.n, ev_collect, &evl), 0);
+	cr_assert_eq(evl.n, s.nrec + 1);
+	for (size_t k = 0; k < s.nrec; k++)
+		check_mixed_event("mixed", &evl.ev[k], k);
+
+	/* The first MSG damaged: the scan resynchronises on the RCPT after it, decoded. */
+	s.p[1] ^= 0x20;
+	evl.n = 0;
+	cr_assert_eq(spoolrec_scan(s.p, s.n, ev_collect, &evl), 0);
+	cr_assert_eq(evl.ev[0].kind, SPOOLREC_SCAN_SKIPPED);
+	cr_assert_eq(evl.ev[0].len, s.r[0].len);
+	for (size_t k = 1; k < s.nrec; k++)
+		check_mixed_event("after resync", &evl.ev[k], k);
+	s.p[1] ^= 0x20;
+
+	/* A RCPT with a changed index: its CRC; the rest is found. */
+	s.p[s.r[6].off + s.r[6].len - 1] ^= 0x01;
+	const struct spoolrec_scan_ev *d = want_only_lost("RCPT index", &s, 6);
+	cr_assert_eq(d->err, SPOOLREC_E_CRC);
+	s.p[s.r[6].off + s.r[6].len - 1] ^= 0x01;
+
+	/* A RCPT whose CRC holds but whose state does not parse: damage (E_PAYLOAD). */
+	size_t pl = s.r[1].len - SPOOLREC_HDR_LEN, rn;
+	uint8_t *payload = dup_exact(s.p + s.r[1].off + SPOOLREC_HDR_LEN, pl);
+	payload[4 + 1] = 9;                                 /* after the qid "A" */
+	uint8_t *bad = seal(SPOOLREC_RCPT, payload, pl, &rn);
+	cr_assert_eq(rn, s.r[1].len);
+	memcpy(s.p + s.r[1].off, bad, rn);
+	d = want_only_lost("RCPT state 9", &s, 1);
+	cr_assert_eq(d->err, SPOOLREC_E_PAYLOAD);
+	free(bad);
+	free(payload);
+	free(s.p);
 }
 
 /* Unscrambling a block at a time (at offsets that are multiples of 8) gives what
