@@ -18,6 +18,7 @@ PKGS=(
   liburing-dev libwolfssl-dev libjemalloc-dev libcriterion-dev
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
+  dnsmasq-base                # test/net/dns_test: a private DNS server (not "dnsmasq", a service)
   python3 procps psmisc util-linux iproute2 strace
   clang libclang-rt-14-dev    # make fuzz: libFuzzer runtime (clang -fsanitize=fuzzer)
 )
