@@ -100,7 +100,7 @@ static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_ms
 	}
 }
 
-void inbound_spooled(void *waiter, bool ok)
+void inbound_spooled(void *waiter, bool ok, const struct spool_loc *loc)
 {
 	struct smtp_server_conn *c = waiter;
 	const struct smtp_srv_msg *m = smtp_srv_message(c->smtp);
@@ -110,6 +110,9 @@ void inbound_spooled(void *waiter, bool ok)
 		         c->sid, m->qid, c->peer,
 		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)),
 		         m->nrcpt, m->len, c->released || c->st.closing ? " note=client_gone" : "");
+	if (ok)   /* a message over SPOOL_COPY_MAX was scrambled in place: read back when needed */
+		queue_accepted(&worker_of(c)->queue, m, (uint64_t)time(NULL), loc,
+		               loc->len > SPOOL_COPY_MAX ? NULL : m->data);
 	else if (!worker_of(c)->spool.failing)     /* (failing: counted in spool_recovered) */
 		log_err("event=queue_failed sid=%s qid=%s client=%s", c->sid, m->qid, c->peer);
 	smtp_server_answer(c, ok);

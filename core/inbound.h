@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "core/smtp_server.h"
+#include "core/spool.h"
 
 struct inbound_conn {
 	bool limited, relay_ok;
@@ -17,6 +18,6 @@ struct inbound_conn {
 extern const struct smtp_server_ops inbound_ops;
 
 /* The spool's verdict for a message (the spool's done callback; waiter is the conn). */
-void inbound_spooled(void *waiter, bool ok);
+void inbound_spooled(void *waiter, bool ok, const struct spool_loc *loc);
 
 #endif

@@ -204,10 +204,71 @@ static void reload(const char *path, const struct config *cur)
 	log_info("event=reloaded generation=%llu", (unsigned long long)gen);
 }
 
-static int scan_cb(void *ctx, const char *seg, uint64_t off, const struct spoolrec_msg *m)
+/* The start-up scan: every live message becomes a queue_recovered, shared out to the
+ * workers by queue id once their number is known. */
+struct scan_ctx {
+	struct queue_recovered *head;
+	size_t n, open;
+};
+
+static char *view_dup(struct spoolrec_view v)
 {
-	(void)ctx; (void)seg; (void)off; (void)m;
+	char *p = malloc(v.len + 1);
+	if (p) {
+		memcpy(p, v.p, v.len);
+		p[v.len] = '\0';
+	}
+	return p;
+}
+
+static int scan_msg(void *ctx, const struct spooldir_msg *sm)
+{
+	struct scan_ctx *x = ctx;
+	const struct spoolrec_msg *m = sm->m;
+	struct queue_recovered *r = calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->nrcpt = m->nrcpt;
+	r->rcpt = calloc(m->nrcpt ? m->nrcpt : 1, sizeof *r->rcpt);
+	r->r = calloc(m->nrcpt ? m->nrcpt : 1, sizeof *r->r);
+	r->sender = view_dup(m->sender);
+	if (!r->rcpt || !r->r || !r->sender) {
+		queue_recovered_free(r);
+		return -ENOMEM;
+	}
+	snprintf(r->qid, sizeof r->qid, "%.*s", (int)m->qid.len, m->qid.p);
+	r->arrival_s = m->arrival;
+	r->flags = m->flags;
+	r->seg_worker = sm->worker;
+	r->loc = (struct spool_loc){ sm->seq, sm->off, sm->len };
+	r->size = m->data.len;
+	uint32_t off = 0;
+	struct spoolrec_view v;
+	for (size_t i = 0; i < m->nrcpt && spoolrec_next_rcpt(m, &off, &v); i++) {
+		if (!(r->rcpt[i] = view_dup(v))) {
+			queue_recovered_free(r);
+			return -ENOMEM;
+		}
+		const struct spooldir_rcpt *st = &sm->rcpt[i];
+		r->r[i].state = st->state == SPOOLREC_RS_DELIVERED ? QR_DELIVERED
+		              : st->state == SPOOLREC_RS_BOUNCED   ? QR_BOUNCED : QR_OPEN;
+		r->r[i].attempts = st->attempts;
+		r->r[i].next_try_s = st->state == SPOOLREC_RS_DEFERRED ? st->next_try : 0;
+		if (r->r[i].state == QR_OPEN)
+			x->open++;
+	}
+	r->next = x->head;
+	x->head = r;
+	x->n++;
 	return 0;
+}
+
+static unsigned qid_worker(const char *qid, unsigned n)
+{
+	unsigned h = 5381;
+	for (; *qid; qid++)
+		h = h * 33 + (unsigned char)*qid;
+	return h % n;
 }
 
 /* What the start-up scan could not read: a torn tail (a crash in the middle of a write,
@@ -227,6 +288,11 @@ static void scan_damage(void *ctx, const struct spooldir_damage *d)
 
 static void server_free(struct server *srv)
 {
+	if (srv->recovered)
+		for (unsigned i = 0; i < srv->nworkers; i++)
+			queue_recovered_free(srv->recovered[i]);
+	free(srv->recovered);
+	srv->recovered = NULL;
 	if (!srv->workers)
 		return;
 	for (unsigned i = 0; i < srv->nworkers; i++) {
@@ -263,9 +329,11 @@ static int prepare(struct config *cfg, struct server *srv)
 		return -1;
 	}
 	struct spooldir_stats st = { 0 };
-	const struct spooldir_ops scan_ops = { scan_cb, scan_damage, 1 };
-	ret = spooldir_scan_ops(cfg->spool_path, &scan_ops, NULL, &st);
+	const struct spooldir_ops scan_ops = { NULL, scan_damage, 1 };
+	struct scan_ctx sx = { 0 };
+	ret = spooldir_scan_state(cfg->spool_path, &scan_ops, scan_msg, &sx, &st);
 	if (ret < 0) {
+		queue_recovered_free(sx.head);
 		log_err("event=start_failed error=\"spool scan %s: %s\"", cfg->spool_path, strerror(-ret));
 		return -1;
 	}
@@ -274,6 +342,8 @@ static int prepare(struct config *cfg, struct server *srv)
 	         cfg->spool_path, st.segments, st.live, st.done, st.torn,
 	         (unsigned long long)st.torn_bytes, st.corrupt,
 	         (unsigned long long)st.corrupt_bytes, st.unknown);
+	log_info("event=queue_rebuilt messages=%zu recipients_open=%zu voided=%zu finished=%zu outcomes=%zu",
+	         sx.n, sx.open, st.voided, st.finished, st.outcomes);
 	if (st.trimmed || st.removed)
 		log_info("event=spool_trim path=%s cut=%zu removed=%zu freed=%llu note=\"space allocated ahead by a process that did not stop cleanly\"",
 		         cfg->spool_path, st.trimmed, st.removed, (unsigned long long)st.trimmed_bytes);
@@ -292,8 +362,18 @@ static int prepare(struct config *cfg, struct server *srv)
 	srv->spool_dir = cfg->spool_path;
 	srv->spool_sync = cfg->spool_sync;
 	srv->workers = calloc(srv->nworkers, sizeof *srv->workers);
-	if (!srv->workers)
+	srv->recovered = calloc(srv->nworkers, sizeof *srv->recovered);
+	if (!srv->workers || !srv->recovered) {
+		queue_recovered_free(sx.head);
 		return -1;
+	}
+	while (sx.head) {                   /* each worker delivers its share */
+		struct queue_recovered *r = sx.head;
+		sx.head = r->next;
+		unsigned wi = qid_worker(r->qid, srv->nworkers);
+		r->next = srv->recovered[wi];
+		srv->recovered[wi] = r;
+	}
 	for (unsigned i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		w->id = i;

@@ -340,7 +340,7 @@ static struct spool_batch *batch_new(struct spool *sp)
 		b->sp = sp;
 	}
 	b->next = NULL;
-	b->n = b->hlen = b->blen = b->len = b->written = 0;
+	b->n = b->hlen = b->blen = b->len = b->written = b->notes = 0;
 	b->nbig = 0;
 	b->err = 0;
 	b->pending = 0;
@@ -366,11 +366,37 @@ static void batch_recycle(struct spool *sp, struct spool_batch *b)
 	sp->free = b;
 }
 
+/* The VOID notes of a failed batch: its records may lie on disk whole although the
+ * messages were refused (451); the cut back to the last good record removes them, and
+ * these notes hide them should the cut not happen (a crash first). */
+static void batch_void(struct spool *sp, const struct spool_batch *b)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof b->waiters[i].qid];
+		size_t n = spoolrec_encode_void(rec, sizeof rec, b->waiters[i].qid);
+		if (n > 0 && spool_note(sp, rec, n) == 0)
+			sp->voids++;
+	}
+}
+
 /* Tell every waiter; recycle. */
 static void batch_finish(struct spool *sp, struct spool_batch *b, bool ok)
 {
-	for (size_t i = 0; i < b->n; i++)
-		sp->done(b->waiters[i], ok);
+	uint64_t big_off = b->off + small_len(b);
+	for (size_t i = 0; i < b->n; i++) {
+		struct spool_waiter *w = &b->waiters[i];
+		struct spool_loc loc = { b->seg ? b->seg->seq : 0, 0, w->len };
+		if (ok && w->big < 0) {
+			loc.off = b->off + w->rel;
+		} else if (ok) {
+			loc.off = big_off;
+			for (int j = 0; j < w->big; j++)
+				loc.off += b->big[j].hlen + b->big[j].dlen + b->big[j].padlen;
+		}
+		w->done(w->w, ok, ok ? &loc : NULL);
+	}
+	if (!ok && b->seg)
+		batch_void(sp, b);
 	batch_recycle(sp, b);
 }
 
@@ -416,6 +442,36 @@ static struct spool_batch *batch_for(struct spool *sp, size_t size, bool big)
 int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
                  const char *client, uint64_t arrival)
 {
+	return spool_append_to(sp, waiter, sp->done, m, client, arrival);
+}
+
+int spool_note(struct spool *sp, const uint8_t *rec, size_t len)
+{
+	if (len == 0 || len > SPOOL_NOTE_MAX)
+		return -EINVAL;
+	struct spool_batch *b = batch_for(sp, len, false);
+	if (!b || buf_room(b, len) < 0)
+		return -ENOMEM;
+	if (b->n == 0 && b->notes == 0)
+		b->t_note_ms = sp->loop->now_ms;
+	memcpy(b->buf + b->blen, rec, len);
+	b->blen += len;
+	b->notes++;
+	sp->notes++;
+	b->len = small_len(b);
+	for (unsigned i = 0; i < b->nbig; i++)
+		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
+	return 0;
+}
+
+void spool_stopping(struct spool *sp)
+{
+	sp->stopping = true;
+}
+
+int spool_append_to(struct spool *sp, void *waiter, spool_done_fn *done,
+                    const struct smtp_srv_msg *m, const char *client, uint64_t arrival)
+{
 	size_t hlen = spoolrec_msg_head_size(m->qid, m->mail_from, client, m->rcpt, m->nrcpt,
 	                                     m->len);
 	if (hlen == 0)
@@ -426,6 +482,10 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 	if (!b || grow((void **)&b->waiters, &b->capw, b->n + 1, sizeof *b->waiters) < 0)
 		return -ENOMEM;
 	uint64_t nonce = spool_nonce(sp);
+	struct spool_waiter *w = &b->waiters[b->n];
+	*w = (struct spool_waiter){ .w = waiter, .done = done, .rel = b->blen, .big = -1,
+	                            .len = size };
+	snprintf(w->qid, sizeof w->qid, "%s", m->qid);
 	if (!big) {
 		if (buf_room(b, size) < 0)
 			return -ENOMEM;
@@ -442,6 +502,7 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 		 * done(); nothing reads it after). */
 		uint8_t *data = (uint8_t *)(uintptr_t)m->data;
 		spoolrec_scramble(data, data, m->len, nonce);
+		w->big = (int)b->nbig;
 		struct spool_big *g = &b->big[b->nbig++];
 		g->hoff = b->hlen;
 		g->hlen = spoolrec_encode_msg_head(b->heads + b->hlen, b->hcap - b->hlen, m->qid,
@@ -452,7 +513,7 @@ int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
 		g->padlen = pad_for(g->hlen + g->dlen);
 		b->hlen += g->hlen;
 	}
-	b->waiters[b->n++] = waiter;
+	b->n++;
 	b->len = small_len(b);
 	for (unsigned i = 0; i < b->nbig; i++)
 		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
@@ -465,7 +526,8 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_seg *seg)
 {
 	unsigned nw = (b->blen ? 1u : 0u) + b->nbig;
-	unsigned n = nw + (sp->sync ? 1 : 0);
+	bool sync = sp->sync && b->n > 0;   /* notes need no sync of their own */
+	unsigned n = nw + (sync ? 1 : 0);
 	struct io_uring_sqe *v[SPOOL_BIGS + 2];
 	if (net_loop_sqes(sp->loop, v, n) < 0)
 		return -EBUSY;
@@ -497,7 +559,7 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 		io_uring_prep_writev(v[k++], seg->fd, g->iov, ni, off);
 		off += g->hlen + g->dlen + g->padlen;
 	}
-	if (sp->sync)
+	if (sync)
 		io_uring_prep_fsync(v[k], seg->fd, IORING_FSYNC_DATASYNC);
 	for (unsigned i = 0; i < n; i++) {
 		net_sqe_op(v[i], &b->op);
@@ -537,6 +599,9 @@ void spool_flush(struct spool *sp)
 {
 	while (sp->wait_head && sp->inflight < SPOOL_INFLIGHT) {
 		struct spool_batch *b = sp->wait_head;
+		if (b->n == 0 && !sp->stopping && b->blen < SPOOL_NOTE_FLUSH_BYTES &&
+		    sp->loop->now_ms < b->t_note_ms + SPOOL_NOTE_DELAY_MS)
+			break;                      /* notes only: they wait for company */
 		if (sp->failing && sp->loop->now_ms < sp->retry_at_ms) {
 			/* The disk failed a moment ago: answer at once, try again later. */
 			wait_pop(sp);
@@ -616,7 +681,7 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 /* ---- life ------------------------------------------------------------------------- */
 
 int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned worker,
-               unsigned nworkers, bool sync, void (*done)(void *waiter, bool ok))
+               unsigned nworkers, bool sync, spool_done_fn *done)
 {
 	memset(sp, 0, sizeof *sp);
 	sp->loop = l;

@@ -69,6 +69,32 @@ enum spool_op_kind {
 struct spool;
 struct spool_seg;
 
+/* Where a committed record lies: segment seq of this worker, offset, length. */
+struct spool_loc {
+	uint64_t seq, off, len;
+};
+/* A waiter's answer: ok (its record is written and a completed fdatasync covers it) with
+ * the record's place, or not (451). loc is valid during the call only; NULL when !ok. */
+typedef void spool_done_fn(void *waiter, bool ok, const struct spool_loc *loc);
+
+/* One message of a batch, told when the batch completes. */
+struct spool_waiter {
+	void *w;
+	spool_done_fn *done;
+	uint64_t rel;                     /* small: its offset in the aligned buffer */
+	int big;                          /* -1, or its index in big[] */
+	size_t len;                       /* the record's length */
+	char qid[32];                     /* for the VOID note when the batch fails */
+};
+
+/* Notes (RCPT outcome, DONE and VOID records) need no fdatasync of their own: a lost
+ * one costs a duplicate delivery, never a loss. They ride with the next commit; a batch
+ * of notes only is written, without a sync, once its oldest note is SPOOL_NOTE_DELAY_MS
+ * old or it holds SPOOL_NOTE_FLUSH_BYTES, or at once when the writer is stopping. */
+#define SPOOL_NOTE_DELAY_MS 200u
+#define SPOOL_NOTE_FLUSH_BYTES (256u << 10)
+#define SPOOL_NOTE_MAX 4096u              /* octets of one note at most */
+
 /* A record too large to copy: its head, the message's own data, a PAD to the boundary. */
 struct spool_big {
 	size_t hoff, hlen;                /* its head in the batch's heads buffer */
@@ -90,8 +116,11 @@ struct spool_batch {
 	size_t hlen, hcap;
 	struct spool_big big[SPOOL_BIGS];
 	unsigned nbig;
-	void **waiters;
+	struct spool_waiter *waiters;
 	size_t n, capw;
+	size_t notes;                     /* notes in buf */
+	uint64_t t_note_ms;               /* when its first note came (notes only: written after
+	                                     SPOOL_NOTE_DELAY_MS) */
 	size_t len;                       /* octets written, padding included */
 	uint64_t off;                     /* where it is written */
 	unsigned pending;                 /* CQEs still expected */
@@ -131,7 +160,9 @@ struct spool {
 	struct spool_batch *wait_head, *wait_tail;   /* filling is the tail */
 	struct spool_batch *free;
 	unsigned inflight;
-	void (*done)(void *waiter, bool ok);
+	spool_done_fn *done;
+	bool stopping;                    /* notes go out at once */
+	uint64_t notes, voids;            /* notes written (queued), VOID notes among them */
 	/* failing state */
 	bool failing;
 	int fail_err;
@@ -144,7 +175,7 @@ struct spool {
 
 /* dir must exist. Registers the spool's op kinds on l. Returns 0 or -errno. */
 int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned worker,
-               unsigned nworkers, bool sync, void (*done)(void *waiter, bool ok));
+               unsigned nworkers, bool sync, spool_done_fn *done);
 /* After the loop has let go of everything (spool_idle): cut the current segment to its
  * records, remove an unused prepared one, close. */
 void spool_fini(struct spool *sp);
@@ -153,6 +184,15 @@ void spool_fini(struct spool *sp);
  * is scrambled where it is (it is the spool's until then). */
 int spool_append(struct spool *sp, void *waiter, const struct smtp_srv_msg *m,
                  const char *client, uint64_t arrival);
+/* The same with a done function of its own for this waiter (the bounces the relay makes). */
+int spool_append_to(struct spool *sp, void *waiter, spool_done_fn *done,
+                    const struct smtp_srv_msg *m, const char *client, uint64_t arrival);
+/* Queue a note (an encoded RCPT, DONE or VOID record of at most SPOOL_NOTE_MAX octets):
+ * written with the next commit, or on its own after a while (see above). Best effort:
+ * nothing is told; -ENOMEM or -EINVAL when it could not even be queued. */
+int spool_note(struct spool *sp, const uint8_t *rec, size_t len);
+/* The writer is stopping: notes are written at once from now on. */
+void spool_stopping(struct spool *sp);
 /* Send waiting batches to the ring as far as the limits allow (end of each loop turn). */
 void spool_flush(struct spool *sp);
 /* Nothing waiting, nothing in flight. */

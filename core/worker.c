@@ -38,6 +38,9 @@ static void begin_stop(struct worker *w)
 	w->stop_deadline_ms = w->loop.now_ms + (uint64_t)w->snap->cfg->shutdown_timeout * 1000u;
 	for (size_t i = 0; i < w->nlis; i++)
 		listener_accept_stop(&w->lis[i].acc);
+	spool_stopping(&w->spool);
+	if (w->queue_up)
+		queue_stop(&w->queue);
 	log_info("event=stopping worker=%u connections=%zu", w->id, w->smtpd.nconns);
 }
 
@@ -56,7 +59,8 @@ static unsigned worker_turn(void *ctx)
 			         w->id, w->smtpd.nconns);
 		}
 		smtp_server_stop(&w->smtpd, force);
-		if (w->smtpd.nconns == 0 && spool_idle(&w->spool))
+		if (w->smtpd.nconns == 0 && (!w->queue_up || queue_idle(&w->queue)) &&
+		    spool_idle(&w->spool))
 			net_loop_quit(&w->loop);
 	}
 	return TIMER_TICK_MS * 1000u;
@@ -127,6 +131,21 @@ static int worker_setup(struct worker *w)
 		log_err("event=spool_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
 		return ret;
 	}
+	ret = queue_init(&w->queue, w, &w->loop, &w->spool, w->srv->spool_dir);
+	if (ret < 0) {
+		log_err("event=queue_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
+		return ret;
+	}
+	w->queue_up = true;
+	if (w->srv->recovered) {
+		struct queue_recovered *r = w->srv->recovered[w->id];
+		w->srv->recovered[w->id] = NULL;
+		while (r) {
+			struct queue_recovered *next = r->next;
+			queue_adopt(&w->queue, r);
+			r = next;
+		}
+	}
 	for (size_t i = 0; i < w->nlis; i++) {
 		struct wlistener *l = &w->lis[i];
 		l->w = w;
@@ -146,6 +165,9 @@ static void worker_teardown(struct worker *w)
 		listener_accept_stop(&w->lis[i].acc);
 	/* The ring first: after it, the kernel holds nothing of what is freed below. */
 	net_loop_fini(&w->loop);
+	if (w->queue_up)
+		queue_fini(&w->queue);          /* before the spool: nothing noted after it */
+	w->queue_up = false;
 	if (w->spool.dirfd > 0 || w->spool.loop)
 		spool_fini(&w->spool);
 	smtp_server_fini(&w->smtpd);
@@ -175,10 +197,13 @@ static void *worker_main(void *arg)
 	}
 	net_loop_run(&w->loop);
 	const struct spool *sp = &w->spool;
-	log_info("event=worker_down worker=%u commits=%llu messages=%llu chains=%llu commit_avg_us=%llu "
+	log_info("event=worker_down worker=%u commits=%llu messages=%llu notes=%llu delivered=%llu "
+	         "deferred=%llu bounced=%llu dsns=%llu chains=%llu commit_avg_us=%llu "
 	         "commit_max_us=%llu enobufs=%llu sqe_failures=%llu", w->id,
 	         (unsigned long long)sp->commits, (unsigned long long)sp->messages,
-	         (unsigned long long)sp->linked_chains,
+	         (unsigned long long)sp->notes, (unsigned long long)w->queue.delivered,
+	         (unsigned long long)w->queue.deferred, (unsigned long long)w->queue.bounced,
+	         (unsigned long long)w->queue.dsns, (unsigned long long)sp->linked_chains,
 	         (unsigned long long)(sp->commits ? sp->commit_ns / sp->commits / 1000 : 0),
 	         (unsigned long long)(sp->commit_ns_max / 1000), (unsigned long long)w->loop.enobufs,
 	         (unsigned long long)w->loop.sqe_failures);

@@ -17,6 +17,7 @@
 
 #include "cfg/snapshot.h"
 #include "core/qid.h"
+#include "core/queue.h"
 #include "core/smtp_server.h"
 #include "core/spool.h"
 #include "net/listener.h"
@@ -41,6 +42,8 @@ struct worker {
 	size_t nlis;
 	struct smtp_server smtpd;
 	struct spool spool;
+	struct queue queue;
+	bool queue_up;
 	struct qid_gen qid;
 	const struct snapshot *snap;   /* valid while online, refreshed every turn */
 	bool stopping, forced;
@@ -56,6 +59,7 @@ struct server {
 	const char *spool_dir;
 	bool spool_sync;
 	struct qid_blocks qid_blocks;
+	struct queue_recovered **recovered;   /* per worker: the start-up scan's messages */
 };
 
 /* Start every worker thread (listener fds already open in w->lis). 0 or -errno. */

@@ -1,0 +1,454 @@
+/* core/deliver — see deliver.h. */
+#include "core/deliver.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg/config.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "net/connect.h"
+
+#define DELIVER_GREETING_MS 60000u        /* connect + greeting, at most */
+
+static void pump(struct dconn *d);
+static void dconn_fail(struct dconn *d, const char *why, bool site_failure);
+
+static struct dconn *of_stream(struct net_stream *s)
+{
+	return (struct dconn *)((char *)s - offsetof(struct dconn, s));
+}
+
+static struct queue *site_queue(const struct dconn *d)
+{
+	return d->q;
+}
+
+static void unpin(struct dconn *d)
+{
+	if (d->pinned) {
+		struct queue_msg *m = d->pinned;
+		d->pinned = NULL;
+		queue_msg_unref(site_queue(d), m);
+	}
+}
+
+/* ---- timers ------------------------------------------------------------------------- */
+
+static void arm(struct dconn *d)
+{
+	struct queue *q = site_queue(d);
+	timer_cancel(&d->t);
+	if (d->closing)
+		return;
+	unsigned ms = smtp_cli_timeout(&d->cli);
+	if (!d->greeted)
+		ms = DELIVER_GREETING_MS;
+	else if (ms == 0 && d->cli.state == SMTP_CLI_ST_READY && !d->job)
+		ms = DELIVER_IDLE_MS;
+	if (ms)
+		timer_arm(&q->loop->wheel, &d->t, ms);
+}
+
+static void on_timer(struct timer *t)
+{
+	struct dconn *d = (struct dconn *)((char *)t - offsetof(struct dconn, t));
+	char why[400];
+	if (d->cli.state == SMTP_CLI_ST_READY && !d->job) {
+		smtp_cli_quit(&d->cli);         /* idle: QUIT, then close */
+		pump(d);
+		return;
+	}
+	snprintf(why, sizeof why, "4.4.2 conversation with %s timed out while %s", d->relay,
+	         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
+	dconn_fail(d, why, !d->greeted);
+}
+
+/* ---- the job ------------------------------------------------------------------------ */
+
+/* End the job with the client's results; undecided recipients get `fallback`. */
+static void job_end(struct dconn *d, const struct smtp_cli_reply *fallback, const char *ftext)
+{
+	struct queue_job *j = d->job;
+	if (!j)
+		return;
+	d->job = NULL;
+	struct qresult *r = calloc(j->n, sizeof *r);
+	if (!r) {
+		struct qresult one = { 0, "4.3.0 out of memory", "4.3.0" };
+		queue_job_done(j, &one, 1, d->relay, d->msgs);
+		return;
+	}
+	for (uint32_t k = 0; k < j->n; k++) {
+		const struct smtp_cli_reply *rp = d->started ? smtp_cli_result(&d->cli, k) : NULL;
+		if (rp) {
+			r[k].code = rp->code;
+			r[k].text = rp->text;
+		} else if (fallback) {
+			r[k].code = fallback->code >= 500 && fallback->code < 600 ? fallback->code : 0;
+			r[k].text = fallback->text;
+		} else {
+			r[k].code = 0;
+			r[k].text = ftext;
+		}
+	}
+	queue_job_done(j, r, j->n, d->relay, d->msgs);
+	free(r);
+}
+
+/* Send the body of the current job (EV_BODY). */
+static void send_body(struct dconn *d)
+{
+	const uint8_t *p = d->body;
+	size_t n = d->body_len;
+	if (d->cli.body == SMTP_CLI_BODY_BDAT) {
+		if (n)
+			net_stream_write_ref(&d->s, p, n);
+	} else {
+		while (n > 0) {
+			bool dot = false;
+			size_t k = smtp_cli_dot_next(&d->cli.dot, (const char *)p, n, &dot);
+			if (k)
+				net_stream_write_ref(&d->s, p, k);
+			if (dot)
+				net_stream_write(&d->s, ".", 1);
+			if (k == 0 && !dot)
+				break;
+			p += k;
+			n -= k;
+		}
+	}
+	smtp_cli_body_done(&d->cli);
+}
+
+/* Begin the transaction of d->job, whose body is ready. */
+static void job_begin(struct dconn *d)
+{
+	struct queue_job *j = d->job;
+	struct queue_msg *m = j->m;
+	const char **rc = malloc(j->n * sizeof *rc);
+	if (!rc) {
+		d->started = false;
+		job_end(d, NULL, "4.3.0 out of memory");
+		return;
+	}
+	for (uint32_t k = 0; k < j->n; k++)
+		rc[k] = m->r[j->idx[k]].addr;
+	unsigned need = (m->flags & SMTP_SRV_8BITMIME ? SMTP_CLI_NEED_8BIT : 0) |
+	                (m->flags & SMTP_SRV_SMTPUTF8 ? SMTP_CLI_NEED_UTF8 : 0);
+	unpin(d);
+	d->pinned = m;
+	m->refs++;
+	d->msgs++;
+	d->started = true;
+	int ret = smtp_cli_send_msg(&d->cli, m->sender, rc, j->n, d->body_len, need);
+	free(rc);
+	if (ret < 0)
+		job_end(d, NULL, "4.3.0 refused locally");   /* results are the client's local ones */
+}
+
+/* An idle connection takes the next ready job of its site. */
+static void take_job(struct dconn *d)
+{
+	struct queue_site *s = d->site;
+	while (!d->job && !d->closing && d->cli.state == SMTP_CLI_ST_READY) {
+		if (d->msgs >= s->max_msgs || site_queue(d)->stopping) {
+			smtp_cli_quit(&d->cli);
+			return;
+		}
+		struct queue_job *j = queue_site_take(s);
+		if (!j)
+			return;
+		d->job = j;
+		d->started = false;
+		j->t_conn_ms = d->msgs == 0 ? site_queue(d)->loop->now_ms - d->t_start_ms : 0;
+		if (d->pinned && net_stream_pending(&d->s) == 0)
+			unpin(d);
+		const uint8_t *body;
+		size_t len;
+		int ret = queue_job_body(j, &body, &len);
+		if (ret == 0) {
+			d->waiting_body = true;     /* deliver_job_body() goes on */
+			return;
+		}
+		if (ret < 0) {
+			job_end(d, NULL, "4.3.0 the message could not be read from the spool");
+			continue;
+		}
+		d->body = body;
+		d->body_len = len;
+		job_begin(d);
+	}
+}
+
+void deliver_job_body(struct queue_job *j, bool ok)
+{
+	struct queue_site *s = j->site;
+	for (struct dconn *d = s ? s->conns : NULL; d; d = d->next) {
+		if (d->job != j || !d->waiting_body)
+			continue;
+		d->waiting_body = false;
+		if (!ok) {
+			d->job = NULL;              /* the queue ends the job */
+			take_job(d);
+			pump(d);
+			return;
+		}
+		d->body = j->m->body;
+		d->body_len = j->m->size;
+		job_begin(d);
+		pump(d);
+		return;
+	}
+}
+
+/* ---- the conversation --------------------------------------------------------------- */
+
+static void flush_out(struct dconn *d)
+{
+	size_t len;
+	const char *p = smtp_cli_out(&d->cli, &len);
+	if (len) {
+		net_stream_write(&d->s, p, len);
+		smtp_cli_out_done(&d->cli, len);
+	}
+}
+
+static void pump(struct dconn *d)
+{
+	struct smtp_cli_ev ev;
+	if (d->closing)
+		return;
+	flush_out(d);
+	while (!d->closing && smtp_cli_next(&d->cli, &ev)) {
+		switch (ev.kind) {
+		case SMTP_CLI_EV_READY:
+			if (!d->greeted) {
+				d->greeted = true;
+				d->site->fails = 0;
+			}
+			take_job(d);
+			break;
+		case SMTP_CLI_EV_BODY:
+			flush_out(d);               /* the BDAT command goes first */
+			send_body(d);
+			break;
+		case SMTP_CLI_EV_MSG_DONE:
+			job_end(d, NULL, "4.4.2 no result");
+			if (d->pinned && net_stream_pending(&d->s) == 0)
+				unpin(d);
+			take_job(d);                /* reuse: the next ready job at once */
+			break;
+		case SMTP_CLI_EV_FAIL: {
+			char why[1100];
+			if (ev.reply.code)
+				snprintf(why, sizeof why, "%s (in reply to %s)", ev.reply.text, ev.reply.cmd);
+			else
+				snprintf(why, sizeof why, "4.4.2 %s: %s", d->relay, ev.reply.text);
+			struct smtp_cli_reply fb = ev.reply;
+			size_t k = strlen(why) < SMTP_CLI_TEXT_MAX ? strlen(why) : SMTP_CLI_TEXT_MAX;
+			memcpy(fb.text, why, k);
+			fb.text[k] = '\0';
+			if (!d->greeted && ev.reply.code >= 500)
+				fb.code = 0;            /* a refused greeting defers (the next MX may take it) */
+			if (d->job)
+				job_end(d, &fb, NULL);
+			dconn_fail(d, why, !d->greeted);
+			return;
+		}
+		case SMTP_CLI_EV_CLOSED:
+			d->closing = true;
+			net_stream_close(&d->s);
+			break;
+		default:
+			break;
+		}
+		flush_out(d);
+	}
+	flush_out(d);
+	arm(d);
+}
+
+static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
+{
+	struct dconn *d = of_stream(s);
+	if (d->closing)
+		return n;
+	size_t used = smtp_cli_input(&d->cli, (const char *)p, n);
+	pump(d);
+	return used;
+}
+
+/* The connection failed: its job (if any) is deferred, the stream cut. A failure before
+ * the greeting counts against the site. */
+static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
+{
+	if (d->closing)
+		return;
+	if (d->job && !d->waiting_body)
+		job_end(d, NULL, why);
+	d->closing = true;
+	timer_cancel(&d->t);
+	if (site_failure && !d->fail_counted) {
+		d->fail_counted = true;
+		struct queue_site *s = d->site;
+		s->fails++;
+		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay, why);
+		bool working = false;
+		for (struct dconn *o = s->conns; o; o = o->next)
+			if (o->greeted && !o->closing)
+				working = true;
+		if (s->fails >= QUEUE_DEAD_AFTER && !working) {
+			s->fails = 0;
+			queue_site_fail(site_queue(d), s, why);
+		}
+	}
+	net_stream_abort(&d->s);
+}
+
+static void on_lost(struct net_stream *s, int res)
+{
+	struct dconn *d = of_stream(s);
+	char why[400];
+	if (d->closing)
+		return;
+	if (!d->greeted && res < 0)
+		snprintf(why, sizeof why, "4.4.1 connect to %s: %s", d->relay, strerror(-res));
+	else
+		snprintf(why, sizeof why, "4.4.2 lost connection with %s while %s", d->relay,
+		         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
+	dconn_fail(d, why, !d->greeted);
+}
+
+static void on_release(struct net_stream *s)
+{
+	struct dconn *d = of_stream(s);
+	struct queue_site *site = d->site;
+	struct queue *q = site_queue(d);
+	timer_cancel(&d->t);
+	if (d->job) {                       /* cut at a stop, or waiting for its body */
+		struct queue_job *j = d->job;
+		d->job = NULL;
+		if (!d->waiting_body)
+			queue_job_drop(j);
+	}
+	unpin(d);
+	for (struct dconn **pp = &site->conns; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	site->nconns--;
+	smtp_cli_free(&d->cli);
+	free(d);
+	if (!q->stopping && site->nready > 0)
+		deliver_kick(site);
+}
+
+static const struct net_stream_ops dconn_ops = {
+	.input = on_input,
+	.lost = on_lost,
+	.release = on_release,
+};
+
+/* ---- connections -------------------------------------------------------------------- */
+
+static void fmt_relay(const struct queue_site *s, size_t i, char *out, size_t cap)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	const struct sockaddr_storage *ss = &s->addr[i].ss;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *v = (const void *)ss;
+		inet_ntop(AF_INET, &v->sin_addr, a, sizeof a);
+		port = ntohs(v->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *v = (const void *)ss;
+		inet_ntop(AF_INET6, &v->sin6_addr, a, sizeof a);
+		port = ntohs(v->sin6_port);
+	}
+	snprintf(out, cap, "%s[%s]:%u", s->addr[i].name, a, port);
+}
+
+static bool dconn_open(struct queue *q, struct queue_site *s)
+{
+	struct dconn *d = calloc(1, sizeof *d);
+	if (!d)
+		return false;
+	size_t i = s->next_addr++ % s->naddr;
+	d->q = q;
+	d->site = s;
+	d->t.fire = on_timer;
+	d->t_start_ms = q->loop->now_ms;
+	fmt_relay(s, i, d->relay, sizeof d->relay);
+	int fd = net_connect_start(&s->addr[i].ss, s->addr[i].len, NULL, 0);
+	if (fd < 0) {
+		char why[400];
+		snprintf(why, sizeof why, "4.4.1 connect to %s: %s", d->relay, strerror(-fd));
+		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay, why);
+		free(d);
+		s->fails++;
+		if (s->fails >= QUEUE_DEAD_AFTER) {
+			s->fails = 0;
+			queue_site_fail(q, s, why);
+		}
+		return false;
+	}
+	smtp_cli_init(&d->cli, q->w->snap->cfg->hostname, NULL);
+	net_stream_init(&d->s, q->loop, fd, &dconn_ops);
+	d->s.stall_ms = d->cli.to.data_block;
+	d->next = s->conns;
+	s->conns = d;
+	s->nconns++;
+	net_stream_start(&d->s);
+	arm(d);
+	return true;
+}
+
+void deliver_kick(struct queue_site *s)
+{
+	if (!s->ready_head)
+		return;
+	struct queue *q = s->ready_head->q;
+	if (q->stopping)
+		return;
+	unsigned starting = 0;
+	for (struct dconn *d = s->conns; d && s->ready_head; d = d->next) {
+		if (d->closing)
+			continue;
+		if (!d->greeted)
+			starting++;
+		else if (!d->job && d->cli.state == SMTP_CLI_ST_READY) {
+			take_job(d);
+			pump(d);
+		}
+	}
+	while (s->nready > starting && s->nconns < s->max_conns && s->naddr > 0 &&
+	       s->dead_until_ms <= q->loop->now_ms) {
+		if (!dconn_open(q, s))
+			break;
+		starting++;
+	}
+}
+
+void deliver_stop(struct queue *q)
+{
+	for (struct queue_site *s = q->sites; s; s = s->next)
+		for (struct dconn *d = s->conns; d; d = d->next)
+			if (!d->closing) {
+				d->closing = true;
+				timer_cancel(&d->t);
+				net_stream_abort(&d->s);
+			}
+}
+
+unsigned deliver_conns(const struct queue *q)
+{
+	unsigned n = 0;
+	for (const struct queue_site *s = q->sites; s; s = s->next)
+		n += s->nconns;
+	return n;
+}

@@ -1,0 +1,59 @@
+/* core/deliver — the delivery connections of a site: a net_stream (net/connect) driven
+ * by the pure SMTP client of proto/smtp_cli.
+ *
+ * A site with ready jobs gets connections up to its max_connections; an idle connection
+ * takes the next job at once (RSET, then the next transaction: reuse), waits up to
+ * DELIVER_IDLE_MS for one, then QUITs. A connection ends after the transport's
+ * max_messages_per_connection. Every wait for the server is bounded by the RFC 5321
+ * timeout of its state (smtp_cli_timeout), the connect by DELIVER_CONNECT_MS, a body
+ * that does not move by the data block timeout. A connection that fails before its
+ * greeting (refused, timeout, 4xx/5xx greeting) moves to the site's next address; after
+ * QUEUE_DEAD_AFTER such failures in a row with no working connection the site is dead
+ * for the first retry interval: its ready jobs are deferred at once (queue_site_fail),
+ * not each after its own timeout.
+ *
+ * The body goes out as stored: with BDAT as is (borrowed, no copy), with DATA through the
+ * dot-stuffer in borrowed runs. The message is held (referenced) until the stream no
+ * longer needs its bytes. */
+#ifndef CORE_DELIVER_H
+#define CORE_DELIVER_H
+#include <stdbool.h>
+
+#include "core/queue.h"
+#include "net/stream.h"
+#include "net/timer.h"
+#include "proto/smtp_cli.h"
+
+#define DELIVER_IDLE_MS 5000u
+#define DELIVER_CONNECT_MS 30000u
+
+struct dconn {
+	struct net_stream s;
+	struct smtp_cli cli;
+	struct queue *q;
+	struct queue_site *site;
+	struct dconn *next;                /* in the site's list */
+	struct timer t;
+	struct queue_job *job;
+	struct queue_msg *pinned;          /* its body may still be in the send queue */
+	unsigned addr;                     /* index of the site's address in use */
+	unsigned msgs;                     /* transactions begun on this connection */
+	uint64_t t_start_ms;               /* connect began */
+	const uint8_t *body;               /* the job's body (the message's, pinned) */
+	size_t body_len;
+	bool greeted, closing, fail_counted;
+	bool started;                      /* the job's transaction was begun */
+	bool waiting_body;                 /* the job's body is being read */
+	char relay[300];                   /* "host[ip]:port" */
+};
+
+/* Site s has ready jobs: give them to idle connections, open more up to the limit. */
+void deliver_kick(struct queue_site *s);
+/* The body of job j was read (ok) or could not be (the job was ended by the queue). */
+void deliver_job_body(struct queue_job *j, bool ok);
+/* Cut every connection of q (the worker stops). */
+void deliver_stop(struct queue *q);
+/* Connections still open (or closing) in q. */
+unsigned deliver_conns(const struct queue *q);
+
+#endif

@@ -1,0 +1,894 @@
+/* core/queue — see queue.h. */
+#include "core/queue.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "cfg/config.h"
+#include "core/bounce.h"
+#include "core/deliver.h"
+#include "core/log.h"
+#include "core/worker.h"
+#include "proto/retry.h"
+#include "proto/spoolrec.h"
+
+/* ---- small things ------------------------------------------------------------------- */
+
+static uint64_t wall_ms(void)
+{
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static uint32_t qrand(struct queue *q)
+{
+	q->rnd ^= q->rnd << 13;
+	q->rnd ^= q->rnd >> 7;
+	q->rnd ^= q->rnd << 17;
+	return (uint32_t)(q->rnd >> 16);
+}
+
+static unsigned qhash(const char *qid)
+{
+	unsigned h = 2166136261u;
+	for (; *qid; qid++)
+		h = (h ^ (unsigned char)*qid) * 16777619u;
+	return h % QUEUE_HASH;
+}
+
+static const struct config *qcfg(const struct queue *q)
+{
+	return q->w->snap->cfg;
+}
+
+static const char *rcpt_domain(const char *addr)
+{
+	const char *at = strrchr(addr, '@');
+	return at ? at + 1 : "";
+}
+
+/* Untrusted text for a log line: printable ASCII and spaces as they are, the rest \xHH. */
+static char *text_escape(char *dst, size_t cap, const char *src)
+{
+	size_t o = 0;
+	for (; *src && o + 5 < cap; src++) {
+		unsigned char c = (unsigned char)*src;
+		if (c >= 0x20 && c < 0x7f && c != '\\')
+			dst[o++] = (char)c;
+		else
+			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
+	}
+	dst[o] = '\0';
+	return dst;
+}
+
+/* ---- messages ----------------------------------------------------------------------- */
+
+static void msg_unlink(struct queue *q, struct queue_msg *m)
+{
+	struct queue_msg **pp = &q->hash[qhash(m->qid)];
+	while (*pp && *pp != m)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = m->hnext;
+}
+
+static void msg_drop_body(struct queue *q, struct queue_msg *m)
+{
+	if (m->body) {
+		q->body_bytes -= m->size;
+		free(m->body);
+		m->body = NULL;
+	}
+}
+
+static void msg_free(struct queue *q, struct queue_msg *m)
+{
+	msg_unlink(q, m);
+	msg_drop_body(q, m);
+	for (size_t i = 0; i < m->nrcpt; i++)
+		free(m->r[i].addr);
+	free(m->r);
+	free(m->sender);
+	free(m->rbuf);
+	q->nmsgs--;
+	free(m);
+}
+
+/* The message has nothing left to do: DONE, and gone once nothing points at it. */
+static void msg_maybe_done(struct queue *q, struct queue_msg *m)
+{
+	if (m->open > 0 || m->refs > 0 || q->finishing)
+		return;
+	uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof m->qid];
+	size_t n = spoolrec_encode_done(rec, sizeof rec, m->qid);
+	if (n == 0 || spool_note(q->spool, rec, n) < 0)
+		log_warn("event=done_note_failed qid=%s note=\"it may be delivered again after a restart\"",
+		         m->qid);
+	msg_free(q, m);
+}
+
+void queue_msg_unref(struct queue *q, struct queue_msg *m)
+{
+	m->refs--;
+	if (m->refs == 0 && m->body && q->body_bytes > QUEUE_BODY_BUDGET / 2)
+		msg_drop_body(q, m);           /* under pressure: read it again when needed */
+	msg_maybe_done(q, m);
+}
+
+/* ---- jobs and the scheduled queue --------------------------------------------------- */
+
+static void job_fire(struct timer *t);
+static void job_ready(struct queue_job *j);
+
+static void job_free(struct queue_job *j)
+{
+	struct queue *q = j->q;
+	timer_cancel(&j->t);
+	if (j->all_prev)
+		j->all_prev->all_next = j->all_next;
+	else
+		q->all = j->all_next;
+	if (j->all_next)
+		j->all_next->all_prev = j->all_prev;
+	free(j->idx);
+	free(j->transport);
+	free(j->domain);
+	struct queue_msg *m = j->m;
+	free(j);
+	queue_msg_unref(q, m);
+}
+
+static struct queue_job *job_new(struct queue *q, struct queue_msg *m, const char *transport,
+                                 const char *domain)
+{
+	struct queue_job *j = calloc(1, sizeof *j);
+	if (!j)
+		return NULL;
+	j->q = q;
+	j->m = m;
+	j->transport = strdup(transport);
+	j->domain = strdup(domain);
+	j->idx = malloc(QUEUE_JOB_RCPT_MAX * sizeof *j->idx);
+	if (!j->transport || !j->domain || !j->idx) {
+		free(j->transport);
+		free(j->domain);
+		free(j->idx);
+		free(j);
+		return NULL;
+	}
+	for (char *p = j->domain; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	j->t.fire = job_fire;
+	m->refs++;
+	j->all_next = q->all;
+	if (q->all)
+		q->all->all_prev = j;
+	q->all = j;
+	return j;
+}
+
+static void job_schedule(struct queue_job *j, uint64_t at_s)
+{
+	struct queue *q = j->q;
+	uint64_t now = wall_ms();
+	uint64_t at = at_s * 1000u;
+	j->t_sched_ms = q->loop->now_ms;
+	if (q->stopping)
+		return;
+	timer_arm(&q->loop->wheel, &j->t, at > now ? at - now : 0);
+}
+
+/* Group the open recipients of m by (transport, next hop or domain) into jobs. */
+static void msg_schedule(struct queue *q, struct queue_msg *m)
+{
+	const struct config *cfg = qcfg(q);
+	struct queue_job *cur = NULL;
+	for (;;) {
+		/* the first open, idle recipient starts a group; its mates join it */
+		size_t first = m->nrcpt;
+		for (size_t i = 0; i < m->nrcpt; i++)
+			if (m->r[i].state == QR_OPEN) {
+				first = i;
+				break;
+			}
+		if (first == m->nrcpt)
+			break;
+		const char *dom = rcpt_domain(m->r[first].addr);
+		const struct config_transport *t = config_route(cfg, dom, strlen(dom));
+		if (!t) {
+			/* no route: a configuration matter, deferred when its turn comes (never a
+			 * bounce) */
+			struct queue_job *j = job_new(q, m, "", dom);
+			if (!j)
+				return;
+			j->idx[j->n++] = (uint32_t)first;
+			m->r[first].state = QR_BUSY;
+			job_schedule(j, m->r[first].next_try_s);
+			continue;
+		}
+		bool literal = strcmp(t->nexthop, "mx") != 0;
+		cur = job_new(q, m, t->id, literal ? t->nexthop : dom);
+		if (!cur)
+			return;
+		uint64_t at = m->r[first].next_try_s;
+		for (size_t i = first; i < m->nrcpt && cur->n < QUEUE_JOB_RCPT_MAX; i++) {
+			if (m->r[i].state != QR_OPEN)
+				continue;
+			const char *d = rcpt_domain(m->r[i].addr);
+			if (i != first) {
+				const struct config_transport *ti = config_route(cfg, d, strlen(d));
+				if (ti != t || (!literal && strcasecmp(d, dom) != 0))
+					continue;
+			}
+			m->r[i].state = QR_BUSY;
+			if (m->r[i].next_try_s > at)
+				at = m->r[i].next_try_s;
+			cur->idx[cur->n++] = (uint32_t)i;
+		}
+		job_schedule(cur, at);
+	}
+}
+
+static void job_fire(struct timer *t)
+{
+	job_ready((struct queue_job *)t);
+}
+
+/* ---- sites --------------------------------------------------------------------------- */
+
+static struct queue_site *site_find(struct queue *q, const char *key)
+{
+	for (struct queue_site *s = q->sites; s; s = s->next)
+		if (strcmp(s->key, key) == 0)
+			return s;
+	return NULL;
+}
+
+static struct queue_site *site_new(struct queue *q, const char *key, const char *transport)
+{
+	const struct config_transport *t = config_transport_by_id(qcfg(q), transport);
+	struct queue_site *s = calloc(1, sizeof *s);
+	if (!s)
+		return NULL;
+	s->key = strdup(key);
+	s->transport = strdup(transport);
+	if (!s->key || !s->transport) {
+		free(s->key);
+		free(s->transport);
+		free(s);
+		return NULL;
+	}
+	s->max_conns = t ? t->max_connections : 1;
+	s->max_msgs = t ? t->max_messages_per_connection : 1;
+	s->next = q->sites;
+	q->sites = s;
+	return s;
+}
+
+/* "[host]:port" with an IP literal host: its one address. */
+static int literal_addr(struct queue_site *s, const char *nexthop)
+{
+	char host[256];
+	const char *close = strchr(nexthop, ']');
+	if (nexthop[0] != '[' || !close || (size_t)(close - nexthop - 1) >= sizeof host)
+		return -EINVAL;
+	memcpy(host, nexthop + 1, (size_t)(close - nexthop - 1));
+	host[close - nexthop - 1] = '\0';
+	unsigned port = close[1] == ':' ? (unsigned)atoi(close + 2) : 25;
+	struct sockaddr_in *a4 = (struct sockaddr_in *)&s->addr[0].ss;
+	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&s->addr[0].ss;
+	memset(&s->addr[0].ss, 0, sizeof s->addr[0].ss);
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		s->addr[0].len = sizeof *a4;
+	} else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		s->addr[0].len = sizeof *a6;
+	} else {
+		return -ENOTSUP;               /* a host name in brackets: not in this build */
+	}
+	snprintf(s->addr[0].name, sizeof s->addr[0].name, "%s", host);
+	s->naddr = 1;
+	return 0;
+}
+
+static void job_defer_now(struct queue_job *j, const char *text, const char *dsn)
+{
+	struct qresult r = { 0, text, dsn };
+	queue_job_done(j, &r, 1, "none", 0);
+}
+
+static void job_bounce_now(struct queue_job *j, const char *text, const char *dsn)
+{
+	struct qresult r = { 550, text, dsn };
+	queue_job_done(j, &r, 1, "none", 0);
+}
+
+static void site_enqueue(struct queue_site *s, struct queue_job *j)
+{
+	struct queue *q = j->q;
+	j->site = s;
+	if (s->dead_until_ms > q->loop->now_ms) {
+		job_defer_now(j, "4.4.1 the next hop is not reachable (recently failed; retried later)",
+		              "4.4.1");
+		return;
+	}
+	j->t_ready_ms = q->loop->now_ms;
+	j->next = NULL;
+	if (s->ready_tail)
+		s->ready_tail->next = j;
+	else
+		s->ready_head = j;
+	s->ready_tail = j;
+	s->nready++;
+	deliver_kick(s);
+}
+
+static void job_mx_done(void *ctx, const struct dns_mx *res)
+{
+	struct queue_job *j = ctx;
+	struct queue *q = j->q;
+	char key[1400], why[400];
+	j->looking = false;
+	switch (res->status) {
+	case DNS_OK:
+		break;
+	case DNS_CANCELLED:
+		job_free(j);                   /* stopping: the recipients stay queued in the spool */
+		return;
+	case DNS_NXDOMAIN:
+		snprintf(why, sizeof why, "5.1.2 Host or domain name not found: %s", res->error);
+		job_bounce_now(j, why, "5.1.2");
+		return;
+	case DNS_NULLMX:
+		snprintf(why, sizeof why, "5.1.10 Domain %s does not accept mail (null MX)", j->domain);
+		job_bounce_now(j, why, "5.1.10");
+		return;
+	case DNS_NOHOST:
+		snprintf(why, sizeof why, "5.4.4 No address for the mail exchangers of %s", j->domain);
+		job_bounce_now(j, why, "5.4.4");
+		return;
+	default:
+		snprintf(why, sizeof why, "4.4.3 Host or domain name lookup failed: %s", res->error);
+		job_defer_now(j, why, "4.4.3");
+		return;
+	}
+	snprintf(key, sizeof key, "%s/%s", j->transport, res->site);
+	struct queue_site *s = site_find(q, key);
+	if (!s && !(s = site_new(q, key, j->transport))) {
+		job_defer_now(j, "4.3.0 out of memory", "4.3.0");
+		return;
+	}
+	if (s->naddr == 0 || s->dns_expires_ms <= q->loop->now_ms) {
+		s->naddr = 0;
+		for (size_t h = 0; h < res->nhosts; h++)
+			for (size_t a = 0; a < res->hosts[h].naddrs && s->naddr < QUEUE_SITE_ADDRS; a++) {
+				s->addr[s->naddr].ss = res->hosts[h].addrs[a].ss;
+				s->addr[s->naddr].len = res->hosts[h].addrs[a].len;
+				snprintf(s->addr[s->naddr].name, sizeof s->addr[0].name, "%s",
+				         res->hosts[h].name);
+				s->naddr++;
+			}
+		s->next_addr = 0;
+#ifdef RR_TEST_BUILD
+		/* tests cannot listen on port 25: RR_TEST_MX_PORT moves the MX hosts' port */
+		const char *tp = getenv("RR_TEST_MX_PORT");
+		for (size_t i = 0; tp && i < s->naddr; i++) {
+			uint16_t port = htons((uint16_t)atoi(tp));
+			if (s->addr[i].ss.ss_family == AF_INET)
+				((struct sockaddr_in *)&s->addr[i].ss)->sin_port = port;
+			else
+				((struct sockaddr_in6 *)&s->addr[i].ss)->sin6_port = port;
+		}
+#endif
+		s->dns_expires_ms = q->loop->now_ms + (uint64_t)(res->ttl ? res->ttl : 60) * 1000u;
+	}
+	if (s->naddr == 0) {
+		job_defer_now(j, "4.4.3 no address for the mail exchangers", "4.4.3");
+		return;
+	}
+	site_enqueue(s, j);
+}
+
+static void job_ready(struct queue_job *j)
+{
+	struct queue *q = j->q;
+	const struct config_transport *t = config_transport_by_id(qcfg(q), j->transport);
+	if (!t) {
+		job_defer_now(j, j->transport[0] ? "4.3.5 transport removed from the configuration"
+		                                 : "4.3.5 no route for this domain in the configuration",
+		              "4.3.5");
+		return;
+	}
+	if (strcmp(t->nexthop, "mx") != 0) {
+		char key[600];
+		snprintf(key, sizeof key, "%s/%s", t->id, t->nexthop);
+		struct queue_site *s = site_find(q, key);
+		if (!s) {
+			s = site_new(q, key, t->id);
+			if (!s) {
+				job_defer_now(j, "4.3.0 out of memory", "4.3.0");
+				return;
+			}
+			int ret = literal_addr(s, t->nexthop);
+			if (ret < 0)
+				s->naddr = 0;
+		}
+		if (s->naddr == 0) {
+			job_defer_now(j, "4.3.5 next hop names a host: only address literals are supported in this build",
+			              "4.3.5");
+			return;
+		}
+		site_enqueue(s, j);
+		return;
+	}
+	if (!q->dns) {
+		job_defer_now(j, "4.4.3 no DNS resolver", "4.4.3");
+		return;
+	}
+	j->looking = true;
+	if (dns_mx(q->dns, j->domain, job_mx_done, j) < 0) {
+		j->looking = false;
+		job_bounce_now(j, "5.1.2 bad destination domain name", "5.1.2");
+	}
+}
+
+struct queue_job *queue_site_take(struct queue_site *s)
+{
+	struct queue_job *j = s->ready_head;
+	if (!j)
+		return NULL;
+	s->ready_head = j->next;
+	if (!s->ready_head)
+		s->ready_tail = NULL;
+	s->nready--;
+	j->next = NULL;
+	j->t_taken_ms = j->q->loop->now_ms;
+	return j;
+}
+
+void queue_job_drop(struct queue_job *j)
+{
+	job_free(j);
+}
+
+void queue_site_fail(struct queue *q, struct queue_site *s, const char *why)
+{
+	uint64_t rest = 60000;
+	if (qcfg(q)->nretry_schedule)
+		rest = (uint64_t)qcfg(q)->retry_schedule[0] * 1000u;
+	s->dead_until_ms = q->loop->now_ms + rest;
+	log_warn("event=site_dead site=%s reason=\"%s\" deferred=%zu", s->key, why, s->nready);
+	struct queue_job *j;
+	while ((j = queue_site_take(s)) != NULL) {
+		struct qresult r = { 0, why, "4.4.1" };
+		queue_job_done(j, &r, 1, "none", 0);
+	}
+}
+
+/* ---- outcomes ----------------------------------------------------------------------- */
+
+/* "5.1.1" from "550 5.1.1 text", else from the code's class. */
+static void dsn_of(const struct qresult *r, unsigned code, char out[16])
+{
+	const char *t = r->text ? r->text : "";
+	if (r->dsn) {
+		snprintf(out, 16, "%s", r->dsn);
+		return;
+	}
+	if (strlen(t) > 4 && t[3] == ' ')
+		t += 4;
+	unsigned a, b, c;
+	int n = 0;
+	if (sscanf(t, "%1u.%3u.%3u%n", &a, &b, &c, &n) == 3 && n > 0 && (a == 2 || a == 4 || a == 5) &&
+	    (unsigned)a == code / 100) {
+		snprintf(out, 16, "%u.%u.%u", a, b, c);
+		return;
+	}
+	snprintf(out, 16, "%u.0.0", code >= 500 ? 5 : code >= 200 && code < 300 ? 2 : 4);
+}
+
+static void note_outcome(struct queue *q, struct queue_msg *m, uint8_t state, uint32_t attempts,
+                         uint64_t next_try, const uint32_t *idx, uint32_t n)
+{
+	size_t sz = spoolrec_rcpt_size(strlen(m->qid), n);
+	uint8_t stackbuf[1024];
+	uint8_t *rec = sz <= sizeof stackbuf ? stackbuf : malloc(sz);
+	bool ok = false;
+	if (rec) {
+		size_t len = spoolrec_encode_rcpt(rec, sz, m->qid, state, attempts, next_try,
+		                                  (uint64_t)(wall_ms() / 1000u), idx, n);
+		ok = len > 0 && spool_note(q->spool, rec, len) == 0;
+	}
+	if (!ok)
+		log_warn("event=outcome_note_failed qid=%s recipients=%u", m->qid, n);
+	if (rec != stackbuf)
+		free(rec);
+}
+
+void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
+                    const char *relay, unsigned conn_use)
+{
+	struct queue *q = j->q;
+	struct queue_msg *m = j->m;
+	const struct config *cfg = qcfg(q);
+	uint64_t now = wall_ms(), mono = q->loop->now_ms;
+	uint64_t max_age_ms = (uint64_t)cfg->max_age * 1000u;
+	double a = j->t_ready_ms ? (double)(j->t_ready_ms - j->t_sched_ms) / 1000.0 : 0;
+	double b = j->t_taken_ms ? (double)(j->t_taken_ms - j->t_ready_ms) / 1000.0 : 0;
+	double c = j->t_conn_ms ? (double)j->t_conn_ms / 1000.0 : 0;
+	double d = j->t_taken_ms ? (double)(mono - j->t_taken_ms) / 1000.0 - c : 0;
+	if (d < 0)
+		d = 0;
+	double delay = (double)(now - m->arrival_ms) / 1000.0;
+	uint32_t *bounced = malloc(j->n * sizeof *bounced);
+	const char **btext = malloc(j->n * sizeof *btext);
+	uint32_t nb = 0;
+	uint32_t *run = malloc(j->n * sizeof *run);
+	uint32_t nrun = 0;
+	uint8_t run_state = 0;
+	uint32_t run_att = 0;
+	uint64_t run_next = 0;
+
+	for (uint32_t k = 0; k <= j->n; k++) {
+		uint8_t st = 0;
+		uint32_t att = 0;
+		uint64_t next = 0;
+		if (k < j->n) {
+			const struct qresult *r = &res[nres == 1 ? 0 : k];
+			struct qrcpt *rc = &m->r[j->idx[k]];
+			unsigned code = r->code;
+			char dsn[16], esc_to[600], esc_txt[1200];
+			const char *status;
+			char why[700];
+			const char *text = r->text ? r->text : "";
+			rc->attempts++;
+			att = rc->attempts;
+			dsn_of(r, code ? code : 450, dsn);
+			if (code >= 200 && code < 300) {
+				rc->state = QR_DELIVERED;
+				st = SPOOLREC_RS_DELIVERED;
+				status = "sent";
+				q->delivered++;
+			} else if (code >= 500) {
+				rc->state = QR_BOUNCED;
+				st = SPOOLREC_RS_BOUNCED;
+				status = "bounced";
+				q->bounced++;
+			} else {
+				uint64_t delay_ms = retry_delay_ms(cfg->retry_schedule, cfg->nretry_schedule,
+				                                   att, qrand(q));
+				if (retry_give_up(m->arrival_ms, now + delay_ms, max_age_ms)) {
+					rc->state = QR_BOUNCED;
+					st = SPOOLREC_RS_BOUNCED;
+					status = "expired";
+					snprintf(why, sizeof why, "5.4.7 delivery time expired; last: %s", text);
+					text = why;
+					snprintf(dsn, sizeof dsn, "5.4.7");
+					q->bounced++;
+				} else {
+					rc->state = QR_OPEN;
+					st = SPOOLREC_RS_DEFERRED;
+					next = (now + delay_ms) / 1000u;
+					rc->next_try_s = next;
+					status = "deferred";
+					q->deferred++;
+				}
+			}
+			if (rc->state == QR_DELIVERED || rc->state == QR_BOUNCED)
+				m->open--;
+			if (rc->state == QR_BOUNCED && bounced) {
+				btext[nb] = r->text;
+				bounced[nb++] = j->idx[k];
+			}
+			log_escape(esc_to, sizeof esc_to, rc->addr, strlen(rc->addr));
+			text_escape(esc_txt, sizeof esc_txt, text);
+			log_info("%s: to=<%s>, relay=%s, conn_use=%u, delay=%.2f, delays=%.2f/%.2f/%.2f/%.2f, dsn=%s, status=%s (%s%s)",
+			         m->qid, esc_to, relay, conn_use, delay, a, b, c, d, dsn,
+			         strcmp(status, "expired") == 0 ? "bounced" : status,
+			         code && strcmp(relay, "none") != 0 && st != SPOOLREC_RS_DELIVERED
+			                 ? "host said: " : "",
+			         esc_txt);
+			if (st == SPOOLREC_RS_DELIVERED || st == SPOOLREC_RS_BOUNCED)
+				next = 0;
+		}
+		/* outcome notes: runs of equal (state, attempts, next try) */
+		if (nrun > 0 && (k == j->n || st != run_state || att != run_att || next != run_next)) {
+			note_outcome(q, m, run_state, run_att, run_next, run, nrun);
+			nrun = 0;
+		}
+		if (k < j->n && run) {
+			run_state = st;
+			run_att = att;
+			run_next = next;
+			run[nrun++] = j->idx[k];
+		}
+	}
+	if (nb > 0)
+		bounce_send(q, m, bounced, btext, nb, relay);
+	free(bounced);
+	free(btext);
+	free(run);
+	/* deferred recipients go back to the scheduled queue (jobs armed on the timer wheel:
+	 * nothing runs from here) */
+	m->refs++;
+	job_free(j);
+	if (m->open > 0)
+		msg_schedule(q, m);
+	queue_msg_unref(q, m);
+}
+
+/* ---- body reads --------------------------------------------------------------------- */
+
+static void body_read_done(struct net_loop *l, struct net_op *op, int res, unsigned flags)
+{
+	(void)l;
+	(void)flags;
+	struct queue_msg *m = (struct queue_msg *)((char *)op - offsetof(struct queue_msg, rop));
+	struct queue *q = m->q;
+	bool ok = false;
+	m->reading = false;
+	close(m->rfd);
+	m->rfd = -1;
+	if (res >= 0 && (uint64_t)res == m->loc.len) {
+		size_t used;
+		enum spoolrec_type type;
+		struct spoolrec_msg rm;
+		if (spoolrec_decode(m->rbuf, m->loc.len, &used, &type, &rm, NULL, NULL) == SPOOLREC_OK &&
+		    type == SPOOLREC_MSG && rm.qid.len == strlen(m->qid) &&
+		    memcmp(rm.qid.p, m->qid, rm.qid.len) == 0) {
+			m->body = malloc(rm.data.len ? rm.data.len : 1);
+			if (m->body) {
+				spoolrec_scramble(m->body, (const uint8_t *)rm.data.p, rm.data.len, rm.nonce);
+				m->size = rm.data.len;
+				q->body_bytes += m->size;
+				ok = true;
+			}
+		}
+	}
+	if (!ok)
+		log_err("event=body_read_failed qid=%s segment=w%u-%016" PRIx64 " offset=%" PRIu64
+		        " error=\"%s\"", m->qid, m->seg_worker, m->loc.seq, m->loc.off,
+		        res < 0 ? strerror(-res) : "record does not check");
+	free(m->rbuf);
+	m->rbuf = NULL;
+	struct queue_job *j = m->readers;
+	m->readers = NULL;
+	while (j) {                        /* (the read's reference holds m meanwhile) */
+		struct queue_job *next = j->next;
+		j->next = NULL;
+		if (!ok) {
+			struct qresult *r = calloc(j->n, sizeof *r);
+			for (uint32_t k = 0; r && k < j->n; k++)
+				r[k] = (struct qresult){ 0, "4.3.0 the message could not be read from the spool", "4.3.0" };
+			deliver_job_body(j, false);
+			if (r)
+				queue_job_done(j, r, j->n, "none", 0);
+			free(r);
+		} else {
+			deliver_job_body(j, true);
+		}
+		j = next;
+	}
+	queue_msg_unref(q, m);
+}
+
+int queue_job_body(struct queue_job *j, const uint8_t **body, size_t *len)
+{
+	struct queue_msg *m = j->m;
+	struct queue *q = j->q;
+	if (m->body) {
+		*body = m->body;
+		*len = m->size;
+		return 1;
+	}
+	j->next = m->readers;
+	m->readers = j;
+	if (m->reading)
+		return 0;
+	char name[64];
+	snprintf(name, sizeof name, "w%u-%016" PRIx64 ".seg", m->seg_worker, m->loc.seq);
+	int fd = openat(q->spool_dirfd, name, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		m->readers = j->next;
+		return -errno;
+	}
+	m->rbuf = malloc(m->loc.len ? m->loc.len : 1);
+	struct io_uring_sqe *sqe = m->rbuf ? net_loop_sqe(q->loop, &m->rop) : NULL;
+	if (!sqe) {
+		close(fd);
+		free(m->rbuf);
+		m->rbuf = NULL;
+		m->readers = j->next;
+		return -ENOMEM;
+	}
+	io_uring_prep_read(sqe, fd, m->rbuf, (unsigned)m->loc.len, m->loc.off);
+	m->rfd = fd;                       /* closed when the read completes */
+	m->reading = true;
+	m->refs++;                         /* the read points at it */
+	return 0;
+}
+
+/* ---- arrival ------------------------------------------------------------------------ */
+
+static struct queue_msg *msg_new(struct queue *q, const char *qid, const char *sender,
+                                 size_t nrcpt)
+{
+	struct queue_msg *m = calloc(1, sizeof *m);
+	if (!m)
+		return NULL;
+	m->q = q;
+	m->rop.kind = QUEUE_OP_READ;
+	snprintf(m->qid, sizeof m->qid, "%s", qid);
+	m->sender = strdup(sender);
+	m->r = calloc(nrcpt ? nrcpt : 1, sizeof *m->r);
+	if (!m->sender || !m->r) {
+		free(m->sender);
+		free(m->r);
+		free(m);
+		return NULL;
+	}
+	m->nrcpt = nrcpt;
+	unsigned h = qhash(m->qid);
+	m->hnext = q->hash[h];
+	q->hash[h] = m;
+	q->nmsgs++;
+	return m;
+}
+
+void queue_accepted(struct queue *q, const struct smtp_srv_msg *sm, uint64_t arrival_s,
+                    const struct spool_loc *loc, const uint8_t *data)
+{
+	struct queue_msg *m = msg_new(q, sm->qid, sm->mail_from, sm->nrcpt);
+	if (!m) {
+		log_err("event=queue_oom qid=%s note=\"queued in the spool; delivered after a restart\"",
+		        sm->qid);
+		return;
+	}
+	m->arrival_ms = arrival_s * 1000u;
+	m->flags = sm->flags;
+	m->seg_worker = q->w->id;
+	m->loc = *loc;
+	m->size = sm->len;
+	for (size_t i = 0; i < sm->nrcpt; i++) {
+		m->r[i].addr = strdup(sm->rcpt[i]);
+		if (!m->r[i].addr)
+			m->r[i].state = QR_DELIVERED;   /* never: out of memory; kept in the spool */
+		else
+			m->open++;
+	}
+	if (data && q->body_bytes + sm->len <= QUEUE_BODY_BUDGET) {
+		m->body = malloc(sm->len ? sm->len : 1);
+		if (m->body) {
+			memcpy(m->body, data, sm->len);
+			q->body_bytes += sm->len;
+		}
+	}
+	m->refs++;
+	msg_schedule(q, m);
+	queue_msg_unref(q, m);
+}
+
+void queue_recovered_free(struct queue_recovered *r)
+{
+	while (r) {
+		struct queue_recovered *next = r->next;
+		for (size_t i = 0; i < r->nrcpt; i++)
+			free(r->rcpt[i]);
+		free(r->rcpt);
+		free(r->r);
+		free(r->sender);
+		free(r);
+		r = next;
+	}
+}
+
+void queue_adopt(struct queue *q, struct queue_recovered *r)
+{
+	struct queue_msg *m = msg_new(q, r->qid, r->sender, r->nrcpt);
+	if (!m) {
+		queue_recovered_free(r);
+		return;
+	}
+	m->arrival_ms = r->arrival_s * 1000u;
+	m->flags = r->flags;
+	m->seg_worker = r->seg_worker;
+	m->loc = r->loc;
+	m->size = r->size;
+	for (size_t i = 0; i < r->nrcpt; i++) {
+		m->r[i] = r->r[i];
+		m->r[i].addr = r->rcpt[i];
+		r->rcpt[i] = NULL;
+		if (m->r[i].state == QR_OPEN)
+			m->open++;
+	}
+	r->next = NULL;
+	queue_recovered_free(r);
+	m->refs++;
+	msg_schedule(q, m);
+	queue_msg_unref(q, m);
+}
+
+/* ---- life --------------------------------------------------------------------------- */
+
+int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,
+               const char *spool_dir)
+{
+	memset(q, 0, sizeof *q);
+	q->w = w;
+	q->loop = l;
+	q->spool = sp;
+	q->rnd = (uint64_t)wall_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)w->id;
+	if (!q->rnd)
+		q->rnd = 1;
+	q->spool_dirfd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (q->spool_dirfd < 0)
+		return -errno;
+	net_loop_handle(l, QUEUE_OP_READ, body_read_done);
+	const struct config *cfg = qcfg(q);
+	char err[256];
+	q->dns = dns_new(l, (const char *const *)cfg->dns_servers, cfg->ndns_servers, 0, err,
+	                 sizeof err);
+	if (!q->dns)
+		log_warn("event=dns_unavailable worker=%u error=\"%s\" note=\"mx next hops are deferred\"",
+		         w->id, err);
+	return 0;
+}
+
+void queue_stop(struct queue *q)
+{
+	q->stopping = true;
+	for (struct queue_job *j = q->all; j; j = j->all_next)
+		timer_cancel(&j->t);
+	deliver_stop(q);
+}
+
+bool queue_idle(const struct queue *q)
+{
+	if (deliver_conns(q) > 0)
+		return false;
+	for (struct queue_msg *const *b = q->hash; b < q->hash + QUEUE_HASH; b++)
+		for (const struct queue_msg *m = *b; m; m = m->hnext)
+			if (m->reading)
+				return false;
+	return true;
+}
+
+/* After the ring is gone: free everything (the spool keeps what was not finished). */
+void queue_fini(struct queue *q)
+{
+	q->finishing = true;
+	if (q->dns)
+		dns_free(q->dns);              /* pending lookups: CANCELLED, their jobs freed */
+	q->dns = NULL;
+	while (q->all) {
+		struct queue_job *j = q->all;
+		j->m->refs++;                  /* freed below, not through the job */
+		job_free(j);
+	}
+	for (unsigned h = 0; h < QUEUE_HASH; h++)
+		while (q->hash[h])
+			msg_free(q, q->hash[h]);
+	while (q->sites) {
+		struct queue_site *s = q->sites;
+		q->sites = s->next;
+		free(s->key);
+		free(s->transport);
+		free(s);
+	}
+	if (q->spool_dirfd >= 0)
+		close(q->spool_dirfd);
+	q->spool_dirfd = -1;
+}

@@ -1,0 +1,186 @@
+/* core/queue — what a worker has to deliver, and when.
+ *
+ * Messages. Every message this worker accepted (or adopted from the start-up scan) is a
+ * queue_msg: its envelope, per-recipient state (open, busy in a delivery, delivered,
+ * bounced, deferred until a time), where its record lies in the spool, and its body
+ * while it is in memory. Bodies are kept in memory up to QUEUE_BODY_BUDGET octets for
+ * the whole worker; past that, or for a message adopted at start-up, the body is read
+ * back from the spool (an io_uring read of the record, its CRC checked, unscrambled)
+ * when a delivery needs it, and dropped again after. So a backlog of a million queued
+ * messages holds envelopes, not bodies.
+ *
+ * Jobs. The open recipients of a message are grouped by route: one job per (message,
+ * transport, next hop or domain), at most QUEUE_JOB_RCPT_MAX recipients each. A job waits
+ * on the loop's timer wheel until its next try (the scheduled queue), then, for an `mx`
+ * transport, the next hop's MX hosts are looked up (net/dns, cached); then it joins the
+ * ready queue of its site. A site is keyed "transport/sitekey": the smarthost's
+ * "[host]:port", or the sorted MX host names of the domain (net/dns's site key), so that
+ * the domains of one mailbox provider share one queue and one connection limit. The
+ * delivery connections of a site (core/deliver) take jobs from its ready queue.
+ *
+ * Outcomes. A job ends with one result per recipient: 2xx delivered; 5xx bounced (a DSN
+ * to the sender, core/bounce); anything else deferred until the next try of
+ * queue.retry_schedule, or bounced (5.4.7) once that try would be past queue.max_age.
+ * Each result is logged in Postfix's shape and written to the spool as an outcome note
+ * (no fsync of its own; see DESIGN-facing notes in README: a lost note costs a duplicate
+ * delivery, never a loss). When no recipient is open any more a DONE note ends the
+ * message.
+ *
+ * Ownership, this build: a worker delivers the messages it accepted itself; messages of
+ * the start-up scan are shared out by queue id. Sites are per worker (their limits are
+ * per worker); one owner per site across workers is not built yet. */
+#ifndef CORE_QUEUE_H
+#define CORE_QUEUE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/spool.h"
+#include "net/dns.h"
+#include "net/loop.h"
+#include "net/timer.h"
+#include "proto/smtp_srv.h"
+
+#define QUEUE_BODY_BUDGET (256u << 20)   /* octets of bodies kept in memory per worker */
+#define QUEUE_JOB_RCPT_MAX 1000u         /* recipients per job (per transaction) */
+#define QUEUE_HASH 4096u
+#define QUEUE_SITE_ADDRS 20u             /* addresses a site tries, in order */
+#define QUEUE_DEAD_AFTER 3u              /* failed connections in a row: the site is dead */
+
+enum queue_op_kind { QUEUE_OP_READ = SPOOL_OP_NAME + 1 };
+
+enum qrcpt_state { QR_OPEN = 0, QR_BUSY, QR_DELIVERED, QR_BOUNCED };
+
+struct qrcpt {
+	char *addr;
+	uint8_t state;
+	uint32_t attempts;
+	uint64_t next_try_s;               /* unix seconds (0: now) */
+};
+
+struct queue_msg {
+	struct queue_msg *hnext;
+	char qid[32];
+	char *sender;                      /* "" for the null sender */
+	struct qrcpt *r;
+	size_t nrcpt;
+	uint64_t arrival_ms;               /* unix ms */
+	uint32_t flags;
+	unsigned seg_worker;               /* the segment w<seg_worker>-<loc.seq> */
+	struct spool_loc loc;
+	uint8_t *body;                     /* unscrambled data, or NULL (in the spool only) */
+	size_t size;                       /* data octets */
+	size_t open;                       /* recipients not final */
+	unsigned refs;                     /* jobs and reads that point at it */
+	bool reading;                      /* a read of its body is in flight */
+	int rfd;                           /* its file, meanwhile */
+	struct queue_job *readers;         /* jobs waiting for that read */
+	uint8_t *rbuf;                     /* the read's buffer */
+	struct net_op rop;
+	struct queue *q;
+};
+
+struct queue_site;
+
+struct queue_job {
+	struct timer t;                    /* the scheduled queue */
+	struct queue_job *next;            /* ready list / readers / all */
+	struct queue_job *all_next, *all_prev;
+	struct queue *q;
+	struct queue_msg *m;
+	char *transport;                   /* id, copied */
+	char *domain;                      /* of its recipients (lower-case) */
+	struct queue_site *site;           /* once ready */
+	uint32_t *idx;
+	uint32_t n;
+	uint64_t t_sched_ms, t_ready_ms, t_taken_ms, t_conn_ms;  /* monotonic: the delays */
+	bool looking;                      /* a DNS lookup is in flight for it */
+};
+
+struct dconn;
+
+struct queue_site {
+	struct queue_site *next;
+	char *key;                         /* "transport/sitekey" */
+	char *transport;
+	struct { struct sockaddr_storage ss; socklen_t len; char name[256]; } addr[QUEUE_SITE_ADDRS];
+	size_t naddr, next_addr;
+	unsigned max_conns, max_msgs;
+	struct queue_job *ready_head, *ready_tail;
+	size_t nready;
+	struct dconn *conns;
+	unsigned nconns;
+	unsigned fails;                    /* connection failures in a row */
+	uint64_t dead_until_ms;
+	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
+};
+
+struct worker;
+
+struct queue {
+	struct worker *w;
+	struct net_loop *loop;
+	struct spool *spool;
+	struct dns *dns;
+	int spool_dirfd;
+	struct queue_msg *hash[QUEUE_HASH];
+	struct queue_job *all;             /* every job */
+	struct queue_site *sites;
+	size_t body_bytes;
+	size_t nmsgs, nrcpt_open;
+	uint64_t rnd;
+	uint64_t delivered, bounced, deferred, dsns;
+	bool stopping, finishing;
+};
+
+int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,
+               const char *spool_dir);
+void queue_fini(struct queue *q);
+/* A message just committed (its 250 is going out): queue it. data NULL when the spool
+ * took the data over (a large message: scrambled in place). */
+void queue_accepted(struct queue *q, const struct smtp_srv_msg *m, uint64_t arrival_s,
+                    const struct spool_loc *loc, const uint8_t *data);
+/* A message of the start-up scan. */
+struct queue_recovered {
+	struct queue_recovered *next;
+	char qid[32];
+	char *sender;
+	char **rcpt;
+	struct qrcpt *r;                   /* state, attempts, next try per recipient */
+	size_t nrcpt;
+	uint64_t arrival_s;
+	uint32_t flags;
+	unsigned seg_worker;
+	struct spool_loc loc;
+	size_t size;
+};
+void queue_adopt(struct queue *q, struct queue_recovered *r);   /* takes r over */
+void queue_recovered_free(struct queue_recovered *r);
+
+/* For core/deliver: the next ready job of site s (NULL: none), its body (NULL while it is
+ * being read: the job is handed back through deliver_body_ready), and the end. */
+struct queue_job *queue_site_take(struct queue_site *s);
+/* 1: body ready in *body, *len; 0: a read was started, deliver_job_body() follows; <0: error. */
+int queue_job_body(struct queue_job *j, const uint8_t **body, size_t *len);
+/* The results of job j: per recipient of j (in j->idx order) a reply code and text (the
+ * server's reply, or a local reason), relay names the server. */
+struct qresult {
+	unsigned code;                     /* 2xx, 4xx, 5xx; 0 = deferred, no reply */
+	const char *text;                  /* the reply as received, or a local text */
+	const char *dsn;                   /* "5.1.1", NULL: from the text or the code */
+};
+void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
+                    const char *relay, unsigned conn_use);   /* nres: j->n, or 1 for all */
+/* A reference to m is dropped (a job, a read, a connection's pin). */
+void queue_msg_unref(struct queue *q, struct queue_msg *m);
+/* A whole site failed before any transaction (refused, timeout, greeting refused): every
+ * ready job of it is deferred with that reason, and the site rests. */
+void queue_site_fail(struct queue *q, struct queue_site *s, const char *why);
+/* Let go of a job without a result (the worker stops): its recipients stay queued in the
+ * spool, tried again after a restart. */
+void queue_job_drop(struct queue_job *j);
+bool queue_idle(const struct queue *q);
+void queue_stop(struct queue *q);
+
+#endif
