@@ -33,9 +33,13 @@ struct t_msg {
 static struct t_msg msgs[MAXMSG];
 static size_t nmsg, ndone;
 
-static void t_done(void *waiter, bool ok)
+static void t_done(void *waiter, bool ok, const struct spool_loc *loc)
 {
 	struct t_msg *t = waiter;
+	/* the contract: a place exactly when ok, never on a failure */
+	cr_assert_eq(loc != NULL, ok);
+	if (loc)
+		cr_assert_gt(loc->len, 0);
 	t->done++;
 	t->ok = ok;
 	ndone++;
