@@ -27,13 +27,27 @@ static struct queue *site_queue(const struct dconn *d)
 	return d->q;
 }
 
-static void unpin(struct dconn *d)
+/* Let go of the bodies the stream no longer needs (all of them when force: released). */
+static void unpin(struct dconn *d, bool force)
 {
-	if (d->pinned) {
-		struct queue_msg *m = d->pinned;
-		d->pinned = NULL;
+	if (!force && net_stream_pending(&d->s) > 0)
+		return;
+	while (d->npins > 0) {
+		struct queue_msg *m = d->pins[--d->npins];
+		d->pins[d->npins] = NULL;
 		queue_msg_unref(site_queue(d), m);
 	}
+}
+
+/* The connection lets go of a job whose body is still being read: the read's completion
+ * finds no connection and hands the job back to the site (deliver_job_body). */
+static bool detach_waiting(struct dconn *d)
+{
+	if (!d->job || !d->waiting_body)
+		return false;
+	d->job = NULL;
+	d->waiting_body = false;
+	return true;
 }
 
 /* ---- timers ------------------------------------------------------------------------- */
@@ -64,7 +78,7 @@ static void on_timer(struct timer *t)
 	}
 	snprintf(why, sizeof why, "4.4.2 conversation with %s timed out while %s", d->relay,
 	         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
-	dconn_fail(d, why, !d->greeted);
+	dconn_fail(d, why, !d->proven);
 }
 
 /* ---- the job ------------------------------------------------------------------------ */
@@ -139,8 +153,8 @@ static void job_begin(struct dconn *d)
 		rc[k] = m->r[j->idx[k]].addr;
 	unsigned need = (m->flags & SMTP_SRV_8BITMIME ? SMTP_CLI_NEED_8BIT : 0) |
 	                (m->flags & SMTP_SRV_SMTPUTF8 ? SMTP_CLI_NEED_UTF8 : 0);
-	unpin(d);
-	d->pinned = m;
+	unpin(d, false);
+	d->pins[d->npins++] = m;          /* take_job made room */
 	m->refs++;
 	d->msgs++;
 	d->started = true;
@@ -159,14 +173,15 @@ static void take_job(struct dconn *d)
 			smtp_cli_quit(&d->cli);
 			return;
 		}
+		unpin(d, false);
+		if (d->npins == DELIVER_PINS)
+			return;                     /* earlier bodies still going out: not now */
 		struct queue_job *j = queue_site_take(s);
 		if (!j)
 			return;
 		d->job = j;
 		d->started = false;
 		j->t_conn_ms = d->msgs == 0 ? site_queue(d)->loop->now_ms - d->t_start_ms : 0;
-		if (d->pinned && net_stream_pending(&d->s) == 0)
-			unpin(d);
 		const uint8_t *body;
 		size_t len;
 		int ret = queue_job_body(j, &body, &len);
@@ -184,25 +199,28 @@ static void take_job(struct dconn *d)
 	}
 }
 
-void deliver_job_body(struct queue_job *j, bool ok)
+bool deliver_job_body(struct queue_job *j, bool ok)
 {
 	struct queue_site *s = j->site;
 	for (struct dconn *d = s ? s->conns : NULL; d; d = d->next) {
 		if (d->job != j || !d->waiting_body)
 			continue;
-		d->waiting_body = false;
-		if (!ok) {
-			d->job = NULL;              /* the queue ends the job */
+		detach_waiting(d);
+		if (d->closing || d->cli.state != SMTP_CLI_ST_READY)
+			return false;               /* it is going away: the queue takes j back */
+		if (!ok) {                      /* the queue ends the job */
 			take_job(d);
 			pump(d);
-			return;
+			return true;
 		}
+		d->job = j;
 		d->body = j->m->body;
 		d->body_len = j->m->size;
 		job_begin(d);
 		pump(d);
-		return;
+		return true;
 	}
+	return false;
 }
 
 /* ---- the conversation --------------------------------------------------------------- */
@@ -226,10 +244,7 @@ static void pump(struct dconn *d)
 	while (!d->closing && smtp_cli_next(&d->cli, &ev)) {
 		switch (ev.kind) {
 		case SMTP_CLI_EV_READY:
-			if (!d->greeted) {
-				d->greeted = true;
-				d->site->fails = 0;
-			}
+			d->greeted = true;
 			take_job(d);
 			break;
 		case SMTP_CLI_EV_BODY:
@@ -238,8 +253,11 @@ static void pump(struct dconn *d)
 			break;
 		case SMTP_CLI_EV_MSG_DONE:
 			job_end(d, NULL, "4.4.2 no result");
-			if (d->pinned && net_stream_pending(&d->s) == 0)
-				unpin(d);
+			if (!d->proven) {
+				d->proven = true;        /* the site works: its failures start over */
+				d->site->fails = 0;
+			}
+			unpin(d, false);
 			take_job(d);                /* reuse: the next ready job at once */
 			break;
 		case SMTP_CLI_EV_FAIL: {
@@ -254,9 +272,9 @@ static void pump(struct dconn *d)
 			fb.text[k] = '\0';
 			if (!d->greeted && ev.reply.code >= 500)
 				fb.code = 0;            /* a refused greeting defers (the next MX may take it) */
-			if (d->job)
+			if (!detach_waiting(d) && d->job)
 				job_end(d, &fb, NULL);
-			dconn_fail(d, why, !d->greeted);
+			dconn_fail(d, why, !d->proven);
 			return;
 		}
 		case SMTP_CLI_EV_CLOSED:
@@ -283,12 +301,12 @@ static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
 }
 
 /* The connection failed: its job (if any) is deferred, the stream cut. A failure before
- * the greeting counts against the site. */
+ * any transaction completed counts against the site. */
 static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
 {
 	if (d->closing)
 		return;
-	if (d->job && !d->waiting_body)
+	if (!detach_waiting(d) && d->job)
 		job_end(d, NULL, why);
 	d->closing = true;
 	timer_cancel(&d->t);
@@ -296,10 +314,12 @@ static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
 		d->fail_counted = true;
 		struct queue_site *s = d->site;
 		s->fails++;
-		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay, why);
+		char esc[600];
+		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay,
+		         log_escape_text(esc, sizeof esc, why));
 		bool working = false;
 		for (struct dconn *o = s->conns; o; o = o->next)
-			if (o->greeted && !o->closing)
+			if (o->proven && !o->closing)
 				working = true;
 		if (s->fails >= QUEUE_DEAD_AFTER && !working) {
 			s->fails = 0;
@@ -320,7 +340,7 @@ static void on_lost(struct net_stream *s, int res)
 	else
 		snprintf(why, sizeof why, "4.4.2 lost connection with %s while %s", d->relay,
 		         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
-	dconn_fail(d, why, !d->greeted);
+	dconn_fail(d, why, !d->proven);
 }
 
 static void on_release(struct net_stream *s)
@@ -329,13 +349,12 @@ static void on_release(struct net_stream *s)
 	struct queue_site *site = d->site;
 	struct queue *q = site_queue(d);
 	timer_cancel(&d->t);
-	if (d->job) {                       /* cut at a stop, or waiting for its body */
+	if (!detach_waiting(d) && d->job) {  /* cut at a stop */
 		struct queue_job *j = d->job;
 		d->job = NULL;
-		if (!d->waiting_body)
-			queue_job_drop(j);
+		queue_job_drop(j);
 	}
-	unpin(d);
+	unpin(d, true);
 	for (struct dconn **pp = &site->conns; *pp; pp = &(*pp)->next)
 		if (*pp == d) {
 			*pp = d->next;
@@ -370,7 +389,9 @@ static void fmt_relay(const struct queue_site *s, size_t i, char *out, size_t ca
 		inet_ntop(AF_INET6, &v->sin6_addr, a, sizeof a);
 		port = ntohs(v->sin6_port);
 	}
-	snprintf(out, cap, "%s[%s]:%u", s->addr[i].name, a, port);
+	char name[240];                   /* a name from DNS: escaped (and cut), it is logged */
+	log_escape(name, sizeof name, s->addr[i].name, strlen(s->addr[i].name));
+	snprintf(out, cap, "%s[%s]:%u", name, a, port);
 }
 
 static bool dconn_open(struct queue *q, struct queue_site *s)
@@ -388,7 +409,8 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 	if (fd < 0) {
 		char why[400];
 		snprintf(why, sizeof why, "4.4.1 connect to %s: %s", d->relay, strerror(-fd));
-		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay, why);
+		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay,
+		         why);                   /* (the relay name is escaped, strerror is ours) */
 		free(d);
 		s->fails++;
 		if (s->fails >= QUEUE_DEAD_AFTER) {

@@ -6,15 +6,22 @@
  * DELIVER_IDLE_MS for one, then QUITs. A connection ends after the transport's
  * max_messages_per_connection. Every wait for the server is bounded by the RFC 5321
  * timeout of its state (smtp_cli_timeout), the connect by DELIVER_CONNECT_MS, a body
- * that does not move by the data block timeout. A connection that fails before its
- * greeting (refused, timeout, 4xx/5xx greeting) moves to the site's next address; after
- * QUEUE_DEAD_AFTER such failures in a row with no working connection the site is dead
- * for the first retry interval: its ready jobs are deferred at once (queue_site_fail),
- * not each after its own timeout.
+ * that does not move by the data block timeout. A connection that fails before it
+ * completed a transaction (refused, timeout, 4xx/5xx greeting, a 421 after EHLO, cut
+ * after the greeting) counts against the site and the next one uses the site's next
+ * address; after QUEUE_DEAD_AFTER such failures in a row with no proven connection the
+ * site is dead for the first retry interval: its ready jobs are deferred at once
+ * (queue_site_fail), not each after its own timeout. A completed transaction proves the
+ * site and clears the count.
  *
  * The body goes out as stored: with BDAT as is (borrowed, no copy), with DATA through the
  * dot-stuffer in borrowed runs. The message is held (referenced) until the stream no
- * longer needs its bytes. */
+ * longer needs its bytes: up to DELIVER_PINS messages per connection; a connection whose
+ * pins are all in use and whose output has not drained takes no new job.
+ *
+ * A job whose body is being read from the spool belongs to its connection only while
+ * that connection lives: a connection that ends meanwhile lets go of it, and the read's
+ * completion hands it back to the site's ready queue (deliver_job_body() returns false). */
 #ifndef CORE_DELIVER_H
 #define CORE_DELIVER_H
 #include <stdbool.h>
@@ -26,6 +33,7 @@
 
 #define DELIVER_IDLE_MS 5000u
 #define DELIVER_CONNECT_MS 30000u
+#define DELIVER_PINS 4u
 
 struct dconn {
 	struct net_stream s;
@@ -35,13 +43,15 @@ struct dconn {
 	struct dconn *next;                /* in the site's list */
 	struct timer t;
 	struct queue_job *job;
-	struct queue_msg *pinned;          /* its body may still be in the send queue */
+	struct queue_msg *pins[DELIVER_PINS];  /* bodies that may still be in the send queue */
+	unsigned npins;
 	unsigned addr;                     /* index of the site's address in use */
 	unsigned msgs;                     /* transactions begun on this connection */
 	uint64_t t_start_ms;               /* connect began */
 	const uint8_t *body;               /* the job's body (the message's, pinned) */
 	size_t body_len;
 	bool greeted, closing, fail_counted;
+	bool proven;                       /* a transaction completed on it */
 	bool started;                      /* the job's transaction was begun */
 	bool waiting_body;                 /* the job's body is being read */
 	char relay[300];                   /* "host[ip]:port" */
@@ -49,8 +59,9 @@ struct dconn {
 
 /* Site s has ready jobs: give them to idle connections, open more up to the limit. */
 void deliver_kick(struct queue_site *s);
-/* The body of job j was read (ok) or could not be (the job was ended by the queue). */
-void deliver_job_body(struct queue_job *j, bool ok);
+/* The body of job j was read (ok) or could not be (the queue ends the job). Returns
+ * whether a connection still waited for it; if not, the queue puts j back. */
+bool deliver_job_body(struct queue_job *j, bool ok);
 /* Cut every connection of q (the worker stops). */
 void deliver_stop(struct queue *q);
 /* Connections still open (or closing) in q. */

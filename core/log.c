@@ -88,7 +88,19 @@ void log_msg(enum log_level l, const char *fmt, ...)
 		log_flush();
 }
 
+static char *escape(char *dst, size_t cap, const void *src, size_t len, bool space);
+
 char *log_escape(char *dst, size_t cap, const void *src, size_t len)
+{
+	return escape(dst, cap, src, len, false);
+}
+
+char *log_escape_text(char *dst, size_t cap, const char *src)
+{
+	return escape(dst, cap, src, strlen(src), true);
+}
+
+static char *escape(char *dst, size_t cap, const void *src, size_t len, bool space)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *s = src;
@@ -97,7 +109,7 @@ char *log_escape(char *dst, size_t cap, const void *src, size_t len)
 		return dst;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = s[i];
-		bool plain = c > 0x20 && c < 0x7f && c != '\\' && c != '"';
+		bool plain = (c > 0x20 || (space && c == 0x20)) && c < 0x7f && c != '\\' && c != '"';
 		size_t need = plain ? 1 : 4;
 		if (o + need + 4 > cap) {       /* keep room for "..." and NUL */
 			if (o + 4 <= cap) {

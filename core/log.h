@@ -19,6 +19,8 @@ void log_msg(enum log_level l, const char *fmt, ...) __attribute__((format(print
 void log_flush(void);
 /* Escape src[0..len) into dst (always NUL-terminated); returns dst. */
 char *log_escape(char *dst, size_t cap, const void *src, size_t len);
+/* The same for a text read by people (a reply, a reason): spaces pass too. */
+char *log_escape_text(char *dst, size_t cap, const char *src);
 
 #define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

@@ -57,20 +57,6 @@ static const char *rcpt_domain(const char *addr)
 }
 
 /* Untrusted text for a log line: printable ASCII and spaces as they are, the rest \xHH. */
-static char *text_escape(char *dst, size_t cap, const char *src)
-{
-	size_t o = 0;
-	for (; *src && o + 5 < cap; src++) {
-		unsigned char c = (unsigned char)*src;
-		if (c >= 0x20 && c < 0x7f && c != '\\')
-			dst[o++] = (char)c;
-		else
-			o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
-	}
-	dst[o] = '\0';
-	return dst;
-}
-
 /* ---- messages ----------------------------------------------------------------------- */
 
 static void msg_unlink(struct queue *q, struct queue_msg *m)
@@ -445,6 +431,23 @@ static void job_ready(struct queue_job *j)
 	}
 }
 
+/* A job taken from its site comes back unstarted (its connection ended while its body
+ * was read): first in line again, or let go of when the worker stops. */
+static void job_requeue(struct queue_job *j)
+{
+	struct queue_site *s = j->site;
+	if (j->q->stopping || !s) {
+		job_free(j);                   /* its recipients stay queued in the spool */
+		return;
+	}
+	j->next = s->ready_head;
+	s->ready_head = j;
+	if (!s->ready_tail)
+		s->ready_tail = j;
+	s->nready++;
+	deliver_kick(s);
+}
+
 struct queue_job *queue_site_take(struct queue_site *s)
 {
 	struct queue_job *j = s->ready_head;
@@ -470,7 +473,9 @@ void queue_site_fail(struct queue *q, struct queue_site *s, const char *why)
 	if (qcfg(q)->nretry_schedule)
 		rest = (uint64_t)qcfg(q)->retry_schedule[0] * 1000u;
 	s->dead_until_ms = q->loop->now_ms + rest;
-	log_warn("event=site_dead site=%s reason=\"%s\" deferred=%zu", s->key, why, s->nready);
+	char esc[600];
+	log_warn("event=site_dead site=%s reason=\"%s\" deferred=%zu", s->key,
+	         log_escape_text(esc, sizeof esc, why), s->nready);
 	struct queue_job *j;
 	while ((j = queue_site_take(s)) != NULL) {
 		struct qresult r = { 0, why, "4.4.1" };
@@ -594,7 +599,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 				bounced[nb++] = j->idx[k];
 			}
 			log_escape(esc_to, sizeof esc_to, rc->addr, strlen(rc->addr));
-			text_escape(esc_txt, sizeof esc_txt, text);
+			log_escape_text(esc_txt, sizeof esc_txt, text);
 			log_info("%s: to=<%s>, relay=%s, conn_use=%u, delay=%.2f, delays=%.2f/%.2f/%.2f/%.2f, dsn=%s, status=%s (%s%s)",
 			         m->qid, esc_to, relay, conn_use, delay, a, b, c, d, dsn,
 			         strcmp(status, "expired") == 0 ? "bounced" : status,
@@ -677,8 +682,8 @@ static void body_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 			if (r)
 				queue_job_done(j, r, j->n, "none", 0);
 			free(r);
-		} else {
-			deliver_job_body(j, true);
+		} else if (!deliver_job_body(j, true)) {
+			job_requeue(j);             /* its connection went away meanwhile */
 		}
 		j = next;
 	}

@@ -345,6 +345,7 @@ static struct spool_batch *batch_new(struct spool *sp)
 	b->err = 0;
 	b->pending = 0;
 	b->seg = NULL;
+	b->seg_seq = 0;
 	return b;
 }
 
@@ -385,7 +386,7 @@ static void batch_finish(struct spool *sp, struct spool_batch *b, bool ok)
 	uint64_t big_off = b->off + small_len(b);
 	for (size_t i = 0; i < b->n; i++) {
 		struct spool_waiter *w = &b->waiters[i];
-		struct spool_loc loc = { b->seg ? b->seg->seq : 0, 0, w->len };
+		struct spool_loc loc = { b->seg_seq, 0, w->len };
 		if (ok && w->big < 0) {
 			loc.off = b->off + w->rel;
 		} else if (ok) {
@@ -395,7 +396,7 @@ static void batch_finish(struct spool *sp, struct spool_batch *b, bool ok)
 		}
 		w->done(w->w, ok, ok ? &loc : NULL);
 	}
-	if (!ok && b->seg)
+	if (!ok && b->seg_seq)
 		batch_void(sp, b);
 	batch_recycle(sp, b);
 }
@@ -576,6 +577,7 @@ static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_se
 #endif
 	sp->linked_chains++;
 	b->seg = seg;
+	b->seg_seq = seg->seq;
 	b->off = seg->end;
 	b->pending = n;
 	b->err = 0;
@@ -671,8 +673,9 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 		seg->broken = true;
 		spool_failed(sp, err, b->n);
 		if (sp->cur == seg)
-			seg_retire(sp, seg);
+			seg_retire(sp, seg);        /* may free it: b->seg is not used after this */
 	}
+	b->seg = NULL;
 	batch_finish(sp, b, ok);
 	retiring_reap(sp);
 	spool_flush(sp);                    /* what filled up meanwhile goes out at once */

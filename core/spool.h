@@ -110,6 +110,7 @@ struct spool_batch {
 	struct spool *sp;
 	struct spool_batch *next;         /* in the waiting or the free list */
 	struct spool_seg *seg;            /* while in flight */
+	uint64_t seg_seq;                 /* its sequence number (0: never submitted) */
 	uint8_t *buf;                     /* SPOOL_ALIGN-aligned: the copied records */
 	size_t blen, bcap;
 	uint8_t *heads;                   /* the heads of the big ones */

@@ -10,14 +10,15 @@ set -u
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
 cd "$root" || exit 2
 bad=0
+inc_re='^[[:space:]]*#[[:space:]]*include[[:space:]]*([<"][^>"]+[>"])'
 # check DIR ALLOWED_QUOTED_DIRS FORBIDDEN_ANGLE_REGEX
 check() {
   local dir=$1 allowed=$2 forbid=$3 f
   for f in "$dir"/*.c "$dir"/*.h; do
     [ -f "$f" ] || continue
     while IFS=: read -r ln text; do
-      local inc
-      inc=$(sed -nE 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*([<"][^>"]+[>"]).*/\1/p' <<<"$text")
+      local inc=
+      [[ $text =~ $inc_re ]] && inc=${BASH_REMATCH[1]}   # no fork per line: bash's own regex
       [ -n "$inc" ] || continue
       case $inc in
         \"*)
@@ -26,7 +27,7 @@ check() {
             echo "$f:$ln: $inc (layer $dir may include only: $allowed)"; bad=1
           fi ;;
         \<*)
-          if [ -n "$forbid" ] && grep -Eq "$forbid" <<<"$inc"; then
+          if [ -n "$forbid" ] && [[ $inc =~ $forbid ]]; then
             echo "$f:$ln: $inc (not allowed in $dir)"; bad=1
           fi ;;
       esac

@@ -26,6 +26,26 @@ Test(log, escape_table)
 	}
 }
 
+/* Text (a reply, a reason): spaces pass, the rest is escaped as above, so a reply cannot
+ * end the quoted value or start a line of its own. */
+Test(log, escape_text_table)
+{
+	static const struct esc_case cases[] = {
+		{ "4.4.1 connect to mx: refused", 0, 64, "4.4.1 connect to mx: refused" },
+		{ "x\" event=forged", 0, 64, "x\\x22 event=forged" },
+		{ "a\r\nb\\\\\x80", 0, 64, "a\\x0d\\x0ab\\x5c\\x5c\\x80" },
+		{ "abcdefghijklmnop", 0, 10, "abcdef..." },
+		{ "", 0, 4, "" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		char got[128];
+		memset(got, 'Z', sizeof got);
+		log_escape_text(got, cases[i].cap, cases[i].in);
+		cr_assert_str_eq(got, cases[i].want, "case %zu", i);
+		cr_assert(strlen(got) < cases[i].cap, "case %zu overflows", i);
+	}
+}
+
 /* One line per event: "YYYY-MM-DDTHH:MM:SS.mmmZ LEVEL text\n", in one write, the stamp in
  * UTC and the milliseconds zero-padded; lines over the bound are cut and still end in \n. */
 #include <regex.h>

@@ -29,6 +29,16 @@ expect_nomatch() {
   if printf '%s' "$1" | grep -Eq -- "$2"; then printf '%s\n' "$1" | tail -30 >&2; fail "$3: unexpected /$2/"; fi
 }
 
+# Tests never send a packet past loopback: unless a test names its own `dns:`, the relay
+# asks a loopback port where nothing listens (lookups fail at once and defer: accepted
+# mail stays queued, as the receiving-side tests expect), never the system's resolver.
+RR_DNS_NOWHERE='dns: { servers: ["127.0.0.1:1"] }'
+rr_dns_default() {  # rr_dns_default [YAML lines...]: the default dns line unless one is given
+  local l
+  for l in "$@"; do case "$l" in dns:*) return 0;; esac; done
+  echo "$RR_DNS_NOWHERE"
+}
+
 # rr_config [YAML lines appended at top level] -> writes $T/ringrelay.yaml
 rr_config() {
   cat > "$T/ringrelay.yaml" <<YAML
@@ -44,6 +54,7 @@ listeners:
 relay:
   networks: [127.0.0.0/8]
   domains: [local.test]
+$(rr_dns_default "$@")
 YAML
   [ $# -gt 0 ] && printf '%s\n' "$@" >> "$T/ringrelay.yaml"
   return 0
@@ -170,7 +181,35 @@ listeners:
 relay:
   networks: [203.0.113.0/24]
   domains: [local.test]
+$(rr_dns_default "$@")
 YAML
   [ $# -gt 0 ] && printf '%s\n' "$@" >> "$T/ringrelay.yaml"
   return 0
 }
+
+# ---- next hops for delivery tests: ringsink (bench/ringsink.c, the test build) --------
+SINK="$RR_TOOLS/ringsink"
+S_PID=(); S_PORT=
+
+# sink NAME [ARGS]: a ringsink on an ephemeral (or given with -l) port; sets S_PORT.
+sink() {
+  local name=$1 i; shift
+  local listen=127.0.0.1:0
+  if [ "${1:-}" = "-l" ]; then listen=$2; shift 2; fi
+  mkdir -p "$T/$name"
+  "$SINK" -l "$listen" --dump "$T/$name" "$@" 2> "$T/$name.log" &
+  S_PID+=($!)
+  for i in $(seq 1 200); do
+    S_PORT=$(sed -nE '1s/^ringsink: listening on 127\.0\.0\.1:([0-9]+)$/\1/p' "$T/$name.log")
+    [ -n "$S_PORT" ] && return 0
+    sleep 0.05
+  done
+  cat "$T/$name.log" >&2; fail "sink $name did not start"
+}
+dumped() { ls "$T/$1" 2>/dev/null | grep -c '\.eml$'; }
+wait_until() {  # wait_until SECONDS CMD...: bounded poll until CMD succeeds
+  local n=$(( $1 * 10 )) i; shift
+  for i in $(seq 1 $n); do "$@" && return 0; sleep 0.1; done
+  return 1
+}
+

@@ -8,32 +8,7 @@
 #     it comes up
 #  5. MX: routes to `mx` resolved through dnsmasq on loopback; NXDOMAIN and null MX bounce
 . "$(dirname "$0")/lib.sh"
-SINK="$RR_TOOLS/ringsink"
-S_PID=(); S_PORT=
-
-# sink NAME [ARGS]: a ringsink on an ephemeral (or given with -l) port; sets S_PORT.
-sink() {
-  local name=$1 i; shift
-  local listen=127.0.0.1:0
-  if [ "${1:-}" = "-l" ]; then listen=$2; shift 2; fi
-  mkdir -p "$T/$name"
-  "$SINK" -l "$listen" --dump "$T/$name" "$@" 2> "$T/$name.log" &
-  S_PID+=($!)
-  for i in $(seq 1 200); do
-    S_PORT=$(sed -nE '1s/^ringsink: listening on 127\.0\.0\.1:([0-9]+)$/\1/p' "$T/$name.log")
-    [ -n "$S_PORT" ] && return 0
-    sleep 0.05
-  done
-  cat "$T/$name.log" >&2; fail "sink $name did not start"
-}
-dumped() { ls "$T/$1" 2>/dev/null | grep -c '\.eml$'; }
 sent_lines() { grep -c 'status=sent' "$T/relay.log"; }
-wait_until() {  # wait_until SECONDS CMD...: bounded poll until CMD succeeds
-  local n=$(( $1 * 10 )) i; shift
-  for i in $(seq 1 $n); do "$@" && return 0; sleep 0.1; done
-  return 1
-}
-free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # ---- 1. smarthost ---------------------------------------------------------------------
 sink ok1

@@ -9,6 +9,7 @@ listeners: [ { id: mta, address: 127.0.0.1, port: 0 } ]
 relay:
   networks: [192.0.2.0/24]
   domains: [local.test]
+$RR_DNS_NOWHERE
 YAML
 rr_start
 out=$(swaks --server 127.0.0.1:$RR_PORT --from a@example.com --to victim@example.net 2>&1)
