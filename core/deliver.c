@@ -27,6 +27,35 @@ static struct queue *site_queue(const struct dconn *d)
 	return d->q;
 }
 
+/* ---- concurrency feedback ----------------------------------------------------------- */
+
+static unsigned window_of(struct queue_site *s)
+{
+	if (s->window == 0)
+		s->window = s->max_conns < DELIVER_INITIAL_WINDOW ? s->max_conns : DELIVER_INITIAL_WINDOW;
+	if (s->window > s->max_conns)        /* a reload lowered the limit */
+		s->window = s->max_conns;
+	return s->window ? s->window : 1;
+}
+
+static void window_success(struct queue_site *s)
+{
+	unsigned w = window_of(s);
+	if (w >= s->max_conns)
+		return;
+	if (++s->credit >= w) {
+		s->credit = 0;
+		s->window = w + 1;
+	}
+}
+
+static void window_failure(struct queue_site *s)
+{
+	unsigned w = window_of(s);
+	s->credit = 0;
+	s->window = w > 1 ? w - 1 : 1;
+}
+
 /* Let go of the bodies the stream no longer needs (all of them when force: released). */
 static void unpin(struct dconn *d, bool force)
 {
@@ -257,6 +286,7 @@ static void pump(struct dconn *d)
 				d->proven = true;        /* the site works: its failures start over */
 				d->site->fails = 0;
 			}
+			window_success(d->site);
 			unpin(d, false);
 			take_job(d);                /* reuse: the next ready job at once */
 			break;
@@ -314,6 +344,7 @@ static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
 		d->fail_counted = true;
 		struct queue_site *s = d->site;
 		s->fails++;
+		window_failure(s);
 		char esc[600];
 		log_info("event=connect_failed site=%s relay=%s reason=\"%s\"", s->key, d->relay,
 		         log_escape_text(esc, sizeof esc, why));
@@ -413,6 +444,7 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 		         why);                   /* (the relay name is escaped, strerror is ours) */
 		free(d);
 		s->fails++;
+		window_failure(s);
 		if (s->fails >= QUEUE_DEAD_AFTER) {
 			s->fails = 0;
 			queue_site_fail(q, s, why);
@@ -448,7 +480,8 @@ void deliver_kick(struct queue_site *s)
 			pump(d);
 		}
 	}
-	while (s->nready > starting && s->nconns < s->max_conns && s->naddr > 0 &&
+	unsigned limit = window_of(s);
+	while (s->nready > starting && s->nconns < limit && s->naddr > 0 &&
 	       s->dead_until_ms <= q->loop->now_ms) {
 		if (!dconn_open(q, s))
 			break;

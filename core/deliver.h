@@ -14,6 +14,12 @@
  * (queue_site_fail), not each after its own timeout. A completed transaction proves the
  * site and clears the count.
  *
+ * Concurrency feedback, as Postfix does it: a site starts at DELIVER_INITIAL_WINDOW
+ * connections (at most max_connections); every `window` completed transactions open the
+ * window by one, up to max_connections; every connection that fails before completing a
+ * transaction closes it by one, down to one. So a new or struggling site is not hit with
+ * max_connections at once, and a healthy one grows to its limit.
+ *
  * The body goes out as stored: with BDAT as is (borrowed, no copy), with DATA through the
  * dot-stuffer in borrowed runs. The message is held (referenced) until the stream no
  * longer needs its bytes: up to DELIVER_PINS messages per connection; a connection whose
@@ -34,6 +40,7 @@
 #define DELIVER_IDLE_MS 5000u
 #define DELIVER_CONNECT_MS 30000u
 #define DELIVER_PINS 4u
+#define DELIVER_INITIAL_WINDOW 5u
 
 struct dconn {
 	struct net_stream s;

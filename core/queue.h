@@ -114,6 +114,9 @@ struct queue_site {
 	unsigned fails;                    /* connection failures in a row */
 	uint64_t dead_until_ms;
 	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
+	/* core/deliver's shaping (zero until its first kick) */
+	unsigned window;                   /* connections allowed now: concurrency feedback */
+	unsigned credit;                   /* successes towards the next window step */
 };
 
 struct worker;

@@ -7,12 +7,61 @@ COUNTFILE (rewritten on every accept) and exits after SECONDS (default 60).
 MODE:
   ehlo421   greets 220, answers EHLO with "250 ok" and "421 4.3.2 going away" in one
             write, then closes: the server refuses every transaction after greeting.
+  slow      a plain SMTP server (no PIPELINING, no CHUNKING) that waits 0.3 s before
+            each 250 for a message; COUNTFILE also gets "accepted=N max_concurrent=M"
+            (messages taken, most connections open at once).
 """
 import os, socket, sys, threading, time
 
 mode, portfile, countfile = sys.argv[1], sys.argv[2], sys.argv[3]
 seconds = float(sys.argv[4]) if len(sys.argv) > 4 else 60.0
 count = 0
+lock = threading.Lock()
+
+state = {"open": 0, "max": 0, "msgs": 0}
+
+def report():
+    with open(countfile + ".tmp", "w") as f:
+        f.write("%d accepted=%d max_concurrent=%d" % (count, state["msgs"], state["max"]))
+    os.rename(countfile + ".tmp", countfile)
+
+def slow_smtp(c):
+    with lock:
+        state["open"] += 1
+        state["max"] = max(state["max"], state["open"])
+        report()
+    try:
+        f = c.makefile("rb")
+        c.sendall(b"220 slowhop ESMTP\r\n")
+        while True:
+            line = f.readline(4096)
+            if not line:
+                return
+            cmd = line[:4].upper()
+            if cmd in (b"EHLO", b"HELO"):
+                c.sendall(b"250 slowhop\r\n")
+            elif cmd == b"DATA":
+                c.sendall(b"354 go ahead\r\n")
+                while True:
+                    l = f.readline(100000)
+                    if not l or l == b".\r\n":
+                        break
+                time.sleep(0.3)
+                with lock:
+                    state["msgs"] += 1
+                    report()
+                c.sendall(b"250 2.0.0 taken\r\n")
+            elif cmd == b"QUIT":
+                c.sendall(b"221 bye\r\n")
+                return
+            else:
+                c.sendall(b"250 ok\r\n")
+    except OSError:
+        pass
+    finally:
+        with lock:
+            state["open"] -= 1
+        c.close()
 
 def serve(c):
     try:
@@ -27,6 +76,8 @@ def serve(c):
                 buf += d
             c.sendall(b"250 badhop\r\n421 4.3.2 going away\r\n")
             c.close()
+        elif mode == "slow":
+            slow_smtp(c)
     except OSError:
         pass
 
@@ -44,8 +95,7 @@ while time.time() < end:
         c, _ = s.accept()
     except socket.timeout:
         continue
-    count += 1
-    with open(countfile + ".tmp", "w") as f:
-        f.write(str(count))
-    os.rename(countfile + ".tmp", countfile)
+    with lock:
+        count += 1
+        report()
     threading.Thread(target=serve, args=(c,), daemon=True).start()

@@ -7,6 +7,9 @@
 #  3. kill -9 while a slow next hop is taking mail (one connection per worker, 150 ms a
 #     message): after a restart every message arrives, at least once; duplicates only
 #     from the last moments before the crash (outcome notes are written within 200 ms)
+#  4. concurrency feedback: a slow next hop with max_connections 50 sees a few
+#     connections per worker at first, not 50: the window opens one step per window of
+#     completed messages
 . "$(dirname "$0")/lib.sh"
 # unique messages at a sink (ringblast's Message-ID carries a sequence number)
 unique_ids() { cat "$T/$1"/*.eml 2>/dev/null | grep -i '^Message-ID:' | sort -u | wc -l; }
@@ -21,7 +24,7 @@ rr_start
 swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u@example.org > /dev/null 2>&1 || fail "swaks"
 wait_log 'event=site_dead' 10 || fail "the site was never declared dead"
 sleep 2                                  # a storm would show thousands of connections here
-n=$(cat "$T/bad.count")
+n=$(cut -d" " -f1 "$T/bad.count")
 [ "$n" -le 6 ] || fail "$n connections to a next hop that refuses after EHLO (a reconnect storm)"
 grep -q 'event=connect_failed .*421 4.3.2 going away' "$T/relay.log" || fail "the 421 is not logged as a connection failure"
 [ "$(rr_queue_count)" -eq 1 ] || fail "the message is not queued any more"
@@ -63,4 +66,21 @@ dups=$((total - 80))
 [ "$dups" -le 20 ] && [ "$dups" -lt "$before" ] || fail "$dups duplicates after a crash, $before delivered before it (outcome notes lost?)"
 rr_stop
 ok "kill -9 mid-delivery ($before delivered before): all 80 arrived, $dups duplicates"
+
+# ---- 4. concurrency feedback --------------------------------------------------------------
+python3 "$HERE/badhop.py" slow "$T/slow.port" "$T/slow.count" 60 &
+wait_until 10 test -s "$T/slow.port" || fail "badhop slow did not start"
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$(cat "$T/slow.port")\"" "    max_connections: 50" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 40 -t 30 -l 1k > /dev/null 2>&1 || fail "ringblast (window)"
+took40() { grep -Eq 'accepted=(4[0-9]|[5-9][0-9])' "$T/slow.count"; }
+wait_until 60 took40 || fail "the slow hop took only: $(cat "$T/slow.count")"
+maxc=$(sed -nE 's/.*max_concurrent=([0-9]+).*/\1/p' "$T/slow.count")
+# two workers, each from 5: 5+5 messages open one step, then 6, 7...: at most 8 each for
+# 20 messages, against 40 at once without feedback
+[ "$maxc" -ge 2 ] && [ "$maxc" -le 16 ] || fail "$maxc connections at once (want 2..16: the window starts at 5 per worker)"
+rr_stop
+ok "concurrency feedback: at most $maxc connections at once for 40 messages, limit 50"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
