@@ -19,6 +19,7 @@ PKGS=(
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
   dnsmasq-base                # test/net/dns_test: a private DNS server (not "dnsmasq", a service)
+  pflogsumm                   # t_deliver_peers: summarises our log (via scripts/pflogsumm-feed)
   python3 procps psmisc util-linux iproute2 strace
   clang libclang-rt-14-dev    # make fuzz: libFuzzer runtime (clang -fsanitize=fuzzer)
 )
