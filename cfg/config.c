@@ -104,6 +104,7 @@ struct raw_transport {
 	char *proxy_pool;
 	char **proxy_bypass_domains;
 	unsigned proxy_bypass_domains_count;
+	struct raw_numbers *timeouts;
 };
 
 struct raw_pool {
@@ -226,6 +227,20 @@ static const cyaml_schema_value_t route_entry = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_route, route_fields),
 };
 
+static const cyaml_schema_field_t timeouts_fields[] = {
+	NUM("connect"),
+	NUM("greeting"),
+	NUM("ehlo"),
+	NUM("mail"),
+	NUM("rcpt"),
+	NUM("data"),
+	NUM("data_block"),
+	NUM("data_done"),
+	NUM("rset"),
+	NUM("quit"),
+	CYAML_FIELD_END
+};
+
 static const cyaml_schema_field_t transport_fields[] = {
 	STR_REQ("id", struct raw_transport, id),
 	STR("nexthop", struct raw_transport, nexthop),
@@ -234,6 +249,13 @@ static const cyaml_schema_field_t transport_fields[] = {
 	STR("tls_ca_file", struct raw_transport, tls_ca_file),
 	NUM("max_connections"),
 	NUM("max_messages_per_connection"),
+	NUM("initial_connections"),
+	NUM("dead_after"),
+	/* "N/s" or 0: read from the yamlpos document (cfg_rate), like the numbers. */
+	CYAML_FIELD_IGNORE("message_rate", OPT),
+	CYAML_FIELD_IGNORE("connection_rate", OPT),
+	CYAML_FIELD_MAPPING_PTR("timeouts", SECTION, struct raw_transport, timeouts,
+	                        timeouts_fields),
 	STR("proxy_pool", struct raw_transport, proxy_pool),
 	/* A mapping or a list of mappings: read from the yamlpos document (cfg_sources). */
 	CYAML_FIELD_IGNORE("source", OPT),
@@ -418,6 +440,18 @@ enum cfg_num_key {
 	CFG_N_IDLE_TIMEOUT,
 	CFG_N_TRANSPORT_MAX_CONNECTIONS,
 	CFG_N_TRANSPORT_MAX_MESSAGES,
+	CFG_N_INITIAL_CONNECTIONS,
+	CFG_N_DEAD_AFTER,
+	CFG_N_TO_CONNECT,
+	CFG_N_TO_GREETING,
+	CFG_N_TO_EHLO,
+	CFG_N_TO_MAIL,
+	CFG_N_TO_RCPT,
+	CFG_N_TO_DATA,
+	CFG_N_TO_DATA_BLOCK,
+	CFG_N_TO_DATA_DONE,
+	CFG_N_TO_RSET,
+	CFG_N_TO_QUIT,
 	CFG_N_POOL_VERSION,
 	CFG_N_HEALTH_INTERVAL,
 	CFG_N_HEALTH_TIMEOUT,
@@ -454,6 +488,21 @@ static const struct cfg_num_range {
 	/* per (source, site): a source address has ~28000 ephemeral ports for all sites. */
 	[CFG_N_TRANSPORT_MAX_CONNECTIONS] = { 100, 1, 10000 },
 	[CFG_N_TRANSPORT_MAX_MESSAGES] = { 1000, 1, 1000000 },
+	/* Postfix's initial_destination_concurrency; also at most max_connections. */
+	[CFG_N_INITIAL_CONNECTIONS] = { 5, 1, 10000 },
+	[CFG_N_DEAD_AFTER] = { 3, 1, 100 },
+	/* RFC 5321 4.5.3.2, as smtp_cli_timeouts_rfc() (config_test checks they agree);
+	 * connect as core/deliver's DELIVER_CONNECT_MS. */
+	[CFG_N_TO_CONNECT] = { 30, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_GREETING] = { 300, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_EHLO] = { 300, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_MAIL] = { 300, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_RCPT] = { 300, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_DATA] = { 120, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_DATA_BLOCK] = { 180, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_DATA_DONE] = { 600, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_RSET] = { 300, 1, CONFIG_SECONDS_MAX },
+	[CFG_N_TO_QUIT] = { 300, 1, CONFIG_SECONDS_MAX },
 	[CFG_N_POOL_VERSION] = { 2, 1, 2 },
 	[CFG_N_HEALTH_INTERVAL] = { 5, 1, CFG_HEALTH_MAX },
 	[CFG_N_HEALTH_TIMEOUT] = { 1, 1, CFG_HEALTH_MAX },     /* and <= interval */
@@ -554,6 +603,58 @@ static int cfg_uint(struct cfg_ctx *x, const char *path, enum cfg_num_key k, uns
 		return -1;
 	*out = (unsigned)u;                /* every range's max fits (the table above) */
 	return 0;
+}
+
+/* A rate at `path`: "N/s", "N/min" or "N/h", N base-10 digits 1..CONFIG_RATE_MAX, or a
+ * base-10 zero for unlimited; absent: unlimited. Else an error at the value:
+ *   "invalid rate 'TEXT' for PATH (expected N/s, N/min or N/h, or 0 for unlimited)" or
+ *   "PATH: TEXT is out of range (N 1..1000000)" (N is 0, negative or too big). */
+static int cfg_rate(struct cfg_ctx *x, const char *path, struct config_rate *out)
+{
+	static const struct {
+		const char *unit;
+		unsigned ms;
+	} units[] = { { "s", 1000 }, { "min", 60000 }, { "h", 3600000 } };
+	const yaml_node_t *n = yamlpos_node(x->pos, path);
+	const char *v, *slash, *unit;
+	size_t vlen, ulen, k;
+	uint64_t u = 0;
+	int len;
+	enum cfg_dec_rc rc;
+
+	out->events = 0;
+	out->period_ms = 0;
+	if (n == NULL)
+		return 0;
+	if (n->type != YAML_SCALAR_NODE)
+		return cfg_err(x, path, "wrong type for %s: expected a rate (N/s, N/min or N/h), "
+		               "got %s", path, cfg_node_word(n));
+	v = (const char *)n->data.scalar.value;
+	vlen = n->data.scalar.length;
+	len = vlen > 64 ? 64 : (int)vlen;  /* for messages */
+	slash = memchr(v, '/', vlen);
+	if (slash == NULL) {
+		if (cfg_decimal(v, vlen, &u) == CFG_DEC_OK && u == 0)
+			return 0;              /* unlimited */
+		goto bad;
+	}
+	rc = cfg_decimal(v, (size_t)(slash - v), &u);
+	unit = slash + 1;
+	ulen = vlen - (size_t)(unit - v);
+	for (k = 0; k < sizeof(units) / sizeof(units[0]); k++)
+		if (strlen(units[k].unit) == ulen && memcmp(units[k].unit, unit, ulen) == 0)
+			break;
+	if (rc == CFG_DEC_SYNTAX || k == sizeof(units) / sizeof(units[0]))
+		goto bad;
+	if (rc == CFG_DEC_RANGE || u < 1 || u > CONFIG_RATE_MAX)
+		return cfg_err(x, path, "%s: %.*s%s is out of range (N 1..%u)", path, len, v,
+		               (size_t)len < vlen ? "..." : "", CONFIG_RATE_MAX);
+	out->events = (unsigned)u;
+	out->period_ms = units[k].ms;
+	return 0;
+bad:
+	return cfg_err(x, path, "invalid rate '%.*s%s' for %s (expected N/s, N/min or N/h, "
+	               "or 0 for unlimited)", len, v, (size_t)len < vlen ? "..." : "", path);
 }
 
 /* A port: digits only, 0-65535 (0 only where allow0). Returns -1 if not. */
@@ -1099,6 +1200,60 @@ static int cfg_nexthop(struct cfg_ctx *x, const char *path, const char *v, char 
 	return 0;
 }
 
+/* transports[i].timeouts: each key, its default and where it goes. */
+static const struct {
+	const char *key;
+	enum cfg_num_key num;
+	size_t off;                        /* in struct config_timeouts */
+} cfg_timeout_keys[] = {
+	{ "connect", CFG_N_TO_CONNECT, offsetof(struct config_timeouts, connect) },
+	{ "greeting", CFG_N_TO_GREETING, offsetof(struct config_timeouts, greeting) },
+	{ "ehlo", CFG_N_TO_EHLO, offsetof(struct config_timeouts, ehlo) },
+	{ "mail", CFG_N_TO_MAIL, offsetof(struct config_timeouts, mail) },
+	{ "rcpt", CFG_N_TO_RCPT, offsetof(struct config_timeouts, rcpt) },
+	{ "data", CFG_N_TO_DATA, offsetof(struct config_timeouts, data) },
+	{ "data_block", CFG_N_TO_DATA_BLOCK, offsetof(struct config_timeouts, data_block) },
+	{ "data_done", CFG_N_TO_DATA_DONE, offsetof(struct config_timeouts, data_done) },
+	{ "rset", CFG_N_TO_RSET, offsetof(struct config_timeouts, rset) },
+	{ "quit", CFG_N_TO_QUIT, offsetof(struct config_timeouts, quit) },
+};
+
+/* The numbers of transports[i]: limits, shaping and timeouts. Absent keys (all of them
+ * for the embedded default transport) get their defaults. */
+static int cfg_transport_numbers(struct cfg_ctx *x, size_t i, struct config_transport *t)
+{
+	struct cfg_path p, ip;
+
+	if (cfg_uint(x, cfg_path(&p, "transports[%zu].max_connections", i),
+	             CFG_N_TRANSPORT_MAX_CONNECTIONS, &t->max_connections) < 0 ||
+	    cfg_uint(x, cfg_path(&p, "transports[%zu].max_messages_per_connection", i),
+	             CFG_N_TRANSPORT_MAX_MESSAGES, &t->max_messages_per_connection) < 0 ||
+	    cfg_uint(x, cfg_path(&ip, "transports[%zu].initial_connections", i),
+	             CFG_N_INITIAL_CONNECTIONS, &t->initial_connections) < 0)
+		return -1;
+	/* Slow start above the ceiling would be no slow start: an error when written so, the
+	 * ceiling when it is only the default (max_connections: 2 alone starts at 2). */
+	if (t->initial_connections > t->max_connections) {
+		if (yamlpos_has(x->pos, ip.s))
+			return cfg_err(x, ip.s, "%s: %u is more than max_connections (%u)", ip.s,
+			               t->initial_connections, t->max_connections);
+		t->initial_connections = t->max_connections;
+	}
+	if (cfg_uint(x, cfg_path(&p, "transports[%zu].dead_after", i), CFG_N_DEAD_AFTER,
+	             &t->dead_after) < 0 ||
+	    cfg_rate(x, cfg_path(&p, "transports[%zu].message_rate", i), &t->message_rate) < 0 ||
+	    cfg_rate(x, cfg_path(&p, "transports[%zu].connection_rate", i),
+	             &t->connection_rate) < 0)
+		return -1;
+	for (size_t k = 0; k < sizeof(cfg_timeout_keys) / sizeof(cfg_timeout_keys[0]); k++) {
+		unsigned *to = (unsigned *)((char *)&t->timeouts + cfg_timeout_keys[k].off);
+		if (cfg_uint(x, cfg_path(&p, "transports[%zu].timeouts.%s", i,
+		                         cfg_timeout_keys[k].key), cfg_timeout_keys[k].num, to) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_t i,
                          struct config_transport *t)
 {
@@ -1110,10 +1265,7 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		if (t->id == NULL || t->nexthop == NULL)
 			return cfg_oom(x);
 		t->tls = CONFIG_OUT_TLS_OPPORTUNISTIC;
-		t->max_connections = (unsigned)cfg_num_ranges[CFG_N_TRANSPORT_MAX_CONNECTIONS].def;
-		t->max_messages_per_connection =
-			(unsigned)cfg_num_ranges[CFG_N_TRANSPORT_MAX_MESSAGES].def;
-		return 0;
+		return cfg_transport_numbers(x, i, t);
 	}
 	if (r->id[0] == '\0')
 		return cfg_err(x, cfg_path(&p, "transports[%zu].id", i),
@@ -1134,10 +1286,7 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		if (t->tls_ca_file == NULL)
 			return cfg_oom(x);
 	}
-	if (cfg_uint(x, cfg_path(&p, "transports[%zu].max_connections", i),
-	             CFG_N_TRANSPORT_MAX_CONNECTIONS, &t->max_connections) < 0 ||
-	    cfg_uint(x, cfg_path(&p, "transports[%zu].max_messages_per_connection", i),
-	             CFG_N_TRANSPORT_MAX_MESSAGES, &t->max_messages_per_connection) < 0)
+	if (cfg_transport_numbers(x, i, t) < 0)
 		return -1;
 	if (r->proxy_pool != NULL) {
 		t->proxy_pool = strdup(r->proxy_pool);
@@ -1781,6 +1930,22 @@ struct config *config_load(const char *path, char *errbuf, size_t errlen)
 	c = config_load_mem(path, buf, len, errbuf, errlen);
 	free(buf);
 	return c;
+}
+
+void config_transport_cli_timeouts(const struct config_transport *t,
+                                   struct smtp_cli_timeouts *out)
+{
+	const struct config_timeouts *s = &t->timeouts;
+	/* Each at most CONFIG_SECONDS_MAX: the products fit (asserted with the ranges). */
+	out->greeting = s->greeting * 1000u;
+	out->helo = s->ehlo * 1000u;
+	out->mail = s->mail * 1000u;
+	out->rcpt = s->rcpt * 1000u;
+	out->data_init = s->data * 1000u;
+	out->data_block = s->data_block * 1000u;
+	out->data_end = s->data_done * 1000u;
+	out->rset = s->rset * 1000u;
+	out->quit = s->quit * 1000u;
 }
 
 void config_summary(const struct config *c, char *buf, size_t len)

@@ -13,7 +13,22 @@
  *    seconds * 1000 fits in an unsigned (milliseconds); queue.max_age (up to a year) in
  *    milliseconds needs a uint64_t;
  *  - a message record (data, Received:, envelope) of the largest message with the most
- *    recipients fits the spool's limits (CONFIG_MAX_MESSAGE_SIZE_MAX, config.c says how). */
+ *    recipients fits the spool's limits (CONFIG_MAX_MESSAGE_SIZE_MAX, config.c says how).
+ *
+ * Delivery shaping, per transport (applied per (source, site) pair by core/):
+ *  - message_rate, connection_rate: "N/s", "N/min" or "N/h", N 1..CONFIG_RATE_MAX
+ *    (exactly so: no sign, space, exponent or other unit); 0 or absent = unlimited.
+ *    Stored as events per period_ms, ready for proto/rate's rate_init().
+ *  - initial_connections: where concurrency feedback starts a site (Postfix's
+ *    initial_destination_concurrency), growing to max_connections on success; 1..10000,
+ *    default 5. It may not exceed max_connections; when it is not given and
+ *    max_connections is under 5, it is max_connections.
+ *  - dead_after: consecutive failed connections before a site is dead (deferred as a
+ *    whole), 1..100, default 3.
+ *  - timeouts: { connect, greeting, ehlo, mail, rcpt, data, data_block, data_done, rset,
+ *    quit } in seconds, each 1..CONFIG_SECONDS_MAX; the defaults are those of RFC 5321
+ *    4.5.3.2 that proto/smtp_cli uses (connect 30, as core/deliver's DELIVER_CONNECT_MS).
+ *    config_transport_cli_timeouts() turns them into proto/smtp_cli's struct. */
 #ifndef CFG_CONFIG_H
 #define CFG_CONFIG_H
 
@@ -24,10 +39,12 @@
 #include <sys/socket.h>
 
 #include "cfg/cidr.h"
+#include "proto/smtp_cli.h"
 
 #define CONFIG_SECONDS_MAX 604800u             /* a week: the largest retry_schedule entry */
 #define CONFIG_MAX_MESSAGE_SIZE_MAX (256u << 20) /* limits.max_message_size, octets */
 #define CONFIG_MAX_RECIPIENTS_MAX 100000u      /* limits.max_recipients */
+#define CONFIG_RATE_MAX 1000000u               /* N of a rate "N/s", "N/min", "N/h" */
 
 enum config_proxy_mode { CONFIG_PROXY_OFF = 0, CONFIG_PROXY_TRUSTED, CONFIG_PROXY_REQUIRED };
 enum config_tls_mode { CONFIG_TLS_STARTTLS = 0, CONFIG_TLS_REQUIRED, CONFIG_TLS_IMPLICIT };
@@ -54,6 +71,27 @@ struct config_source {
 	char *ipv4, *ipv6, *helo;          /* textual, validated; NULL when absent */
 };
 
+/* message_rate / connection_rate: events per period_ms. {0, 0}: unlimited. */
+struct config_rate {
+	unsigned events;                   /* 1..CONFIG_RATE_MAX, 0 = unlimited */
+	unsigned period_ms;                /* 1000 (/s), 60000 (/min) or 3600000 (/h); 0 */
+};
+
+/* A transport's timeouts, seconds, each 1..CONFIG_SECONDS_MAX (so * 1000 fits an unsigned
+ * in ms). Defaults: RFC 5321 4.5.3.2, as proto/smtp_cli_timeouts_rfc(). */
+struct config_timeouts {
+	unsigned connect;                  /* the TCP connect, default 30 */
+	unsigned greeting;                 /* the 220, default 300 */
+	unsigned ehlo;                     /* EHLO/HELO reply, default 300 */
+	unsigned mail;                     /* MAIL FROM reply, default 300 */
+	unsigned rcpt;                     /* each RCPT TO reply, default 300 */
+	unsigned data;                     /* DATA initiation (the 354), default 120 */
+	unsigned data_block;               /* each block of the body sent, default 180 */
+	unsigned data_done;                /* reply to end of data / BDAT LAST, default 600 */
+	unsigned rset;                     /* RSET reply, default 300 */
+	unsigned quit;                     /* QUIT reply, default 300 */
+};
+
 struct config_transport {
 	char *id;
 	char *nexthop;                     /* "mx" or "[host]:port" (validated) */
@@ -61,6 +99,12 @@ struct config_transport {
 	char *tls_ca_file;
 	unsigned max_connections;          /* 1..10000, default 100 */
 	unsigned max_messages_per_connection; /* 1..1000000, default 1000 */
+	unsigned initial_connections;      /* 1..10000 and <= max_connections, default 5
+	                                    * (max_connections when that is lower) */
+	unsigned dead_after;               /* failed connections in a row, 1..100, default 3 */
+	struct config_rate message_rate;   /* default unlimited */
+	struct config_rate connection_rate;/* new connections; default unlimited */
+	struct config_timeouts timeouts;
 	char *proxy_pool;                  /* NULL, or the id of a proxy_pools entry */
 	struct config_source *sources;
 	size_t nsources;
@@ -151,6 +195,11 @@ const struct config_transport *config_route(const struct config *c, const char *
 /* The transport of that id, or NULL. */
 const struct config_transport *config_transport_by_id(const struct config *c,
                                                       const char *id);
+
+/* t's timeouts in ms, as smtp_cli_init() takes them (connect is not among them: it is
+ * t->timeouts.connect * 1000 ms). Every field is filled, none 0. */
+void config_transport_cli_timeouts(const struct config_transport *t,
+                                   struct smtp_cli_timeouts *out);
 
 /* One-line summary for `ringrelay --check`, e.g.
  * "ok: FILE: 2 listeners, 3 relay networks, 1 relay domain, 2 routes, 1 transport, 1 proxy pool". */

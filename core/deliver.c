@@ -12,8 +12,6 @@
 #include "core/worker.h"
 #include "net/connect.h"
 
-#define DELIVER_GREETING_MS 60000u        /* connect + greeting, at most */
-
 static void pump(struct dconn *d);
 static void dconn_fail(struct dconn *d, const char *why, bool site_failure);
 
@@ -27,12 +25,62 @@ static struct queue *site_queue(const struct dconn *d)
 	return d->q;
 }
 
-/* ---- concurrency feedback ----------------------------------------------------------- */
+static const struct config_transport *site_transport(const struct queue *q,
+                                                    const struct queue_site *s)
+{
+	return config_transport_by_id(q->w->snap->cfg, s->transport);
+}
+
+/* ---- shaping: rates, concurrency feedback -------------------------------------------- */
+
+static void on_kick(struct timer *t)
+{
+	deliver_kick((struct queue_site *)((char *)t - offsetof(struct queue_site, kick)));
+}
+
+/* A rate's burst: up to a tenth of a second's worth, at least one. */
+static uint32_t burst_of(const struct config_rate *r)
+{
+	uint64_t per_100ms = r->period_ms ? (uint64_t)r->events * 100u / r->period_ms : 0;
+	return per_100ms > 1 ? (uint32_t)per_100ms : 1;
+}
+
+/* The transport's shaping, taken when the site is first kicked (a reload applies to
+ * sites made after it). */
+static void deliver_shape(struct queue *q, struct queue_site *s)
+{
+	if (s->shaped)
+		return;
+	const struct config_transport *t = site_transport(q, s);
+	s->shaped = true;
+	s->kick.fire = on_kick;
+	s->initial = t ? t->initial_connections : DELIVER_INITIAL_WINDOW;
+	s->dead_after = t ? t->dead_after : QUEUE_DEAD_AFTER;
+	if (t) {
+		rate_init(&s->msg_rate, t->message_rate.events, t->message_rate.period_ms,
+		          burst_of(&t->message_rate));
+		rate_init(&s->conn_rate, t->connection_rate.events, t->connection_rate.period_ms,
+		          burst_of(&t->connection_rate));
+	} else {
+		rate_init(&s->msg_rate, 0, 0, 1);
+		rate_init(&s->conn_rate, 0, 0, 1);
+	}
+}
+
+/* A rate says not yet: kick the site again when it will. */
+static void hold_back(struct queue *q, struct queue_site *s, const struct rate *r)
+{
+	uint64_t ms = rate_wait_ms(r, q->loop->now_ms);
+	if (!timer_armed(&s->kick))
+		timer_arm(&q->loop->wheel, &s->kick, ms ? ms : 1);
+}
 
 static unsigned window_of(struct queue_site *s)
 {
-	if (s->window == 0)
-		s->window = s->max_conns < DELIVER_INITIAL_WINDOW ? s->max_conns : DELIVER_INITIAL_WINDOW;
+	if (s->window == 0) {
+		unsigned init = s->initial ? s->initial : DELIVER_INITIAL_WINDOW;
+		s->window = s->max_conns < init ? s->max_conns : init;
+	}
 	if (s->window > s->max_conns)        /* a reload lowered the limit */
 		s->window = s->max_conns;
 	return s->window ? s->window : 1;
@@ -81,15 +129,31 @@ static bool detach_waiting(struct dconn *d)
 
 /* ---- timers ------------------------------------------------------------------------- */
 
+/* What the connection waits for: the timer of a wait is armed once, when it begins, so a
+ * server that trickles a reply an octet at a time cannot stretch it. */
+static uint64_t wait_key(const struct dconn *d)
+{
+	const struct smtp_cli *c = &d->cli;
+	return (uint64_t)c->state | (uint64_t)(c->recv & 0xffff) << 8 |
+	       (uint64_t)(c->rcpt_replies & 0xffff) << 24 | (uint64_t)(c->messages & 0xffffff) << 40 |
+	       (uint64_t)d->greeted << 39 | (uint64_t)(d->job != NULL) << 38;
+}
+
 static void arm(struct dconn *d)
 {
 	struct queue *q = site_queue(d);
-	timer_cancel(&d->t);
-	if (d->closing)
+	if (d->closing) {
+		timer_cancel(&d->t);
 		return;
+	}
+	uint64_t key = wait_key(d);
+	if (timer_armed(&d->t) && key == d->wait_key)
+		return;                         /* the same wait goes on: its deadline stands */
+	d->wait_key = key;
+	timer_cancel(&d->t);
 	unsigned ms = smtp_cli_timeout(&d->cli);
 	if (!d->greeted)
-		ms = DELIVER_GREETING_MS;
+		ms = d->connect_ms + d->cli.to.greeting;
 	else if (ms == 0 && d->cli.state == SMTP_CLI_ST_READY && !d->job)
 		ms = DELIVER_IDLE_MS;
 	if (ms)
@@ -205,6 +269,13 @@ static void take_job(struct dconn *d)
 		unpin(d, false);
 		if (d->npins == DELIVER_PINS)
 			return;                     /* earlier bodies still going out: not now */
+		if (!s->ready_head)
+			return;
+		struct queue *q = site_queue(d);
+		if (!rate_take(&s->msg_rate, q->loop->now_ms)) {
+			hold_back(q, s, &s->msg_rate);  /* message_rate: this one waits */
+			return;
+		}
 		struct queue_job *j = queue_site_take(s);
 		if (!j)
 			return;
@@ -352,7 +423,7 @@ static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
 		for (struct dconn *o = s->conns; o; o = o->next)
 			if (o->proven && !o->closing)
 				working = true;
-		if (s->fails >= QUEUE_DEAD_AFTER && !working) {
+		if (s->fails >= s->dead_after && !working) {
 			s->fails = 0;
 			queue_site_fail(site_queue(d), s, why);
 		}
@@ -445,13 +516,21 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 		free(d);
 		s->fails++;
 		window_failure(s);
-		if (s->fails >= QUEUE_DEAD_AFTER) {
+		if (s->fails >= s->dead_after) {
 			s->fails = 0;
 			queue_site_fail(q, s, why);
 		}
 		return false;
 	}
-	smtp_cli_init(&d->cli, q->w->snap->cfg->hostname, NULL);
+	const struct config_transport *t = site_transport(q, s);
+	struct smtp_cli_timeouts to;
+	smtp_cli_timeouts_rfc(&to);
+	d->connect_ms = DELIVER_CONNECT_MS;
+	if (t) {
+		config_transport_cli_timeouts(t, &to);
+		d->connect_ms = t->timeouts.connect * 1000u;
+	}
+	smtp_cli_init(&d->cli, q->w->snap->cfg->hostname, &to);
 	net_stream_init(&d->s, q->loop, fd, &dconn_ops);
 	d->s.stall_ms = d->cli.to.data_block;
 	d->next = s->conns;
@@ -469,6 +548,7 @@ void deliver_kick(struct queue_site *s)
 	struct queue *q = s->ready_head->q;
 	if (q->stopping)
 		return;
+	deliver_shape(q, s);
 	unsigned starting = 0;
 	for (struct dconn *d = s->conns; d && s->ready_head; d = d->next) {
 		if (d->closing)
@@ -483,6 +563,10 @@ void deliver_kick(struct queue_site *s)
 	unsigned limit = window_of(s);
 	while (s->nready > starting && s->nconns < limit && s->naddr > 0 &&
 	       s->dead_until_ms <= q->loop->now_ms) {
+		if (!rate_take(&s->conn_rate, q->loop->now_ms)) {
+			hold_back(q, s, &s->conn_rate);  /* connection_rate: later */
+			break;
+		}
 		if (!dconn_open(q, s))
 			break;
 		starting++;
@@ -491,13 +575,15 @@ void deliver_kick(struct queue_site *s)
 
 void deliver_stop(struct queue *q)
 {
-	for (struct queue_site *s = q->sites; s; s = s->next)
+	for (struct queue_site *s = q->sites; s; s = s->next) {
+		timer_cancel(&s->kick);
 		for (struct dconn *d = s->conns; d; d = d->next)
 			if (!d->closing) {
 				d->closing = true;
 				timer_cancel(&d->t);
 				net_stream_abort(&d->s);
 			}
+	}
 }
 
 unsigned deliver_conns(const struct queue *q)

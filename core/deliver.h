@@ -5,7 +5,8 @@
  * takes the next job at once (RSET, then the next transaction: reuse), waits up to
  * DELIVER_IDLE_MS for one, then QUITs. A connection ends after the transport's
  * max_messages_per_connection. Every wait for the server is bounded by the RFC 5321
- * timeout of its state (smtp_cli_timeout), the connect by DELIVER_CONNECT_MS, a body
+ * timeout of its state (smtp_cli_timeout), counted from the start of the wait (octets
+ * that trickle in do not extend it), the connect by DELIVER_CONNECT_MS, a body
  * that does not move by the data block timeout. A connection that fails before it
  * completed a transaction (refused, timeout, 4xx/5xx greeting, a 421 after EHLO, cut
  * after the greeting) counts against the site and the next one uses the site's next
@@ -55,6 +56,8 @@ struct dconn {
 	unsigned addr;                     /* index of the site's address in use */
 	unsigned msgs;                     /* transactions begun on this connection */
 	uint64_t t_start_ms;               /* connect began */
+	uint64_t wait_key;                 /* the wait the timer was armed for */
+	unsigned connect_ms;               /* the transport's connect timeout */
 	const uint8_t *body;               /* the job's body (the message's, pinned) */
 	size_t body_len;
 	bool greeted, closing, fail_counted;

@@ -40,6 +40,7 @@
 #include "net/dns.h"
 #include "net/loop.h"
 #include "net/timer.h"
+#include "proto/rate.h"
 #include "proto/smtp_srv.h"
 
 #define QUEUE_BODY_BUDGET (256u << 20)   /* octets of bodies kept in memory per worker */
@@ -114,9 +115,13 @@ struct queue_site {
 	unsigned fails;                    /* connection failures in a row */
 	uint64_t dead_until_ms;
 	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
-	/* core/deliver's shaping (zero until its first kick) */
+	/* core/deliver's shaping (zero until its first kick: deliver_shape) */
+	bool shaped;
 	unsigned window;                   /* connections allowed now: concurrency feedback */
 	unsigned credit;                   /* successes towards the next window step */
+	unsigned initial, dead_after;      /* the transport's initial_connections, dead_after */
+	struct rate msg_rate, conn_rate;   /* the transport's message_rate, connection_rate */
+	struct timer kick;                 /* a rate holds it back: kick again then */
 };
 
 struct worker;

@@ -81,6 +81,31 @@ static void expect_default_listener(const struct config_listener *l)
 	cr_expect_eq(l->tls_mode, CONFIG_TLS_STARTTLS);
 }
 
+/* The shaping keys of a transport that leaves them out; its timeouts are those of
+ * RFC 5321 that proto/smtp_cli uses, once in ms. */
+static void expect_default_shaping(const struct config_transport *t)
+{
+	static const struct config_timeouts want_to = {
+		.connect = 30, .greeting = 300, .ehlo = 300, .mail = 300, .rcpt = 300,
+		.data = 120, .data_block = 180, .data_done = 600, .rset = 300, .quit = 300,
+	};
+	struct smtp_cli_timeouts got_ms, want_ms;
+
+	cr_expect_eq(t->initial_connections, 5);
+	cr_expect_eq(t->dead_after, 3);
+	cr_expect_eq(t->message_rate.events, 0);
+	cr_expect_eq(t->message_rate.period_ms, 0);
+	cr_expect_eq(t->connection_rate.events, 0);
+	cr_expect_eq(t->connection_rate.period_ms, 0);
+	cr_expect_eq(memcmp(&t->timeouts, &want_to, sizeof(want_to)), 0,
+	             "default timeouts differ");
+	memset(&got_ms, 0xa5, sizeof(got_ms));
+	config_transport_cli_timeouts(t, &got_ms);
+	smtp_cli_timeouts_rfc(&want_ms);
+	cr_expect_eq(memcmp(&got_ms, &want_ms, sizeof(want_ms)), 0,
+	             "default timeouts are not smtp_cli_timeouts_rfc()");
+}
+
 /* Everything that a file leaving every key out must get. */
 static void expect_defaults(const struct config *c)
 {
@@ -127,6 +152,7 @@ static void expect_defaults(const struct config *c)
 	cr_expect_eq(c->transports[0].max_connections, 100);
 	cr_expect_eq(c->transports[0].max_messages_per_connection, 1000);
 	cr_expect_null(c->transports[0].proxy_pool);
+	expect_default_shaping(&c->transports[0]);
 	cr_expect_eq(c->transports[0].nsources, 0);
 	cr_expect_eq(c->transports[0].nproxy_bypass_domains, 0);
 	cr_expect_eq(c->nproxy_pools, 0);
@@ -693,6 +719,18 @@ GOT(max_connections_per_ip, c->max_connections_per_ip)
 GOT(idle_timeout, c->idle_timeout)
 GOT(t_max_connections, c->transports[0].max_connections)
 GOT(t_max_messages, c->transports[0].max_messages_per_connection)
+GOT(t_initial_connections, c->transports[0].initial_connections)
+GOT(t_dead_after, c->transports[0].dead_after)
+GOT(to_connect, c->transports[0].timeouts.connect)
+GOT(to_greeting, c->transports[0].timeouts.greeting)
+GOT(to_ehlo, c->transports[0].timeouts.ehlo)
+GOT(to_mail, c->transports[0].timeouts.mail)
+GOT(to_rcpt, c->transports[0].timeouts.rcpt)
+GOT(to_data, c->transports[0].timeouts.data)
+GOT(to_data_block, c->transports[0].timeouts.data_block)
+GOT(to_data_done, c->transports[0].timeouts.data_done)
+GOT(to_rset, c->transports[0].timeouts.rset)
+GOT(to_quit, c->transports[0].timeouts.quit)
 GOT(version, c->proxy_pools[0].version)
 GOT(interval, c->proxy_pools[0].health_check.interval)
 GOT(timeout, c->proxy_pools[0].health_check.timeout)
@@ -703,6 +741,9 @@ GOT(max_age, c->max_age)
 #undef GOT
 
 #define POOL "proxy_pools:\n  - id: p\n    servers: ['a:1']\n"
+#define TR "transports:\n  - id: default\n"
+#define TO(key) { "transports[0].timeouts." #key, TR "    timeouts:\n      " #key ": %s\n", \
+                  1, 604800, got_to_##key }
 
 /* Every numeric key the loader knows, with its documented range. */
 static const struct num_key num_keys[] = {
@@ -726,6 +767,13 @@ static const struct num_key num_keys[] = {
 	{ "limits.idle_timeout", "limits:\n  idle_timeout: %s\n", 1, 86400, got_idle_timeout },
 	{ "transports[0].max_connections", "transports:\n  - id: default\n    max_connections: %s\n",
 	  1, 10000, got_t_max_connections },
+	/* max_connections at its top, so that only initial_connections' own range decides */
+	{ "transports[0].initial_connections",
+	  TR "    max_connections: 10000\n    initial_connections: %s\n", 1, 10000,
+	  got_t_initial_connections },
+	{ "transports[0].dead_after", TR "    dead_after: %s\n", 1, 100, got_t_dead_after },
+	TO(connect), TO(greeting), TO(ehlo), TO(mail), TO(rcpt), TO(data), TO(data_block),
+	TO(data_done), TO(rset), TO(quit),
 	{ "transports[0].max_messages_per_connection",
 	  "transports:\n  - id: default\n    max_messages_per_connection: %s\n", 1, 1000000,
 	  got_t_max_messages },
@@ -1127,4 +1175,193 @@ Test(config, route_lookup)
 	cr_expect_str_eq(t->id, "default");
 	cr_expect_str_eq(t->nexthop, "mx");
 	config_free(c);
+}
+
+/* ---- delivery shaping: rates, initial_connections, timeouts ---- */
+
+Test(config, rates_good_values)
+{
+	static const struct {
+		const char *value;
+		unsigned want_events, want_period_ms;
+	} cases[] = {
+		{ "5/s", 5, 1000 }, { "1/s", 1, 1000 }, { "1000000/s", 1000000, 1000 },
+		{ "30/min", 30, 60000 }, { "1/h", 1, 3600000 }, { "1000000/h", 1000000, 3600000 },
+		{ "010/s", 10, 1000 }, { "'7/min'", 7, 60000 }, { "\"12/h\"", 12, 3600000 },
+		{ "0", 0, 0 }, { "000", 0, 0 }, { "'0'", 0, 0 },
+	};
+	static const char *const keys[] = { "message_rate", "connection_rate" };
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char yaml[256];
+			snprintf(yaml, sizeof(yaml), TR "    %s: %s\n", keys[k], cases[i].value);
+			struct config *c = must_load(yaml);
+			const struct config_rate *got = k == 0 ? &c->transports[0].message_rate :
+			                                         &c->transports[0].connection_rate;
+			const struct config_rate *other = k == 1 ? &c->transports[0].message_rate :
+			                                           &c->transports[0].connection_rate;
+			cr_expect_eq(got->events, cases[i].want_events, "%s", yaml);
+			cr_expect_eq(got->period_ms, cases[i].want_period_ms, "%s", yaml);
+			cr_expect_eq(other->events, 0, "%s: the other rate is set", yaml);
+			config_free(c);
+		}
+	/* both, and a second transport's own */
+	struct config *c = must_load("transports:\n  - id: default\n    message_rate: 100/s\n"
+	                             "    connection_rate: 10/min\n  - id: b\n"
+	                             "    message_rate: 3/h\n");
+	cr_expect_eq(c->transports[0].message_rate.events, 100);
+	cr_expect_eq(c->transports[0].connection_rate.period_ms, 60000);
+	cr_expect_eq(c->transports[1].message_rate.events, 3);
+	cr_expect_eq(c->transports[1].message_rate.period_ms, 3600000);
+	cr_expect_eq(c->transports[1].connection_rate.events, 0);
+	config_free(c);
+}
+
+Test(config, rates_bad_values)
+{
+	static const char long_rate[] =
+		"1111111111222222222233333333334444444444555555555566666666667777777777/s";
+	enum { SYNTAX, RANGE, LIST, MAP };
+	static const struct {
+		const char *yaml, *text;   /* as written; the text the message shows */
+		int want;
+	} cases[] = {
+		{ "10/x", "10/x", SYNTAX }, { "10/m", "10/m", SYNTAX }, { "10/S", "10/S", SYNTAX },
+		{ "10/sec", "10/sec", SYNTAX }, { "10/hour", "10/hour", SYNTAX },
+		{ "1e3/s", "1e3/s", SYNTAX }, { "1.5/s", "1.5/s", SYNTAX },
+		{ "+5/s", "+5/s", SYNTAX }, { "0x10/s", "0x10/s", SYNTAX },
+		{ "' 5/s'", " 5/s", SYNTAX }, { "'5/s '", "5/s ", SYNTAX },
+		{ "5 /s", "5 /s", SYNTAX }, { "5/ s", "5/ s", SYNTAX },
+		{ "/s", "/s", SYNTAX }, { "5/", "5/", SYNTAX }, { "5", "5", SYNTAX },
+		{ "-1", "-1", SYNTAX }, { "5/s/s", "5/s/s", SYNTAX }, { "''", "", SYNTAX },
+		{ "~", "~", SYNTAX }, { "unlimited", "unlimited", SYNTAX },
+		{ "0/s", "0/s", RANGE }, { "000/min", "000/min", RANGE }, { "-1/s", "-1/s", RANGE },
+		{ "-0/h", "-0/h", RANGE }, { "1000001/s", "1000001/s", RANGE },
+		{ "18446744073709551616/s", "18446744073709551616/s", RANGE },
+		/* cut at 64 octets in the message */
+		{ long_rate, "1111111111222222222233333333334444444444555555555566666666667777...",
+		  RANGE },
+		{ "'1111111111222222222233333333334444444444555555555566666666667777777777/x'",
+		  "1111111111222222222233333333334444444444555555555566666666667777...", SYNTAX },
+		{ "[5/s]", "", LIST }, { "{n: 5}", "", MAP },
+	};
+	static const char *const keys[] = { "message_rate", "connection_rate" };
+	for (size_t k = 0; k < 2; k++)
+		for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+			char yaml[512], want_err[512], tmpl[128], path[64];
+			unsigned line, col;
+			snprintf(tmpl, sizeof(tmpl), TR "    %s: %%s\n", keys[k]);
+			snprintf(path, sizeof(path), "transports[0].%s", keys[k]);
+			num_position(tmpl, &line, &col);
+			num_doc(yaml, sizeof(yaml), tmpl, cases[i].yaml);
+			switch (cases[i].want) {
+			case SYNTAX:
+				snprintf(want_err, sizeof(want_err), "x.yaml:%u:%u: invalid rate '%s' for "
+				         "%s (expected N/s, N/min or N/h, or 0 for unlimited)", line, col,
+				         cases[i].text, path);
+				break;
+			case RANGE:
+				snprintf(want_err, sizeof(want_err), "x.yaml:%u:%u: %s: %s is out of "
+				         "range (N 1..1000000)", line, col, path, cases[i].text);
+				break;
+			default:
+				snprintf(want_err, sizeof(want_err), "x.yaml:%u:%u: wrong type for %s: "
+				         "expected a rate (N/s, N/min or N/h), got %s", line, col, path,
+				         cases[i].want == LIST ? "a list" : "a mapping");
+				break;
+			}
+			expect_refused(yaml, want_err);
+		}
+	/* the second transport's own path */
+	expect_refused("transports:\n  - id: default\n  - id: b\n    connection_rate: 10/x\n",
+	               "x.yaml:4:22: invalid rate '10/x' for transports[1].connection_rate "
+	               "(expected N/s, N/min or N/h, or 0 for unlimited)");
+}
+
+Test(config, initial_connections_clamped_to_max_connections)
+{
+	static const struct {
+		const char *keys;          /* under the transport */
+		unsigned want_initial, want_max;
+	} cases[] = {
+		{ "", 5, 100 },
+		{ "    max_connections: 2\n", 2, 2 },             /* the default, clamped */
+		{ "    max_connections: 1\n", 1, 1 },
+		{ "    max_connections: 4\n", 4, 4 },
+		{ "    max_connections: 5\n", 5, 5 },
+		{ "    max_connections: 6\n", 5, 6 },
+		{ "    max_connections: 2\n    initial_connections: 2\n", 2, 2 },
+		{ "    max_connections: 2\n    initial_connections: 1\n", 1, 2 },
+		{ "    initial_connections: 100\n", 100, 100 },
+		{ "    initial_connections: 1\n", 1, 100 },
+		{ "    initial_connections: 20\n    max_connections: 30\n", 20, 30 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char yaml[256];
+		snprintf(yaml, sizeof(yaml), TR "%s", cases[i].keys);
+		struct config *c = must_load(yaml);
+		cr_expect_eq(c->transports[0].initial_connections, cases[i].want_initial, "%s", yaml);
+		cr_expect_eq(c->transports[0].max_connections, cases[i].want_max, "%s", yaml);
+		config_free(c);
+	}
+	/* written above max_connections: an error at initial_connections, in either order */
+	expect_refused(TR "    max_connections: 2\n    initial_connections: 3\n",
+	               "x.yaml:4:26: transports[0].initial_connections: 3 is more than "
+	               "max_connections (2)");
+	expect_refused(TR "    initial_connections: 5\n    max_connections: 4\n",
+	               "x.yaml:3:26: transports[0].initial_connections: 5 is more than "
+	               "max_connections (4)");
+	expect_refused(TR "    initial_connections: 101\n",
+	               "x.yaml:3:26: transports[0].initial_connections: 101 is more than "
+	               "max_connections (100)");
+	expect_refused("transports:\n  - id: default\n  - {id: b, max_connections: 3, "
+	               "initial_connections: 4}\n",
+	               "x.yaml:3:54: transports[1].initial_connections: 4 is more than "
+	               "max_connections (3)");
+}
+
+Test(config, transport_timeouts)
+{
+	struct smtp_cli_timeouts got;
+	struct config *c = must_load(TR "    timeouts:\n      connect: 10\n      greeting: 60\n"
+	                             "      ehlo: 61\n      mail: 62\n      rcpt: 63\n"
+	                             "      data: 64\n      data_block: 65\n"
+	                             "      data_done: 604800\n      rset: 66\n      quit: 1\n"
+	                             "    dead_after: 7\n"
+	                             "  - id: b\n    timeouts: { rcpt: 20 }\n"
+	                             "  - id: c\n    timeouts: {}\n  - id: d\n    timeouts:\n");
+	const struct config_timeouts *t = &c->transports[0].timeouts;
+	cr_expect_eq(t->connect, 10);
+	cr_expect_eq(t->greeting, 60);
+	cr_expect_eq(t->data_done, 604800);
+	cr_expect_eq(t->quit, 1);
+	cr_expect_eq(c->transports[0].dead_after, 7);
+	config_transport_cli_timeouts(&c->transports[0], &got);
+	cr_expect_eq(got.greeting, 60000);
+	cr_expect_eq(got.helo, 61000);
+	cr_expect_eq(got.mail, 62000);
+	cr_expect_eq(got.rcpt, 63000);
+	cr_expect_eq(got.data_init, 64000);
+	cr_expect_eq(got.data_block, 65000);
+	cr_expect_eq(got.data_end, 604800000u, "a week in ms fits");
+	cr_expect_eq(got.rset, 66000);
+	cr_expect_eq(got.quit, 1000);
+	/* one key given, the others default */
+	cr_expect_eq(c->transports[1].timeouts.rcpt, 20);
+	cr_expect_eq(c->transports[1].timeouts.mail, 300);
+	cr_expect_eq(c->transports[1].timeouts.connect, 30);
+	expect_default_shaping(&c->transports[2]);
+	expect_default_shaping(&c->transports[3]);
+	config_free(c);
+
+	expect_refused(TR "    timeouts:\n      helo: 5\n",
+	               "x.yaml:4:7: unknown key 'helo' in transports[0].timeouts");
+	expect_refused(TR "    timeouts: 30\n", "x.yaml:3:15: wrong type for "
+	               "transports[0].timeouts: expected a mapping, got a scalar");
+	expect_refused(TR "    timeout: { connect: 5 }\n",
+	               "x.yaml:3:5: unknown key 'timeout' in transports[0]");
+	expect_refused(TR "    timeouts: { data_done: 604801 }\n", "x.yaml:3:28: "
+	               "transports[0].timeouts.data_done: 604801 is out of range (1..604800)");
+	expect_refused(TR "    dead_after: 0\n",
+	               "x.yaml:3:17: transports[0].dead_after: 0 is out of range (1..100)");
 }

@@ -7,6 +7,7 @@ COUNTFILE (rewritten on every accept) and exits after SECONDS (default 60).
 MODE:
   ehlo421   greets 220, answers EHLO with "250 ok" and "421 4.3.2 going away" in one
             write, then closes: the server refuses every transaction after greeting.
+  trickle   sends its greeting one octet every 0.5 s, forever ("220 " and then dots).
   slow      a plain SMTP server (no PIPELINING, no CHUNKING) that waits 0.3 s before
             each 250 for a message; COUNTFILE also gets "accepted=N max_concurrent=M"
             (messages taken, most connections open at once).
@@ -78,6 +79,11 @@ def serve(c):
             c.close()
         elif mode == "slow":
             slow_smtp(c)
+        elif mode == "trickle":
+            c.sendall(b"2")
+            for _ in range(int(seconds * 2)):
+                time.sleep(0.5)
+                c.sendall(b"2" if _ < 2 else b".")
     except OSError:
         pass
 

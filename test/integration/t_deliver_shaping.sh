@@ -1,0 +1,61 @@
+# Delivery shaping per site: message_rate, connection_rate, and timeouts that a server
+# cannot stretch. Rates are checked as lower bounds on the time a batch takes (a slow
+# machine only makes it longer), never as upper bounds.
+#  1. message_rate "5/s" per worker (2 workers): 20 messages take at least 1.8 s from the
+#     first delivery to the last (unlimited: about 0.1 s)
+#  2. connection_rate "2/s" with one message per connection: 12 messages take at least 2.5 s
+#  3. a next hop that trickles its greeting an octet every 0.5 s, with timeouts
+#     {connect: 1, greeting: 2}: the connection is given up as a greeting timeout, not
+#     kept alive by the trickle
+. "$(dirname "$0")/lib.sh"
+# span of the status=sent lines in the relay's log, in ms
+sent_span_ms() {
+  grep 'status=sent' "$T/relay.log" | python3 -c '
+import sys, datetime
+ts = [datetime.datetime.strptime(l.split()[0], "%Y-%m-%dT%H:%M:%S.%fZ") for l in sys.stdin]
+print(int((max(ts) - min(ts)).total_seconds() * 1000) if ts else -1)'
+}
+sent_count() { grep -c 'status=sent' "$T/relay.log"; }
+
+# ---- 1. message_rate ------------------------------------------------------------------------
+sink mr
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" "    message_rate: 5/s" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub"
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 20 -t 30 -l 1k > /dev/null 2>&1 || fail "ringblast (message_rate)"
+wait_until 60 eval '[ "$(sent_count)" -ge 20 ]' || fail "only $(sent_count) of 20 sent under message_rate"
+span=$(sent_span_ms)
+[ "$span" -ge 1800 ] || fail "20 messages in $span ms under message_rate 5/s on 2 workers (want >= 1800)"
+rr_stop
+ok "message_rate 5/s: 20 messages over $span ms"
+: > "$T/relay.log"
+
+# ---- 2. connection_rate -----------------------------------------------------------------------
+sink cr
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" "    connection_rate: 2/s" \
+          "    max_messages_per_connection: 1" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub"
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 12 -t 30 -l 1k > /dev/null 2>&1 || fail "ringblast (connection_rate)"
+wait_until 60 eval '[ "$(sent_count)" -ge 12 ]' || fail "only $(sent_count) of 12 sent under connection_rate"
+span=$(sent_span_ms)
+[ "$span" -ge 2500 ] || fail "12 connections in $span ms under connection_rate 2/s on 2 workers (want >= 2500)"
+grep 'status=sent' "$T/relay.log" | grep -q 'conn_use=2' && fail "a connection was used twice (max_messages_per_connection 1)"
+rr_stop
+ok "connection_rate 2/s: 12 one-message connections over $span ms"
+: > "$T/relay.log"
+
+# ---- 3. a trickled greeting -------------------------------------------------------------------
+python3 "$HERE/badhop.py" trickle "$T/tr.port" "$T/tr.count" 40 &
+wait_until 10 test -s "$T/tr.port" || fail "badhop trickle did not start"
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$(cat "$T/tr.port")\"" \
+          "    timeouts: { connect: 1, greeting: 2 }" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [60]" "  max_age: 600"
+rr_start
+swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u@example.org > /dev/null 2>&1 || fail "swaks"
+wait_log 'status=deferred \(4\.4\.2 conversation with .* timed out while receiving the initial server greeting' 30 ||
+  fail "a trickled greeting kept the connection past its deadline"
+rr_stop
+ok "a greeting trickled an octet every 0.5 s: given up at its deadline"
+for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
