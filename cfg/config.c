@@ -107,6 +107,10 @@ struct raw_transport {
 	struct raw_numbers *timeouts;
 };
 
+struct raw_shaping {
+	char *site;
+};
+
 struct raw_pool {
 	char *id;
 	char **servers;
@@ -129,6 +133,8 @@ struct raw_config {
 	struct raw_pool *proxy_pools;
 	unsigned proxy_pools_count;
 	struct raw_numbers *queue;
+	struct raw_shaping *shaping;
+	unsigned shaping_count;
 };
 
 /* ---- the libcyaml schema ---- */
@@ -286,6 +292,20 @@ static const cyaml_schema_value_t pool_entry = {
 	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_pool, pool_fields),
 };
 
+static const cyaml_schema_field_t shaping_fields[] = {
+	STR_REQ("site", struct raw_shaping, site),
+	NUM("max_connections"),
+	NUM("initial_connections"),
+	NUM("max_messages_per_connection"),
+	/* a rate or a bare number per second: read from the yamlpos document (cfg_rate) */
+	CYAML_FIELD_IGNORE("max_message_rate", OPT),
+	CYAML_FIELD_IGNORE("max_connection_rate", OPT),
+	CYAML_FIELD_END
+};
+static const cyaml_schema_value_t shaping_entry = {
+	CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, struct raw_shaping, shaping_fields),
+};
+
 static const cyaml_schema_field_t queue_fields[] = {
 	NUM("retry_schedule"),
 	NUM("max_age"),
@@ -309,6 +329,8 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_SEQUENCE("proxy_pools", CYAML_FLAG_POINTER | OPT, struct raw_config,
 	                     proxy_pools, &pool_entry, 0, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING_PTR("queue", SECTION, struct raw_config, queue, queue_fields),
+	CYAML_FIELD_SEQUENCE("shaping", CYAML_FLAG_POINTER | OPT, struct raw_config, shaping,
+	                     &shaping_entry, 0, CYAML_UNLIMITED),
 	CYAML_FIELD_END
 };
 static const cyaml_schema_value_t top_schema = {
@@ -609,7 +631,8 @@ static int cfg_uint(struct cfg_ctx *x, const char *path, enum cfg_num_key k, uns
  * base-10 zero for unlimited; absent: unlimited. Else an error at the value:
  *   "invalid rate 'TEXT' for PATH (expected N/s, N/min or N/h, or 0 for unlimited)" or
  *   "PATH: TEXT is out of range (N 1..1000000)" (N is 0, negative or too big). */
-static int cfg_rate(struct cfg_ctx *x, const char *path, struct config_rate *out)
+static int cfg_rate(struct cfg_ctx *x, const char *path, bool bare_per_second,
+                    struct config_rate *out)
 {
 	static const struct {
 		const char *unit;
@@ -634,16 +657,20 @@ static int cfg_rate(struct cfg_ctx *x, const char *path, struct config_rate *out
 	len = vlen > 64 ? 64 : (int)vlen;  /* for messages */
 	slash = memchr(v, '/', vlen);
 	if (slash == NULL) {
-		if (cfg_decimal(v, vlen, &u) == CFG_DEC_OK && u == 0)
+		rc = cfg_decimal(v, vlen, &u);
+		if (rc == CFG_DEC_OK && u == 0)
 			return 0;              /* unlimited */
-		goto bad;
+		if (!bare_per_second)
+			goto bad;
+		k = 0;                         /* a bare N: per second */
+	} else {
+		rc = cfg_decimal(v, (size_t)(slash - v), &u);
+		unit = slash + 1;
+		ulen = vlen - (size_t)(unit - v);
+		for (k = 0; k < sizeof(units) / sizeof(units[0]); k++)
+			if (strlen(units[k].unit) == ulen && memcmp(units[k].unit, unit, ulen) == 0)
+				break;
 	}
-	rc = cfg_decimal(v, (size_t)(slash - v), &u);
-	unit = slash + 1;
-	ulen = vlen - (size_t)(unit - v);
-	for (k = 0; k < sizeof(units) / sizeof(units[0]); k++)
-		if (strlen(units[k].unit) == ulen && memcmp(units[k].unit, unit, ulen) == 0)
-			break;
 	if (rc == CFG_DEC_SYNTAX || k == sizeof(units) / sizeof(units[0]))
 		goto bad;
 	if (rc == CFG_DEC_RANGE || u < 1 || u > CONFIG_RATE_MAX)
@@ -1241,8 +1268,9 @@ static int cfg_transport_numbers(struct cfg_ctx *x, size_t i, struct config_tran
 	}
 	if (cfg_uint(x, cfg_path(&p, "transports[%zu].dead_after", i), CFG_N_DEAD_AFTER,
 	             &t->dead_after) < 0 ||
-	    cfg_rate(x, cfg_path(&p, "transports[%zu].message_rate", i), &t->message_rate) < 0 ||
-	    cfg_rate(x, cfg_path(&p, "transports[%zu].connection_rate", i),
+	    cfg_rate(x, cfg_path(&p, "transports[%zu].message_rate", i), false,
+	             &t->message_rate) < 0 ||
+	    cfg_rate(x, cfg_path(&p, "transports[%zu].connection_rate", i), false,
 	             &t->connection_rate) < 0)
 		return -1;
 	for (size_t k = 0; k < sizeof(cfg_timeout_keys) / sizeof(cfg_timeout_keys[0]); k++) {
@@ -1461,6 +1489,85 @@ static int cfg_delivery(struct cfg_ctx *x, const struct raw_config *r, struct co
 	return 0;
 }
 
+/* shaping[i]: its site pattern and the keys it gives (config.h). */
+static int cfg_shaping_entry(struct cfg_ctx *x, const struct raw_shaping *r, size_t i,
+                             struct config_shaping *sh)
+{
+	static const struct {
+		const char *key;
+		enum cfg_num_key num;
+		unsigned bit;
+		size_t off;
+	} nums[] = {
+		{ "max_connections", CFG_N_TRANSPORT_MAX_CONNECTIONS, CONFIG_SH_MAX_CONNECTIONS,
+		  offsetof(struct config_shaping, max_connections) },
+		{ "initial_connections", CFG_N_INITIAL_CONNECTIONS, CONFIG_SH_INITIAL_CONNECTIONS,
+		  offsetof(struct config_shaping, initial_connections) },
+		{ "max_messages_per_connection", CFG_N_TRANSPORT_MAX_MESSAGES, CONFIG_SH_MAX_MESSAGES,
+		  offsetof(struct config_shaping, max_messages_per_connection) },
+	};
+	struct cfg_path p;
+	bool oom = false;
+
+	if (strcasecmp(r->site, "default") == 0) {
+		sh->site = strdup("default");
+		oom = sh->site == NULL;
+	} else {
+		sh->site = cfg_domain(r->site, true, &oom);
+		if (sh->site == NULL && !oom)
+			return cfg_err(x, cfg_path(&p, "shaping[%zu].site", i),
+			               "invalid site '%s' in shaping[%zu].site (expected default, a host "
+			               "name or *.domain)", r->site, i);
+	}
+	if (oom)
+		return cfg_oom(x);
+	for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++) {
+		cfg_path(&p, "shaping[%zu].%s", i, nums[k].key);
+		if (!yamlpos_has(x->pos, p.s))
+			continue;
+		if (cfg_uint(x, p.s, nums[k].num, (unsigned *)((char *)sh + nums[k].off)) < 0)
+			return -1;
+		sh->set |= nums[k].bit;
+	}
+	if ((sh->set & CONFIG_SH_MAX_CONNECTIONS) && (sh->set & CONFIG_SH_INITIAL_CONNECTIONS) &&
+	    sh->initial_connections > sh->max_connections)
+		return cfg_err(x, cfg_path(&p, "shaping[%zu].initial_connections", i),
+		               "%s: %u is more than max_connections (%u)", p.s,
+		               sh->initial_connections, sh->max_connections);
+	if (yamlpos_has(x->pos, cfg_path(&p, "shaping[%zu].max_message_rate", i))) {
+		if (cfg_rate(x, p.s, true, &sh->message_rate) < 0)
+			return -1;
+		sh->set |= CONFIG_SH_MESSAGE_RATE;
+	}
+	if (yamlpos_has(x->pos, cfg_path(&p, "shaping[%zu].max_connection_rate", i))) {
+		if (cfg_rate(x, p.s, true, &sh->connection_rate) < 0)
+			return -1;
+		sh->set |= CONFIG_SH_CONNECTION_RATE;
+	}
+	return 0;
+}
+
+static int cfg_shaping(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
+{
+	struct cfg_path p;
+	size_t n = r ? r->shaping_count : 0;
+	if (n == 0)
+		return 0;
+	c->shaping = calloc(n, sizeof(*c->shaping));
+	if (c->shaping == NULL)
+		return cfg_oom(x);
+	c->nshaping = n;
+	for (size_t i = 0; i < n; i++) {
+		if (cfg_shaping_entry(x, &r->shaping[i], i, &c->shaping[i]) < 0)
+			return -1;
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(c->shaping[j].site, c->shaping[i].site) == 0)
+				return cfg_err(x, cfg_path(&p, "shaping[%zu].site", i),
+				               "duplicate shaping site '%s'", c->shaping[i].site);
+	}
+	return 0;
+}
+
 static int cfg_queue(struct cfg_ctx *x, struct config *c)
 {
 	static const unsigned defaults[] = { 60, 300, 900, 1800, 3600 };
@@ -1581,7 +1688,8 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 static int cfg_build(struct cfg_ctx *x, const struct raw_config *r, struct config *c)
 {
 	if (cfg_top(x, r, c) < 0 || cfg_listeners(x, r, c) < 0 || cfg_relay(x, r, c) < 0 ||
-	    cfg_limits(x, c) < 0 || cfg_delivery(x, r, c) < 0 || cfg_queue(x, c) < 0)
+	    cfg_limits(x, c) < 0 || cfg_delivery(x, r, c) < 0 || cfg_queue(x, c) < 0 ||
+	    cfg_shaping(x, r, c) < 0)
 		return -1;
 	return 0;
 }
@@ -1797,6 +1905,9 @@ void config_free(struct config *c)
 		free(c->routes[i].transport);
 	}
 	free(c->routes);
+	for (size_t i = 0; i < c->nshaping; i++)
+		free(c->shaping[i].site);
+	free(c->shaping);
 	for (size_t i = 0; i < c->ntransports; i++) {
 		struct config_transport *t = &c->transports[i];
 		free(t->id);
@@ -2017,6 +2128,30 @@ const struct config_transport *config_transport_by_id(const struct config *c,
 		if (strcmp(c->transports[i].id, id) == 0)
 			return &c->transports[i];
 	return NULL;
+}
+
+static bool route_matches(const char *pat, const char *d, size_t n);
+
+const struct config_shaping *config_shaping_for(const struct config *c,
+                                                const char *const *names, size_t n)
+{
+	const struct config_shaping *def = NULL;
+	for (size_t i = 0; i < c->nshaping; i++) {
+		const struct config_shaping *sh = &c->shaping[i];
+		if (strcmp(sh->site, "default") == 0) {
+			if (!def)
+				def = sh;
+			continue;
+		}
+		for (size_t k = 0; k < n; k++) {
+			size_t len = strlen(names[k]);
+			if (len > 0 && names[k][len - 1] == '.')
+				len--;
+			if (route_matches(sh->site, names[k], len))
+				return sh;
+		}
+	}
+	return def;
 }
 
 /* Route domains are stored lower-cased without a trailing dot (cfg_domain). */

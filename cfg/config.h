@@ -112,6 +112,28 @@ struct config_transport {
 	size_t nproxy_bypass_domains;
 };
 
+/* shaping: per site, refining the limits of the transport a site belongs to. `site` is
+ * "default" (every site no other entry matches), a host name, or "*.example.com" (its
+ * subdomains), matched against the site's MX host names (the smarthost's host for a
+ * [host]:port next hop); lower-case, no trailing dot. Keys not given keep the
+ * transport's value (`set` says which were given). Rates: "N/s", "N/min", "N/h" or a bare
+ * N (per second, as DESIGN.md writes max_message_rate: 0); 0 = unlimited. */
+enum {
+	CONFIG_SH_MAX_CONNECTIONS = 1u << 0,
+	CONFIG_SH_INITIAL_CONNECTIONS = 1u << 1,
+	CONFIG_SH_MAX_MESSAGES = 1u << 2,
+	CONFIG_SH_MESSAGE_RATE = 1u << 3,
+	CONFIG_SH_CONNECTION_RATE = 1u << 4,
+};
+struct config_shaping {
+	char *site;
+	unsigned set;                      /* CONFIG_SH_* */
+	unsigned max_connections;          /* 1..10000 */
+	unsigned initial_connections;      /* 1..10000, <= max_connections when both given */
+	unsigned max_messages_per_connection;  /* 1..1000000 */
+	struct config_rate message_rate, connection_rate;
+};
+
 struct config_route {
 	char **domains;                    /* "example.net", "*.example.org", "*" */
 	size_t ndomains;
@@ -162,6 +184,8 @@ struct config {
 	size_t ntransports;
 	struct config_proxy_pool *proxy_pools;
 	size_t nproxy_pools;
+	struct config_shaping *shaping;    /* in file order; none by default */
+	size_t nshaping;
 
 	unsigned *retry_schedule;          /* seconds, each 1..604800, 1..64 entries; */
 	size_t nretry_schedule;            /* default 60,300,900,1800,3600 */
@@ -190,6 +214,12 @@ void config_free(struct config *c);
  * Postfix's transport maps with parent_domain_matches_subdomains off). Comparison is
  * case-insensitive and ignores one trailing dot of domain. NULL when no route matches
  * (a configuration without a "*" route can leave a domain unrouted). */
+/* The shaping entry of a site whose hosts are names[0..n): the first entry other than
+ * "default" whose pattern matches one of the names (case-insensitive, one trailing dot
+ * ignored), else the "default" entry, else NULL. */
+const struct config_shaping *config_shaping_for(const struct config *c,
+                                                const char *const *names, size_t n);
+
 const struct config_transport *config_route(const struct config *c, const char *domain,
                                             size_t len);
 /* The transport of that id, or NULL. */

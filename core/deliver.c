@@ -45,26 +45,45 @@ static uint32_t burst_of(const struct config_rate *r)
 	return per_100ms > 1 ? (uint32_t)per_100ms : 1;
 }
 
-/* The transport's shaping, taken when the site is first kicked (a reload applies to
- * sites made after it). */
+/* The transport's shaping, refined by the first `shaping` entry that matches one of the
+ * site's host names (else its "default" entry), taken when the site is first kicked (a
+ * reload applies to sites made after it). */
 static void deliver_shape(struct queue *q, struct queue_site *s)
 {
 	if (s->shaped)
 		return;
+	const struct config *cfg = q->w->snap->cfg;
 	const struct config_transport *t = site_transport(q, s);
+	struct config_rate none = { 0, 0 };
+	struct config_rate mr = t ? t->message_rate : none, cr = t ? t->connection_rate : none;
 	s->shaped = true;
 	s->kick.fire = on_kick;
 	s->initial = t ? t->initial_connections : DELIVER_INITIAL_WINDOW;
 	s->dead_after = t ? t->dead_after : QUEUE_DEAD_AFTER;
-	if (t) {
-		rate_init(&s->msg_rate, t->message_rate.events, t->message_rate.period_ms,
-		          burst_of(&t->message_rate));
-		rate_init(&s->conn_rate, t->connection_rate.events, t->connection_rate.period_ms,
-		          burst_of(&t->connection_rate));
-	} else {
-		rate_init(&s->msg_rate, 0, 0, 1);
-		rate_init(&s->conn_rate, 0, 0, 1);
+	/* a `shaping` entry for the site's hosts refines the transport */
+	const char *names[QUEUE_SITE_ADDRS];
+	for (size_t i = 0; i < s->naddr; i++)
+		names[i] = s->addr[i].name;
+	const struct config_shaping *sh = config_shaping_for(cfg, names, s->naddr);
+	if (sh) {
+		if (sh->set & CONFIG_SH_MAX_CONNECTIONS)
+			s->max_conns = sh->max_connections;
+		if (sh->set & CONFIG_SH_INITIAL_CONNECTIONS)
+			s->initial = sh->initial_connections;
+		if (sh->set & CONFIG_SH_MAX_MESSAGES)
+			s->max_msgs = sh->max_messages_per_connection;
+		if (sh->set & CONFIG_SH_MESSAGE_RATE)
+			mr = sh->message_rate;
+		if (sh->set & CONFIG_SH_CONNECTION_RATE)
+			cr = sh->connection_rate;
+		char esc[300];
+		log_info("event=site_shaping site=%s shaping=%s max_connections=%u initial=%u "
+		         "max_messages_per_connection=%u", s->key,
+		         log_escape(esc, sizeof esc, sh->site, strlen(sh->site)), s->max_conns,
+		         s->initial, s->max_msgs);
 	}
+	rate_init(&s->msg_rate, mr.events, mr.period_ms, burst_of(&mr));
+	rate_init(&s->conn_rate, cr.events, cr.period_ms, burst_of(&cr));
 }
 
 /* A rate says not yet: kick the site again when it will. */

@@ -1365,3 +1365,71 @@ Test(config, transport_timeouts)
 	expect_refused(TR "    dead_after: 0\n",
 	               "x.yaml:3:17: transports[0].dead_after: 0 is out of range (1..100)");
 }
+
+/* shaping (DESIGN.md): per site, refining the transport; DESIGN's own example loads. */
+Test(config, shaping_entries)
+{
+	struct config *c = must_load(
+		"shaping:\n"
+		"  - site: default\n"
+		"    max_connections: 20\n"
+		"    initial_connections: 5\n"
+		"    max_messages_per_connection: 1000\n"
+		"    max_message_rate: 0\n"
+		"    max_connection_rate: 0\n"
+		"  - site: \"*.Google.com.\"\n"
+		"    max_connections: 5\n"
+		"  - site: mx.example.net\n"
+		"    max_message_rate: 10/min\n"
+		"    max_connection_rate: 3\n");
+	cr_assert_eq(c->nshaping, 3);
+	cr_expect_str_eq(c->shaping[0].site, "default");
+	cr_expect_eq(c->shaping[0].set, CONFIG_SH_MAX_CONNECTIONS | CONFIG_SH_INITIAL_CONNECTIONS |
+	                                 CONFIG_SH_MAX_MESSAGES | CONFIG_SH_MESSAGE_RATE |
+	                                 CONFIG_SH_CONNECTION_RATE);
+	cr_expect_eq(c->shaping[0].max_connections, 20);
+	cr_expect_eq(c->shaping[0].message_rate.events, 0);      /* 0: unlimited */
+	cr_expect_str_eq(c->shaping[1].site, "*.google.com");
+	cr_expect_eq(c->shaping[1].set, CONFIG_SH_MAX_CONNECTIONS);
+	cr_expect_eq(c->shaping[1].max_connections, 5);
+	cr_expect_eq(c->shaping[2].message_rate.events, 10);
+	cr_expect_eq(c->shaping[2].message_rate.period_ms, 60000);
+	cr_expect_eq(c->shaping[2].connection_rate.events, 3);   /* a bare N: per second */
+	cr_expect_eq(c->shaping[2].connection_rate.period_ms, 1000);
+
+	/* lookup: a specific entry beats default whatever the order; default otherwise */
+	const char *g[] = { "alt1.gmail-smtp-in.l.google.com", "gmail-smtp-in.l.GOOGLE.com." };
+	const char *e[] = { "mx.example.net" };
+	const char *o[] = { "mx.other.org", "mx2.other.org" };
+	cr_expect_eq(config_shaping_for(c, g, 2), &c->shaping[1]);
+	cr_expect_eq(config_shaping_for(c, e, 1), &c->shaping[2]);
+	cr_expect_eq(config_shaping_for(c, o, 2), &c->shaping[0]);
+	cr_expect_eq(config_shaping_for(c, NULL, 0), &c->shaping[0]);
+	const char *gc[] = { "google.com" };                       /* *.x is subdomains only */
+	cr_expect_eq(config_shaping_for(c, gc, 1), &c->shaping[0]);
+	config_free(c);
+
+	struct config *none = must_load("shaping:\n  - site: \"*.example.org\"\n    max_connections: 2\n");
+	cr_expect_null(config_shaping_for(none, o, 2));
+	config_free(none);
+
+	expect_refused("shaping:\n  - max_connections: 2\n",
+	               "x.yaml:2:5: missing required key 'site' in shaping[0]");
+	expect_refused("shaping:\n  - site: \"bad site\"\n",
+	               "x.yaml:2:11: invalid site 'bad site' in shaping[0].site (expected "
+	               "default, a host name or *.domain)");
+	expect_refused("shaping:\n  - site: a.example\n  - site: A.example.\n",
+	               "x.yaml:3:11: duplicate shaping site 'a.example'");
+	expect_refused("shaping:\n  - site: default\n    max_connections: 2\n    initial_connections: 3\n",
+	               "x.yaml:4:26: shaping[0].initial_connections: 3 is more than max_connections (2)");
+	expect_refused("shaping:\n  - site: default\n    max_connections: 0\n",
+	               "x.yaml:3:22: shaping[0].max_connections: 0 is out of range (1..10000)");
+	expect_refused("shaping:\n  - site: default\n    max_message_rate: 5/x\n",
+	               "x.yaml:3:23: invalid rate '5/x' for shaping[0].max_message_rate "
+	               "(expected N/s, N/min or N/h, or 0 for unlimited)");
+	expect_refused("shaping:\n  - site: default\n    max_message_rate: 1000001\n",
+	               "x.yaml:3:23: shaping[0].max_message_rate: 1000001 is out of range "
+	               "(N 1..1000000)");
+	expect_refused("shaping:\n  - site: default\n    speed: 3\n",
+	               "x.yaml:3:5: unknown key 'speed' in shaping[0]");
+}

@@ -213,3 +213,14 @@ wait_until() {  # wait_until SECONDS CMD...: bounded poll until CMD succeeds
   return 1
 }
 
+# dnsmasq on loopback, on a free port: sets DP; arguments are extra records
+dns_start() {
+  DP=$(free_port)
+  : > "$T/dnsmasq.log"
+  dnsmasq --keep-in-foreground --port=$DP --listen-address=127.0.0.1 --bind-interfaces \
+    --no-resolv --no-hosts --conf-file=/dev/null --pid-file= --local=/test/ \
+    --log-facility="$T/dnsmasq.log" "$@" &
+  DNS_PID=$!
+  wait_until 5 grep -q started "$T/dnsmasq.log" || { cat "$T/dnsmasq.log" >&2; fail "dnsmasq did not start"; }
+}
+dns_stop() { kill "$DNS_PID" 2>/dev/null; wait "$DNS_PID" 2>/dev/null; return 0; }

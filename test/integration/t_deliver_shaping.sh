@@ -7,6 +7,8 @@
 #  3. a next hop that trickles its greeting an octet every 0.5 s, with timeouts
 #     {connect: 1, greeting: 2}: the connection is given up as a greeting timeout, not
 #     kept alive by the trickle
+#  4. `shaping` entries per site (DESIGN.md): "*.gmail.test" (the MX host names of a
+#     provider) at 4 messages a second, every other site the "default" entry
 . "$(dirname "$0")/lib.sh"
 # span of the status=sent lines in the relay's log, in ms
 sent_span_ms() {
@@ -58,4 +60,31 @@ wait_log 'status=deferred \(4\.4\.2 conversation with .* timed out while receivi
   fail "a trickled greeting kept the connection past its deadline"
 rr_stop
 ok "a greeting trickled an octet every 0.5 s: given up at its deadline"
+
+# ---- 4. shaping per site: an entry for the provider's MX hosts --------------------------------
+command -v dnsmasq > /dev/null || fail "dnsmasq not installed (scripts/install-deps.sh)"
+sink shp
+PS=$S_PORT
+dns_start --mx-host=gm.test,mx.gmail.test,10 --host-record=mx.gmail.test,127.0.0.1 \
+          --mx-host=fast.test,mx.fast.test,10 --host-record=mx.fast.test,127.0.0.1
+rr_config "dns:" "  servers: [\"127.0.0.1:$DP\"]" \
+          "shaping:" "  - site: default" "    max_connections: 20" \
+          "  - site: \"*.gmail.test\"" "    max_message_rate: 4" "    max_connections: 2"
+RR_TEST_MX_PORT=$PS rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 12 -t 30 -l 1k --to-domain gm.test > /dev/null 2>&1 ||
+  fail "ringblast (shaping)"
+wait_until 60 eval '[ "$(sent_count)" -ge 12 ]' || fail "only $(sent_count) of 12 sent to gm.test"
+span=$(sent_span_ms)
+[ "$span" -ge 1250 ] || fail "12 messages to a 4/s site in $span ms on 2 workers (want >= 1250)"
+grep -q 'event=site_shaping site=default/mx.gmail.test shaping=\*.gmail.test max_connections=2 ' "$T/relay.log" ||
+  fail "the *.gmail.test entry was not applied to the site"
+: > "$T/relay.log"
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 12 -t 30 -l 1k --to-domain fast.test > /dev/null 2>&1 ||
+  fail "ringblast (default shaping)"
+wait_until 60 eval '[ "$(sent_count)" -ge 12 ]' || fail "only $(sent_count) of 12 sent to fast.test"
+grep -q 'event=site_shaping site=default/mx.fast.test shaping=default max_connections=20 ' "$T/relay.log" ||
+  fail "the default entry was not applied to another site"
+rr_stop
+dns_stop
+ok "shaping per site: *.gmail.test at 4/s (12 messages over $span ms), others the default entry"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
