@@ -104,6 +104,7 @@ void bounce_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 		goto fail;
 	q->dsns++;
 	log_info("%s: sender non-delivery notification: %s", m->qid, b->qid);
+	log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", b->qid, b->len);  /* as qmgr */
 	return;
 fail:
 	log_err("event=bounce_failed qid=%s recipients=%u note=\"no notification could be made\"",
