@@ -217,6 +217,7 @@ static const cyaml_schema_field_t limits_fields[] = {
 	NUM("max_message_size"),
 	NUM("max_recipients"),
 	NUM("max_line_length"),
+	NUM("max_hops"),
 	NUM("max_connections"),
 	NUM("max_connections_per_ip"),
 	NUM("idle_timeout"),
@@ -457,6 +458,7 @@ enum cfg_num_key {
 	CFG_N_MAX_MESSAGE_SIZE,
 	CFG_N_MAX_RECIPIENTS,
 	CFG_N_MAX_LINE_LENGTH,
+	CFG_N_MAX_HOPS,
 	CFG_N_MAX_CONNECTIONS,
 	CFG_N_MAX_CONNECTIONS_PER_IP,
 	CFG_N_IDLE_TIMEOUT,
@@ -504,6 +506,9 @@ static const struct cfg_num_range {
 	/* Under RFC 5322's recommended 78 octets ordinary mail would be refused; 998 is its
 	 * hard limit, which an operator may relax (up to 1 MiB) for senders that break it. */
 	[CFG_N_MAX_LINE_LENGTH] = { 998, 78, 1048576 },
+	/* Postfix's hopcount_limit (50). Under 10 a legitimate path through a few relays and
+	 * forwarders would be refused; over 1000 a loop would run for hours. */
+	[CFG_N_MAX_HOPS] = { 50, 10, 1000 },
 	[CFG_N_MAX_CONNECTIONS] = { 50000, 1, 1000000 },
 	[CFG_N_MAX_CONNECTIONS_PER_IP] = { 500, 1, 1000000 },
 	[CFG_N_IDLE_TIMEOUT] = { 300, 1, CFG_IDLE_TIMEOUT_MAX },
@@ -1112,6 +1117,7 @@ static int cfg_limits(struct cfg_ctx *x, struct config *c)
 	    cfg_uint(x, "limits.max_recipients", CFG_N_MAX_RECIPIENTS, &c->max_recipients) < 0 ||
 	    cfg_uint(x, "limits.max_line_length", CFG_N_MAX_LINE_LENGTH,
 	             &c->max_line_length) < 0 ||
+	    cfg_uint(x, "limits.max_hops", CFG_N_MAX_HOPS, &c->max_hops) < 0 ||
 	    cfg_uint(x, "limits.max_connections", CFG_N_MAX_CONNECTIONS,
 	             &c->max_connections) < 0 ||
 	    cfg_uint(x, "limits.max_connections_per_ip", CFG_N_MAX_CONNECTIONS_PER_IP,

@@ -174,6 +174,7 @@ struct config {
 	uint64_t max_message_size;         /* octets, 1024..256 MiB, default 52428800 */
 	unsigned max_recipients;           /* 1..100000, default 1000 */
 	unsigned max_line_length;          /* octets, 78..1048576, default 998 */
+	unsigned max_hops;                 /* Received: headers, 10..1000, default 50 */
 	unsigned max_connections;          /* 1..1000000, default 50000 */
 	unsigned max_connections_per_ip;   /* 1..1000000, default 500 */
 	unsigned idle_timeout;             /* seconds, 1..86400, default 300 */

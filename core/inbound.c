@@ -9,6 +9,7 @@
 #include "core/connlimit.h"
 #include "core/log.h"
 #include "core/worker.h"
+#include "proto/msghdr.h"
 
 static struct worker *worker_of(const struct smtp_server_conn *c)
 {
@@ -94,6 +95,20 @@ static bool inbound_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
 static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_msg *m)
 {
 	struct worker *w = worker_of(c);
+	/* A mail loop (a route back to ourselves, two relays pointing at each other) ends
+	 * here: the data carries our own Received: line first, so a message that has been
+	 * around max_hops times is refused, as Postfix's hopcount_limit does. */
+	unsigned hops_max = w->snap->cfg->max_hops;
+	unsigned hops = msghdr_received_count(m->data, m->len, hops_max);
+	if (hops > hops_max) {
+		char from[200];
+		log_warn("event=rejected sid=%s qid=%s client=%s from=<%s> reason=too_many_hops "
+		         "hops=%u limit=%u", c->sid, m->qid, c->peer,
+		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)), hops,
+		         hops_max);
+		smtp_server_refuse(c, "554 5.4.6 Error: too many hops");
+		return;
+	}
 	if (spool_append(&w->spool, c, m, c->peer, (uint64_t)time(NULL)) < 0) {
 		log_err("event=spool_append_failed sid=%s qid=%s", c->sid, m->qid);
 		smtp_server_answer(c, false);

@@ -136,6 +136,7 @@ static void expect_defaults(const struct config *c)
 	cr_expect_eq(c->max_message_size, 52428800);
 	cr_expect_eq(c->max_recipients, 1000);
 	cr_expect_eq(c->max_line_length, 998);
+	cr_expect_eq(c->max_hops, 50);
 	cr_expect_eq(c->max_connections, 50000);
 	cr_expect_eq(c->max_connections_per_ip, 500);
 	cr_expect_eq(c->idle_timeout, 300);
@@ -714,6 +715,7 @@ GOT(proxy_max_header, c->listeners[0].proxy_max_header)
 GOT(max_message_size, c->max_message_size)
 GOT(max_recipients, c->max_recipients)
 GOT(max_line_length, c->max_line_length)
+GOT(max_hops, c->max_hops)
 GOT(max_connections, c->max_connections)
 GOT(max_connections_per_ip, c->max_connections_per_ip)
 GOT(idle_timeout, c->idle_timeout)
@@ -760,6 +762,7 @@ static const struct num_key num_keys[] = {
 	  got_max_recipients },
 	{ "limits.max_line_length", "limits:\n  max_line_length: %s\n", 78, 1048576,
 	  got_max_line_length },
+	{ "limits.max_hops", "limits:\n  max_hops: %s\n", 10, 1000, got_max_hops },
 	{ "limits.max_connections", "limits:\n  max_connections: %s\n", 1, 1000000,
 	  got_max_connections },
 	{ "limits.max_connections_per_ip", "limits:\n  max_connections_per_ip: %s\n", 1, 1000000,
