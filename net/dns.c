@@ -756,12 +756,14 @@ static void dns_on_mx(struct dns_lookup *lk, int status, unsigned char *abuf, in
 	if (status == ARES_SUCCESS) {
 		struct ares_mx_reply *mx = NULL;
 		int rc = ares_parse_mx_reply(abuf, alen, &mx);
-		if (rc == ARES_SUCCESS) {
+		if (rc == ARES_SUCCESS && mx != NULL) {
 			dns_lk_mx(lk, mx, ttl);
 			ares_free_data(mx);
 			return;
 		}
-		status = rc;                     /* ENODATA: answers, none an MX (a CNAME) */
+		/* ENODATA, or SUCCESS with an empty list (c-ares' answer to a CNAME whose
+		 * target has no MX): no MX record, so the implicit MX, never a null MX. */
+		status = rc == ARES_SUCCESS ? ARES_ENODATA : rc;
 	}
 	switch (status) {
 	case ARES_ENODATA:

@@ -39,6 +39,7 @@ static const char *const dm_zone[] = {
 	"--host-record=mx2.ex.test,127.0.0.12",
 	"--host-record=mx3.ex.test,127.0.0.13,::13",
 	"--host-record=implicit.test,127.0.0.5,::5",
+	"--cname=alias.test,implicit.test",   /* a CNAME whose target has no MX */
 	"--mx-host=nullmx.test,.,0",          /* RFC 7505 */
 	"--mx-host=nohost.test,mx.gone.test,10",
 	"--txt-record=txtonly.test,hello",    /* exists: NODATA for MX, A and AAAA */
@@ -466,6 +467,25 @@ Test(dns, implicit_mx_is_the_domain)
 	cr_expect_eq(g.status, DNS_OK);
 	cr_expect(g.implicit);
 	cr_expect_eq(t_stats(d).cache_hits, 1);
+	t_free(d);
+}
+
+/* MX for a name that is a CNAME to a name without MX: the answer holds the CNAME and
+ * no MX (c-ares parses it as an empty list). That is the implicit MX of the name, whose
+ * addresses come through the CNAME; it was once taken for a null MX and bounced. */
+Test(dns, cname_without_mx_is_implicit)
+{
+	struct dns *d = t_dns();
+	struct t_got g;
+	t_resolve(d, "alias.test", &g);
+	cr_assert_eq(g.status, DNS_OK, "%s: %s", dns_status_str(g.status), g.error);
+	cr_expect(g.implicit);
+	cr_expect_str_eq(g.site, "alias.test");
+	cr_assert_eq(g.nhosts, 1);
+	cr_expect_str_eq(g.hosts[0].name, "alias.test");
+	cr_assert_eq(g.hosts[0].naddrs, 2);
+	cr_expect_str_eq(g.hosts[0].addrs[0], "127.0.0.5");
+	cr_expect_str_eq(g.hosts[0].addrs[1], "::5");
 	t_free(d);
 }
 
