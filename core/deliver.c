@@ -38,6 +38,11 @@ static void on_kick(struct timer *t)
 	deliver_kick((struct queue_site *)((char *)t - offsetof(struct queue_site, kick)));
 }
 
+static void on_kick_alarm(struct net_alarm *a)
+{
+	deliver_kick((struct queue_site *)((char *)a - offsetof(struct queue_site, kick_alarm)));
+}
+
 /* A rate's burst: up to a tenth of a second's worth, at least one. */
 static uint32_t burst_of(const struct config_rate *r)
 {
@@ -58,6 +63,7 @@ static void deliver_shape(struct queue *q, struct queue_site *s)
 	struct config_rate mr = t ? t->message_rate : none, cr = t ? t->connection_rate : none;
 	s->shaped = true;
 	s->kick.fire = on_kick;
+	net_alarm_init(&s->kick_alarm, on_kick_alarm);
 	s->initial = t ? t->initial_connections : DELIVER_INITIAL_WINDOW;
 	s->dead_after = t ? t->dead_after : QUEUE_DEAD_AFTER;
 	/* a `shaping` entry for the site's hosts refines the transport */
@@ -86,12 +92,35 @@ static void deliver_shape(struct queue *q, struct queue_site *s)
 	rate_init(&s->conn_rate, cr.events, cr.period_ms, burst_of(&cr));
 }
 
-/* A rate says not yet: kick the site again when it will. */
+/* Kick the site again in ms: to the ms by an alarm (the wheel's ticks are 100 ms: at 10
+ * a second, a tick late each time would halve a message_rate), else by the wheel. */
+static void kick_later(struct queue *q, struct queue_site *s, uint64_t ms)
+{
+	if (!net_alarm_arm(q->loop, &s->kick_alarm, ms) && !timer_armed(&s->kick))
+		timer_arm(&q->loop->wheel, &s->kick, ms ? ms : 1);
+}
+
+/* A rate says not yet: kick the site again when it will. The wait is measured from the
+ * clock now, not from the start of the turn (rate_take saw that older time; its promise
+ * holds for any later one). */
 static void hold_back(struct queue *q, struct queue_site *s, const struct rate *r)
 {
-	uint64_t ms = rate_wait_ms(r, q->loop->now_ms);
-	if (!timer_armed(&s->kick))
-		timer_arm(&q->loop->wheel, &s->kick, ms ? ms : 1);
+	kick_later(q, s, rate_wait_ms(r, timer_now_ms()));
+}
+
+/* QUIT goes out (idle, max_messages_per_connection, a stop): the connection no longer
+ * counts against the site's limits while it waits for the 221, so a next hop that never
+ * answers QUIT cannot hold the site's connections for the quit timeout; a replacement
+ * may open at once when jobs are ready. */
+static void dconn_quit(struct dconn *d)
+{
+	smtp_cli_quit(&d->cli);
+	if (d->quitting)
+		return;
+	d->quitting = true;
+	d->site->nquitting++;
+	if (d->site->nready > 0 && !site_queue(d)->stopping)
+		kick_later(site_queue(d), d->site, 0);
 }
 
 static unsigned window_of(struct queue_site *s)
@@ -183,8 +212,13 @@ static void on_timer(struct timer *t)
 {
 	struct dconn *d = (struct dconn *)((char *)t - offsetof(struct dconn, t));
 	char why[400];
+	if (d->quitting) {                  /* no 221 in time: nothing is at stake */
+		d->closing = true;
+		net_stream_abort(&d->s);
+		return;
+	}
 	if (d->cli.state == SMTP_CLI_ST_READY && !d->job) {
-		smtp_cli_quit(&d->cli);         /* idle: QUIT, then close */
+		dconn_quit(d);                  /* idle: QUIT, then close */
 		pump(d);
 		return;
 	}
@@ -282,7 +316,7 @@ static void take_job(struct dconn *d)
 	struct queue_site *s = d->site;
 	while (!d->job && !d->closing && d->cli.state == SMTP_CLI_ST_READY) {
 		if (d->msgs >= s->max_msgs || site_queue(d)->stopping) {
-			smtp_cli_quit(&d->cli);
+			dconn_quit(d);
 			return;
 		}
 		unpin(d, false);
@@ -430,7 +464,7 @@ static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
 		job_end(d, NULL, why);
 	d->closing = true;
 	timer_cancel(&d->t);
-	if (site_failure && !d->fail_counted) {
+	if (site_failure && !d->fail_counted && !d->quitting) {
 		d->fail_counted = true;
 		struct queue_site *s = d->site;
 		s->fails++;
@@ -482,6 +516,8 @@ static void on_release(struct net_stream *s)
 			break;
 		}
 	site->nconns--;
+	if (d->quitting)
+		site->nquitting--;
 	smtp_cli_free(&d->cli);
 	free(d);
 	if (!q->stopping && site->nready > 0)
@@ -580,7 +616,7 @@ void deliver_kick(struct queue_site *s)
 		}
 	}
 	unsigned limit = window_of(s);
-	while (s->nready > starting && s->nconns < limit && s->naddr > 0 &&
+	while (s->nready > starting && s->nconns - s->nquitting < limit && s->naddr > 0 &&
 	       s->dead_until_ms <= q->loop->now_ms) {
 		if (!rate_take(&s->conn_rate, q->loop->now_ms)) {
 			hold_back(q, s, &s->conn_rate);  /* connection_rate: later */

@@ -4,7 +4,11 @@
  * A site with ready jobs gets connections up to its max_connections; an idle connection
  * takes the next job at once (RSET, then the next transaction: reuse), waits up to
  * DELIVER_IDLE_MS for one, then QUITs. A connection ends after the transport's
- * max_messages_per_connection. Every wait for the server is bounded by the RFC 5321
+ * max_messages_per_connection. Once its QUIT is out, a connection no longer counts
+ * against the site's limits (a next hop that never answers QUIT cannot hold them for the
+ * quit timeout); its wait for the 221 is bounded by that timeout, and its end then is no
+ * failure of the site. A rate that holds the site back wakes it to the millisecond
+ * (net/alarm), so message_rate and connection_rate are met, not halved by timer ticks. Every wait for the server is bounded by the RFC 5321
  * timeout of its state (smtp_cli_timeout), counted from the start of the wait (octets
  * that trickle in do not extend it), the connect by DELIVER_CONNECT_MS, a body
  * that does not move by the data block timeout. A connection that fails before it
@@ -34,6 +38,7 @@
 #include <stdbool.h>
 
 #include "core/queue.h"
+#include "net/alarm.h"
 #include "net/stream.h"
 #include "net/timer.h"
 #include "proto/smtp_cli.h"
@@ -61,6 +66,7 @@ struct dconn {
 	const uint8_t *body;               /* the job's body (the message's, pinned) */
 	size_t body_len;
 	bool greeted, closing, fail_counted;
+	bool quitting;                     /* QUIT sent: counted in site->nquitting */
 	bool proven;                       /* a transaction completed on it */
 	bool started;                      /* the job's transaction was begun */
 	bool waiting_body;                 /* the job's body is being read */

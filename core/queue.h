@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 
 #include "core/spool.h"
+#include "net/alarm.h"
 #include "net/dns.h"
 #include "net/loop.h"
 #include "net/timer.h"
@@ -111,7 +112,8 @@ struct queue_site {
 	struct queue_job *ready_head, *ready_tail;
 	size_t nready;
 	struct dconn *conns;
-	unsigned nconns;
+	unsigned nconns;                   /* open, the QUITting ones included */
+	unsigned nquitting;                /* of those, QUIT sent: not counted against limits */
 	unsigned fails;                    /* connection failures in a row */
 	uint64_t dead_until_ms;
 	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
@@ -122,6 +124,7 @@ struct queue_site {
 	unsigned initial, dead_after;      /* the transport's initial_connections, dead_after */
 	struct rate msg_rate, conn_rate;   /* the transport's message_rate, connection_rate */
 	struct timer kick;                 /* a rate holds it back: kick again then */
+	struct net_alarm kick_alarm;       /* the same, to the ms (the wheel: fallback) */
 };
 
 struct worker;

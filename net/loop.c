@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net/alarm.h"
 #include "net/listener.h"
 #include "net/stream.h"
 
@@ -134,6 +135,9 @@ static void loop_dispatch_one(struct net_loop *l, uint64_t ud, int res, unsigned
 	case NET_OP_SEND:
 		net_stream_on_send((struct net_stream *)((char *)op - offsetof(struct net_stream, send_op)),
 		                   res);
+		return;
+	case NET_OP_ALARM:
+		net_alarm_on_fire((struct net_alarm *)((char *)op - offsetof(struct net_alarm, op)), res);
 		return;
 	case NET_OP_NONE:
 		return;

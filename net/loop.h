@@ -36,6 +36,7 @@ enum net_op_kind {
 	NET_OP_ACCEPT,         /* net/listener: multishot accept */
 	NET_OP_RECV,           /* net/stream: multishot recv */
 	NET_OP_SEND,           /* net/stream: send / sendmsg */
+	NET_OP_ALARM,          /* net/alarm: a precise one-shot timeout */
 	NET_OP_USER = 16,      /* first kind a higher layer may register */
 	NET_OP_KINDS = 64,
 };

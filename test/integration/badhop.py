@@ -11,6 +11,8 @@ MODE:
   slow      a plain SMTP server (no PIPELINING, no CHUNKING) that waits 0.3 s before
             each 250 for a message; COUNTFILE also gets "accepted=N max_concurrent=M"
             (messages taken, most connections open at once).
+  noquit    as slow, without the wait, but QUIT gets no reply: the connection stays open,
+            silent, until the client closes it (or SECONDS pass).
 """
 import os, socket, sys, threading, time
 
@@ -26,7 +28,7 @@ def report():
         f.write("%d accepted=%d max_concurrent=%d" % (count, state["msgs"], state["max"]))
     os.rename(countfile + ".tmp", countfile)
 
-def slow_smtp(c):
+def slow_smtp(c, delay=0.3, answer_quit=True):
     with lock:
         state["open"] += 1
         state["max"] = max(state["max"], state["open"])
@@ -47,12 +49,16 @@ def slow_smtp(c):
                     l = f.readline(100000)
                     if not l or l == b".\r\n":
                         break
-                time.sleep(0.3)
+                time.sleep(delay)
                 with lock:
                     state["msgs"] += 1
                     report()
                 c.sendall(b"250 2.0.0 taken\r\n")
             elif cmd == b"QUIT":
+                if not answer_quit:
+                    while f.readline(4096):
+                        pass             # silent until the client gives up
+                    return
                 c.sendall(b"221 bye\r\n")
                 return
             else:
@@ -79,6 +85,9 @@ def serve(c):
             c.close()
         elif mode == "slow":
             slow_smtp(c)
+        elif mode == "noquit":
+            c.settimeout(seconds)
+            slow_smtp(c, 0, False)
         elif mode == "trickle":
             c.sendall(b"2")
             for _ in range(int(seconds * 2)):

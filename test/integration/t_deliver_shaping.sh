@@ -9,6 +9,9 @@
 #     kept alive by the trickle
 #  4. `shaping` entries per site (DESIGN.md): "*.gmail.test" (the MX host names of a
 #     provider) at 4 messages a second, every other site the "default" entry
+#  5. a next hop that never answers QUIT, with max_connections 1 and one message per
+#     connection: a QUITting connection does not hold the site's only slot for the quit
+#     timeout (120 s here); the next message gets a new connection at once
 . "$(dirname "$0")/lib.sh"
 # span of the status=sent lines in the relay's log, in ms
 sent_span_ms() {
@@ -29,7 +32,7 @@ wait_until 60 eval '[ "$(sent_count)" -ge 20 ]' || fail "only $(sent_count) of 2
 span=$(sent_span_ms)
 [ "$span" -ge 1800 ] || fail "20 messages in $span ms under message_rate 5/s on 2 workers (want >= 1800)"
 rr_stop
-ok "message_rate 5/s: 20 messages over $span ms"
+ok "message_rate 5/s: 20 messages over $span ms (1900 ms is the exact rate: 10/s on 2 workers)"
 : > "$T/relay.log"
 
 # ---- 2. connection_rate -----------------------------------------------------------------------
@@ -87,4 +90,23 @@ grep -q 'event=site_shaping site=default/mx.fast.test shaping=default max_connec
 rr_stop
 dns_stop
 ok "shaping per site: *.gmail.test at 4/s (12 messages over $span ms), others the default entry"
+
+# ---- 5. QUIT never answered ---------------------------------------------------------------------
+: > "$T/relay.log"
+python3 "$HERE/badhop.py" noquit "$T/nq.port" "$T/nq.count" 60 &
+NQ_PID=$!
+wait_until 10 test -s "$T/nq.port" || fail "badhop noquit did not start"
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$(cat "$T/nq.port")\"" \
+          "    max_connections: 1" "    max_messages_per_connection: 1" "    timeouts: { quit: 120 }" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub"
+rr_start
+for i in 1 2 3 4 5 6; do
+  swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u$i@example.org > /dev/null 2>&1 || fail "swaks $i"
+done
+wait_until 40 eval '[ "$(sent_count)" -ge 6 ]' ||
+  fail "only $(sent_count) of 6 sent: a connection waiting for a 221 held the site's slot"
+grep -q 'event=connect_failed' "$T/relay.log" && fail "an unanswered QUIT was counted as a site failure"
+rr_stop
+kill $NQ_PID 2>/dev/null; wait $NQ_PID 2>/dev/null
+ok "QUIT never answered: 6 one-message connections through max_connections 1, none waiting on a 221"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
