@@ -1518,6 +1518,10 @@ static int cfg_shaping_entry(struct cfg_ctx *x, const struct raw_shaping *r, siz
 	if (strcasecmp(r->site, "default") == 0) {
 		sh->site = strdup("default");
 		oom = sh->site == NULL;
+	} else if (strcmp(r->site, "*") == 0) {
+		/* it would match every site and beat default: two names for one thing */
+		return cfg_err(x, cfg_path(&p, "shaping[%zu].site", i),
+		               "site '*' in shaping[%zu].site: use default for every site", i);
 	} else {
 		sh->site = cfg_domain(r->site, true, &oom);
 		if (sh->site == NULL && !oom)

@@ -86,7 +86,7 @@ static void deliver_shape(struct queue *q, struct queue_site *s)
 		log_info("event=site_shaping site=%s shaping=%s max_connections=%u initial=%u "
 		         "max_messages_per_connection=%u", s->key,
 		         log_escape(esc, sizeof esc, sh->site, strlen(sh->site)), s->max_conns,
-		         s->initial, s->max_msgs);
+		         s->initial < s->max_conns ? s->initial : s->max_conns, s->max_msgs);
 	}
 	rate_init(&s->msg_rate, mr.events, mr.period_ms, burst_of(&mr));
 	rate_init(&s->conn_rate, cr.events, cr.period_ms, burst_of(&cr));
@@ -259,6 +259,17 @@ static void job_end(struct dconn *d, const struct smtp_cli_reply *fallback, cons
 	free(r);
 }
 
+/* Did the next hop take the job's message for at least one recipient? */
+static bool job_taken(struct dconn *d)
+{
+	for (uint32_t k = 0; d->job && d->started && k < d->job->n; k++) {
+		const struct smtp_cli_reply *rp = smtp_cli_result(&d->cli, k);
+		if (rp && rp->code >= 200 && rp->code < 300)
+			return true;
+	}
+	return false;
+}
+
 /* Send the body of the current job (EV_BODY). */
 static void send_body(struct dconn *d)
 {
@@ -404,16 +415,19 @@ static void pump(struct dconn *d)
 			flush_out(d);               /* the BDAT command goes first */
 			send_body(d);
 			break;
-		case SMTP_CLI_EV_MSG_DONE:
+		case SMTP_CLI_EV_MSG_DONE: {
+			bool taken = job_taken(d);
 			job_end(d, NULL, "4.4.2 no result");
 			if (!d->proven) {
 				d->proven = true;        /* the site works: its failures start over */
 				d->site->fails = 0;
 			}
-			window_success(d->site);
+			if (taken)                  /* a 452 to every recipient opens nothing */
+				window_success(d->site);
 			unpin(d, false);
 			take_job(d);                /* reuse: the next ready job at once */
 			break;
+		}
 		case SMTP_CLI_EV_FAIL: {
 			char why[1100];
 			if (ev.reply.code)

@@ -1421,6 +1421,8 @@ Test(config, shaping_entries)
 	expect_refused("shaping:\n  - site: \"bad site\"\n",
 	               "x.yaml:2:11: invalid site 'bad site' in shaping[0].site (expected "
 	               "default, a host name or *.domain)");
+	expect_refused("shaping:\n  - site: \"*\"\n",
+	               "x.yaml:2:11: site '*' in shaping[0].site: use default for every site");
 	expect_refused("shaping:\n  - site: a.example\n  - site: A.example.\n",
 	               "x.yaml:3:11: duplicate shaping site 'a.example'");
 	expect_refused("shaping:\n  - site: default\n    max_connections: 2\n    initial_connections: 3\n",

@@ -11,6 +11,8 @@ MODE:
   slow      a plain SMTP server (no PIPELINING, no CHUNKING) that waits 0.3 s before
             each 250 for a message; COUNTFILE also gets "accepted=N max_concurrent=M"
             (messages taken, most connections open at once).
+  rcpt452   as slow, but every RCPT gets "452 4.2.1 try again later" after 0.1 s: no
+            message is ever taken (COUNTFILE: accepted= counts the refused RCPTs).
   noquit    as slow, without the wait, but QUIT gets no reply: the connection stays open,
             silent, until the client closes it (or SECONDS pass).
 """
@@ -28,7 +30,7 @@ def report():
         f.write("%d accepted=%d max_concurrent=%d" % (count, state["msgs"], state["max"]))
     os.rename(countfile + ".tmp", countfile)
 
-def slow_smtp(c, delay=0.3, answer_quit=True):
+def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False):
     with lock:
         state["open"] += 1
         state["max"] = max(state["max"], state["open"])
@@ -54,6 +56,12 @@ def slow_smtp(c, delay=0.3, answer_quit=True):
                     state["msgs"] += 1
                     report()
                 c.sendall(b"250 2.0.0 taken\r\n")
+            elif cmd == b"RCPT" and rcpt452:
+                time.sleep(0.1)
+                with lock:
+                    state["msgs"] += 1   # here: RCPTs refused
+                    report()
+                c.sendall(b"452 4.2.1 try again later\r\n")
             elif cmd == b"QUIT":
                 if not answer_quit:
                     while f.readline(4096):
@@ -85,6 +93,8 @@ def serve(c):
             c.close()
         elif mode == "slow":
             slow_smtp(c)
+        elif mode == "rcpt452":
+            slow_smtp(c, 0, True, True)
         elif mode == "noquit":
             c.settimeout(seconds)
             slow_smtp(c, 0, False)

@@ -83,4 +83,23 @@ maxc=$(sed -nE 's/.*max_concurrent=([0-9]+).*/\1/p' "$T/slow.count")
 [ "$maxc" -ge 2 ] && [ "$maxc" -le 16 ] || fail "$maxc connections at once (want 2..16: the window starts at 5 per worker)"
 rr_stop
 ok "concurrency feedback: at most $maxc connections at once for 40 messages, limit 50"
+
+# ---- 5. a next hop that answers every RCPT 452 opens no window ------------------------------
+: > "$T/relay.log"
+python3 "$HERE/badhop.py" rcpt452 "$T/r452.port" "$T/r452.count" 60 &
+wait_until 10 test -s "$T/r452.port" || fail "badhop rcpt452 did not start"
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$(cat "$T/r452.port")\"" \
+          "    max_connections: 50" "    initial_connections: 2" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 40 -t 30 -l 1k > /dev/null 2>&1 || fail "ringblast (452)"
+refused150() { grep -Eq 'accepted=(1[5-9][0-9]|[2-9][0-9][0-9])' "$T/r452.count"; }
+wait_until 90 refused150 || fail "the 452 hop saw only: $(cat "$T/r452.count")"
+maxc=$(sed -nE 's/.*max_concurrent=([0-9]+).*/\1/p' "$T/r452.count")
+# two workers at 2 each; were 452s successes, 150 of them would open each window to ~10
+[ "$maxc" -le 4 ] || fail "$maxc connections at once to a hop that takes nothing (initial 2 per worker)"
+grep -q 'status=deferred (host said: 452 4.2.1 try again later' "$T/relay.log" || fail "no 452 deferral logged"
+rr_stop
+ok "every RCPT answered 452: $(sed -nE 's/.*accepted=([0-9]+).*/\1/p' "$T/r452.count") refusals, at most $maxc connections at once (initial 2 per worker)"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
