@@ -116,6 +116,12 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/install-deps.sh --bench && bash bench/run.sh
 
+# The backlog scenario alone (also part of `make bench`): see bench/backlog.sh.
+bench-backlog: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/backlog.sh
+.PHONY: bench-backlog
+
 clean:
 	rm -rf $(BUILD)
 

@@ -8,17 +8,24 @@
 # Postfix's smtp-source -d (a neutral client, no pipelining) -- at 4 KiB and 100 KiB,
 # 50 connections; every server is started afresh for each row:
 #   limit      ringblast/smtp-source straight into ringsink
+#   haproxy    HAProxy in `mode tcp` (nbthread 1) forwarding to a ringsink: takes each
+#              octet in and out once, no parsing, no disk -- the ceiling of any relay here
 #   ringrelay  build/ringrelay, workers 1, spool.sync true, spool on the disk of
-#              $BENCH_TMP; accept-only (delivery is not built yet)
+#              $BENCH_TMP, relaying everything (route "*") to [127.0.0.1]:SINKPORT, a
+#              ringsink; its transport's limits raised (BS_RR_TRANSPORT in
+#              bench/lib/servers.sh) so that they do not cap the run
 #   postfix    private Postfix 3.7 (bench/peers/postfix.sh) relaying into a ringsink
 #   haraka     Haraka (npm, bench/peers/haraka.sh: nodes=1, smtp_forward) into a ringsink
 # The server (and all its processes) runs on CPU 0; the load generator, the downstream
-# ringsink of Postfix and Haraka, and the samplers run on CPU 1.
-# Then bench/mem.sh (idle connections) and a profile of the relay.
+# ringsink (of every server but the limit) and the samplers run on CPU 1. A relaying row
+# ends when the sink has counted every accepted message (bounded by BENCH_RUN_TIMEOUT).
+# Then bench/mem.sh (idle connections), bench/backlog.sh (a million queued recipients, the
+# restart scan, the drain), a profile of the relay, and the issue's goals, met or not.
 #
 # Measured per row: msgs/s (ringblast's own figure; smtp-source: messages / its wall time),
 # p99 (ringblast: end of DATA to 250), delivered/s (messages at the sink / time from the
-# client's start until the last reached it), CPU seconds of the server's process tree per
+# client's start until the last reached it: bench/lib/sinkwait.py asks the sink for its
+# count every 0.02 s), CPU seconds of the server's process tree per
 # 10,000 messages (utime+stime+cutime+cstime from /proc before and after, delivery included
 # for Postfix), the share of CPU 0 that is (CPU seconds / wall seconds), peak RSS
 # (one process: VmHWM; several: the largest sum of VmRSS over the tree, sampled every
@@ -27,11 +34,12 @@
 #
 # Output: the tables on stdout and in $BENCH_OUT/results.md (default build/bench), the raw
 # rows in $BENCH_OUT/rows.tsv, logs of each row under $BENCH_OUT/logs/.
-# Environment (defaults): BENCH_N_4K (30000), BENCH_N_100K (5000), BENCH_CONNS (50),
+# Environment (defaults): BENCH_N_4K (30000), BENCH_N_100K (10000), BENCH_CONNS (50),
 # BENCH_RUN_TIMEOUT (300 s per client run and per delivery wait), BENCH_TMP (/var/tmp),
 # BENCH_OUT (build/bench), BS_PF_DIR (Postfix's instance, $BENCH_TMP/ringrelay-bench-postfix),
 # BENCH_MEM_CONNS (10000), BENCH_MEM_PF_CONNS (500),
-# BENCH_SKIP_MEM=1, BENCH_SKIP_PROFILE=1, BENCH_PEERS ("limit ringrelay postfix haraka"),
+# BENCH_SKIP_MEM=1, BENCH_SKIP_BACKLOG=1, BENCH_SKIP_PROFILE=1, BACKLOG_* (bench/backlog.sh),
+# BENCH_PEERS ("limit haproxy ringrelay postfix haraka"),
 # BENCH_RR_BEFORE (an earlier ringrelay binary: adds a "ringrelay (before)" row to every
 # scenario, same run, same settings, for before/after figures).
 set -euo pipefail
@@ -40,11 +48,11 @@ cd "$(dirname "$0")/.."
 RR_ROOT=$(pwd -P)
 export RR_ROOT
 N_4K=${BENCH_N_4K:-30000}
-N_100K=${BENCH_N_100K:-5000}
+N_100K=${BENCH_N_100K:-10000}
 CONNS=${BENCH_CONNS:-50}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
 OUT=${BENCH_OUT:-build/bench}
-PEERS=${BENCH_PEERS:-limit ringrelay${BENCH_RR_BEFORE:+ ringrelay-before} postfix haraka}
+PEERS=${BENCH_PEERS:-limit haproxy ringrelay${BENCH_RR_BEFORE:+ ringrelay-before} postfix haraka}
 SRV_CPU=0 CLI_CPU=1
 TMPBASE=${BENCH_TMP:-/var/tmp}
 export BS_PF_DIR=${BS_PF_DIR:-$TMPBASE/ringrelay-bench-postfix}
@@ -74,9 +82,10 @@ W=$(mktemp -d "$TMPBASE/ringrelay-bench.XXXXXX")
 chmod 755 "$W"
 [ "$(stat -f -c %T "$W")" != tmpfs ] || bs_log "warning: $W is on tmpfs, not a disk"
 
-SAMPLER_PID='' CLIENT_PID=''
+SAMPLER_PID='' CLIENT_PID='' SW_PID=''
 cleanup() {
   local rc=$?
+  [ -n "$SW_PID" ] && kill -TERM "$SW_PID" 2>/dev/null
   [ -n "$CLIENT_PID" ] && kill -TERM "$CLIENT_PID" 2>/dev/null && bs_reap "$CLIENT_PID" 10
   [ -n "$SAMPLER_PID" ] && kill -TERM "$SAMPLER_PID" 2>/dev/null
   bs_stop_all
@@ -142,7 +151,7 @@ run_row() {
   fi
 
   case "$peer" in
-    limit|ringrelay|ringrelay-before) bs_start "$peer" "$SRV_CPU" "$d" ;;
+    limit|ringrelay-before) bs_start "$peer" "$SRV_CPU" "$d" ;;
     *) bs_sink_start "$CLI_CPU" "$d/sink" && bs_start "$peer" "$SRV_CPU" "$d" "$SINK_PORT" ;;
   esac || {
     bs_stop_all
@@ -157,6 +166,15 @@ run_row() {
   fi
 
   out=$d/client.out err=$d/client.err
+  # Relays: the sink's count is asked for every 0.02 s from before the client starts, so
+  # the time the last message arrived is known to 0.02 s however short the run.
+  case "$peer" in
+    ringrelay|postfix|haraka|haproxy)
+      taskset -c "$CLI_CPU" python3 bench/lib/sinkwait.py "$SINK_PID" "$SINK_DIR/sink.err" \
+        messages "$n" $((2 * RUN_TIMEOUT + 60)) 0.02 >"$d/sinkwait.json" &
+      SW_PID=$!
+      ;;
+  esac
   c0=$(procstat cpu "$SRV_PID")
   t0=$(now)
   # In the background and waited for, so that a signal stops the bench at once.
@@ -199,13 +217,28 @@ print(j.get("first_error") or j.get("first_connection_error") or "")' "$out" 2>/
   # Relays that deliver: wait (bounded) until the sink has every accepted message.
   t2=$t1
   case "$peer" in
-    postfix|haraka)
-      delivered=$(bs_sink_wait "$accepted" "$RUN_TIMEOUT")
-      t2=$(now)
+    ringrelay|postfix|haraka|haproxy)
+      if (( accepted < n )); then
+        # fewer accepted than sent: wait for those only
+        kill -TERM "$SW_PID" 2>/dev/null || true
+        wait "$SW_PID" 2>/dev/null || true
+        taskset -c "$CLI_CPU" python3 bench/lib/sinkwait.py "$SINK_PID" "$SINK_DIR/sink.err" \
+          messages "$accepted" "$RUN_TIMEOUT" 0.02 >"$d/sinkwait.json" || true
+      else
+        wait "$SW_PID" 2>/dev/null || true   # bounded by its own timeout
+      fi
+      SW_PID=
+      read -r delivered t2 < <(python3 -c '
+import json, sys
+try:
+    j = json.load(open(sys.argv[1]))
+except Exception:
+    j = {}
+print(j.get("count", 0), j.get("t_done") or j.get("t_end") or sys.argv[2])' "$d/sinkwait.json" "$(now)")
       deliv_rate=$(awk -v n="$delivered" -v s="$(fsub "$t2" "$t0")" 'BEGIN { printf "%.1f", n / s }')
       (( delivered >= accepted )) || notes+="only $delivered of $accepted delivered within ${RUN_TIMEOUT}s; "
       ;;
-    ringrelay|ringrelay-before) notes+="accept-only; " ;;
+    ringrelay-before) notes+="accept-only; " ;;
   esac
   c1=$(procstat cpu "$SRV_PID")
 
@@ -224,6 +257,11 @@ j = json.load(open(sys.argv[1])); print(j["peak_rss_kb"], j["peak_pss_kb"])' "$d
 
   bs_stop
   bs_sink_stop
+  if [ "$peer" = ringrelay ]; then
+    local dl
+    dl=$(sed -nE 's/.*event=worker_down .* delivered=([0-9]+) deferred=([0-9]+) bounced=([0-9]+).*/delivered=\1 deferred=\2 bounced=\3/p' "$d/ringrelay.log" | head -n 1)
+    [ -n "$dl" ] && notes+="relay: $dl; "
+  fi
   if [ "$peer" = ringrelay ] || [ "$peer" = ringrelay-before ]; then
     local commits
     commits=$(sed -nE 's/.*event=worker_down .*commits=([0-9]+).*/\1/p' "$d/ringrelay.log" | awk '{ s += $1 } END { print s + 0 }')
@@ -266,6 +304,17 @@ else
   echo "(skipped: BENCH_SKIP_MEM)" >"$MEM_MD"
 fi
 
+# ---- backlog -------------------------------------------------------------------------------
+BACKLOG_MD=$OUT/backlog.md BACKLOG_JSON=$OUT/backlog.json
+rm -f "$BACKLOG_JSON"
+if [ -z "${BENCH_SKIP_BACKLOG:-}" ]; then
+  bs_log "backlog scenario (bench/backlog.sh)"
+  BENCH_TMP=$W bash bench/backlog.sh "$BACKLOG_MD" "$BACKLOG_JSON" 2>"$OUT/logs/backlog.err" ||
+    echo "bench/backlog.sh failed (exit $?): $(tail -n 1 "$OUT/logs/backlog.err")" >>"$BACKLOG_MD"
+else
+  echo "(skipped: BENCH_SKIP_BACKLOG)" >"$BACKLOG_MD"
+fi
+
 # ---- profile of the relay -------------------------------------------------------------------
 PROF_MD=$OUT/profile.md
 profile() {
@@ -277,10 +326,14 @@ profile() {
   # 1. callgrind: instructions executed in user space, per function (self cost).
   if command -v valgrind >/dev/null; then
     bs_log "profile: callgrind, $n_cg x 4 KiB"
+    bs_sink_start "$CLI_CPU" "$d/cg-sink" || return 1
     cat >"$d/rr.yaml" <<YAML
 workers: 1
 spool: { path: $d/spool, sync: true }
 listeners: [ { id: mta, address: 127.0.0.1, port: 0 } ]
+dns: { servers: ["127.0.0.1:9"] }
+transports: [ { id: sink, nexthop: "[127.0.0.1]:$SINK_PORT", $BS_RR_TRANSPORT } ]
+routes: [ { domains: ["*"], transport: sink } ]
 YAML
     taskset -c "$SRV_CPU" timeout 300 valgrind --tool=callgrind --callgrind-out-file="$d/cg.out" \
       build/ringrelay -c "$d/rr.yaml" 2>"$d/cg.log" &
@@ -295,6 +348,8 @@ YAML
     if [ -n "$port" ]; then
       taskset -c "$CLI_CPU" timeout 300 build/ringblast -s "127.0.0.1:$port" -c "$CONNS" -n "$n_cg" -l 4096 \
         -t 240 --json >"$d/cg-blast.json" 2>&1 || true
+      # and until the relay has delivered them (bounded)
+      python3 bench/lib/sinkwait.py "$SINK_PID" "$SINK_DIR/sink.err" messages "$n_cg" 120 0.2 >/dev/null || true
       # Dump while it runs: under valgrind the relay's SIGTERM path is slow to be seen.
       vgpid=$(pgrep -P "$vpid" 2>/dev/null | head -n 1)
       timeout 60 callgrind_control -d "${vgpid:-$vpid}" >/dev/null 2>&1 || true
@@ -302,7 +357,7 @@ YAML
     kill -TERM "$vpid" 2>/dev/null || true
     local f; f=$(find "$d" -maxdepth 1 -name 'cg.out.*' | head -n 1)
     if [ -n "$f" ]; then
-      echo "**callgrind** (\`valgrind --tool=callgrind\`, relay on CPU 0, ringblast $n_cg × 4 KiB, 50 connections; user-space instructions, self cost, top 15):"
+      echo "**callgrind** (\`valgrind --tool=callgrind\`, relay on CPU 0 relaying to a ringsink, ringblast $n_cg × 4 KiB, 50 connections, until all were delivered; user-space instructions, self cost, top 15):"
       echo
       echo '```'
       callgrind_annotate --auto=no --inclusive=no "$f" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -n 16 |
@@ -328,6 +383,7 @@ YAML
       kill -KILL "$vpid" 2>/dev/null || true
     fi
     wait "$vpid" 2>/dev/null || true
+    bs_sink_stop
     rm -rf "$d/spool"
   else
     echo "callgrind: valgrind not installed (scripts/install-deps.sh --bench)."
@@ -335,17 +391,20 @@ YAML
   # 2. perf with the cpu-clock software event: where CPU 0's time goes, kernel included.
   if command -v perf >/dev/null && perf record -q -e cpu-clock -o /dev/null -- true >/dev/null 2>&1; then
     bs_log "profile: perf cpu-clock, $n_perf x 4 KiB"
-    bs_start ringrelay "$SRV_CPU" "$d/perf"
+    bs_sink_start "$CLI_CPU" "$d/perf-sink" || return 1
+    bs_start ringrelay "$SRV_CPU" "$d/perf" "$SINK_PORT" || { bs_sink_stop; return 1; }
     taskset -c "$CLI_CPU" timeout 120 perf record -q -e cpu-clock -F 1999 -g -p "$SRV_PID" \
       -o "$d/perf.data" >"$d/perf.err" 2>&1 &
     local ppid=$!
     sleep 0.5
     taskset -c "$CLI_CPU" timeout 300 build/ringblast -s "127.0.0.1:$SRV_PORT" -c "$CONNS" -n "$n_perf" \
       -l 4096 -t 240 --json >"$d/perf-blast.json" 2>&1 || true
+    python3 bench/lib/sinkwait.py "$SINK_PID" "$SINK_DIR/sink.err" messages "$n_perf" 120 0.2 >/dev/null || true
     kill -INT "$ppid" 2>/dev/null || true
     wait "$ppid" 2>/dev/null || true
     bs_stop
-    echo "**perf** (\`perf record -e cpu-clock -g\` on the relay, ringblast $n_perf × 4 KiB, 50 connections; samples of CPU 0's time, kernel included):"
+    bs_sink_stop
+    echo "**perf** (\`perf record -e cpu-clock -g\` on the relay relaying to a ringsink on CPU 1, ringblast $n_perf × 4 KiB, 50 connections, until all were delivered; samples of CPU 0's time, kernel included):"
     echo
     echo '```'
     echo "# by thread and object (iou-wrk-*: io_uring's worker threads, where the spool's"
@@ -361,7 +420,7 @@ YAML
     echo "# frame pointers: user-space inclusive costs are in the callgrind section)"
     perf report -i "$d/perf.data" --stdio --children --sort sym -g none 2>/dev/null |
       grep -E '^ +[0-9.]+%' |
-      grep -E ' (__do_sys_io_uring_enter|io_send|io_recv|io_accept|io_write|io_fsync|ext4_sync_file|ext4_fsync_nojournal|jbd2_[a-z_]+|net_rx_action)$' |
+      grep -E ' (__do_sys_io_uring_enter|io_send|io_recv|io_accept|io_connect|io_read|io_write|io_fsync|ext4_sync_file|ext4_fsync_nojournal|jbd2_[a-z_]+|net_rx_action)$' |
       awk '!seen[$NF]++' | head -n 15
     echo '```'
   else
@@ -384,6 +443,18 @@ ELAPSED=$((SECONDS - T_START))
   echo "- **Pinning:** the server (every process of it) on CPU $SRV_CPU; load generator, the downstream ringsink of Postfix/Haraka and the samplers on CPU $CLI_CPU"
   echo
   python3 bench/lib/table.py "$ROWS"
+  echo
+  echo "### End to end: delivered per second"
+  echo
+  python3 bench/lib/table.py --e2e "$ROWS"
+  echo
+  echo "### Backlog: 1,000,000 recipients for a hop that is down, then up (bench/backlog.sh)"
+  echo
+  cat "$BACKLOG_MD"
+  echo
+  echo "### Goals of issue 8"
+  echo
+  python3 bench/lib/table.py --goals "$ROWS" "$BACKLOG_JSON"
   echo
   echo "### Memory: idle connections after EHLO (bench/mem.sh)"
   echo

@@ -8,21 +8,34 @@
 # /etc/postfix/main.cf for good, so one fixed directory keeps that list from growing.
 # bs_lock serializes the benchmarks on this machine (they pin CPUs and share that directory).
 #
-#   bs_sink_start CPU DIR          ringsink -w 1 --json on CPU; sets SINK_PID SINK_PORT
+#   bs_sink_start CPU DIR [PORT]   ringsink -w 1 --json on CPU, on 127.0.0.1:PORT (default
+#                                  0: any free port); sets SINK_PID SINK_PORT
 #   bs_sink_count                  messages the running sink has answered 250 (SIGUSR1)
 #   bs_sink_wait N SECS            until the sink has N messages or SECS pass; prints count
 # shellcheck disable=SC2034  # SINK_FINAL, SRV_DIR are read by the callers
 #   bs_sink_stop                   SIGTERM; sets SINK_FINAL (its last JSON line)
 #   bs_start PEER CPU DIR [SINK_PORT [EXTRA_YAML]]
 #                                  PEER: limit (ringsink itself) | ringrelay | postfix |
-#                                  haraka. Sets SRV_PID (root of its process tree),
-#                                  SRV_PORT, SRV_KIND, SRV_DIR. ringrelay: workers 1,
+#                                  haraka | haproxy. Sets SRV_PID (root of its process
+#                                  tree), SRV_PORT, SRV_KIND, SRV_DIR. ringrelay: workers 1,
 #                                  spool.sync true, spool in DIR/spool, port 0 (read back
-#                                  from event=listen); EXTRA_YAML is appended to its config.
+#                                  from event=listen); with SINK_PORT a route "*" to a
+#                                  transport with next hop [127.0.0.1]:SINK_PORT and its
+#                                  shaping limits raised (BS_RR_TRANSPORT), without one no
+#                                  route leaves the machine (dns.servers is a closed
+#                                  loopback port); EXTRA_YAML is appended to its config.
+#                                  haproxy: `mode tcp` forwarder to 127.0.0.1:SINK_PORT,
+#                                  nbthread 1 (the reference: no parsing, no disk).
 #   bs_stop                        stop what bs_start started (bounded; SIGKILL at worst)
 #   bs_stop_all                    bs_stop and bs_sink_stop if running (for traps)
 
+# shellcheck source=bench/lib/peer.sh
+. "$RR_ROOT/bench/lib/peer.sh"     # wait_banner
+
 BS_WAIT=${BS_WAIT:-30}          # seconds to wait for a server to come up or go down
+# The relay's transport to the sink: limits raised so that they never cap a run (50
+# client connections; Postfix's default is 20 at most per destination, starting at 5).
+BS_RR_TRANSPORT=${BS_RR_TRANSPORT:-max_connections: 100, initial_connections: 50, max_messages_per_connection: 1000000}
 BS_PF_DIR=${BS_PF_DIR:-/var/tmp/ringrelay-bench-postfix}
 
 # One benchmark at a time (fd 8 stays open, and locked, until the shell exits).
@@ -55,10 +68,10 @@ bs_free_port() {
 bs_sink_last_json() { grep '^{' "$SINK_DIR/sink.err" 2>/dev/null | tail -n 1; }
 
 bs_sink_start() {
-  local cpu=$1 dir=$2 deadline
+  local cpu=$1 dir=$2 port=${3:-0} deadline
   mkdir -p "$dir"
   SINK_DIR=$dir
-  taskset -c "$cpu" "$RR_ROOT/build/ringsink" -l 127.0.0.1:0 -w 1 --json \
+  taskset -c "$cpu" "$RR_ROOT/build/ringsink" -l "127.0.0.1:$port" -w 1 --json \
     --hostname sink.bench.invalid 2>"$dir/sink.err" &
   SINK_PID=$!
   deadline=$((SECONDS + BS_WAIT))
@@ -120,11 +133,17 @@ bs_start() {
     ringrelay|ringrelay-before)
       local bin="$RR_ROOT/build/ringrelay"
       [ "$peer" = ringrelay-before ] && bin=${BENCH_RR_BEFORE:?BENCH_RR_BEFORE names the earlier build}
+      local deliver="dns: { servers: [\"127.0.0.1:9\"] }"
+      if [ -n "$sink" ] && [ "$peer" = ringrelay ]; then
+        deliver+=$'\n'"transports: [ { id: sink, nexthop: \"[127.0.0.1]:$sink\", $BS_RR_TRANSPORT } ]"
+        deliver+=$'\n'"routes: [ { domains: [\"*\"], transport: sink } ]"
+      fi
       cat >"$dir/ringrelay.yaml" <<YAML
 hostname: ringrelay.bench.invalid
 workers: 1
 spool: { path: $dir/spool, sync: true }
 listeners: [ { id: mta, address: 127.0.0.1, port: 0 } ]
+$deliver
 $extra
 YAML
       taskset -c "$cpu" "$bin" -c "$dir/ringrelay.yaml" 2>"$dir/ringrelay.log" &
@@ -156,6 +175,34 @@ YAML
       taskset -c "$cpu" "$RR_ROOT/bench/peers/haraka.sh" start "$dir/hk" "$SRV_PORT" "$sink" >&2 || return 1
       SRV_PID=$(tr -dc '0-9' <"$dir/hk/haraka.pid")
       ;;
+    haproxy)
+      command -v haproxy >/dev/null || { echo "haproxy not installed" >&2; return 1; }
+      SRV_PORT=$(bs_free_port)
+      cat >"$dir/haproxy.cfg" <<CFG
+global
+  nbthread 1
+  maxconn 4000
+  log stderr format raw local0 err
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 300s
+  timeout server 300s
+frontend smtp
+  bind 127.0.0.1:$SRV_PORT
+  default_backend sink
+backend sink
+  server s1 127.0.0.1:$sink
+CFG
+      taskset -c "$cpu" haproxy -f "$dir/haproxy.cfg" -db </dev/null >"$dir/haproxy.log" 2>&1 &
+      SRV_PID=$!
+      if ! wait_banner "$SRV_PORT" "$BS_WAIT" kill -0 "$SRV_PID"; then
+        tail -n 20 "$dir/haproxy.log" >&2
+        echo "haproxy did not start" >&2
+        kill -TERM "$SRV_PID" 2>/dev/null; bs_reap "$SRV_PID" 5
+        return 1
+      fi
+      ;;
     *) echo "bs_start: unknown peer $peer" >&2; return 1 ;;
   esac
   # Affinity is inherited from taskset by every process of the tree; check it.
@@ -172,7 +219,7 @@ bs_stop() {
   [ -n "${SRV_KIND:-}" ] || return 0
   case "$SRV_KIND" in
     limit) bs_sink_stop ;;
-    ringrelay|ringrelay-before)
+    ringrelay|ringrelay-before|haproxy)
       kill -TERM "$SRV_PID" 2>/dev/null || true
       bs_reap "$SRV_PID" 20
       ;;

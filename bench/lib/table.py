@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Markdown table of bench/run.sh's rows (rows.tsv, header line first).
+"""Markdown tables of bench/run.sh's rows (rows.tsv, header line first).
 
-  table.py ROWS.tsv
+  table.py ROWS.tsv                     the table of every row
+  table.py --e2e ROWS.tsv               end to end: delivered/s side by side, with ratios
+  table.py --goals ROWS.tsv [BACKLOG.json]
+                                        issue 8's goals, met or not, with the ratios
 
 One row per size x client x server, in the order run. Ratios divide this row's msgs/s by
 the limit's, Postfix's and Haraka's of the same client and size ("—" when that one has
@@ -11,11 +14,14 @@ delivery). Peak RSS: VmHWM of the one process, or (*) the largest sum of VmRSS o
 process tree seen in 0.2 s samples.
 """
 import csv
+import json
 import sys
 
 NAMES = {"limit": "limit (ringsink)", "ringrelay": "ringrelay",
          "ringrelay-before": "ringrelay (before)", "postfix": "Postfix",
-         "haraka": "Haraka"}
+         "haraka": "Haraka", "haproxy": "HAProxy (mode tcp)"}
+# relaying servers, in the order of the end-to-end table
+RELAYS = ["haproxy", "ringrelay", "postfix", "haraka"]
 
 
 def num(v):
@@ -53,7 +59,7 @@ def main(path):
             cells = ["—"] * 10
         else:
             p99 = r["p99_ms"] if r["p99_ms"] not in ("", "-") else "—"
-            if r["peer"] in ("ringrelay", "ringrelay-before"):
+            if r["peer"] == "ringrelay-before":
                 dr = "accept-only"
             elif r["deliv_rate"] in ("", "-"):
                 dr = "—"
@@ -83,5 +89,117 @@ def main(path):
           " the processes that map them) in brackets.")
 
 
+def load(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+def deliv(rows):
+    """(size, client, peer) -> delivered/s, only where every accepted message arrived."""
+    d = {}
+    for r in rows:
+        dr, acc, got = num(r["deliv_rate"]), num(r["accepted"]), num(r["delivered"])
+        if dr is not None and acc and got is not None and got >= acc:
+            d[(r["size"], r["client"], r["peer"])] = dr
+    return d
+
+
+def e2e(path):
+    rows = load(path)
+    d = deliv(rows)
+    keys = []
+    for r in rows:
+        k = (r["size"], r["client"])
+        if k not in keys:
+            keys.append(k)
+
+    def cell(v):
+        return "—" if v is None else f"{v:,.0f}"
+
+    def rat(a, b):
+        return "—" if a is None or not b else f"{a / b:.2f}×"
+
+    print("| size | client | HAProxy (mode tcp) | ringrelay | Postfix | Haraka"
+          " | ringrelay ÷ HAProxy | ringrelay ÷ Postfix | ringrelay ÷ Haraka |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for size, client in keys:
+        v = {p: d.get((size, client, p)) for p in RELAYS}
+        print("| " + " | ".join([size_name(size), client] + [cell(v[p]) for p in RELAYS] +
+                                [rat(v["ringrelay"], v["haproxy"]),
+                                 rat(v["ringrelay"], v["postfix"]),
+                                 rat(v["ringrelay"], v["haraka"])]) + " |")
+    print()
+    print("Messages delivered per second at the downstream ringsink (the same sink program for"
+          " every server, on CPU 1 with the client; the server on CPU 0): messages / time from"
+          " the client's start until the sink had counted the last one. \"—\": no number, or"
+          " not every accepted message arrived within the bound.")
+
+
+def goals(path, backlog=None):
+    rows = load(path)
+    d = deliv(rows)
+    out = []
+
+    def verdict(ok):
+        return "**met**" if ok else "**not met**"
+
+    keys = []
+    for r in rows:
+        k = (r["size"], r["client"])
+        if k not in keys:
+            keys.append(k)
+    for size, client in keys:
+        rr, pf, hp = (d.get((size, client, p)) for p in ("ringrelay", "postfix", "haproxy"))
+        what = f"{size_name(size)}, {client}"
+        if rr is not None and pf:
+            out.append((f"end to end ≥ 10× Postfix ({what})",
+                        f"{rr:,.0f} vs {pf:,.0f} msgs/s delivered: {rr / pf:.1f}×",
+                        verdict(rr >= 10 * pf)))
+        else:
+            out.append((f"end to end ≥ 10× Postfix ({what})", "no number", "—"))
+        if rr is not None and hp:
+            out.append((f"end to end ≥ 50% of HAProxy ({what})",
+                        f"{rr:,.0f} vs {hp:,.0f} msgs/s delivered: {rr / hp * 100:.0f}%",
+                        verdict(rr >= 0.5 * hp)))
+        else:
+            out.append((f"end to end ≥ 50% of HAProxy ({what})", "no number", "—"))
+    if backlog:
+        try:
+            with open(backlog) as f:
+                b = json.load(f)
+        except (OSError, ValueError):
+            b = None
+        if not b:
+            out.append(("backlog of 1,000,000 recipients", "no result", "—"))
+        else:
+            n = b.get("recipients_queued") or 0
+            for key, label in (("bytes_per_rcpt_peak", "at the peak (VmHWM during the load)"),
+                               ("bytes_per_rcpt_restart", "after the restart (VmRSS)")):
+                v = b.get(key)
+                if v is None:
+                    out.append((f"≤ 300 B per queued recipient, {label}", "no number", "—"))
+                else:
+                    out.append((f"≤ 300 B per queued recipient, {label}",
+                                f"{v:,.0f} B ({n:,} recipients)", verdict(v <= 300)))
+            sc = b.get("scan_s")
+            if sc is None:
+                out.append(("restart scan of a million ≤ 5 s", "no number", "—"))
+            else:
+                out.append(("restart scan of a million ≤ 5 s",
+                            f"{sc:.2f} s ({b.get('scan_recipients_open', 0):,} open recipients,"
+                            f" {b.get('scan_messages', 0):,} messages)",
+                            verdict(sc <= 5) if n >= 1000000
+                            else f"— (a backlog of {n:,}, not a million)"))
+    print("| goal | seen | |")
+    print("|---|---|---|")
+    for g, seen, v in out:
+        print(f"| {g} | {seen} | {v} |")
+
+
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--e2e":
+        e2e(sys.argv[2])
+    elif sys.argv[1] == "--goals":
+        goals(sys.argv[2], sys.argv[3] if len(sys.argv) > 3 else None)
+    else:
+        main(sys.argv[1])
