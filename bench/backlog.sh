@@ -27,7 +27,8 @@
 # (for bench/lib/table.py --goals). Everything on 127.0.0.1; every wait is bounded.
 # Environment: BACKLOG_MSGS (100000), BACKLOG_RCPTS (10), BACKLOG_SIZE (1024), BACKLOG_CONNS
 # (50), BACKLOG_RETRY (60), BACKLOG_LOAD_TIMEOUT (600), BACKLOG_DRAIN_TIMEOUT (300),
-# BENCH_TMP (/var/tmp).
+# BENCH_TMP (/var/tmp), BACKLOG_LOGS (a directory: keep the relay's start/stop lines, the
+# first 200 lines of the drain's log, the config and the raw numbers there).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -47,7 +48,7 @@ OUT_MD=${1:-/dev/stdout}
 OUT_JSON=${2:-}
 SRV_CPU=0 CLI_CPU=1
 TOTAL=$((MSGS * RCPTS))
-BS_WAIT=180   # a start that scans a million recipients may take longer than the default
+export BS_WAIT=180   # a start that scans a million recipients may take longer than the default
 
 die() { echo "bench/backlog.sh: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root (ulimit -n, the benchmark lock in /run)"
@@ -188,6 +189,14 @@ sleep 1
 bs_stop
 bs_sink_stop
 DELIVERED_LINE=$(sed -nE 's/.*event=worker_down .* (delivered=[0-9]+ deferred=[0-9]+ bounced=[0-9]+).*/\1/p' "$D/ringrelay.log" | head -n 1)
+if [ -n "${BACKLOG_LOGS:-}" ]; then   # what is worth keeping of the logs (not 1M lines)
+  mkdir -p "$BACKLOG_LOGS"
+  cp "$W/load-excerpt.log" "$W/r1.log" "$W/blast.json" "$W/drain.json" "$BACKLOG_LOGS/" 2>/dev/null || true
+  grep -vE 'status=|event=spool_copy ' "$D/ringrelay.log" >"$BACKLOG_LOGS/r2-events.log" || true
+  echo "$(grep -c 'event=spool_copy ' "$D/ringrelay.log" || true) event=spool_copy lines left out" >>"$BACKLOG_LOGS/r2-events.log"
+  head -n 200 "$D/ringrelay.log" >"$BACKLOG_LOGS/r2-head.log" || true
+  cp "$D/ringrelay.yaml" "$BACKLOG_LOGS/" 2>/dev/null || true
+fi
 SINK_MSGS=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1] or "{}").get("messages", 0))' "${SINK_FINAL:-}")
 bs_log "backlog: drain done ($DELIVERED_LINE)"
 

@@ -309,7 +309,7 @@ BACKLOG_MD=$OUT/backlog.md BACKLOG_JSON=$OUT/backlog.json
 rm -f "$BACKLOG_JSON"
 if [ -z "${BENCH_SKIP_BACKLOG:-}" ]; then
   bs_log "backlog scenario (bench/backlog.sh)"
-  BENCH_TMP=$W bash bench/backlog.sh "$BACKLOG_MD" "$BACKLOG_JSON" 2>"$OUT/logs/backlog.err" ||
+  BENCH_TMP=$W BACKLOG_LOGS=$OUT/logs/backlog bash bench/backlog.sh "$BACKLOG_MD" "$BACKLOG_JSON" 2>"$OUT/logs/backlog.err" ||
     echo "bench/backlog.sh failed (exit $?): $(tail -n 1 "$OUT/logs/backlog.err")" >>"$BACKLOG_MD"
 else
   echo "(skipped: BENCH_SKIP_BACKLOG)" >"$BACKLOG_MD"
