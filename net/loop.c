@@ -7,6 +7,7 @@
 
 #include "net/alarm.h"
 #include "net/listener.h"
+#include "net/post.h"
 #include "net/stream.h"
 
 #define LOOP_DEF_SQ 1024u
@@ -136,6 +137,13 @@ static void loop_dispatch_one(struct net_loop *l, uint64_t ud, int res, unsigned
 		net_stream_on_send((struct net_stream *)((char *)op - offsetof(struct net_stream, send_op)),
 		                   res);
 		return;
+	case NET_OP_LETTER:
+		net_post_on_letter(l, (struct net_letter *)((char *)op - offsetof(struct net_letter, op)));
+		return;
+	case NET_OP_UNSENT:
+		net_post_on_unsent(l, (struct net_letter *)((char *)op - offsetof(struct net_letter, back)),
+		                   res);
+		return;
 	case NET_OP_ALARM:
 		net_alarm_on_fire((struct net_alarm *)((char *)op - offsetof(struct net_alarm, op)), res);
 		return;
@@ -207,6 +215,8 @@ void net_loop_turn(struct net_loop *l)
 	net_loop_flush(l);
 	if (l->hooks && l->hooks->idle)
 		l->hooks->idle(l->ctx);
+	if (l->outbox)
+		net_post_retry(l);
 	if (l->quit)
 		return;
 	if (l->hooks && l->hooks->wait)

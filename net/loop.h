@@ -19,7 +19,7 @@
  *
  * A turn (net_loop_run): hooks.turn (the owner's per-turn work; returns how long, in
  * microseconds, the ring may wait) -> flush the dirty streams (sends, closes, releases) -> hooks.idle (e.g. the
- * spool's group commit) -> hooks.wait(true) -> submit and wait -> hooks.wait(false) ->
+ * spool's group commit) -> letters waiting in the outbox (net/post) -> hooks.wait(true) -> submit and wait -> hooks.wait(false) ->
  * dispatch every completion -> advance the timers. net_loop_quit() ends the run after
  * the current turn. Single-threaded: one loop per thread. */
 #ifndef NET_LOOP_H
@@ -37,6 +37,8 @@ enum net_op_kind {
 	NET_OP_RECV,           /* net/stream: multishot recv */
 	NET_OP_SEND,           /* net/stream: send / sendmsg */
 	NET_OP_ALARM,          /* net/alarm: a precise one-shot timeout */
+	NET_OP_LETTER,         /* net/post: a letter from another loop */
+	NET_OP_UNSENT,         /* net/post: a letter the kernel could not post */
 	NET_OP_USER = 16,      /* first kind a higher layer may register */
 	NET_OP_KINDS = 64,
 };
@@ -47,6 +49,7 @@ struct net_op {
 
 struct net_loop;
 struct net_stream;
+struct net_letter;
 
 /* A completion handler: res and flags as in the CQE. */
 typedef void net_op_fn(struct net_loop *l, struct net_op *op, int res, unsigned flags);
@@ -86,6 +89,8 @@ struct net_loop {
 	uint64_t submits;                     /* io_uring_submit* calls: a chain checks it */
 	uint64_t enobufs;                     /* multishot recvs ended for want of a buffer */
 	uint64_t sqe_failures;                /* net_loop_sqe() calls that returned NULL */
+	struct net_letter *outbox, *outbox_tail;  /* net/post: letters to post again */
+	uint64_t post_failures;               /* letters the kernel could not post */
 };
 
 /* 0 or -errno (the ring or the buffers could not be set up). */
