@@ -82,7 +82,7 @@ $(TST)/test/cfg/%: $(TST)/test/cfg/%.o $(TST)/libcfg.a $(TST)/libproto.a
 # core/<mod>_test links core/<mod>.o plus cfg and proto (add a <mod>_DEPS line if it needs more).
 .SECONDEXPANSION:
 spool_DEPS := core/log.o core/spooldir.o net/loop.o net/stream.o net/listener.o net/uring.o \
-              net/timer.o net/buf.o
+              net/timer.o net/buf.o net/alarm.o net/post.o
 $(TST)/test/core/%_test: $(TST)/test/core/%_test.o $(TST)/core/%.o $$(addprefix $(TST)/,$$($$*_DEPS)) $(TST)/libcfg.a $(TST)/libproto.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
 $(TST)/test/bench/%: $(TST)/test/bench/%.o $(TST)/libbench.a $(TST)/libring.a
