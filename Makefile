@@ -85,6 +85,11 @@ spool_DEPS := core/log.o core/spooldir.o net/loop.o net/stream.o net/listener.o 
               net/timer.o net/buf.o net/alarm.o net/post.o
 $(TST)/test/core/%_test: $(TST)/test/core/%_test.o $(TST)/core/%.o $$(addprefix $(TST)/,$$($$*_DEPS)) $(TST)/libcfg.a $(TST)/libproto.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+# the spool's tests drive core/spool on the runtime (whatever net/ it needs) and the scan
+$(TST)/test/core/spool_model_test: $(TST)/test/core/spool_model_test.o $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+$(TST)/test/core/spool_test: $(TST)/test/core/spool_test.o $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
 $(TST)/test/bench/%: $(TST)/test/bench/%.o $(TST)/libbench.a $(TST)/libring.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS) -lm
 $(TST)/test/net/%: $(TST)/test/net/%.o $(TST)/libring.a

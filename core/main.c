@@ -204,8 +204,8 @@ static void reload(const char *path, const struct config *cur)
 	log_info("event=reloaded generation=%llu", (unsigned long long)gen);
 }
 
-/* The start-up scan: every live message becomes a queue_recovered, shared out to the
- * workers by queue id once their number is known. */
+/* The start-up scan: every live message becomes a queue_recovered, given to the worker
+ * whose segment holds it once their number is known. */
 struct scan_ctx {
 	struct queue_recovered *head;
 	size_t n, open;
@@ -261,14 +261,6 @@ static int scan_msg(void *ctx, const struct spooldir_msg *sm)
 	x->head = r;
 	x->n++;
 	return 0;
-}
-
-static unsigned qid_worker(const char *qid, unsigned n)
-{
-	unsigned h = 5381;
-	for (; *qid; qid++)
-		h = h * 33 + (unsigned char)*qid;
-	return h % n;
 }
 
 /* What the start-up scan could not read: a torn tail (a crash in the middle of a write,
@@ -342,8 +334,8 @@ static int prepare(struct config *cfg, struct server *srv)
 	         cfg->spool_path, st.segments, st.live, st.done, st.torn,
 	         (unsigned long long)st.torn_bytes, st.corrupt,
 	         (unsigned long long)st.corrupt_bytes, st.unknown);
-	log_info("event=queue_rebuilt messages=%zu recipients_open=%zu voided=%zu finished=%zu outcomes=%zu",
-	         sx.n, sx.open, st.voided, st.finished, st.outcomes);
+	log_info("event=queue_rebuilt messages=%zu recipients_open=%zu voided=%zu finished=%zu outcomes=%zu duplicates=%zu",
+	         sx.n, sx.open, st.voided, st.finished, st.outcomes, st.duplicates);
 	if (st.trimmed || st.removed)
 		log_info("event=spool_trim path=%s cut=%zu removed=%zu freed=%llu note=\"space allocated ahead by a process that did not stop cleanly\"",
 		         cfg->spool_path, st.trimmed, st.removed, (unsigned long long)st.trimmed_bytes);
@@ -367,10 +359,13 @@ static int prepare(struct config *cfg, struct server *srv)
 		queue_recovered_free(sx.head);
 		return -1;
 	}
-	while (sx.head) {                   /* each worker delivers its share */
+	/* Each message to the worker whose segment holds it (its outcome notes then go to
+	 * that worker's segments, which reclaim needs: core/spool.h); a segment of a worker
+	 * index that no longer exists (fewer workers now), k, to worker k % workers. */
+	while (sx.head) {
 		struct queue_recovered *r = sx.head;
 		sx.head = r->next;
-		unsigned wi = qid_worker(r->qid, srv->nworkers);
+		unsigned wi = r->seg_worker % srv->nworkers;
 		r->next = srv->recovered[wi];
 		srv->recovered[wi] = r;
 	}

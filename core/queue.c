@@ -77,8 +77,15 @@ static void msg_drop_body(struct queue *q, struct queue_msg *m)
 	}
 }
 
+/* Its MSG record is live in its segment (delta 1), or no more (-1). */
+static void msg_seg_ref(struct queue *q, const struct queue_msg *m, int delta)
+{
+	spool_seg_ref(q->spool, m->seg_worker, m->loc.seq, m->loc.len, delta);
+}
+
 static void msg_free(struct queue *q, struct queue_msg *m)
 {
+	msg_seg_ref(q, m, -1);
 	msg_unlink(q, m);
 	msg_drop_body(q, m);
 	for (size_t i = 0; i < m->nrcpt; i++)
@@ -760,12 +767,15 @@ void queue_accepted(struct queue *q, const struct smtp_srv_msg *sm, uint64_t arr
 	if (!m) {
 		log_err("event=queue_oom qid=%s note=\"queued in the spool; delivered after a restart\"",
 		        sm->qid);
+		/* live for good: its segment is never reclaimed in this run */
+		spool_seg_ref(q->spool, q->w->id, loc->seq, loc->len, 1);
 		return;
 	}
 	m->arrival_ms = arrival_s * 1000u;
-	m->flags = sm->flags;
+	m->flags = sm->flags & SPOOLREC_FLAGS_MASK;
 	m->seg_worker = q->w->id;
 	m->loc = *loc;
+	msg_seg_ref(q, m, 1);
 	m->size = sm->len;
 	for (size_t i = 0; i < sm->nrcpt; i++) {
 		m->r[i].addr = strdup(sm->rcpt[i]);
@@ -804,13 +814,15 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 {
 	struct queue_msg *m = msg_new(q, r->qid, r->sender, r->nrcpt);
 	if (!m) {
+		spool_seg_ref(q->spool, r->seg_worker, r->loc.seq, r->loc.len, 1);   /* for good */
 		queue_recovered_free(r);
 		return;
 	}
 	m->arrival_ms = r->arrival_s * 1000u;
-	m->flags = r->flags;
+	m->flags = r->flags & SPOOLREC_FLAGS_MASK;
 	m->seg_worker = r->seg_worker;
 	m->loc = r->loc;
+	msg_seg_ref(q, m, 1);
 	m->size = r->size;
 	for (size_t i = 0; i < r->nrcpt; i++) {
 		m->r[i] = r->r[i];
@@ -824,6 +836,145 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 	m->refs++;
 	msg_schedule(q, m);
 	queue_msg_unref(q, m);
+}
+
+/* ---- copies forward (segment reclaim) ----------------------------------------------- */
+
+struct queue_copy {
+	struct net_op op;
+	struct queue_copy *next, *prev;    /* under way */
+	struct queue *q;
+	struct queue_msg *m;               /* NULL once detached (queue_fini) */
+	int fd;
+	uint8_t *rbuf;                     /* the record as read */
+	uint8_t *blob;                     /* the copy, while its commit is on its way */
+	struct spool_loc from;             /* the record copied, in w<from_worker>-<from.seq> */
+	unsigned from_worker;
+};
+
+static void copy_end(struct queue_copy *c)
+{
+	struct queue *q = c->q;
+	struct queue_msg *m = c->m;
+	free(c->rbuf);
+	free(c->blob);
+	if (q) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			q->copies_head = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+	}
+	free(c);
+	if (m) {
+		m->copying = false;
+		queue_msg_unref(q, m);
+	}
+}
+
+/* The copy's commit: durable (ok), or not (the message stays where it was; asked again). */
+static void copy_committed(void *waiter, bool ok, const struct spool_loc *loc)
+{
+	struct queue_copy *c = waiter;
+	struct queue_msg *m = c->m;
+	if (m && ok) {
+		struct queue *q = c->q;
+		msg_seg_ref(q, m, -1);
+		m->seg_worker = q->w->id;
+		m->loc = (struct spool_loc){ loc->seq, loc->off, c->from.len };
+		msg_seg_ref(q, m, 1);
+		q->copies++;
+		log_info("event=spool_copy worker=%u qid=%s from=w%u-%016" PRIx64 " to=w%u-%016" PRIx64,
+		         q->w->id, m->qid, c->from_worker, c->from.seq, q->w->id, loc->seq);
+	}
+	copy_end(c);
+}
+
+static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsigned flags)
+{
+	(void)l;
+	(void)flags;
+	struct queue_copy *c = (struct queue_copy *)((char *)op - offsetof(struct queue_copy, op));
+	struct queue *q = c->q;
+	struct queue_msg *m = c->m;
+	q->copy_reads--;
+	close(c->fd);
+	c->fd = -1;
+	size_t len = 0;
+	if (res >= 0 && (uint64_t)res == c->from.len && !q->stopping) {
+		struct spoolrec_rstate *st = calloc(m->nrcpt ? m->nrcpt : 1, sizeof *st);
+		for (size_t i = 0; st && i < m->nrcpt; i++) {
+			const struct qrcpt *r = &m->r[i];
+			if (r->addr && r->state == QR_DELIVERED)
+				st[i].state = SPOOLREC_RS_DELIVERED;
+			else if (r->addr && r->state == QR_BOUNCED)
+				st[i].state = SPOOLREC_RS_BOUNCED;
+			else if (r->attempts > 0)
+				st[i] = (struct spoolrec_rstate){ SPOOLREC_RS_DEFERRED, r->attempts,
+				                                  r->next_try_s };
+		}
+		uint64_t at = wall_ms() / 1000u;
+		size_t need = st ? spoolrec_encode_copy(NULL, 0, c->rbuf, c->from.len, st,
+		                                        (uint32_t)m->nrcpt, at) : 0;
+		c->blob = need ? malloc(need) : NULL;
+		if (c->blob)
+			len = spoolrec_encode_copy(c->blob, need, c->rbuf, c->from.len, st,
+			                           (uint32_t)m->nrcpt, at);
+		free(st);
+	}
+	free(c->rbuf);
+	c->rbuf = NULL;
+	if (len > 0 && spool_append_rec(q->spool, c, copy_committed, c->blob, len) == 0)
+		return;                        /* copy_committed follows */
+	if (!q->stopping)
+		log_warn("event=spool_copy_failed worker=%u qid=%s segment=w%u-%016" PRIx64
+		         " offset=%" PRIu64 " error=\"%s\"", q->w->id, m->qid, m->seg_worker, c->from.seq,
+		         c->from.off, res < 0 ? strerror(-res) : "record does not check");
+	copy_end(c);
+}
+
+static void copy_start(struct queue *q, struct queue_msg *m)
+{
+	char name[64];
+	struct queue_copy *c = calloc(1, sizeof *c);
+	if (!c)
+		return;
+	c->op.kind = QUEUE_OP_COPY;
+	c->q = q;
+	c->from = m->loc;
+	c->from_worker = m->seg_worker;
+	snprintf(name, sizeof name, "w%u-%016" PRIx64 ".seg", m->seg_worker, m->loc.seq);
+	c->fd = openat(q->spool_dirfd, name, O_RDONLY | O_CLOEXEC);
+	c->rbuf = c->fd >= 0 ? malloc(m->loc.len ? m->loc.len : 1) : NULL;
+	struct io_uring_sqe *sqe = c->rbuf ? net_loop_sqe(q->loop, &c->op) : NULL;
+	if (!sqe) {                        /* asked again later */
+		if (c->fd >= 0)
+			close(c->fd);
+		free(c->rbuf);
+		free(c);
+		return;
+	}
+	io_uring_prep_read(sqe, c->fd, c->rbuf, (unsigned)m->loc.len, m->loc.off);
+	c->m = m;
+	m->copying = true;
+	m->refs++;                         /* the copy points at it */
+	q->copy_reads++;
+	c->next = q->copies_head;
+	if (c->next)
+		c->next->prev = c;
+	q->copies_head = c;
+}
+
+void queue_reclaim_copy(void *ctx, unsigned worker, uint64_t seq)
+{
+	struct queue *q = ctx;
+	if (q->stopping)
+		return;
+	for (unsigned h = 0; h < QUEUE_HASH; h++)
+		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext)
+			if (m->seg_worker == worker && m->loc.seq == seq && !m->copying)
+				copy_start(q, m);
 }
 
 /* ---- life --------------------------------------------------------------------------- */
@@ -842,6 +993,7 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 	if (q->spool_dirfd < 0)
 		return -errno;
 	net_loop_handle(l, QUEUE_OP_READ, body_read_done);
+	net_loop_handle(l, QUEUE_OP_COPY, copy_read_done);
 	const struct config *cfg = qcfg(q);
 	char err[256];
 	q->dns = dns_new(l, (const char *const *)cfg->dns_servers, cfg->ndns_servers, 0, err,
@@ -849,6 +1001,13 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 	if (!q->dns)
 		log_warn("event=dns_unavailable worker=%u error=\"%s\" note=\"mx next hops are deferred\"",
 		         w->id, err);
+	/* The segments this worker reclaims: its own and a vanished index's (before the
+	 * messages of the start-up scan are adopted and counted in them). */
+	spool_reclaim_enable(sp, queue_reclaim_copy, q);
+	int ret = spool_adopt_segments(sp, spool_dir);
+	if (ret < 0)
+		log_warn("event=spool_segments_unreadable worker=%u error=\"%s\" note=\"old segments are not reclaimed\"",
+		         w->id, strerror(-ret));
 	return 0;
 }
 
@@ -862,7 +1021,7 @@ void queue_stop(struct queue *q)
 
 bool queue_idle(const struct queue *q)
 {
-	if (deliver_conns(q) > 0)
+	if (deliver_conns(q) > 0 || q->copy_reads > 0)
 		return false;
 	for (struct queue_msg *const *b = q->hash; b < q->hash + QUEUE_HASH; b++)
 		for (const struct queue_msg *m = *b; m; m = m->hnext)
@@ -875,6 +1034,13 @@ bool queue_idle(const struct queue *q)
 void queue_fini(struct queue *q)
 {
 	q->finishing = true;
+	/* Copies still waiting for their commit: the spool tells them (451) at its fini. */
+	for (struct queue_copy *c = q->copies_head; c; c = c->next) {
+		c->m->copying = false;
+		c->m = NULL;
+		c->q = NULL;
+	}
+	q->copies_head = NULL;
 	if (q->dns)
 		dns_free(q->dns);              /* pending lookups: CANCELLED, their jobs freed */
 	q->dns = NULL;

@@ -26,9 +26,19 @@
  * delivery, never a loss). When no recipient is open any more a DONE note ends the
  * message.
  *
+ * Reclaim. Each message counts as live in the segment of its MSG record (spool_seg_ref)
+ * from its commit (or adoption) until it is freed; the spool removes segments without
+ * live messages (core/spool.h, Reclaim). When the spool asks for a segment's live
+ * messages to be copied forward (queue_reclaim_copy), each one's record is read back
+ * (io_uring), rewritten with the state of its recipients (spoolrec_encode_copy) and
+ * committed (spool_append_rec); once that commit is durable the message counts in the
+ * copy's segment instead, and its body reads go there.
+ *
  * Ownership, this build: a worker delivers the messages it accepted itself; messages of
- * the start-up scan are shared out by queue id. Sites are per worker (their limits are
- * per worker); one owner per site across workers is not built yet. */
+ * the start-up scan go to the worker whose segment holds them (w<WORKER>-…, a vanished
+ * index k to k % workers), so that all the records of a message stay in one worker's
+ * chain of segments. Sites are per worker (their limits are per worker); one owner per
+ * site across workers is not built yet. */
 #ifndef CORE_QUEUE_H
 #define CORE_QUEUE_H
 #include <stdbool.h>
@@ -50,7 +60,10 @@
 #define QUEUE_SITE_ADDRS 20u             /* addresses a site tries, in order */
 #define QUEUE_DEAD_AFTER 3u              /* failed connections in a row: the site is dead */
 
-enum queue_op_kind { QUEUE_OP_READ = SPOOL_OP_NAME + 1 };
+enum queue_op_kind {
+	QUEUE_OP_READ = SPOOL_OP_UNLINK + 1,
+	QUEUE_OP_COPY,                     /* a copy forward's read of the record */
+};
 
 enum qrcpt_state { QR_OPEN = 0, QR_BUSY, QR_DELIVERED, QR_BOUNCED };
 
@@ -68,9 +81,10 @@ struct queue_msg {
 	struct qrcpt *r;
 	size_t nrcpt;
 	uint64_t arrival_ms;               /* unix ms */
-	uint32_t flags;
+	uint32_t flags;                    /* smtp_srv flags (the copy generation masked off) */
 	unsigned seg_worker;               /* the segment w<seg_worker>-<loc.seq> */
-	struct spool_loc loc;
+	struct spool_loc loc;              /* its MSG record (counted live there: spool_seg_ref) */
+	bool copying;                      /* a copy forward of its record is under way */
 	uint8_t *body;                     /* unscrambled data, or NULL (in the spool only) */
 	size_t size;                       /* data octets */
 	size_t open;                       /* recipients not final */
@@ -142,6 +156,9 @@ struct queue {
 	size_t nmsgs, nrcpt_open;
 	uint64_t rnd;
 	uint64_t delivered, bounced, deferred, dsns;
+	unsigned copy_reads;               /* copy forward reads in flight */
+	struct queue_copy *copies_head;    /* copies under way (detached at fini) */
+	uint64_t copies;                   /* copies forward made durable */
 	bool stopping, finishing;
 };
 
@@ -167,6 +184,9 @@ struct queue_recovered {
 	size_t size;
 };
 void queue_adopt(struct queue *q, struct queue_recovered *r);   /* takes r over */
+/* The spool's reclaim asks for the live messages of segment w<worker>-<seq> to be copied
+ * forward (ctx: the queue). */
+void queue_reclaim_copy(void *ctx, unsigned worker, uint64_t seq);
 void queue_recovered_free(struct queue_recovered *r);
 
 /* For core/deliver: the next ready job of site s (NULL: none), its body (NULL while it is

@@ -30,6 +30,11 @@ static struct spool_batch *batch_of(struct net_op *op)
 	return (struct spool_batch *)(void *)((char *)op - offsetof(struct spool_batch, op));
 }
 
+static struct spool *spool_of_unlink(struct net_op *op)
+{
+	return (struct spool *)(void *)((char *)op - offsetof(struct spool, unlink_op));
+}
+
 static struct spool_seg *seg_of(struct net_op *op)
 {
 	size_t at = op->kind == SPOOL_OP_NAME ? offsetof(struct spool_seg, name_op)
@@ -115,7 +120,7 @@ static uint64_t seg_prealloc(const struct spool *sp)
 		return 0;
 	uint64_t avail = (uint64_t)vs.f_bavail * vs.f_frsize;
 	uint64_t share = avail / 4 / (sp->nworkers ? sp->nworkers : 1);
-	uint64_t n = share < SPOOL_SEGMENT_MAX ? share : SPOOL_SEGMENT_MAX;
+	uint64_t n = share < sp->seg_max ? share : sp->seg_max;
 	n &= ~(uint64_t)(SPOOL_ALIGN - 1);
 	return n >= (1u << 20) ? n : 0;
 }
@@ -167,6 +172,8 @@ static struct spool_seg *seg_open(struct spool *sp)
 	/* The same file again, for direct writes; a filesystem that refuses them gets
 	 * buffered writes of the same aligned blocks. */
 	seg->dfd = openat(sp->dirfd, name, O_WRONLY | O_DIRECT | O_CLOEXEC);
+	if (spool_segtab_add(&sp->tab, sp->worker, seg->seq, 0, true) == 0)
+		spool_segtab_find(&sp->tab, sp->worker, seg->seq, true)->in_use = true;
 	if (!sp->sync) {
 		seg->named = true;              /* nothing is made durable anyway */
 		seg->prep_stop = true;
@@ -191,12 +198,21 @@ static void seg_finish(struct spool *sp, struct spool_seg *seg)
 {
 	char name[64];
 	seg_name(sp, seg->seq, name, sizeof name);
+	struct spool_segent *e = spool_segtab_find(&sp->tab, sp->worker, seg->seq, true);
 	if (seg->good == 0) {
 		unlinkat(sp->dirfd, name, 0);
+		if (e)
+			spool_segtab_del(&sp->tab, (size_t)(e - sp->tab.v));
+		e = NULL;
 	} else if (ftruncate(seg->fd, (off_t)seg->good) < 0) {
 		log_warn("event=spool_truncate_failed worker=%u segment=%s error=\"%s\"", sp->worker,
 		         name, strerror(errno));
 	}
+	if (e) {
+		e->in_use = false;
+		e->size = seg->good;
+	}
+	sp->reclaim_dirty = true;
 	close(seg->fd);
 	if (seg->dfd >= 0)
 		close(seg->dfd);
@@ -280,7 +296,7 @@ static void on_prep(struct net_loop *l, struct net_op *op, int res, unsigned fla
 /* The segment the next batch goes to, or NULL (not ready yet, or failing). */
 static struct spool_seg *seg_for_batch(struct spool *sp)
 {
-	if (sp->cur && (sp->cur->broken || sp->cur->end >= SPOOL_SEGMENT_MAX)) {
+	if (sp->cur && (sp->cur->broken || sp->cur->end >= sp->seg_max)) {
 		if (sp->cur->broken || (sp->next && sp->next->named)) {
 			seg_retire(sp, sp->cur);
 			sp->cur = sp->next;
@@ -299,7 +315,7 @@ static struct spool_seg *seg_for_batch(struct spool *sp)
 	if (!seg)
 		return NULL;
 	/* The next one is prepared while this one fills. */
-	if (!sp->next && seg->end >= SPOOL_SEGMENT_MAX / 2 && !sp->failing)
+	if (!sp->next && seg->end >= sp->seg_max / 2 && !sp->failing)
 		sp->next = seg_open(sp);
 	return seg->named ? seg : NULL;
 }
@@ -373,6 +389,8 @@ static void batch_recycle(struct spool *sp, struct spool_batch *b)
 static void batch_void(struct spool *sp, const struct spool_batch *b)
 {
 	for (size_t i = 0; i < b->n; i++) {
+		if (!b->waiters[i].qid[0])
+			continue;                   /* a copy forward: its original stays */
 		uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof b->waiters[i].qid];
 		size_t n = spoolrec_encode_void(rec, sizeof rec, b->waiters[i].qid);
 		if (n > 0 && spool_note(sp, rec, n) == 0)
@@ -421,6 +439,14 @@ static int buf_room(struct spool_batch *b, size_t n)
 	return 0;
 }
 
+/* b->len: what its writes will take, padding included. */
+static void batch_len(struct spool_batch *b)
+{
+	b->len = small_len(b);
+	for (unsigned i = 0; i < b->nbig; i++)
+		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
+}
+
 /* The filling batch, or a new one when this record does not fit in it. */
 static struct spool_batch *batch_for(struct spool *sp, size_t size, bool big)
 {
@@ -459,9 +485,7 @@ int spool_note(struct spool *sp, const uint8_t *rec, size_t len)
 	b->blen += len;
 	b->notes++;
 	sp->notes++;
-	b->len = small_len(b);
-	for (unsigned i = 0; i < b->nbig; i++)
-		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
+	batch_len(b);
 	return 0;
 }
 
@@ -515,13 +539,41 @@ int spool_append_to(struct spool *sp, void *waiter, spool_done_fn *done,
 		b->hlen += g->hlen;
 	}
 	b->n++;
-	b->len = small_len(b);
-	for (unsigned i = 0; i < b->nbig; i++)
-		b->len += b->big[i].hlen + b->big[i].dlen + b->big[i].padlen;
+	batch_len(b);
+	return 0;
+}
+
+int spool_append_rec(struct spool *sp, void *waiter, spool_done_fn *done, const uint8_t *rec,
+                     size_t len)
+{
+	if (len == 0 || len > SPOOL_BATCH_BYTES / 2)
+		return -EINVAL;
+	bool big = len > SPOOL_COPY_MAX;
+	struct spool_batch *b = batch_for(sp, len, big);
+	if (!b || grow((void **)&b->waiters, &b->capw, b->n + 1, sizeof *b->waiters) < 0)
+		return -ENOMEM;
+	if (!big && buf_room(b, len) < 0)
+		return -ENOMEM;
+	struct spool_waiter *w = &b->waiters[b->n];
+	/* qid left empty: a failed copy gets no VOID note (it would hide the original) */
+	*w = (struct spool_waiter){ .w = waiter, .done = done, .rel = b->blen, .big = -1,
+	                            .len = len };
+	if (!big) {
+		memcpy(b->buf + b->blen, rec, len);
+		b->blen += len;
+	} else {
+		w->big = (int)b->nbig;
+		struct spool_big *g = &b->big[b->nbig++];
+		*g = (struct spool_big){ .hoff = b->hlen, .hlen = 0, .data = rec, .dlen = len,
+		                         .padlen = pad_for(len) };
+	}
+	b->n++;
+	batch_len(b);
 	return 0;
 }
 
 static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned flags);
+static void reclaim_step(struct spool *sp);
 
 /* Put b in the ring: its writes and the sync, one chain, one submission. */
 static int batch_submit(struct spool *sp, struct spool_batch *b, struct spool_seg *seg)
@@ -632,6 +684,7 @@ void spool_flush(struct spool *sp)
 		seg_prep_retry(sp, sp->cur);
 	if (sp->next)
 		seg_prep_retry(sp, sp->next);
+	reclaim_step(sp);
 }
 
 static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned flags)
@@ -656,6 +709,9 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 	if (ok) {
 		if (b->off + b->len > seg->good)
 			seg->good = b->off + b->len;
+		struct spool_segent *e = spool_segtab_find(&sp->tab, sp->worker, seg->seq, true);
+		if (e && seg->good > e->size)
+			e->size = seg->good;
 		uint64_t ns = spool_now_ns() - b->t_ns;
 		sp->commits++;
 		sp->messages += b->n;
@@ -681,6 +737,215 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 	spool_flush(sp);                    /* what filled up meanwhile goes out at once */
 }
 
+/* ---- the segment table and the reclaim rule ----------------------------------------- */
+
+/* Chain order: the segments of vanished worker indexes first, then this worker's own. */
+static int segent_cmp(bool own, unsigned worker, uint64_t seq, const struct spool_segent *e)
+{
+	if (own != e->own)
+		return own ? 1 : -1;
+	if (worker != e->worker)
+		return worker < e->worker ? -1 : 1;
+	if (seq != e->seq)
+		return seq < e->seq ? -1 : 1;
+	return 0;
+}
+
+/* The first entry not before (own, worker, seq). */
+static size_t segtab_lower(const struct spool_segtab *t, unsigned worker, uint64_t seq, bool own)
+{
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (segent_cmp(own, worker, seq, &t->v[mid]) > 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int spool_segtab_add(struct spool_segtab *t, unsigned worker, uint64_t seq, uint64_t size,
+                     bool own)
+{
+	size_t i = segtab_lower(t, worker, seq, own);
+	if (i < t->n && segent_cmp(own, worker, seq, &t->v[i]) == 0)
+		return 0;
+	if (grow((void **)&t->v, &t->cap, t->n + 1, sizeof *t->v) < 0)
+		return -ENOMEM;
+	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof *t->v);
+	t->v[i] = (struct spool_segent){ .worker = worker, .seq = seq, .size = size, .own = own };
+	t->n++;
+	return 0;
+}
+
+struct spool_segent *spool_segtab_find(struct spool_segtab *t, unsigned worker, uint64_t seq,
+                                       bool own)
+{
+	size_t i = segtab_lower(t, worker, seq, own);
+	return i < t->n && segent_cmp(own, worker, seq, &t->v[i]) == 0 ? &t->v[i] : NULL;
+}
+
+void spool_segtab_del(struct spool_segtab *t, size_t i)
+{
+	if (i >= t->n)
+		return;
+	memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof *t->v);
+	t->n--;
+}
+
+void spool_segtab_fini(struct spool_segtab *t)
+{
+	free(t->v);
+	*t = (struct spool_segtab){ 0 };
+}
+
+void spool_reclaim_rule(const struct spool_segent *v, size_t n, struct spool_reclaim *out)
+{
+	size_t k = 0;
+	while (k < n && v[k].live == 0 && !v[k].in_use && !v[k].removing)
+		k++;
+	out->remove = k;
+	out->copy = -1;
+	if (k == n || v[k].in_use || v[k].removing || v[k].live == 0)
+		return;
+	uint64_t freed = v[k].size;
+	for (size_t j = k + 1; j < n && v[j].live == 0 && !v[j].in_use && !v[j].removing; j++)
+		freed += v[j].size;
+	if (v[k].live_bytes <= freed / SPOOL_COPY_GAIN)
+		out->copy = (long)k;
+}
+
+/* ---- reclaim ---------------------------------------------------------------------- */
+
+static void segent_name(const struct spool_segent *e, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "w%u-%016llx.seg", e->worker, (unsigned long long)e->seq);
+}
+
+void spool_reclaim_enable(struct spool *sp, void (*copy)(void *ctx, unsigned worker,
+                                                         uint64_t seq), void *ctx)
+{
+	sp->reclaim_copy = copy;
+	sp->reclaim_ctx = ctx;
+	sp->reclaim_on = true;
+	sp->reclaim_dirty = true;
+}
+
+/* One segment of the directory: this worker's, or a vanished index's that it adopts
+ * (those this process opened are in the table already: left alone). */
+static int adopt_one(void *ctx, unsigned worker, uint64_t seq, uint64_t size)
+{
+	struct spool *sp = ctx;
+	unsigned n = sp->nworkers ? sp->nworkers : 1;
+	bool own = worker == sp->worker;
+	if (!own && !(worker >= n && worker % n == sp->worker))
+		return 0;                       /* another worker's */
+	return spool_segtab_add(&sp->tab, worker, seq, size, own);
+}
+
+int spool_adopt_segments(struct spool *sp, const char *dir)
+{
+	sp->reclaim_dirty = true;
+	return spooldir_segments(dir, adopt_one, sp);
+}
+
+void spool_seg_ref(struct spool *sp, unsigned worker, uint64_t seq, uint64_t len, int delta)
+{
+	struct spool_segent *e = spool_segtab_find(&sp->tab, worker, seq, worker == sp->worker);
+	if (!e)
+		return;
+	if (delta > 0) {
+		e->live++;
+		e->live_bytes += len;
+	} else if (e->live > 0) {
+		e->live--;
+		e->live_bytes -= e->live_bytes >= len ? len : e->live_bytes;
+	}
+	sp->reclaim_dirty = true;
+}
+
+/* The unlink of the oldest segment and the directory's fsync, one linked chain. */
+static void on_unlink(struct net_loop *l, struct net_op *op, int res, unsigned flags)
+{
+	(void)l;
+	(void)flags;
+	struct spool *sp = spool_of_unlink(op);
+	bool first = sp->unlink_pending == (sp->sync ? 2u : 1u);
+	if (res < 0 && !sp->unlink_err && !(first && res == -ENOENT))
+		sp->unlink_err = first ? res : 0;   /* the unlink failed (a failed fsync: gone anyway) */
+	if (--sp->unlink_pending > 0)
+		return;
+	struct spool_segent *e = sp->tab.n && sp->tab.v[0].removing ? &sp->tab.v[0] : NULL;
+	if (!e)
+		return;
+	if (sp->unlink_err) {
+		e->removing = false;
+		log_warn("event=spool_reclaim_failed worker=%u segment=%s error=\"%s\"", sp->worker,
+		         sp->unlink_name, strerror(-sp->unlink_err));
+		return;                         /* tried again when a count changes */
+	}
+	log_info("event=spool_reclaim worker=%u segment=%s size=%llu", sp->worker, sp->unlink_name,
+	         (unsigned long long)e->size);
+	sp->reclaimed++;
+	sp->reclaimed_bytes += e->size;
+	spool_segtab_del(&sp->tab, 0);
+	sp->reclaim_dirty = true;
+	spool_flush(sp);
+}
+
+/* What the rule allows, one step at a time (end of each loop turn, from spool_flush). */
+static void reclaim_step(struct spool *sp)
+{
+	uint64_t now = sp->loop->now_ms;
+	if (!sp->reclaim_on || sp->stopping || sp->unlink_pending)
+		return;
+	if (!sp->reclaim_dirty && !(sp->copy_asked && now >= sp->copy_asked_ms + SPOOL_COPY_RETRY_MS))
+		return;
+	sp->reclaim_dirty = false;
+	struct spool_reclaim r;
+	spool_reclaim_rule(sp->tab.v, sp->tab.n, &r);
+	if (r.remove > 0) {
+		struct spool_segent *e = &sp->tab.v[0];
+		struct io_uring_sqe *v[2];
+		unsigned k = sp->sync ? 2 : 1;
+		if (net_loop_sqes(sp->loop, v, k) < 0) {
+			sp->reclaim_dirty = true;   /* the ring is full: next turn */
+			return;
+		}
+		segent_name(e, sp->unlink_name, sizeof sp->unlink_name);
+		io_uring_prep_unlinkat(v[0], sp->dirfd, sp->unlink_name, 0);
+		net_sqe_op(v[0], &sp->unlink_op);
+		if (k == 2) {
+			v[0]->flags |= IOSQE_IO_LINK;
+			io_uring_prep_fsync(v[1], sp->dirfd, 0);
+			net_sqe_op(v[1], &sp->unlink_op);
+		}
+		e->removing = true;
+		sp->unlink_pending = k;
+		sp->unlink_err = 0;
+		return;
+	}
+	if (r.copy < 0) {
+		sp->copy_asked = false;
+		return;
+	}
+	const struct spool_segent *e = &sp->tab.v[r.copy];
+	if (sp->copy_asked && sp->copy_worker == e->worker && sp->copy_seq == e->seq &&
+	    now < sp->copy_asked_ms + SPOOL_COPY_RETRY_MS)
+		return;                         /* asked already; its copies are on their way */
+	sp->copy_asked = true;
+	sp->copy_worker = e->worker;
+	sp->copy_seq = e->seq;
+	sp->copy_asked_ms = now;
+	sp->copies_asked++;
+	log_debug("event=spool_copy_forward worker=%u segment=w%u-%016llx live=%llu live_bytes=%llu size=%llu",
+	          sp->worker, e->worker, (unsigned long long)e->seq, (unsigned long long)e->live,
+	          (unsigned long long)e->live_bytes, (unsigned long long)e->size);
+	if (sp->reclaim_copy)
+		sp->reclaim_copy(sp->reclaim_ctx, e->worker, e->seq);
+}
+
 /* ---- life ------------------------------------------------------------------------- */
 
 int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned worker,
@@ -694,6 +959,16 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
 		return -EIO;
 	sp->sync = sync;
 	sp->done = done;
+	sp->dirfd = -1;
+	sp->seg_max = SPOOL_SEGMENT_MAX;
+	sp->unlink_op.kind = SPOOL_OP_UNLINK;
+#ifdef RR_TEST_BUILD
+	/* Small segments, so that tests roll over (and reclaim) many of them quickly. */
+	const char *e = getenv("RR_TEST_SEGMENT_MAX");
+	unsigned long long v;
+	if (e && sscanf(e, "%llu", &v) == 1 && v >= SPOOL_ALIGN && v <= SPOOL_SEGMENT_MAX)
+		sp->seg_max = v;
+#endif
 	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dirfd < 0)
 		return -errno;
@@ -701,6 +976,7 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
 	net_loop_handle(l, SPOOL_OP_BATCH, on_batch);
 	net_loop_handle(l, SPOOL_OP_PREP, on_prep);
 	net_loop_handle(l, SPOOL_OP_NAME, on_prep);
+	net_loop_handle(l, SPOOL_OP_UNLINK, on_unlink);
 	sp->cur = seg_open(sp);             /* prepared before the first message comes */
 	return 0;
 }
@@ -732,11 +1008,12 @@ void spool_fini(struct spool *sp)
 	if (sp->dirfd >= 0)
 		close(sp->dirfd);
 	sp->dirfd = -1;
+	spool_segtab_fini(&sp->tab);
 }
 
 bool spool_idle(const struct spool *sp)
 {
-	if (sp->wait_head || sp->inflight)
+	if (sp->wait_head || sp->inflight || sp->unlink_pending)
 		return false;
 	for (const struct spool_seg *s = sp->retiring; s; s = s->next)
 		if (seg_busy(s))

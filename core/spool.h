@@ -40,7 +40,27 @@
  * once without touching the disk, then one is tried again. The transition is logged
  * once each way (event=spool_failing, event=spool_recovered with the counts), never once
  * per batch. A retired segment is cut back to its last good record, and removed when it
- * holds none. */
+ * holds none.
+ *
+ * Reclaim. The writer keeps a table of the segments of its chain (struct spool_segtab):
+ * the ones it writes, and those a start-up found of its own worker index (or of an index
+ * that no longer exists, k % nworkers == this worker), in an order where every outcome
+ * record lies at or after the MSG record it speaks of: first the segments of other
+ * (vanished) worker indexes, by (worker, seq), then its own by seq. Its queue counts the
+ * live messages of each (spool_seg_ref: a MSG record counts until all its recipients are
+ * final and the queue lets go of it). Then spool_reclaim_rule() says what may go: the
+ * longest prefix of the chain that holds no live message and no segment in use (the
+ * current, the prepared, one still being written) is removed, oldest first, one at a
+ * time: its unlink and the directory's fsync, one linked chain through the ring, before
+ * the next. Removing only a prefix is what makes it safe: an outcome record that hides a
+ * finished recipient lies at or after that recipient's MSG record, so by the time its
+ * segment goes, the MSG record is gone already. When the oldest segment still holds live
+ * messages but copying them would free SPOOL_COPY_GAIN times what it writes (it is mostly
+ * finished, or finished segments wait behind it), the queue is asked (reclaim_copy) to
+ * copy them forward: each copy (proto/spoolrec.h, spoolrec_encode_copy: the MSG record,
+ * generation one higher, and the state of its recipients) is one commit
+ * (spool_append_rec), and only once its fdatasync completed does the queue move the
+ * message's live count to the copy (spool_seg_ref), which lets the old segment go. */
 #ifndef CORE_SPOOL_H
 #define CORE_SPOOL_H
 #include <stdbool.h>
@@ -51,7 +71,11 @@
 #include "net/loop.h"
 #include "proto/smtp_srv.h"
 
-#define SPOOL_SEGMENT_MAX (64u << 20)     /* a new segment is begun after this */
+#define SPOOL_SEGMENT_MAX (64u << 20)     /* a new segment is begun after this (the test
+                                             build takes RR_TEST_SEGMENT_MAX=octets) */
+#define SPOOL_COPY_RETRY_MS 1000u         /* a copy forward not done yet is asked again */
+#define SPOOL_COPY_GAIN 4u                /* a copy forward frees at least this many times
+                                             the octets it writes */
 #define SPOOL_ALIGN 4096u                 /* direct writes: offsets, lengths, memory */
 #define SPOOL_COPY_MAX (1u << 20)         /* records up to this are copied into the batch */
 #define SPOOL_DIRECT_MAX (32u << 20)      /* a batch's aligned buffer at most */
@@ -64,10 +88,54 @@ enum spool_op_kind {
 	SPOOL_OP_BATCH = NET_OP_USER,     /* a batch's writes and sync */
 	SPOOL_OP_PREP,                    /* a segment's fallocate and its fdatasync */
 	SPOOL_OP_NAME,                    /* a new segment's directory fsync */
+	SPOOL_OP_UNLINK,                  /* a reclaimed segment's unlink and directory fsync */
 };
 
 struct spool;
 struct spool_seg;
+
+/* ---- the segment table and the reclaim rule (pure: no I/O) ------------------------------ */
+
+struct spool_segent {
+	unsigned worker;                  /* w<worker>-<seq>.seg */
+	uint64_t seq;
+	uint64_t size;                    /* octets in it */
+	uint64_t live;                    /* live MSG records in it */
+	uint64_t live_bytes;              /* their octets */
+	bool own;                         /* this worker's index (else a vanished one's) */
+	bool in_use;                      /* being written (current, prepared, retiring) */
+	bool removing;                    /* its unlink is in flight */
+};
+
+/* In chain order: (own, worker, seq), the vanished indexes first. */
+struct spool_segtab {
+	struct spool_segent *v;
+	size_t n, cap;
+};
+
+/* Insert a segment in its place (a known one is left alone); 0 or -ENOMEM. */
+int spool_segtab_add(struct spool_segtab *t, unsigned worker, uint64_t seq, uint64_t size,
+                     bool own);
+/* The entry of a segment, or NULL. */
+struct spool_segent *spool_segtab_find(struct spool_segtab *t, unsigned worker, uint64_t seq,
+                                       bool own);
+/* Drop entry i. */
+void spool_segtab_del(struct spool_segtab *t, size_t i);
+void spool_segtab_fini(struct spool_segtab *t);
+
+/* What may go now, of the chain v[0..n): the first `remove` entries (no live message, not
+ * in use, not being removed); copy, the index of the entry whose live messages should be
+ * copied forward, or -1: the first entry after those, when it is not in use or being
+ * removed, holds live messages, and SPOOL_COPY_GAIN * its live octets <= its size plus
+ * the sizes of the entries without live messages (not in use) right behind it: copying
+ * frees at least SPOOL_COPY_GAIN times what it writes (so a backlog of live mail is never
+ * copied round and round, and the octets copied are at most a SPOOL_COPY_GAIN-th of the
+ * octets freed). */
+struct spool_reclaim {
+	size_t remove;
+	long copy;
+};
+void spool_reclaim_rule(const struct spool_segent *v, size_t n, struct spool_reclaim *out);
 
 /* Where a committed record lies: segment seq of this worker, offset, length. */
 struct spool_loc {
@@ -172,6 +240,23 @@ struct spool {
 	uint64_t commits, messages, bytes;
 	uint64_t commit_ns, commit_ns_max;  /* time from submission to the sync's completion */
 	uint64_t linked_chains;           /* chains that reached the ring whole */
+	/* reclaim */
+	uint64_t seg_max;                 /* SPOOL_SEGMENT_MAX (smaller in tests) */
+	struct spool_segtab tab;
+	bool reclaim_on;                  /* spool_reclaim_enable() */
+	bool reclaim_dirty;               /* a count changed: look again */
+	struct net_op unlink_op;
+	unsigned unlink_pending;          /* CQEs of the unlink chain still expected */
+	int unlink_err;
+	char unlink_name[48];
+	uint64_t copy_asked_ms;           /* when reclaim_copy was last called */
+	unsigned copy_worker;             /* ... for this segment */
+	uint64_t copy_seq;
+	bool copy_asked;
+	/* the queue copies a segment's live messages forward when asked */
+	void (*reclaim_copy)(void *ctx, unsigned worker, uint64_t seq);
+	void *reclaim_ctx;
+	uint64_t reclaimed, reclaimed_bytes, copies_asked;
 };
 
 /* dir must exist. Registers the spool's op kinds on l. Returns 0 or -errno. */
@@ -192,6 +277,23 @@ int spool_append_to(struct spool *sp, void *waiter, spool_done_fn *done,
  * written with the next commit, or on its own after a while (see above). Best effort:
  * nothing is told; -ENOMEM or -EINVAL when it could not even be queued. */
 int spool_note(struct spool *sp, const uint8_t *rec, size_t len);
+/* The same for an encoded record (one or more records back to back: a copy forward, see
+ * Reclaim) of len octets at rec, which must stay valid until done() is called. loc in
+ * done() is the place of its first octet. Never followed by a VOID note when it fails. */
+int spool_append_rec(struct spool *sp, void *waiter, spool_done_fn *done, const uint8_t *rec,
+                     size_t len);
+/* Segments found at start-up (spooldir_segments): this worker's own, and those of a
+ * worker index >= nworkers whose index % nworkers is this one. Before the queue adopts
+ * their messages. 0 or -errno. */
+int spool_adopt_segments(struct spool *sp, const char *dir);
+/* Turn reclaiming on, with the queue's copy function (without it, as for the writer
+ * alone in tests and tools, no segment is ever removed). */
+void spool_reclaim_enable(struct spool *sp, void (*copy)(void *ctx, unsigned worker,
+                                                         uint64_t seq), void *ctx);
+/* A live MSG record of len octets in segment w<worker>-<seq> comes (delta 1) or goes
+ * (delta -1). An unknown segment is ignored. */
+void spool_seg_ref(struct spool *sp, unsigned worker, uint64_t seq, uint64_t len, int delta);
+
 /* The writer is stopping: notes are written at once from now on. */
 void spool_stopping(struct spool *sp);
 /* Send waiting batches to the ring as far as the limits allow (end of each loop turn). */

@@ -59,12 +59,15 @@ struct spooldir_msgref {
 	uint32_t qid_len;
 	uint32_t seg;
 	uint64_t off;
+	uint8_t gen;                /* copy generation (proto/spoolrec.h) */
+	uint8_t dup;                /* another record of this qid is handed out instead */
 };
 
 struct spooldir_key {
 	size_t off1;                /* offset in the arena + 1; 0: free slot */
 	uint32_t len;
 	uint32_t hash;
+	size_t val;                 /* (msgs) the index of the MSG record handed out */
 };
 
 struct spooldir_set {
@@ -193,10 +196,10 @@ static int spooldir_set_has(const struct spooldir_set *s, const char *p, uint32_
 	return spooldir_set_get(s, p, len) != 0;
 }
 
-/* Add qid p (copied into the set's arena unless it is there already); *at (may be NULL)
- * gets its offset in the arena. */
-static int spooldir_set_add(struct spooldir_set *s, struct spooldir_arena *a, const char *p,
-                            uint32_t len, size_t *at)
+/* Add qid p (copied into the set's arena unless it is there already); *key gets its
+ * slot (valid until the next add), *fresh whether it was not there before. */
+static int spooldir_set_put(struct spooldir_set *s, struct spooldir_arena *a, const char *p,
+                            uint32_t len, struct spooldir_key **key, int *fresh)
 {
 	if ((s->n + 1) * 2 > s->cap) {      /* keep the load at most 1/2 */
 		size_t ncap = s->cap ? s->cap * 2 : 64;
@@ -214,13 +217,27 @@ static int spooldir_set_add(struct spooldir_set *s, struct spooldir_arena *a, co
 	s->a = a;
 	uint32_t h = spooldir_hash(p, len);
 	struct spooldir_key *k = spooldir_set_find(s, p, len, h);
+	*fresh = !k->off1;
 	if (!k->off1) {
 		size_t off;
 		if (spooldir_arena_add(a, p, len, &off) < 0)
 			return -ENOMEM;
-		*k = (struct spooldir_key){ off + 1, len, h };
+		*k = (struct spooldir_key){ off + 1, len, h, 0 };
 		s->n++;
 	}
+	*key = k;
+	return 0;
+}
+
+/* spooldir_set_put, when only the qid's offset in the arena matters (at may be NULL). */
+static int spooldir_set_add(struct spooldir_set *s, struct spooldir_arena *a, const char *p,
+                            uint32_t len, size_t *at)
+{
+	struct spooldir_key *k;
+	int fresh;
+
+	if (spooldir_set_put(s, a, p, len, &k, &fresh) < 0)
+		return -ENOMEM;
 	if (at)
 		*at = k->off1 - 1;
 	return 0;
@@ -341,6 +358,7 @@ struct spooldir_walk {
 	struct spooldir_set done;
 	struct spooldir_set voided;
 	struct spooldir_set outq;   /* qids with RCPT records */
+	struct spooldir_set msgs;   /* qids with MSG records: val, the one handed out */
 	struct spooldir_outrec *out;
 	size_t nout, capout;
 	uint32_t *idx;              /* the RCPT records' indexes, back to back */
@@ -349,8 +367,16 @@ struct spooldir_walk {
 	size_t seg_zero_at;         /* the current segment's zero tail */
 };
 
+/* A MSG record. The same qid seen before (a copy and its original: a crash came between
+ * the copy's commit and the removal of the original's segment): the record of the lower
+ * copy generation is handed out (the first seen on a tie), the other marked dup. Not the
+ * copy: a copy whose commit the crash cut may lie on disk whole while the RCPT records
+ * that restate its recipients do not, and the outcome records it was to stand for lie
+ * before it, in segments that go once it counts. The older record has every outcome
+ * record of the message at or after it, or restated in it (a copy whose original is gone
+ * was made durable before the original went). */
 static int spooldir_add_ref(struct spooldir_walk *w, const struct spoolrec_view *qid,
-                            uint64_t off)
+                            uint64_t off, unsigned gen)
 {
 	if (w->nref == w->capref) {
 		size_t ncap = w->capref ? w->capref * 2 : 256;
@@ -360,10 +386,24 @@ static int spooldir_add_ref(struct spooldir_walk *w, const struct spoolrec_view 
 		w->refs = nr;
 		w->capref = ncap;
 	}
-	size_t at;
-	if (spooldir_arena_add(&w->arena, qid->p, qid->len, &at) < 0)
+	struct spooldir_key *k;
+	int fresh;
+	if (spooldir_set_put(&w->msgs, &w->arena, qid->p, qid->len, &k, &fresh) < 0)
 		return -ENOMEM;
-	w->refs[w->nref++] = (struct spooldir_msgref){ at, qid->len, w->segno, off };
+	size_t j = w->nref++;
+	w->refs[j] = (struct spooldir_msgref){ k->off1 - 1, qid->len, w->segno, off,
+	                                       (uint8_t)gen, 0 };
+	if (!fresh) {
+		struct spooldir_msgref *b = &w->refs[k->val];
+		w->st->duplicates++;
+		if (gen < b->gen) {
+			b->dup = 1;
+		} else {
+			w->refs[j].dup = 1;
+			return 0;
+		}
+	}
+	k->val = j;
 	return 0;
 }
 
@@ -425,7 +465,7 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 	case SPOOLREC_SCAN_RECORD:
 		switch (ev->type) {
 		case SPOOLREC_MSG:
-			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off);
+			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off, spoolrec_gen(ev->msg.flags));
 			break;
 		case SPOOLREC_DONE:
 			w->rc = spooldir_set_add(&w->done, &w->arena, ev->done_qid.p,
@@ -647,6 +687,8 @@ int spooldir_scan_state(const char *dir, const struct spooldir_ops *ops,
 		enum spoolrec_type type;
 		size_t used;
 
+		if (r->dup)
+			continue;               /* counted in duplicates; its outcomes are merged */
 		if (spooldir_set_has(&w.done, qid, r->qid_len)) {
 			st->done++;
 			continue;
@@ -711,6 +753,7 @@ out:
 	free(w.done.slot);
 	free(w.voided.slot);
 	free(w.outq.slot);
+	free(w.msgs.slot);
 	free(w.out);
 	free(w.idx);
 	free(rcpt);
@@ -723,6 +766,28 @@ int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_st
 	const struct spooldir_ops ops = { cb, NULL, 0 };
 
 	return spooldir_scan_ops(dir, &ops, ctx, st);
+}
+
+int spooldir_segments(const char *dir, spooldir_seg_cb cb, void *ctx)
+{
+	struct spooldir_seg *segs = NULL;
+	size_t nseg = 0;
+	DIR *d = opendir(dir);
+	int rc;
+
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	rc = spooldir_collect(d, &segs, &nseg);
+	for (size_t i = 0; rc == 0 && i < nseg; i++) {
+		struct stat sb;
+		if (fstatat(dirfd(d), segs[i].name, &sb, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(sb.st_mode))
+			continue;
+		rc = cb(ctx, segs[i].worker, segs[i].seq, (uint64_t)sb.st_size);
+	}
+	free(segs);
+	closedir(d);
+	return rc;
 }
 
 uint64_t spooldir_last_seq(const char *dir, unsigned worker)

@@ -28,6 +28,13 @@
  *   - outcomes of a qid that has no MSG record are ignored.
  * A recipient without an outcome is open (SPOOLREC_RS_OPEN: never tried).
  *
+ * Copies. A message found twice (proto/spoolrec.h: a copy of a reclaimed segment and its
+ * original, both still there after a crash) is handed out once: the record of the lowest
+ * copy generation, the first seen on a tie (a copy the crash cut may lie whole on disk
+ * without the RCPT records that restate its recipients; the older record never lacks
+ * one); its outcomes from every segment are merged as above (they are by qid); counted
+ * in `duplicates`.
+ *
  * A message is live when it has a MSG record, no DONE and no VOID record in any segment,
  * and at least one recipient that is not final. One with a DONE is counted in `done`, one
  * with a VOID (and no DONE) in `voided`; one whose recipients all have a final outcome (a
@@ -65,6 +72,9 @@ struct spooldir_stats {
 	size_t finished;          /* messages with no DONE whose recipients are all final */
 	size_t outcomes;          /* RCPT records read */
 	size_t bad_outcomes;      /* recipient indexes ignored: >= the message's nrcpt */
+	size_t duplicates;        /* MSG records of a qid seen before (a copy made by segment
+	                           * reclaim and its original, when a crash came between the
+	                           * copy's commit and the original's removal): one is handed out */
 };
 
 /* One damaged stretch of a segment: [offset, offset+octets) of file `segment` (its name
@@ -129,6 +139,12 @@ int spooldir_scan_state(const char *dir, const struct spooldir_ops *ops,
                         spooldir_state_cb msg_state, void *ctx, struct spooldir_stats *st);
 /* The same with only a msg callback. */
 int spooldir_scan(const char *dir, spooldir_cb cb, void *ctx, struct spooldir_stats *st);
+
+/* Every segment file of dir (regular files with a segment name), in (worker, seq)
+ * order: cb(ctx, worker, seq, size in octets); a non-zero return stops and is returned.
+ * 0 (a missing directory has none) or -errno. */
+typedef int (*spooldir_seg_cb)(void *ctx, unsigned worker, uint64_t seq, uint64_t size);
+int spooldir_segments(const char *dir, spooldir_seg_cb cb, void *ctx);
 
 /* Highest SEQ among worker w's segments in dir, or 0 when there are none. */
 uint64_t spooldir_last_seq(const char *dir, unsigned worker);

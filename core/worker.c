@@ -199,14 +199,15 @@ static void *worker_main(void *arg)
 	const struct spool *sp = &w->spool;
 	log_info("event=worker_down worker=%u commits=%llu messages=%llu notes=%llu delivered=%llu "
 	         "deferred=%llu bounced=%llu dsns=%llu chains=%llu commit_avg_us=%llu "
-	         "commit_max_us=%llu enobufs=%llu sqe_failures=%llu", w->id,
+	         "commit_max_us=%llu enobufs=%llu sqe_failures=%llu reclaimed=%llu copies=%llu", w->id,
 	         (unsigned long long)sp->commits, (unsigned long long)sp->messages,
 	         (unsigned long long)sp->notes, (unsigned long long)w->queue.delivered,
 	         (unsigned long long)w->queue.deferred, (unsigned long long)w->queue.bounced,
 	         (unsigned long long)w->queue.dsns, (unsigned long long)sp->linked_chains,
 	         (unsigned long long)(sp->commits ? sp->commit_ns / sp->commits / 1000 : 0),
 	         (unsigned long long)(sp->commit_ns_max / 1000), (unsigned long long)w->loop.enobufs,
-	         (unsigned long long)w->loop.sqe_failures);
+	         (unsigned long long)w->loop.sqe_failures, (unsigned long long)sp->reclaimed,
+	         (unsigned long long)w->queue.copies);
 	worker_teardown(w);
 	log_flush();
 	rcu_unregister_thread();

@@ -705,3 +705,71 @@ int spoolrec_scan(const uint8_t *p, size_t len, spoolrec_scan_cb cb, void *ctx)
 	rec.len = len - off;
 	return cb(ctx, &rec);
 }
+
+/* ---- copies -------------------------------------------------------------------------- */
+
+#define SPOOLREC_COPY_RUN 64u
+
+size_t spoolrec_encode_copy(uint8_t *out, size_t cap, const uint8_t *rec, size_t len,
+                            const struct spoolrec_rstate *st, uint32_t n, uint64_t at)
+{
+	size_t used;
+	enum spoolrec_type type;
+	struct spoolrec_msg m;
+	char qid[256];
+
+	if (spoolrec_decode(rec, len, &used, &type, &m, NULL, NULL) != SPOOLREC_OK ||
+	    type != SPOOLREC_MSG || used != len || m.nrcpt != n || m.qid.len >= sizeof qid ||
+	    memchr(m.qid.p, 0, m.qid.len) ||
+	    (n && !st))
+		return 0;
+	memcpy(qid, m.qid.p, m.qid.len);
+	qid[m.qid.len] = '\0';
+	/* Sizes first: nothing is written unless all of it fits. */
+	size_t total = len;
+	for (uint32_t i = 0; i < n;) {
+		if (st[i].state == SPOOLREC_RS_OPEN) {
+			i++;
+			continue;
+		}
+		if (!spoolrec_state_ok(st[i].state, st[i].next_try))
+			return 0;
+		uint32_t k = 1;
+		while (i + k < n && k < SPOOLREC_COPY_RUN && st[i + k].state == st[i].state &&
+		       st[i + k].attempts == st[i].attempts && st[i + k].next_try == st[i].next_try)
+			k++;
+		total += spoolrec_rcpt_size(m.qid.len, k);
+		i += k;
+	}
+	if (!out)
+		return total;
+	if (cap < total)
+		return 0;
+	memmove(out, rec, len);
+	/* the flags field: after the header, the qid (length-prefixed) and the arrival */
+	uint8_t *fl = out + SPOOLREC_HDR_LEN + 4 + m.qid.len + 8;
+	uint32_t flags = spoolrec_get32(fl);
+	unsigned gen = spoolrec_gen(flags);
+	if (gen < SPOOLREC_GEN_MAX)
+		gen++;
+	spoolrec_put32(fl, (flags & SPOOLREC_FLAGS_MASK) | (uint32_t)gen << SPOOLREC_GEN_SHIFT);
+	spoolrec_seal(out, SPOOLREC_MSG, len - SPOOLREC_HDR_LEN, len - SPOOLREC_HDR_LEN, NULL);
+	size_t w = len;
+	for (uint32_t i = 0; i < n;) {
+		if (st[i].state == SPOOLREC_RS_OPEN) {
+			i++;
+			continue;
+		}
+		uint32_t idx[SPOOLREC_COPY_RUN];
+		uint32_t k = 0;
+		do {
+			idx[k] = i + k;
+			k++;
+		} while (i + k < n && k < SPOOLREC_COPY_RUN && st[i + k].state == st[i].state &&
+		         st[i + k].attempts == st[i].attempts && st[i + k].next_try == st[i].next_try);
+		w += spoolrec_encode_rcpt(out + w, cap - w, qid, st[i].state, st[i].attempts,
+		                          st[i].next_try, at, idx, k);
+		i += k;
+	}
+	return w;
+}

@@ -199,6 +199,44 @@ enum spoolrec_rc spoolrec_decode_verified(const uint8_t *p, size_t len, size_t *
 enum spoolrec_rc spoolrec_outcome(const uint8_t *rec, size_t len, struct spoolrec_outcome *o,
                                   enum spoolrec_err *err);
 
+/* ---- copies (segment reclaim) -----------------------------------------------------------
+ * A live message of a segment that is about to be removed is copied forward into a newer
+ * segment: its MSG record octet for octet (same qid, nonce and scrambled data) but for the
+ * copy generation, the top octet of its flags (0 as accepted, one more per copy, at most
+ * 255), followed by RCPT records that restate what is known of each recipient (final
+ * ones, and deferred ones with their attempts and next try), so that the outcome records
+ * in the segments removed after it are no longer needed. The whole copy is written in one
+ * commit. A reader that finds a message twice (a crash between a copy's commit and the
+ * removal of the original) keeps the one of the lowest generation (core/spooldir.h says
+ * why) and merges the outcomes of both, which are by qid anyway. */
+#define SPOOLREC_GEN_SHIFT 24
+#define SPOOLREC_FLAGS_MASK 0x00ffffffu   /* the smtp_srv flags of a MSG */
+#define SPOOLREC_GEN_MAX 255u
+
+static inline unsigned spoolrec_gen(uint32_t flags)
+{
+	return flags >> SPOOLREC_GEN_SHIFT;
+}
+
+/* What a copy restates of one recipient: SPOOLREC_RS_OPEN (nothing), _DELIVERED,
+ * _BOUNCED, or _DEFERRED with attempts and next_try. */
+struct spoolrec_rstate {
+	uint8_t state;
+	uint32_t attempts;
+	uint64_t next_try;
+};
+
+/* The copy of the MSG record rec[0..len) (verified: header, CRC, payload; it must be one
+ * whole MSG record) with n == its recipient count states st, made at `at`: the record with
+ * its generation one higher (saturating at SPOOLREC_GEN_MAX), then its RCPT records (runs
+ * of consecutive recipients with one state, at most 64 indexes each). With out == NULL
+ * returns the size the copy takes; else writes it (cap >= that size) and returns it. 0
+ * when rec is not one whole valid MSG record, n is not its recipient count, or a state is
+ * invalid (a final state with a next_try, an unknown state). The MSG record comes first:
+ * its length is len. */
+size_t spoolrec_encode_copy(uint8_t *out, size_t cap, const uint8_t *rec, size_t len,
+                            const struct spoolrec_rstate *st, uint32_t n, uint64_t at);
+
 /* ---- the segment scan ------------------------------------------------------------------
  * spoolrec_scan() walks a whole segment (a mapping of the file, not a stream) and reports,
  * in order, events whose [off, off+len) ranges cover [0, seglen) without gap or overlap:

@@ -247,3 +247,87 @@ Test(spool, batch_ending_on_a_block_boundary)
 	cr_assert_eq(spooldir_scan(dir, found, NULL, NULL), 0);
 	cr_assert_eq(nfound, nmsg);
 }
+
+/* ---- the segment table and the reclaim rule ----------------------------------------- */
+
+Test(spool, segtab_keeps_chain_order)
+{
+	struct spool_segtab t = { 0 };
+	cr_assert_eq(spool_segtab_add(&t, 0, 5, 100, true), 0);
+	cr_assert_eq(spool_segtab_add(&t, 0, 3, 100, true), 0);
+	cr_assert_eq(spool_segtab_add(&t, 7, 9, 100, false), 0);   /* a vanished index: first */
+	cr_assert_eq(spool_segtab_add(&t, 4, 20, 100, false), 0);
+	cr_assert_eq(spool_segtab_add(&t, 0, 4, 100, true), 0);
+	cr_assert_eq(spool_segtab_add(&t, 0, 4, 999, true), 0);    /* known: left alone */
+	const struct { unsigned worker; uint64_t seq; } want[] = {
+		{ 4, 20 }, { 7, 9 }, { 0, 3 }, { 0, 4 }, { 0, 5 },
+	};
+	cr_assert_eq(t.n, 5);
+	for (size_t i = 0; i < t.n; i++) {
+		cr_assert_eq(t.v[i].worker, want[i].worker, "%zu", i);
+		cr_assert_eq(t.v[i].seq, want[i].seq, "%zu", i);
+	}
+	cr_assert_eq(spool_segtab_find(&t, 0, 4, true)->size, 100);
+	cr_assert_null(spool_segtab_find(&t, 0, 6, true));
+	cr_assert_null(spool_segtab_find(&t, 7, 9, true));
+	spool_segtab_del(&t, 0);
+	cr_assert_eq(t.n, 4);
+	cr_assert_eq(t.v[0].worker, 7);
+	spool_segtab_fini(&t);
+	cr_assert_eq(t.n, 0);
+}
+
+/* Each case: the chain (live count, live octets, size, in use, removing) and what the
+ * rule says. */
+struct rule_case {
+	const char *name;
+	struct { uint64_t live, live_bytes, size; bool in_use, removing; } s[6];
+	size_t n;
+	size_t want_remove;
+	long want_copy;
+};
+
+static const struct rule_case rule_cases[] = {
+	{ "empty", { { 0 } }, 0, 0, -1 },
+	{ "only the current", { { 0, 0, 100, true, false } }, 1, 0, -1 },
+	{ "dead prefix, then the current", { { 0, 0, 100, false, false }, { 0, 0, 100, false, false },
+	                                     { 0, 0, 50, true, false } }, 3, 2, -1 },
+	{ "a live one stops the prefix", { { 0, 0, 100, false, false }, { 9, 90, 100, false, false },
+	                                   { 0, 0, 100, false, false }, { 0, 0, 10, true, false } },
+	  4, 1, -1 },
+	{ "mostly dead: copy it", { { 1, 10, 100, false, false }, { 0, 0, 10, true, false } }, 2, 0, 0 },
+	{ "dead behind count", { { 5, 50, 100, false, false }, { 0, 0, 100, false, false },
+	                         { 0, 0, 100, false, false }, { 0, 0, 10, true, false } }, 4, 0, 0 },
+	{ "live behind does not count", { { 5, 50, 100, false, false }, { 1, 90, 100, false, false },
+	                                  { 0, 0, 100, false, false }, { 0, 0, 10, true, false } },
+	  4, 0, -1 },
+	{ "exactly a quarter", { { 2, 25, 100, false, false }, { 0, 0, 1, true, false } }, 2, 0, 0 },
+	{ "just over a quarter", { { 2, 26, 100, false, false }, { 0, 0, 1, true, false } }, 2, 0, -1 },
+	{ "never the current", { { 1, 1, 100, true, false }, { 0, 0, 100, true, false } }, 2, 0, -1 },
+	{ "a removal in flight stops it", { { 0, 0, 100, false, true }, { 0, 0, 100, false, false } },
+	  2, 0, -1 },
+	{ "dead after a copy target, in use", { { 1, 30, 100, false, false }, { 0, 0, 100, true, false } },
+	  2, 0, -1 },
+	{ "prefix then copy", { { 0, 0, 100, false, false }, { 1, 10, 100, false, false },
+	                        { 0, 0, 100, false, false }, { 0, 0, 5, true, false } }, 4, 1, 1 },
+	{ "live messages but no octets counted", { { 3, 0, 0, false, false } }, 1, 0, 0 },
+};
+
+Test(spool, reclaim_rule)
+{
+	for (size_t i = 0; i < sizeof rule_cases / sizeof rule_cases[0]; i++) {
+		const struct rule_case *c = &rule_cases[i];
+		struct spool_segent v[6];
+		for (size_t j = 0; j < c->n; j++)
+			v[j] = (struct spool_segent){ .worker = 0, .seq = j + 1, .size = c->s[j].size,
+			                              .live = c->s[j].live, .live_bytes = c->s[j].live_bytes,
+			                              .own = true, .in_use = c->s[j].in_use,
+			                              .removing = c->s[j].removing };
+		struct spool_reclaim got;
+		spool_reclaim_rule(v, c->n, &got);
+		cr_expect_eq(got.remove, c->want_remove, "%s: remove %zu, want %zu", c->name,
+		             got.remove, c->want_remove);
+		cr_expect_eq(got.copy, c->want_copy, "%s: copy %ld, want %ld", c->name, got.copy,
+		             c->want_copy);
+	}
+}

@@ -1365,3 +1365,121 @@ Test(spooldir, a_message_without_recipients_stays_live)
 	cr_assert_eq(st.bad_outcomes, 1);
 	free(s.p);
 }
+
+/* ---- copies forward (segment reclaim) ------------------------------------------------- */
+
+/* A copy of B's record (spoolrec_encode_copy: generation 1, recipient 0 restated
+ * delivered) in a later segment, and the original still there (a crash between the
+ * copy's commit and the original's removal): B is handed out once, from the original
+ * (the lower generation), with its outcomes merged from both; one duplicate. Removing the
+ * original then leaves the copy, which says the same. */
+Test(spooldir, a_copy_and_its_original_are_one_message)
+{
+	struct segbuf a = { 0 }, b = { 0 };
+	add_msg(&a, "A");
+	size_t offB = add_msg_n(&a, "B", 3);
+	size_t lenB = a.n - offB;
+	add_rcpt(&a, "B", SPOOLREC_RS_DELIVERED, 1, 0, (const uint32_t[]){ 0 }, 1);
+	add_done(&a, "A");
+	struct spoolrec_rstate st3[3] = { { SPOOLREC_RS_DELIVERED, 1, 0 }, { 0, 0, 0 },
+	                                  { SPOOLREC_RS_DEFERRED, 2, T_ARRIVAL + 600 } };
+	uint8_t copy[1024];
+	size_t n = spoolrec_encode_copy(copy, sizeof copy, a.p + offB, lenB, st3, 3, T_ARRIVAL + 9);
+	cr_assert_gt(n, lenB);
+	size_t offC = seg_append(&b, copy, n);
+	put_seg("w0-0000000000000001.seg", &a);
+	put_seg("w0-0000000000000002.seg", &b);
+
+	struct got_state g = { 0 };
+	struct spooldir_stats st;
+	cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &st), 0);
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.m[0].qid, "B");
+	cr_assert_eq(g.m[0].seq, 1, "the original, not the copy");
+	cr_assert_eq(g.m[0].off, offB);
+	cr_assert_eq(st.duplicates, 1);
+	cr_assert_eq(st.live, 1);
+	cr_assert_eq(g.m[0].rcpt[0].state, SPOOLREC_RS_DELIVERED);
+	cr_assert_eq(g.m[0].rcpt[1].state, SPOOLREC_RS_OPEN);
+	cr_assert_eq(g.m[0].rcpt[2].state, SPOOLREC_RS_DEFERRED);
+	cr_assert_eq(g.m[0].rcpt[2].attempts, 2);
+
+	/* the original's segment removed: the copy alone says the same */
+	char path[256];
+	snprintf(path, sizeof path, "%s/w0-0000000000000001.seg", tmpdir);
+	cr_assert_eq(unlink(path), 0);
+	memset(&g, 0, sizeof g);
+	cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &st), 0);
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(g.m[0].seq, 2);
+	cr_assert_eq(g.m[0].off, offC);
+	cr_assert_eq(g.m[0].len, lenB);
+	cr_assert_eq(st.duplicates, 0);
+	cr_assert_eq(g.m[0].rcpt[0].state, SPOOLREC_RS_DELIVERED);
+	cr_assert_eq(g.m[0].rcpt[1].state, SPOOLREC_RS_OPEN);
+	cr_assert_eq(g.m[0].rcpt[2].state, SPOOLREC_RS_DEFERRED);
+	cr_assert_eq(g.m[0].rcpt[2].next_try, T_ARRIVAL + 600);
+	/* and --show reads the copy's data back as it was received */
+	char *buf = NULL;
+	size_t blen = 0;
+	FILE *f = open_memstream(&buf, &blen);
+	cr_assert_eq(spooldir_show(tmpdir, "B", f), 0);
+	fclose(f);
+	cr_assert_eq(blen, 3);
+	cr_assert_eq(memcmp(buf, "x\r\n", 3), 0);
+	free(buf);
+	free(a.p);
+	free(b.p);
+}
+
+/* A copy whose commit was cut after its MSG record (its restating RCPT records lost)
+ * beside its original: the original is the one handed out, so removing the segments
+ * before the copy is never what decides. */
+Test(spooldir, a_cut_copy_does_not_replace_its_original)
+{
+	struct segbuf a = { 0 }, b = { 0 };
+	size_t offB = add_msg_n(&a, "B", 2);
+	size_t lenB = a.n - offB;
+	add_rcpt(&a, "B", SPOOLREC_RS_BOUNCED, 1, 0, (const uint32_t[]){ 1 }, 1);
+	struct spoolrec_rstate st2[2] = { { 0, 0, 0 }, { SPOOLREC_RS_BOUNCED, 1, 0 } };
+	uint8_t copy[1024];
+	size_t n = spoolrec_encode_copy(copy, sizeof copy, a.p + offB, lenB, st2, 2, T_ARRIVAL);
+	cr_assert_gt(n, lenB);
+	seg_append(&b, copy, lenB);             /* the MSG only */
+	put_seg("w0-0000000000000001.seg", &a);
+	put_seg("w0-0000000000000002.seg", &b);
+	struct got_state g = { 0 };
+	struct spooldir_stats st;
+	cr_assert_eq(spooldir_scan_state(tmpdir, NULL, collect_state, &g, &st), 0);
+	cr_assert_eq(g.n, 1);
+	cr_assert_eq(g.m[0].seq, 1);
+	cr_assert_eq(g.m[0].rcpt[1].state, SPOOLREC_RS_BOUNCED);
+	cr_assert_eq(st.duplicates, 1);
+	free(a.p);
+	free(b.p);
+}
+
+static int seg_list_cb(void *ctx, unsigned worker, uint64_t seq, uint64_t size)
+{
+	char *out = ctx;
+	snprintf(out + strlen(out), 256 - strlen(out), "%u:%llx:%llu ", worker,
+	         (unsigned long long)seq, (unsigned long long)size);
+	return 0;
+}
+
+Test(spooldir, segments_lists_segment_files_in_order)
+{
+	put_file("w1-0000000000000002.seg", "abc", 3);
+	put_file("w0-0000000000000010.seg", "", 0);
+	put_file("w0-0000000000000002.seg", "abcdef", 6);
+	put_file("w0-2.seg", "x", 1);                   /* not a segment name */
+	put_file(".qid", "12345678", 8);
+	char out[256] = "";
+	cr_assert_eq(spooldir_segments(tmpdir, seg_list_cb, out), 0);
+	cr_assert_str_eq(out, "0:2:6 0:10:0 1:2:3 ");
+	char missing[300];
+	snprintf(missing, sizeof missing, "%s/nope", tmpdir);
+	out[0] = '\0';
+	cr_assert_eq(spooldir_segments(missing, seg_list_cb, out), 0);
+	cr_assert_str_eq(out, "");
+}

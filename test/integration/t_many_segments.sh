@@ -25,5 +25,7 @@ out=$(rr_queue 2>&1 | tail -1); rc=$?
 for i in $(seq 1 150); do grep -qE 'event=(ready|start_failed)' "$T/start.log" && break; sleep 0.2; done
 kill -TERM $p 2>/dev/null; wait $p; prc=$?
 grep -q 'event=ready' "$T/start.log" || fail "relay does not start on a spool of $n segments (max_map_count $limit): $(grep -o 'error=.*' "$T/start.log" | head -1)"
-expect_match "$out" "$n messages" "--queue on $n segments"
+# every segment holds the same record (one queue id): since reclaim's copies, a message
+# found in several segments is one message (the scan counts the rest as duplicates)
+expect_match "$out" "-- 1 messages" "--queue on $n segments"
 ok "a spool of $n segments is scanned and listed"

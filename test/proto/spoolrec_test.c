@@ -2197,3 +2197,139 @@ Test(spoolrec, scramble_at_matches_whole)
 	spoolrec_scramble(parts, whole, sizeof in, 0xfeedfacecafebeefull);
 	cr_assert(memcmp(parts, in, sizeof in) == 0);
 }
+
+/* ---- copies (segment reclaim) -------------------------------------------------------- */
+
+static size_t copy_src(uint8_t *out, size_t cap, uint32_t flags, const char *const *rc,
+                       size_t n)
+{
+	size_t len = spoolrec_encode_msg(out, cap, "1QID", 1700000000u, flags, 0x1234567890abcdefull,
+	                                 "s@x", "192.0.2.1", rc, n, text_data, sizeof text_data - 1);
+	cr_assert_gt(len, 0);
+	return len;
+}
+
+/* The copy is the record again (qid, nonce, scrambled data, arrival, recipients), its
+ * generation one higher, its smtp_srv flags kept; then one RCPT record per run of
+ * recipients in one state, open ones left out. Its size is what the size call said. */
+Test(spoolrec, copy_round_trip)
+{
+	const char *rc[3] = { "a@x", "b@x", "c@x" };
+	uint8_t src[1024], out[2048];
+	size_t len = copy_src(src, sizeof src, 0x5, rc, 3);
+	const struct spoolrec_rstate st[3] = {
+		{ SPOOLREC_RS_DELIVERED, 1, 0 }, { SPOOLREC_RS_OPEN, 0, 0 },
+		{ SPOOLREC_RS_DEFERRED, 3, 1700000600u },
+	};
+	size_t want = spoolrec_encode_copy(NULL, 0, src, len, st, 3, 1700000100u);
+	size_t got = spoolrec_encode_copy(out, sizeof out, src, len, st, 3, 1700000100u);
+	cr_assert_eq(got, want);
+	cr_assert_eq(got, len + 2 * spoolrec_rcpt_size(4, 1));
+
+	struct spoolrec_msg a, b;
+	size_t used;
+	enum spoolrec_type type;
+	cr_assert_eq(spoolrec_decode(src, len, &used, &type, &a, NULL, NULL), SPOOLREC_OK);
+	cr_assert_eq(spoolrec_decode(out, got, &used, &type, &b, NULL, NULL), SPOOLREC_OK);
+	cr_assert_eq(type, SPOOLREC_MSG);
+	cr_assert_eq(used, len);
+	cr_assert_eq(spoolrec_gen(b.flags), 1);
+	cr_assert_eq(b.flags & SPOOLREC_FLAGS_MASK, 0x5);
+	cr_assert(view_eq(b.qid, "1QID", 4));
+	cr_assert_eq(b.arrival, a.arrival);
+	cr_assert_eq(b.nonce, a.nonce);
+	cr_assert_eq(b.nrcpt, 3);
+	cr_assert_eq(b.data.len, a.data.len);
+	cr_assert_eq(memcmp(b.data.p, a.data.p, a.data.len), 0);
+	cr_assert_eq(memcmp(b.rcpt_block, a.rcpt_block, a.rcpt_block_len), 0);
+
+	struct spoolrec_outcome o;
+	size_t at = len;
+	cr_assert_eq(spoolrec_outcome(out + at, got - at, &o, NULL), SPOOLREC_OK);
+	cr_assert_eq(o.state, SPOOLREC_RS_DELIVERED);
+	cr_assert_eq(o.n, 1);
+	cr_assert_eq(spoolrec_outcome_idx(&o, 0), 0);
+	cr_assert_eq(o.at, 1700000100u);
+	at += spoolrec_rcpt_size(4, 1);
+	cr_assert_eq(spoolrec_outcome(out + at, got - at, &o, NULL), SPOOLREC_OK);
+	cr_assert_eq(o.state, SPOOLREC_RS_DEFERRED);
+	cr_assert_eq(o.attempts, 3);
+	cr_assert_eq(o.next_try, 1700000600u);
+	cr_assert_eq(spoolrec_outcome_idx(&o, 0), 2);
+
+	/* a copy of the copy: generation 2; in place (out may be rec) */
+	uint8_t again[2048];
+	size_t g2 = spoolrec_encode_copy(again, sizeof again, out, len, st, 3, 1700000200u);
+	cr_assert_eq(g2, got);
+	cr_assert_eq(spoolrec_decode(again, g2, &used, &type, &b, NULL, NULL), SPOOLREC_OK);
+	cr_assert_eq(spoolrec_gen(b.flags), 2);
+	memcpy(again, src, len);
+	cr_assert_eq(spoolrec_encode_copy(again, sizeof again, again, len, st, 3, 1), got);
+	cr_assert_eq(spoolrec_decode(again, len, &used, &type, &b, NULL, NULL), SPOOLREC_OK);
+	cr_assert_eq(spoolrec_gen(b.flags), 1);
+}
+
+Test(spoolrec, copy_generation_saturates)
+{
+	const char *rc[1] = { "a@x" };
+	uint8_t src[1024], out[2048];
+	size_t len = copy_src(src, sizeof src, (uint32_t)SPOOLREC_GEN_MAX << SPOOLREC_GEN_SHIFT | 1u,
+	                      rc, 1);
+	const struct spoolrec_rstate st[1] = { { 0, 0, 0 } };
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len, st, 1, 0), len);
+	struct spoolrec_msg b;
+	cr_assert_eq(spoolrec_decode(out, len, NULL, NULL, &b, NULL, NULL), SPOOLREC_OK);
+	cr_assert_eq(spoolrec_gen(b.flags), SPOOLREC_GEN_MAX);
+	cr_assert_eq(b.flags & SPOOLREC_FLAGS_MASK, 1);
+}
+
+/* Runs of one state are cut at 64 indexes. */
+Test(spoolrec, copy_runs)
+{
+	static char addr[70][16];
+	const char *rc[70];
+	struct spoolrec_rstate st[70];
+	for (int i = 0; i < 70; i++) {
+		snprintf(addr[i], sizeof addr[i], "r%d@x", i);
+		rc[i] = addr[i];
+		st[i] = (struct spoolrec_rstate){ SPOOLREC_RS_DELIVERED, 1, 0 };
+	}
+	st[69].state = SPOOLREC_RS_BOUNCED;
+	static uint8_t src[8192], out[16384];
+	size_t len = copy_src(src, sizeof src, 0, rc, 70);
+	size_t got = spoolrec_encode_copy(out, sizeof out, src, len, st, 70, 0);
+	cr_assert_eq(got, len + spoolrec_rcpt_size(4, 64) + spoolrec_rcpt_size(4, 5) +
+	                  spoolrec_rcpt_size(4, 1));
+	struct spoolrec_outcome o;
+	size_t at = len + spoolrec_rcpt_size(4, 64);
+	cr_assert_eq(spoolrec_outcome(out + at, got - at, &o, NULL), SPOOLREC_OK);
+	cr_assert_eq(o.n, 5);
+	cr_assert_eq(spoolrec_outcome_idx(&o, 0), 64);
+}
+
+/* What is refused, writing nothing: not a MSG, not one whole record, the wrong count of
+ * states, a state that is not one, a final state with a next try, a short buffer. */
+Test(spoolrec, copy_refuses)
+{
+	const char *rc[2] = { "a@x", "b@x" };
+	uint8_t src[1024], out[2048], done[64];
+	size_t len = copy_src(src, sizeof src, 0, rc, 2);
+	const struct spoolrec_rstate ok[2] = { { 0, 0, 0 }, { SPOOLREC_RS_BOUNCED, 1, 0 } };
+	const struct spoolrec_rstate bad1[2] = { { 9, 0, 0 }, { 0, 0, 0 } };
+	const struct spoolrec_rstate bad2[2] = { { SPOOLREC_RS_DELIVERED, 1, 5 }, { 0, 0, 0 } };
+	size_t dlen = spoolrec_encode_done(done, sizeof done, "1QID");
+	memset(out, 0xaa, sizeof out);
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, done, dlen, ok, 2, 0), 0);
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len - 1, ok, 2, 0), 0);
+	src[len] = 0;
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len + 1, ok, 2, 0), 0);
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len, ok, 1, 0), 0);
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len, bad1, 2, 0), 0);
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len, bad2, 2, 0), 0);
+	size_t need = spoolrec_encode_copy(NULL, 0, src, len, ok, 2, 0);
+	cr_assert_eq(spoolrec_encode_copy(out, need - 1, src, len, ok, 2, 0), 0);
+	for (size_t i = 0; i < sizeof out; i++)
+		cr_assert_eq(out[i], 0xaa, "octet %zu written", i);
+	src[20] ^= 1;                                   /* damaged: its CRC fails */
+	cr_assert_eq(spoolrec_encode_copy(out, sizeof out, src, len, ok, 2, 0), 0);
+}

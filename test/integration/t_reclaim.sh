@@ -1,0 +1,89 @@
+# Segment reclaim (issue 8): with small segments (the test build's RR_TEST_SEGMENT_MAX),
+#  1. 600 messages delivered to a sink: once the queue drains, no segment without a live
+#     message is left but the ones being written (at most 2 per worker); a restart lists
+#     nothing, reclaims the rest, and a clean stop then leaves no segment at all;
+#  2. 12 messages to a next hop that is down, sent among 600 others that are delivered:
+#     the segments of the delivered ones go, the deferred ones are copied forward out of
+#     their old segments (event=spool_copy) and survive a restart; then the hop comes up
+#     and each of the 12 arrives exactly once (counted by the queue id in our Received:).
+. "$(dirname "$0")/lib.sh"
+export RR_TEST_SEGMENT_MAX=65536
+segs() { ls "$T/spool" 2>/dev/null | grep -c '\.seg$'; }
+received_ids() {  # the queue ids of this relay in the messages a sink stored
+  cat "$T/$1"/*.eml 2>/dev/null | sed -nE 's/.*by relay\.test \(ringrelay\) with E?SMTP id ([0-9A-V]+).*/\1/p'
+}
+
+# ---- 1. everything delivered --------------------------------------------------------------
+sink all
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 600 -t 30 -l 2k --to-domain example.net > "$T/blast.out" 2>&1 ||
+  { cat "$T/blast.out" >&2; fail "ringblast"; }
+made=$(grep -c 'event=spool_segment ' "$T/relay.log")
+have600() { [ "$(dumped all)" -ge 600 ]; }
+wait_until 30 have600 || fail "only $(dumped all) of 600 messages reached the sink"
+few() { [ "$(segs)" -le 4 ]; }
+wait_until 10 few || { ls -l "$T/spool" >&2; fail "$(segs) segments left after the queue drained (want <= 2 per worker)"; }
+left=$(segs)
+reclaimed=$(grep -c 'event=spool_reclaim ' "$T/relay.log")
+[ "$made" -ge 10 ] || fail "only $made segments made: the test did not roll over"
+[ "$(dumped all)" -eq 600 ] || fail "$(dumped all) at the sink, want 600"
+rr_stop
+rr_start
+expect_match "$(cat "$T/relay.log.new")" 'event=queue_rebuilt messages=0 ' "nothing left after a restart"
+[ "$(rr_queue_count)" -eq 0 ] || fail "--queue lists something after the drain"
+reclaims() { grep -c 'event=spool_reclaim ' "$T/relay.log"; }
+wait_until 10 eval '[ "$(reclaims)" -ge $((reclaimed + 1)) ]' || fail "the old segments were not reclaimed after the restart"
+sleep 0.5
+rr_stop
+[ "$(segs)" -eq 0 ] || { ls -l "$T/spool" >&2; fail "$(segs) segments after restart and stop, want 0"; }
+sleep 0.5
+[ "$(dumped all)" -eq 600 ] || fail "a restart delivered again: $(dumped all) at the sink"
+ok "600 delivered: $made segments made, $left left while running (the ones being written), 0 after a restart and a stop"
+
+# ---- 2. some deferred -------------------------------------------------------------------
+rm -rf "$T/spool"
+LATER=$(free_port)
+sink now
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" \
+          "  - id: later" "    nexthop: \"[127.0.0.1]:$LATER\"" \
+          "routes:" "  - domains: [later.test]" "    transport: later" \
+          "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+rr_start
+for round in 1 2 3; do
+  for i in 1 2 3 4; do
+    swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "r$round$i@later.test" \
+          --body "deferred $round $i" > /dev/null 2>&1 || fail "swaks (later)"
+  done
+  "$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 200 -t 30 -l 2k --to-domain example.net > "$T/blast.out" 2>&1 ||
+    { cat "$T/blast.out" >&2; fail "ringblast"; }
+done
+have600n() { [ "$(dumped now)" -ge 600 ]; }
+wait_until 30 have600n || fail "only $(dumped now) of 600 reached the sink"
+copied() { grep -c 'event=spool_copy ' "$T/relay.log"; }
+wait_until 15 eval '[ "$(copied)" -ge 12 ]' || { ls -l "$T/spool" >&2; fail "$(copied) copies forward, want >= 12 (each deferred message out of its old segment)"; }
+few2() { [ "$(segs)" -le 6 ]; }
+wait_until 10 few2 || { ls -l "$T/spool" >&2; fail "$(segs) segments with 12 deferred messages (want <= 2 per worker + the copies' own)"; }
+left2=$(segs)
+made2=$(( $(grep -c 'event=spool_segment ' "$T/relay.log") - made ))
+# (outcome notes reach the disk up to 200 ms after the delivery: --queue reads the disk)
+wait_until 5 eval '[ "$(rr_queue_count)" -eq 12 ]' || fail "--queue lists $(rr_queue_count) messages, want the 12 deferred"
+rr_stop
+rr_start
+expect_match "$(cat "$T/relay.log.new")" 'event=queue_rebuilt messages=12 ' "the 12 deferred ones after a restart"
+expect_match "$(cat "$T/relay.log.new")" 'duplicates=0' "no duplicates after a clean stop"
+sink later -l 127.0.0.1:$LATER
+have12() { [ "$(dumped later)" -ge 12 ]; }
+wait_until 30 have12 || fail "only $(dumped later) of the 12 deferred messages arrived once the hop was up"
+sleep 1.5
+n=$(dumped later)
+u=$(received_ids later | sort -u | wc -l)
+[ "$n" -eq 12 ] && [ "$u" -eq 12 ] || fail "$n copies of $u messages at the late hop, want 12 of 12"
+[ "$(dumped now)" -eq 600 ] || fail "$(dumped now) at the first sink after the restart, want 600"
+wait_until 10 eval '[ "$(segs)" -le 4 ]' || { ls -l "$T/spool" >&2; fail "$(segs) segments after the last ones were delivered"; }
+rr_stop
+ok "12 deferred among 600: $made2 segments made, $(copied) copies forward, $left2 segments left while deferred; all 12 arrived once after the hop came up"
+for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
