@@ -440,7 +440,7 @@ ELAPSED=$((SECONDS - T_START))
   echo
   echo "- **Command:** \`make bench\` (= \`bash bench/run.sh\`: BENCH_N_4K=$N_4K BENCH_N_100K=$N_100K BENCH_CONNS=$CONNS); bench/run.sh took ${ELAPSED} s"
   machine
-  echo "- **Pinning:** the server (every process of it) on CPU $SRV_CPU; load generator, the downstream ringsink of Postfix/Haraka and the samplers on CPU $CLI_CPU"
+  echo "- **Pinning:** the server (every process of it) on CPU $SRV_CPU; load generator, the downstream ringsink (of HAProxy, ringrelay, Postfix, Haraka) and the samplers on CPU $CLI_CPU"
   echo
   python3 bench/lib/table.py "$ROWS"
   echo
