@@ -902,6 +902,10 @@ static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 	close(c->fd);
 	c->fd = -1;
 	size_t len = 0;
+	if (m->open == 0 && !q->stopping) {
+		copy_end(c);                   /* finished meanwhile: its segment is let go anyway */
+		return;
+	}
 	if (res >= 0 && (uint64_t)res == c->from.len && !q->stopping) {
 		struct spoolrec_rstate *st = calloc(m->nrcpt ? m->nrcpt : 1, sizeof *st);
 		for (size_t i = 0; st && i < m->nrcpt; i++) {

@@ -13,7 +13,10 @@
  *   2. the input as a recipe: N valid records (MSG, DONE, PAD, RCPT, VOID, a newer
  *      build's type, > SPOOLREC_VOID) whose contents the input chooses, each MSG also
  *      encoded with encode_msg_head + data (must be octet for octet the same record), each
- *      RCPT decoded back to what was encoded, optionally zeros written ahead; then
+ *      RCPT decoded back to what was encoded, each MSG copied forward
+ *      (spoolrec_encode_copy, with recipient states the input chooses: the same record
+ *      one generation on, then RCPT records saying those states), optionally zeros
+ *      written ahead; then
  *      corruptions the input chooses (flipped octets, zeroed runs, overwritten runs, a
  *      record header copied elsewhere, a truncation). Every record whose octets were all
  *      left alone is found at its offset, unless a valid record that was never written
@@ -294,6 +297,61 @@ static void fz_added(struct fz_seg *s, size_t n)
 	s->n += n;
 }
 
+/* A copy forward of the MSG record rec (spoolrec_encode_copy) with states the input
+ * chooses: its size is what the size call says; it is the record again, generation one
+ * higher (at most SPOOLREC_GEN_MAX), the rest of it the same, then RCPT records that say
+ * each recipient's state (open ones: none), in order. */
+static void fz_copy(const uint8_t *rec, size_t len, size_t nrcpt, struct fz_in *in)
+{
+	struct spoolrec_rstate st[4] = { { 0, 0, 0 } };
+	for (size_t i = 0; i < nrcpt; i++) {
+		uint32_t k = fz_u8(in) % 4;
+		st[i].state = (uint8_t)k;
+		st[i].attempts = fz_u8(in);
+		st[i].next_try = k == SPOOLREC_RS_DEFERRED ? fz_u32(in) : 0;
+	}
+	size_t want = spoolrec_encode_copy(NULL, 0, rec, len, st, (uint32_t)nrcpt, 7);
+	struct spoolrec_msg a, b;
+	FZ_CHECK(spoolrec_decode(rec, len, NULL, NULL, &a, NULL, NULL) == SPOOLREC_OK);
+	if (memchr(a.qid.p, 0, a.qid.len) || a.qid.len >= 256) {
+		FZ_CHECK(want == 0);
+		return;
+	}
+	FZ_CHECK(want >= len);
+	uint8_t *out = malloc(want);
+	FZ_CHECK(out != NULL);
+	FZ_CHECK(spoolrec_encode_copy(out, want, rec, len, st, (uint32_t)nrcpt, 7) == want);
+	size_t used;
+	enum spoolrec_type type;
+	FZ_CHECK(spoolrec_decode(out, want, &used, &type, &b, NULL, NULL) == SPOOLREC_OK);
+	FZ_CHECK(type == SPOOLREC_MSG && used == len);
+	unsigned g = spoolrec_gen(a.flags);
+	FZ_CHECK(spoolrec_gen(b.flags) == (g < SPOOLREC_GEN_MAX ? g + 1 : g));
+	FZ_CHECK((b.flags & SPOOLREC_FLAGS_MASK) == (a.flags & SPOOLREC_FLAGS_MASK));
+	FZ_CHECK(b.arrival == a.arrival && b.nonce == a.nonce && b.nrcpt == a.nrcpt);
+	FZ_CHECK(b.data.len == a.data.len && memcmp(b.data.p, a.data.p, a.data.len) == 0);
+	size_t at = len;
+	for (size_t i = 0; i < nrcpt;) {
+		if (st[i].state == SPOOLREC_RS_OPEN) {
+			i++;
+			continue;
+		}
+		struct spoolrec_outcome o;
+		FZ_CHECK(spoolrec_outcome(out + at, want - at, &o, NULL) == SPOOLREC_OK);
+		FZ_CHECK(o.qid.len == a.qid.len && memcmp(o.qid.p, a.qid.p, a.qid.len) == 0);
+		for (uint32_t k = 0; k < o.n; k++, i++) {
+			FZ_CHECK(spoolrec_outcome_idx(&o, k) == i);
+			FZ_CHECK(o.state == st[i].state && o.attempts == st[i].attempts &&
+			         o.next_try == st[i].next_try);
+		}
+		FZ_CHECK(spoolrec_decode(out + at, want - at, &used, NULL, NULL, NULL, NULL) ==
+		         SPOOLREC_OK);
+		at += used;
+	}
+	FZ_CHECK(at == want);
+	free(out);
+}
+
 static void fz_add_msg(struct fz_seg *s, struct fz_in *in)
 {
 	char *qid = fz_str(in, 40), *sender = fz_str(in, 80), *client = fz_str(in, 60);
@@ -330,6 +388,7 @@ static void fz_add_msg(struct fz_seg *s, struct fz_in *in)
 	}
 	free(h);
 	free(stored);
+	fz_copy(w, want, nrcpt, in);
 	fz_added(s, want);
 	free(qid);
 	free(sender);

@@ -5,7 +5,9 @@
 #  2. 12 messages to a next hop that is down, sent among 600 others that are delivered:
 #     the segments of the delivered ones go, the deferred ones are copied forward out of
 #     their old segments (event=spool_copy) and survive a restart; then the hop comes up
-#     and each of the 12 arrives exactly once (counted by the queue id in our Received:).
+#     and each of the 12 arrives exactly once (counted by the queue id in our Received:);
+#  3. restarted with fewer workers: a vanished worker's segments are adopted (k % workers),
+#     their deferred messages copied forward, the segments reclaimed, all arrive once.
 . "$(dirname "$0")/lib.sh"
 export RR_TEST_SEGMENT_MAX=65536
 segs() { ls "$T/spool" 2>/dev/null | grep -c '\.seg$'; }
@@ -86,4 +88,47 @@ u=$(received_ids later | sort -u | wc -l)
 wait_until 10 eval '[ "$(segs)" -le 4 ]' || { ls -l "$T/spool" >&2; fail "$(segs) segments after the last ones were delivered"; }
 rr_stop
 ok "12 deferred among 600: $made2 segments made, $(copied) copies forward, $left2 segments left while deferred; all 12 arrived once after the hop came up"
+
+# ---- 3. fewer workers after a restart ------------------------------------------------------
+# 16 deferred messages among 400 delivered by 2 workers; restarted with 1 worker, which
+# adopts worker 1's segments (1 % 1 = 0): their deferred messages are copied forward into
+# its own, worker 1's segments go, and the 16 arrive once when their hop comes up.
+rm -rf "$T/spool"
+LATER3=$(free_port)
+sink now3
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" \
+          "  - id: later" "    nexthop: \"[127.0.0.1]:$LATER3\"" \
+          "routes:" "  - domains: [later.test]" "    transport: later" \
+          "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+rr_start
+for round in 1 2; do
+  for i in 1 2 3 4 5 6 7 8; do  # 16 connections: some land on each worker
+    swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "q$round$i@later.test" \
+          --body "deferred $round $i" > /dev/null 2>&1 || fail "swaks (later, part 3)"
+  done
+  "$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 200 -t 30 -l 2k --to-domain example.net > "$T/blast.out" 2>&1 ||
+    { cat "$T/blast.out" >&2; fail "ringblast"; }
+done
+have400() { [ "$(dumped now3)" -ge 400 ]; }
+wait_until 30 have400 || fail "only $(dumped now3) of 400 reached the sink"
+rr_stop
+w1=$(ls "$T/spool" | grep -c '^w1-.*\.seg$')
+sed -i 's/^workers: 2$/workers: 1/' "$T/ringrelay.yaml"
+rr_start
+expect_match "$(cat "$T/relay.log.new")" 'event=queue_rebuilt messages=16 ' "the 16 deferred ones after a restart with 1 worker"
+no_w1() { [ "$(ls "$T/spool" | grep -c '^w1-.*\.seg$')" -eq 0 ]; }
+wait_until 10 no_w1 || { ls -l "$T/spool" >&2; fail "worker 1's segments are still there with 1 worker"; }
+adopted() { grep -c 'event=spool_copy worker=0 qid=[0-9A-V]* from=w1-' "$T/relay.log"; }
+[ "$(adopted)" -ge 1 ] || fail "no message of worker 1's segments was copied forward by worker 0"
+sink later3 -l 127.0.0.1:$LATER3
+have16() { [ "$(dumped later3)" -ge 16 ]; }
+wait_until 30 have16 || fail "only $(dumped later3) of the 16 deferred messages arrived"
+sleep 1.5
+n=$(dumped later3)
+u=$(received_ids later3 | sort -u | wc -l)
+[ "$n" -eq 16 ] && [ "$u" -eq 16 ] || fail "$n copies of $u messages at the late hop, want 16 of 16"
+wait_until 10 eval '[ "$(segs)" -le 2 ]' || { ls -l "$T/spool" >&2; fail "$(segs) segments after the last ones were delivered (1 worker)"; }
+rr_stop
+ok "workers 2 -> 1: worker 1's $w1 segments adopted, $(adopted) messages copied out of them, reclaimed; the 16 deferred arrived once"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
