@@ -123,13 +123,14 @@ struct dns_lookup {
 	unsigned out;                 /* address queries not answered yet */
 	struct dns_waiter *waiters, **wtail;
 	bool implicit;
+	bool hostonly;                /* dns_host: A and AAAA of one host, no MX */
 	uint32_t ttl;                 /* the smallest TTL of the answers so far */
 	char *site;
 	char why[96 + MX_NAME_MAX];   /* the first temporary failure */
 	size_t nhosts;
 	struct dns_lhost hosts[DNS_MAX_HOSTS];
 	struct dns_qarg mxq, hq[DNS_MAX_HOSTS][2];
-	char domain[MX_NAME_MAX + 1];
+	char domain[MX_NAME_MAX + 3];  /* the key: the domain, or "[host]" for dns_host */
 };
 
 struct dns_centry {
@@ -603,7 +604,8 @@ static void dns_lk_conclude(struct dns_lookup *lk)
 	}
 	struct dns_res *r;
 	if (with == 0 && complete) {
-		r = lk->implicit
+		r = lk->hostonly ? dns_res_new(DNS_NOHOST, 0, lk->site, "no address for %s", lk->domain)
+		    : lk->implicit
 		    ? dns_res_new(DNS_NOHOST, 0, lk->site, "no MX and no address for %s", lk->domain)
 		    : dns_res_new(DNS_NOHOST, 0, lk->site, "no address for any MX host of %s",
 		                  lk->domain);
@@ -1136,22 +1138,19 @@ fail:
 	return NULL;
 }
 
-int dns_mx(struct dns *d, const char *domain, dns_mx_fn *fn, void *ctx)
+/* A lookup keyed `key` (the domain, or "[host]"): from the cache, joined to one in flight,
+ * or begun (for a host: its addresses straight away; else its MX records). */
+static int dns_start(struct dns *d, const char *name, bool hostonly, dns_mx_fn *fn, void *ctx)
 {
-	char name[MX_NAME_MAX + 1];
-	if (!d || !domain || !fn)
-		return -EINVAL;
-	if (d->freeing)
-		return -ESHUTDOWN;
-	if (mx_name_norm(domain, strnlen(domain, MX_NAME_MAX + 2), name) != MX_NAME_OK)
-		return -EINVAL;
-	uint32_t hash = dns_hash(name);
+	char key[MX_NAME_MAX + 3];
+	snprintf(key, sizeof key, hostonly ? "[%s]" : "%s", name);
+	uint32_t hash = dns_hash(key);
 	struct dns_waiter *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
 	w->fn = fn;
 	w->ctx = ctx;
-	struct dns_centry *e = dns_cache_find(d, name, hash);
+	struct dns_centry *e = dns_cache_find(d, key, hash);
 	if (e) {
 		d->st.lookups++;
 		d->st.cache_hits++;
@@ -1160,7 +1159,7 @@ int dns_mx(struct dns *d, const char *domain, dns_mx_fn *fn, void *ctx)
 		dns_ready(d, w);                 /* handed over from a later completion */
 		return 0;
 	}
-	struct dns_lookup **slot = dns_flight_slot(d, name, hash);
+	struct dns_lookup **slot = dns_flight_slot(d, key, hash);
 	if (*slot) {
 		d->st.lookups++;
 		d->st.joined++;
@@ -1176,7 +1175,7 @@ int dns_mx(struct dns *d, const char *domain, dns_mx_fn *fn, void *ctx)
 	d->st.lookups++;
 	lk->d = d;
 	lk->hash = hash;
-	memcpy(lk->domain, name, strlen(name) + 1);
+	memcpy(lk->domain, key, strlen(key) + 1);
 	lk->ttl = UINT32_MAX;
 	lk->waiters = w;
 	lk->wtail = &w->next;
@@ -1186,10 +1185,48 @@ int dns_mx(struct dns *d, const char *domain, dns_mx_fn *fn, void *ctx)
 	*slot = lk;
 	d->ninflight++;
 	dns_timer_arm(d, &lk->deadline, d->timeout_ms);
-	dns_ask(lk, &lk->mxq, lk->domain, T_MX);
+	if (hostonly) {
+		lk->hostonly = true;
+		lk->hosts[0].name = strdup(name);
+		lk->site = strdup(key);
+		if (!lk->hosts[0].name || !lk->site) {
+			free(lk->hosts[0].name);
+			lk->hosts[0].name = NULL;
+			dns_lk_done(lk, &dns_res_nomem);
+		} else {
+			lk->nhosts = 1;
+			dns_lk_addrs(lk);
+		}
+	} else {
+		dns_ask(lk, &lk->mxq, lk->domain, T_MX);
+	}
 	dns_lk_unref(lk);
 	dns_after_ares(d);
 	return 0;
+}
+
+int dns_mx(struct dns *d, const char *domain, dns_mx_fn *fn, void *ctx)
+{
+	char name[MX_NAME_MAX + 1];
+	if (!d || !domain || !fn)
+		return -EINVAL;
+	if (d->freeing)
+		return -ESHUTDOWN;
+	if (mx_name_norm(domain, strnlen(domain, MX_NAME_MAX + 2), name) != MX_NAME_OK)
+		return -EINVAL;
+	return dns_start(d, name, false, fn, ctx);
+}
+
+int dns_host(struct dns *d, const char *host, dns_mx_fn *fn, void *ctx)
+{
+	char name[MX_NAME_MAX + 1];
+	if (!d || !host || !fn)
+		return -EINVAL;
+	if (d->freeing)
+		return -ESHUTDOWN;
+	if (mx_name_norm(host, strnlen(host, MX_NAME_MAX + 2), name) != MX_NAME_OK)
+		return -EINVAL;
+	return dns_start(d, name, true, fn, ctx);
 }
 
 void dns_set_cache_max(struct dns *d, size_t max)

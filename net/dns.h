@@ -130,6 +130,14 @@ void dns_free(struct dns *d);
  * exactly once, never from inside dns_mx. */
 int dns_mx(struct dns *d, const char *domain, dns_mx_fn *fn, void *ctx);
 
+/* Resolve one host's addresses, A and AAAA, with no MX lookup: the next hop "[host]:port"
+ * of a transport, as Postfix's brackets. The result is as dns_mx's for an implicit MX
+ * without the MX query: DNS_OK with the one host (implicit false, site "[host]"),
+ * DNS_NOHOST when both queries answer that there is no address (NXDOMAIN or NODATA),
+ * DNS_TEMPFAIL otherwise; cached alike, under the key "[host]" (never confused with
+ * the MX result of a domain of the same name). Same returns as dns_mx. */
+int dns_host(struct dns *d, const char *host, dns_mx_fn *fn, void *ctx);
+
 /* Bound the cache to max domains (1 <= max; DNS_CACHE_MAX by default). Evicts the oldest
  * at once when it holds more. */
 void dns_set_cache_max(struct dns *d, size_t max);

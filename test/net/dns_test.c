@@ -470,6 +470,54 @@ Test(dns, implicit_mx_is_the_domain)
 	t_free(d);
 }
 
+static void t_resolve_host(struct dns *d, const char *host, struct t_got *g)
+{
+	memset(g, 0, sizeof *g);
+	in_dns_mx = true;
+	int rc = dns_host(d, host, t_cb, g);
+	in_dns_mx = false;
+	cr_assert_eq(rc, 0, "dns_host(%s)", host);
+	cr_assert_eq(g->calls, 0, "called from inside dns_host");
+	RUN_UNTIL(g->calls > 0, 10000);
+	cr_assert_eq(g->calls, 1);
+}
+
+/* dns_host: a [host]:port next hop's addresses, no MX query (ex.test has MX records, but
+ * as a host it is what its own A/AAAA say: none here), cached apart from the MX result
+ * of the same name. */
+Test(dns, host_without_mx)
+{
+	struct dns *d = t_dns();
+	struct t_got g;
+	t_resolve_host(d, "mx1.ex.test", &g);
+	cr_assert_eq(g.status, DNS_OK, "%s: %s", dns_status_str(g.status), g.error);
+	cr_expect_not(g.implicit);
+	cr_expect_str_eq(g.site, "[mx1.ex.test]");
+	cr_assert_eq(g.nhosts, 1);
+	cr_expect_str_eq(g.hosts[0].name, "mx1.ex.test");
+	cr_assert_eq(g.hosts[0].naddrs, 2);
+	cr_expect_str_eq(g.hosts[0].addrs[0], "127.0.0.11");
+	cr_expect_str_eq(g.hosts[0].addrs[1], "::11");
+	cr_expect_eq(t_stats(d).queries, 2, "A and AAAA only, no MX query");
+	/* a name with MX records and no address of its own: no address, not its MX hosts */
+	t_resolve_host(d, "ex.test", &g);
+	cr_expect_eq(g.status, DNS_NOHOST, "%s: %s", dns_status_str(g.status), g.error);
+	cr_expect_str_eq(g.error, "no address for [ex.test]");
+	/* the MX lookup of that name is another entry: its MX hosts */
+	t_resolve(d, "ex.test", &g);
+	cr_expect_eq(g.status, DNS_OK);
+	cr_expect_str_eq(g.hosts[0].name, "mx1.ex.test");
+	/* cached as a host */
+	uint64_t q = t_stats(d).queries;
+	t_resolve_host(d, "MX1.ex.test.", &g);
+	cr_expect_eq(g.status, DNS_OK);
+	cr_expect_eq(t_stats(d).queries, q, "a cache hit asks nothing");
+	t_resolve_host(d, "nope.test", &g);
+	cr_expect_eq(g.status, DNS_NOHOST, "%s: %s", dns_status_str(g.status), g.error);
+	cr_expect_eq(dns_host(d, "bad name", t_cb, &g), -EINVAL);
+	t_free(d);
+}
+
 /* MX for a name that is a CNAME to a name without MX: the answer holds the CNAME and
  * no MX (c-ares parses it as an empty list). That is the implicit MX of the name, whose
  * addresses come through the CNAME; it was once taken for a null MX and bounced. */
