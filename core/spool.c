@@ -812,7 +812,9 @@ void spool_reclaim_rule(const struct spool_segent *v, size_t n, struct spool_rec
 	uint64_t freed = v[k].size;
 	for (size_t j = k + 1; j < n && v[j].live == 0 && !v[j].in_use && !v[j].removing; j++)
 		freed += v[j].size;
-	if (v[k].live_bytes <= freed / SPOOL_COPY_GAIN)
+	/* a vanished worker index's segment: its messages are copied out at once, whatever
+	 * it frees (see spool.h) */
+	if (!v[k].own || v[k].live_bytes <= freed / SPOOL_COPY_GAIN)
 		out->copy = (long)k;
 }
 

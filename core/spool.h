@@ -130,7 +130,9 @@ void spool_segtab_fini(struct spool_segtab *t);
  * the sizes of the entries without live messages (not in use) right behind it: copying
  * frees at least SPOOL_COPY_GAIN times what it writes (so a backlog of live mail is never
  * copied round and round, and the octets copied are at most a SPOOL_COPY_GAIN-th of the
- * octets freed). */
+ * octets freed). A segment of a vanished worker index (!own) is copied out whatever it
+ * frees: its messages' outcome notes now go to this worker's segments, which would no
+ * longer follow them should the worker count change back before it went. */
 struct spool_reclaim {
 	size_t remove;
 	long copy;

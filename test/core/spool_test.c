@@ -331,3 +331,20 @@ Test(spool, reclaim_rule)
 		             c->want_copy);
 	}
 }
+
+/* A segment of a vanished worker index is copied out whatever it frees; the same
+ * segment of this worker's own is not. */
+Test(spool, reclaim_rule_vanished_index)
+{
+	struct spool_segent v[2] = {
+		{ .worker = 5, .seq = 1, .size = 100, .live = 9, .live_bytes = 100, .own = false },
+		{ .worker = 1, .seq = 7, .size = 1, .own = true, .in_use = true },
+	};
+	struct spool_reclaim got;
+	spool_reclaim_rule(v, 2, &got);
+	cr_assert_eq(got.remove, 0);
+	cr_assert_eq(got.copy, 0);
+	v[0].own = true;
+	spool_reclaim_rule(v, 2, &got);
+	cr_assert_eq(got.copy, -1);
+}
