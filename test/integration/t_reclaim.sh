@@ -14,6 +14,27 @@ segs() { ls "$T/spool" 2>/dev/null | grep -c '\.seg$'; }
 received_ids() {  # the queue ids of this relay in the messages a sink stored
   cat "$T/$1"/*.eml 2>/dev/null | sed -nE 's/.*by relay\.test \(ringrelay\) with E?SMTP id ([0-9A-V]+).*/\1/p'
 }
+# split_config SINK_PORT LATER_PORT: later.test to LATER_PORT, the rest to SINK_PORT
+split_config() {
+  rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$1\"" \
+            "  - id: later" "    nexthop: \"[127.0.0.1]:$2\"" \
+            "routes:" "  - domains: [later.test]" "    transport: later" \
+            "  - domains: [\"*\"]" "    transport: hub" \
+            "queue:" "  retry_schedule: [1]" "  max_age: 300"
+}
+# mixed_load ROUNDS PER_ROUND TAG: per round, PER_ROUND messages to later.test (one
+# connection each), then 200 to example.net
+mixed_load() {
+  local round i
+  for round in $(seq 1 "$1"); do
+    for i in $(seq 1 "$2"); do
+      swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "$3$round-$i@later.test" \
+            --body "deferred $round $i" > /dev/null 2>&1 || fail "swaks (later)"
+    done
+    "$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 200 -t 30 -l 2k --to-domain example.net > "$T/blast.out" 2>&1 ||
+      { cat "$T/blast.out" >&2; fail "ringblast"; }
+  done
+}
 
 # ---- 1. everything delivered --------------------------------------------------------------
 sink all
@@ -49,20 +70,9 @@ ok "600 delivered: $made segments made, $left left while running (the ones being
 rm -rf "$T/spool"
 LATER=$(free_port)
 sink now
-rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" \
-          "  - id: later" "    nexthop: \"[127.0.0.1]:$LATER\"" \
-          "routes:" "  - domains: [later.test]" "    transport: later" \
-          "  - domains: [\"*\"]" "    transport: hub" \
-          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+split_config $S_PORT $LATER
 rr_start
-for round in 1 2 3; do
-  for i in 1 2 3 4; do
-    swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "r$round$i@later.test" \
-          --body "deferred $round $i" > /dev/null 2>&1 || fail "swaks (later)"
-  done
-  "$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 200 -t 30 -l 2k --to-domain example.net > "$T/blast.out" 2>&1 ||
-    { cat "$T/blast.out" >&2; fail "ringblast"; }
-done
+mixed_load 3 4 r
 have600n() { [ "$(dumped now)" -ge 600 ]; }
 wait_until 30 have600n || fail "only $(dumped now) of 600 reached the sink"
 copied() { grep -c 'event=spool_copy ' "$T/relay.log"; }
@@ -96,20 +106,9 @@ ok "12 deferred among 600: $made2 segments made, $(copied) copies forward, $left
 rm -rf "$T/spool"
 LATER3=$(free_port)
 sink now3
-rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$S_PORT\"" \
-          "  - id: later" "    nexthop: \"[127.0.0.1]:$LATER3\"" \
-          "routes:" "  - domains: [later.test]" "    transport: later" \
-          "  - domains: [\"*\"]" "    transport: hub" \
-          "queue:" "  retry_schedule: [1]" "  max_age: 300"
+split_config $S_PORT $LATER3
 rr_start
-for round in 1 2; do
-  for i in 1 2 3 4 5 6 7 8; do  # 16 connections: some land on each worker
-    swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "q$round$i@later.test" \
-          --body "deferred $round $i" > /dev/null 2>&1 || fail "swaks (later, part 3)"
-  done
-  "$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 200 -t 30 -l 2k --to-domain example.net > "$T/blast.out" 2>&1 ||
-    { cat "$T/blast.out" >&2; fail "ringblast"; }
-done
+mixed_load 2 8 q      # 16 connections: some land on each worker
 have400() { [ "$(dumped now3)" -ge 400 ]; }
 wait_until 30 have400 || fail "only $(dumped now3) of 400 reached the sink"
 rr_stop
