@@ -15,6 +15,7 @@
 #include "cfg/config.h"
 #include "core/bounce.h"
 #include "core/deliver.h"
+#include "core/owner.h"
 #include "core/log.h"
 #include "core/worker.h"
 #include "proto/retry.h"
@@ -100,6 +101,11 @@ static void msg_free(struct queue *q, struct queue_msg *m)
 /* The message has nothing left to do: DONE, and gone once nothing points at it. */
 static void msg_maybe_done(struct queue *q, struct queue_msg *m)
 {
+	if (m->foreign) {                  /* another worker's: its home notes and ends it */
+		if (m->refs == 0 && !q->finishing)
+			msg_free(q, m);
+		return;
+	}
 	if (m->open > 0 || m->refs > 0 || q->finishing)
 		return;
 	uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof m->qid];
@@ -141,8 +147,10 @@ static void job_free(struct queue_job *j)
 	queue_msg_unref(q, m);
 }
 
+/* A job for up to cap recipients of m (sized to them: a backlog of a million one-recipient
+ * messages must not hold a million arrays of QUEUE_JOB_RCPT_MAX). */
 static struct queue_job *job_new(struct queue *q, struct queue_msg *m, const char *transport,
-                                 const char *domain)
+                                 const char *domain, size_t cap)
 {
 	struct queue_job *j = calloc(1, sizeof *j);
 	if (!j)
@@ -151,7 +159,7 @@ static struct queue_job *job_new(struct queue *q, struct queue_msg *m, const cha
 	j->m = m;
 	j->transport = strdup(transport);
 	j->domain = strdup(domain);
-	j->idx = malloc(QUEUE_JOB_RCPT_MAX * sizeof *j->idx);
+	j->idx = malloc((cap ? cap : 1) * sizeof *j->idx);
 	if (!j->transport || !j->domain || !j->idx) {
 		free(j->transport);
 		free(j->domain);
@@ -201,7 +209,7 @@ static void msg_schedule(struct queue *q, struct queue_msg *m)
 		if (!t) {
 			/* no route: a configuration matter, deferred when its turn comes (never a
 			 * bounce) */
-			struct queue_job *j = job_new(q, m, "", dom);
+			struct queue_job *j = job_new(q, m, "", dom, 1);
 			if (!j)
 				return;
 			j->idx[j->n++] = (uint32_t)first;
@@ -210,7 +218,10 @@ static void msg_schedule(struct queue *q, struct queue_msg *m)
 			continue;
 		}
 		bool literal = strcmp(t->nexthop, "mx") != 0;
-		cur = job_new(q, m, t->id, literal ? t->nexthop : dom);
+		size_t cap = 0;                /* the open recipients from here on, at most */
+		for (size_t i = first; i < m->nrcpt && cap < QUEUE_JOB_RCPT_MAX; i++)
+			cap += m->r[i].state == QR_OPEN;
+		cur = job_new(q, m, t->id, literal ? t->nexthop : dom, cap);
 		if (!cur)
 			return;
 		uint64_t at = m->r[first].next_try_s;
@@ -312,6 +323,8 @@ static void job_bounce_now(struct queue_job *j, const char *text, const char *ds
 static void site_enqueue(struct queue_site *s, struct queue_job *j)
 {
 	struct queue *q = j->q;
+	if (!j->home && owner_post(q, s, j))
+		return;                        /* another worker owns the site */
 	j->site = s;
 	if (s->dead_until_ms > q->loop->now_ms) {
 		job_defer_now(j, "4.4.1 the next hop is not reachable (recently failed; retried later)",
@@ -444,7 +457,7 @@ static void job_requeue(struct queue_job *j)
 {
 	struct queue_site *s = j->site;
 	if (j->q->stopping || !s) {
-		job_free(j);                   /* its recipients stay queued in the spool */
+		queue_job_drop(j);             /* its recipients stay queued in the spool */
 		return;
 	}
 	j->next = s->ready_head;
@@ -471,7 +484,64 @@ struct queue_job *queue_site_take(struct queue_site *s)
 
 void queue_job_drop(struct queue_job *j)
 {
+	if (j->home) {
+		owner_drop(j);                 /* home, without results (it calls us again) */
+		return;
+	}
 	job_free(j);
+}
+
+struct queue_site *queue_site_get(struct queue *q, const char *key, const char *transport)
+{
+	struct queue_site *s = site_find(q, key);
+	return s ? s : site_new(q, key, transport);
+}
+
+void queue_site_enqueue(struct queue_site *s, struct queue_job *j)
+{
+	site_enqueue(s, j);
+}
+
+struct queue_job *queue_foreign_job(struct queue *q, const char *qid, char *sender,
+                                    uint32_t flags, uint64_t arrival_ms, unsigned seg_worker,
+                                    const struct spool_loc *loc, size_t size, uint8_t *body,
+                                    char **rcpt, uint32_t n, const char *transport)
+{
+	struct queue_msg *m = calloc(1, sizeof *m);
+	struct qrcpt *r = calloc(n ? n : 1, sizeof *r);
+	if (!m || !r) {
+		free(m);
+		free(r);
+		return NULL;
+	}
+	m->q = q;
+	m->rop.kind = QUEUE_OP_READ;
+	m->foreign = true;
+	snprintf(m->qid, sizeof m->qid, "%s", qid);
+	m->r = r;
+	m->nrcpt = n;
+	struct queue_job *j = job_new(q, m, transport, "", n);
+	if (!j) {
+		free(r);
+		free(m);
+		return NULL;
+	}
+	m->sender = sender;
+	for (uint32_t k = 0; k < n; k++) {
+		r[k].addr = rcpt[k];
+		r[k].state = QR_BUSY;
+		j->idx[j->n++] = k;
+	}
+	m->flags = flags;
+	m->arrival_ms = arrival_ms;
+	m->seg_worker = seg_worker;
+	m->loc = *loc;
+	m->size = size;
+	m->body = body;
+	if (body)
+		q->body_bytes += size;
+	q->nmsgs++;
+	return j;
 }
 
 void queue_site_fail(struct queue *q, struct queue_site *s, const char *why)
@@ -533,6 +603,10 @@ static void note_outcome(struct queue *q, struct queue_msg *m, uint8_t state, ui
 void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
                     const char *relay, unsigned conn_use)
 {
+	if (j->home) {                     /* another worker's: the results go home */
+		owner_return(j, res, nres, relay, conn_use);
+		return;
+	}
 	struct queue *q = j->q;
 	struct queue_msg *m = j->m;
 	const struct config *cfg = qcfg(q);
@@ -1021,6 +1095,23 @@ void queue_stop(struct queue *q)
 	for (struct queue_job *j = q->all; j; j = j->all_next)
 		timer_cancel(&j->t);
 	deliver_stop(q);
+	/* other workers' jobs waiting here go home: they wait for them to stop */
+	for (struct queue_site *s = q->sites; s; s = s->next) {
+		struct queue_job **pp = &s->ready_head;
+		s->ready_tail = NULL;
+		while (*pp) {
+			struct queue_job *j = *pp;
+			if (j->home) {
+				*pp = j->next;
+				s->nready--;
+				j->next = NULL;
+				owner_drop(j);
+			} else {
+				s->ready_tail = j;
+				pp = &j->next;
+			}
+		}
+	}
 }
 
 bool queue_idle(const struct queue *q)
@@ -1050,8 +1141,11 @@ void queue_fini(struct queue *q)
 	q->dns = NULL;
 	while (q->all) {
 		struct queue_job *j = q->all;
-		j->m->refs++;                  /* freed below, not through the job */
+		struct queue_msg *m = j->m;
+		m->refs++;                     /* freed below, not through the job */
 		job_free(j);
+		if (m->foreign && --m->refs == 0)
+			msg_free(q, m);            /* not in the hash */
 	}
 	for (unsigned h = 0; h < QUEUE_HASH; h++)
 		while (q->hash[h])

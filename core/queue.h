@@ -34,11 +34,12 @@
  * committed (spool_append_rec); once that commit is durable the message counts in the
  * copy's segment instead, and its body reads go there.
  *
- * Ownership, this build: a worker delivers the messages it accepted itself; messages of
- * the start-up scan go to the worker whose segment holds them (w<WORKER>-…, a vanished
+ * Ownership: a message belongs to its home worker, the one that accepted it (messages of
+ * the start-up scan go to the worker whose segment holds them: w<WORKER>-…, a vanished
  * index k to k % workers), so that all the records of a message stay in one worker's
- * chain of segments. Sites are per worker (their limits are per worker); one owner per
- * site across workers is not built yet. */
+ * chain of segments; its notes, retries and logs are written there. A site belongs to
+ * one worker (core/owner): a job ready for a site another worker owns is posted to it,
+ * delivered there, and its results come home. */
 #ifndef CORE_QUEUE_H
 #define CORE_QUEUE_H
 #include <stdbool.h>
@@ -92,6 +93,8 @@ struct queue_msg {
 	bool reading;                      /* a read of its body is in flight */
 	int rfd;                           /* its file, meanwhile */
 	struct queue_job *readers;         /* jobs waiting for that read */
+	bool foreign;                      /* another worker's message, delivered here
+	                                      (core/owner): no notes, not in the hash */
 	uint8_t *rbuf;                     /* the read's buffer */
 	struct net_op rop;
 	struct queue *q;
@@ -112,6 +115,9 @@ struct queue_job {
 	uint32_t n;
 	uint64_t t_sched_ms, t_ready_ms, t_taken_ms, t_conn_ms;  /* monotonic: the delays */
 	bool looking;                      /* a DNS lookup is in flight for it */
+	bool away;                         /* posted to its site's owner (core/owner) */
+	struct queue_job *home;            /* a foreign job: the home's job, opaque here */
+	unsigned home_worker;              /*   and its worker */
 };
 
 struct dconn;
@@ -159,6 +165,7 @@ struct queue {
 	unsigned copy_reads;               /* copy forward reads in flight */
 	struct queue_copy *copies_head;    /* copies under way (detached at fini) */
 	uint64_t copies;                   /* copies forward made durable */
+	size_t away, foreign;              /* jobs at other workers', other workers' jobs here */
 	bool stopping, finishing;
 };
 
@@ -211,6 +218,17 @@ void queue_site_fail(struct queue *q, struct queue_site *s, const char *why);
 /* Let go of a job without a result (the worker stops): its recipients stay queued in the
  * spool, tried again after a restart. */
 void queue_job_drop(struct queue_job *j);
+/* For core/owner. The site keyed `key` (made, without addresses, when there is none). */
+struct queue_site *queue_site_get(struct queue *q, const char *key, const char *transport);
+/* A ready job joins its site (or is posted to the site's owner). */
+void queue_site_enqueue(struct queue_site *s, struct queue_job *j);
+/* A job of another worker's message, for delivery here: takes sender, body (may be NULL:
+ * read from the spool) and the rcpt strings (the array stays the caller's). NULL: out of
+ * memory (nothing taken). */
+struct queue_job *queue_foreign_job(struct queue *q, const char *qid, char *sender,
+                                    uint32_t flags, uint64_t arrival_ms, unsigned seg_worker,
+                                    const struct spool_loc *loc, size_t size, uint8_t *body,
+                                    char **rcpt, uint32_t n, const char *transport);
 bool queue_idle(const struct queue *q);
 void queue_stop(struct queue *q);
 

@@ -13,6 +13,7 @@
 
 #include "core/inbound.h"
 #include "core/log.h"
+#include "core/owner.h"
 
 static void on_accept(struct listener_acceptor *a, int fd)
 {
@@ -40,7 +41,8 @@ static void begin_stop(struct worker *w)
 		listener_accept_stop(&w->lis[i].acc);
 	spool_stopping(&w->spool);
 	if (w->queue_up)
-		queue_stop(&w->queue);
+		queue_stop(&w->queue);         /* from here on, it posts no job to an owner */
+	atomic_fetch_add(&w->srv->stopping_workers, 1);
 	log_info("event=stopping worker=%u connections=%zu", w->id, w->smtpd.nconns);
 }
 
@@ -60,7 +62,7 @@ static unsigned worker_turn(void *ctx)
 		}
 		smtp_server_stop(&w->smtpd, force);
 		if (w->smtpd.nconns == 0 && (!w->queue_up || queue_idle(&w->queue)) &&
-		    spool_idle(&w->spool))
+		    spool_idle(&w->spool) && (owner_idle(w) || w->forced))
 			net_loop_quit(&w->loop);
 	}
 	return TIMER_TICK_MS * 1000u;
@@ -137,6 +139,7 @@ static int worker_setup(struct worker *w)
 		return ret;
 	}
 	w->queue_up = true;
+	owner_init(w);
 	if (w->srv->recovered) {
 		struct queue_recovered *r = w->srv->recovered[w->id];
 		w->srv->recovered[w->id] = NULL;
@@ -173,6 +176,15 @@ static void worker_teardown(struct worker *w)
 	smtp_server_fini(&w->smtpd);
 }
 
+/* Out of the loop: wait until every worker is, so that no ring is closed while another
+ * worker may still post a letter to it (core/owner). */
+static void worker_leave(struct worker *w)
+{
+	atomic_fetch_add(&w->srv->left, 1);
+	while (atomic_load(&w->srv->left) < w->srv->nworkers)
+		usleep(1000);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -190,6 +202,8 @@ static void *worker_main(void *arg)
 	log_flush();
 	atomic_fetch_add(&w->srv->ready, 1);
 	if (w->start_error) {
+		atomic_fetch_add(&w->srv->stopping_workers, 1);
+		worker_leave(w);
 		worker_teardown(w);
 		log_flush();
 		rcu_unregister_thread();
@@ -208,6 +222,7 @@ static void *worker_main(void *arg)
 	         (unsigned long long)(sp->commit_ns_max / 1000), (unsigned long long)w->loop.enobufs,
 	         (unsigned long long)w->loop.sqe_failures, (unsigned long long)sp->reclaimed,
 	         (unsigned long long)w->queue.copies);
+	worker_leave(w);
 	worker_teardown(w);
 	log_flush();
 	rcu_unregister_thread();
@@ -243,6 +258,7 @@ int worker_start_all(struct server *srv)
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		if (srv->workers[i].start_error)
 			return srv->workers[i].start_error;
+	atomic_store(&srv->all_up, true);
 	return 0;
 }
 

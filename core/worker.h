@@ -22,6 +22,7 @@
 #include "core/spool.h"
 #include "net/listener.h"
 #include "net/loop.h"
+#include "net/post.h"
 
 struct server;
 
@@ -56,6 +57,10 @@ struct server {
 	struct worker *workers;
 	atomic_bool stop;
 	atomic_uint ready;             /* workers that are up */
+	atomic_bool all_up;            /* every worker started: letters may flow */
+	atomic_uint stopping_workers;  /* workers that began to stop (or never started) */
+	atomic_uint left;              /* workers out of their loop: rings close after all */
+	struct net_post_office office; /* letters between the workers (core/owner) */
 	const char *spool_dir;
 	bool spool_sync;
 	struct qid_blocks qid_blocks;
