@@ -280,15 +280,32 @@ static struct queue_site *site_new(struct queue *q, const char *key, const char 
 }
 
 /* "[host]:port" with an IP literal host: its one address. */
-static int literal_addr(struct queue_site *s, const char *nexthop)
+/* "[host]:port" (port 25 when absent) into host and port; -EINVAL when it is not so. */
+static int nexthop_split(const char *nexthop, char host[256], unsigned *port)
 {
-	char host[256];
 	const char *close = strchr(nexthop, ']');
-	if (nexthop[0] != '[' || !close || (size_t)(close - nexthop - 1) >= sizeof host)
+	if (nexthop[0] != '[' || !close || (size_t)(close - nexthop - 1) >= 256 || close == nexthop + 1)
 		return -EINVAL;
 	memcpy(host, nexthop + 1, (size_t)(close - nexthop - 1));
 	host[close - nexthop - 1] = '\0';
-	unsigned port = close[1] == ':' ? (unsigned)atoi(close + 2) : 25;
+	*port = close[1] == ':' ? (unsigned)atoi(close + 2) : 25;
+	return 0;
+}
+
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else if (ss->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+static int literal_addr(struct queue_site *s, const char *nexthop)
+{
+	char host[256];
+	unsigned port;
+	if (nexthop_split(nexthop, host, &port) < 0)
+		return -EINVAL;
 	struct sockaddr_in *a4 = (struct sockaddr_in *)&s->addr[0].ss;
 	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&s->addr[0].ss;
 	memset(&s->addr[0].ss, 0, sizeof s->addr[0].ss);
@@ -301,10 +318,11 @@ static int literal_addr(struct queue_site *s, const char *nexthop)
 		a6->sin6_port = htons((uint16_t)port);
 		s->addr[0].len = sizeof *a6;
 	} else {
-		return -ENOTSUP;               /* a host name in brackets: not in this build */
+		return -ENOTSUP;               /* a host name in brackets: resolved (dns_host) */
 	}
 	snprintf(s->addr[0].name, sizeof s->addr[0].name, "%s", host);
 	s->naddr = 1;
+	s->dns_expires_ms = UINT64_MAX;    /* an address literal: never looked up again */
 	return 0;
 }
 
@@ -408,9 +426,80 @@ static void job_mx_done(void *ctx, const struct dns_mx *res)
 	site_enqueue(s, j);
 }
 
+/* The addresses of a "[host]:port" next hop's host came (dns_host). */
+static void job_host_done(void *ctx, const struct dns_mx *res)
+{
+	struct queue_job *j = ctx;
+	struct queue *q = j->q;
+	char why[600], host[256], key[600];
+	unsigned port;
+	j->looking = false;
+	if (res->status == DNS_CANCELLED) {
+		job_free(j);                   /* stopping: the recipients stay queued in the spool */
+		return;
+	}
+	const struct config_transport *t = config_transport_by_id(qcfg(q), j->transport);
+	if (!t || strcmp(t->nexthop, j->domain) != 0 || nexthop_split(t->nexthop, host, &port) < 0) {
+		job_ready(j);                  /* the configuration changed meanwhile */
+		return;
+	}
+	if (res->status != DNS_OK) {       /* the next hop is configuration: never a bounce */
+		snprintf(why, sizeof why, "4.4.3 next hop %s: %s", t->nexthop, res->error);
+		job_defer_now(j, why, "4.4.3");
+		return;
+	}
+	snprintf(key, sizeof key, "%s/%s", t->id, t->nexthop);
+	struct queue_site *s = site_find(q, key);
+	if (!s && !(s = site_new(q, key, t->id))) {
+		job_defer_now(j, "4.3.0 out of memory", "4.3.0");
+		return;
+	}
+	s->naddr = 0;
+	for (size_t h = 0; h < res->nhosts; h++)
+		for (size_t a = 0; a < res->hosts[h].naddrs && s->naddr < QUEUE_SITE_ADDRS; a++) {
+			s->addr[s->naddr].ss = res->hosts[h].addrs[a].ss;
+			s->addr[s->naddr].len = res->hosts[h].addrs[a].len;
+			set_port(&s->addr[s->naddr].ss, port);
+			snprintf(s->addr[s->naddr].name, sizeof s->addr[0].name, "%s", res->hosts[h].name);
+			s->naddr++;
+		}
+	s->next_addr = 0;
+	s->dns_expires_ms = q->loop->now_ms + (uint64_t)(res->ttl ? res->ttl : 60) * 1000u;
+	site_enqueue(s, j);
+}
+
+/* Was j grouped under a configuration that routes its recipients otherwise now (a reload
+ * changed the route, the transport or its next hop)? */
+static bool job_stale(struct queue *q, const struct queue_job *j)
+{
+	const char *dom = rcpt_domain(j->m->r[j->idx[0]].addr);
+	const struct config_transport *t = config_route(qcfg(q), dom, strlen(dom));
+	if (strcmp(t ? t->id : "", j->transport) != 0)
+		return true;
+	const char *want = t && strcmp(t->nexthop, "mx") != 0 ? t->nexthop : dom;
+	return strcasecmp(want, j->domain) != 0;
+}
+
+/* Group j's recipients again under the configuration in force. */
+static void job_regroup(struct queue_job *j)
+{
+	struct queue *q = j->q;
+	struct queue_msg *m = j->m;
+	for (uint32_t k = 0; k < j->n; k++)
+		m->r[j->idx[k]].state = QR_OPEN;
+	m->refs++;
+	job_free(j);
+	msg_schedule(q, m);                /* due now: ready at the next tick */
+	queue_msg_unref(q, m);
+}
+
 static void job_ready(struct queue_job *j)
 {
 	struct queue *q = j->q;
+	if (j->n > 0 && job_stale(q, j)) {
+		job_regroup(j);
+		return;
+	}
 	const struct config_transport *t = config_transport_by_id(qcfg(q), j->transport);
 	if (!t) {
 		job_defer_now(j, j->transport[0] ? "4.3.5 transport removed from the configuration"
@@ -428,16 +517,32 @@ static void job_ready(struct queue_job *j)
 				job_defer_now(j, "4.3.0 out of memory", "4.3.0");
 				return;
 			}
-			int ret = literal_addr(s, t->nexthop);
-			if (ret < 0)
+			if (literal_addr(s, t->nexthop) < 0)
 				s->naddr = 0;
 		}
-		if (s->naddr == 0) {
-			job_defer_now(j, "4.3.5 next hop names a host: only address literals are supported in this build",
-			              "4.3.5");
+		if (s->naddr > 0 && s->dns_expires_ms > q->loop->now_ms) {
+			site_enqueue(s, j);
 			return;
 		}
-		site_enqueue(s, j);
+		/* a host name in the brackets: its A and AAAA (no MX), cached for their TTL */
+		char host[256];
+		unsigned port;
+		if (nexthop_split(t->nexthop, host, &port) < 0) {
+			job_defer_now(j, "4.3.5 the transport's next hop is not [host]:port", "4.3.5");
+			return;
+		}
+		if (!q->dns) {
+			job_defer_now(j, "4.4.3 no DNS resolver", "4.4.3");
+			return;
+		}
+		j->looking = true;
+		int rc = dns_host(q->dns, host, job_host_done, j);
+		if (rc < 0) {
+			j->looking = false;
+			job_defer_now(j, rc == -EINVAL ? "4.3.5 the transport's next hop is not a host name"
+			                               : "4.4.3 the next hop's host cannot be looked up now",
+			              rc == -EINVAL ? "4.3.5" : "4.4.3");
+		}
 		return;
 	}
 	if (!q->dns) {
@@ -445,9 +550,13 @@ static void job_ready(struct queue_job *j)
 		return;
 	}
 	j->looking = true;
-	if (dns_mx(q->dns, j->domain, job_mx_done, j) < 0) {
+	int rc = dns_mx(q->dns, j->domain, job_mx_done, j);
+	if (rc < 0) {
 		j->looking = false;
-		job_bounce_now(j, "5.1.2 bad destination domain name", "5.1.2");
+		if (rc == -EINVAL)             /* not a domain: the recipient's own address */
+			job_bounce_now(j, "5.1.2 bad destination domain name", "5.1.2");
+		else                           /* ENOMEM, a resolver going away: later */
+			job_defer_now(j, "4.4.3 the domain cannot be looked up now", "4.4.3");
 	}
 }
 
