@@ -4,7 +4,9 @@
  *   1. every segment, in (worker, seq) order, goes through spoolrec_scan(), which
  *      decodes each record once (CRC included), resynchronises after damage and reports
  *      what it skipped. DONE qids go into a hash set, VOID qids into another; for each
- *      MSG we remember where it is and its qid (copied into an arena); each RCPT record
+ *      MSG we remember where it is and its qid (interned in a fourth set, whose entry
+ *      names the record to hand out when a qid has two: a copy forward and its
+ *      original); each RCPT record
  *      is copied (its fields, its indexes) into an array, its qid into a third set; damage
  *      is counted and handed to ops->damage;
  *   2. the RCPT records are sorted by (qid, order seen), so that the outcomes of one
