@@ -2,7 +2,10 @@
  * waiter is told exactly once, and only after its commit; what was acknowledged reads
  * back byte for byte (small records copied into the aligned buffer, big ones written in
  * place); every write ends on a block boundary; segments roll over with the next one
- * prepared; a clean stop cuts the current segment and removes an unused one. */
+ * prepared; a clean stop cuts the current segment and removes an unused one; records
+ * appended as they are (copies forward) read back at their place; reclaim removes
+ * finished segments oldest first through the ring and asks for copies forward; the
+ * segment table's order and the reclaim rule, table-driven. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ struct t_msg {
 	size_t len;
 	int done;                   /* times done() was called */
 	bool ok;
+	struct spool_loc loc;       /* where done() said it lies */
 	struct smtp_srv_msg m;
 };
 static struct t_msg msgs[MAXMSG];
@@ -42,6 +46,8 @@ static void t_done(void *waiter, bool ok, const struct spool_loc *loc)
 		cr_assert_gt(loc->len, 0);
 	t->done++;
 	t->ok = ok;
+	if (loc)
+		t->loc = *loc;
 	ndone++;
 }
 
@@ -347,4 +353,116 @@ Test(spool, reclaim_rule_vanished_index)
 	v[0].own = true;
 	spool_reclaim_rule(v, 2, &got);
 	cr_assert_eq(got.copy, -1);
+}
+
+/* ---- reclaim on the ring ------------------------------------------------------------ */
+
+static unsigned copy_asks;
+static uint64_t copy_seq;
+
+static void t_copy(void *ctx, unsigned worker, uint64_t seq)
+{
+	(void)ctx;
+	cr_assert_eq(worker, 0);
+	copy_asks++;
+	copy_seq = seq;
+}
+
+static bool seg_exists(uint64_t seq)
+{
+	char p[256];
+	snprintf(p, sizeof p, "%s/w0-%016llx.seg", dir, (unsigned long long)seq);
+	return access(p, F_OK) == 0;
+}
+
+static void turns(int n)
+{
+	for (int i = 0; i < n; i++)
+		net_loop_turn(&loop);
+}
+
+/* Records appended as they are (a copy forward, small and over SPOOL_COPY_MAX) read back
+ * at the place done() gives. Then, with small segments and every message counted live:
+ * the segments whose messages all went are removed oldest first (unlink and directory
+ * fsync through the ring), never the current one, and a mostly finished oldest segment
+ * is asked to be copied forward. */
+Test(spool, append_rec_and_reclaim)
+{
+	struct t_msg recs[2];
+	uint8_t *blob[2];
+	size_t blen[2] = { 3000, SPOOL_COPY_MAX + 5000 };
+	for (int i = 0; i < 2; i++) {
+		memset(&recs[i], 0, sizeof recs[i]);
+		blob[i] = malloc(blen[i]);
+		for (size_t k = 0; k < blen[i]; k++)
+			blob[i][k] = (uint8_t)(k * 13 + (size_t)i);
+		cr_assert_eq(spool_append_rec(&sp, &recs[i], t_done, blob[i], blen[i]), 0);
+	}
+	for (int i = 0; i < 5000 && ndone < 2; i++)
+		net_loop_turn(&loop);
+	for (int i = 0; i < 2; i++) {
+		cr_assert(recs[i].ok);
+		cr_assert_eq(recs[i].loc.len, blen[i]);
+		char p[256];
+		snprintf(p, sizeof p, "%s/w0-%016llx.seg", dir, (unsigned long long)recs[i].loc.seq);
+		FILE *f = fopen(p, "rb");
+		cr_assert_not_null(f);
+		uint8_t *back = malloc(blen[i]);
+		cr_assert_eq(fseek(f, (long)recs[i].loc.off, SEEK_SET), 0);
+		cr_assert_eq(fread(back, 1, blen[i], f), blen[i]);
+		fclose(f);
+		cr_assert(memcmp(back, blob[i], blen[i]) == 0, "record %d reads back", i);
+		free(back);
+		free(blob[i]);
+	}
+	ndone = 0;
+
+	/* small segments; reclaim on; every message live in its segment */
+	sp.seg_max = 64u << 10;
+	spool_reclaim_enable(&sp, t_copy, NULL);
+	for (int i = 0; i < 2; i++)
+		spool_seg_ref(&sp, 0, recs[i].loc.seq, recs[i].loc.len, 1);
+	for (int i = 0; i < 40; i++) {
+		add(6000);
+		turns(3);
+	}
+	for (int i = 0; i < 5000 && ndone < nmsg; i++)
+		net_loop_turn(&loop);
+	cr_assert_eq(ndone, nmsg);
+	for (size_t i = 0; i < nmsg; i++)
+		spool_seg_ref(&sp, 0, msgs[i].loc.seq, msgs[i].loc.len, 1);
+	uint64_t first = msgs[0].loc.seq, last = msgs[nmsg - 1].loc.seq;
+	cr_assert_geq(last, first + 3, "the test did not roll over: %llu..%llu",
+	              (unsigned long long)first, (unsigned long long)last);
+	turns(20);
+	cr_assert_eq(sp.reclaimed, 0, "a segment with live messages was removed");
+	/* all finished but one message of the second segment */
+	for (int i = 0; i < 2; i++)
+		spool_seg_ref(&sp, 0, recs[i].loc.seq, recs[i].loc.len, -1);
+	size_t keep = nmsg;
+	for (size_t i = 0; i < nmsg; i++) {
+		if (keep == nmsg && msgs[i].loc.seq == first + 1) {
+			keep = i;
+			continue;
+		}
+		spool_seg_ref(&sp, 0, msgs[i].loc.seq, msgs[i].loc.len, -1);
+	}
+	for (int i = 0; i < 200 && seg_exists(first); i++)
+		turns(1);
+	cr_assert(!seg_exists(first), "the finished oldest segment is still there");
+	cr_assert(!seg_exists(recs[0].loc.seq) && !seg_exists(recs[1].loc.seq));
+	cr_assert(seg_exists(first + 1), "the segment with a live message went");
+	cr_assert(seg_exists(sp.cur->seq), "the current segment went");
+	turns(5);
+	cr_assert_gt(copy_asks, 0, "the mostly finished oldest segment was not asked to be copied");
+	cr_assert_eq(copy_seq, first + 1);
+	/* its message finished too: everything but the current segment goes */
+	spool_seg_ref(&sp, 0, msgs[keep].loc.seq, msgs[keep].loc.len, -1);
+	for (int i = 0; i < 400 && sp.reclaimed < last - first; i++)
+		turns(1);
+	for (uint64_t q = first; q < sp.cur->seq; q++)
+		cr_assert(!seg_exists(q) || (sp.next && q == sp.next->seq), "segment %llu left",
+		          (unsigned long long)q);
+	cr_assert_geq(sp.reclaimed, last - first);
+	stop();
 }
