@@ -780,6 +780,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 	uint8_t run_state = 0;
 	uint32_t run_att = 0;
 	uint64_t run_next = 0;
+	bool deferred = false;               /* a recipient of this job waits for a retry */
 
 	for (uint32_t k = 0; k <= j->n; k++) {
 		uint8_t st = 0;
@@ -824,6 +825,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 					rc->next_try_s = next;
 					status = "deferred";
 					q->deferred++;
+					deferred = true;
 				}
 			}
 			if (rc->state == QR_DELIVERED || rc->state == QR_BOUNCED)
@@ -864,6 +866,11 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 	 * nothing runs from here) */
 	m->refs++;
 	job_free(j);
+	/* A deferred message waits minutes for its next try: its body goes back to the spool
+	 * (read again then) unless another job of it still needs it, so a backlog for a dead
+	 * next hop holds envelopes, not bodies. */
+	if (deferred && m->refs == 1 && !m->reading)
+		msg_drop_body(q, m);
 	if (m->open > 0)
 		msg_schedule(q, m);
 	queue_msg_unref(q, m);
