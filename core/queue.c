@@ -1079,6 +1079,8 @@ struct queue_copy {
 	struct queue_copy *next, *prev;    /* under way */
 	struct queue *q;
 	struct queue_msg *m;               /* NULL once detached (queue_fini) */
+	bool opened;                       /* its openat completed: the read is under way */
+	char name[64];                     /* the segment's file name, for the openat */
 	int fd;
 	uint8_t *rbuf;                     /* the record as read */
 	uint8_t *blob;                     /* the copy, while its commit is on its way */
@@ -1125,6 +1127,7 @@ static void copy_committed(void *waiter, bool ok, const struct spool_loc *loc)
 	copy_end(c);
 }
 
+/* The copy's openat, then its read, completed. */
 static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsigned flags)
 {
 	(void)l;
@@ -1132,6 +1135,20 @@ static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 	struct queue_copy *c = (struct queue_copy *)((char *)op - offsetof(struct queue_copy, op));
 	struct queue *q = c->q;
 	struct queue_msg *m = c->m;
+	if (!c->opened) {                  /* the openat: now the read */
+		c->opened = true;
+		struct io_uring_sqe *sqe = res >= 0 ? net_loop_sqe(q->loop, &c->op) : NULL;
+		if (sqe) {
+			c->fd = res;
+			io_uring_prep_read(sqe, c->fd, c->rbuf, (unsigned)c->from.len, c->from.off);
+			return;
+		}
+		if (res >= 0)
+			close(res);
+		q->copy_reads--;
+		copy_end(c);                   /* asked again later */
+		return;
+	}
 	q->copy_reads--;
 	close(c->fd);
 	c->fd = -1;
@@ -1174,30 +1191,28 @@ static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 
 static void copy_start(struct queue *q, struct queue_msg *m)
 {
-	char name[64];
 	struct queue_copy *c = calloc(1, sizeof *c);
 	if (!c)
 		return;
 	c->op.kind = QUEUE_OP_COPY;
 	c->q = q;
+	c->fd = -1;
 	c->from = m->loc;
 	c->from_worker = m->seg_worker;
-	snprintf(name, sizeof name, "w%u-%016" PRIx64 ".seg", m->seg_worker, m->loc.seq);
-	c->fd = openat(q->spool_dirfd, name, O_RDONLY | O_CLOEXEC);
-	c->rbuf = c->fd >= 0 ? malloc(m->loc.len ? m->loc.len : 1) : NULL;
+	snprintf(c->name, sizeof c->name, "w%u-%016" PRIx64 ".seg", m->seg_worker, m->loc.seq);
+	c->rbuf = malloc(m->loc.len ? m->loc.len : 1);
 	struct io_uring_sqe *sqe = c->rbuf ? net_loop_sqe(q->loop, &c->op) : NULL;
 	if (!sqe) {                        /* asked again later */
-		if (c->fd >= 0)
-			close(c->fd);
 		free(c->rbuf);
 		free(c);
 		return;
 	}
-	io_uring_prep_read(sqe, c->fd, c->rbuf, (unsigned)m->loc.len, m->loc.off);
+	/* its file opened through the ring, then read (copy_read_done): nothing blocks */
+	io_uring_prep_openat(sqe, q->spool_dirfd, c->name, O_RDONLY | O_CLOEXEC, 0);
 	c->m = m;
 	m->copying = true;
 	m->refs++;                         /* the copy points at it */
-	q->copy_reads++;
+	q->copy_reads++;                   /* (the openat and the read) */
 	c->next = q->copies_head;
 	if (c->next)
 		c->next->prev = c;
