@@ -102,6 +102,7 @@ static void spool_recovered(struct spool *sp)
 	if (!sp->failing)
 		return;
 	sp->failing = false;
+	sp->reclaim_dirty = true;           /* copies forward may be asked again */
 	log_info("event=spool_recovered worker=%u failed_batches=%llu failed_messages=%llu after_ms=%llu",
 	         sp->worker, (unsigned long long)sp->fail_batches,
 	         (unsigned long long)sp->fail_messages,
@@ -928,8 +929,8 @@ static void reclaim_step(struct spool *sp)
 		sp->unlink_err = 0;
 		return;
 	}
-	if (r.copy < 0) {
-		sp->copy_asked = false;
+	if (r.copy < 0 || sp->failing) {
+		sp->copy_asked = false;         /* (failing: a copy would be refused like the rest) */
 		return;
 	}
 	const struct spool_segent *e = &sp->tab.v[r.copy];
