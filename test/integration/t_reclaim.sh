@@ -14,6 +14,15 @@ segs() { ls "$T/spool" 2>/dev/null | grep -c '\.seg$'; }
 received_ids() {  # the queue ids of this relay in the messages a sink stored
   cat "$T/$1"/*.eml 2>/dev/null | sed -nE 's/.*by relay\.test \(ringrelay\) with E?SMTP id ([0-9A-V]+).*/\1/p'
 }
+# arrive_once SINK N: N messages reach SINK, each once (by our queue id), and no more
+arrive_once() {
+  wait_until 30 eval "[ \"\$(dumped $1)\" -ge $2 ]" || fail "only $(dumped $1) of the $2 deferred messages arrived once the hop was up"
+  sleep 1.5
+  local n u
+  n=$(dumped $1)
+  u=$(received_ids $1 | sort -u | wc -l)
+  [ "$n" -eq "$2" ] && [ "$u" -eq "$2" ] || fail "$n copies of $u messages at the late hop, want $2 of $2"
+}
 # split_config SINK_PORT LATER_PORT: later.test to LATER_PORT, the rest to SINK_PORT
 split_config() {
   rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$1\"" \
@@ -88,12 +97,7 @@ rr_start
 expect_match "$(cat "$T/relay.log.new")" 'event=queue_rebuilt messages=12 ' "the 12 deferred ones after a restart"
 expect_match "$(cat "$T/relay.log.new")" 'duplicates=0' "no duplicates after a clean stop"
 sink later -l 127.0.0.1:$LATER
-have12() { [ "$(dumped later)" -ge 12 ]; }
-wait_until 30 have12 || fail "only $(dumped later) of the 12 deferred messages arrived once the hop was up"
-sleep 1.5
-n=$(dumped later)
-u=$(received_ids later | sort -u | wc -l)
-[ "$n" -eq 12 ] && [ "$u" -eq 12 ] || fail "$n copies of $u messages at the late hop, want 12 of 12"
+arrive_once later 12
 [ "$(dumped now)" -eq 600 ] || fail "$(dumped now) at the first sink after the restart, want 600"
 wait_until 10 eval '[ "$(segs)" -le 4 ]' || { ls -l "$T/spool" >&2; fail "$(segs) segments after the last ones were delivered"; }
 rr_stop
@@ -121,12 +125,7 @@ wait_until 10 no_w1 || { ls -l "$T/spool" >&2; fail "worker 1's segments are sti
 adopted() { grep -c 'event=spool_copy worker=0 qid=[0-9A-V]* from=w1-' "$T/relay.log"; }
 [ "$(adopted)" -ge 1 ] || fail "no message of worker 1's segments was copied forward by worker 0"
 sink later3 -l 127.0.0.1:$LATER3
-have16() { [ "$(dumped later3)" -ge 16 ]; }
-wait_until 30 have16 || fail "only $(dumped later3) of the 16 deferred messages arrived"
-sleep 1.5
-n=$(dumped later3)
-u=$(received_ids later3 | sort -u | wc -l)
-[ "$n" -eq 16 ] && [ "$u" -eq 16 ] || fail "$n copies of $u messages at the late hop, want 16 of 16"
+arrive_once later3 16
 wait_until 10 eval '[ "$(segs)" -le 2 ]' || { ls -l "$T/spool" >&2; fail "$(segs) segments after the last ones were delivered (1 worker)"; }
 rr_stop
 ok "workers 2 -> 1: worker 1's $w1 segments adopted, $(adopted) messages copied out of them, reclaimed; the 16 deferred arrived once"
