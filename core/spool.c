@@ -212,6 +212,7 @@ static void seg_finish(struct spool *sp, struct spool_seg *seg)
 	if (e) {
 		e->in_use = false;
 		e->size = seg->good;
+		e->idle_ms = sp->loop->now_ms;
 	}
 	sp->reclaim_dirty = true;
 	close(seg->fd);
@@ -801,14 +802,15 @@ void spool_segtab_fini(struct spool_segtab *t)
 	*t = (struct spool_segtab){ 0 };
 }
 
-void spool_reclaim_rule(const struct spool_segent *v, size_t n, struct spool_reclaim *out)
+void spool_reclaim_rule(const struct spool_segent *v, size_t n, uint64_t idle_before,
+                        struct spool_reclaim *out)
 {
 	size_t k = 0;
 	while (k < n && v[k].live == 0 && !v[k].in_use && !v[k].removing)
 		k++;
 	out->remove = k;
 	out->copy = -1;
-	if (k == n || v[k].in_use || v[k].removing || v[k].live == 0)
+	if (k == n || v[k].in_use || v[k].removing || v[k].live == 0 || v[k].idle_ms > idle_before)
 		return;
 	uint64_t freed = v[k].size;
 	for (size_t j = k + 1; j < n && v[j].live == 0 && !v[j].in_use && !v[j].removing; j++)
@@ -903,11 +905,13 @@ static void reclaim_step(struct spool *sp)
 	uint64_t now = sp->loop->now_ms;
 	if (!sp->reclaim_on || sp->stopping || sp->unlink_pending)
 		return;
-	if (!sp->reclaim_dirty && !(sp->copy_asked && now >= sp->copy_asked_ms + SPOOL_COPY_RETRY_MS))
-		return;
+	if (!sp->reclaim_dirty && now < sp->reclaim_look_ms + SPOOL_COPY_RETRY_MS)
+		return;                         /* (looked at again each second: segments age) */
 	sp->reclaim_dirty = false;
+	sp->reclaim_look_ms = now;
 	struct spool_reclaim r;
-	spool_reclaim_rule(sp->tab.v, sp->tab.n, &r);
+	spool_reclaim_rule(sp->tab.v, sp->tab.n, now > sp->copy_age_ms ? now - sp->copy_age_ms : 0,
+	                   &r);
 	if (r.remove > 0) {
 		struct spool_segent *e = &sp->tab.v[0];
 		struct io_uring_sqe *v[2];
@@ -964,6 +968,7 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
 	sp->done = done;
 	sp->dirfd = -1;
 	sp->seg_max = SPOOL_SEGMENT_MAX;
+	sp->copy_age_ms = SPOOL_COPY_AGE_MS;
 	sp->unlink_op.kind = SPOOL_OP_UNLINK;
 #ifdef RR_TEST_BUILD
 	/* Small segments, so that tests roll over (and reclaim) many of them quickly. */
@@ -971,6 +976,9 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
 	unsigned long long v;
 	if (e && sscanf(e, "%llu", &v) == 1 && v >= SPOOL_ALIGN && v <= SPOOL_SEGMENT_MAX)
 		sp->seg_max = v;
+	e = getenv("RR_TEST_COPY_AGE_MS");
+	if (e && sscanf(e, "%llu", &v) == 1 && v <= SPOOL_COPY_AGE_MS)
+		sp->copy_age_ms = v;
 #endif
 	sp->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (sp->dirfd < 0)

@@ -73,7 +73,12 @@
 
 #define SPOOL_SEGMENT_MAX (64u << 20)     /* a new segment is begun after this (the test
                                              build takes RR_TEST_SEGMENT_MAX=octets) */
-#define SPOOL_COPY_RETRY_MS 1000u         /* a copy forward not done yet is asked again */
+#define SPOOL_COPY_RETRY_MS 1000u         /* a copy forward not done yet is asked again,
+                                             and the rule looked at again meanwhile */
+#define SPOOL_COPY_AGE_MS 10000u          /* a segment is copied from only once it has not
+                                             been written for this long (its messages then
+                                             wait for a retry, not a delivery in flight; the
+                                             test build takes RR_TEST_COPY_AGE_MS) */
 #define SPOOL_COPY_GAIN 4u                /* a copy forward frees at least this many times
                                              the octets it writes */
 #define SPOOL_ALIGN 4096u                 /* direct writes: offsets, lengths, memory */
@@ -104,6 +109,8 @@ struct spool_segent {
 	uint64_t live_bytes;              /* their octets */
 	bool own;                         /* this worker's index (else a vanished one's) */
 	bool in_use;                      /* being written (current, prepared, retiring) */
+	uint64_t idle_ms;                 /* when it stopped being written (loop ms; 0: found
+	                                     at start-up) */
 	bool removing;                    /* its unlink is in flight */
 };
 
@@ -126,7 +133,8 @@ void spool_segtab_fini(struct spool_segtab *t);
 /* What may go now, of the chain v[0..n): the first `remove` entries (no live message, not
  * in use, not being removed); copy, the index of the entry whose live messages should be
  * copied forward, or -1: the first entry after those, when it is not in use or being
- * removed, holds live messages, and SPOOL_COPY_GAIN * its live octets <= its size plus
+ * removed, was last written at or before idle_before (ms; so that messages about to be
+ * delivered are not copied: SPOOL_COPY_AGE_MS), holds live messages, and SPOOL_COPY_GAIN * its live octets <= its size plus
  * the sizes of the entries without live messages (not in use) right behind it: copying
  * frees at least SPOOL_COPY_GAIN times what it writes (so a backlog of live mail is never
  * copied round and round, and the octets copied are at most a SPOOL_COPY_GAIN-th of the
@@ -137,7 +145,8 @@ struct spool_reclaim {
 	size_t remove;
 	long copy;
 };
-void spool_reclaim_rule(const struct spool_segent *v, size_t n, struct spool_reclaim *out);
+void spool_reclaim_rule(const struct spool_segent *v, size_t n, uint64_t idle_before,
+                        struct spool_reclaim *out);
 
 /* Where a committed record lies: segment seq of this worker, offset, length. */
 struct spool_loc {
@@ -252,6 +261,8 @@ struct spool {
 	int unlink_err;
 	char unlink_name[48];
 	uint64_t copy_asked_ms;           /* when reclaim_copy was last called */
+	uint64_t reclaim_look_ms;         /* when the rule was last looked at */
+	uint64_t copy_age_ms;             /* SPOOL_COPY_AGE_MS (smaller in tests) */
 	unsigned copy_worker;             /* ... for this segment */
 	uint64_t copy_seq;
 	bool copy_asked;

@@ -431,7 +431,7 @@ static void copy_one(struct sim *s, struct mmsg *m, bool cut)
 static bool op_reclaim(struct sim *s)
 {
 	struct spool_reclaim r;
-	spool_reclaim_rule(s->tab.v, s->tab.n, &r);
+	spool_reclaim_rule(s->tab.v, s->tab.n, UINT64_MAX, &r);
 	if (r.remove > 0) {
 		struct spool_segent *e = &s->tab.v[0];
 		cr_assert(!e->in_use && e->live == 0);

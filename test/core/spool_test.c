@@ -330,7 +330,7 @@ Test(spool, reclaim_rule)
 			                              .own = true, .in_use = c->s[j].in_use,
 			                              .removing = c->s[j].removing };
 		struct spool_reclaim got;
-		spool_reclaim_rule(v, c->n, &got);
+		spool_reclaim_rule(v, c->n, UINT64_MAX, &got);
 		cr_expect_eq(got.remove, c->want_remove, "%s: remove %zu, want %zu", c->name,
 		             got.remove, c->want_remove);
 		cr_expect_eq(got.copy, c->want_copy, "%s: copy %ld, want %ld", c->name, got.copy,
@@ -347,12 +347,31 @@ Test(spool, reclaim_rule_vanished_index)
 		{ .worker = 1, .seq = 7, .size = 1, .own = true, .in_use = true },
 	};
 	struct spool_reclaim got;
-	spool_reclaim_rule(v, 2, &got);
+	spool_reclaim_rule(v, 2, UINT64_MAX, &got);
 	cr_assert_eq(got.remove, 0);
 	cr_assert_eq(got.copy, 0);
 	v[0].own = true;
-	spool_reclaim_rule(v, 2, &got);
+	spool_reclaim_rule(v, 2, UINT64_MAX, &got);
 	cr_assert_eq(got.copy, -1);
+}
+
+/* A segment is copied from only once it has not been written for a while (its live
+ * messages are then waiting for a retry, not in a delivery about to end). */
+Test(spool, reclaim_rule_waits_for_age)
+{
+	struct spool_segent v[2] = {
+		{ .seq = 1, .size = 100, .live = 1, .live_bytes = 10, .own = true, .idle_ms = 5000 },
+		{ .seq = 2, .size = 1, .own = true, .in_use = true },
+	};
+	struct spool_reclaim got;
+	spool_reclaim_rule(v, 2, 4999, &got);
+	cr_assert_eq(got.copy, -1);
+	spool_reclaim_rule(v, 2, 5000, &got);
+	cr_assert_eq(got.copy, 0);
+	v[0].live = 0;                  /* a removal does not wait */
+	v[0].live_bytes = 0;
+	spool_reclaim_rule(v, 2, 0, &got);
+	cr_assert_eq(got.remove, 1);
 }
 
 /* ---- reclaim on the ring ------------------------------------------------------------ */
@@ -419,6 +438,7 @@ Test(spool, append_rec_and_reclaim)
 
 	/* small segments; reclaim on; every message live in its segment */
 	sp.seg_max = 64u << 10;
+	sp.copy_age_ms = 0;
 	spool_reclaim_enable(&sp, t_copy, NULL);
 	for (int i = 0; i < 2; i++)
 		spool_seg_ref(&sp, 0, recs[i].loc.seq, recs[i].loc.len, 1);

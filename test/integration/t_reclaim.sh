@@ -10,6 +10,7 @@
 #     their deferred messages copied forward, the segments reclaimed, all arrive once.
 . "$(dirname "$0")/lib.sh"
 export RR_TEST_SEGMENT_MAX=65536
+export RR_TEST_COPY_AGE_MS=300    # (10 s outside tests)
 segs() { ls "$T/spool" 2>/dev/null | grep -c '\.seg$'; }
 received_ids() {  # the queue ids of this relay in the messages a sink stored
   cat "$T/$1"/*.eml 2>/dev/null | sed -nE 's/.*by relay\.test \(ringrelay\) with E?SMTP id ([0-9A-V]+).*/\1/p'
