@@ -60,6 +60,9 @@ static const char *rcpt_domain(const char *addr)
 /* Untrusted text for a log line: printable ASCII and spaces as they are, the rest \xHH. */
 /* ---- messages ----------------------------------------------------------------------- */
 
+/* What a backlog costs per message (queue.h): 192 is a jemalloc size class. */
+_Static_assert(sizeof(struct queue_msg) <= 192, "struct queue_msg grew past 192 octets");
+
 static void msg_unlink(struct queue *q, struct queue_msg *m)
 {
 	struct queue_msg **pp = &q->hash[qhash(m->qid)];
@@ -86,6 +89,8 @@ static void msg_seg_ref(struct queue *q, const struct queue_msg *m, int delta)
 
 static void msg_free(struct queue *q, struct queue_msg *m)
 {
+	if (!q->finishing)                 /* (at fini its neighbours on the wheel are gone) */
+		timer_cancel(&m->t);
 	msg_seg_ref(q, m, -1);
 	msg_unlink(q, m);
 	msg_drop_body(q, m);
@@ -126,13 +131,12 @@ void queue_msg_unref(struct queue *q, struct queue_msg *m)
 
 /* ---- jobs and the scheduled queue --------------------------------------------------- */
 
-static void job_fire(struct timer *t);
+static void msg_fire(struct timer *t);
 static void job_ready(struct queue_job *j);
 
 static void job_free(struct queue_job *j)
 {
 	struct queue *q = j->q;
-	timer_cancel(&j->t);
 	if (j->all_prev)
 		j->all_prev->all_next = j->all_next;
 	else
@@ -169,7 +173,6 @@ static struct queue_job *job_new(struct queue *q, struct queue_msg *m, const cha
 	}
 	for (char *p = j->domain; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
-	j->t.fire = job_fire;
 	m->refs++;
 	j->all_next = q->all;
 	if (q->all)
@@ -178,27 +181,35 @@ static struct queue_job *job_new(struct queue *q, struct queue_msg *m, const cha
 	return j;
 }
 
-static void job_schedule(struct queue_job *j, uint64_t at_s)
-{
-	struct queue *q = j->q;
-	uint64_t now = wall_ms();
-	uint64_t at = at_s * 1000u;
-	j->t_sched_ms = q->loop->now_ms;
-	if (q->stopping)
-		return;
-	timer_arm(&q->loop->wheel, &j->t, at > now ? at - now : 0);
-}
-
-/* Group the open recipients of m by (transport, next hop or domain) into jobs. */
+/* The scheduled queue: m's timer for the earliest next try of its open recipients (none
+ * open: no timer). A waiting message has no job. */
 static void msg_schedule(struct queue *q, struct queue_msg *m)
 {
+	uint64_t at = UINT64_MAX;
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s < at)
+			at = m->r[i].next_try_s;
+	if (at == UINT64_MAX || q->stopping) {
+		timer_cancel(&m->t);
+		return;
+	}
+	m->t_sched_cs = (uint32_t)((q->loop->now_ms - q->mono0_ms) / 10u);
+	uint64_t now = wall_ms(), at_ms = at * 1000u;
+	timer_arm(&q->loop->wheel, &m->t, at_ms > now ? at_ms - now : 0);
+}
+
+/* Group the due open recipients of m (next try at or before now_s) by (transport, next
+ * hop or domain) into jobs, chained through ->next. */
+static struct queue_job *msg_jobs(struct queue *q, struct queue_msg *m, uint64_t now_s)
+{
 	const struct config *cfg = qcfg(q);
-	struct queue_job *cur = NULL;
+	struct queue_job *head = NULL, **tail = &head;
+	uint64_t sched = q->mono0_ms + (uint64_t)m->t_sched_cs * 10u;
 	for (;;) {
-		/* the first open, idle recipient starts a group; its mates join it */
-		size_t first = m->nrcpt;
-		for (size_t i = 0; i < m->nrcpt; i++)
-			if (m->r[i].state == QR_OPEN) {
+		/* the first due, open recipient starts a group; its due mates join it */
+		uint32_t first = m->nrcpt;
+		for (uint32_t i = 0; i < m->nrcpt; i++)
+			if (m->r[i].state == QR_OPEN && m->r[i].next_try_s <= now_s) {
 				first = i;
 				break;
 			}
@@ -206,46 +217,58 @@ static void msg_schedule(struct queue *q, struct queue_msg *m)
 			break;
 		const char *dom = rcpt_domain(m->r[first].addr);
 		const struct config_transport *t = config_route(cfg, dom, strlen(dom));
+		struct queue_job *cur;
 		if (!t) {
-			/* no route: a configuration matter, deferred when its turn comes (never a
-			 * bounce) */
-			struct queue_job *j = job_new(q, m, "", dom, 1);
-			if (!j)
-				return;
-			j->idx[j->n++] = (uint32_t)first;
+			/* no route: a configuration matter, deferred (never a bounce) */
+			cur = job_new(q, m, "", dom, 1);
+			if (!cur)
+				break;
+			cur->idx[cur->n++] = first;
 			m->r[first].state = QR_BUSY;
-			job_schedule(j, m->r[first].next_try_s);
-			continue;
-		}
-		bool literal = strcmp(t->nexthop, "mx") != 0;
-		size_t cap = 0;                /* the open recipients from here on, at most */
-		for (size_t i = first; i < m->nrcpt && cap < QUEUE_JOB_RCPT_MAX; i++)
-			cap += m->r[i].state == QR_OPEN;
-		cur = job_new(q, m, t->id, literal ? t->nexthop : dom, cap);
-		if (!cur)
-			return;
-		uint64_t at = m->r[first].next_try_s;
-		for (size_t i = first; i < m->nrcpt && cur->n < QUEUE_JOB_RCPT_MAX; i++) {
-			if (m->r[i].state != QR_OPEN)
-				continue;
-			const char *d = rcpt_domain(m->r[i].addr);
-			if (i != first) {
-				const struct config_transport *ti = config_route(cfg, d, strlen(d));
-				if (ti != t || (!literal && strcasecmp(d, dom) != 0))
+		} else {
+			bool literal = strcmp(t->nexthop, "mx") != 0;
+			size_t cap = 0;            /* the due open recipients from here on, at most */
+			for (uint32_t i = first; i < m->nrcpt && cap < QUEUE_JOB_RCPT_MAX; i++)
+				cap += m->r[i].state == QR_OPEN && m->r[i].next_try_s <= now_s;
+			cur = job_new(q, m, t->id, literal ? t->nexthop : dom, cap);
+			if (!cur)
+				break;
+			for (uint32_t i = first; i < m->nrcpt && cur->n < QUEUE_JOB_RCPT_MAX; i++) {
+				if (m->r[i].state != QR_OPEN || m->r[i].next_try_s > now_s)
 					continue;
+				const char *d = rcpt_domain(m->r[i].addr);
+				if (i != first) {
+					const struct config_transport *ti = config_route(cfg, d, strlen(d));
+					if (ti != t || (!literal && strcasecmp(d, dom) != 0))
+						continue;
+				}
+				m->r[i].state = QR_BUSY;
+				cur->idx[cur->n++] = i;
 			}
-			m->r[i].state = QR_BUSY;
-			if (m->r[i].next_try_s > at)
-				at = m->r[i].next_try_s;
-			cur->idx[cur->n++] = (uint32_t)i;
 		}
-		job_schedule(cur, at);
+		cur->t_sched_ms = sched;
+		*tail = cur;
+		tail = &cur->next;
 	}
+	return head;
 }
 
-static void job_fire(struct timer *t)
+/* m's next try came: jobs for its due recipients, each on its way at once; the rest (and
+ * any that failed at once) scheduled again. */
+static void msg_fire(struct timer *t)
 {
-	job_ready((struct queue_job *)t);
+	struct queue_msg *m = (struct queue_msg *)((char *)t - offsetof(struct queue_msg, t));
+	struct queue *q = m->q;
+	m->refs++;                         /* a job may end (and m with it) synchronously */
+	struct queue_job *j = msg_jobs(q, m, wall_ms() / 1000u);
+	while (j) {
+		struct queue_job *next = j->next;
+		j->next = NULL;
+		job_ready(j);
+		j = next;
+	}
+	msg_schedule(q, m);
+	queue_msg_unref(q, m);
 }
 
 /* ---- sites --------------------------------------------------------------------------- */
@@ -629,6 +652,7 @@ struct queue_job *queue_foreign_job(struct queue *q, const char *qid, char *send
 	snprintf(m->qid, sizeof m->qid, "%s", qid);
 	m->r = r;
 	m->nrcpt = n;
+	m->t.fire = msg_fire;              /* (never armed: a foreign message has no schedule) */
 	struct queue_job *j = job_new(q, m, transport, "", n);
 	if (!j) {
 		free(r);
@@ -977,6 +1001,7 @@ static struct queue_msg *msg_new(struct queue *q, const char *qid, const char *s
 		return NULL;
 	m->q = q;
 	m->rop.kind = QUEUE_OP_READ;
+	m->t.fire = msg_fire;
 	snprintf(m->qid, sizeof m->qid, "%s", qid);
 	m->sender = strdup(sender);
 	m->r = calloc(nrcpt ? nrcpt : 1, sizeof *m->r);
@@ -986,7 +1011,7 @@ static struct queue_msg *msg_new(struct queue *q, const char *qid, const char *s
 		free(m);
 		return NULL;
 	}
-	m->nrcpt = nrcpt;
+	m->nrcpt = (uint32_t)nrcpt;
 	unsigned h = qhash(m->qid);
 	m->hnext = q->hash[h];
 	q->hash[h] = m;
@@ -1242,6 +1267,7 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 	q->rnd = (uint64_t)wall_ms() * 0x9E3779B97F4A7C15ull ^ (uint64_t)w->id;
 	if (!q->rnd)
 		q->rnd = 1;
+	q->mono0_ms = l->now_ms;
 	q->spool_dirfd = open(spool_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (q->spool_dirfd < 0)
 		return -errno;
@@ -1267,8 +1293,9 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 void queue_stop(struct queue *q)
 {
 	q->stopping = true;
-	for (struct queue_job *j = q->all; j; j = j->all_next)
-		timer_cancel(&j->t);
+	for (unsigned h = 0; h < QUEUE_HASH; h++)   /* the scheduled queue stands still */
+		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext)
+			timer_cancel(&m->t);
 	deliver_stop(q);
 	/* other workers' jobs waiting here go home: they wait for them to stop */
 	for (struct queue_site *s = q->sites; s; s = s->next) {

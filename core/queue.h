@@ -75,35 +75,40 @@ struct qrcpt {
 	uint64_t next_try_s;               /* unix seconds (0: now) */
 };
 
+/* What a queued message costs is what a backlog costs: 192 octets here (a jemalloc size
+ * class; check with sizeof when adding a field), plus its recipients and strings. A
+ * message waiting for its next try has no job: its own timer (the scheduled queue) makes
+ * the jobs of its due recipients when it fires. */
 struct queue_msg {
+	struct timer t;                    /* the scheduled queue: its earliest next try */
 	struct queue_msg *hnext;
 	char qid[32];
 	char *sender;                      /* "" for the null sender */
 	struct qrcpt *r;
-	size_t nrcpt;
 	uint64_t arrival_ms;               /* unix ms */
-	uint32_t flags;                    /* smtp_srv flags (the copy generation masked off) */
-	unsigned seg_worker;               /* the segment w<seg_worker>-<loc.seq> */
 	struct spool_loc loc;              /* its MSG record (counted live there: spool_seg_ref) */
-	bool copying;                      /* a copy forward of its record is under way */
 	uint8_t *body;                     /* unscrambled data, or NULL (in the spool only) */
 	size_t size;                       /* data octets */
-	size_t open;                       /* recipients not final */
+	struct queue_job *readers;         /* jobs waiting for a read of its body */
+	uint8_t *rbuf;                     /* the read's buffer */
+	struct queue *q;
+	uint32_t nrcpt;
+	uint32_t open;                     /* recipients not final */
+	uint32_t flags;                    /* smtp_srv flags (the copy generation masked off) */
+	unsigned seg_worker;               /* the segment w<seg_worker>-<loc.seq> */
 	unsigned refs;                     /* jobs and reads that point at it */
+	int rfd;                           /* the file of a read in flight */
+	uint32_t t_sched_cs;               /* when it was scheduled: q->mono0_ms + 10 x this */
+	struct net_op rop;
+	bool copying;                      /* a copy forward of its record is under way */
 	bool reading;                      /* a read of its body is in flight */
-	int rfd;                           /* its file, meanwhile */
-	struct queue_job *readers;         /* jobs waiting for that read */
 	bool foreign;                      /* another worker's message, delivered here
 	                                      (core/owner): no notes, not in the hash */
-	uint8_t *rbuf;                     /* the read's buffer */
-	struct net_op rop;
-	struct queue *q;
 };
 
 struct queue_site;
 
 struct queue_job {
-	struct timer t;                    /* the scheduled queue */
 	struct queue_job *next;            /* ready list / readers / all */
 	struct queue_job *all_next, *all_prev;
 	struct queue *q;
@@ -161,6 +166,7 @@ struct queue {
 	size_t body_bytes;
 	size_t nmsgs, nrcpt_open;
 	uint64_t rnd;
+	uint64_t mono0_ms;                 /* the loop's clock at init (t_sched_cs counts from) */
 	uint64_t delivered, bounced, deferred, dsns;
 	unsigned copy_reads;               /* copy forward reads in flight */
 	struct queue_copy *copies_head;    /* copies under way (detached at fini) */
