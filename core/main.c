@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -408,6 +409,27 @@ static int prepare(struct config *cfg, struct server *srv)
 	return 0;
 }
 
+
+/* The allocator (jemalloc in the release build) tunes for a daemon that holds a large
+ * queue: freed pages go back to the system within a couple of seconds, from a background
+ * thread, instead of staying resident until their arena runs again. */
+const char *malloc_conf = "background_thread:true,dirty_decay_ms:2000,muzzy_decay_ms:0";
+
+/* jemalloc's control call, when jemalloc is the allocator (weak: absent under libc's). */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+	__attribute__((weak));
+
+/* Give back to the system what the start-up scan used and freed: its messages were built
+ * by this thread and taken over (and freed) by the workers, and this thread's arena
+ * would otherwise keep those pages resident for good. */
+static void give_back_memory(void)
+{
+	if (mallctl)
+		mallctl("arena.4096.purge", NULL, NULL, NULL, 0);   /* 4096: every arena */
+	else
+		malloc_trim(0);
+}
+
 static int run(const char *path, struct config *cfg)
 {
 	struct server srv = { 0 };
@@ -430,6 +452,8 @@ static int run(const char *path, struct config *cfg)
 	sigaddset(&set, SIGINT);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC);   /* blocked since main() began */
 	int ret = sfd < 0 ? -errno : worker_start_all(&srv);
+	if (ret == 0)
+		give_back_memory();            /* the scan's messages are the workers' now */
 	if (ret < 0) {
 		log_err("event=start_failed error=\"workers: %s\"", strerror(-ret));
 		worker_stop_all(&srv);
