@@ -91,7 +91,8 @@ static void msg_free(struct queue *q, struct queue_msg *m)
 {
 	if (!q->finishing)                 /* (at fini its neighbours on the wheel are gone) */
 		timer_cancel(&m->t);
-	msg_seg_ref(q, m, -1);
+	if (!m->foreign)                   /* (a foreign one is counted at its home) */
+		msg_seg_ref(q, m, -1);
 	msg_unlink(q, m);
 	msg_drop_body(q, m);
 	for (size_t i = 0; i < m->nrcpt; i++)
@@ -1251,8 +1252,10 @@ void queue_reclaim_copy(void *ctx, unsigned worker, uint64_t seq)
 		return;
 	for (unsigned h = 0; h < QUEUE_HASH; h++)
 		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext)
-			if (m->seg_worker == worker && m->loc.seq == seq && !m->copying)
-				copy_start(q, m);
+			if (m->seg_worker == worker && m->loc.seq == seq && !m->copying &&
+			    m->refs == 0)
+				copy_start(q, m);   /* (one in a delivery, perhaps on another worker
+				                       that reads its record, waits for the next ask) */
 }
 
 /* ---- life --------------------------------------------------------------------------- */

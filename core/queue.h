@@ -29,7 +29,9 @@
  * Reclaim. Each message counts as live in the segment of its MSG record (spool_seg_ref)
  * from its commit (or adoption) until it is freed; the spool removes segments without
  * live messages (core/spool.h, Reclaim). When the spool asks for a segment's live
- * messages to be copied forward (queue_reclaim_copy), each one's record is read back
+ * messages to be copied forward (queue_reclaim_copy), each one not in a delivery at the
+ * time (no job, no read: it waits for its next try; the others at the next ask, a second
+ * later) has its record read back
  * (io_uring), rewritten with the state of its recipients (spoolrec_encode_copy) and
  * committed (spool_append_rec); once that commit is durable the message counts in the
  * copy's segment instead, and its body reads go there.
