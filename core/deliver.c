@@ -353,10 +353,29 @@ static void take_job(struct dconn *d)
 			d->waiting_body = true;     /* deliver_job_body() goes on */
 			return;
 		}
-		if (ret < 0) {
-			job_end(d, NULL, "4.3.0 the message could not be read from the spool");
+		if (ret == -ENOMEM || ret == -EBUSY || ret == -EMFILE || ret == -ENFILE ||
+		    ret == -EAGAIN) {
+			/* the ring, memory or descriptors are short now: the job goes back first in
+			 * line and the site is woken again shortly (ending it here, and every job
+			 * after it in the same loop, deferred a whole ready queue at once) */
+			d->job = NULL;
+			queue_site_unget(s, j);
+			if (!s->read_busy_logged) {
+				s->read_busy_logged = true;
+				log_warn("event=body_read_busy site=%s error=\"%s\" note=\"retried shortly\"",
+				         s->key, strerror(-ret));
+			}
+			kick_later(q, s, DELIVER_READ_RETRY_MS);
+			return;
+		}
+		if (ret < 0) {                  /* this message's own record: defer it alone */
+			char why[200];
+			snprintf(why, sizeof why, "4.3.0 the message could not be read from the spool: %s",
+			         strerror(-ret));
+			job_end(d, NULL, why);
 			continue;
 		}
+		s->read_busy_logged = false;
 		d->body = body;
 		d->body_len = len;
 		job_begin(d);

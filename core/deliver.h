@@ -47,6 +47,7 @@
 #define DELIVER_CONNECT_MS 30000u
 #define DELIVER_PINS 4u
 #define DELIVER_INITIAL_WINDOW 5u
+#define DELIVER_READ_RETRY_MS 20u          /* a body read the ring could not take: again */
 
 struct dconn {
 	struct net_stream s;

@@ -615,6 +615,15 @@ struct queue_job *queue_site_take(struct queue_site *s)
 	return j;
 }
 
+void queue_site_unget(struct queue_site *s, struct queue_job *j)
+{
+	j->next = s->ready_head;
+	s->ready_head = j;
+	if (!s->ready_tail)
+		s->ready_tail = j;
+	s->nready++;
+}
+
 void queue_job_drop(struct queue_job *j)
 {
 	if (j->home) {

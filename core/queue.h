@@ -152,6 +152,7 @@ struct queue_site {
 	struct rate msg_rate, conn_rate;   /* the transport's message_rate, connection_rate */
 	struct timer kick;                 /* a rate holds it back: kick again then */
 	struct net_alarm kick_alarm;       /* the same, to the ms (the wheel: fallback) */
+	bool read_busy_logged;             /* event=body_read_busy said, until a read works */
 };
 
 struct worker;
@@ -207,6 +208,8 @@ void queue_recovered_free(struct queue_recovered *r);
 /* For core/deliver: the next ready job of site s (NULL: none), its body (NULL while it is
  * being read: the job is handed back through deliver_body_ready), and the end. */
 struct queue_job *queue_site_take(struct queue_site *s);
+/* Put j (just taken) back first in line, without waking the site. */
+void queue_site_unget(struct queue_site *s, struct queue_job *j);
 /* 1: body ready in *body, *len; 0: a read was started, deliver_job_body() follows; <0: error. */
 int queue_job_body(struct queue_job *j, const uint8_t **body, size_t *len);
 /* The results of job j: per recipient of j (in j->idx order) a reply code and text (the
