@@ -19,6 +19,9 @@ struct bounce {
 	uint8_t *data;
 	size_t len;
 	uint64_t arrival;
+	struct queue_msg *m;               /* the bounced message (a reference held) */
+	uint32_t *idx;                     /* its recipients the DSN reports */
+	uint32_t n;
 };
 
 static void bounce_spooled(void *waiter, bool ok, const struct spool_loc *loc)
@@ -27,7 +30,11 @@ static void bounce_spooled(void *waiter, bool ok, const struct spool_loc *loc)
 	if (ok)
 		queue_accepted(b->q, &b->sm, b->arrival, loc, loc->len > SPOOL_COPY_MAX ? NULL : b->data);
 	else
-		log_err("event=bounce_failed qid=%s note=\"the spool refused the notification\"", b->qid);
+		log_err("event=bounce_failed qid=%s dsn=%s recipients=%u note=\"the spool refused the "
+		        "notification; the recipients stay queued and bounce again at their next try\"",
+		        b->m->qid, b->qid, b->n);
+	queue_bounce_done(b->q, b->m, b->idx, b->n, ok);
+	free(b->idx);
 	free(b->data);
 	free(b->to);
 	free(b);
@@ -62,6 +69,12 @@ void bounce_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 	relay_host(relay, host, sizeof host);
 	if (!b || !r)
 		goto fail;
+	b->idx = malloc(n * sizeof *b->idx);
+	if (!b->idx)
+		goto fail;
+	memcpy(b->idx, idx, n * sizeof *idx);
+	b->n = n;
+	b->m = m;
 	uint64_t now = (uint64_t)time(NULL);
 	if (qid_next(&w->qid, now, b->qid) < 0)
 		goto fail;
@@ -100,19 +113,25 @@ void bounce_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 	b->sm = (struct smtp_srv_msg){ .qid = b->qid, .helo = cfg->hostname, .mail_from = "",
 	                               .rcpt = b->rcpt, .nrcpt = 1, .flags = 0,
 	                               .data = b->data, .len = b->len };
-	if (spool_append_to(q->spool, b, bounce_spooled, &b->sm, "local", now) < 0)
+	m->refs++;                         /* until the DSN is in the spool (or not) */
+	if (spool_append_to(q->spool, b, bounce_spooled, &b->sm, "local", now) < 0) {
+		m->refs--;
 		goto fail;
+	}
 	q->dsns++;
 	log_info("%s: sender non-delivery notification: %s", m->qid, b->qid);
 	log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", b->qid, b->len);  /* as qmgr */
 	return;
 fail:
-	log_err("event=bounce_failed qid=%s recipients=%u note=\"no notification could be made\"",
-	        m->qid, n);
+	log_err("event=bounce_failed qid=%s recipients=%u note=\"no notification could be made; "
+	        "the recipients stay queued and bounce again at their next try\"", m->qid, n);
 	if (b) {
 		free(b->data);
 		free(b->to);
+		free(b->idx);
 	}
 	free(b);
 	free(r);
+	m->refs++;                         /* queue_bounce_done drops one */
+	queue_bounce_done(q, m, idx, n, false);
 }

@@ -784,6 +784,34 @@ static void fmt_delays(char *out, size_t cap, uint64_t delay, uint64_t a, uint64
 	*p = '\0';
 }
 
+void queue_bounce_done(struct queue *q, struct queue_msg *m, const uint32_t *idx, uint32_t n,
+                       bool ok)
+{
+	const struct config *cfg = qcfg(q);
+	uint64_t now = wall_ms();
+	bool reopened = false;
+	for (uint32_t k = 0; k < n; k++) {
+		struct qrcpt *rc = &m->r[idx[k]];
+		if (rc->state != QR_BUSY)
+			continue;
+		if (ok) {
+			rc->state = QR_BOUNCED;
+			m->open--;
+			note_outcome(q, m, SPOOLREC_RS_BOUNCED, rc->attempts, 0, &idx[k], 1);
+		} else {                       /* bounced again at its next try */
+			uint64_t delay_ms = retry_delay_ms(cfg->retry_schedule, cfg->nretry_schedule,
+			                                   rc->attempts, qrand(q));
+			rc->state = QR_OPEN;
+			rc->next_try_s = (now + delay_ms) / 1000u;
+			note_outcome(q, m, SPOOLREC_RS_DEFERRED, rc->attempts, rc->next_try_s, &idx[k], 1);
+			reopened = true;
+		}
+	}
+	if (reopened)
+		msg_schedule(q, m);
+	queue_msg_unref(q, m);             /* the DSN's reference */
+}
+
 void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
                     const char *relay, unsigned conn_use)
 {
@@ -815,11 +843,16 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 	uint32_t run_att = 0;
 	uint64_t run_next = 0;
 	bool deferred = false;               /* a recipient of this job waits for a retry */
+	/* A bounced recipient whose DSN is due stays open (QR_BUSY) until the DSN is in the
+	 * spool: its BOUNCED note is written then (queue_bounce_done), or it waits for its next
+	 * try when the spool refuses the DSN; never final without its notification. */
+	bool dsn_due = m->sender[0] != '\0' && bounced && btext;
 
 	for (uint32_t k = 0; k <= j->n; k++) {
 		uint8_t st = 0;
 		uint32_t att = 0;
 		uint64_t next = 0;
+		bool pending = false;
 		if (k < j->n) {
 			const struct qresult *r = &res[nres == 1 ? 0 : k];
 			struct qrcpt *rc = &m->r[j->idx[k]];
@@ -862,9 +895,13 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 					deferred = true;
 				}
 			}
+			if (rc->state == QR_BOUNCED && dsn_due) {
+				rc->state = QR_BUSY;     /* until its DSN is committed */
+				pending = true;
+			}
 			if (rc->state == QR_DELIVERED || rc->state == QR_BOUNCED)
 				m->open--;
-			if (rc->state == QR_BOUNCED && bounced) {
+			if ((rc->state == QR_BOUNCED || pending) && bounced && btext) {
 				btext[nb] = r->text;
 				bounced[nb++] = j->idx[k];
 			}
@@ -880,11 +917,12 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 				next = 0;
 		}
 		/* outcome notes: runs of equal (state, attempts, next try) */
-		if (nrun > 0 && (k == j->n || st != run_state || att != run_att || next != run_next)) {
+		if (nrun > 0 && (k == j->n || (!pending && (st != run_state || att != run_att ||
+		                                             next != run_next)))) {
 			note_outcome(q, m, run_state, run_att, run_next, run, nrun);
 			nrun = 0;
 		}
-		if (k < j->n && run) {
+		if (k < j->n && run && !pending) {
 			run_state = st;
 			run_att = att;
 			run_next = next;

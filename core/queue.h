@@ -221,6 +221,11 @@ struct qresult {
 };
 void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
                     const char *relay, unsigned conn_use);   /* nres: j->n, or 1 for all */
+/* core/bounce: the DSN for m's recipients idx[0..n) (kept open, QR_BUSY, meanwhile) is in
+ * the spool (ok: they are bounced now, and noted so) or could not be made or stored (they
+ * wait for their next try, and bounce again then). Drops the DSN's reference to m. */
+void queue_bounce_done(struct queue *q, struct queue_msg *m, const uint32_t *idx, uint32_t n,
+                       bool ok);
 /* A reference to m is dropped (a job, a read, a connection's pin). */
 void queue_msg_unref(struct queue *q, struct queue_msg *m);
 /* A whole site failed before any transaction (refused, timeout, greeting refused): every
