@@ -345,8 +345,11 @@ static int prepare(struct config *cfg, struct server *srv)
 	connlimit_init();
 	ret = qid_blocks_open(&srv->qid_blocks, cfg->spool_path);
 	if (ret < 0) {
-		log_err("event=start_failed error=\"queue id blocks %s/.qid: %s\"", cfg->spool_path,
-		        strerror(-ret));
+		queue_recovered_free(sx.head);
+		log_err("event=start_failed error=\"queue id blocks %s/.qid: %s\"%s", cfg->spool_path,
+		        strerror(-ret), ret == -EOVERFLOW || ret == -EINVAL
+		                ? " note=\"the file does not hold a queue id counter (damaged?); never "
+		                  "set it lower than it was, or queue ids repeat\"" : "");
 		return -1;
 	}
 

@@ -696,9 +696,13 @@ void queue_site_fail(struct queue *q, struct queue_site *s, const char *why)
 	char esc[600];
 	log_warn("event=site_dead site=%s reason=\"%s\" deferred=%zu", s->key,
 	         log_escape_text(esc, sizeof esc, why), s->nready);
+	/* Postfix's words for a dead destination: these recipients never saw the reply that
+	 * killed the site, so it is quoted as the reason, not as their server's answer */
+	char text[700];
+	snprintf(text, sizeof text, "4.4.1 delivery temporarily suspended: %s", why);
 	struct queue_job *j;
 	while ((j = queue_site_take(s)) != NULL) {
-		struct qresult r = { 0, why, "4.4.1" };
+		struct qresult r = { 0, text, "4.4.1" };
 		queue_job_done(j, &r, 1, "none", 0);
 	}
 }

@@ -27,6 +27,9 @@ sleep 2                                  # a storm would show thousands of conne
 n=$(cut -d" " -f1 "$T/bad.count")
 [ "$n" -le 6 ] || fail "$n connections to a next hop that refuses after EHLO (a reconnect storm)"
 grep -q 'event=connect_failed .*421 4.3.2 going away' "$T/relay.log" || fail "the 421 is not logged as a connection failure"
+# the recipients the dead site defers never saw that 421: it is quoted as the reason
+grep -q 'relay=none, .*dsn=4\.4\.1, status=deferred (4\.4\.1 delivery temporarily suspended: ' "$T/relay.log" ||
+  fail "the dead site's deferral is not worded as a suspension"
 [ "$(rr_queue_count)" -eq 1 ] || fail "the message is not queued any more"
 rr_queue | grep -Eq 'attempts=[1-9]' || { rr_queue >&2; fail "no attempt counted"; }
 rr_stop

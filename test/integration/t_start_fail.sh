@@ -24,3 +24,18 @@ grep -q 'in use by another ringrelay' "$T/second.log" || fail "no clear spool-in
 RR_PID=$first
 rr_stop
 ok "port in use and spool in use refused with exit 1"
+
+# A damaged queue id counter (SPOOL/.qid) with mail in the spool: exit 1, a line that says
+# what the file is, and nothing of the scanned mail leaked (LeakSanitizer saw the scan's
+# messages leak on this path once).
+rr_config
+rr_start
+swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to b@local.test > /dev/null 2>&1 || fail "swaks"
+rr_stop
+echo garbage > "$T/spool/.qid"
+timeout -s KILL 20 "$RR_BIN" -c "$T/ringrelay.yaml" 2> "$T/qid.log"; rc=$?
+[ "$rc" -eq 1 ] || fail "a damaged .qid: exit $rc"
+grep -q 'event=start_failed error="queue id blocks .*/\.qid: .*note="the file does not hold a queue id counter' "$T/qid.log" ||
+  { cat "$T/qid.log" >&2; fail "no clear line for a damaged .qid"; }
+sanitizer_clean
+ok "a damaged .qid refused with exit 1, said plainly, nothing leaked"
