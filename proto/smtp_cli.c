@@ -18,7 +18,9 @@
  * Decisions where the brief is silent:
  * - A reply's class must fit its command: 3xx only to DATA (any 3xx is taken as 354),
  *   2xx never to DATA. Otherwise "unexpected reply to CMD: TEXT" (code 0): a server that
- *   says 250 to DATA is not trusted with the body.
+ *   says 250 to DATA is not trusted with the body. A 2xx with an addressing status
+ *   (2.1.x, a MAIL or RCPT reply) is never taken as the answer to the end of a message:
+ *   with BDAT nothing else would show that the server's replies have shifted by one.
  * - 421 fails the connection in every state but QUIT (whose reply, any, ends it anyway).
  * - Any 2xx greeting is taken (Postfix does too); a 3xx greeting is unexpected.
  * - EHLO: any 5xx falls back to HELO, not only 500/501/502/504/550 (a server that means
@@ -422,10 +424,22 @@ static void cli_bdat(struct smtp_cli *c, const struct smtp_cli_reply *r)
 	cli_event(c, SMTP_CLI_EV_BODY, r);
 }
 
+/* Does a 2xx reply carry an addressing status (2.1.x: RFC 3463's X.1.Y, what MAIL and
+ * RCPT are answered with)? Never the answer to the end of a message. */
+static bool cli_addressing_status(const struct smtp_cli_reply *r)
+{
+	const char *p = r->text;
+	return strlen(p) >= 9 && p[0] == '2' && p[3] == ' ' && p[4] == '2' && p[5] == '.' &&
+	       p[6] == '1' && p[7] == '.' && p[8] >= '0' && p[8] <= '9';
+}
+
 /* The final reply (to the end of data or to BDAT LAST). */
 static void cli_final(struct smtp_cli *c, const struct smtp_cli_reply *r)
 {
-	if (r->code / 100 == 3) {
+	/* A 2.1.x "250" here is a MAIL or RCPT reply out of its place: a server that answered
+	 * some command twice (one RSET, two 250s) has shifted every reply after it, and the
+	 * real verdict on the message is still to come. Never taken as delivered. */
+	if (r->code / 100 == 3 || (r->code / 100 == 2 && cli_addressing_status(r))) {
 		cli_unexpected(c, r);
 		return;
 	}

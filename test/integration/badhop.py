@@ -13,6 +13,9 @@ MODE:
             (messages taken, most connections open at once).
   rcpt452   as slow, but every RCPT gets "452 4.2.1 try again later" after 0.1 s: no
             message is ever taken (COUNTFILE: accepted= counts the refused RCPTs).
+  dblrset   offers PIPELINING and CHUNKING, answers every RSET twice ("250" "250") and
+            every BDAT ... LAST with 554: a broken server whose replies shift by one; it
+            takes no message (COUNTFILE: accepted= stays 0).
   noquit    as slow, without the wait, but QUIT gets no reply: the connection stays open,
             silent, until the client closes it (or SECONDS pass).
 """
@@ -78,6 +81,36 @@ def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False):
             state["open"] -= 1
         c.close()
 
+def dblrset(c):
+    f = c.makefile("rb")
+    c.sendall(b"220 dblrset ESMTP\r\n")
+    while True:
+        line = f.readline(4096)
+        if not line:
+            return
+        cmd = line[:4].upper()
+        if cmd == b"EHLO":
+            c.sendall(b"250-dblrset\r\n250-PIPELINING\r\n250-CHUNKING\r\n250 ENHANCEDSTATUSCODES\r\n")
+        elif cmd == b"RSET":
+            c.sendall(b"250 2.0.0 ok\r\n250 2.0.0 ok\r\n")
+        elif cmd == b"MAIL":
+            c.sendall(b"250 2.1.0 ok\r\n")
+        elif cmd == b"RCPT":
+            c.sendall(b"250 2.1.5 ok\r\n")
+        elif cmd == b"BDAT":
+            n = int(line.split()[1])
+            while n > 0:
+                d = f.read(min(n, 65536))
+                if not d:
+                    return
+                n -= len(d)
+            c.sendall(b"554 5.7.1 rejected\r\n")
+        elif cmd == b"QUIT":
+            c.sendall(b"221 bye\r\n")
+            return
+        else:
+            c.sendall(b"250 ok\r\n")
+
 def serve(c):
     try:
         c.settimeout(10)
@@ -95,6 +128,9 @@ def serve(c):
             slow_smtp(c)
         elif mode == "rcpt452":
             slow_smtp(c, 0, True, True)
+        elif mode == "dblrset":
+            c.settimeout(seconds)
+            dblrset(c)
         elif mode == "noquit":
             c.settimeout(seconds)
             slow_smtp(c, 0, False)

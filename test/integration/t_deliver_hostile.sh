@@ -105,4 +105,21 @@ maxc=$(sed -nE 's/.*max_concurrent=([0-9]+).*/\1/p' "$T/r452.count")
 grep -q 'status=deferred (host said: 452 4.2.1 try again later' "$T/relay.log" || fail "no 452 deferral logged"
 rr_stop
 ok "every RCPT answered 452: $(sed -nE 's/.*accepted=([0-9]+).*/\1/p' "$T/r452.count") refusals, at most $maxc connections at once (initial 2)"
+
+# ---- 6. a server whose replies shift by one (RSET answered twice) -----------------------------
+: > "$T/relay.log"
+python3 "$HERE/badhop.py" dblrset "$T/dbl.port" "$T/dbl.count" 60 &
+wait_until 10 test -s "$T/dbl.port" || fail "badhop dblrset did not start"
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$(cat "$T/dbl.port")\"" "    max_connections: 1" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [60]" "  max_age: 600"
+rr_start
+for i in 1 2 3 4 5 6; do
+  swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u$i@example.org > /dev/null 2>&1 || fail "swaks $i"
+done
+wait_until 30 eval '[ "$(grep -c "status=" "$T/relay.log")" -ge 6 ]' || fail "not every message was tried"
+grep -q 'status=sent' "$T/relay.log" && { grep 'status=sent' "$T/relay.log" >&2; fail "a message refused with 554 was logged sent"; }
+grep -q 'unexpected reply to BDAT: 250 2\.1\.' "$T/relay.log" || fail "the shifted reply was not caught"
+rr_stop
+ok "RSET answered twice, BDAT refused: no message taken for sent, the shifted reply caught"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done

@@ -1263,6 +1263,47 @@ Test(smtp_cli, bdat_reply_before_body_done_is_held)
 	smtp_cli_free(&c);
 }
 
+/* A server that answers RSET twice shifts every reply after it by one: the reply taken as
+ * BDAT's is a RCPT reply (250 2.1.5), while its real verdict (554) is still to come. An
+ * addressing status is never taken as the end of a message: the transaction fails, its
+ * recipients get no result (deferred by the owner), never "sent". */
+Test(smtp_cli, shifted_reply_is_not_delivery)
+{
+	struct smtp_cli c;
+	struct smtp_cli_ev ev;
+
+	start(&c, EHLO_CHUNK);
+	cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 100, 0), 0);
+	feed(&c, "250 2.1.0 ok\r\n250 2.1.0 ok\r\n");   /* MAIL's twice */
+	ev_is(&c, SMTP_CLI_EV_BODY, 250, &ev);            /* the second taken as RCPT's */
+	smtp_cli_body_done(&c);
+	feed(&c, "250 2.1.5 ok\r\n");                     /* RCPT's, taken as BDAT's */
+	ev_is(&c, SMTP_CLI_EV_FAIL, 0, &ev);
+	cr_assert_str_eq(ev.reply.text, "unexpected reply to BDAT: 250 2.1.5 ok");
+	smtp_cli_free(&c);
+
+	/* the same through DATA: the dot's reply 250 2.1.5 */
+	start(&c, EHLO_PIPE);
+	cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 100, 0), 0);
+	smtp_cli_out_done(&c, SIZE_MAX);
+	feed(&c, MAIL_OK RCPT_OK GO);
+	ev_is(&c, SMTP_CLI_EV_BODY, 354, &ev);
+	smtp_cli_body_done(&c);
+	feed(&c, "250 2.1.5 ok\r\n");
+	ev_is(&c, SMTP_CLI_EV_FAIL, 0, &ev);
+	smtp_cli_free(&c);
+
+	/* a plain 250 (no status) and 2.0.0 / 2.6.0 are the end of a message as before */
+	start(&c, EHLO_CHUNK);
+	cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 100, 0), 0);
+	feed(&c, MAIL_OK RCPT_OK);
+	ev_is(&c, SMTP_CLI_EV_BODY, 250, &ev);
+	smtp_cli_body_done(&c);
+	feed(&c, "250 2.6.0 <id@x> Queued mail for delivery\r\n");
+	ev_is(&c, SMTP_CLI_EV_MSG_DONE, 250, &ev);
+	smtp_cli_free(&c);
+}
+
 Test(smtp_cli, bdat_second_early_reply_and_421_during_body)
 {
 	struct smtp_cli c;
