@@ -851,6 +851,12 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 	 * spool: its BOUNCED note is written then (queue_bounce_done), or it waits for its next
 	 * try when the spool refuses the DSN; never final without its notification. */
 	bool dsn_due = m->sender[0] != '\0' && bounced && btext;
+	/* Did the next hop take the message for a recipient of this transaction? Then a 452
+	 * to others is "too many recipients" (RFC 5321 4.5.3.1.10): they go again at once, in
+	 * a new transaction, as Postfix sends them, not after a retry interval. */
+	bool taken = false;
+	for (uint32_t k = 0; k < j->n && !taken; k++)
+		taken = res[nres == 1 ? 0 : k].code / 100 == 2;
 
 	for (uint32_t k = 0; k <= j->n; k++) {
 		uint8_t st = 0;
@@ -865,9 +871,15 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 			const char *status;
 			char why[700];
 			const char *text = r->text ? r->text : "";
+			dsn_of(r, code ? code : 450, dsn);
+			if (code == 452 && taken && (strcmp(dsn, "4.5.3") == 0 || strcmp(dsn, "4.0.0") == 0)) {
+				rc->state = QR_OPEN;     /* due now: the next transaction; no attempt */
+				rc->next_try_s = 0;
+				q->rcpt_overflow++;
+				continue;                /* (not a deferral: no line, no note) */
+			}
 			rc->attempts++;
 			att = rc->attempts;
-			dsn_of(r, code ? code : 450, dsn);
 			if (code >= 200 && code < 300) {
 				rc->state = QR_DELIVERED;
 				st = SPOOLREC_RS_DELIVERED;

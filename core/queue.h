@@ -171,6 +171,7 @@ struct queue {
 	uint64_t rnd;
 	uint64_t mono0_ms;                 /* the loop's clock at init (t_sched_cs counts from) */
 	uint64_t delivered, bounced, deferred, dsns;
+	uint64_t rcpt_overflow;            /* recipients sent again at once after a 452 4.5.3 */
 	unsigned copy_reads;               /* copy forward reads in flight */
 	struct queue_copy *copies_head;    /* copies under way (detached at fini) */
 	uint64_t copies;                   /* copies forward made durable */

@@ -16,6 +16,8 @@ MODE:
   dblrset   offers PIPELINING and CHUNKING, answers every RSET twice ("250" "250") and
             every BDAT ... LAST with 554: a broken server whose replies shift by one; it
             takes no message (COUNTFILE: accepted= stays 0).
+  rcptcap   as slow, without the wait, but the third and later RCPT of a transaction get
+            "452 4.5.3 Too many recipients" (RFC 5321 4.5.3.1.10).
   noquit    as slow, without the wait, but QUIT gets no reply: the connection stays open,
             silent, until the client closes it (or SECONDS pass).
 """
@@ -33,7 +35,7 @@ def report():
         f.write("%d accepted=%d max_concurrent=%d" % (count, state["msgs"], state["max"]))
     os.rename(countfile + ".tmp", countfile)
 
-def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False):
+def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0):
     with lock:
         state["open"] += 1
         state["max"] = max(state["max"], state["open"])
@@ -41,6 +43,7 @@ def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False):
     try:
         f = c.makefile("rb")
         c.sendall(b"220 slowhop ESMTP\r\n")
+        nrcpt = 0
         while True:
             line = f.readline(4096)
             if not line:
@@ -59,6 +62,12 @@ def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False):
                     state["msgs"] += 1
                     report()
                 c.sendall(b"250 2.0.0 taken\r\n")
+            elif cmd in (b"MAIL", b"RSET"):
+                nrcpt = 0
+                c.sendall(b"250 ok\r\n")
+            elif cmd == b"RCPT" and rcpt_cap:
+                nrcpt += 1
+                c.sendall(b"250 ok\r\n" if nrcpt <= rcpt_cap else b"452 4.5.3 Too many recipients\r\n")
             elif cmd == b"RCPT" and rcpt452:
                 time.sleep(0.1)
                 with lock:
@@ -128,6 +137,8 @@ def serve(c):
             slow_smtp(c)
         elif mode == "rcpt452":
             slow_smtp(c, 0, True, True)
+        elif mode == "rcptcap":
+            slow_smtp(c, 0, True, False, 2)
         elif mode == "dblrset":
             c.settimeout(seconds)
             dblrset(c)

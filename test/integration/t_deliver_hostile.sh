@@ -122,4 +122,21 @@ grep -q 'status=sent' "$T/relay.log" && { grep 'status=sent' "$T/relay.log" >&2;
 grep -q 'unexpected reply to BDAT: 250 2\.1\.' "$T/relay.log" || fail "the shifted reply was not caught"
 rr_stop
 ok "RSET answered twice, BDAT refused: no message taken for sent, the shifted reply caught"
+
+# ---- 7. "452 4.5.3 Too many recipients" after two ---------------------------------------------
+: > "$T/relay.log"
+python3 "$HERE/badhop.py" rcptcap "$T/cap.port" "$T/cap.count" 60 &
+wait_until 10 test -s "$T/cap.port" || fail "badhop rcptcap did not start"
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$(cat "$T/cap.port")\"" \
+          "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+          "queue:" "  retry_schedule: [300]" "  max_age: 3600"
+rr_start
+swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u1@ex.org,u2@ex.org,u3@ex.org,u4@ex.org,u5@ex.org,u6@ex.org,u7@ex.org \
+  > /dev/null 2>&1 || fail "swaks (7 recipients)"
+# with a retry interval of 300 s, only sending the rest at once gets all 7 there in time
+wait_until 30 eval '[ "$(grep -c "status=sent" "$T/relay.log")" -ge 7 ]' ||
+  fail "only $(grep -c status=sent "$T/relay.log") of 7 recipients sent: the 452 ones waited for a retry"
+grep -q 'status=deferred' "$T/relay.log" && fail "a 452 4.5.3 was logged as a deferral"
+rr_stop
+ok "452 4.5.3 after 2 recipients: the rest went at once in new transactions, all 7 sent, no deferral"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
