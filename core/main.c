@@ -269,7 +269,12 @@ static int scan_msg(void *ctx, const struct spooldir_msg *sm)
 static void scan_damage(void *ctx, const struct spooldir_damage *d)
 {
 	(void)ctx;
-	if (d->torn)
+	if (d->cut_short)
+		log_err("event=spool_cut_short segment=%s size=%llu note=\"torn or empty, and later "
+		        "segments of its worker hold records: it lost its end to something other than "
+		        "a crash while it was written; acknowledged mail in it may be gone\"",
+		        d->segment, (unsigned long long)d->offset);
+	else if (d->torn)
 		log_info("event=spool_torn segment=%s offset=%llu dropped=%llu reason=\"%s\"",
 		         d->segment, (unsigned long long)d->offset, (unsigned long long)d->octets,
 		         spoolrec_strerror(d->err));

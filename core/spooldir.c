@@ -31,6 +31,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -47,6 +48,8 @@ struct spooldir_seg {
 	size_t size;                /* octets in pass 1 */
 	size_t maplen;              /* octets mapped now */
 	size_t zero_at;             /* the zero tail begins here (size: no zero tail) */
+	bool torn;                  /* it ended in a torn record */
+	bool records;               /* it holds at least one valid record */
 };
 
 /* Queue ids are copied here, so that a segment is unmapped as soon as it is read: a
@@ -352,7 +355,7 @@ struct spooldir_walk {
 	const struct spooldir_ops *ops;
 	void *ctx;
 	struct spooldir_stats *st;
-	const struct spooldir_seg *sg;
+	struct spooldir_seg *sg;
 	uint32_t segno;
 	struct spooldir_msgref *refs;
 	size_t nref, capref;
@@ -367,6 +370,7 @@ struct spooldir_walk {
 	size_t nidx, capidx;
 	int rc;                     /* -errno that stopped the walk */
 	size_t seg_zero_at;         /* the current segment's zero tail */
+	size_t seg_torn_at;         /* ... and where its torn tail begins (size: none) */
 };
 
 /* A MSG record. The same qid seen before (a copy and its original: a crash came between
@@ -465,6 +469,7 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 
 	switch (ev->kind) {
 	case SPOOLREC_SCAN_RECORD:
+		w->sg->records = true;
 		switch (ev->type) {
 		case SPOOLREC_MSG:
 			w->rc = spooldir_add_ref(w, &ev->msg.qid, ev->off, spoolrec_gen(ev->msg.flags));
@@ -491,8 +496,11 @@ static int spooldir_on_event(void *vw, const struct spoolrec_scan_ev *ev)
 	case SPOOLREC_SCAN_SKIPPED:
 	case SPOOLREC_SCAN_TORN:
 		d = (struct spooldir_damage){ w->sg->name, ev->off, ev->len,
-		                              ev->kind == SPOOLREC_SCAN_TORN, ev->err };
+		                              ev->kind == SPOOLREC_SCAN_TORN, ev->err, 0 };
 		if (d.torn) {
+			w->sg->torn = true;
+			if (ev->off < w->seg_torn_at)
+				w->seg_torn_at = ev->off;
 			w->st->torn++;
 			w->st->torn_bytes += ev->len;
 		} else {
@@ -663,12 +671,35 @@ int spooldir_scan_state(const char *dir, const struct spooldir_ops *ops,
 		w.sg = sg;
 		w.segno = (uint32_t)i;
 		w.seg_zero_at = sg->size;
+		w.seg_torn_at = sg->size;
 		int scan = sg->size ? spoolrec_scan(sg->map, sg->size, spooldir_on_event, &w) : 0;
-		sg->zero_at = w.seg_zero_at;
+		/* a torn tail holds nothing readable: it goes with the zero tail (a start that
+		 * trims), so that the segment reads clean once later segments follow it */
+		sg->zero_at = w.seg_torn_at < w.seg_zero_at ? w.seg_torn_at : w.seg_zero_at;
 		spooldir_unmap(sg, 1);          /* one mapping at a time */
 		if (scan != 0) {
 			rc = w.rc;
 			goto out;
+		}
+	}
+
+	/* A torn or empty segment is what a crash leaves in the segment being written, never
+	 * in one its worker wrote past: when a later segment of the same worker holds records,
+	 * this one lost its end to something else (a truncation, a copy gone wrong), and what
+	 * it lost may have been acknowledged. Said as an error, once per segment. */
+	for (size_t i = 0; i < nseg; i++) {
+		struct spooldir_seg *sg = &segs[i];
+		if (sg->records && !sg->torn)
+			continue;
+		bool later = false;
+		for (size_t k = 0; k < nseg && !later; k++)
+			later = segs[k].worker == sg->worker && segs[k].seq > sg->seq && segs[k].records;
+		if (!later)
+			continue;
+		st->cut_short++;
+		if (ops && ops->damage) {
+			struct spooldir_damage cd = { sg->name, sg->size, 0, 0, SPOOLREC_E_TRUNCATED, 1 };
+			ops->damage(ctx, &cd);
 		}
 	}
 

@@ -61,6 +61,7 @@ struct spooldir_stats {
 	size_t live;              /* live messages */
 	size_t done;              /* messages with a DONE record */
 	size_t torn;              /* segments that ended in a torn record */
+	size_t cut_short;         /* torn or empty segments with later ones of their worker */
 	uint64_t torn_bytes;      /* octets dropped in torn tails (up to their last non-zero) */
 	size_t corrupt;           /* damaged regions skipped (each followed by a valid record) */
 	uint64_t corrupt_bytes;   /* octets in them */
@@ -86,6 +87,9 @@ struct spooldir_damage {
 	uint64_t octets;
 	int torn;                 /* 1: torn tail, not an error; 0: corruption, an error */
 	enum spoolrec_err err;
+	int cut_short;            /* 1: a torn or empty segment its worker wrote past (later
+	                             segments hold records): an error, acknowledged mail may
+	                             be lost; offset = its size */
 };
 
 /* Called once per live message, in segment then record order. seg is the segment file

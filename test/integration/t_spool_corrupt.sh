@@ -64,3 +64,40 @@ rr_stop
 n=$(rr_queue_count)
 [ "$n" -eq 99 ] || fail "after a restart: $n listed, want 99"
 ok "one damaged record of 100 costs that record only (body, then length octet)"
+
+# A segment cut short (truncated, here to half) while later segments of its worker hold
+# records: what it lost may have been acknowledged, so it is an error (event=spool_cut_short),
+# not the info-level torn tail a crash leaves in the segment being written. A restart
+# after a clean stop, and the newest segment's own tail, say nothing of the kind.
+rm -rf "$T/spool"; : > "$T/relay.log"
+export RR_TEST_SEGMENT_MAX=65536
+rr_config
+sed -i 's/^workers: 2$/workers: 1/' "$T/ringrelay.yaml"
+rr_start
+python3 "$HERE/load.py" $RR_PORT 1 150 60 "$T/acks2" > "$T/load2.out" 2>&1
+rr_stop
+# a torn tail in the newest segment (what a power cut leaves): information once, trimmed
+# away at that start, so that two restarts later, with segments written after it, it is
+# no error
+segs=("$T"/spool/w0-*.seg)
+last=${segs[${#segs[@]}-1]}
+python3 -c 'import sys; open(sys.argv[1], "ab").write(b"\x5a" * 300)' "$last"
+rr_start
+swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to b@local.test > /dev/null 2>&1 || fail "swaks"
+rr_stop
+rr_start
+rr_stop
+[ "$(grep -c 'event=spool_torn' "$T/relay.log")" -eq 1 ] || fail "a torn tail not seen once: $(grep -c 'event=spool_torn' "$T/relay.log") times"
+grep -q 'event=spool_cut_short' "$T/relay.log" && fail "a cut_short error without any damage"
+segs=("$T"/spool/w0-*.seg)
+[ "${#segs[@]}" -ge 3 ] || fail "expected several segments, got ${#segs[@]}"
+first=${segs[0]}; second=${segs[1]}
+: > "$first"                                              # emptied
+truncate -s $(( $(stat -c %s "$second") / 2 + 1000 )) "$second"   # cut inside a record
+rr_start
+for g in "$first" "$second"; do
+  grep -q "error event=spool_cut_short segment=$(basename "$g") " "$T/relay.log" ||
+    { grep 'spool_torn\|spool_cut' "$T/relay.log" >&2; fail "$(basename "$g") cut short before later ones was not logged as an error"; }
+done
+rr_stop
+ok "segments emptied or cut inside a record before later ones of their worker are errors (spool_cut_short); none without damage"
