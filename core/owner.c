@@ -38,6 +38,7 @@ struct done_letter {
 	struct net_letter l;
 	struct queue_job *home;
 	bool dropped;
+	bool reroute;                      /* (with dropped) group it again at home */
 	unsigned conn_use;
 	uint64_t t_ready_ms, t_taken_ms, t_conn_ms;
 	char relay[300];
@@ -132,7 +133,9 @@ static void on_done(struct net_loop *l, struct net_op *op, int res, unsigned fla
 	struct queue *q = j->q;
 	q->away--;
 	j->away = false;
-	if (t->dropped) {
+	if (t->dropped && t->reroute) {
+		queue_job_regroup(j);           /* its owner's reload routes it elsewhere */
+	} else if (t->dropped) {
 		queue_job_drop(j);              /* its recipients stay queued in the spool */
 	} else {
 		struct qresult *r = calloc(t->nres ? t->nres : 1, sizeof *r);
@@ -261,7 +264,7 @@ void owner_return(struct queue_job *j, const struct qresult *res, size_t nres,
 	post_home(q, home, d);
 }
 
-void owner_drop(struct queue_job *j)
+static void owner_home(struct queue_job *j, bool reroute)
 {
 	struct queue *q = j->q;
 	struct done_letter *d = done_new(j, 0);
@@ -275,7 +278,18 @@ void owner_drop(struct queue_job *j)
 		return;
 	}
 	d->dropped = true;
+	d->reroute = reroute;
 	post_home(q, home, d);
+}
+
+void owner_reroute(struct queue_job *j)
+{
+	owner_home(j, true);
+}
+
+void owner_drop(struct queue_job *j)
+{
+	owner_home(j, false);
 }
 
 /* ---- life --------------------------------------------------------------------------- */

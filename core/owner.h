@@ -50,6 +50,8 @@ bool owner_post(struct queue *q, struct queue_site *s, struct queue_job *j);
 void owner_return(struct queue_job *j, const struct qresult *res, size_t nres,
                   const char *relay, unsigned conn_use);
 void owner_drop(struct queue_job *j);
+/* ... or home to be grouped again under a reloaded configuration. */
+void owner_reroute(struct queue_job *j);
 
 /* May w leave its loop as far as the owners are concerned (it is stopping)? */
 bool owner_idle(struct worker *w);

@@ -615,6 +615,63 @@ struct queue_job *queue_site_take(struct queue_site *s)
 	return j;
 }
 
+/* Another worker's job j at our site s: does the reloaded configuration route its
+ * recipients elsewhere (another transport, or a smarthost transport's new next hop)? */
+static bool foreign_stale(struct queue *q, const struct queue_site *s, const struct queue_job *j)
+{
+	const char *dom = rcpt_domain(j->m->r[j->idx[0]].addr);
+	const struct config_transport *t = config_route(qcfg(q), dom, strlen(dom));
+	if (!t || strcmp(t->id, j->transport) != 0)
+		return true;
+	if (strcmp(t->nexthop, "mx") == 0)
+		return false;                  /* (an MX site: the home looks it up again anyway) */
+	size_t n = strlen(t->id);
+	return strncmp(s->key, t->id, n) != 0 || s->key[n] != '/' ||
+	       strcmp(s->key + n + 1, t->nexthop) != 0;
+}
+
+void queue_job_regroup(struct queue_job *j)
+{
+	job_regroup(j);
+}
+
+void queue_reconfigured(struct queue *q)
+{
+	if (q->stopping)
+		return;
+	unsigned moved = 0;
+	for (struct queue_site *s = q->sites; s; s = s->next) {
+		struct queue_job **pp = &s->ready_head, *stale = NULL;
+		s->ready_tail = NULL;
+		while (*pp) {
+			struct queue_job *j = *pp;
+			if (j->n > 0 && (j->home ? foreign_stale(q, s, j) : job_stale(q, j))) {
+				*pp = j->next;
+				s->nready--;
+				j->next = stale;
+				stale = j;
+			} else {
+				s->ready_tail = j;
+				pp = &j->next;
+			}
+		}
+		while (stale) {
+			struct queue_job *j = stale;
+			stale = j->next;
+			j->next = NULL;
+			j->site = NULL;
+			if (j->home)
+				owner_reroute(j);      /* its home groups it again */
+			else
+				job_regroup(j);
+			moved++;
+		}
+	}
+	if (moved)
+		log_info("event=rerouted worker=%u jobs=%u note=\"waiting jobs grouped again under the "
+		         "reloaded routes\"", q->w->id, moved);
+}
+
 void queue_site_unget(struct queue_site *s, struct queue_job *j)
 {
 	j->next = s->ready_head;

@@ -170,6 +170,7 @@ struct queue {
 	size_t nmsgs, nrcpt_open;
 	uint64_t rnd;
 	uint64_t mono0_ms;                 /* the loop's clock at init (t_sched_cs counts from) */
+	uint64_t generation;               /* of the configuration it last routed with */
 	uint64_t delivered, bounced, deferred, dsns;
 	uint64_t rcpt_overflow;            /* recipients sent again at once after a 452 4.5.3 */
 	unsigned copy_reads;               /* copy forward reads in flight */
@@ -247,6 +248,12 @@ struct queue_job *queue_foreign_job(struct queue *q, const char *qid, char *send
                                     const struct spool_loc *loc, size_t size, uint8_t *body,
                                     char **rcpt, uint32_t n, const char *transport);
 bool queue_idle(const struct queue *q);
+/* A reload: this worker's jobs waiting in a ready queue under a route, transport or next
+ * hop the new configuration no longer gives them are grouped again (jobs in a connection,
+ * or at another worker's site, go on as they are). */
+void queue_reconfigured(struct queue *q);
+/* core/owner: a job of ours came home to be grouped again (its owner's reload). */
+void queue_job_regroup(struct queue_job *j);
 void queue_stop(struct queue *q);
 
 #endif

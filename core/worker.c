@@ -51,6 +51,11 @@ static unsigned worker_turn(void *ctx)
 {
 	struct worker *w = ctx;
 	w->snap = snapshot_get();
+	if (w->queue_up && w->snap->generation != w->queue.generation) {
+		if (w->queue.generation)
+			queue_reconfigured(&w->queue);  /* a reload: re-route what waits */
+		w->queue.generation = w->snap->generation;
+	}
 	if (!w->stopping && atomic_load(&w->srv->stop))
 		begin_stop(w);
 	if (w->stopping) {

@@ -59,4 +59,27 @@ grep -q 'to=<u1@mx.test>, relay=mail.mx.test\[127.0.0.1\]' "$T/relay.log" || fai
 rr_stop
 dns_stop
 ok "reload [127.0.0.1]:1 -> mx: the 3 waiting recipients were regrouped and delivered via the MX, none bounced"
+
+# ---- 3. a reload moves jobs already waiting in a ready queue ----------------------------------
+: > "$T/relay.log"
+rm -rf "$T/spool"
+python3 "$HERE/badhop.py" slow "$T/slow.port" "$T/slow.count" 60 &
+wait_until 10 test -s "$T/slow.port" || fail "badhop slow did not start"
+sink moved
+MP=$S_PORT
+rr_config "transports:" "  - id: a" "    nexthop: \"[127.0.0.1]:$(cat "$T/slow.port")\"" "    max_connections: 1" \
+          "  - id: b" "    nexthop: \"[127.0.0.1]:$MP\"" \
+          "routes:" "  - domains: [\"*\"]" "    transport: a"
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 4 -n 30 -t 30 -l 1k > /dev/null 2>&1 || fail "ringblast (reroute)"
+sed -i 's/^    transport: a$/    transport: b/' "$T/ringrelay.yaml"
+kill -HUP "$RR_PID"
+wait_log 'event=reloaded' 10 || fail "no reload"
+at_a() { sed -nE 's/.*accepted=([0-9]+).*/\1/p' "$T/slow.count"; }
+all30() { [ $(( $(at_a) + $(dumped moved) )) -ge 30 ]; }
+wait_until 30 all30 || fail "$(at_a) at the old hop + $(dumped moved) at the new one, want 30"
+[ "$(dumped moved)" -ge 20 ] || fail "only $(dumped moved) of 30 moved to the new route: waiting jobs kept the old one"
+grep -q 'event=rerouted' "$T/relay.log" || fail "no rerouted line"
+rr_stop
+ok "reload while 30 waited for a slow hop (max_connections 1): $(dumped moved) went the new route at once, $(at_a) had gone the old"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done
