@@ -28,9 +28,9 @@ struct job_letter {
 	size_t size;
 	uint8_t *body;                     /* a copy, or NULL: read from the spool */
 	uint64_t t_sched_ms, t_ready_ms;
-	size_t naddr;
 	uint64_t dns_expires_ms;
-	struct { struct sockaddr_storage ss; socklen_t len; char name[256]; } addr[QUEUE_SITE_ADDRS];
+	size_t naddr;
+	struct queue_addr addr[];          /* the site's, as the home resolved them */
 };
 
 /* Owner -> home: the results of a job, or its drop. */
@@ -81,7 +81,7 @@ bool owner_post(struct queue *q, struct queue_site *s, struct queue_job *j)
 	if (to == w->id)
 		return false;
 	struct queue_msg *m = j->m;
-	struct job_letter *t = calloc(1, sizeof *t);
+	struct job_letter *t = calloc(1, sizeof *t + s->naddr * sizeof t->addr[0]);
 	if (!t)
 		return false;
 	t->home = j;
@@ -115,7 +115,6 @@ bool owner_post(struct queue *q, struct queue_site *s, struct queue_job *j)
 	t->naddr = s->naddr;
 	t->dns_expires_ms = s->dns_expires_ms;
 	memcpy(t->addr, s->addr, s->naddr * sizeof s->addr[0]);
-	j->away = true;
 	j->site = NULL;
 	q->away++;
 	net_post(q->loop, &srv->office, &srv->workers[to].loop, OWNER_OP_JOB, &t->l);
@@ -132,7 +131,6 @@ static void on_done(struct net_loop *l, struct net_op *op, int res, unsigned fla
 	struct queue_job *j = t->home;
 	struct queue *q = j->q;
 	q->away--;
-	j->away = false;
 	if (t->dropped && t->reroute) {
 		queue_job_regroup(j);           /* its owner's reload routes it elsewhere */
 	} else if (t->dropped) {

@@ -324,6 +324,25 @@ static void set_port(struct sockaddr_storage *ss, unsigned port)
 		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
 }
 
+/* The site's addresses from a DNS result, in its order (port 0: the result's own), kept
+ * for the result's TTL (60 s when it has none). */
+static void site_set_addrs(struct queue *q, struct queue_site *s, const struct dns_mx *res,
+                           unsigned port)
+{
+	s->naddr = 0;
+	for (size_t h = 0; h < res->nhosts; h++)
+		for (size_t a = 0; a < res->hosts[h].naddrs && s->naddr < QUEUE_SITE_ADDRS; a++) {
+			struct queue_addr *d = &s->addr[s->naddr++];
+			d->ss = res->hosts[h].addrs[a].ss;
+			d->len = res->hosts[h].addrs[a].len;
+			if (port)
+				set_port(&d->ss, port);
+			snprintf(d->name, sizeof d->name, "%s", res->hosts[h].name);
+		}
+	s->next_addr = 0;
+	s->dns_expires_ms = q->loop->now_ms + (uint64_t)(res->ttl ? res->ttl : 60) * 1000u;
+}
+
 static int literal_addr(struct queue_site *s, const char *nexthop)
 {
 	char host[256];
@@ -420,28 +439,13 @@ static void job_mx_done(void *ctx, const struct dns_mx *res)
 		return;
 	}
 	if (s->naddr == 0 || s->dns_expires_ms <= q->loop->now_ms) {
-		s->naddr = 0;
-		for (size_t h = 0; h < res->nhosts; h++)
-			for (size_t a = 0; a < res->hosts[h].naddrs && s->naddr < QUEUE_SITE_ADDRS; a++) {
-				s->addr[s->naddr].ss = res->hosts[h].addrs[a].ss;
-				s->addr[s->naddr].len = res->hosts[h].addrs[a].len;
-				snprintf(s->addr[s->naddr].name, sizeof s->addr[0].name, "%s",
-				         res->hosts[h].name);
-				s->naddr++;
-			}
-		s->next_addr = 0;
+		unsigned port = 0;             /* DNS's 25 */
 #ifdef RR_TEST_BUILD
 		/* tests cannot listen on port 25: RR_TEST_MX_PORT moves the MX hosts' port */
 		const char *tp = getenv("RR_TEST_MX_PORT");
-		for (size_t i = 0; tp && i < s->naddr; i++) {
-			uint16_t port = htons((uint16_t)atoi(tp));
-			if (s->addr[i].ss.ss_family == AF_INET)
-				((struct sockaddr_in *)&s->addr[i].ss)->sin_port = port;
-			else
-				((struct sockaddr_in6 *)&s->addr[i].ss)->sin6_port = port;
-		}
+		port = tp ? (unsigned)atoi(tp) : 0;
 #endif
-		s->dns_expires_ms = q->loop->now_ms + (uint64_t)(res->ttl ? res->ttl : 60) * 1000u;
+		site_set_addrs(q, s, res, port);
 	}
 	if (s->naddr == 0) {
 		job_defer_now(j, "4.4.3 no address for the mail exchangers", "4.4.3");
@@ -478,17 +482,7 @@ static void job_host_done(void *ctx, const struct dns_mx *res)
 		job_defer_now(j, "4.3.0 out of memory", "4.3.0");
 		return;
 	}
-	s->naddr = 0;
-	for (size_t h = 0; h < res->nhosts; h++)
-		for (size_t a = 0; a < res->hosts[h].naddrs && s->naddr < QUEUE_SITE_ADDRS; a++) {
-			s->addr[s->naddr].ss = res->hosts[h].addrs[a].ss;
-			s->addr[s->naddr].len = res->hosts[h].addrs[a].len;
-			set_port(&s->addr[s->naddr].ss, port);
-			snprintf(s->addr[s->naddr].name, sizeof s->addr[0].name, "%s", res->hosts[h].name);
-			s->naddr++;
-		}
-	s->next_addr = 0;
-	s->dns_expires_ms = q->loop->now_ms + (uint64_t)(res->ttl ? res->ttl : 60) * 1000u;
+	site_set_addrs(q, s, res, port);
 	site_enqueue(s, j);
 }
 

@@ -122,18 +122,24 @@ struct queue_job {
 	uint32_t n;
 	uint64_t t_sched_ms, t_ready_ms, t_taken_ms, t_conn_ms;  /* monotonic: the delays */
 	bool looking;                      /* a DNS lookup is in flight for it */
-	bool away;                         /* posted to its site's owner (core/owner) */
 	struct queue_job *home;            /* a foreign job: the home's job, opaque here */
 	unsigned home_worker;              /*   and its worker */
 };
 
 struct dconn;
 
+/* An address of a site's next hop, with the host name it was found under. */
+struct queue_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char name[256];
+};
+
 struct queue_site {
 	struct queue_site *next;
 	char *key;                         /* "transport/sitekey" */
 	char *transport;
-	struct { struct sockaddr_storage ss; socklen_t len; char name[256]; } addr[QUEUE_SITE_ADDRS];
+	struct queue_addr addr[QUEUE_SITE_ADDRS];
 	size_t naddr, next_addr;
 	unsigned max_conns, max_msgs;
 	struct queue_job *ready_head, *ready_tail;

@@ -330,14 +330,29 @@ static int t_mx(struct dns *d, const char *domain, struct t_got *g)
 	return rc;
 }
 
-static void t_resolve(struct dns *d, const char *domain, struct t_got *g)
+/* Resolve with fn (dns_mx or dns_host) and run the loop until the one callback came. */
+static void t_lookup(struct dns *d, int (*fn)(struct dns *, const char *, dns_mx_fn *, void *),
+                     const char *name, struct t_got *g)
 {
 	memset(g, 0, sizeof *g);
-	cr_assert_eq(t_mx(d, domain, g), 0, "dns_mx(%s)", domain);
-	cr_assert_eq(g->calls, 0, "called from inside dns_mx");
+	in_dns_mx = true;
+	int rc = fn(d, name, t_cb, g);
+	in_dns_mx = false;
+	cr_assert_eq(rc, 0, "lookup of %s", name);
+	cr_assert_eq(g->calls, 0, "called from inside the lookup");
 	RUN_UNTIL(g->calls > 0, 10000);
 	cr_assert_not(g->inside);
 	cr_assert_eq(g->calls, 1);
+}
+
+static void t_resolve(struct dns *d, const char *domain, struct t_got *g)
+{
+	t_lookup(d, dns_mx, domain, g);
+}
+
+static void t_resolve_host(struct dns *d, const char *host, struct t_got *g)
+{
+	t_lookup(d, dns_host, host, g);
 }
 
 static struct dns *t_dns_at(int port, unsigned timeout_ms)
@@ -468,18 +483,6 @@ Test(dns, implicit_mx_is_the_domain)
 	cr_expect(g.implicit);
 	cr_expect_eq(t_stats(d).cache_hits, 1);
 	t_free(d);
-}
-
-static void t_resolve_host(struct dns *d, const char *host, struct t_got *g)
-{
-	memset(g, 0, sizeof *g);
-	in_dns_mx = true;
-	int rc = dns_host(d, host, t_cb, g);
-	in_dns_mx = false;
-	cr_assert_eq(rc, 0, "dns_host(%s)", host);
-	cr_assert_eq(g->calls, 0, "called from inside dns_host");
-	RUN_UNTIL(g->calls > 0, 10000);
-	cr_assert_eq(g->calls, 1);
 }
 
 /* dns_host: a [host]:port next hop's addresses, no MX query (ex.test has MX records, but
