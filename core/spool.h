@@ -83,10 +83,14 @@
                                              the octets it writes */
 #define SPOOL_ALIGN 4096u                 /* direct writes: offsets, lengths, memory */
 #define SPOOL_COPY_MAX (1u << 20)         /* records up to this are copied into the batch */
+#ifndef SPOOL_DIRECT_MAX
 #define SPOOL_DIRECT_MAX (32u << 20)      /* a batch's aligned buffer at most */
+#endif
 #define SPOOL_BIGS 4                      /* larger records per batch, written in place */
 #define SPOOL_BATCH_BYTES (1u << 30)      /* octets per commit */
+#ifndef SPOOL_INFLIGHT
 #define SPOOL_INFLIGHT 1                  /* commits in flight at once (2 measured slower) */
+#endif
 #define SPOOL_RETRY_MS 250u               /* failing: how often the disk is tried */
 
 enum spool_op_kind {
