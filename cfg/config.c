@@ -102,6 +102,7 @@ struct raw_transport {
 	enum config_out_tls *tls;
 	char *tls_ca_file;
 	char *proxy_pool;
+	char *source_failover;             /* a string, as spool.sync */
 	char **proxy_bypass_domains;
 	unsigned proxy_bypass_domains_count;
 	struct raw_numbers *timeouts;
@@ -266,6 +267,7 @@ static const cyaml_schema_field_t transport_fields[] = {
 	STR("proxy_pool", struct raw_transport, proxy_pool),
 	/* A mapping or a list of mappings: read from the yamlpos document (cfg_sources). */
 	CYAML_FIELD_IGNORE("source", OPT),
+	STR("source_failover", struct raw_transport, source_failover),
 	STRSEQ("proxy_bypass_domains", struct raw_transport, proxy_bypass_domains),
 	CYAML_FIELD_END
 };
@@ -278,6 +280,9 @@ static const cyaml_schema_field_t health_fields[] = {
 	NUM("timeout"),
 	NUM("failure_threshold"),
 	NUM("success_threshold"),
+	/* "[IP]:port": read from the yamlpos document (cfg_probe), so that its length is
+	 * checked (an embedded NUL) like a source address's. */
+	CYAML_FIELD_IGNORE("probe", OPT),
 	CYAML_FIELD_END
 };
 
@@ -1299,6 +1304,7 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		if (t->id == NULL || t->nexthop == NULL)
 			return cfg_oom(x);
 		t->tls = CONFIG_OUT_TLS_OPPORTUNISTIC;
+		t->source_failover = true;
 		return cfg_transport_numbers(x, i, t);
 	}
 	if (r->id[0] == '\0')
@@ -1327,11 +1333,44 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		if (t->proxy_pool == NULL)
 			return cfg_oom(x);
 	}
-	if (cfg_sources(x, i, t) < 0)
+	if (cfg_sources(x, i, t) < 0 ||
+	    cfg_bool(x, cfg_path(&p, "transports[%zu].source_failover", i), r->source_failover,
+	             true, &t->source_failover) < 0)
 		return -1;
 	return cfg_domains(x, cfg_path(&p, "transports[%zu].proxy_bypass_domains", i),
 	                   r->proxy_bypass_domains, r->proxy_bypass_domains_count, true,
 	                   &t->proxy_bypass_domains, &t->nproxy_bypass_domains);
+}
+
+/* health_check.probe: "[IP]:port" or "[IP]" (port 25), stored as "[IP]:port"; absent:
+ * NULL. The address must be a literal: it is the destination the PROXY header names, so
+ * a host name would put a DNS lookup (and its failures) into every probe. */
+static int cfg_probe(struct cfg_ctx *x, const char *path, char **out)
+{
+	const yaml_node_t *n = yamlpos_node(x->pos, path);
+	char host[INET6_ADDRSTRLEN + 1];
+	const char *v, *port;
+	bool br;
+	long pn = 25;
+
+	if (n == NULL)
+		return 0;
+	if (n->type != YAML_SCALAR_NODE)
+		return cfg_err(x, path, "wrong type for %s: expected a string \"[IP]:port\", "
+		               "got %s", path, cfg_node_word(n));
+	v = (const char *)n->data.scalar.value;
+	if (strlen(v) != n->data.scalar.length || n->data.scalar.length > 64 ||
+	    !cfg_hostport(v, host, sizeof(host), &port, &br) || !br ||
+	    !(cfg_is_ip(host, AF_INET) || cfg_is_ip(host, AF_INET6)) ||
+	    (port != NULL && (pn = cfg_port_text(port, false)) < 0))
+		return cfg_err(x, path, "invalid probe '%.64s%s' in %s (expected [IP]:port, an "
+		               "IPv4 or IPv6 address)", v, n->data.scalar.length > 64 ? "..." : "",
+		               path);
+	if (asprintf(out, "[%s]:%ld", host, pn) < 0) {
+		*out = NULL;
+		return cfg_oom(x);
+	}
+	return 0;
 }
 
 static int cfg_health_check(struct cfg_ctx *x, size_t i, struct config_health_check *h)
@@ -1353,7 +1392,7 @@ static int cfg_health_check(struct cfg_ctx *x, size_t i, struct config_health_ch
 	if (h->timeout > h->interval)
 		return cfg_err(x, tpath, "%s: %u is longer than health_check.interval (%u)", tpath,
 		               h->timeout, h->interval);
-	return 0;
+	return cfg_probe(x, cfg_path(&p, "proxy_pools[%zu].health_check.probe", i), &h->probe);
 }
 
 static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
@@ -1940,6 +1979,7 @@ void config_free(struct config *c)
 		for (size_t j = 0; j < c->proxy_pools[i].nservers; j++)
 			free(c->proxy_pools[i].servers[j]);
 		free(c->proxy_pools[i].servers);
+		free(c->proxy_pools[i].health_check.probe);
 	}
 	free(c->proxy_pools);
 	free(c->retry_schedule);

@@ -108,6 +108,10 @@ struct config_transport {
 	char *proxy_pool;                  /* NULL, or the id of a proxy_pools entry */
 	struct config_source *sources;
 	size_t nsources;
+	/* source_failover (default true): mail of a source that has no proxy server up moves
+	 * to the transport's other sources that have one; false pins it to its source, where
+	 * it waits (not attempted, not bounced) until a server is up for it again. */
+	bool source_failover;
 	char **proxy_bypass_domains;
 	size_t nproxy_bypass_domains;
 };
@@ -143,6 +147,10 @@ struct config_route {
 struct config_health_check {
 	unsigned interval, timeout;        /* seconds, 1..3600, timeout <= interval; 5, 1 */
 	unsigned failure_threshold, success_threshold; /* probes, 1..100; 3, 3 */
+	/* probe: "[IP]:port" (an IPv4 or IPv6 literal: it goes into the PROXY header as the
+	 * destination; "[IP]" alone is port 25), stored as "[IP]:port"; NULL when absent
+	 * (then only the servers are probed, not each (server, source) pair). */
+	char *probe;
 };
 
 struct config_proxy_pool {

@@ -1438,3 +1438,141 @@ Test(config, shaping_entries)
 	expect_refused("shaping:\n  - site: default\n    speed: 3\n",
 	               "x.yaml:3:5: unknown key 'speed' in shaping[0]");
 }
+
+/* proxy_pools[].health_check.probe and transports[].source_failover (issue 9). */
+Test(config, health_check_probe)
+{
+	static const struct {
+		const char *probe;         /* the YAML value as written */
+		const char *want;          /* stored */
+	} ok[] = {
+		{ "'[192.0.2.50]:25'", "[192.0.2.50]:25" },
+		{ "\"[2001:db8::50]:2525\"", "[2001:db8::50]:2525" },
+		{ "'[192.0.2.50]'", "[192.0.2.50]:25" },
+		{ "'[::ffff:192.0.2.50]:65535'", "[::ffff:192.0.2.50]:65535" },
+		{ "'[192.0.2.50]:1'", "[192.0.2.50]:1" },
+	};
+	char yaml[512];
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(yaml, sizeof(yaml), POOL "    health_check: { interval: 3, probe: %s }\n",
+		         ok[i].probe);
+		struct config *c = must_load(yaml);
+		cr_expect_str_eq(c->proxy_pools[0].health_check.probe, ok[i].want);
+		cr_expect_eq(c->proxy_pools[0].health_check.interval, 3);
+		config_free(c);
+	}
+	struct config *c = must_load(POOL "    health_check: { interval: 3 }\n");
+	cr_expect_null(c->proxy_pools[0].health_check.probe);
+	config_free(c);
+	c = must_load(POOL);
+	cr_expect_null(c->proxy_pools[0].health_check.probe);
+	config_free(c);
+
+	/* the value's position: line 4, column 28 of POOL "    health_check: { probe: V }" */
+	static const struct {
+		const char *probe, *want_err;
+	} bad[] = {
+		{ "'192.0.2.50:25'", "invalid probe '192.0.2.50:25'" },
+		{ "'[mx.example.com]:25'", "invalid probe '[mx.example.com]:25'" },
+		{ "'[192.0.2.50]:0'", "invalid probe '[192.0.2.50]:0'" },
+		{ "'[192.0.2.50]:65536'", "invalid probe '[192.0.2.50]:65536'" },
+		{ "'[192.0.2.50]:'", "invalid probe '[192.0.2.50]:'" },
+		{ "'[192.0.2.50]:25x'", "invalid probe '[192.0.2.50]:25x'" },
+		{ "'[192.0.2.50]:-25'", "invalid probe '[192.0.2.50]:-25'" },
+		{ "'[192.0.2.50]:025000'", "invalid probe '[192.0.2.50]:025000'" },
+		{ "'[192.0.2.50] :25'", "invalid probe '[192.0.2.50] :25'" },
+		{ "'[192.0.2.300]:25'", "invalid probe '[192.0.2.300]:25'" },
+		{ "'[2001:db8::1%eth0]:25'", "invalid probe '[2001:db8::1%eth0]:25'" },
+		{ "'[]:25'", "invalid probe '[]:25'" },
+		{ "'[192.0.2.50'", "invalid probe '[192.0.2.50'" },
+		{ "''", "invalid probe ''" },
+		{ "25", "invalid probe '25'" },
+		{ "\"[192.0.2.50]\\0:25\"", "invalid probe '[192.0.2.50]'" },
+		{ "[a]", "wrong type for proxy_pools[0].health_check.probe: expected a string "
+		         "\"[IP]:port\", got a list" },
+		{ "{a: 1}", "wrong type for proxy_pools[0].health_check.probe: expected a string "
+		            "\"[IP]:port\", got a mapping" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char want[512];
+		snprintf(yaml, sizeof(yaml), POOL "    health_check: { probe: %s }\n", bad[i].probe);
+		snprintf(want, sizeof(want), "x.yaml:4:28: %s%s", bad[i].want_err,
+		         strncmp(bad[i].want_err, "wrong", 5) == 0 ? "" :
+		         " in proxy_pools[0].health_check.probe (expected [IP]:port, an IPv4 or "
+		         "IPv6 address)");
+		expect_refused(yaml, want);
+	}
+
+	/* a long value is cut in the message */
+	char longv[300];
+	memset(longv, '9', sizeof(longv));
+	memcpy(longv, "'[192.0.2.50]:", 14);
+	memcpy(longv + 200, "'", 2);
+	snprintf(yaml, sizeof(yaml), POOL "    health_check: { probe: %s }\n", longv);
+	char got_err[512] = "";
+	c = load(yaml, got_err, sizeof(got_err));
+	cr_expect_null(c);
+	cr_expect(strstr(got_err, "invalid probe '[192.0.2.50]:99999") != NULL, "%s", got_err);
+	cr_expect(strstr(got_err, "...' in proxy_pools[0].health_check.probe") != NULL, "%s",
+	          got_err);
+	cr_expect_lt(strlen(got_err), 200);
+
+	/* misspelt, and the numbers beside it still checked */
+	expect_refused(POOL "    health_check: { probes: '[192.0.2.50]:25' }\n",
+	               "x.yaml:4:21: unknown key 'probes' in proxy_pools[0].health_check");
+	expect_refused(POOL "    health_check: { probe: '[192.0.2.50]:25', failure_threshold: 101 }\n",
+	               "x.yaml:4:66: proxy_pools[0].health_check.failure_threshold: 101 is out "
+	               "of range (1..100)");
+	expect_refused(POOL "    health_check: { probe: '[192.0.2.50]:25', interval: 0 }\n",
+	               "x.yaml:4:57: proxy_pools[0].health_check.interval: 0 is out of range "
+	               "(1..3600)");
+	/* the second pool's probe is the second pool's error */
+	expect_refused(POOL "  - id: q\n    servers: ['b:1']\n"
+	               "    health_check:\n      probe: '[::1]:25'\n"
+	               "  - id: r\n    servers: ['c:1']\n"
+	               "    health_check:\n      probe: '[::1]:x'\n",
+	               "x.yaml:11:14: invalid probe '[::1]:x' in proxy_pools[2].health_check.probe "
+	               "(expected [IP]:port, an IPv4 or IPv6 address)");
+}
+
+Test(config, source_failover)
+{
+	struct config *c = must_load(
+		"transports:\n"
+		"  - { id: default }\n"
+		"  - { id: a, source_failover: false }\n"
+		"  - { id: b, source_failover: no }\n"
+		"  - { id: c, source_failover: true }\n"
+		"  - id: d\n"
+		"    proxy_pool: p\n"
+		"    source_failover: off\n"
+		"    source:\n"
+		"      - { ipv4: 198.51.100.7 }\n"
+		"      - { ipv6: '2001:db8::8' }\n"
+		POOL);
+	cr_expect(c->transports[0].source_failover, "on by default");
+	cr_expect(!c->transports[1].source_failover);
+	cr_expect(!c->transports[2].source_failover);
+	cr_expect(c->transports[3].source_failover);
+	cr_expect(!c->transports[4].source_failover);
+	cr_expect_eq(c->transports[4].nsources, 2);
+	config_free(c);
+	c = must_load("");
+	cr_expect(c->transports[0].source_failover, "the embedded default transport");
+	config_free(c);
+
+	expect_refused("transports:\n  - { id: a, source_failover: maybe }\n",
+	               "x.yaml:2:31: invalid boolean 'maybe' for transports[0].source_failover "
+	               "(true or false)");
+	expect_refused("transports:\n  - { id: a }\n  - { id: b, source_failover: '' }\n",
+	               "x.yaml:3:31: invalid boolean '' for transports[1].source_failover "
+	               "(true or false)");
+	char got_err[512] = "";
+	c = load("transports:\n  - { id: a, source_failover: [true] }\n", got_err,
+	         sizeof(got_err));
+	cr_expect_null(c);
+	cr_expect(strstr(got_err, "x.yaml:2:31: ") == got_err, "%s", got_err);
+	cr_expect(strstr(got_err, "source_failover") != NULL, "%s", got_err);
+	expect_refused("transports:\n  - { id: a, source_fallover: true }\n",
+	               "x.yaml:2:14: unknown key 'source_fallover' in transports[0]");
+}
