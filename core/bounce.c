@@ -27,8 +27,12 @@ struct bounce {
 static void bounce_spooled(void *waiter, bool ok, const struct spool_loc *loc)
 {
 	struct bounce *b = waiter;
-	if (ok)
-		queue_accepted(b->q, &b->sm, b->arrival, loc, loc->len > SPOOL_COPY_MAX ? NULL : b->data);
+	if (ok && loc->len <= SPOOL_COPY_MAX) {
+		queue_accepted(b->q, &b->sm, b->arrival, loc, b->data);   /* the queue's now */
+		b->data = NULL;
+	} else if (ok) {
+		queue_accepted(b->q, &b->sm, b->arrival, loc, NULL);
+	}
 	else
 		log_err("event=bounce_failed qid=%s dsn=%s recipients=%u note=\"the spool refused the "
 		        "notification; the recipients stay queued and bounce again at their next try\"",

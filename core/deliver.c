@@ -278,6 +278,11 @@ static void send_body(struct dconn *d)
 	if (d->cli.body == SMTP_CLI_BODY_BDAT) {
 		if (n)
 			net_stream_write_ref(&d->s, p, n);
+	} else if (d->job->m->flags & SMTP_SRV_NODOT) {
+		/* nothing to stuff: the server saw no dot but the final one */
+		if (n)
+			net_stream_write_ref(&d->s, p, n);
+		smtp_cli_dot_plain(&d->cli.dot, (const char *)p, n);
 	} else {
 		while (n > 0) {
 			bool dot = false;

@@ -125,9 +125,10 @@ void inbound_spooled(void *waiter, bool ok, const struct spool_loc *loc)
 		         c->sid, m->qid, c->peer,
 		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)),
 		         m->nrcpt, m->len, c->released || c->st.closing ? " note=client_gone" : "");
-	if (ok)   /* a message over SPOOL_COPY_MAX was scrambled in place: read back when needed */
+	if (ok)   /* a message over SPOOL_COPY_MAX was scrambled in place: read back when needed;
+	           * else its buffer becomes the body kept in memory, without a copy */
 		queue_accepted(&worker_of(c)->queue, m, (uint64_t)time(NULL), loc,
-		               loc->len > SPOOL_COPY_MAX ? NULL : m->data);
+		               loc->len > SPOOL_COPY_MAX ? NULL : smtp_srv_take_data(c->smtp));
 	else if (!worker_of(c)->spool.failing)     /* (failing: counted in spool_recovered) */
 		log_err("event=queue_failed sid=%s qid=%s client=%s", c->sid, m->qid, c->peer);
 	smtp_server_answer(c, ok);

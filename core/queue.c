@@ -1135,10 +1135,11 @@ static struct queue_msg *msg_new(struct queue *q, const char *qid, const char *s
 }
 
 void queue_accepted(struct queue *q, const struct smtp_srv_msg *sm, uint64_t arrival_s,
-                    const struct spool_loc *loc, const uint8_t *data)
+                    const struct spool_loc *loc, uint8_t *data)
 {
 	struct queue_msg *m = msg_new(q, sm->qid, sm->mail_from, sm->nrcpt);
 	if (!m) {
+		free(data);
 		log_err("event=queue_oom qid=%s note=\"queued in the spool; delivered after a restart\"",
 		        sm->qid);
 		/* live for good: its segment is never reclaimed in this run */
@@ -1159,11 +1160,10 @@ void queue_accepted(struct queue *q, const struct smtp_srv_msg *sm, uint64_t arr
 			m->open++;
 	}
 	if (data && q->body_bytes + sm->len <= QUEUE_BODY_BUDGET) {
-		m->body = malloc(sm->len ? sm->len : 1);
-		if (m->body) {
-			memcpy(m->body, data, sm->len);
-			q->body_bytes += sm->len;
-		}
+		m->body = data;                 /* kept: read from the spool no more */
+		q->body_bytes += sm->len;
+	} else {
+		free(data);                     /* over the budget: read back when needed */
 	}
 	m->refs++;
 	msg_schedule(q, m);

@@ -189,10 +189,11 @@ struct queue {
 int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,
                const char *spool_dir);
 void queue_fini(struct queue *q);
-/* A message just committed (its 250 is going out): queue it. data NULL when the spool
- * took the data over (a large message: scrambled in place). */
+/* A message just committed (its 250 is going out): queue it. data: its m->len octets in a
+ * malloc'ed buffer that the queue now owns (kept as the body in memory, or freed), or NULL
+ * when there is none (a large message: the spool scrambled it in place). */
 void queue_accepted(struct queue *q, const struct smtp_srv_msg *m, uint64_t arrival_s,
-                    const struct spool_loc *loc, const uint8_t *data);
+                    const struct spool_loc *loc, uint8_t *data);
 /* A message of the start-up scan. */
 struct queue_recovered {
 	struct queue_recovered *next;

@@ -1053,6 +1053,18 @@ void smtp_cli_dot_init(struct smtp_cli_dot *d)
 	d->st = CLI_DOT_BOL;
 }
 
+void smtp_cli_dot_plain(struct smtp_cli_dot *d, const char *p, size_t n)
+{
+	if (n == 0)
+		return;
+	if (p[n - 1] == '\r')
+		d->st = CLI_DOT_CR;
+	else if (p[n - 1] == '\n' && (n >= 2 ? p[n - 2] == '\r' : d->st == CLI_DOT_CR))
+		d->st = CLI_DOT_BOL;
+	else
+		d->st = CLI_DOT_MID;
+}
+
 size_t smtp_cli_dot_next(struct smtp_cli_dot *d, const char *p, size_t n, bool *insert_dot)
 {
 	size_t i = 0;

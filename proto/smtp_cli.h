@@ -142,6 +142,10 @@ void smtp_cli_dot_init(struct smtp_cli_dot *d);
  * sends "." and continues at p + ret (where the line's own '.' is; the next call passes
  * it). Correct across any split of the body into calls. */
 size_t smtp_cli_dot_next(struct smtp_cli_dot *d, const char *p, size_t n, bool *insert_dot);
+/* p[0..n) goes out verbatim because the owner knows that no line of it begins with '.'
+ * (a message the server stored with SMTP_SRV_NODOT): only the state is brought to where
+ * smtp_cli_dot_next would leave it, without reading the text (its last two octets). */
+void smtp_cli_dot_plain(struct smtp_cli_dot *d, const char *p, size_t n);
 
 struct smtp_cli_step;
 struct smtp_cli {

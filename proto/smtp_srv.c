@@ -103,6 +103,8 @@
 #define SRV_OUT_MIN   512u             /* first output allocation */
 #define SRV_DATA_MIN  4096u            /* first message allocation */
 #define SRV_DATA_KEEP (64u * 1024u)    /* a larger message buffer is freed after use */
+#define SRV_DATA_HINT_MAX (1u << 20)   /* a buffer handed over (smtp_srv_take_data) makes
+                                          the next one this large at most to begin with */
 #define SRV_DATE_MAX  48u              /* "Wed, 31 Dec -2147481748 23:59:59 +0000" fits */
 
 enum smtp_srv_state {
@@ -161,11 +163,13 @@ struct smtp_srv {
 	/* message: Received: header (hdr_len octets), then the unstuffed data */
 	uint8_t *data;
 	size_t data_len, data_cap, hdr_len;
+	size_t data_hint;               /* the first allocation (the last handed-over size) */
 	size_t d_line;                  /* octets on the current line, unstuffed */
 	bool d_cr;                      /* the last octet was CR, its LF not seen yet */
 	bool d_bol;                     /* at the beginning of a line */
 	bool d_clean;                   /* this line began after CRLF or right after 354 */
 	bool d_dot;                     /* the line began with a (removed) dot */
+	size_t d_dots;                  /* transparency dots seen (the final "." one included) */
 	enum smtp_srv_bad d_bad;
 	bool msg_ready;
 	struct smtp_srv_msg msg;
@@ -426,7 +430,8 @@ fail:
 /* Grow the message buffer for n more octets; never beyond header + max_message_size. */
 static bool srv_data_reserve(struct smtp_srv *s, size_t n)
 {
-	size_t cap = s->data_cap ? s->data_cap : SRV_DATA_MIN;
+	size_t cap = s->data_cap ? s->data_cap
+	             : s->data_hint > SRV_DATA_MIN ? s->data_hint : SRV_DATA_MIN;
 	size_t most = s->hdr_len + s->lim.max_message_size;
 	uint8_t *q;
 
@@ -853,6 +858,7 @@ static void srv_do_data(struct smtp_srv *s, const char *arg, size_t len)
 	s->d_bol = true;
 	s->d_clean = true;
 	s->d_dot = false;
+	s->d_dots = 0;
 	s->d_bad = SMTP_SRV_BAD_NONE;
 	srv_enter(s, SMTP_SRV_ST_DATA);
 	SRV_REPLY(s, "354 End data with <CR><LF>.<CR><LF>");
@@ -1073,7 +1079,9 @@ static void srv_data_end(struct smtp_srv *s)
 		s->msg.mail_from = s->mail_from;
 		s->msg.rcpt = (const char *const *)s->rcpt;
 		s->msg.nrcpt = s->nrcpt;
-		s->msg.flags = s->flags;
+		/* only the final "." was a dot at the start of a line: no stored line begins
+		 * with one (the Received: header's lines never do) */
+		s->msg.flags = s->flags | (s->d_dots == 1 ? SMTP_SRV_NODOT : 0u);
 		s->msg.data = s->data;
 		s->msg.len = s->data_len;
 		s->msg_ready = true;
@@ -1208,6 +1216,7 @@ static size_t srv_data_feed(struct smtp_srv *s, const uint8_t *p, size_t len)
 			s->d_bol = false;
 			if (c == '.') {                   /* transparency dot (RFC 5321 4.5.2) */
 				s->d_dot = true;
+				s->d_dots++;
 				i++;
 				continue;
 			}
@@ -1352,6 +1361,29 @@ void smtp_srv_queued(struct smtp_srv *s)
 	SRV_SAYV(s, SRV_LIT("250 2.0.0 Ok: queued as "), ((struct srv_str){ s->qid, s->qid_len }));
 	srv_txn_reset(s);
 	srv_enter(s, SMTP_SRV_ST_READY);
+}
+
+uint8_t *smtp_srv_take_data(struct smtp_srv *s)
+{
+	uint8_t *d = s->data;
+	size_t len = s->msg.len;
+
+	if (!s->msg_ready || !d)
+		return NULL;
+	/* room for one more line than this size, before a doubling */
+	s->data_hint = len + len / 8 < SRV_DATA_HINT_MAX ? len + len / 8 : SRV_DATA_HINT_MAX;
+	if (s->data_cap - len > len / 4 + SRV_DATA_MIN) {
+		uint8_t *q = realloc(d, len ? len : 1);   /* a large one shrinks in place */
+
+		if (q)
+			d = q;
+	}
+	s->data = NULL;
+	s->data_cap = 0;
+	s->data_len = 0;
+	s->hdr_len = 0;
+	s->msg.data = NULL;
+	return d;
 }
 
 void smtp_srv_queue_failed(struct smtp_srv *s)

@@ -62,6 +62,9 @@ enum smtp_srv_ev {
 enum smtp_srv_flag {
 	SMTP_SRV_8BITMIME = 1u << 0,   /* BODY=8BITMIME was given */
 	SMTP_SRV_SMTPUTF8 = 1u << 1,   /* SMTPUTF8 was given */
+	SMTP_SRV_NODOT = 1u << 2,      /* no line of the data begins with '.': the client
+	                                  stuffed none (set by the server at the end of data;
+	                                  the data may go out again without dot-stuffing) */
 };
 
 /* The message handed over at SMTP_SRV_EV_MESSAGE. All pointers are owned by the
@@ -101,6 +104,13 @@ enum smtp_srv_ev smtp_srv_feed(struct smtp_srv *s, const uint8_t *p, size_t len,
 
 const struct smtp_srv_msg *smtp_srv_message(const struct smtp_srv *s);
 void smtp_srv_queued(struct smtp_srv *s);        /* 250 2.0.0 Ok: queued as QID */
+/* The message's data buffer (smtp_srv_message()->data, ->len octets), handed over: the
+ * caller owns it (free()) and the session forgets it, so that the octets need not be
+ * copied once more to be kept; NULL when there is no message waiting for its answer.
+ * smtp_srv_message()->data must not be read through the message after this. The next
+ * message's buffer is then allocated at the size of this one (up to SRV_DATA_HINT_MAX),
+ * so that a run of similar messages is not grown and copied again each time. */
+uint8_t *smtp_srv_take_data(struct smtp_srv *s);
 void smtp_srv_queue_failed(struct smtp_srv *s);  /* 451 4.3.0 Error: queue file write error */
 /* Answer the pending message (after SMTP_SRV_EV_MESSAGE) with `reply`, one 4xx/5xx reply
  * line without CRLF (e.g. "554 5.7.1 Error: rejected"), instead of 250; the transaction

@@ -181,9 +181,25 @@ void spoolrec_scramble_at(uint8_t *dst, const uint8_t *src, size_t n, uint64_t n
 {
 	size_t i = 0;
 	uint64_t k = nonce + (at / 8) * 0x9E3779B97F4A7C15ull;
+	typedef uint64_t v4u64 __attribute__((vector_size(32)));
 
 	/* word w of the stream (little-endian): nonce + (w + 1) * golden — not to be guessed
-	 * without the nonce, and one add and one XOR per eight octets */
+	 * without the nonce, and one add and one XOR per eight octets. Four words at a time
+	 * first (the compiler's vectors: two 16-octet operations without AVX): this pass runs
+	 * over every octet of every message stored. */
+	if (n >= 32) {
+		const uint64_t g = 0x9E3779B97F4A7C15ull;
+		v4u64 kv = { k + g, k + 2 * g, k + 3 * g, k + 4 * g };
+		const v4u64 step = { 4 * g, 4 * g, 4 * g, 4 * g };
+		for (; i + 32 <= n; i += 32) {
+			v4u64 x;
+			memcpy(&x, src + i, 32);
+			x ^= kv;
+			memcpy(dst + i, &x, 32);
+			kv += step;
+		}
+		k += (i / 8) * g;
+	}
 	for (; i + 8 <= n; i += 8) {
 		uint64_t x;
 		k += 0x9E3779B97F4A7C15ull;

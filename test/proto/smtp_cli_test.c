@@ -1464,6 +1464,40 @@ Test(smtp_cli, dot_stuffing_every_split)
 	}
 }
 
+/* smtp_cli_dot_plain: for a body no line of which begins with a dot (the owner's promise),
+ * every split leaves the state where smtp_cli_dot_next leaves it, so the final dot line
+ * is right; bodies made of CR, LF and 'a' (dots would break the promise). */
+Test(smtp_cli, dot_plain_state_every_split)
+{
+	static const char alpha[] = "\r\na";
+	char p[6];
+
+	for (unsigned code = 0; code < 3u * 3 * 3 * 3 * 3 * 3; code++) {
+		unsigned c = code;
+		size_t n = 0;
+
+		for (int k = 0; k < 6; k++, c /= 3)
+			p[n++] = alpha[c % 3];
+		for (size_t len = 0; len <= n; len++)
+			for (size_t i = 0; i <= len; i++)
+				for (size_t j = i; j <= len; j++) {
+					struct smtp_cli_dot ref, got;
+					size_t cuts[2] = { i, j };
+					struct t_buf out = { 0 };
+
+					dot_run(p, len, cuts, 2, &out, &ref);
+					cr_assert_eq(out.len, len, "no dot was added");
+					t_buf_free(&out);
+					smtp_cli_dot_init(&got);
+					smtp_cli_dot_plain(&got, p, i);
+					smtp_cli_dot_plain(&got, p + i, j - i);
+					smtp_cli_dot_plain(&got, p + j, len - j);
+					cr_assert_eq(got.st, ref.st, "code %u len %zu cuts %zu,%zu", code,
+					             len, i, j);
+				}
+	}
+}
+
 Test(smtp_cli, dot_stuffing_known_answers)
 {
 	static const struct {

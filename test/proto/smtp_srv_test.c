@@ -147,8 +147,11 @@ enum t_after { T_AFTER_NONE = 0, T_AFTER_TIMEOUT, T_AFTER_SHUTDOWN };
 struct want_msg {
 	const char *qid, *helo, *mail_from;
 	const char *rcpt[4];                   /* NULL-terminated */
-	unsigned flags;
+	unsigned flags;                        /* SMTP_SRV_NODOT aside: see nodot */
 	const char *data;                      /* compared over strlen() unless want_len */
+	int nodot;                             /* SMTP_SRV_NODOT: 1 set, -1 clear, 0 either;
+	                                          always: when set, no line of the data
+	                                          begins with '.' */
 };
 
 struct srv_case {
@@ -969,7 +972,16 @@ static bool check_run(const struct srv_case *c, const struct got_run *g, const c
 		for (size_t i = 0; i < r->nrcpt && i < want_nrcpt; i++)
 			CHECK(strcmp(r->rcpt[i], w->rcpt[i]) == 0, "%s [%s]: msg %zu rcpt %zu %s",
 			      c->name, how, k, i, r->rcpt[i]);
-		CHECK(r->flags == w->flags, "%s [%s]: msg %zu flags %u", c->name, how, k, r->flags);
+		CHECK((r->flags & ~(unsigned)SMTP_SRV_NODOT) == w->flags, "%s [%s]: msg %zu flags %u",
+		      c->name, how, k, r->flags);
+		if (r->flags & SMTP_SRV_NODOT)
+			for (size_t i = 0; i < r->len; i++)
+				CHECK(!(r->data[i] == '.' && (i == 0 || r->data[i - 1] == '\n')),
+				      "%s [%s]: msg %zu NODOT but a line at %zu begins with '.'",
+				      c->name, how, k, i);
+		CHECK(w->nodot == 0 || (w->nodot > 0) == !!(r->flags & SMTP_SRV_NODOT),
+		      "%s [%s]: msg %zu NODOT %d, want %d", c->name, how, k,
+		      !!(r->flags & SMTP_SRV_NODOT), w->nodot);
 		ok &= expect_bytes("message data", how, c, r->data, r->len, w->data,
 		                   want_data_len(c, k));
 	}
@@ -1146,6 +1158,47 @@ Test(smtp_srv, transaction_and_timeout_while_spooling)
 	smtp_srv_free(s);
 }
 
+/* smtp_srv_take_data: the message's buffer leaves the session with its octets, the
+ * session answers as before, and the next message gets a buffer of its own. */
+Test(smtp_srv, take_data_hands_the_buffer_over)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = t_new(&ctx, &t_lim);
+	static const char in[] = START "DATA\r\n";
+	char big[3000];
+	size_t used;
+
+	smtp_srv_start(s);
+	cr_assert_null(smtp_srv_take_data(s), "no message: nothing to take");
+	for (int round = 0; round < 3; round++) {
+		size_t n = 0;
+
+		for (int l = 0; l < 30 + 20 * round; l++) {        /* lines of 40 octets */
+			memset(big + n, 'a' + l % 26, 38);
+			memcpy(big + n + 38, "\r\n", 2);
+			n += 40;
+		}
+		memcpy(big + n, ".\r\n", 3);
+		cr_assert_eq(t_feed(s, in, sizeof(in) - 1, NULL), SMTP_SRV_EV_NONE);
+		cr_assert_eq(t_feed(s, big, n + 3, &used), SMTP_SRV_EV_MESSAGE);
+		const struct smtp_srv_msg *m = smtp_srv_message(s);
+		cr_assert(m);
+		size_t len = m->len;
+		cr_assert_gt(len, n, "the Received: header and the lines");
+		cr_assert(memcmp(m->data + len - n, big, n) == 0);
+		uint8_t *d = smtp_srv_take_data(s);
+		cr_assert(d);
+		cr_assert(memcmp(d + len - n, big, n) == 0, "the octets came along");
+		cr_assert_null(smtp_srv_take_data(s), "taken once");
+		smtp_srv_queued(s);
+		free(d);
+		cr_assert(smtp_srv_message(s) == NULL);
+	}
+	cr_assert(t_out_is(s, START_R DATA_GO QUEUED("Q1") EHLO_R MAIL_OK RCPT_OK DATA_GO
+	                          QUEUED("Q2") EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q3")));
+	smtp_srv_free(s);
+}
+
 /* ---- the DATA lexer against a reference model ------------------------------------- */
 
 static uint32_t t_rand(uint32_t *x)
@@ -1172,6 +1225,7 @@ struct t_ref {
 	size_t end;                            /* octets of str through the end of data */
 	const char *bare;                      /* reply to the first bare CR or LF, or NULL */
 	size_t longest;                        /* the longest line, unstuffed (if !bare) */
+	bool dotted;                           /* a line had a dot removed (if !bare) */
 	struct t_buf data;                     /* the unstuffed lines with CRLF (if !bare) */
 };
 
@@ -1208,6 +1262,7 @@ static void t_ref_of(const char *str, size_t sl, struct t_ref *r)
 		if (n > 0 && ref[k] == '.') {
 			k++;
 			n--;
+			r->dotted = true;
 		}
 		t_put(&r->data, ref + k, n);
 		t_put(&r->data, "\r\n", 2);
@@ -1439,7 +1494,8 @@ Test(smtp_srv, data_lexer_matches_reference)
 			t_puts(&msg, RCVD1("c.example", "ESMTP", "Q1", "b@y.example"));
 			t_put(&msg, r.data.p, r.data.len);
 			c.want_msg[0] = (struct want_msg){ "Q1", "c.example", "a@x.example",
-			                                   { "b@y.example" }, 0, msg.p };
+			                                   { "b@y.example" }, 0, msg.p,
+			                                   r.dotted ? -1 : 1 };
 			c.want_len[0] = msg.len;
 			c.want_nmsg = 1;
 		}
@@ -1488,6 +1544,103 @@ Test(smtp_srv, data_lexer_matches_reference)
 		free(str.p);
 		free(in.p);
 		free(out.p);
+	}
+}
+
+/* The bulk path against the reference where it hands over to the octet-by-octet one: runs
+ * of plain lines of several lengths, each spoiled once at every offset of its first 200
+ * octets — a CR, a LF, a dot, or a line made 200 octets longer — so that every defect
+ * falls at every place of a line and of a run; each stream fed in one piece and cut at
+ * every 61st octet. (Measured: an SSE2 scan of 64-octet blocks was slower here than the
+ * two memchr calls a line of glibc's AVX2 ones: 11 against 8.7 us per 100 KiB.) */
+Test(smtp_srv, data_lexer_blocks_at_every_offset)
+{
+	static const size_t lens[] = { 1, 7, 62, 63, 64, 65, 76, 127, 128, 200 };
+	static const char spoil[] = "\r\n.X";
+	for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+		struct t_buf base = { 0 };
+		size_t L = lens[li];
+
+		for (size_t k = 0; base.len < 640; k++) {       /* lines of L octets and CRLF */
+			for (size_t j = 0; j < L; j++)
+				t_put(&base, &"abcdefghijklmnopqrstuvwxyz0123456789"[(k * 7 + j) % 36],
+				      1);
+			t_put(&base, "\r\n", 2);
+		}
+		for (size_t at = 0; at < 200; at++) {
+			for (size_t v = 0; v < sizeof spoil - 1; v++) {
+				struct t_buf str = { 0 }, in = { 0 }, out = { 0 }, msg = { 0 };
+				struct smtp_srv_limits lim = { .max_recipients = 3, .max_errors = 20,
+				                               .max_line_length = 100 };
+				struct t_ref r;
+				struct got_run g;
+				struct srv_case c = { 0 };
+				char name[96], ehlo[512];
+				size_t cuts[64], ncuts = 0;
+				bool ok;
+
+				t_put(&str, base.p, base.len);
+				if (spoil[v] == 'X') {                  /* the line 200 octets long */
+					size_t e = at;
+					while (e < str.len && str.p[e] != '\r')
+						e++;
+					memset(str.p + at, 'y', e - at);
+					t_put(&str, "", 0);
+					for (size_t j = 0; j < 200; j++)
+						t_put(&str, "z", 1);
+					memmove(str.p + e + 200, str.p + e, str.len - e - 200);
+					memset(str.p + e, 'z', 200);
+				} else {
+					str.p[at] = spoil[v];
+				}
+				t_puts(&str, ".\r\n");
+				t_ref_of(str.p, str.len, &r);
+				const char *verdict = r.bare ? r.bare
+				                      : r.longest > 100 ? LINE_LONG : NULL;
+				t_puts(&in, START "DATA\r\n");
+				t_put(&in, str.p, r.end);
+				t_puts(&in, "NOOP\r\n");
+				snprintf(ehlo, sizeof ehlo, EHLO_SZ("%u"), 52428800u);
+				t_puts(&out, BANNER);
+				t_puts(&out, ehlo);
+				t_puts(&out, MAIL_OK RCPT_OK DATA_GO);
+				t_puts(&out, verdict ? verdict : QUEUED("Q1"));
+				t_puts(&out, OK);
+				snprintf(name, sizeof name, "lines of %zu, '%s' at %zu", L,
+				         spoil[v] == '\r' ? "CR" : spoil[v] == '\n' ? "LF"
+				         : spoil[v] == '.' ? "dot" : "long", at);
+				c.name = name;
+				c.in = in.p;
+				c.in_len = in.len;
+				c.want_out = out.p;
+				c.want_ev = SMTP_SRV_EV_NONE;
+				c.lim = &lim;
+				if (!verdict) {
+					t_puts(&msg, RCVD1("c.example", "ESMTP", "Q1", "b@y.example"));
+					t_put(&msg, r.data.p, r.data.len);
+					c.want_msg[0] = (struct want_msg){ "Q1", "c.example", "a@x.example",
+					                                   { "b@y.example" }, 0, msg.p,
+					                                   r.dotted ? -1 : 1 };
+					c.want_len[0] = msg.len;
+					c.want_nmsg = 1;
+				}
+				run_case(&c, NULL, 0, &g);
+				ok = check_run(&c, &g, "one piece");
+				got_free(&g);
+				for (size_t k = 61; k < in.len && ncuts < 64; k += 61)
+					cuts[ncuts++] = k;
+				run_case(&c, cuts, ncuts, &g);
+				ok &= check_run(&c, &g, "cut every 61");
+				got_free(&g);
+				cr_assert(ok, "%s", name);
+				free(str.p);
+				free(in.p);
+				free(out.p);
+				free(msg.p);
+				free(r.data.p);
+			}
+		}
+		free(base.p);
 	}
 }
 

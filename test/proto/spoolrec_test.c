@@ -2180,6 +2180,33 @@ Test(spoolrec, scan_mixed_segment_reports_outcomes)
 	free(s.p);
 }
 
+/* The keystream as written down (word w: nonce + (at / 8 + w + 1) * golden, octet j of a
+ * word its j-th least significant), against the function for every length up to 300 at
+ * several offsets, in place and not. */
+Test(spoolrec, scramble_matches_the_keystream)
+{
+	static uint8_t in[300], out[300], ref[300];
+	const uint64_t nonce = 0x0123456789abcdefull;
+	for (size_t i = 0; i < sizeof in; i++)
+		in[i] = (uint8_t)(i * 101 + 7);
+	for (uint64_t at = 0; at <= 4096; at += at < 64 ? 8 : 4032) {
+		for (size_t n = 0; n <= sizeof in; n++) {
+			for (size_t i = 0; i < n; i++) {
+				uint64_t k = nonce + (at / 8 + i / 8 + 1) * 0x9E3779B97F4A7C15ull;
+				ref[i] = in[i] ^ (uint8_t)(k >> (8 * (i % 8)));
+			}
+			memset(out, 0xee, sizeof out);
+			spoolrec_scramble_at(out, in, n, nonce, at);
+			cr_assert(memcmp(out, ref, n) == 0, "at %llu n %zu", (unsigned long long)at, n);
+			cr_assert(n == sizeof out || out[n] == 0xee, "wrote past n %zu", n);
+			memcpy(out, in, n);
+			spoolrec_scramble_at(out, out, n, nonce, at);
+			cr_assert(memcmp(out, ref, n) == 0, "in place: at %llu n %zu",
+			          (unsigned long long)at, n);
+		}
+	}
+}
+
 /* Unscrambling a block at a time (at offsets that are multiples of 8) gives what
  * unscrambling the whole gives. */
 Test(spoolrec, scramble_at_matches_whole)
