@@ -449,7 +449,11 @@ static void fz_check_msg(struct fz_run *r, const struct smtp_srv_msg *m, size_t 
 	FZ_CHECK(m->helo && m->helo[0]);
 	FZ_CHECK(strlen(m->helo) <= SMTP_SRV_CMD_MAX);
 	FZ_CHECK(!strpbrk(m->helo, " \r\n"));
-	FZ_CHECK((m->flags & ~(unsigned)(SMTP_SRV_8BITMIME | SMTP_SRV_SMTPUTF8)) == 0);
+	FZ_CHECK((m->flags & ~(unsigned)(SMTP_SRV_8BITMIME | SMTP_SRV_SMTPUTF8 | SMTP_SRV_NODOT)) ==
+	         0);
+	if (m->flags & SMTP_SRV_NODOT)               /* sent on without dot-stuffing: none needed */
+		for (size_t i = 0; i < m->len; i++)
+			FZ_CHECK(!(m->data[i] == '.' && (i == 0 || m->data[i - 1] == '\n')));
 	bool utf8 = m->flags & SMTP_SRV_SMTPUTF8;
 	FZ_CHECK(m->mail_from != NULL);
 	fz_check_path(m->mail_from, SMTP_ADDR_NULL_OK, utf8);
@@ -895,6 +899,18 @@ static void fz_run(struct fz_run *r)
 			FZ_CHECK(used == 0);
 			fz_after_exact(r, NULL);
 			r->in_feed = false;
+			if (pos & 1) {      /* now and then the buffer is handed over, as the relay does */
+				const struct smtp_srv_msg *m = smtp_srv_message(r->s);
+				size_t len = m->len;
+				uint8_t *want = malloc(len ? len : 1);
+				FZ_CHECK(want != NULL);
+				memcpy(want, m->data, len);
+				uint8_t *d = smtp_srv_take_data(r->s);
+				FZ_CHECK(d != NULL && memcmp(d, want, len) == 0);
+				FZ_CHECK(smtp_srv_take_data(r->s) == NULL);
+				free(d);
+				free(want);
+			}
 			fz_answer(r);
 			break;
 		}
