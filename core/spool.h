@@ -9,8 +9,8 @@
  * writes linked to one fdatasync, all in one submission (net_loop_sqes), so the link
  * cannot be split — while fewer than SPOOL_INFLIGHT batches are in flight; whatever
  * arrives meanwhile grows the next batch, so the busier the spool, the more messages
- * share a sync. A message that does not fit starts the next batch (never a 451:
- * max_message_size is below the batch cap).
+ * share a sync, up to SPOOL_DIRECT_MAX octets of copied records. A message that does not
+ * fit starts the next batch (never a 451: max_message_size is below the batch cap).
  *
  * Writes bypass the page cache (O_DIRECT). Measured on this machine (bench/RESULTS.md),
  * a buffered 2.5 MB write + fdatasync costs the CPU 2.4 ms — the kernel's copy into new
@@ -84,12 +84,18 @@
 #define SPOOL_ALIGN 4096u                 /* direct writes: offsets, lengths, memory */
 #define SPOOL_COPY_MAX (1u << 20)         /* records up to this are copied into the batch */
 #ifndef SPOOL_DIRECT_MAX
-#define SPOOL_DIRECT_MAX (32u << 20)      /* a batch's aligned buffer at most */
+#define SPOOL_DIRECT_MAX (2u << 20)       /* a batch's aligned buffer at most (see below) */
 #endif
 #define SPOOL_BIGS 4                      /* larger records per batch, written in place */
 #define SPOOL_BATCH_BYTES (1u << 30)      /* octets per commit */
 #ifndef SPOOL_INFLIGHT
-#define SPOOL_INFLIGHT 1                  /* commits in flight at once (2 measured slower) */
+#define SPOOL_INFLIGHT 2                  /* commits in flight at once. With one, and
+                                             batches as large as what came, 50 clients of
+                                             100 KiB fell into lockstep: all waited on one
+                                             5 MB write, then all sent, CPU and disk taking
+                                             turns (18% idle, 4,300 msg/s). Two of at most
+                                             2 MiB keep the disk writing while the CPU
+                                             reads: 4,800-5,600 (bench/RESULTS.md) */
 #endif
 #define SPOOL_RETRY_MS 250u               /* failing: how often the disk is tried */
 
