@@ -90,6 +90,9 @@ $(TST)/test/core/spool_model_test: $(TST)/test/core/spool_model_test.o $(TST)/li
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
 $(TST)/test/core/spool_test: $(TST)/test/core/spool_test.o $(TST)/libring.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
+# core/egress's table and headers (it posts letters and probes on the runtime)
+$(TST)/test/core/egress_test: $(TST)/test/core/egress_test.o $(TST)/libring.a
+	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS)
 $(TST)/test/bench/%: $(TST)/test/bench/%.o $(TST)/libbench.a $(TST)/libring.a
 	$(CC) $(TCFLAGS) -o $@ $^ -lcriterion $(PKG_LIBS) -lm
 $(TST)/test/net/%: $(TST)/test/net/%.o $(TST)/libring.a

@@ -76,7 +76,7 @@
 struct sink_opts {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
-	bool proxy, json;
+	bool proxy, json, by_helo;
 	const char *dump_dir;
 	struct sink_fail fail;
 	bool failing;
@@ -90,6 +90,7 @@ struct sink_opts {
 struct src_key {
 	uint8_t family;                /* 4 or 6 */
 	uint8_t ip[16];                /* 4 octets used for IPv4; the rest zero */
+	char helo[64];                 /* --by-helo: the client's HELO/EHLO name (cut), else "" */
 };
 
 struct src_entry {
@@ -334,9 +335,11 @@ static void msg_accept(struct smtp_server_conn *c)
 	cnt_add(&w->n.messages, 1);
 	cnt_add(&w->n.recipients, m->nrcpt);
 	cnt_add(&w->n.bytes, body_len(m));
-	if (w->o->proxy) {
+	if (w->o->proxy || w->o->by_helo) {
 		struct src_key k;
 		src_from_sockaddr(&k, &c->peer_sa);
+		if (w->o->by_helo && m->helo)
+			snprintf(k.helo, sizeof k.helo, "%s", m->helo);
 		pthread_mutex_lock(&w->src_mu);
 		int ret = src_add(&w->src, &k, 1);
 		pthread_mutex_unlock(&w->src_mu);
@@ -538,7 +541,7 @@ static void print_counts(struct sink_worker *ws, unsigned nw, const struct sink_
 		drop += cnt_get(&n->dropped);
 		del += cnt_get(&n->delayed);
 	}
-	if (o->proxy) {
+	if (o->proxy || o->by_helo) {
 		for (unsigned i = 0; i < nw; i++) {
 			pthread_mutex_lock(&ws[i].src_mu);
 			const struct src_table *t = &ws[i].src;
@@ -582,13 +585,15 @@ static void print_counts(struct sink_worker *ws, unsigned nw, const struct sink_
 		        (unsigned long long)rcpts, (unsigned long long)bytes,
 		        (unsigned long long)def, (unsigned long long)rej, (unsigned long long)drop,
 		        (unsigned long long)del);
-		if (o->proxy) {
+		if (o->proxy || o->by_helo) {
 			fputs(",\"sources\":[", f);
 			for (size_t k = 0; k < nall; k++) {
 				char a[INET6_ADDRSTRLEN];
 				src_fmt(&all[k].key, a, sizeof a);
-				fprintf(f, "%s{\"source\":\"%s\",\"messages\":%llu}", k ? "," : "", a,
-				        (unsigned long long)all[k].messages);
+				fprintf(f, "%s{\"source\":\"%s\",", k ? "," : "", a);
+				if (o->by_helo)
+					fprintf(f, "\"helo\":\"%s\",", all[k].key.helo);
+				fprintf(f, "\"messages\":%llu}", (unsigned long long)all[k].messages);
 			}
 			fputc(']', f);
 		}
@@ -603,8 +608,12 @@ static void print_counts(struct sink_worker *ws, unsigned nw, const struct sink_
 		for (size_t k = 0; k < nall; k++) {
 			char a[INET6_ADDRSTRLEN];
 			src_fmt(&all[k].key, a, sizeof a);
-			fprintf(f, "ringsink: source=%s messages=%llu\n", a,
-			        (unsigned long long)all[k].messages);
+			if (o->by_helo)
+				fprintf(f, "ringsink: source=%s helo=%s messages=%llu\n", a, all[k].key.helo,
+				        (unsigned long long)all[k].messages);
+			else
+				fprintf(f, "ringsink: source=%s messages=%llu\n", a,
+				        (unsigned long long)all[k].messages);
 		}
 	}
 	fclose(f);
@@ -626,7 +635,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: ringsink -l HOST:PORT [--proxy] [--dump DIR] [--fail SPEC] [--seed N]\n"
-	        "                [-w WORKERS] [--json] [--hostname NAME]\n"
+	        "                [-w WORKERS] [--by-helo] [--json] [--hostname NAME]\n"
 	        "  -l HOST:PORT      listen here (port 0: an ephemeral port; [::1]:PORT for IPv6)\n"
 	        "  --proxy           every connection starts with a PROXY v1/v2 header;\n"
 	        "                    messages are also counted per proxied source\n"
@@ -635,6 +644,8 @@ static void usage(FILE *f)
 	        "                    451, 554, close without a reply, 250 after a delay\n"
 	        "  --seed N          seed of --fail's choices (default 1): a rerun repeats them\n"
 	        "  -w WORKERS        worker threads, one ring and listening socket each (default 1)\n"
+	        "  --by-helo         count per (source, HELO/EHLO name): the proxied source with\n"
+	        "                    --proxy, else the socket peer\n"
 	        "  --json            print the counts as one JSON object\n"
 	        "  --hostname NAME   name in the banner and the Received: header\n"
 	        "Prints to stderr: \"ringsink: listening on ADDR:PORT\" first, then the counts on\n"
@@ -694,7 +705,7 @@ static int parse_u64(const char *s, uint64_t *v)
 
 static int parse_args(int argc, char **argv, struct sink_opts *o)
 {
-	enum { OPT_PROXY = 256, OPT_DUMP, OPT_FAIL, OPT_SEED, OPT_JSON, OPT_HOSTNAME };
+	enum { OPT_PROXY = 256, OPT_DUMP, OPT_FAIL, OPT_SEED, OPT_JSON, OPT_HOSTNAME, OPT_BY_HELO };
 	static const struct option longs[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -703,6 +714,7 @@ static int parse_args(int argc, char **argv, struct sink_opts *o)
 		{ "fail", required_argument, NULL, OPT_FAIL },
 		{ "seed", required_argument, NULL, OPT_SEED },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "by-helo", no_argument, NULL, OPT_BY_HELO },
 		{ "hostname", required_argument, NULL, OPT_HOSTNAME },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -754,6 +766,9 @@ static int parse_args(int argc, char **argv, struct sink_opts *o)
 				fprintf(stderr, "ringsink: --seed %s: want a number\n", optarg);
 				return -1;
 			}
+			break;
+		case OPT_BY_HELO:
+			o->by_helo = true;
 			break;
 		case OPT_JSON:
 			o->json = true;

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "net/connect.h"
+#include "proto/proxy.h"
 
 static void pump(struct dconn *d);
 static void dconn_fail(struct dconn *d, const char *why, bool site_failure);
@@ -23,6 +24,20 @@ static struct dconn *of_stream(struct net_stream *s)
 static struct queue *site_queue(const struct dconn *d)
 {
 	return d->q;
+}
+
+/* relay= of its log lines: "host[ip]:port", and the source and proxy with egress. */
+static const char *relay_of(const struct dconn *d)
+{
+	return d->relay_log[0] ? d->relay_log : d->relay;
+}
+
+/* A connection through a proxy got its greeting (ok) or failed before it: a passive
+ * result of its (server, source) pair, or its server (core/egress). */
+static void passive(struct dconn *d, bool ok, enum health_reason reason, int code)
+{
+	if (d->proxied && !d->greeted)
+		egress_passive(d->q->w, d->et, d->server, d->si, ok, reason, code);
 }
 
 static const struct config_transport *site_transport(const struct queue *q,
@@ -224,6 +239,7 @@ static void on_timer(struct timer *t)
 	}
 	snprintf(why, sizeof why, "4.4.2 conversation with %s timed out while %s", d->relay,
 	         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
+	passive(d, false, HEALTH_R_TIMEOUT, 0);
 	dconn_fail(d, why, !d->proven);
 }
 
@@ -239,7 +255,7 @@ static void job_end(struct dconn *d, const struct smtp_cli_reply *fallback, cons
 	struct qresult *r = calloc(j->n, sizeof *r);
 	if (!r) {
 		struct qresult one = { 0, "4.3.0 out of memory", "4.3.0" };
-		queue_job_done(j, &one, 1, d->relay, d->msgs);
+		queue_job_done(j, &one, 1, relay_of(d), d->msgs);
 		return;
 	}
 	for (uint32_t k = 0; k < j->n; k++) {
@@ -255,7 +271,7 @@ static void job_end(struct dconn *d, const struct smtp_cli_reply *fallback, cons
 			r[k].text = ftext;
 		}
 	}
-	queue_job_done(j, r, j->n, d->relay, d->msgs);
+	queue_job_done(j, r, j->n, relay_of(d), d->msgs);
 	free(r);
 }
 
@@ -432,6 +448,7 @@ static void pump(struct dconn *d)
 	while (!d->closing && smtp_cli_next(&d->cli, &ev)) {
 		switch (ev.kind) {
 		case SMTP_CLI_EV_READY:
+			passive(d, true, HEALTH_R_NONE, 0);
 			d->greeted = true;
 			take_job(d);
 			break;
@@ -533,7 +550,13 @@ static void on_lost(struct net_stream *s, int res)
 	else
 		snprintf(why, sizeof why, "4.4.2 lost connection with %s while %s", d->relay,
 		         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
-	dconn_fail(d, why, !d->proven);
+	/* A proxy that refuses the connection is the proxy's failure, not the next hop's: it
+	 * counts against the proxy (which goes down, and the site's mail goes through another
+	 * or waits), not towards the site's death. Closed before the greeting may be either. */
+	bool refused = !d->greeted && res == -ECONNREFUSED;
+	passive(d, false, refused ? HEALTH_R_REFUSED : res == -ETIMEDOUT ? HEALTH_R_TIMEOUT
+	                                              : HEALTH_R_CLOSED, res < 0 ? -res : 0);
+	dconn_fail(d, why, !d->proven && !(d->proxied && refused));
 }
 
 static void on_release(struct net_stream *s)
@@ -589,18 +612,96 @@ static void fmt_relay(const struct queue_site *s, size_t i, char *out, size_t ca
 	snprintf(out, cap, "%s[%s]:%u", name, a, port);
 }
 
+/* The egress of a new connection of s to its address i: the source's address of that
+ * address's family bound locally (no pool, or a bypass domain), or a pool server and the
+ * PROXY header for it. false: not now (no server up for the source). */
+static bool dconn_egress(struct queue *q, struct queue_site *s, struct dconn *d, size_t i,
+                         struct sockaddr_storage *to, socklen_t *tolen,
+                         struct sockaddr_storage *src, socklen_t *srclen,
+                         uint8_t *hdr, size_t *hlen)
+{
+	const struct egress_transport *t = d->et;
+	unsigned fam = egress_fam_of(&s->addr[i].ss);
+	const uint8_t *a = d->si != EGRESS_NONE ? egress_source_addr(&t->src[d->si], fam) : NULL;
+	char srcs[INET6_ADDRSTRLEN] = "none";
+	if (a)
+		inet_ntop(fam == EGRESS_V4 ? AF_INET : AF_INET6, a, srcs, sizeof srcs);
+	*to = s->addr[i].ss;
+	*tolen = s->addr[i].len;
+	*srclen = 0;
+	*hlen = 0;
+	const char *proxy = "none";
+	if (t->pool && !s->direct) {
+		d->server = egress_server_pick(t, d->si, &s->srv_rotor);
+		if (d->server == EGRESS_NONE)
+			return false;
+		const struct egress_server *sv = &t->pool->servers[d->server];
+		d->proxied = true;
+		proxy = sv->text;
+		*to = sv->ss;
+		*tolen = sv->len;
+		*hlen = egress_header(t->pool, d->si != EGRESS_NONE ? &t->src[d->si] : NULL,
+		                      &s->addr[i].ss, hdr, PP_V1_MAX + 16);
+	} else if (a) {
+		memset(src, 0, sizeof *src);
+		if (fam == EGRESS_V4) {
+			struct sockaddr_in *v = (struct sockaddr_in *)src;
+			v->sin_family = AF_INET;
+			memcpy(&v->sin_addr, a, 4);
+			*srclen = sizeof *v;
+		} else {
+			struct sockaddr_in6 *v = (struct sockaddr_in6 *)src;
+			v->sin6_family = AF_INET6;
+			memcpy(&v->sin6_addr, a, 16);
+			*srclen = sizeof *v;
+		}
+	}
+	(void)q;
+	snprintf(d->relay_log, sizeof d->relay_log, "%s source=%s proxy=%s", d->relay, srcs,
+	         proxy);
+	return true;
+}
+
 static bool dconn_open(struct queue *q, struct queue_site *s)
 {
 	struct dconn *d = calloc(1, sizeof *d);
 	if (!d)
 		return false;
+	const struct egress_transport *et =
+	        egress_transport(egress_now(&q->w->srv->egress), s->transport);
+	if (et && (et->nsrc > 0 || et->pool))
+		d->et = et;
+	d->si = d->et && s->src_label ? egress_source_find(et, s->src_label) : EGRESS_NONE;
+	d->server = EGRESS_NONE;
 	size_t i = s->next_addr++ % s->naddr;
+	/* an address of a family the source has no address of is skipped for it */
+	for (size_t k = 0; d->si != EGRESS_NONE && k < s->naddr &&
+	                   !egress_source_addr(&et->src[d->si], egress_fam_of(&s->addr[i].ss)); k++)
+		i = s->next_addr++ % s->naddr;
+	if (d->si != EGRESS_NONE && !egress_source_addr(&et->src[d->si], egress_fam_of(&s->addr[i].ss))) {
+		free(d);
+		return false;
+	}
 	d->q = q;
 	d->site = s;
 	d->t.fire = on_timer;
 	d->t_start_ms = q->loop->now_ms;
 	fmt_relay(s, i, d->relay, sizeof d->relay);
-	int fd = net_connect_start(&s->addr[i].ss, s->addr[i].len, NULL, 0);
+	struct sockaddr_storage to, src;
+	socklen_t tolen = s->addr[i].len, srclen = 0;
+	uint8_t hdr[PP_V1_MAX + 16];
+	size_t hlen = 0;
+	to = s->addr[i].ss;
+	if (d->et && !dconn_egress(q, s, d, i, &to, &tolen, &src, &srclen, hdr, &hlen)) {
+		free(d);
+		return false;
+	}
+	int fd = net_connect_start(&to, tolen, srclen ? &src : NULL, srclen);
+	if (fd < 0 && d->proxied) {
+		passive(d, false, fd == -ECONNREFUSED ? HEALTH_R_REFUSED : HEALTH_R_ERROR, -fd);
+		free(d);
+		return false;
+	}
 	if (fd < 0) {
 		char why[400];
 		snprintf(why, sizeof why, "4.4.1 connect to %s: %s", d->relay, strerror(-fd));
@@ -616,15 +717,19 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 		return false;
 	}
 	const struct config_transport *t = site_transport(q, s);
-	struct smtp_cli_timeouts to;
-	smtp_cli_timeouts_rfc(&to);
+	struct smtp_cli_timeouts tmo;
+	smtp_cli_timeouts_rfc(&tmo);
 	d->connect_ms = DELIVER_CONNECT_MS;
 	if (t) {
-		config_transport_cli_timeouts(t, &to);
+		config_transport_cli_timeouts(t, &tmo);
 		d->connect_ms = t->timeouts.connect * 1000u;
 	}
-	smtp_cli_init(&d->cli, q->w->snap->cfg->hostname, &to);
+	const char *helo = d->si != EGRESS_NONE && d->et->srcs[d->si].helo ? d->et->srcs[d->si].helo
+	                                                                    : q->w->snap->cfg->hostname;
+	smtp_cli_init(&d->cli, helo, &tmo);
 	net_stream_init(&d->s, q->loop, fd, &dconn_ops);
+	if (hlen)
+		net_stream_write(&d->s, hdr, hlen);   /* the PROXY header goes first */
 	d->s.stall_ms = d->cli.to.data_block;
 	d->next = s->conns;
 	s->conns = d;
@@ -632,6 +737,24 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 	net_stream_start(&d->s);
 	arm(d);
 	return true;
+}
+
+/* May s open connections as far as its source's pool goes? Once per transition: logged. */
+static bool site_egress_ready(struct queue *q, struct queue_site *s)
+{
+	const struct egress_transport *t =
+	        egress_transport(egress_now(&q->w->srv->egress), s->transport);
+	if (!t || !t->pool)
+		return true;
+	size_t i = s->src_label ? egress_source_find(t, s->src_label) : EGRESS_NONE;
+	if (egress_source_usable(t, i))
+		return true;
+	if (!s->waiting) {
+		s->waiting = true;
+		log_warn("event=source_wait site=%s ready=%zu reason=\"%s\"", s->key, s->nready,
+		         egress_why_str(EGRESS_WHY_DOWN));
+	}
+	return false;
 }
 
 void deliver_kick(struct queue_site *s)
@@ -654,6 +777,8 @@ void deliver_kick(struct queue_site *s)
 		}
 	}
 	unsigned limit = window_of(s);
+	if (!s->direct && !site_egress_ready(q, s))
+		return;                         /* no proxy up for its source: the site waits */
 	while (s->nready > starting && s->nconns - s->nquitting < limit && s->naddr > 0 &&
 	       s->dead_until_ms <= q->loop->now_ms) {
 		if (!rate_take(&s->conn_rate, q->loop->now_ms)) {

@@ -37,6 +37,7 @@
 #define CORE_DELIVER_H
 #include <stdbool.h>
 
+#include "core/egress.h"
 #include "core/queue.h"
 #include "net/alarm.h"
 #include "net/stream.h"
@@ -72,6 +73,13 @@ struct dconn {
 	bool started;                      /* the job's transaction was begun */
 	bool waiting_body;                 /* the job's body is being read */
 	char relay[300];                   /* "host[ip]:port" */
+	/* core/egress: its transport's sources and pool (NULL: neither), its source (index,
+	 * EGRESS_NONE: none) and pool server (through a proxy), and the log's relay= with
+	 * ", source=ADDR, proxy=SERVER" when et is set */
+	const struct egress_transport *et;
+	size_t si, server;
+	bool proxied;
+	char relay_log[420];
 };
 
 /* Site s has ready jobs: give them to idle connections, open more up to the limit. */

@@ -169,6 +169,21 @@ static void watch_events(struct watcher *wt)
 		proxy_hosts_reload();
 }
 
+static struct egress_rt *main_egress;   /* the workers' sources and pools (core/egress) */
+
+/* The egress table of snapshot s, published before s is (so a worker that sees s finds its
+ * transports' pools). Out of memory: the old one stays (logged). */
+static void egress_renew(const struct snapshot *s)
+{
+	struct egress_tab *t = egress_build(s->cfg, s->generation, egress_now(main_egress));
+	if (!t) {
+		log_err("event=egress_failed error=\"out of memory\" note=\"sources and proxy pools "
+		        "stay as they were\"");
+		return;
+	}
+	egress_publish(main_egress, t);
+}
+
 static void reload(const char *path, const struct config *cur)
 {
 	char err[1024];
@@ -201,6 +216,7 @@ static void reload(const char *path, const struct config *cur)
 		return;
 	}
 	uint64_t gen = s->generation;
+	egress_renew(s);
 	snapshot_publish(s);
 	log_info("event=reloaded generation=%llu", (unsigned long long)gen);
 }
@@ -451,6 +467,8 @@ static int run(const char *path, struct config *cfg)
 		server_free(&srv);
 		return EXIT_RUNTIME;
 	}
+	main_egress = &srv.egress;
+	egress_renew(snap);
 	snapshot_publish(snap);
 
 	sigset_t set;
@@ -468,6 +486,7 @@ static int run(const char *path, struct config *cfg)
 		server_free(&srv);
 		if (sfd >= 0)
 			close(sfd);
+		egress_fini(&srv.egress);
 		snapshot_publish(NULL);
 		return EXIT_RUNTIME;
 	}
@@ -509,6 +528,7 @@ static int run(const char *path, struct config *cfg)
 	worker_stop_all(&srv);
 	server_free(&srv);
 	close(sfd);
+	egress_fini(&srv.egress);
 	snapshot_publish(NULL);
 	log_info("event=stopped");
 	return 0;

@@ -41,7 +41,7 @@ struct done_letter {
 	bool reroute;                      /* (with dropped) group it again at home */
 	unsigned conn_use;
 	uint64_t t_ready_ms, t_taken_ms, t_conn_ms;
-	char relay[300];
+	char relay[440];                   /* (with its source= and proxy=: core/deliver) */
 	size_t nres;
 	struct { unsigned code; char *text; char dsn[16]; bool has_dsn; } r[];
 };

@@ -15,6 +15,7 @@
 #include "cfg/config.h"
 #include "core/bounce.h"
 #include "core/deliver.h"
+#include "core/egress.h"
 #include "core/owner.h"
 #include "core/log.h"
 #include "core/worker.h"
@@ -296,6 +297,18 @@ static struct queue_site *site_new(struct queue *q, const char *key, const char 
 		free(s);
 		return NULL;
 	}
+	/* "transport/sitekey", then "|SOURCE" and "|direct" (site_key) */
+	const char *bar = strchr(s->key, '|');
+	s->base_len = bar ? (size_t)(bar - s->key) : strlen(s->key);
+	while (bar) {
+		const char *seg = bar + 1;
+		bar = strchr(seg, '|');
+		size_t n = bar ? (size_t)(bar - seg) : strlen(seg);
+		if (n == 6 && strncmp(seg, "direct", 6) == 0)
+			s->direct = true;
+		else if (n > 0 && !s->src_label)
+			s->src_label = strndup(seg, n);
+	}
 	s->max_conns = t ? t->max_connections : 1;
 	s->max_msgs = t ? t->max_messages_per_connection : 1;
 	s->next = q->sites;
@@ -381,6 +394,83 @@ static void job_bounce_now(struct queue_job *j, const char *text, const char *ds
 	queue_job_done(j, &r, 1, "none", 0);
 }
 
+/* The families of a DNS result's addresses (EGRESS_V4 | EGRESS_V6). */
+static unsigned dns_fams(const struct dns_mx *res)
+{
+	unsigned f = 0;
+	for (size_t h = 0; h < res->nhosts; h++)
+		for (size_t a = 0; a < res->hosts[h].naddrs; a++)
+			f |= egress_fam_of(&res->hosts[h].addrs[a].ss);
+	return f;
+}
+
+/* The key of the site j goes to, for next hop `base` ("transport/sitekey") whose addresses
+ * are of families fams: with the transport's sources, one chosen round robin among those
+ * having an address of those families (egress_pick), moved to another when its pool has
+ * no server up for it and source_failover allows (egress_route); "|direct" for a domain of
+ * proxy_bypass_domains. -1: no source has an address of the families (or, pinned, not
+ * the one chosen): the job cannot go by this transport (why says so). */
+static int site_key(struct queue *q, struct queue_job *j, const char *base, unsigned fams,
+                    char *key, size_t cap, const char **why)
+{
+	struct egress_rt *rt = &q->w->srv->egress;
+	const struct egress_transport *t = egress_transport(egress_now(rt), j->transport);
+	const char *dom = j->n ? rcpt_domain(j->m->r[j->idx[0]].addr) : j->domain;
+	bool direct = t && t->pool && egress_bypass(t, dom);
+	if (!t || t->nsrc == 0) {
+		snprintf(key, cap, "%s%s", base, direct ? "|direct" : "");
+		return 0;
+	}
+	size_t ti = (size_t)(t - t->tab->tr) % 16;
+	uint32_t *rot = q->src_rotor[ti][fams & 3];
+	size_t home = egress_pick(t->src, t->nsrc, fams, NULL, &rot[0]), go = home;
+	if (home != EGRESS_NONE && !direct && t->pool) {
+		bool usable[64];
+		size_t n = t->nsrc < 64 ? t->nsrc : 64;
+		for (size_t i = 0; i < n; i++)
+			usable[i] = egress_source_usable(t, i);
+		struct egress_choice c = egress_route(t->src, n, home, fams, usable, t->failover, &rot[1]);
+		if (c.verdict == EGRESS_GO || c.verdict == EGRESS_MOVE)
+			go = c.source;
+		else if (c.verdict == EGRESS_UNREACHABLE)
+			go = EGRESS_NONE;          /* (WAIT: at home, whose site waits) */
+	}
+	if (go == EGRESS_NONE) {
+		*why = egress_why_str(EGRESS_WHY_NO_ADDRESS);
+		return -1;
+	}
+	snprintf(key, cap, "%s|%s%s", base, t->srcs[go].label, direct ? "|direct" : "");
+	return 0;
+}
+
+static void job_unreachable(struct queue_job *j, const char *why)
+{
+	char text[200];
+	snprintf(text, sizeof text, "4.4.1 no source of the transport can reach the next hop: %s", why);
+	struct qresult r = { 0, text, "4.4.1" };
+	queue_job_done(j, &r, 1, "none", 0);
+}
+
+/* The site of j for next hop "transport/sitekey" whose addresses res gave: with the source
+ * site_key chooses; made when missing. NULL: j was ended (no source can reach it, or out
+ * of memory). */
+static struct queue_site *site_of_result(struct queue *q, struct queue_job *j,
+                                         const char *transport, const char *sitekey,
+                                         const struct dns_mx *res)
+{
+	char base[1400], key[1500];
+	const char *uwhy = NULL;
+	snprintf(base, sizeof base, "%s/%s", transport, sitekey);
+	if (site_key(q, j, base, dns_fams(res), key, sizeof key, &uwhy) < 0) {
+		job_unreachable(j, uwhy);
+		return NULL;
+	}
+	struct queue_site *s = site_find(q, key);
+	if (!s && !(s = site_new(q, key, transport)))
+		job_defer_now(j, "4.3.0 out of memory", "4.3.0");
+	return s;
+}
+
 static void site_enqueue(struct queue_site *s, struct queue_job *j)
 {
 	struct queue *q = j->q;
@@ -407,7 +497,7 @@ static void job_mx_done(void *ctx, const struct dns_mx *res)
 {
 	struct queue_job *j = ctx;
 	struct queue *q = j->q;
-	char key[1400], why[400];
+	char why[400];
 	j->looking = false;
 	switch (res->status) {
 	case DNS_OK:
@@ -432,12 +522,9 @@ static void job_mx_done(void *ctx, const struct dns_mx *res)
 		job_defer_now(j, why, "4.4.3");
 		return;
 	}
-	snprintf(key, sizeof key, "%s/%s", j->transport, res->site);
-	struct queue_site *s = site_find(q, key);
-	if (!s && !(s = site_new(q, key, j->transport))) {
-		job_defer_now(j, "4.3.0 out of memory", "4.3.0");
+	struct queue_site *s = site_of_result(q, j, j->transport, res->site, res);
+	if (!s)
 		return;
-	}
 	if (s->naddr == 0 || s->dns_expires_ms <= q->loop->now_ms) {
 		unsigned port = 0;             /* DNS's 25 */
 #ifdef RR_TEST_BUILD
@@ -459,7 +546,7 @@ static void job_host_done(void *ctx, const struct dns_mx *res)
 {
 	struct queue_job *j = ctx;
 	struct queue *q = j->q;
-	char why[600], host[256], key[600];
+	char why[600], host[256];
 	unsigned port;
 	j->looking = false;
 	if (res->status == DNS_CANCELLED) {
@@ -476,12 +563,9 @@ static void job_host_done(void *ctx, const struct dns_mx *res)
 		job_defer_now(j, why, "4.4.3");
 		return;
 	}
-	snprintf(key, sizeof key, "%s/%s", t->id, t->nexthop);
-	struct queue_site *s = site_find(q, key);
-	if (!s && !(s = site_new(q, key, t->id))) {
-		job_defer_now(j, "4.3.0 out of memory", "4.3.0");
+	struct queue_site *s = site_of_result(q, j, t->id, t->nexthop, res);
+	if (!s)
 		return;
-	}
 	site_set_addrs(q, s, res, port);
 	site_enqueue(s, j);
 }
@@ -526,10 +610,25 @@ static void job_ready(struct queue_job *j)
 		return;
 	}
 	if (strcmp(t->nexthop, "mx") != 0) {
-		char key[600];
-		snprintf(key, sizeof key, "%s/%s", t->id, t->nexthop);
-		struct queue_site *s = site_find(q, key);
-		if (!s) {
+		char key[700], base[600], lit[256];
+		unsigned lport;
+		uint8_t probe[16];
+		snprintf(base, sizeof base, "%s/%s", t->id, t->nexthop);
+		unsigned fams = 0;            /* an address literal's family; 0: a host name */
+		if (nexthop_split(t->nexthop, lit, &lport) == 0)
+			fams = inet_pton(AF_INET, lit, probe) == 1    ? EGRESS_V4
+			     : inet_pton(AF_INET6, lit, probe) == 1 ? EGRESS_V6 : 0;
+		const struct egress_transport *et =
+		        egress_transport(egress_now(&q->w->srv->egress), t->id);
+		const char *uwhy = NULL;
+		if (fams == 0 && et && (et->nsrc > 0 || et->nbypass > 0))
+			key[0] = '\0';           /* the source waits for the host's addresses */
+		else if (site_key(q, j, base, fams, key, sizeof key, &uwhy) < 0) {
+			job_unreachable(j, uwhy);
+			return;
+		}
+		struct queue_site *s = key[0] ? site_find(q, key) : NULL;
+		if (!s && key[0]) {
 			s = site_new(q, key, t->id);
 			if (!s) {
 				job_defer_now(j, "4.3.0 out of memory", "4.3.0");
@@ -538,7 +637,7 @@ static void job_ready(struct queue_job *j)
 			if (literal_addr(s, t->nexthop) < 0)
 				s->naddr = 0;
 		}
-		if (s->naddr > 0 && s->dns_expires_ms > q->loop->now_ms) {
+		if (s && s->naddr > 0 && s->dns_expires_ms > q->loop->now_ms) {
 			site_enqueue(s, j);
 			return;
 		}
@@ -620,8 +719,9 @@ static bool foreign_stale(struct queue *q, const struct queue_site *s, const str
 	if (strcmp(t->nexthop, "mx") == 0)
 		return false;                  /* (an MX site: the home looks it up again anyway) */
 	size_t n = strlen(t->id);
-	return strncmp(s->key, t->id, n) != 0 || s->key[n] != '/' ||
-	       strcmp(s->key + n + 1, t->nexthop) != 0;
+	return strncmp(s->key, t->id, n) != 0 || s->key[n] != '/' || s->base_len <= n + 1 ||
+	       strlen(t->nexthop) != s->base_len - n - 1 ||
+	       strncmp(s->key + n + 1, t->nexthop, s->base_len - n - 1) != 0;
 }
 
 void queue_job_regroup(struct queue_job *j)
@@ -629,17 +729,17 @@ void queue_job_regroup(struct queue_job *j)
 	job_regroup(j);
 }
 
-void queue_reconfigured(struct queue *q)
+/* Group the jobs of s's ready queue again (all of them, or those the configuration in
+ * force routes elsewhere): ours here, another worker's at its home. */
+static unsigned site_regroup(struct queue *q, struct queue_site *s, bool all)
 {
-	if (q->stopping)
-		return;
 	unsigned moved = 0;
-	for (struct queue_site *s = q->sites; s; s = s->next) {
+	{
 		struct queue_job **pp = &s->ready_head, *stale = NULL;
 		s->ready_tail = NULL;
 		while (*pp) {
 			struct queue_job *j = *pp;
-			if (j->n > 0 && (j->home ? foreign_stale(q, s, j) : job_stale(q, j))) {
+			if (j->n > 0 && (all || (j->home ? foreign_stale(q, s, j) : job_stale(q, j)))) {
 				*pp = j->next;
 				s->nready--;
 				j->next = stale;
@@ -661,9 +761,70 @@ void queue_reconfigured(struct queue *q)
 			moved++;
 		}
 	}
+	return moved;
+}
+
+/* Is s's source gone from its transport (a reload changed the transport's `source`)? */
+static bool site_source_gone(struct queue *q, const struct queue_site *s)
+{
+	if (!s->src_label)
+		return false;
+	const struct egress_transport *t =
+	        egress_transport(egress_now(&q->w->srv->egress), s->transport);
+	return !t || egress_source_find(t, s->src_label) == EGRESS_NONE;
+}
+
+void queue_reconfigured(struct queue *q)
+{
+	if (q->stopping)
+		return;
+	unsigned moved = 0;
+	for (struct queue_site *s = q->sites; s; s = s->next)
+		moved += site_regroup(q, s, site_source_gone(q, s));
 	if (moved)
 		log_info("event=rerouted worker=%u jobs=%u note=\"waiting jobs grouped again under the "
 		         "reloaded routes\"", q->w->id, moved);
+}
+
+void queue_egress_poll(struct queue *q)
+{
+	struct egress_rt *rt = &q->w->srv->egress;
+	unsigned long e = egress_epoch(rt);
+	if (e == q->egress_epoch || q->stopping)
+		return;
+	q->egress_epoch = e;
+	const struct egress_tab *tab = egress_now(rt);
+	for (struct queue_site *s = q->sites; s; s = s->next) {
+		if (s->direct || (s->nready == 0 && !s->waiting))
+			continue;
+		const struct egress_transport *t = egress_transport(tab, s->transport);
+		if (!t || !t->pool)
+			continue;
+		size_t i = s->src_label ? egress_source_find(t, s->src_label) : EGRESS_NONE;
+		if (s->src_label && i == EGRESS_NONE)
+			continue;                  /* (a reload's: queue_reconfigured) */
+		if (egress_source_usable(t, i)) {
+			if (s->waiting)
+				log_info("event=source_resumed site=%s ready=%zu", s->key, s->nready);
+			s->waiting = false;
+			if (s->nready)
+				deliver_kick(s);
+			continue;
+		}
+		bool other = false;
+		for (size_t k = 0; k < t->nsrc && !other; k++)
+			other = k != i && egress_source_usable(t, k);
+		if (t->failover && other && s->nready) {
+			unsigned n = site_regroup(q, s, true);
+			log_info("event=source_moved site=%s jobs=%u reason=\"no proxy up for the source\"",
+			         s->key, n);
+			s->waiting = false;
+		} else if (!s->waiting && s->nready) {
+			s->waiting = true;
+			log_warn("event=source_wait site=%s ready=%zu reason=\"%s\"", s->key, s->nready,
+			         egress_why_str(t->failover ? EGRESS_WHY_ALL_DOWN : EGRESS_WHY_PINNED));
+		}
+	}
 }
 
 void queue_site_unget(struct queue_site *s, struct queue_job *j)
@@ -1474,6 +1635,7 @@ void queue_fini(struct queue *q)
 		q->sites = s->next;
 		free(s->key);
 		free(s->transport);
+		free(s->src_label);
 		free(s);
 	}
 	if (q->spool_dirfd >= 0)

@@ -137,8 +137,16 @@ struct queue_addr {
 
 struct queue_site {
 	struct queue_site *next;
-	char *key;                         /* "transport/sitekey" */
+	char *key;                         /* "transport/sitekey[|source][|direct]" */
 	char *transport;
+	/* core/egress: the source its connections leave from (a transport's `source` entry,
+	 * by its addresses "IPv4,IPv6"; NULL: the transport has none), and whether it goes
+	 * around the transport's proxy pool (a proxy_bypass_domains domain) */
+	char *src_label;
+	size_t base_len;                   /* of key's "transport/sitekey" */
+	bool direct;
+	bool waiting;                      /* no proxy up for its source: said once */
+	uint32_t srv_rotor;                /* round robin over the pool's servers */
 	struct queue_addr addr[QUEUE_SITE_ADDRS];
 	size_t naddr, next_addr;
 	unsigned max_conns, max_msgs;
@@ -183,6 +191,9 @@ struct queue {
 	struct queue_copy *copies_head;    /* copies under way (detached at fini) */
 	uint64_t copies;                   /* copies forward made durable */
 	size_t away, foreign;              /* jobs at other workers', other workers' jobs here */
+	uint32_t src_rotor[16][4][2];      /* per transport (index % 16) and address families:
+	                                      the source rotation and the failover's (egress) */
+	unsigned long egress_epoch;        /* core/egress's epoch when the sites were last looked at */
 	bool stopping, finishing;
 };
 
@@ -261,6 +272,11 @@ bool queue_idle(const struct queue *q);
 void queue_reconfigured(struct queue *q);
 /* core/owner: a job of ours came home to be grouped again (its owner's reload). */
 void queue_job_regroup(struct queue_job *j);
+/* Every turn: when a proxy server or pair came up or went down (core/egress's epoch moved),
+ * a site whose source has a server again is kicked; one whose source has none waits, or
+ * (source_failover) its ready jobs are grouped again, which sends them to the
+ * transport's other sources. */
+void queue_egress_poll(struct queue *q);
 void queue_stop(struct queue *q);
 
 #endif

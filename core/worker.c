@@ -42,6 +42,8 @@ static void begin_stop(struct worker *w)
 	spool_stopping(&w->spool);
 	if (w->queue_up)
 		queue_stop(&w->queue);         /* from here on, it posts no job to an owner */
+	if (w->id == 0)
+		egress_checker_stop(w);        /* the probes end */
 	atomic_fetch_add(&w->srv->stopping_workers, 1);
 	log_info("event=stopping worker=%u connections=%zu", w->id, w->smtpd.nconns);
 }
@@ -56,6 +58,10 @@ static unsigned worker_turn(void *ctx)
 			queue_reconfigured(&w->queue);  /* a reload: re-route what waits */
 		w->queue.generation = w->snap->generation;
 	}
+	if (w->id == 0 && !w->stopping && w->queue_up)
+		egress_checker_turn(w);        /* the relay's one proxy health checker */
+	if (w->queue_up && !w->stopping)
+		queue_egress_poll(&w->queue);  /* a pool's server or a source came or went */
 	if (!w->stopping && atomic_load(&w->srv->stop))
 		begin_stop(w);
 	if (w->stopping) {
@@ -67,7 +73,8 @@ static unsigned worker_turn(void *ctx)
 		}
 		smtp_server_stop(&w->smtpd, force);
 		if (w->smtpd.nconns == 0 && (!w->queue_up || queue_idle(&w->queue)) &&
-		    spool_idle(&w->spool) && (owner_idle(w) || w->forced))
+		    spool_idle(&w->spool) && (owner_idle(w) || w->forced) &&
+		    (w->id != 0 || egress_checker_idle(w)))
 			net_loop_quit(&w->loop);
 	}
 	return TIMER_TICK_MS * 1000u;
@@ -145,6 +152,7 @@ static int worker_setup(struct worker *w)
 	}
 	w->queue_up = true;
 	owner_init(w);
+	egress_worker_init(w);
 	if (w->srv->recovered) {
 		struct queue_recovered *r = w->srv->recovered[w->id];
 		w->srv->recovered[w->id] = NULL;

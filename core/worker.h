@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "cfg/snapshot.h"
+#include "core/egress.h"
 #include "core/qid.h"
 #include "core/queue.h"
 #include "core/smtp_server.h"
@@ -61,6 +62,7 @@ struct server {
 	atomic_uint stopping_workers;  /* workers that began to stop (or never started) */
 	atomic_uint left;              /* workers out of their loop: rings close after all */
 	struct net_post_office office; /* letters between the workers (core/owner) */
+	struct egress_rt egress;       /* sources, proxy pools, their health (core/egress) */
 	const char *spool_dir;
 	bool spool_sync;
 	struct qid_blocks qid_blocks;
