@@ -175,6 +175,7 @@ static const cyaml_schema_value_t str_entry = {
 static const cyaml_schema_field_t spool_fields[] = {
 	STR("path", struct raw_spool, path),
 	STR("sync", struct raw_spool, sync),
+	NUM("min_free"),
 	CYAML_FIELD_END
 };
 
@@ -487,6 +488,7 @@ enum cfg_num_key {
 	CFG_N_HEALTH_THRESHOLD,
 	CFG_N_RETRY,
 	CFG_N_MAX_AGE,
+	CFG_N_SPOOL_MIN_FREE,
 };
 
 #define CFG_SHUTDOWN_TIMEOUT_MAX 3600u
@@ -543,6 +545,9 @@ static const struct cfg_num_range {
 	[CFG_N_RETRY] = { 0, 1, CONFIG_SECONDS_MAX },
 	/* a minute (the first retry) to a year. */
 	[CFG_N_MAX_AGE] = { 432000, 60, 31536000 },
+	/* octets; 0: off (Postfix's queue_minfree default). At most a PiB: only compared and
+	 * added to (core/spool.c adds an eighth and twice a reserve of at most 64 MiB). */
+	[CFG_N_SPOOL_MIN_FREE] = { 0, 0, CONFIG_SPOOL_MIN_FREE_MAX },
 };
 
 #define CFG_SPOOL_COMMIT_MAX (1u << 30)     /* SPOOL_BATCH_BYTES of core/spool.h */
@@ -1706,7 +1711,8 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 		return cfg_oom(x);
 	if (cfg_spool_dir(x, c->spool_path, s && s->path) < 0)
 		return -1;
-	if (cfg_bool(x, "spool.sync", s ? s->sync : NULL, true, &c->spool_sync) < 0)
+	if (cfg_bool(x, "spool.sync", s ? s->sync : NULL, true, &c->spool_sync) < 0 ||
+	    cfg_num(x, "spool.min_free", CFG_N_SPOOL_MIN_FREE, &c->spool_min_free) < 0)
 		return -1;
 
 	if (d != NULL && d->servers_count > 0) {

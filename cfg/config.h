@@ -43,6 +43,7 @@
 
 #define CONFIG_SECONDS_MAX 604800u             /* a week: the largest retry_schedule entry */
 #define CONFIG_MAX_MESSAGE_SIZE_MAX (256u << 20) /* limits.max_message_size, octets */
+#define CONFIG_SPOOL_MIN_FREE_MAX (1ull << 50)   /* spool.min_free, octets (a PiB) */
 #define CONFIG_MAX_RECIPIENTS_MAX 100000u      /* limits.max_recipients */
 #define CONFIG_RATE_MAX 1000000u               /* N of a rate "N/s", "N/min", "N/h" */
 
@@ -169,6 +170,10 @@ struct config {
 	unsigned shutdown_timeout;
 	char *spool_path;                  /* default "./spool" */
 	bool spool_sync;                   /* default true */
+	/* spool.min_free: octets of free space the spool's filesystem keeps for the relay's
+	 * own bookkeeping; under it new mail is answered 452 4.3.1 (core/spool.h, Free space).
+	 * 0..CONFIG_SPOOL_MIN_FREE_MAX, default 0 (off); may change on reload. */
+	uint64_t spool_min_free;
 	char **dns_servers;                /* default none: /etc/resolv.conf */
 	size_t ndns_servers;
 

@@ -109,6 +109,19 @@ static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_ms
 		smtp_server_refuse(c, "554 5.4.6 Error: too many hops");
 		return;
 	}
+	/* Room for it, with the headroom the relay keeps for its own bookkeeping (notes,
+	 * copies forward, DSNs: core/spool.h, Free space)? Refused before anything is
+	 * written; logged once per transition by the spool, not per message. */
+	switch (spool_room(&w->spool, w->snap->cfg->spool_min_free, m->len)) {
+	case SPOOL_ROOM_OK:
+		break;
+	case SPOOL_ROOM_LOW:
+		smtp_server_refuse(c, "452 4.3.1 Insufficient system storage");
+		return;
+	case SPOOL_ROOM_FULL:
+		smtp_server_answer(c, false);   /* 451 4.3.0: the disk filled */
+		return;
+	}
 	if (spool_append(&w->spool, c, m, c->peer, (uint64_t)time(NULL)) < 0) {
 		log_err("event=spool_append_failed sid=%s qid=%s", c->sid, m->qid);
 		smtp_server_answer(c, false);

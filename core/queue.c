@@ -1561,6 +1561,7 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 	/* The segments this worker reclaims: its own and a vanished index's (before the
 	 * messages of the start-up scan are adopted and counted in them). */
 	spool_reclaim_enable(sp, queue_reclaim_copy, q);
+	spool_reserve_enable(sp);           /* (logged; the relay runs on without one) */
 	int ret = spool_adopt_segments(sp, spool_dir);
 	if (ret < 0)
 		log_warn("event=spool_segments_unreadable worker=%u error=\"%s\" note=\"old segments are not reclaimed\"",

@@ -1,13 +1,16 @@
 /* core/spool — see spool.h. */
 #include "core/spool.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +98,8 @@ static void spool_failed(struct spool *sp, int err, size_t messages)
 	sp->fail_batches++;
 	sp->fail_messages += messages;
 	sp->retry_at_ms = now + SPOOL_RETRY_MS;
+	if ((err == ENOSPC || err == EDQUOT) && sp->reserve_fd >= 0 && !sp->reserve_out)
+		sp->reclaim_dirty = true;       /* the rule may want the reserve now (Free space) */
 }
 
 static void spool_recovered(struct spool *sp)
@@ -107,6 +112,231 @@ static void spool_recovered(struct spool *sp)
 	         sp->worker, (unsigned long long)sp->fail_batches,
 	         (unsigned long long)sp->fail_messages,
 	         (unsigned long long)(sp->loop->now_ms - sp->fail_since_ms));
+}
+
+/* ---- free space and the reserve ---------------------------------------------------- */
+
+/* Reserves released and not made again, in this process (every worker's spool): while any
+ * is out, new mail is refused everywhere, since what one worker's reserve gave back is
+ * free space for all of them. */
+static atomic_uint spool_reserves_out;
+
+static uint64_t seg_unwritten(const struct spool_seg *seg)
+{
+	return seg && seg->prepared > seg->end ? seg->prepared - seg->end : 0;
+}
+
+static void low_leave(struct spool *sp)
+{
+	sp->low = false;
+	log_info("event=spool_space_ok worker=%u free=%llu min_free=%llu refused=%llu after_ms=%llu",
+	         sp->worker, (unsigned long long)sp->space_room, (unsigned long long)sp->min_free,
+	         (unsigned long long)sp->low_refused,
+	         (unsigned long long)(sp->loop->now_ms - sp->low_since_ms));
+}
+
+static void low_enter(struct spool *sp, uint64_t room)
+{
+	sp->low = true;
+	sp->low_since_ms = sp->loop->now_ms;
+	sp->low_refused = 0;
+	log_warn("event=spool_low_space worker=%u free=%llu min_free=%llu note=\"new mail answered 452 4.3.1 until %llu octets are free\"",
+	         sp->worker, (unsigned long long)room, (unsigned long long)sp->min_free,
+	         (unsigned long long)(sp->min_free + sp->min_free / 8));
+}
+
+static void reserve_out(struct spool *sp)
+{
+	if (sp->reserve_out)
+		return;
+	sp->reserve_out = true;
+	sp->reserve_since_ms = sp->loop->now_ms;
+	sp->full_refused = 0;
+	atomic_fetch_add(&spool_reserves_out, 1);
+}
+
+/* Allocate the reserve (again): 0 when it is whole, else -errno (whatever part was
+ * allocated is given back, and it counts as out). */
+static int reserve_make(struct spool *sp)
+{
+	if (fallocate(sp->reserve_fd, 0, 0, (off_t)sp->reserve_size) < 0 ||
+	    ftruncate(sp->reserve_fd, (off_t)sp->reserve_size) < 0) {
+		int e = errno;
+		if (ftruncate(sp->reserve_fd, 0) < 0) {
+			/* nothing more to do: it is out either way */
+		}
+		reserve_out(sp);
+		return -e;
+	}
+	if (sp->reserve_out) {
+		sp->reserve_out = false;
+		atomic_fetch_sub(&spool_reserves_out, 1);
+		log_info("event=spool_reserve_restored worker=%u size=%llu free=%llu refused=%llu after_ms=%llu",
+		         sp->worker, (unsigned long long)sp->reserve_size,
+		         (unsigned long long)sp->space_avail, (unsigned long long)sp->full_refused,
+		         (unsigned long long)(sp->loop->now_ms - sp->reserve_since_ms));
+	}
+	return 0;
+}
+
+/* The disk is full and the reclaim rule wants a copy forward of e: give the reserve back
+ * so that the copy can be written. True when copies may be asked while failing. */
+static bool reserve_release(struct spool *sp, const struct spool_segent *e)
+{
+	if (sp->reserve_out)
+		return true;                    /* its space is there for the copies */
+	if (sp->reserve_fd < 0 || (sp->fail_err != ENOSPC && sp->fail_err != EDQUOT))
+		return false;
+	if (ftruncate(sp->reserve_fd, 0) < 0) {
+		log_err("event=spool_reserve_failed worker=%u error=\"%s\"", sp->worker,
+		        strerror(errno));
+		return false;
+	}
+	reserve_out(sp);
+	sp->reserve_releases++;
+	sp->retry_at_ms = sp->loop->now_ms;     /* try the disk at once, */
+	sp->copy_asked = false;                 /* with the copies first */
+	log_warn("event=spool_reserve_released worker=%u size=%llu segment=w%u-%016llx live=%llu "
+	         "note=\"the disk is full and reclaim needs room to copy forward: new mail answered 451 until the reserve is made again\"",
+	         sp->worker, (unsigned long long)sp->reserve_size, e->worker,
+	         (unsigned long long)e->seq, (unsigned long long)e->live);
+	return true;
+}
+
+/* The filesystem's free space, at most every SPOOL_SPACE_LOOK_MS; the states that depend
+ * on it left when it is back. */
+static void space_look(struct spool *sp)
+{
+	uint64_t now = sp->loop->now_ms;
+	if (sp->space_looked && now < sp->space_look_ms + SPOOL_SPACE_LOOK_MS)
+		return;
+	struct statvfs vs;
+	if (fstatvfs(sp->dirfd, &vs) < 0)
+		return;
+	sp->space_looked = true;
+	sp->space_look_ms = now;
+	sp->space_avail = (uint64_t)vs.f_bavail * vs.f_frsize;
+	sp->space_room = sp->space_avail + seg_unwritten(sp->cur) + seg_unwritten(sp->next);
+	sp->space_used = 0;
+	if (sp->low && (sp->min_free == 0 || sp->space_room >= sp->min_free + sp->min_free / 8))
+		low_leave(sp);
+	/* made again once there is room for it and as much again, beyond min_free and what
+	 * the reserves out (this one included) gave back: that space is the copies' */
+	uint64_t out = atomic_load(&spool_reserves_out);
+	if (sp->reserve_out && sp->reserve_fd >= 0 &&
+	    sp->space_avail >= sp->min_free + (out + 2) * sp->reserve_size)
+		reserve_make(sp);
+}
+
+enum spool_room spool_room(struct spool *sp, uint64_t min_free, uint64_t len)
+{
+	sp->min_free = min_free;
+	if (sp->reserve_out)
+		space_look(sp);                 /* (made again when there is room) */
+	if (atomic_load(&spool_reserves_out) > 0) {
+		sp->full_refused++;
+		return SPOOL_ROOM_FULL;
+	}
+	if (min_free == 0) {
+		if (sp->low)
+			low_leave(sp);
+		return SPOOL_ROOM_OK;
+	}
+	space_look(sp);
+	if (!sp->space_looked)
+		return SPOOL_ROOM_OK;           /* no answer from the filesystem: the write will tell */
+	uint64_t room = sp->space_room > sp->space_used ? sp->space_room - sp->space_used : 0;
+	if (!sp->low && room >= len && room - len >= min_free)
+		return SPOOL_ROOM_OK;
+	if (!sp->low)
+		low_enter(sp, room);
+	sp->low_refused++;
+	return SPOOL_ROOM_LOW;
+}
+
+uint64_t spool_reserve_size(uint64_t fs, unsigned nworkers, uint64_t seg_max)
+{
+	uint64_t n = nworkers ? nworkers : 1;
+	uint64_t r = fs / SPOOL_RESERVE_SHARE / n;
+	if (r < SPOOL_RESERVE_MIN)
+		r = fs / 8 / n >= SPOOL_RESERVE_MIN ? SPOOL_RESERVE_MIN : 0;
+	if (r > seg_max)
+		r = seg_max;
+	if (r > SPOOL_RESERVE_MAX)
+		r = SPOOL_RESERVE_MAX;
+	return r & ~(uint64_t)(SPOOL_ALIGN - 1);
+}
+
+/* Remove the reserves of worker indexes that no longer exist and whose segments this
+ * worker adopts (k >= nworkers, k % nworkers == worker). */
+static void reserve_sweep(struct spool *sp)
+{
+	int fd = openat(sp->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	unsigned n = sp->nworkers ? sp->nworkers : 1;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		unsigned k;
+		char tail;
+		if (sscanf(de->d_name, ".reserve-w%u%c", &k, &tail) != 1 || k < n || k % n != sp->worker)
+			continue;
+		if (unlinkat(sp->dirfd, de->d_name, 0) == 0)
+			log_info("event=spool_reserve_removed worker=%u file=%s note=\"a vanished worker's\"",
+			         sp->worker, de->d_name);
+	}
+	closedir(d);
+}
+
+int spool_reserve_enable(struct spool *sp)
+{
+	struct statvfs vs;
+	char name[32];
+	if (sp->reserve_fd >= 0)
+		return 0;
+	reserve_sweep(sp);
+	if (fstatvfs(sp->dirfd, &vs) < 0)
+		return -errno;
+	sp->reserve_size = spool_reserve_size((uint64_t)vs.f_blocks * vs.f_frsize, sp->nworkers,
+	                                      sp->seg_max);
+	if (sp->reserve_size == 0)
+		return 0;                       /* a filesystem too small for one */
+	snprintf(name, sizeof name, ".reserve-w%u", sp->worker);
+	sp->reserve_fd = openat(sp->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sp->reserve_fd < 0) {
+		int e = errno;
+		log_warn("event=spool_reserve_failed worker=%u file=%s error=\"%s\"", sp->worker, name,
+		         strerror(e));
+		return -e;
+	}
+	struct stat st;
+	if (fstat(sp->reserve_fd, &st) == 0 && (uint64_t)st.st_size == sp->reserve_size &&
+	    (uint64_t)st.st_blocks * 512u >= sp->reserve_size)
+		return 0;                       /* whole from an earlier run */
+	int e = -reserve_make(sp);
+	if (e == 0) {
+		log_info("event=spool_reserve worker=%u file=%s size=%llu", sp->worker, name,
+		         (unsigned long long)sp->reserve_size);
+		return 0;
+	}
+	if (e == EOPNOTSUPP || e == ENOSYS) {
+		/* a filesystem that cannot allocate ahead: no reserve (and nothing out) */
+		sp->reserve_out = false;
+		atomic_fetch_sub(&spool_reserves_out, 1);
+		close(sp->reserve_fd);
+		sp->reserve_fd = -1;
+		unlinkat(sp->dirfd, name, 0);
+		log_warn("event=spool_reserve_failed worker=%u file=%s error=\"%s\" note=\"no reserve: a full disk may need an operator\"",
+		         sp->worker, name, strerror(e));
+		return -e;
+	}
+	log_warn("event=spool_reserve_short worker=%u file=%s size=%llu error=\"%s\" note=\"new mail answered 451 until it can be made\"",
+	         sp->worker, name, (unsigned long long)sp->reserve_size, strerror(e));
+	return 0;
 }
 
 /* ---- segments --------------------------------------------------------------------- */
@@ -487,6 +717,7 @@ int spool_note(struct spool *sp, const uint8_t *rec, size_t len)
 	b->blen += len;
 	b->notes++;
 	sp->notes++;
+	sp->space_used += len;
 	batch_len(b);
 	return 0;
 }
@@ -542,6 +773,7 @@ int spool_append_to(struct spool *sp, void *waiter, spool_done_fn *done,
 	}
 	b->n++;
 	batch_len(b);
+	sp->space_used += align_up(size);
 	return 0;
 }
 
@@ -571,6 +803,7 @@ int spool_append_rec(struct spool *sp, void *waiter, spool_done_fn *done, const 
 	}
 	b->n++;
 	batch_len(b);
+	sp->space_used += align_up(len);
 	return 0;
 }
 
@@ -686,6 +919,8 @@ void spool_flush(struct spool *sp)
 		seg_prep_retry(sp, sp->cur);
 	if (sp->next)
 		seg_prep_retry(sp, sp->next);
+	if (sp->low || sp->reserve_out)
+		space_look(sp);                 /* states left once the space is back */
 	reclaim_step(sp);
 }
 
@@ -933,8 +1168,10 @@ static void reclaim_step(struct spool *sp)
 		sp->unlink_err = 0;
 		return;
 	}
-	if (r.copy < 0 || sp->failing) {
-		sp->copy_asked = false;         /* (failing: a copy would be refused like the rest) */
+	/* Failing: a copy would be refused like the rest, unless the disk is full and the
+	 * reserve is given back for it (see Free space in spool.h). */
+	if (r.copy < 0 || (sp->failing && !reserve_release(sp, &sp->tab.v[r.copy]))) {
+		sp->copy_asked = false;
 		return;
 	}
 	const struct spool_segent *e = &sp->tab.v[r.copy];
@@ -959,6 +1196,7 @@ int spool_init(struct spool *sp, struct net_loop *l, const char *dir, unsigned w
                unsigned nworkers, bool sync, spool_done_fn *done)
 {
 	memset(sp, 0, sizeof *sp);
+	sp->reserve_fd = -1;
 	sp->loop = l;
 	sp->worker = worker;
 	sp->nworkers = nworkers;
@@ -1019,6 +1257,12 @@ void spool_fini(struct spool *sp)
 	if (sp->dirfd >= 0)
 		close(sp->dirfd);
 	sp->dirfd = -1;
+	if (sp->reserve_out)
+		atomic_fetch_sub(&spool_reserves_out, 1);
+	sp->reserve_out = false;
+	if (sp->reserve_fd >= 0)
+		close(sp->reserve_fd);          /* kept on disk for the next start */
+	sp->reserve_fd = -1;
 	spool_segtab_fini(&sp->tab);
 }
 

@@ -60,7 +60,38 @@
  * copy them forward: each copy (proto/spoolrec.h, spoolrec_encode_copy: the MSG record,
  * generation one higher, and the state of its recipients) is one commit
  * (spool_append_rec), and only once its fdatasync completed does the queue move the
- * message's live count to the copy (spool_seg_ref), which lets the old segment go. */
+ * message's live count to the copy (spool_seg_ref), which lets the old segment go.
+ *
+ * Free space. A copy forward needs room to write before its removal frees any, so a
+ * disk filled up to its last block by new mail would never come back by itself. Two
+ * things keep room for the writer's own bookkeeping (notes, copies forward, DSNs):
+ *  - min_free (spool.min_free, spool_room()): new mail is refused (SPOOL_ROOM_LOW: the
+ *    caller answers 452 4.3.1, as Postfix's queue_minfree) when the free space, less what
+ *    this message and what was queued since the last look would take, is under min_free.
+ *    The filesystem is looked at (fstatvfs) at most every SPOOL_SPACE_LOOK_MS per worker,
+ *    never per message; what is queued meanwhile is counted. Free space counts the space
+ *    allocated ahead in the current and prepared segments. The state is left once the free
+ *    space is back over min_free plus an eighth (so that it does not flap). Logged once
+ *    each way: event=spool_low_space, event=spool_space_ok with the count refused.
+ *    Workers look on their own: together they may overshoot by what each queues within
+ *    SPOOL_SPACE_LOOK_MS. 0 turns it off.
+ *  - the reserve (spool_reserve_enable()): a file SPOOL/.reserve-w<worker> of
+ *    spool_reserve_size() octets (at most SPOOL_RESERVE_MAX) allocated (fallocate) at
+ *    start. When the writer is failing with ENOSPC (or EDQUOT) while the reclaim rule
+ *    wants a copy forward, that is when the full disk would stay full, the reserve is
+ *    given back (cut to 0, event=spool_reserve_released), the disk is tried again at once
+ *    and copies forward are asked even while failing (not otherwise: they would be
+ *    refused like the rest): the copies go into the reserve's space, the old segments then
+ *    go, and room comes back. While any worker's reserve is out, new mail is refused
+ *    (SPOOL_ROOM_FULL: 451 4.3.0, the disk filled) so that the space goes to bookkeeping
+ *    only. Once the free space is at least min_free plus twice the reserve plus what the
+ *    reserves out gave back, it is made again (event=spool_reserve_restored) and new mail
+ *    is taken again. The file is kept across restarts; a start that finds it short makes
+ *    it whole, or counts it out when the disk is full. A vanished worker index's reserve
+ *    (fewer workers than before) is removed by the worker that adopts its segments. A
+ *    copy forward larger than the reserves out does not fit: then only space freed from
+ *    outside (or deliveries finishing the oldest segment's messages) brings the writer
+ *    back; min_free keeps the relay's own mail from getting there. */
 #ifndef CORE_SPOOL_H
 #define CORE_SPOOL_H
 #include <stdbool.h>
@@ -98,6 +129,18 @@
                                              reads: 4,800-5,600 (bench/RESULTS.md) */
 #endif
 #define SPOOL_RETRY_MS 250u               /* failing: how often the disk is tried */
+#define SPOOL_SPACE_LOOK_MS 100u          /* free space looked at (fstatvfs) at most this
+                                             often per worker */
+#define SPOOL_RESERVE_SHARE 32u           /* the reserves: a 32nd of the filesystem, shared
+                                             by the workers, each at most a segment and at
+                                             most SPOOL_RESERVE_MAX ... */
+#define SPOOL_RESERVE_MAX (SPOOL_SEGMENT_MAX / SPOOL_COPY_GAIN)   /* 16 MiB: what a copy
+                                             forward of one segment's live messages writes
+                                             at most when the rule asks it for the segment
+                                             alone */
+#define SPOOL_RESERVE_MIN (64u << 10)     /* ... and at least this (when the filesystem
+                                             holds 8 times as much per worker; else none):
+                                             notes written meanwhile take a block each */
 
 enum spool_op_kind {
 	SPOOL_OP_BATCH = NET_OP_USER,     /* a batch's writes and sync */
@@ -280,6 +323,20 @@ struct spool {
 	void (*reclaim_copy)(void *ctx, unsigned worker, uint64_t seq);
 	void *reclaim_ctx;
 	uint64_t reclaimed, reclaimed_bytes, copies_asked;
+	/* free space (spool_room) */
+	uint64_t min_free;                /* as last given to spool_room() */
+	bool space_looked;                /* space_* are set */
+	uint64_t space_look_ms;           /* when the filesystem was last looked at */
+	uint64_t space_avail;             /* free octets then (f_bavail) */
+	uint64_t space_room;              /* the same with the space allocated ahead */
+	uint64_t space_used;              /* octets queued since */
+	bool low;                         /* new mail refused: under min_free */
+	uint64_t low_since_ms, low_refused;
+	/* the reserve */
+	int reserve_fd;                   /* -1: none */
+	uint64_t reserve_size;
+	bool reserve_out;                 /* released (or not made): new mail refused */
+	uint64_t reserve_since_ms, reserve_releases, full_refused;
 };
 
 /* dir must exist. Registers the spool's op kinds on l. Returns 0 or -errno. */
@@ -316,6 +373,27 @@ void spool_reclaim_enable(struct spool *sp, void (*copy)(void *ctx, unsigned wor
 /* A live MSG record of len octets in segment w<worker>-<seq> comes (delta 1) or goes
  * (delta -1). An unknown segment is ignored. */
 void spool_seg_ref(struct spool *sp, unsigned worker, uint64_t seq, uint64_t len, int delta);
+
+/* May new mail of about len octets come in (see Free space)? OK; LOW: under min_free
+ * (answer 452 4.3.1 Insufficient system storage); FULL: the disk filled and a reserve is
+ * out (answer 451 4.3.0). min_free 0: never LOW. Looks at the filesystem when the last
+ * look is SPOOL_SPACE_LOOK_MS old. */
+enum spool_room {
+	SPOOL_ROOM_OK = 0,
+	SPOOL_ROOM_LOW,
+	SPOOL_ROOM_FULL,
+};
+enum spool_room spool_room(struct spool *sp, uint64_t min_free, uint64_t len);
+/* The reserve of one worker on a filesystem of fs octets shared by nworkers: fs /
+ * SPOOL_RESERVE_SHARE / nworkers, at most seg_max and SPOOL_RESERVE_MAX, at least
+ * SPOOL_RESERVE_MIN when fs / 8 / nworkers holds that much (else 0: none), in whole
+ * SPOOL_ALIGN blocks. Pure. */
+uint64_t spool_reserve_size(uint64_t fs, unsigned nworkers, uint64_t seg_max);
+/* Make (or find) this worker's reserve and remove those of vanished worker indexes it
+ * adopts (after spool_reclaim_enable: without reclaim a reserve is of no use). A disk too
+ * full for it counts it out (new mail refused until it is made). 0 or -errno (the file
+ * could not be opened, or the filesystem cannot allocate ahead: no reserve, logged). */
+int spool_reserve_enable(struct spool *sp);
 
 /* The writer is stopping: notes are written at once from now on. */
 void spool_stopping(struct spool *sp);

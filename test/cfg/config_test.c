@@ -134,6 +134,7 @@ static void expect_defaults(const struct config *c)
 	cr_expect_eq(c->nrelay_domains, 0);
 
 	cr_expect_eq(c->max_message_size, 52428800);
+	cr_expect_eq(c->spool_min_free, 0);
 	cr_expect_eq(c->max_recipients, 1000);
 	cr_expect_eq(c->max_line_length, 998);
 	cr_expect_eq(c->max_hops, 50);
@@ -740,6 +741,7 @@ GOT(failure_threshold, c->proxy_pools[0].health_check.failure_threshold)
 GOT(success_threshold, c->proxy_pools[0].health_check.success_threshold)
 GOT(retry, c->retry_schedule[1])
 GOT(max_age, c->max_age)
+GOT(min_free, c->spool_min_free)
 #undef GOT
 
 #define POOL "proxy_pools:\n  - id: p\n    servers: ['a:1']\n"
@@ -791,6 +793,7 @@ static const struct num_key num_keys[] = {
 	  POOL "    health_check: { success_threshold: %s }\n", 1, 100, got_success_threshold },
 	{ "queue.retry_schedule[1]", "queue:\n  retry_schedule: [60, %s]\n", 1, 604800, got_retry },
 	{ "queue.max_age", "queue:\n  max_age: %s\n", 60, 31536000, got_max_age },
+	{ "spool.min_free", "spool:\n  min_free: %s\n", 0, 1125899906842624, got_min_free },
 };
 
 enum num_want { NUM_VALUE = 0, NUM_RANGE, NUM_SYNTAX, NUM_LIST, NUM_MAP };

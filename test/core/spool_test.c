@@ -8,6 +8,7 @@
  * segment table's order and the reclaim rule, table-driven. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -484,5 +485,134 @@ Test(spool, append_rec_and_reclaim)
 		cr_assert(!seg_exists(q) || (sp.next && q == sp.next->seq), "segment %llu left",
 		          (unsigned long long)q);
 	cr_assert_geq(sp.reclaimed, last - first);
+	stop();
+}
+
+/* The reserve's size: a 32nd of the filesystem shared by the workers, at most a segment
+ * and 16 MiB, at least 64 KiB when the filesystem holds 8 times that per worker, else
+ * none. */
+Test(spool, reserve_size)
+{
+	static const struct {
+		uint64_t fs;
+		unsigned nworkers;
+		uint64_t seg_max, want;
+	} c[] = {
+		{ 100ull << 30, 8, SPOOL_SEGMENT_MAX, SPOOL_RESERVE_MAX },   /* capped: 16 MiB */
+		{ 4ull << 30, 8, SPOOL_SEGMENT_MAX, 16u << 20 },
+		{ 2ull << 30, 8, SPOOL_SEGMENT_MAX, 8u << 20 },
+		{ 128u << 20, 16, SPOOL_SEGMENT_MAX, 256u << 10 },
+		{ 4u << 20, 2, SPOOL_SEGMENT_MAX, 64u << 10 },
+		{ 2u << 20, 2, SPOOL_SEGMENT_MAX, 64u << 10 },            /* the floor */
+		{ 1u << 20, 2, SPOOL_SEGMENT_MAX, 64u << 10 },
+		{ (1u << 20) - 4096, 2, SPOOL_SEGMENT_MAX, 0 },           /* too small: none */
+		{ 256u << 10, 2, SPOOL_SEGMENT_MAX, 0 },
+		{ 1u << 30, 1, 16u << 10, 16u << 10 },                    /* test segments */
+		{ (4u << 20) + 100, 1, SPOOL_SEGMENT_MAX, 128u << 10 },   /* whole blocks */
+		{ (4u << 20) + 100, 0, SPOOL_SEGMENT_MAX, 128u << 10 },   /* 0 workers: as 1 */
+		{ (5u << 20) + 100, 1, SPOOL_SEGMENT_MAX, 160u << 10 },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		uint64_t got = spool_reserve_size(c[i].fs, c[i].nworkers, c[i].seg_max);
+		cr_expect_eq(got, c[i].want, "case %zu: %llu, want %llu", i, (unsigned long long)got,
+		             (unsigned long long)c[i].want);
+	}
+}
+
+/* min_free: off at 0; under it new mail is LOW at once, and what was queued since the last
+ * look counts before the next one; the state is left at a look once there is room. */
+Test(spool, room_low_and_back)
+{
+	turns(1);
+	cr_assert_eq(spool_room(&sp, 0, 1u << 20), SPOOL_ROOM_OK);
+	cr_assert_eq(spool_room(&sp, 1ull << 50, 0), SPOOL_ROOM_LOW);   /* more than any disk */
+	cr_assert(sp.low);
+	cr_assert(sp.space_looked);
+	uint64_t room = sp.space_room;
+	cr_assert_gt(room, 8u << 20, "the test needs 8 MiB free in /var/tmp");
+	/* still low until a look finds the space (the loop's clock has not moved) */
+	uint64_t min_free = room / 2;       /* left at room >= min_free + an eighth */
+	cr_assert_eq(spool_room(&sp, min_free, 0), SPOOL_ROOM_LOW);
+	for (int i = 0; i < 2000 && sp.low; i++)
+		turns(1);
+	cr_assert(!sp.low, "a look with room did not leave the low state");
+	cr_assert_geq(sp.space_room, min_free + min_free / 8);
+	cr_assert_eq(sp.low_refused, 2);
+	/* queued since the look: counted without a new one */
+	uint64_t look = sp.space_look_ms;
+	min_free = sp.space_room - (4u << 20);
+	cr_assert_eq(spool_room(&sp, min_free, 1u << 20), SPOOL_ROOM_OK);
+	cr_assert_eq(spool_room(&sp, min_free, 5u << 20), SPOOL_ROOM_LOW, "a message over the headroom");
+	sp.low = false;
+	add(3u << 20);
+	cr_assert_eq(spool_room(&sp, min_free, 2u << 20), SPOOL_ROOM_LOW, "queued octets not counted");
+	cr_assert_eq(sp.space_look_ms, look, "looked again within SPOOL_SPACE_LOOK_MS");
+	for (int i = 0; i < 5000 && ndone < nmsg; i++)
+		net_loop_turn(&loop);
+	cr_assert(msgs[0].ok);
+	stop();
+}
+
+/* The reserve: made at start, a vanished worker index's removed; given back when the writer
+ * fails with ENOSPC while the rule wants a copy forward, which is then asked although the
+ * writer is failing; new mail is FULL meanwhile; made again at a look that finds room. */
+Test(spool, reserve_released_and_made_again)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof p, "%s/.reserve-w3", dir);
+	FILE *f = fopen(p, "w");
+	cr_assert_not_null(f);
+	fclose(f);
+	spool_reclaim_enable(&sp, t_copy, NULL);
+	cr_assert_eq(spool_reserve_enable(&sp), 0);
+	cr_assert_eq(access(p, F_OK), -1, "a vanished worker's reserve is left");
+	snprintf(p, sizeof p, "%s/.reserve-w0", dir);
+	cr_assert_eq(stat(p, &st), 0);
+	cr_assert_gt(sp.reserve_size, 0);
+	cr_assert_leq(sp.reserve_size, SPOOL_RESERVE_MAX);
+	cr_assert_eq((uint64_t)st.st_size, sp.reserve_size);
+	cr_assert_geq((uint64_t)st.st_blocks * 512u, sp.reserve_size, "not allocated");
+	cr_assert(!sp.reserve_out);
+	cr_assert_eq(spool_room(&sp, 0, 0), SPOOL_ROOM_OK);
+	/* an old segment (seq 0, before the current one) with a live message: the rule wants it
+	 * copied; the writer fails for a full disk */
+	turns(2);
+	cr_assert_eq(spool_segtab_add(&sp.tab, 0, 0, 1u << 20, true), 0);
+	struct spool_segent *e = spool_segtab_find(&sp.tab, 0, 0, true);
+	e->live = 1;
+	e->live_bytes = 100;
+	sp.copy_age_ms = 0;
+	copy_asks = 0;
+	sp.failing = true;
+	sp.fail_err = EIO;
+	sp.retry_at_ms = loop.now_ms + 100000;
+	sp.reclaim_dirty = true;
+	turns(2);
+	cr_assert_eq(copy_asks, 0, "a copy was asked while the disk fails for another reason");
+	cr_assert(!sp.reserve_out, "given back for an error other than ENOSPC");
+	sp.fail_err = ENOSPC;
+	sp.reclaim_dirty = true;
+	sp.min_free = 1ull << 50;           /* as on a full disk: no room to make it again */
+	turns(2);
+	cr_assert(sp.reserve_out, "not given back");
+	cr_assert_eq(copy_asks, 1, "no copy asked with the reserve given back");
+	cr_assert_eq(copy_seq, 0);
+	cr_assert_leq(sp.retry_at_ms, loop.now_ms, "the disk is not tried again at once");
+	cr_assert_eq(stat(p, &st), 0);
+	cr_assert_eq(st.st_size, 0);
+	cr_assert_eq(spool_room(&sp, 1ull << 50, 0), SPOOL_ROOM_FULL);
+	turns(200);
+	cr_assert(sp.reserve_out, "made again without room");
+	/* room (this disk is far from full): made again at the next look */
+	sp.min_free = 0;
+	for (int i = 0; i < 2000 && sp.reserve_out; i++)
+		turns(1);
+	cr_assert(!sp.reserve_out, "not made again");
+	cr_assert_eq(stat(p, &st), 0);
+	cr_assert_eq((uint64_t)st.st_size, sp.reserve_size);
+	cr_assert_eq(spool_room(&sp, 0, 0), SPOOL_ROOM_OK);
+	sp.failing = false;
+	spool_segtab_del(&sp.tab, (size_t)(spool_segtab_find(&sp.tab, 0, 0, true) - sp.tab.v));
 	stop();
 }
