@@ -342,12 +342,24 @@ static void job_begin(struct dconn *d)
 		job_end(d, NULL, "4.3.0 refused locally");   /* results are the client's local ones */
 }
 
+/* May the connection take another job as far as its egress goes? Not after a reload
+ * rebuilt the sources and pools (a new connection follows the new ones), nor through a
+ * proxy server that is no longer up for its source. */
+static bool egress_current(const struct dconn *d)
+{
+	if (!d->et)
+		return true;
+	if (d->et->tab != egress_now(&d->q->w->srv->egress))
+		return false;
+	return !d->proxied || egress_server_usable(d->et, d->server, d->si);
+}
+
 /* An idle connection takes the next ready job of its site. */
 static void take_job(struct dconn *d)
 {
 	struct queue_site *s = d->site;
 	while (!d->job && !d->closing && d->cli.state == SMTP_CLI_ST_READY) {
-		if (d->msgs >= s->max_msgs || site_queue(d)->stopping) {
+		if (d->msgs >= s->max_msgs || site_queue(d)->stopping || !egress_current(d)) {
 			dconn_quit(d);
 			return;
 		}

@@ -303,8 +303,7 @@ static bool thing_up(const struct egress_thing *th)
 	return atomic_load_explicit(&th->up, memory_order_relaxed);
 }
 
-/* Is server j of t's pool usable for t's source i? */
-static bool server_usable(const struct egress_transport *t, size_t j, size_t i)
+bool egress_server_usable(const struct egress_transport *t, size_t j, size_t i)
 {
 	const struct egress_server *s = &t->pool->servers[j];
 	if (!s->len || !thing_up(&s->st))
@@ -319,7 +318,7 @@ bool egress_source_usable(const struct egress_transport *t, size_t i)
 	if (!t->pool)
 		return true;
 	for (size_t j = 0; j < t->pool->nservers; j++)
-		if (server_usable(t, j, i))
+		if (egress_server_usable(t, j, i))
 			return true;
 	return false;
 }
@@ -329,7 +328,7 @@ size_t egress_server_pick(const struct egress_transport *t, size_t i, uint32_t *
 	bool ok[64];
 	size_t n = t->pool->nservers < 64 ? t->pool->nservers : 64;
 	for (size_t j = 0; j < n; j++)
-		ok[j] = server_usable(t, j, i);
+		ok[j] = egress_server_usable(t, j, i);
 	return egress_rr(ok, n, rotor);
 }
 

@@ -154,6 +154,9 @@ bool egress_source_usable(const struct egress_transport *t, size_t i);
 /* A server of t's pool usable for source i (i EGRESS_NONE: t has no sources), round
  * robin on *rotor; EGRESS_NONE when none is up for it. */
 size_t egress_server_pick(const struct egress_transport *t, size_t i, uint32_t *rotor);
+/* Is server j of t's pool up for t's source i (EGRESS_NONE: t has none), its pair too
+ * when the pool probes pairs? */
+bool egress_server_usable(const struct egress_transport *t, size_t j, size_t i);
 /* Is domain (lower-case) one of t's proxy_bypass_domains ("*.x" matches subdomains)? */
 bool egress_bypass(const struct egress_transport *t, const char *domain);
 /* The address mask (EGRESS_V4 | EGRESS_V6) of a sockaddr's family. */

@@ -9,6 +9,8 @@
 #  3. both stopped: the queue holds (no attempt logged); both started again: all delivered
 #  4. v1 with a probe: a HAProxy that rejects one source (`tcp-request session reject`)
 #     marks only that (proxy, source) pair down; that source's mail leaves by the other
+#  5. a reload that takes B out of the pool: the pair keeps its state (down), so the
+#     rejected source has no server left and its mail moves to the other source
 . "$(dirname "$0")/lib.sh"
 FEED=$HERE/../../scripts/pflogsumm-feed
 command -v haproxy > /dev/null || fail "haproxy not installed (scripts/install-deps.sh)"
@@ -161,7 +163,27 @@ wait_until 30 eval '[ "$(dumped px)" -ge $((before + 110)) ]' || fail "v1: $(( $
   fail "v1: 127.0.0.2 stopped using the HAProxy that only rejects 127.0.0.3"
 grep -q "source=2001:db8::6 proxy=" "$L" || fail "v1: IPv6 source"
 [ "$(count 'status=bounced' "$L")" -eq 0 ] || fail "v1: bounces"
-rr_stop
 ok "v1 + probe: only (A, 127.0.0.3) down; 127.0.0.3's mail left by B; IPv6 source through v1"
+
+# ---- 5. a reload rebuilds the pool: B taken out, A's rejected pair keeps its state ------------
+sed -i "s/servers: \[\"127\.0\.0\.1:$HA\", \"127\.0\.0\.1:$HB\"\]/servers: [\"127.0.0.1:$HA\"]/" "$T/ringrelay.yaml"
+grep -q "servers: \[\"127.0.0.1:$HA\"\]" "$T/ringrelay.yaml" || fail "reload: config not edited"
+mark=$(wc -l < "$L")
+kill -HUP "$RR_PID"
+wait_until 10 eval "grep -q 'event=reloaded' '$L'" || fail "no reload"
+sleep 0.3
+before=$(dumped px)
+blast 40 example.net
+# 127.0.0.2's mail goes through A; 127.0.0.3 has no server left (A rejects it): it moves
+# to 127.0.0.2 (source_failover), nothing through B, nothing bounced
+wait_until 30 eval '[ "$(dumped px)" -ge $((before + 40)) ]' || fail "reload: $(( $(dumped px) - before )) of 40"
+new=$(tail -n +$((mark + 1)) "$L")
+[ "$(grep -c "proxy=127\.0\.0\.1:$HB, .*status=sent" <<< "$new")" -eq 0 ] || fail "reload: mail through the server taken out"
+[ "$(grep -c "source=127\.0\.0\.3 proxy=.*status=sent" <<< "$new")" -eq 0 ] || fail "reload: 127.0.0.3 had no server left"
+[ "$(grep -c "source=127\.0\.0\.2 proxy=127\.0\.0\.1:$HA, .*status=sent" <<< "$new")" -eq 40 ] || fail "reload: want all 40 from 127.0.0.2 via A"
+grep -q "server=127\.0\.0\.1:$HA source=127\.0\.0\.3 state=down" <<< "$new" || fail "reload: the pair's state was not kept"
+[ "$(count 'status=bounced' "$L")" -eq 0 ] && [ "$(count 'status=deferred' "$L")" -eq 0 ] || fail "reload: bounced or deferred"
+rr_stop
+ok "reload: pool rebuilt with A only; the (A, 127.0.0.3) pair stayed down; all 40 left from 127.0.0.2 via A"
 untier a
 untier b
