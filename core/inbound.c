@@ -92,6 +92,14 @@ static bool inbound_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
 	return true;
 }
 
+/* MAIL: refused at once (452 4.3.1) while the spool is short of room, so that a client
+ * does not send a message only to have it refused at its end (checked again there). */
+static bool inbound_mail_room(struct smtp_server_conn *c, uint64_t size)
+{
+	struct worker *w = worker_of(c);
+	return spool_room(&w->spool, w->snap->cfg->spool_min_free, size) == SPOOL_ROOM_OK;
+}
+
 static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_msg *m)
 {
 	struct worker *w = worker_of(c);
@@ -160,6 +168,7 @@ const struct smtp_server_ops inbound_ops = {
 	.admit = inbound_admit,
 	.rcpt_allowed = inbound_rcpt_allowed,
 	.new_qid = inbound_new_qid,
+	.mail_room = inbound_mail_room,
 	.message = inbound_message,
 	.gone = inbound_gone,
 };

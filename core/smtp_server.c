@@ -79,9 +79,16 @@ static bool cb_new_qid(void *ctx, char *buf, size_t cap)
 	return c->srv->ops->new_qid(c, buf, cap);
 }
 
+static bool cb_mail_room(void *ctx, uint64_t size)
+{
+	struct smtp_server_conn *c = ctx;
+	return !c->srv->ops->mail_room || c->srv->ops->mail_room(c, size);
+}
+
 static const struct smtp_srv_ops session_ops = {
 	.rcpt_allowed = cb_rcpt_allowed,
 	.new_qid = cb_new_qid,
+	.mail_room = cb_mail_room,
 	.now = NULL,
 };
 

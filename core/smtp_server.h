@@ -93,6 +93,8 @@ struct smtp_server_ops {
 	                     char *buf, size_t cap);
 	bool (*rcpt_allowed)(struct smtp_server_conn *c, const char *domain, size_t len);
 	bool (*new_qid)(struct smtp_server_conn *c, char *buf, size_t cap);
+	/* Optional: room for a message of size octets (MAIL's SIZE=, 0: not given)? */
+	bool (*mail_room)(struct smtp_server_conn *c, uint64_t size);
 	void (*message)(struct smtp_server_conn *c, const struct smtp_srv_msg *m);
 	/* Optional: the connection is about to be freed (admitted or not). */
 	void (*gone)(struct smtp_server_conn *c);

@@ -765,6 +765,10 @@ static void srv_do_mail(struct smtp_srv *s, const char *arg, size_t len)
 		SRV_REPLY(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	if (s->ops.mail_room && !s->ops.mail_room(s->ctx, size)) {
+		SRV_SAY(s, "452 4.3.1 Insufficient system storage");
+		return;
+	}
 	memcpy(s->mail_from, a.mbox, a.mbox_len);
 	s->mail_from[a.mbox_len] = '\0';
 	s->flags = flags;

@@ -50,6 +50,11 @@ struct smtp_srv_ops {
 	bool (*new_qid)(void *ctx, char *buf, size_t cap);
 	/* Wall-clock time for the Received: header (tests pass a fixed one). */
 	time_t (*now)(void *ctx);
+	/* Optional (NULL: always): is there room for a message of size octets now (its MAIL
+	 * SIZE= parameter, 0 when none was given)? false: MAIL is answered "452 4.3.1
+	 * Insufficient system storage" (Postfix's words for its queue_minfree; not counted as
+	 * a client error: it is ours). The end of data is checked again by the caller. */
+	bool (*mail_room)(void *ctx, uint64_t size);
 };
 
 enum smtp_srv_ev {

@@ -216,7 +216,7 @@ static time_t fz_now(void *ctx)
 	return r->cfg->now;
 }
 
-static const struct smtp_srv_ops fz_ops = { fz_rcpt_allowed, fz_new_qid, fz_now };
+static const struct smtp_srv_ops fz_ops = { fz_rcpt_allowed, fz_new_qid, fz_now, NULL };
 
 /* ---- output ------------------------------------------------------------------------ */
 

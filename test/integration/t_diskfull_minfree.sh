@@ -4,7 +4,7 @@
 #  A 4 MiB tmpfs spool, min_free 1 MiB, 64 KiB test segments, a next hop that is down:
 #  1. 32 KiB messages are taken until the free space would drop under 1 MiB: then 452 4.3.1,
 #     never a 451 (no write ever failed), with more than 3/4 MiB still free; more messages
-#     get 452 too; the state is logged once per worker, not per message;
+#     get 452 too, at MAIL FROM; the state is logged once per worker, not per message;
 #  2. the hop comes up and rejects everything: every accepted message bounces, and its
 #     DSN (a new record) is written into the headroom while new mail is still refused;
 #  3. the bounced messages and their DSNs finish, their segments go, the space comes back:
@@ -52,6 +52,11 @@ for i in 1 2 3 4 5; do
   r=$(send "more$i@example.org")
   expect_match "$r" '^452 4\.3\.1' "still refused under min_free"
 done
+# refused at MAIL FROM already (Postfix's place for it): the message is never sent
+out=$(swaks --server 127.0.0.1:$RR_PORT --from s@snd.test --to m@example.org --body "$T/body" 2>&1)
+printf '%s\n' "$out" | grep -A1 -- '-> MAIL FROM' | grep -q '<\*\* 452 4\.3\.1' ||
+  { printf '%s\n' "$out" | tail -8 >&2; fail "not refused at MAIL FROM"; }
+if printf '%s\n' "$out" | grep -q -- '-> DATA'; then fail "DATA sent although MAIL was refused"; fi
 [ "$(count event=spool_write_failed)" -eq 0 ] && [ "$(count event=spool_failing)" -eq 0 ] ||
   fail "a write failed: the disk filled although min_free was kept"
 lows=$(count event=spool_low_space)

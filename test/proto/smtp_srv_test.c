@@ -59,7 +59,7 @@ static time_t t_now(void *ctx)
 	return c->use_now ? c->now : NOW;
 }
 
-static const struct smtp_srv_ops t_ops = { t_rcpt_allowed, t_new_qid, t_now };
+static const struct smtp_srv_ops t_ops = { t_rcpt_allowed, t_new_qid, t_now, NULL };
 
 static const struct smtp_srv_limits t_lim = {
 	.max_message_size = 10000, .max_recipients = 3, .max_line_length = 78, .max_errors = 20,
@@ -1067,7 +1067,7 @@ static bool t_out_is(struct smtp_srv *s, const char *want)
 
 Test(smtp_srv, new_free_and_peer)
 {
-	static const struct smtp_srv_ops no_qid = { t_rcpt_allowed, NULL, t_now };
+	static const struct smtp_srv_ops no_qid = { t_rcpt_allowed, NULL, t_now, NULL };
 	struct t_ctx ctx = { 0 };
 	struct smtp_srv *s;
 	const struct smtp_srv_msg *m;
@@ -1196,6 +1196,50 @@ Test(smtp_srv, take_data_hands_the_buffer_over)
 	}
 	cr_assert(t_out_is(s, START_R DATA_GO QUEUED("Q1") EHLO_R MAIL_OK RCPT_OK DATA_GO
 	                          QUEUED("Q2") EHLO_R MAIL_OK RCPT_OK DATA_GO QUEUED("Q3")));
+	smtp_srv_free(s);
+}
+
+/* mail_room: no room, MAIL is answered 452 4.3.1 (Postfix's words), not counted as an
+ * error, with the SIZE given; room again, the transaction goes on as ever. */
+static uint64_t t_room_size;
+static unsigned t_room_calls;
+static bool t_room_ok;
+static bool t_mail_room(void *ctx, uint64_t size)
+{
+	(void)ctx;
+	t_room_size = size;
+	t_room_calls++;
+	return t_room_ok;
+}
+
+Test(smtp_srv, mail_refused_without_room)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv_ops ops = t_ops;
+	struct smtp_srv_limits lim = t_lim;
+	lim.max_errors = 2;
+	ops.mail_room = t_mail_room;
+	struct smtp_srv *s = smtp_srv_new(HOST, PEER, &lim, &ops, &ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	t_room_ok = false;
+	static const char in1[] = "EHLO c.example\r\nMAIL FROM:<a@x.example> SIZE=4000\r\n"
+	                          "RCPT TO:<b@y.example>\r\nMAIL FROM:<a@x.example>\r\n"
+	                          "MAIL FROM:<a@x.example>\r\n";
+	cr_assert_eq(t_feed(s, in1, sizeof(in1) - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert_eq(t_room_calls, 3);
+	cr_assert_eq(t_room_size, 0, "no SIZE: 0");
+	cr_assert_eq(ctx.nqid, 0, "no queue id for a refused MAIL");
+	cr_assert(t_out_is(s, BANNER EHLO_R "452 4.3.1 Insufficient system storage\r\n" NEED_MAIL
+	                          "452 4.3.1 Insufficient system storage\r\n"
+	                          "452 4.3.1 Insufficient system storage\r\n"),
+	          "refused, and three of them did not reach max_errors 2");
+	cr_assert(!smtp_srv_closing(s));
+	t_room_ok = true;
+	static const char in2[] = "MAIL FROM:<a@x.example> SIZE=4000\r\nRCPT TO:<b@y.example>\r\n";
+	cr_assert_eq(t_feed(s, in2, sizeof(in2) - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert_eq(t_room_size, 4000);
+	cr_assert(t_out_is(s, MAIL_OK RCPT_OK));
 	smtp_srv_free(s);
 }
 
