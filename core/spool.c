@@ -306,15 +306,24 @@ int spool_reserve_enable(struct spool *sp)
 	if (sp->reserve_size == 0)
 		return 0;                       /* a filesystem too small for one */
 	snprintf(name, sizeof name, ".reserve-w%u", sp->worker);
-	sp->reserve_fd = openat(sp->dirfd, name, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* Never through a symlink, never anything but a plain file: it is cut and grown, and
+	 * whatever a link left in the spool points to must not be (as Postfix opens queue
+	 * files). Such an entry is left alone: no reserve for this worker. */
+	sp->reserve_fd = openat(sp->dirfd, name,
+	                        O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
+	struct stat st;
+	if (sp->reserve_fd >= 0 && (fstat(sp->reserve_fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+		close(sp->reserve_fd);
+		sp->reserve_fd = -1;
+		errno = EINVAL;
+	}
 	if (sp->reserve_fd < 0) {
 		int e = errno;
-		log_warn("event=spool_reserve_failed worker=%u file=%s error=\"%s\"", sp->worker, name,
-		         strerror(e));
+		log_warn("event=spool_reserve_failed worker=%u file=%s error=\"%s\" note=\"not a plain file (a symlink is not followed): no reserve, a full disk may need an operator\"",
+		         sp->worker, name, e == ELOOP ? "a symbolic link" : strerror(e));
 		return -e;
 	}
-	struct stat st;
-	if (fstat(sp->reserve_fd, &st) == 0 && (uint64_t)st.st_size == sp->reserve_size &&
+	if ((uint64_t)st.st_size == sp->reserve_size &&
 	    (uint64_t)st.st_blocks * 512u >= sp->reserve_size)
 		return 0;                       /* whole from an earlier run */
 	int e = -reserve_make(sp);

@@ -1372,12 +1372,23 @@ uint8_t *smtp_srv_take_data(struct smtp_srv *s)
 	uint8_t *d = s->data;
 	size_t len = s->msg.len;
 
-	if (!s->msg_ready || !d)
+	if (!s->msg_ready || !d || !s->msg.data)
 		return NULL;
+	if (s->data_cap <= SRV_DATA_KEEP) {
+		/* A small one is copied, the session keeps its buffer for the next message:
+		 * a copy of a few KiB costs less than a buffer freed and made each time. */
+		uint8_t *c = malloc(len ? len : 1);
+		if (c)
+			memcpy(c, d, len);
+		s->msg.data = NULL;
+		return c;
+	}
 	/* room for one more line than this size, before a doubling */
 	s->data_hint = len + len / 8 < SRV_DATA_HINT_MAX ? len + len / 8 : SRV_DATA_HINT_MAX;
-	if (s->data_cap - len > len / 4 + SRV_DATA_MIN) {
-		uint8_t *q = realloc(d, len ? len : 1);   /* a large one shrinks in place */
+	/* Kept as the queue's body, perhaps for days: not with the room it was grown with
+	 * (shrunk in place; up to an eighth more is left as it is). */
+	if (s->data_cap - len > len / 8 + 64) {
+		uint8_t *q = realloc(d, len ? len : 1);
 
 		if (q)
 			d = q;

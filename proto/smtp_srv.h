@@ -109,9 +109,11 @@ enum smtp_srv_ev smtp_srv_feed(struct smtp_srv *s, const uint8_t *p, size_t len,
 
 const struct smtp_srv_msg *smtp_srv_message(const struct smtp_srv *s);
 void smtp_srv_queued(struct smtp_srv *s);        /* 250 2.0.0 Ok: queued as QID */
-/* The message's data buffer (smtp_srv_message()->data, ->len octets), handed over: the
- * caller owns it (free()) and the session forgets it, so that the octets need not be
- * copied once more to be kept; NULL when there is no message waiting for its answer.
+/* The message's data (smtp_srv_message()->data, ->len octets) in a buffer the caller
+ * owns (free()): a large message's own buffer, handed over so that its octets need not be
+ * copied once more to be kept (the session forgets it); a small one's (up to
+ * SRV_DATA_KEEP, 64 KiB) a copy, the session keeping its buffer for the next message.
+ * NULL when there is no message waiting for its answer (or no memory for the copy).
  * smtp_srv_message()->data must not be read through the message after this. The next
  * message's buffer is then allocated at the size of this one (up to SRV_DATA_HINT_MAX),
  * so that a run of similar messages is not grown and copied again each time. */
