@@ -462,7 +462,9 @@ struct egress_probe {
 	struct egress_rt *rt;
 	struct egress_tab *tab;
 	struct egress_thing *th;
-	struct timer deadline;
+	struct timer deadline;             /* every tick until the timeout (see probe_tick) */
+	uint64_t until_ms;                 /* the timeout */
+	size_t hlen;                       /* the header's octets */
 	bool done, pair;
 	char line[4];
 	size_t got;
@@ -521,17 +523,17 @@ static enum health_reason reason_of(int res)
 static void probe_lost(struct net_stream *s, int res)
 {
 	struct egress_probe *p = probe_of(s);
-	if (!p->pair && res == 0 && net_stream_closing(s))
-		return;                        /* our own close of a server probe */
-	probe_end(p, false, reason_of(res), res < 0 ? -res : 0);
+	if (!p->pair && s->out_total >= p->hlen && res == 0)
+		probe_end(p, true, HEALTH_R_NONE, 0);  /* connected, header out, then closed */
+	else
+		probe_end(p, false, reason_of(res), res < 0 ? -res : 0);
 }
 
 static void probe_release(struct net_stream *s)
 {
 	struct egress_probe *p = probe_of(s);
-	/* a server probe: its header went out (the connect worked) and nothing failed */
 	if (!p->done)
-		probe_end(p, !p->pair && s->out_total > 0, p->pair ? HEALTH_R_CLOSED : HEALTH_R_TIMEOUT, 0);
+		probe_end(p, false, HEALTH_R_CLOSED, 0);
 	timer_cancel(&p->deadline);
 	p->rt->ck_probes--;
 	free(p);
@@ -543,11 +545,24 @@ static const struct net_stream_ops probe_ops = {
 	.release = probe_release,
 };
 
-static void probe_timeout(struct timer *t)
+/* Every tick of the wheel: a server probe passes once its header went out (the connect
+ * worked: a send completes only on a connected socket), then closes; a refused connect
+ * comes through lost(). Past the timeout, any probe fails. */
+static void probe_tick(struct timer *t)
 {
 	struct egress_probe *p = (struct egress_probe *)((char *)t - offsetof(struct egress_probe, deadline));
-	probe_end(p, false, HEALTH_R_TIMEOUT, 0);
-	net_stream_abort(&p->s);
+	struct net_loop *l = p->s.loop;
+	if (!p->pair && p->s.out_total >= p->hlen) {
+		probe_end(p, true, HEALTH_R_NONE, 0);
+		net_stream_close(&p->s);
+		return;
+	}
+	if (l->now_ms >= p->until_ms) {
+		probe_end(p, false, HEALTH_R_TIMEOUT, 0);
+		net_stream_abort(&p->s);
+		return;
+	}
+	timer_arm(&l->wheel, &p->deadline, TIMER_TICK_MS);
 }
 
 static void pp_addr_of(const struct sockaddr_storage *ss, struct pp_addr *a)
@@ -612,15 +627,15 @@ static void probe_start(struct egress_rt *rt, struct egress_thing *th)
 	p->tab = rt->ck_tab;
 	p->th = th;
 	p->pair = pair;
-	p->deadline.fire = probe_timeout;
+	p->deadline.fire = probe_tick;
+	p->hlen = hl;
+	p->until_ms = w->loop.now_ms + tms;
 	th->running = p;
 	rt->ck_probes++;
 	net_stream_init(&p->s, &w->loop, fd, &probe_ops);
 	net_stream_write(&p->s, hdr, hl);
 	net_stream_start(&p->s);
-	if (!pair)
-		net_stream_close(&p->s);       /* the header out, then close */
-	timer_arm(&w->loop.wheel, &p->deadline, tms);
+	timer_arm(&w->loop.wheel, &p->deadline, TIMER_TICK_MS);
 }
 
 static struct egress_rt *ck_rt;        /* the checker's (one per process, on worker 0) */

@@ -139,6 +139,10 @@ tier b "$HB" "$PX"
 wait_until 30 eval '[ "$(dumped px)" -ge 230 ]' || fail "restarted: $(dumped px) of 230"
 [ "$(count 'status=deferred' "$L")" -eq 0 ] && [ "$(count 'status=bounced' "$L")" -eq 0 ] ||
   fail "both stopped: $(count 'status=deferred' "$L") deferred, $(count 'status=bounced' "$L") bounced"
+for hp in "$HA" "$HB"; do   # brought back by the server probes (connect, LOCAL header, close)
+  wait_until 10 grep -q "server=127\.0\.0\.1:$hp source=- state=up .* by=probe" "$L" ||
+    fail "server $hp not brought up by its probes"
+done
 nwait=$(count 'event=source_wait' "$L")
 rr_stop
 ok "both stopped: 20 held without an attempt ($nwait source_wait lines), all delivered once the tier was back"
