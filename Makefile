@@ -5,6 +5,18 @@ CC       ?= cc
 PKGS     := liburing libcyaml liburcu-qsbr libcares
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# wolfSSL: the fast static build of scripts/build-wolfssl.sh when it is there (make deps
+# makes it), else Debian's packaged libwolfssl-dev. WOLFSSL_LIB names the one linked.
+WOLFSSL_DIR ?= third_party/wolfssl
+ifneq ($(wildcard $(WOLFSSL_DIR)/install/lib/libwolfssl.a),)
+WOLFSSL_LIB    := $(WOLFSSL_DIR)/install/lib/libwolfssl.a
+PKG_CFLAGS     += -I$(WOLFSSL_DIR)/install/include
+PKG_LIBS       := $(WOLFSSL_LIB) -lm $(PKG_LIBS)
+else
+WOLFSSL_LIB    := packaged
+PKG_CFLAGS     += $(shell pkg-config --cflags wolfssl 2>/dev/null)
+PKG_LIBS       := $(shell pkg-config --libs wolfssl 2>/dev/null) $(PKG_LIBS)
+endif
 
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
             -Wpointer-arith -Wcast-qual -Wformat=2 -fno-common
@@ -28,6 +40,13 @@ LIB_SRC   := $(PROTO_SRC) $(CFG_SRC) $(CORE_SRC) $(NET_SRC)
 REL := $(BUILD)/rel
 TST := $(BUILD)/asan
 obj = $(patsubst %.c,$(1)/%.o,$(2))
+# net/tls is compiled against the headers of the library it links: a switch between the
+# built and the packaged wolfSSL recompiles it.
+$(BUILD)/wolfssl.which: FORCE
+	@mkdir -p $(BUILD); echo '$(WOLFSSL_LIB)' | cmp -s - $@ || echo '$(WOLFSSL_LIB)' > $@
+$(REL)/net/tls.o $(TST)/net/tls.o $(TST)/test/net/tls_test.o: $(BUILD)/wolfssl.which
+FORCE:
+.PHONY: FORCE
 
 all: $(BUILD)/ringrelay $(BUILD)/ringblast $(BUILD)/ringsink
 
@@ -54,7 +73,7 @@ $(TST)/ringrelay: $(TST)/core/main.o $(TST)/libring.a
 
 # bench/: ringblast and ringsink (and cidr_bench) are programs; every other bench/*.c is
 # their shared support library (histogram, option parsing, ...), unit-tested in test/bench/.
-BENCH_MAIN := bench/ringblast.c bench/ringsink.c bench/cidr_bench.c
+BENCH_MAIN := bench/ringblast.c bench/ringsink.c bench/cidr_bench.c bench/tls_bench.c
 BENCH_SRC  := $(filter-out $(BENCH_MAIN),$(wildcard bench/*.c))
 $(REL)/libbench.a: $(call obj,$(REL),$(BENCH_SRC))
 	@rm -f $@; ar rcs $@ $^
@@ -146,6 +165,12 @@ include test/fuzz/fuzz.mk
 
 .PHONY: all deps run test check-layers test-unit test-integration bench clean
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# The fast static wolfSSL against the packaged one: AES-128-GCM MB/s (wolfSSL's own
+# benchmark program) and handshakes/s through net/tls (bench/tls_bench.c); bench/RESULTS.md.
+bench-tls-lib: deps
+	@BUILD=$(BUILD) WOLFSSL_DIR=$(WOLFSSL_DIR) bash bench/tls_lib.sh
+.PHONY: bench-tls-lib
 
 # CIDR lookups/s: cfg/cidr table vs a linear scan (issue 3); see bench/RESULTS.md.
 $(BUILD)/cidr_bench: $(REL)/bench/cidr_bench.o $(REL)/libring.a

@@ -16,6 +16,8 @@ esac
 PKGS=(
   build-essential pkg-config
   liburing-dev libwolfssl-dev libjemalloc-dev libcriterion-dev
+  autoconf automake libtool   # scripts/build-wolfssl.sh (libwolfssl-dev: its fallback)
+  openssl                     # test/net/tls_test: makes its self-signed certificates
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
   dnsmasq-base                # test/net/dns_test: a private DNS server (not "dnsmasq", a service)
@@ -37,7 +39,13 @@ for p in "${PKGS[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# The fast static wolfSSL (once; quiet when it is there). Without it the relay links
+# the packaged libwolfssl-dev, slower, and says so.
+build_wolfssl() {
+  bash "$(dirname "$0")/build-wolfssl.sh" ||
+    echo "install-deps: WARNING: the fast wolfSSL build failed; linking the packaged libwolfssl (slower TLS)" >&2
+}
+if [ ${#missing[@]} -eq 0 ]; then build_wolfssl; exit 0; fi
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -56,3 +64,4 @@ fi
 trap '[ -n "$made_policy" ] && $SUDO rm -f "$policy"' EXIT
 $SUDO apt-get update -qq >/dev/null
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+build_wolfssl
