@@ -1184,6 +1184,14 @@ static int cfg_source(struct cfg_ctx *x, yaml_node_t *m, struct config_source *s
 	return 0;
 }
 
+/* The same address (both given), whatever its spelling ("::1" and "0::1")? */
+static bool cfg_same_ip(int af, const char *a, const char *b)
+{
+	uint8_t x[16], y[16];
+	return a && b && inet_pton(af, a, x) == 1 && inet_pton(af, b, y) == 1 &&
+	       memcmp(x, y, af == AF_INET ? 4 : 16) == 0;
+}
+
 static int cfg_sources(struct cfg_ctx *x, size_t i, struct config_transport *t)
 {
 	struct cfg_path p;
@@ -1206,6 +1214,8 @@ static int cfg_sources(struct cfg_ctx *x, size_t i, struct config_transport *t)
 		cnt = (size_t)(n->data.sequence.items.top - n->data.sequence.items.start);
 	if (cnt == 0)
 		return 0;
+	if (cnt > CONFIG_SOURCES_MAX)
+		return cfg_err(x, p.s, "%s: %zu sources, at most %u", p.s, cnt, CONFIG_SOURCES_MAX);
 	t->sources = calloc(cnt, sizeof(*t->sources));
 	if (t->sources == NULL)
 		return cfg_oom(x);
@@ -1217,6 +1227,15 @@ static int cfg_sources(struct cfg_ctx *x, size_t i, struct config_transport *t)
 		if (cfg_source(x, e, &t->sources[j]) < 0)
 			return -1;
 	}
+	/* each entry is a source of its own (own queues, limits, helo): one address in two of
+	 * them would make the two one, the second's helo never used */
+	for (size_t j = 0; j < cnt; j++)
+		for (size_t k = 0; k < j; k++)
+			if (cfg_same_ip(AF_INET, t->sources[j].ipv4, t->sources[k].ipv4) ||
+			    cfg_same_ip(AF_INET6, t->sources[j].ipv6, t->sources[k].ipv6))
+				return cfg_err(x, cfg_path(&p, "transports[%zu].source[%zu]", i, j),
+				               "%s: an address of source[%zu] again (each entry is a "
+				               "source of its own)", p.s, k);
 	return 0;
 }
 
@@ -1417,6 +1436,10 @@ static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
 	if (r->servers_count == 0)
 		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].servers", i),
 		               "proxy pool '%s' has no servers", pp->id);
+	if (r->servers_count > CONFIG_POOL_SERVERS_MAX)
+		return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].servers", i),
+		               "proxy pool '%s' has %u servers, at most %u", pp->id,
+		               r->servers_count, CONFIG_POOL_SERVERS_MAX);
 	pp->servers = calloc(r->servers_count, sizeof(*pp->servers));
 	if (pp->servers == NULL)
 		return cfg_oom(x);

@@ -46,6 +46,8 @@
 #define CONFIG_SPOOL_MIN_FREE_MAX (1ull << 50)   /* spool.min_free, octets (a PiB) */
 #define CONFIG_MAX_RECIPIENTS_MAX 100000u      /* limits.max_recipients */
 #define CONFIG_RATE_MAX 1000000u               /* N of a rate "N/s", "N/min", "N/h" */
+#define CONFIG_SOURCES_MAX 1024u               /* entries of a transport's source list */
+#define CONFIG_POOL_SERVERS_MAX 1024u          /* servers of a proxy pool */
 
 enum config_proxy_mode { CONFIG_PROXY_OFF = 0, CONFIG_PROXY_TRUSTED, CONFIG_PROXY_REQUIRED };
 enum config_tls_mode { CONFIG_TLS_STARTTLS = 0, CONFIG_TLS_REQUIRED, CONFIG_TLS_IMPLICIT };

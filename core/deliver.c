@@ -33,11 +33,57 @@ static const char *relay_of(const struct dconn *d)
 }
 
 /* A connection through a proxy got its greeting (ok) or failed before it: a passive
- * result of its (server, source) pair, or its server (core/egress). */
-static void passive(struct dconn *d, bool ok, enum health_reason reason, int code)
+ * result of its (server, source) pair, or its server (core/egress). unclear: it had
+ * reached the proxy, then closed or timed out before the greeting: the proxy's doing or
+ * its destination's (HAProxy closes when its own connect fails), counted only towards
+ * distinct destinations (proto/health). */
+static void passive(struct dconn *d, bool ok, bool unclear, enum health_reason reason, int code)
 {
 	if (d->proxied && !d->greeted)
-		egress_passive(d->q->w, d->et, d->server, d->si, ok, reason, code);
+		egress_passive(d->q->w, d->et, d->server, d->si, ok, unclear, d->dest_key, reason,
+		               code);
+}
+
+/* A key of a destination address and port (FNV-1a over them), for egress's unclear
+ * failures: the same destination, the same key. */
+static uint64_t dest_key(const struct sockaddr_storage *ss)
+{
+	const uint8_t *p;
+	size_t n;
+	if (ss->ss_family == AF_INET) {
+		p = (const uint8_t *)&((const struct sockaddr_in *)(const void *)ss)->sin_port;
+		n = 2 + 4;                      /* sin_port, sin_addr */
+	} else {
+		p = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
+		n = 2 + 4 + 16;                 /* sin6_port, sin6_flowinfo, sin6_addr */
+	}
+	uint64_t h = 0xcbf29ce484222325ull;
+	for (size_t k = 0; k < n; k++)
+		h = (h ^ p[k]) * 0x100000001b3ull;
+	return h;
+}
+
+/* Did d's connect complete (the proxy took the connection)? */
+static bool connected(const struct dconn *d)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	return getpeername(d->s.fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* Does an unclear failure through a proxy count towards the site's dead_after? When only
+ * one server is usable for the source (nothing to tell them apart), or when the site's
+ * previous failure came through another server: a dead destination fails through every
+ * proxy, a broken proxy through itself only (and egress takes it down on its own count),
+ * so one proxy that closes every connection cannot make the site dead while another
+ * works. */
+static bool unclear_counts(struct dconn *d)
+{
+	struct queue_site *s = d->site;
+	bool yes = s->fails == 0 || s->fail_server != d->server ||
+	           egress_servers_usable(d->et, d->si) <= 1;
+	s->fail_server = d->server;
+	return yes;
 }
 
 static const struct config_transport *site_transport(const struct queue *q,
@@ -239,8 +285,9 @@ static void on_timer(struct timer *t)
 	}
 	snprintf(why, sizeof why, "4.4.2 conversation with %s timed out while %s", d->relay,
 	         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
-	passive(d, false, HEALTH_R_TIMEOUT, 0);
-	dconn_fail(d, why, !d->proven);
+	bool unclear = d->proxied && !d->greeted && connected(d);
+	passive(d, false, unclear, HEALTH_R_TIMEOUT, 0);
+	dconn_fail(d, why, !d->proven && (!unclear || unclear_counts(d)));
 }
 
 /* ---- the job ------------------------------------------------------------------------ */
@@ -460,7 +507,7 @@ static void pump(struct dconn *d)
 	while (!d->closing && smtp_cli_next(&d->cli, &ev)) {
 		switch (ev.kind) {
 		case SMTP_CLI_EV_READY:
-			passive(d, true, HEALTH_R_NONE, 0);
+			passive(d, true, false, HEALTH_R_NONE, 0);
 			d->greeted = true;
 			take_job(d);
 			break;
@@ -566,9 +613,11 @@ static void on_lost(struct net_stream *s, int res)
 	 * counts against the proxy (which goes down, and the site's mail goes through another
 	 * or waits), not towards the site's death. Closed before the greeting may be either. */
 	bool refused = !d->greeted && res == -ECONNREFUSED;
-	passive(d, false, refused ? HEALTH_R_REFUSED : res == -ETIMEDOUT ? HEALTH_R_TIMEOUT
-	                                              : HEALTH_R_CLOSED, res < 0 ? -res : 0);
-	dconn_fail(d, why, !d->proven && !(d->proxied && refused));
+	bool unclear = d->proxied && !d->greeted &&
+	               (res == 0 || res == -ECONNRESET || res == -EPIPE);   /* after the connect */
+	passive(d, false, unclear, refused ? HEALTH_R_REFUSED : res == -ETIMEDOUT ? HEALTH_R_TIMEOUT
+	                                                      : HEALTH_R_CLOSED, res < 0 ? -res : 0);
+	dconn_fail(d, why, !d->proven && !(d->proxied && refused) && (!unclear || unclear_counts(d)));
 }
 
 static void on_release(struct net_stream *s)
@@ -649,6 +698,7 @@ static bool dconn_egress(struct queue *q, struct queue_site *s, struct dconn *d,
 			return false;
 		const struct egress_server *sv = &t->pool->servers[d->server];
 		d->proxied = true;
+		d->dest_key = dest_key(&s->addr[i].ss);
 		proxy = sv->text;
 		*to = sv->ss;
 		*tolen = sv->len;
@@ -710,7 +760,7 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 	}
 	int fd = net_connect_start(&to, tolen, srclen ? &src : NULL, srclen);
 	if (fd < 0 && d->proxied) {
-		passive(d, false, fd == -ECONNREFUSED ? HEALTH_R_REFUSED : HEALTH_R_ERROR, -fd);
+		passive(d, false, false, fd == -ECONNREFUSED ? HEALTH_R_REFUSED : HEALTH_R_ERROR, -fd);
 		free(d);
 		return false;
 	}

@@ -79,6 +79,7 @@ struct dconn {
 	const struct egress_transport *et;
 	size_t si, server;
 	bool proxied;
+	uint64_t dest_key;                 /* of its destination (egress's unclear failures) */
 	char relay_log[420];
 };
 

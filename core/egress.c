@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/worker.h"
 #include "net/connect.h"
+#include "net/listener.h"
 #include "net/post.h"
 #include "net/stream.h"
 #include "proto/proxy.h"
@@ -325,11 +326,19 @@ bool egress_source_usable(const struct egress_transport *t, size_t i)
 
 size_t egress_server_pick(const struct egress_transport *t, size_t i, uint32_t *rotor)
 {
-	bool ok[64];
-	size_t n = t->pool->nservers < 64 ? t->pool->nservers : 64;
+	size_t n = t->pool->nservers;          /* <= CONFIG_POOL_SERVERS_MAX */
+	bool ok[n ? n : 1];
 	for (size_t j = 0; j < n; j++)
 		ok[j] = egress_server_usable(t, j, i);
 	return egress_rr(ok, n, rotor);
+}
+
+size_t egress_servers_usable(const struct egress_transport *t, size_t i)
+{
+	size_t k = 0;
+	for (size_t j = 0; t->pool && j < t->pool->nservers; j++)
+		k += egress_server_usable(t, j, i);
+	return k;
 }
 
 bool egress_bypass(const struct egress_transport *t, const char *domain)
@@ -384,11 +393,13 @@ static void thing_log(const struct egress_thing *th, const char *why)
 }
 
 static void thing_result(struct egress_rt *rt, struct egress_thing *th, bool passive, bool ok,
-                         enum health_reason reason, int code)
+                         bool unclear, uint64_t dest, enum health_reason reason, int code)
 {
 	uint64_t now = timer_now_ms();
 	enum health_change ch =
-	        passive ? (ok ? health_passive_ok(&th->h, now) : health_passive_fail(&th->h, reason, code, now))
+	        passive ? (ok ? health_passive_ok(&th->h, now)
+	                   : unclear ? health_passive_unclear(&th->h, reason, code, dest, now)
+	                             : health_passive_fail(&th->h, reason, code, now))
 	                : (ok ? health_probe_ok(&th->h, now) : health_probe_fail(&th->h, reason, code, now));
 	if (ch == HEALTH_SAME)
 		return;
@@ -401,31 +412,35 @@ struct passive_letter {
 	struct net_letter l;
 	struct egress_tab *tab;
 	size_t pool, server, psrc;
-	bool ok;
+	bool ok, unclear;
+	uint64_t dest;
 	enum health_reason reason;
 	int code;
 };
 
-static void passive_apply(struct egress_rt *rt, struct egress_tab *tab, size_t pool,
-                          size_t server, size_t psrc, bool ok, enum health_reason reason, int code)
+static void passive_apply(struct egress_rt *rt, const struct passive_letter *r)
 {
-	if (tab != rt->ck_tab || rt->ck_stopping)
+	if (r->tab != rt->ck_tab || rt->ck_stopping)
 		return;                        /* a table the checker no longer (or not yet) keeps */
-	struct egress_server *s = &tab->pools[pool].servers[server];
-	struct egress_thing *th = psrc != EGRESS_NONE && s->pairs ? &s->pairs[psrc] : &s->st;
-	thing_result(rt, th, true, ok, reason, code);
+	struct egress_server *s = &r->tab->pools[r->pool].servers[r->server];
+	struct egress_thing *th = r->psrc != EGRESS_NONE && s->pairs ? &s->pairs[r->psrc] : &s->st;
+	thing_result(rt, th, true, r->ok, r->unclear, r->dest, r->reason, r->code);
 }
 
 void egress_passive(struct worker *w, const struct egress_transport *t, size_t server,
-                    size_t i, bool ok, enum health_reason reason, int code)
+                    size_t i, bool ok, bool unclear, uint64_t dest, enum health_reason reason,
+                    int code)
 {
 	struct egress_rt *rt = &w->srv->egress;
 	if (!t->pool)
 		return;
 	size_t pool = (size_t)(t->pool - t->tab->pools);
 	size_t psrc = i != EGRESS_NONE && t->pool->has_probe ? t->srcs[i].psrc : EGRESS_NONE;
+	struct passive_letter r = { .tab = t->tab, .pool = pool, .server = server, .psrc = psrc,
+	                            .ok = ok, .unclear = unclear, .dest = dest, .reason = reason,
+	                            .code = code };
 	if (w->id == 0) {
-		passive_apply(rt, t->tab, pool, server, psrc, ok, reason, code);
+		passive_apply(rt, &r);
 		return;
 	}
 	if (w->queue.stopping || !atomic_load(&w->srv->all_up))
@@ -433,8 +448,7 @@ void egress_passive(struct worker *w, const struct egress_transport *t, size_t s
 	struct passive_letter *pl = calloc(1, sizeof *pl);
 	if (!pl)
 		return;
-	*pl = (struct passive_letter){ .tab = t->tab, .pool = pool, .server = server,
-	                               .psrc = psrc, .ok = ok, .reason = reason, .code = code };
+	*pl = r;
 	net_post(&w->loop, &w->srv->office, &w->srv->workers[0].loop, EGRESS_OP_PASSIVE, &pl->l);
 }
 
@@ -445,8 +459,7 @@ static void on_passive(struct net_loop *l, struct net_op *op, int res, unsigned 
 	struct worker *w = (struct worker *)((char *)l - offsetof(struct worker, loop));
 	struct passive_letter *pl =
 	        (struct passive_letter *)((char *)op - offsetof(struct passive_letter, l.op));
-	passive_apply(&w->srv->egress, pl->tab, pl->pool, pl->server, pl->psrc, pl->ok, pl->reason,
-	              pl->code);
+	passive_apply(&w->srv->egress, pl);
 	free(pl);
 }
 
@@ -470,6 +483,49 @@ struct egress_probe {
 	size_t got;
 };
 
+/* A pair probe's result: does it say something about the pair? A 220, a refused connect
+ * (the proxy's) or another greeting (the target answered through it) does. A connection
+ * that reached the proxy and then closed or timed out with no greeting may be the pair's
+ * doing (a source the proxy cannot bind) or the probe target's (down): it counts only
+ * while the target is known to answer — some pair of the pool got its 220 within the
+ * last two intervals and a timeout — so that a probe target that is down does not take
+ * every pair, and with them all mail, down. Logged once each way per pool. */
+static const char *ss_text(const struct sockaddr_storage *ss, char *out, size_t cap)
+{
+	listener_fmt((const struct sockaddr *)ss, out, cap);
+	return out;
+}
+
+static bool probe_target_alive(struct egress_rt *rt, struct egress_thing *th, bool ok,
+                               enum health_reason reason)
+{
+	struct egress_pool *pool = th->pool;
+	uint64_t now = rt->ck_w->loop.now_ms;
+	char tgt[INET6_ADDRSTRLEN + 16];
+	if (ok || reason == HEALTH_R_GREETING) {      /* the target answered through it */
+		pool->probe_ok_ms = now;
+		if (pool->probe_target_down) {
+			pool->probe_target_down = false;
+			log_info("event=probe_target_ok pool=%s target=%s", pool->id,
+			         ss_text(&pool->probe_ss, tgt, sizeof tgt));
+		}
+		return true;
+	}
+	if (reason != HEALTH_R_CLOSED && reason != HEALTH_R_TIMEOUT)
+		return true;
+	uint64_t window = 2u * pool->hc.interval * 1000u + pool->hc.timeout * 1000u;
+	if (pool->probe_ok_ms && now - pool->probe_ok_ms <= window)
+		return true;
+	if (!pool->probe_target_down) {
+		pool->probe_target_down = true;
+		log_warn("event=probe_target_unreachable pool=%s target=%s note=\"no pair got a 220 "
+		         "from it lately: pair probes that get no greeting are not counted against the "
+		         "pairs until one does; deliveries still count\"", pool->id,
+		         ss_text(&pool->probe_ss, tgt, sizeof tgt));
+	}
+	return false;
+}
+
 static void probe_end(struct egress_probe *p, bool ok, enum health_reason reason, int code)
 {
 	if (p->done)
@@ -478,8 +534,13 @@ static void probe_end(struct egress_probe *p, bool ok, enum health_reason reason
 	timer_cancel(&p->deadline);
 	if (p->th->running == p)
 		p->th->running = NULL;
-	if (p->tab == p->rt->ck_tab && !p->rt->ck_stopping)
-		thing_result(p->rt, p->th, false, ok, reason, code);
+	if (p->tab != p->rt->ck_tab || p->rt->ck_stopping)
+		return;
+	if (p->pair && !probe_target_alive(p->rt, p->th, ok, reason))
+		return;                        /* the target's failure, not the pair's */
+	thing_result(p->rt, p->th, false, ok, false, 0, reason, code);
+	if (p->pair && ok)
+		health_forwarded(&p->th->h);   /* a 220 came through it */
 }
 
 static struct egress_probe *probe_of(struct net_stream *s)

@@ -79,6 +79,10 @@ struct egress_pool {
 	struct config_health_check hc;     /* (hc.probe not kept: probe_ss) */
 	bool has_probe;
 	struct sockaddr_storage probe_ss;
+	/* the checker's: when a pair probe last got a 220 from the probe target (0: never),
+	 * and whether the target is taken for unreachable (logged once each way) */
+	uint64_t probe_ok_ms;
+	bool probe_target_down;
 	struct egress_server *servers;
 	size_t nservers;
 	struct egress_psrc *srcs;
@@ -171,9 +175,15 @@ size_t egress_header(const struct egress_pool *p, const struct egress_source *sr
 
 /* A delivery connection through server `server` of t's pool, for source i (EGRESS_NONE
  * without sources), got its greeting (ok) or failed before it. Counted against the pair
- * when the pool probes pairs, else against the server; from any worker. */
+ * when the pool probes pairs, else against the server; from any worker. unclear: it had
+ * connected to the proxy, then closed or timed out before the greeting — the proxy's
+ * doing or its destination's (dest: a key of the destination), counted only towards
+ * distinct destinations (proto/health: health_passive_unclear). */
 void egress_passive(struct worker *w, const struct egress_transport *t, size_t server,
-                    size_t i, bool ok, enum health_reason reason, int code);
+                    size_t i, bool ok, bool unclear, uint64_t dest, enum health_reason reason,
+                    int code);
+/* Servers of t's pool usable for source i now. */
+size_t egress_servers_usable(const struct egress_transport *t, size_t i);
 
 /* Worker 0: the checker. init registers the letter handler on every worker (call it on
  * each); turn adopts a new table and logs the minute's states; stop ends the probes;

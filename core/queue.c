@@ -425,8 +425,8 @@ static int site_key(struct queue *q, struct queue_job *j, const char *base, unsi
 	uint32_t *rot = q->src_rotor[ti][fams & 3];
 	size_t home = egress_pick(t->src, t->nsrc, fams, NULL, &rot[0]), go = home;
 	if (home != EGRESS_NONE && !direct && t->pool) {
-		bool usable[64];
-		size_t n = t->nsrc < 64 ? t->nsrc : 64;
+		size_t n = t->nsrc;                /* 1..CONFIG_SOURCES_MAX */
+		bool usable[n];
 		for (size_t i = 0; i < n; i++)
 			usable[i] = egress_source_usable(t, i);
 		struct egress_choice c = egress_route(t->src, n, home, fams, usable, t->failover, &rot[1]);

@@ -156,6 +156,7 @@ struct queue_site {
 	unsigned nconns;                   /* open, the QUITting ones included */
 	unsigned nquitting;                /* of those, QUIT sent: not counted against limits */
 	unsigned fails;                    /* connection failures in a row */
+	size_t fail_server;                /* the pool server of the latest (core/deliver) */
 	uint64_t dead_until_ms;
 	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
 	/* core/deliver's shaping (zero until its first kick: deliver_shape) */

@@ -47,6 +47,7 @@ static enum health_change health_result(struct health *h, bool ok, bool rises,
 			return HEALTH_SAME;
 		h->up = true;
 		h->ok_run = 0;
+		h->unclear_run = 0;
 		h->since_ms = now_ms;
 		return HEALTH_WENT_UP;
 	}
@@ -60,6 +61,7 @@ static enum health_change health_result(struct health *h, bool ok, bool rises,
 		return HEALTH_SAME;
 	h->up = false;
 	h->fail_run = 0;
+	h->unclear_run = 0;
 	h->since_ms = now_ms;
 	return HEALTH_WENT_DOWN;
 }
@@ -79,7 +81,37 @@ enum health_change health_probe_fail(struct health *h, enum health_reason reason
 
 enum health_change health_passive_ok(struct health *h, uint64_t now_ms)
 {
+	h->unclear_run = 0;
 	return health_result(h, true, false, HEALTH_R_NONE, 0, now_ms);
+}
+
+void health_forwarded(struct health *h)
+{
+	h->unclear_run = 0;
+}
+
+enum health_change health_passive_unclear(struct health *h, enum health_reason reason, int code,
+                                          uint64_t dest, uint64_t now_ms)
+{
+	unsigned seen = h->unclear_run < HEALTH_UNCLEAR_DESTS ? h->unclear_run : HEALTH_UNCLEAR_DESTS;
+	h->passive_fails++;
+	h->fails++;
+	h->reason = reason == HEALTH_R_NONE ? HEALTH_R_ERROR : reason;
+	h->code = code;
+	if (!h->up)
+		return HEALTH_SAME;
+	for (unsigned k = 0; k < seen; k++)
+		if (h->unclear_dest[k] == dest)
+			return HEALTH_SAME;         /* this destination again: no news of the proxy */
+	h->unclear_dest[h->unclear_run % HEALTH_UNCLEAR_DESTS] = dest;
+	if (++h->unclear_run < h->fall)
+		return HEALTH_SAME;
+	h->up = false;
+	h->fail_run = 0;
+	h->ok_run = 0;
+	h->unclear_run = 0;
+	h->since_ms = now_ms;
+	return HEALTH_WENT_DOWN;
 }
 
 enum health_change health_passive_fail(struct health *h, enum health_reason reason, int code,

@@ -31,6 +31,19 @@
  * the rule that keeps every down thing able to come back up: to the (server, source)
  * pair when pairs are probed, else to the server.
  *
+ * Unclear passive results (health_passive_unclear()). A connection that reached the
+ * proxy and then closed, or timed out, before the greeting may be the proxy's doing (it
+ * cannot bind the source address, it hangs) or its destination's: HAProxy closes the
+ * client side when its own connect to the next hop fails, so one dead MX would otherwise
+ * take a working proxy down for all mail. Such a failure counts only when its destination
+ * differs from those of the unclear failures already in the run (HEALTH_UNCLEAR_DESTS
+ * remembered): a proxy down for this reason has failed towards failure_threshold distinct
+ * destinations in a row. Their run is broken only by traffic that went through (a
+ * delivery's greeting: health_passive_ok; a pair probe's 220: health_forwarded), not by a
+ * server probe, which proves only that the proxy takes connections. No probation for them.
+ * Refused connections and connects that never completed are the proxy's, and count as
+ * above (health_passive_fail).
+ *
  * A pair is usable only while its server is up too: health_usable(server, pair).
  *
  * Probe times: health_next_ms() gives the delay from one probe's start to the next's,
@@ -50,6 +63,7 @@
 #include <stdint.h>
 
 #define HEALTH_THRESHOLD_MAX 100u      /* thresholds are 1..100 (0 is taken as 1) */
+#define HEALTH_UNCLEAR_DESTS 8u        /* destinations of an unclear run remembered */
 
 /* Why a probe or a delivery connection failed. */
 enum health_reason {
@@ -75,6 +89,8 @@ struct health {
 	uint64_t fails;                /* failures reported, probes and deliveries */
 	uint64_t passive_fails;        /* of which deliveries */
 	uint64_t since_ms;             /* when the current state began (health_init's now_ms) */
+	unsigned unclear_run;          /* unclear failures in a row, distinct destinations */
+	uint64_t unclear_dest[HEALTH_UNCLEAR_DESTS];   /* theirs (the latest ones) */
 };
 
 /* Up, on probation (see above), since now_ms; thresholds are clamped to 1..100. */
@@ -96,6 +112,14 @@ enum health_change health_probe_fail(struct health *h, enum health_reason reason
 enum health_change health_passive_ok(struct health *h, uint64_t now_ms);
 enum health_change health_passive_fail(struct health *h, enum health_reason reason, int code,
                                        uint64_t now_ms);
+
+/* A delivery connection through the proxy connected, then closed or timed out before the
+ * greeting (see "Unclear passive results" above); dest: a key of its destination address
+ * and port (any value; the same destination, the same key). */
+enum health_change health_passive_unclear(struct health *h, enum health_reason reason, int code,
+                                          uint64_t dest, uint64_t now_ms);
+/* Traffic went through it to a greeting (a pair probe's 220): the unclear run is broken. */
+void health_forwarded(struct health *h);
 
 bool health_is_up(const struct health *h);
 /* May a connection for this pair go through this server? server up, and pair (NULL when

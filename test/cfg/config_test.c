@@ -381,6 +381,12 @@ Test(config, bad_configs_point_at_the_offending_value)
 		  "duplicate transport id 'default'" },
 		{ "proxy_pools:\n  - {id: p, servers: ['a:1']}\n  - {id: p, servers: ['b:1']}\n",
 		  "x.yaml:3:10: ", "duplicate proxy pool id 'p'" },
+		{ "transports:\n  - id: default\n    source:\n      - {ipv4: 192.0.2.1, helo: a.test}\n"
+		  "      - {ipv4: 192.0.2.1, helo: b.test}\n", "x.yaml:5:9: ",
+		  "an address of source[0] again" },
+		{ "transports:\n  - id: default\n    source:\n      - {ipv4: 192.0.2.1, ipv6: '::1'}\n"
+		  "      - {ipv4: 192.0.2.2, ipv6: '0::1'}\n", "x.yaml:5:9: ",
+		  "an address of source[0] again" },
 		{ "listeners:\n  - {id: a, port: 2525}\n  - {id: b, port: 2525}\n", "x.yaml:3:19: ",
 		  "same address and port" },
 		{ "listeners: []\n", "x.yaml:1:12: ", "listeners must not be empty" },

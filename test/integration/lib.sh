@@ -121,6 +121,19 @@ rr_kill9() {
 rr_queue() { "$RR_BIN" --queue -c "$T/ringrelay.yaml" "$@"; }
 rr_queue_count() { rr_queue --json | grep -c '"queue_id"'; }
 
+# haproxy_out NAME PORT: a HAProxy of the outbound tier on 127.0.0.1:PORT, as
+# etc/haproxy-outbound.cfg sets it up (`bind ... accept-proxy`, `server mx 0.0.0.0`: it
+# connects to the destination the relay's PROXY header names); waits until it listens;
+# its pid in HAP_PID[NAME], its log in $T/NAME.log.
+declare -A HAP_PID
+haproxy_out() {
+  local name=$1 port=$2
+  printf 'global\n  log stderr format raw local0 info\ndefaults\n  mode tcp\n  log global\n  timeout connect 1s\n  timeout client 30s\n  timeout server 30s\nfrontend fe\n  bind 127.0.0.1:%s accept-proxy\n  default_backend be\nbackend be\n  retries 0\n  server mx 0.0.0.0\n' "$port" > "$T/$name.cfg"
+  haproxy -f "$T/$name.cfg" -db > "$T/$name.log" 2>&1 &
+  HAP_PID[$name]=$!
+  wait_until 5 python3 -c "import socket;socket.create_connection(('127.0.0.1',$port),0.2).close()" 2>/dev/null ||
+    { cat "$T/$name.log" >&2; fail "haproxy $name did not start"; }
+}
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
 
 # hap_start SERVER_OPTS [SOURCE_ADDR]: a private HAProxy in front of the relay. Its frontend

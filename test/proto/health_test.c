@@ -3,6 +3,9 @@
  * reason strings. Sequences are written as strings, one letter a result:
  *     o  probe passed          x  probe timed out       r  probe refused
  *     g  probe got a 421       p  delivery greeted      f  delivery closed before greeting
+ *     1..9  a delivery connected, then closed before the greeting, to destination 1..9
+ *           (unclear: the proxy's doing or its destination's)
+ *     w  a pair probe's 220 came through it (health_forwarded)
  * and the changes wanted as one letter each: '.' none, 'D' went down, 'U' went up. */
 #include <criterion/criterion.h>
 #include <inttypes.h>
@@ -29,7 +32,13 @@ static enum health_change feed(struct health *h, char c, uint64_t now)
 		return health_passive_ok(h, now);
 	case 'f':
 		return health_passive_fail(h, HEALTH_R_CLOSED, 0, now);
+	case 'w':
+		health_forwarded(h);
+		return HEALTH_SAME;
 	}
+	if (c >= '1' && c <= '9')
+		return health_passive_unclear(h, HEALTH_R_CLOSED, 0, 0x5eed0000u + (unsigned)(c - '0'),
+		                              now);
 	cr_assert_fail("bad letter '%c'", c);
 	return HEALTH_SAME;
 }
@@ -78,6 +87,18 @@ static const struct seq_case seq_cases[] = {
 	{ "a delivery greeted keeps the success run", 3, 3, "xoopo", "D...U", true },
 	{ "a delivery failure breaks the success run", 3, 3, "xoofoo", "D.....", false },
 	{ "and then it can come up", 3, 3, "xoofooo", "D.....U", true },
+	/* unclear: only distinct destinations count, no probation, broken by traffic only */
+	{ "one dead destination never takes it down", 3, 3, "o11111111", ".........", true },
+	{ "one dead destination at start either", 3, 3, "111", "...", true },
+	{ "distinct destinations take it down", 3, 3, "o123", "...D", false },
+	{ "a destination again is no news", 3, 3, "o1121213", ".......D", false },
+	{ "a delivery greeted breaks an unclear run", 3, 3, "o12p3", ".....", true },
+	{ "a server probe does not", 3, 3, "o12o3", "....D", false },
+	{ "a 220 through it does", 3, 3, "o12w3", ".....", true },
+	{ "unclear while down changes nothing", 3, 3, "x123", "D...", false },
+	{ "clear and unclear runs apart", 3, 3, "o1f2f3", ".....D", false },
+	{ "fall 1: the first unclear one", 1, 1, "o1", ".D", false },
+	{ "up again, the run starts over", 3, 1, "o123o12", "...DU..", true },
 };
 
 Test(health, sequences)

@@ -1,0 +1,40 @@
+# (Found by the hostile review of issue 9; fixed.) Was: one dead destination (its MX refuses) reached through a healthy HAProxy
+# counts as "closed before greeting" against the PROXY (passive check), so the proxy goes
+# down for the source and every other destination's mail through it waits, although the
+# proxy is fine. HAProxy here connects to the destination the header names
+# (`server mx 0.0.0.0`), as etc/haproxy-outbound.cfg does.
+. "$(dirname "$0")/lib.sh"
+command -v haproxy > /dev/null || fail "haproxy not installed"
+L=$T/relay.log
+sink good
+PG=$S_PORT
+DEAD=$(free_port)                      # nothing listens: the MX of dead.test refuses
+HA=$(free_port)
+haproxy_out a "$HA"
+HPID=${HAP_PID[a]}
+rr_config "transports:" \
+  "  - id: good" "    nexthop: \"[127.0.0.1]:$PG\"" "    proxy_pool: tier" \
+  "    source: { ipv4: 127.0.0.1, helo: out.test }" \
+  "  - id: dead" "    nexthop: \"[127.0.0.1]:$DEAD\"" "    proxy_pool: tier" \
+  "    source: { ipv4: 127.0.0.1, helo: out.test }" \
+  "proxy_pools:" "  - id: tier" "    servers: [\"127.0.0.1:$HA\"]" \
+  "    health_check: { interval: 5, timeout: 1, failure_threshold: 3, success_threshold: 3 }" \
+  "routes:" "  - domains: [dead.test]" "    transport: dead" "  - domains: [\"*\"]" "    transport: good" \
+  "queue:" "  retry_schedule: [60]" "  max_age: 600"
+rr_start
+# sanity: the tier works for good.test
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 1 -n 2 -t 10 -l 1k --to-domain good.test > /dev/null 2>&1
+wait_until 10 eval '[ "$(dumped good)" -ge 2 ]' || fail "tier does not deliver at all"
+# ten messages to a destination whose MX is down
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 10 -t 10 -l 1k --to-domain dead.test > /dev/null 2>&1
+wait_until 10 grep -q 'event=site_dead site=dead/' "$L" || fail "dead.test not found dead"
+sleep 0.5
+# now ten to the working destination, through the same (healthy) proxy
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 10 -t 10 -l 1k --to-domain good.test > /dev/null 2>&1
+wait_until 5 eval '[ "$(dumped good)" -ge 12 ]'
+n=$(dumped good)
+grep -E 'event=proxy_state .*state=down|event=source_wait' "$L" | head -3 >&2
+kill "$HPID"; wait "$HPID" 2>/dev/null
+[ "$n" -ge 12 ] || fail "a dead MX took the healthy proxy down: good.test got $((n - 2)) of 10 within 5 s"
+rr_stop
+ok "a dead destination does not stop other mail through the same proxy"
