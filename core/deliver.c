@@ -570,11 +570,34 @@ static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
 
 /* The connection failed: its job (if any) is deferred, the stream cut. A failure before
  * any transaction completed counts against the site. */
+/* A transaction through a proxy cut before its end of data went out (lost while RSET,
+ * MAIL, RCPT or DATA was being answered): nothing can have been delivered, so the job
+ * goes back first in its site's line, once, for the next connection (round robin: through
+ * another server; none at all while none is up for the source) instead of waiting for
+ * its next try. A proxy that dies takes this way the transactions it was carrying, but
+ * those whose end of data was sent: they may have been delivered, and wait as any. */
+static bool requeue_cut(struct dconn *d)
+{
+	struct queue_job *j = d->job;
+	enum smtp_cli_state st = d->cli.state;
+	if (!j || !d->proxied || d->waiting_body || j->requeued ||
+	    (st != SMTP_CLI_ST_RSET && st != SMTP_CLI_ST_MAIL && st != SMTP_CLI_ST_RCPT &&
+	     st != SMTP_CLI_ST_DATA))
+		return false;
+	j->requeued = true;
+	d->job = NULL;
+	queue_site_unget(d->site, j);
+	log_info("event=requeued qid=%s site=%s relay=%s while=%s note=\"cut before the end of data: "
+	         "tried again at once\"", j->m->qid, d->site->key, relay_of(d),
+	         smtp_cli_state_name(&d->cli));
+	return true;
+}
+
 static void dconn_fail(struct dconn *d, const char *why, bool site_failure)
 {
 	if (d->closing)
 		return;
-	if (!detach_waiting(d) && d->job)
+	if (!requeue_cut(d) && !detach_waiting(d) && d->job)
 		job_end(d, NULL, why);
 	d->closing = true;
 	timer_cancel(&d->t);

@@ -122,6 +122,8 @@ struct queue_job {
 	uint32_t n;
 	uint64_t t_sched_ms, t_ready_ms, t_taken_ms, t_conn_ms;  /* monotonic: the delays */
 	bool looking;                      /* a DNS lookup is in flight for it */
+	bool requeued;                     /* went back in line once after a proxy cut it
+	                                      before its end of data (core/deliver) */
 	struct queue_job *home;            /* a foreign job: the home's job, opaque here */
 	unsigned home_worker;              /*   and its worker */
 };
