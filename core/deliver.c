@@ -580,7 +580,7 @@ static bool requeue_cut(struct dconn *d)
 {
 	struct queue_job *j = d->job;
 	enum smtp_cli_state st = d->cli.state;
-	if (!j || !d->proxied || d->waiting_body || j->requeued ||
+	if (!j || !d->proxied || d->waiting_body || j->requeued || site_queue(d)->stopping ||
 	    (st != SMTP_CLI_ST_RSET && st != SMTP_CLI_ST_MAIL && st != SMTP_CLI_ST_RCPT &&
 	     st != SMTP_CLI_ST_DATA))
 		return false;
