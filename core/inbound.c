@@ -2,8 +2,10 @@
 #include "core/inbound.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <urcu-qsbr.h>
 
 #include "cfg/snapshot.h"
 #include "core/connlimit.h"
@@ -21,6 +23,64 @@ static struct inbound_conn *app_of(const struct smtp_server_conn *c)
 	return c->app;
 }
 
+/* ---- TLS contexts -------------------------------------------------------------------- */
+
+struct inbound_tls {
+	size_t n;
+	struct net_tls_ctx *ctx[];          /* per listener; NULL: no tls: */
+};
+
+static struct inbound_tls *inbound_tls_cur;
+
+static void tls_tab_free(struct inbound_tls *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		net_tls_ctx_free(t->ctx[i]);
+	free(t);
+}
+
+int inbound_tls_load(const struct config *cfg, char *err, size_t errlen)
+{
+	struct inbound_tls *t = calloc(1, sizeof *t + cfg->nlisteners * sizeof t->ctx[0]);
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	t->n = cfg->nlisteners;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		if (!l->tls_certificate)
+			continue;
+		struct net_tls_conf conf = { .role = NET_TLS_SERVER,
+		                             .cert_file = l->tls_certificate,
+		                             .key_file = l->tls_key };
+		char why[256];
+		t->ctx[i] = net_tls_ctx_new(&conf, why, sizeof why);
+		if (!t->ctx[i]) {
+			snprintf(err, errlen, "listener %s: %s", l->id, why);
+			tls_tab_free(t);
+			return -1;
+		}
+	}
+	struct inbound_tls *old = rcu_xchg_pointer(&inbound_tls_cur, t);
+	if (old) {
+		synchronize_rcu();              /* no worker holds an old context unreferenced */
+		tls_tab_free(old);
+	}
+	return 0;
+}
+
+void inbound_tls_fini(void)
+{
+	struct inbound_tls *old = rcu_xchg_pointer(&inbound_tls_cur, NULL);
+	if (old) {
+		synchronize_rcu();
+		tls_tab_free(old);
+	}
+}
+
 /* Who may speak PROXY: only a socket peer in this listener's proxy hosts, and only when
  * the listener uses the protocol. Everyone else is an ordinary client. */
 static void inbound_start(struct smtp_server_conn *c, struct smtp_server_start *how)
@@ -32,6 +92,13 @@ static void inbound_start(struct smtp_server_conn *c, struct smtp_server_start *
 	how->listener_id = lc->id;
 	how->proxy_timeout_ms = lc->proxy_timeout * 1000u;
 	how->proxy_max_header = lc->proxy_max_header;
+	const struct inbound_tls *tt = rcu_dereference(inbound_tls_cur);
+	if (tt && c->listener < tt->n && tt->ctx[c->listener]) {
+		how->tls = tt->ctx[c->listener];  /* the connection takes its reference now */
+		how->tls_mode = lc->tls_mode == CONFIG_TLS_IMPLICIT ? SMTP_SERVER_TLS_IMPLICIT
+		              : lc->tls_mode == CONFIG_TLS_REQUIRED ? SMTP_SERVER_TLS_REQUIRED
+		                                                    : SMTP_SERVER_TLS_STARTTLS;
+	}
 	if (trusted) {
 		how->proxy = SMTP_SERVER_PROXY_EXPECT;
 	} else if (lc->proxy_protocol == CONFIG_PROXY_REQUIRED) {
@@ -141,11 +208,14 @@ void inbound_spooled(void *waiter, bool ok, const struct spool_loc *loc)
 	struct smtp_server_conn *c = waiter;
 	const struct smtp_srv_msg *m = smtp_srv_message(c->smtp);
 	char from[200];
+	const char *tls_version = "", *tls_cipher = "";
+	bool tls = smtp_server_tls(c, &tls_version, &tls_cipher);
 	if (ok)
-		log_info("event=queued sid=%s qid=%s client=%s from=<%s> nrcpt=%zu size=%zu%s",
+		log_info("event=queued sid=%s qid=%s client=%s from=<%s> nrcpt=%zu size=%zu%s%s%s%s%s",
 		         c->sid, m->qid, c->peer,
 		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)),
-		         m->nrcpt, m->len, c->released || c->st.closing ? " note=client_gone" : "");
+		         m->nrcpt, m->len, tls ? " tls=" : "", tls_version, tls ? " cipher=" : "",
+		         tls_cipher, c->released || c->st.closing ? " note=client_gone" : "");
 	if (ok)   /* a message over SPOOL_COPY_MAX was scrambled in place: read back when needed;
 	           * else its buffer becomes the body kept in memory, without a copy */
 		queue_accepted(&worker_of(c)->queue, m, (uint64_t)time(NULL), loc,

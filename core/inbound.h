@@ -7,6 +7,7 @@
 #define CORE_INBOUND_H
 #include <stdbool.h>
 
+#include "cfg/config.h"
 #include "core/smtp_server.h"
 #include "core/spool.h"
 
@@ -16,6 +17,13 @@ struct inbound_conn {
 };
 
 extern const struct smtp_server_ops inbound_ops;
+
+/* The listeners' TLS contexts (certificate and key), built from cfg by the main thread at
+ * start and on SIGHUP and swapped in for new connections (RCU: the old ones are dropped
+ * after a grace period; a connection keeps the one it began with). -1 with the reason
+ * in err when a certificate or key cannot be loaded: the old contexts stay. */
+int inbound_tls_load(const struct config *cfg, char *err, size_t errlen);
+void inbound_tls_fini(void);
 
 /* The spool's verdict for a message (the spool's done callback; waiter is the conn). */
 void inbound_spooled(void *waiter, bool ok, const struct spool_loc *loc);

@@ -20,6 +20,7 @@
 #include "cfg/config.h"
 #include "cfg/snapshot.h"
 #include "core/connlimit.h"
+#include "core/inbound.h"
 #include "core/log.h"
 #include "core/qid.h"
 #include "core/spooldir.h"
@@ -207,6 +208,14 @@ static void reload(const char *path, const struct config *cur)
 	                                                               : NULL;
 	if (fixed) {
 		log_err("event=reload_failed keeping=old error=\"%s changed: a restart is needed\"", fixed);
+		config_free(c);
+		return;
+	}
+	/* New connections take the new certificate and key; the old ones keep theirs. */
+	if (inbound_tls_load(c, err, sizeof err) < 0) {
+		char esc[2048];
+		log_err("event=reload_failed keeping=old error=\"%s\"",
+		        log_escape(esc, sizeof esc, err, strlen(err)));
 		config_free(c);
 		return;
 	}
@@ -457,14 +466,24 @@ static void give_back_memory(void)
 static int run(const char *path, struct config *cfg)
 {
 	struct server srv = { 0 };
+	char tls_err[512];
+	if (inbound_tls_load(cfg, tls_err, sizeof tls_err) < 0) {
+		char esc[1024];
+		log_err("event=start_failed error=\"tls: %s\"",
+		        log_escape(esc, sizeof esc, tls_err, strlen(tls_err)));
+		config_free(cfg);
+		return EXIT_RUNTIME;
+	}
 	if (prepare(cfg, &srv) < 0) {
 		server_free(&srv);
 		config_free(cfg);
+		inbound_tls_fini();
 		return EXIT_RUNTIME;
 	}
 	struct snapshot *snap = snapshot_new(cfg);      /* owns cfg from here on */
 	if (!snap) {
 		server_free(&srv);
+		inbound_tls_fini();
 		return EXIT_RUNTIME;
 	}
 	main_egress = &srv.egress;
@@ -488,6 +507,7 @@ static int run(const char *path, struct config *cfg)
 			close(sfd);
 		egress_fini(&srv.egress);
 		snapshot_publish(NULL);
+		inbound_tls_fini();
 		return EXIT_RUNTIME;
 	}
 	log_info("event=ready version=%s workers=%u config=%s", RINGRELAY_VERSION, srv.nworkers,
@@ -530,6 +550,7 @@ static int run(const char *path, struct config *cfg)
 	close(sfd);
 	egress_fini(&srv.egress);
 	snapshot_publish(NULL);
+	inbound_tls_fini();
 	log_info("event=stopped");
 	return 0;
 }

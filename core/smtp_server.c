@@ -129,6 +129,44 @@ static void conn_timeout(struct timer *t)
 	server_close(c);
 }
 
+/* ---- TLS -------------------------------------------------------------------------- */
+
+/* From now on the stream speaks TLS. false: no memory (the caller closes). */
+static bool tls_begin(struct smtp_server_conn *c)
+{
+	struct net_tls *t = net_tls_new(c->tls_ctx, NULL);
+	if (!t) {
+		log_warn("event=out_of_memory sid=%s client=%s what=tls", c->sid, c->peer);
+		return false;
+	}
+	net_stream_tls(&c->st, t);
+	return true;
+}
+
+/* STARTTLS said 220 (in the output): it goes out in plaintext, then TLS. The caller
+ * drops every octet it was offered behind the command (CVE-2011-0411). */
+static void starttls(struct smtp_server_conn *c, size_t dropped)
+{
+	collect(c);
+	log_info("event=starttls sid=%s client=%s%s", c->sid, c->peer,
+	         dropped ? " note=pipelined_plaintext_dropped" : "");
+	net_stream_bulk(&c->st, false);
+	if (!tls_begin(c))
+		server_abort(c);
+}
+
+static void conn_secure(struct net_stream *st);
+
+bool smtp_server_tls(const struct smtp_server_conn *c, const char **version,
+                     const char **cipher)
+{
+	if (!c->st.tls || !c->st.tls_up)
+		return false;
+	*version = net_tls_version(c->st.tls);
+	*cipher = net_tls_cipher(c->st.tls);
+	return true;
+}
+
 /* ---- the SMTP session ------------------------------------------------------------- */
 
 /* Feed p[0..n) to the session until it stops; returns the octets it used. Commands go in
@@ -143,6 +181,10 @@ static size_t session_feed(struct smtp_server_conn *c, const uint8_t *p, size_t 
 			k = SMTP_SERVER_FEED;
 		enum smtp_srv_ev ev = smtp_srv_feed(c->smtp, p + off, k, &used);
 		off += used;
+		if (ev == SMTP_SRV_EV_STARTTLS) {
+			starttls(c, n - off);
+			return n;                   /* the rest: dropped, never fed to TLS */
+		}
 		net_stream_bulk(&c->st, smtp_srv_in_data(c->smtp));
 		if (ev == SMTP_SRV_EV_MESSAGE) {
 			collect(c);
@@ -183,6 +225,10 @@ static void session_begin(struct smtp_server_conn *c)
 	}
 	c->idle_ms = p.idle_ms;
 	c->st.stall_ms = p.idle_ms;         /* output that does not move: cut */
+	if (c->tls_ctx)
+		smtp_srv_set_tls(c->smtp, c->tls_mode == SMTP_SERVER_TLS_IMPLICIT ? SMTP_SRV_TLS_ACTIVE
+		                        : c->tls_mode == SMTP_SERVER_TLS_REQUIRED ? SMTP_SRV_TLS_REQUIRE
+		                                                                  : SMTP_SRV_TLS_OFFER);
 	server_enter(c, c->phase == SMTP_SERVER_PH_SNIFF ? SMTP_SERVER_PH_SNIFF : SMTP_SERVER_PH_SMTP);
 	smtp_srv_start(c->smtp);
 	collect(c);
@@ -251,6 +297,16 @@ static size_t proxy_input(struct smtp_server_conn *c, const uint8_t *p, size_t n
 	}
 	proxy_apply(c, &r);
 	server_enter(c, SMTP_SERVER_PH_SMTP);
+	if (c->tls_mode == SMTP_SERVER_TLS_IMPLICIT && c->tls_ctx) {
+		/* The octets after the header are the ClientHello's: the stream feeds the
+		 * rest of this offer to TLS. */
+		if (!tls_begin(c)) {
+			refuse(c, "421 4.3.0 Error: out of memory\r\n");
+			return n;
+		}
+		session_begin(c);
+		return used;
+	}
 	session_begin(c);
 	if (c->phase != SMTP_SERVER_PH_SMTP)
 		return n;
@@ -314,7 +370,10 @@ static void conn_lost(struct net_stream *st, int res)
 		server_close(c);
 		return;
 	}
-	if (res == -ETIMEDOUT)
+	if (res == -EPROTO && st->tls)
+		log_info("event=tls_failed sid=%s client=%s error=\"%s\"", c->sid, c->peer,
+		         net_tls_error(st->tls));
+	else if (res == -ETIMEDOUT)
 		log_info("event=send_stalled sid=%s client=%s note=\"output did not move for the idle timeout\"",
 		         c->sid, c->peer);
 	else if (res == -ENOBUFS)
@@ -339,6 +398,7 @@ static void conn_free(struct smtp_server_conn *c)
 		c->next->prev = c->prev;
 	srv->nconns--;
 	smtp_srv_free(c->smtp);
+	net_tls_ctx_free(c->tls_ctx);
 	free(c);
 }
 
@@ -350,10 +410,18 @@ static void conn_release(struct net_stream *st)
 		conn_free(c);
 }
 
+static void conn_secure(struct net_stream *st)
+{
+	struct smtp_server_conn *c = conn_of(st);
+	log_info("event=tls sid=%s client=%s version=%s cipher=%s", c->sid, c->peer,
+	         net_tls_version(st->tls), net_tls_cipher(st->tls));
+}
+
 static const struct net_stream_ops conn_stream_ops = {
 	.input = conn_input,
 	.lost = conn_lost,
 	.release = conn_release,
+	.secure = conn_secure,
 };
 
 /* ---- API -------------------------------------------------------------------------- */
@@ -393,6 +461,8 @@ void smtp_server_accept(struct smtp_server *srv, int fd, unsigned listener)
 	memset(how, 0, sizeof *how);
 	srv->ops->start(c, how);
 	c->proxy_max_header = how->proxy_max_header;
+	c->tls_ctx = net_tls_ctx_ref(how->tls);
+	c->tls_mode = c->tls_ctx ? how->tls_mode : SMTP_SERVER_TLS_OFF;
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	net_stream_init(&c->st, srv->loop, fd, &conn_stream_ops);
@@ -416,6 +486,17 @@ void smtp_server_accept(struct smtp_server *srv, int fd, unsigned listener)
 		server_enter(c, SMTP_SERVER_PH_PROXY);
 		c->proxy_deadline_ms = srv->loop->now_ms + how->proxy_timeout_ms;
 		timer_arm(&srv->loop->wheel, &c->timer, how->proxy_timeout_ms);
+		return;
+	}
+	if (c->tls_mode == SMTP_SERVER_TLS_IMPLICIT) {
+		/* TLS from the first octet: a PROXY header here is no ClientHello, and the
+		 * handshake fails on it (no sniffing). */
+		server_enter(c, SMTP_SERVER_PH_SMTP);
+		if (!tls_begin(c)) {
+			refuse(c, "421 4.3.0 Error: out of memory\r\n");
+			return;
+		}
+		session_begin(c);
 		return;
 	}
 	server_enter(c, how->proxy == SMTP_SERVER_PROXY_SNIFF ? SMTP_SERVER_PH_SNIFF

@@ -16,6 +16,14 @@
  * which the owner may still be writing — stays valid until that answer, even if the
  * client went away meanwhile.
  *
+ * TLS (a listener with a context): STARTTLS is offered (or required before MAIL), or the
+ * stream speaks TLS from its first octet (implicit; behind a PROXY header, from the octet
+ * after the header). After STARTTLS's 220 every octet the client pipelined behind the
+ * command is dropped (CVE-2011-0411) and the session starts again from before EHLO. The
+ * handshake counts as activity for the idle timeout like any input; one that never ends
+ * is cut by it. A refusal before an implicit handshake ends (admit) is not said: the
+ * connection just closes.
+ *
  * Bounds: replies are produced from at most SMTP_SERVER_FEED octets of commands at a
  * time, and no input is used while the pending output is at the stream's high-water mark
  * (a client that pipelines and never reads is not read either); output that does not
@@ -32,6 +40,7 @@
 #include "net/loop.h"
 #include "net/stream.h"
 #include "net/timer.h"
+#include "net/tls.h"
 #include "proto/smtp_srv.h"
 
 #define SMTP_SERVER_FEED 1024u          /* octets of commands per smtp_srv_feed() */
@@ -41,6 +50,13 @@ enum smtp_server_proxy {
 	SMTP_SERVER_PROXY_PLAIN = 0,    /* no PROXY detection at all (ringsink without --proxy) */
 	SMTP_SERVER_PROXY_SNIFF,        /* banner; a PROXY header gets 421 PROXY not allowed */
 	SMTP_SERVER_PROXY_EXPECT,       /* no banner until a complete valid header */
+};
+
+enum smtp_server_tls {
+	SMTP_SERVER_TLS_OFF = 0,
+	SMTP_SERVER_TLS_STARTTLS,       /* offered in EHLO */
+	SMTP_SERVER_TLS_REQUIRED,       /* offered; MAIL before it: 530 5.7.0 */
+	SMTP_SERVER_TLS_IMPLICIT,       /* TLS from the first octet (after a PROXY header) */
 };
 
 /* What the input is for. Only server_enter() changes it. */
@@ -66,6 +82,8 @@ struct smtp_server_conn {
 	unsigned idle_ms;
 	unsigned proxy_max_header;
 	unsigned listener;                      /* the owner's listener index */
+	struct net_tls_ctx *tls_ctx;            /* a reference, or NULL: no TLS */
+	enum smtp_server_tls tls_mode;
 	bool waiting;                           /* a message is with the owner */
 	bool released;                          /* the stream is gone; free after the answer */
 	char sid[24];
@@ -118,6 +136,8 @@ struct smtp_server_start {
 	unsigned proxy_max_header;              /* octets a v2 header may take */
 	const char *listener_id;                /* for the log */
 	const char *refuse;                     /* non-NULL: say this reply and close at once */
+	struct net_tls_ctx *tls;                /* NULL: no TLS (the connection takes a ref) */
+	enum smtp_server_tls tls_mode;
 };
 
 void smtp_server_init(struct smtp_server *srv, struct net_loop *l,
@@ -130,6 +150,10 @@ void smtp_server_accept(struct smtp_server *srv, int fd, unsigned listener);
 void smtp_server_stop(struct smtp_server *srv, bool force);
 /* After the loop is gone: free what is left (no callbacks into the ring). */
 void smtp_server_fini(struct smtp_server *srv);
+
+/* The TLS in force: true with its version and cipher, false when plaintext. */
+bool smtp_server_tls(const struct smtp_server_conn *c, const char **version,
+                     const char **cipher);
 
 /* The owner's answer to ops->message(). */
 void smtp_server_answer(struct smtp_server_conn *c, bool queued);

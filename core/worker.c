@@ -107,7 +107,8 @@ static const struct net_loop_hooks worker_hooks = {
 /* The test build can shrink the provided-buffer ring (RR_TEST_RECV_BUFS=count,size) so
  * that tests drive multishot recv into -ENOBUFS and its re-arm under real load, and the
  * submission queue (RR_TEST_RING_ENTRIES=n) so that the sends of a turn fill it right
- * before the spool's commit. */
+ * before the spool's commit; RR_TEST_TLS_BUDGET=n sets the TLS handshake steps per turn
+ * (a handshake flood then meets the budget at once). */
 static void loop_shape(struct net_loop_params *p)
 {
 	memset(p, 0, sizeof *p);
@@ -131,6 +132,11 @@ static int worker_setup(struct worker *w)
 	struct net_loop_params lp;
 	loop_shape(&lp);
 	int ret = net_loop_init(&w->loop, &lp, &worker_hooks, w);
+#ifdef RR_TEST_BUILD
+	const char *tb = getenv("RR_TEST_TLS_BUDGET");
+	if (ret == 0 && tb && atoi(tb) > 0)
+		w->loop.tls_budget.per_turn = (unsigned)atoi(tb);
+#endif
 	if (ret < 0) {
 		log_err("event=ring_failed worker=%u error=\"%s\"", w->id, strerror(-ret));
 		return ret;
@@ -226,7 +232,8 @@ static void *worker_main(void *arg)
 	const struct spool *sp = &w->spool;
 	log_info("event=worker_down worker=%u commits=%llu messages=%llu notes=%llu delivered=%llu "
 	         "deferred=%llu bounced=%llu dsns=%llu chains=%llu commit_avg_us=%llu "
-	         "commit_max_us=%llu enobufs=%llu sqe_failures=%llu reclaimed=%llu copies=%llu", w->id,
+	         "commit_max_us=%llu enobufs=%llu sqe_failures=%llu reclaimed=%llu copies=%llu "
+	         "tls_budget_waits=%llu", w->id,
 	         (unsigned long long)sp->commits, (unsigned long long)sp->messages,
 	         (unsigned long long)sp->notes, (unsigned long long)w->queue.delivered,
 	         (unsigned long long)w->queue.deferred, (unsigned long long)w->queue.bounced,
@@ -234,7 +241,7 @@ static void *worker_main(void *arg)
 	         (unsigned long long)(sp->commits ? sp->commit_ns / sp->commits / 1000 : 0),
 	         (unsigned long long)(sp->commit_ns_max / 1000), (unsigned long long)w->loop.enobufs,
 	         (unsigned long long)w->loop.sqe_failures, (unsigned long long)sp->reclaimed,
-	         (unsigned long long)w->queue.copies);
+	         (unsigned long long)w->queue.copies, (unsigned long long)w->loop.tls_budget.spent);
 	worker_leave(w);
 	worker_teardown(w);
 	log_flush();

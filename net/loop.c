@@ -37,6 +37,7 @@ int net_loop_init(struct net_loop *l, const struct net_loop_params *p,
 	}
 	l->now_ms = timer_now_ms();
 	timer_wheel_init(&l->wheel, l->now_ms);
+	l->tls_budget.per_turn = NET_LOOP_TLS_BUDGET;
 	l->up = true;
 	return 0;
 }
@@ -207,12 +208,31 @@ void net_loop_flush(struct net_loop *l)
 	}
 }
 
+/* A new turn's handshake budget; the streams that waited for it are flushed again. */
+static void loop_tls_refill(struct net_loop *l)
+{
+	net_tls_budget_refill(&l->tls_budget);
+	struct net_stream *s = l->tls_wait;
+	l->tls_wait = NULL;
+	while (s) {
+		struct net_stream *next = s->tls_wait_next;
+		s->tls_waiting = 0;
+		s->tls_wait_next = NULL;
+		s->offer = 1;                   /* the flush feeds it again */
+		net_stream_dirty(s);
+		s = next;
+	}
+}
+
 void net_loop_turn(struct net_loop *l)
 {
 	l->now_ms = timer_now_ms();
+	loop_tls_refill(l);
 	unsigned wait_us = l->hooks && l->hooks->turn ? l->hooks->turn(l->ctx)
 	                                              : TIMER_TICK_MS * 1000u;
 	net_loop_flush(l);
+	if (l->tls_wait)
+		wait_us = 0;                    /* handshakes wait for the next turn's budget */
 	if (l->hooks && l->hooks->idle)
 		l->hooks->idle(l->ctx);
 	if (l->outbox)

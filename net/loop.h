@@ -17,7 +17,14 @@
  * submission, which a linked chain needs (IOSQE_IO_LINK does not survive a submission
  * boundary).
  *
- * A turn (net_loop_run): hooks.turn (the owner's per-turn work; returns how long, in
+ * TLS handshakes. Every TLS filter of the loop's streams draws its handshake steps from
+ * one budget, tls_budget (NET_LOOP_TLS_BUDGET steps a turn unless the owner sets
+ * tls_budget.per_turn), refilled at the start of every turn; a stream refused for want
+ * of budget waits in tls_wait and is flushed again after the next refill (the ring then
+ * does not wait), so a burst of handshakes is spread over turns and sessions already
+ * established are served in every one of them.
+ *
+ * A turn (net_loop_run): refill the TLS budget (streams waiting for it become dirty) -> hooks.turn (the owner's per-turn work; returns how long, in
  * microseconds, the ring may wait) -> flush the dirty streams (sends, closes, releases) -> hooks.idle (e.g. the
  * spool's group commit) -> letters waiting in the outbox (net/post) -> hooks.wait(true) -> submit and wait -> hooks.wait(false) ->
  * dispatch every completion -> advance the timers. net_loop_quit() ends the run after
@@ -29,6 +36,7 @@
 #include <stdint.h>
 
 #include "net/timer.h"
+#include "net/tls.h"
 #include "net/uring.h"
 
 enum net_op_kind {
@@ -91,7 +99,11 @@ struct net_loop {
 	uint64_t sqe_failures;                /* net_loop_sqe() calls that returned NULL */
 	struct net_letter *outbox, *outbox_tail;  /* net/post: letters to post again */
 	uint64_t post_failures;               /* letters the kernel could not post */
+	struct net_tls_budget tls_budget;     /* handshake steps of this turn (see above) */
+	struct net_stream *tls_wait;          /* streams refused for want of budget */
 };
+
+#define NET_LOOP_TLS_BUDGET 16u           /* handshake steps per turn by default */
 
 /* 0 or -errno (the ring or the buffers could not be set up). */
 int net_loop_init(struct net_loop *l, const struct net_loop_params *p,

@@ -119,19 +119,53 @@ static int stream_queue(struct net_stream *s, const void *p, size_t n, bool ref)
 	return 0;
 }
 
+static void stream_lost(struct net_stream *s, int res);
+
+/* The filter's ciphertext (handshake, records, alerts) to the send queue. */
+static void tls_out(struct net_stream *s)
+{
+	size_t n;
+	const uint8_t *p = net_tls_out(s->tls, &n);
+	if (n == 0)
+		return;
+	int ret = stream_queue(s, p, n, false);
+	net_tls_out_used(s->tls, n);
+	if (ret == -ENOMEM)
+		stream_lost(s, -ENOMEM);
+}
+
+/* Plaintext out through the filter; before the handshake's end it waits in tls_pend. */
+static int tls_write(struct net_stream *s, const void *p, size_t n)
+{
+	if (s->closing && s->shut)
+		return -EPIPE;
+	if (n == 0)
+		return 0;
+	stream_output_starts(s);
+	if (!s->tls_up)
+		return buf_append(&s->tls_pend, p, n) < 0 ? -ENOMEM : 0;
+	int ret = net_tls_write(s->tls, p, n);
+	tls_out(s);
+	return ret;
+}
+
 int net_stream_write(struct net_stream *s, const void *p, size_t n)
 {
+	if (s->tls)
+		return tls_write(s, p, n);
 	return stream_queue(s, p, n, false);
 }
 
 int net_stream_write_ref(struct net_stream *s, const void *p, size_t n)
 {
+	if (s->tls)
+		return tls_write(s, p, n);   /* encrypted now: a copy */
 	return stream_queue(s, p, n, true);
 }
 
 size_t net_stream_pending(const struct net_stream *s)
 {
-	return s->tx.total - s->tx_sent + s->q.total;
+	return s->tx.total - s->tx_sent + s->q.total + s->tls_pend.len;
 }
 
 static bool stream_out_high(const struct net_stream *s)
@@ -242,19 +276,143 @@ static void stream_stalled(struct timer *t)
 
 /* ---- input ----------------------------------------------------------------------- */
 
+/* Input kept: ciphertext (or plaintext without TLS) in s->in, plaintext in the filter. */
+static size_t stream_kept(const struct net_stream *s)
+{
+	size_t n = 0;
+	if (s->tls)
+		(void)net_tls_plain(s->tls, &n);
+	return s->in.len + n;
+}
+
 static bool stream_paused(const struct net_stream *s)
 {
-	return stream_out_high(s) || s->in.len >= s->in_pause;
+	return stream_out_high(s) || stream_kept(s) >= s->in_pause;
+}
+
+/* ---- TLS ------------------------------------------------------------------------- */
+
+static void tls_wait_unlink(struct net_stream *s)
+{
+	if (!s->tls_waiting)
+		return;
+	for (struct net_stream **pp = &s->loop->tls_wait; *pp; pp = &(*pp)->tls_wait_next) {
+		if (*pp == s) {
+			*pp = s->tls_wait_next;
+			break;
+		}
+	}
+	s->tls_waiting = 0;
+	s->tls_wait_next = NULL;
+}
+
+/* The budget of this turn is spent: fed again after the loop's next refill. */
+static void tls_wait(struct net_stream *s)
+{
+	if (s->tls_waiting)
+		return;
+	s->tls_waiting = 1;
+	s->tls_wait_next = s->loop->tls_wait;
+	s->loop->tls_wait = s;
+}
+
+static void tls_established(struct net_stream *s)
+{
+	s->tls_up = 1;
+	if (s->tls_pend.len > 0) {
+		int ret = net_tls_write(s->tls, s->tls_pend.p, s->tls_pend.len);
+		buf_consume(&s->tls_pend, s->tls_pend.len);
+		if (ret < 0) {
+			stream_lost(s, ret == -ENOMEM ? -ENOMEM : -EPROTO);
+			return;
+		}
+	}
+	tls_out(s);
+	if (s->ops->secure)
+		s->ops->secure(s);
+}
+
+/* Offer the filter's plaintext; true when the owner used some. */
+static bool tls_offer(struct net_stream *s)
+{
+	size_t n;
+	const uint8_t *p = net_tls_plain(s->tls, &n);
+	if (n == 0 || s->held || s->closing || stream_out_high(s))
+		return false;
+	size_t used = s->ops->input(s, p, n);
+	if (s->closing || !s->tls)
+		return false;
+	net_tls_plain_used(s->tls, used <= n ? used : n);
+	return used > 0;
+}
+
+/* Feed the kept ciphertext, offer the plaintext, as long as either moves. */
+static void tls_run(struct net_stream *s)
+{
+	s->offer = 0;
+	for (;;) {
+		bool used = tls_offer(s);
+		if (s->closing || s->released)
+			return;
+		bool feed_eof = s->eof && !s->tls_done;
+		if (s->tls_waiting || s->tls_done ||
+		    (s->in.len == 0 && !(s->tls_up && used) && !feed_eof))
+			return;
+		if (feed_eof)
+			net_tls_peer_eof(s->tls);
+		size_t before, after, taken = 0;
+		(void)net_tls_plain(s->tls, &before);
+		enum net_tls_res r = net_tls_feed(s->tls, s->in.p, s->in.len, &taken,
+		                                  &s->loop->tls_budget);
+		buf_consume(&s->in, taken);
+		(void)net_tls_plain(s->tls, &after);
+		if (!s->tls_up && net_tls_established(s->tls))
+			tls_established(s);
+		tls_out(s);
+		if (s->closing)
+			return;
+		switch (r) {
+		case NET_TLS_BUDGET:
+			tls_wait(s);
+			return;
+		case NET_TLS_ERR:
+			s->tls_done = 1;
+			stream_lost(s, -EPROTO);
+			return;
+		case NET_TLS_CLOSED:
+			s->tls_done = 1;         /* close_notify, or EOF after a whole record */
+			s->eof = 1;
+			break;
+		case NET_TLS_OK:
+		case NET_TLS_AGAIN:
+			break;
+		}
+		if (taken == 0 && after == before && !used && !s->tls_done)
+			return;
+	}
+}
+
+void net_stream_tls(struct net_stream *s, struct net_tls *t)
+{
+	s->tls = t;
+	s->offer = 1;                    /* kept octets, if any, are ciphertext now */
+	net_stream_dirty(s);
 }
 
 /* Offer what is kept in s->in (all of it: an owner that needs more must see more). */
 static void stream_offer(struct net_stream *s)
 {
 	s->offer = 0;
+	if (s->tls) {
+		tls_run(s);
+		return;
+	}
 	if (s->in.len == 0 || s->held || s->closing || stream_out_high(s))
 		return;
 	size_t used = s->ops->input(s, s->in.p, s->in.len);
 	buf_consume(&s->in, used <= s->in.len ? used : s->in.len);
+	if (s->tls && !s->closing)
+		tls_run(s);                  /* the owner switched: the rest is ciphertext */
 }
 
 /* New bytes from the ring. Offered straight from the provided buffer when nothing is
@@ -265,12 +423,17 @@ static void stream_input(struct net_stream *s, const uint8_t *p, size_t n)
 	s->last_activity_ms = s->loop->now_ms;
 	if (s->closing)
 		return;
-	if (s->in.len == 0 && !s->held && !stream_out_high(s)) {
+	if (s->tls) {
+		s->offer = 1;                /* ciphertext: always through s->in */
+	} else if (s->in.len == 0 && !s->held && !stream_out_high(s)) {
 		size_t used = s->ops->input(s, p, n);
-		if (used >= n || s->closing)
+		if ((used >= n && !s->tls) || s->closing)
 			return;
+		used = used < n ? used : n;
 		p += used;
 		n -= used;
+		if (s->tls)
+			s->offer = 1;        /* the owner switched: the rest is ciphertext */
 	} else if (s->in.len > 0) {
 		s->offer = 1;                /* older bytes were waiting for these */
 	}
@@ -299,7 +462,8 @@ void net_stream_on_recv(struct net_stream *s, int res, unsigned flags)
 	} else if (res == -ENOBUFS) {
 		s->loop->enobufs++;          /* re-armed at the flush, buffers back by then */
 	} else if (res == 0) {
-		s->eof = 1;                  /* no more input; checked at the flush */
+		s->eof = 1;                  /* no more input; checked at the flush (with TLS,
+		                                after the filter was told) */
 		s->offer = 1;
 	} else if (res != -ECANCELED) {  /* (ECANCELED: our own pause or close) */
 		stream_lost(s, res);
@@ -330,6 +494,8 @@ void net_stream_reoffer(struct net_stream *s)
 void net_stream_discard_input(struct net_stream *s)
 {
 	s->in.len = 0;
+	if (s->tls)
+		net_tls_discard(s->tls);
 }
 
 /* ---- close ----------------------------------------------------------------------- */
@@ -351,6 +517,13 @@ void net_stream_close(struct net_stream *s)
 		return;
 	s->closing = 1;
 	s->in.len = 0;
+	if (s->tls) {
+		s->tls_pend.len = 0;         /* no handshake: nothing of it can go out */
+		if (s->tls_up) {
+			net_tls_close(s->tls);  /* close_notify behind the queued output */
+			tls_out(s);
+		}
+	}
 	net_stream_dirty(s);
 }
 
@@ -358,6 +531,7 @@ void net_stream_abort(struct net_stream *s)
 {
 	s->closing = 1;
 	s->in.len = 0;
+	s->tls_pend.len = 0;
 	sendq_reset(&s->q);
 	stream_shutdown(s);
 	net_stream_dirty(s);
@@ -373,6 +547,10 @@ static void stream_drop(struct net_stream *s)
 	buf_fini(&s->in);
 	sendq_fini(&s->tx);
 	sendq_fini(&s->q);
+	tls_wait_unlink(s);
+	net_tls_free(s->tls);
+	s->tls = NULL;
+	buf_fini(&s->tls_pend);
 	s->released = 1;
 }
 
@@ -396,7 +574,7 @@ void net_stream_fini(struct net_stream *s)
  * can hand over megabytes in one turn, long before a pause takes effect). */
 static bool stream_careful(const struct net_stream *s)
 {
-	return !s->bulk || s->in.len > 0 || s->held || net_stream_pending(s) >= s->out_hwm / 4;
+	return !s->bulk || stream_kept(s) > 0 || s->held || net_stream_pending(s) >= s->out_hwm / 4;
 }
 
 void net_stream_bulk(struct net_stream *s, bool on)
@@ -439,7 +617,7 @@ void net_stream_flush(struct net_stream *s)
 {
 	if (s->released)
 		return;
-	if (s->offer && !s->closing && s->in.len > 0 && !s->held)
+	if (s->offer && !s->closing && (s->in.len > 0 || s->tls) && !s->held)
 		stream_offer(s);
 	s->offer = 0;
 	stream_check_eof(s);

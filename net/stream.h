@@ -33,6 +33,23 @@
  * reply the owner still owes for it can go out first — and then closes (gracefully)
  * unless the owner did something else.
  *
+ * TLS. net_stream_tls() puts a filter (net/tls) in the stream, which owns it from then
+ * on: received octets are ciphertext fed to the filter, and ops->input() sees only the
+ * plaintext that comes out of it — with the same rules as above: what the owner leaves
+ * is kept (as plaintext, in the filter) and offered again after net_stream_resume() or
+ * when more arrives; ciphertext the filter cannot take yet is kept and counts towards
+ * in_pause/in_max. Writes are encrypted at once (write_ref copies then) and the
+ * ciphertext goes out through the send queue; what is written before the handshake is
+ * done (an implicit-TLS banner) waits and is encrypted once it is. Handshake steps draw
+ * on the loop's budget (net/loop): a stream refused waits for the next turn. The
+ * handshake's end calls ops->secure() (optional); a TLS failure calls
+ * ops->lost(-EPROTO) (net_tls_error(s->tls) says why); the peer's close_notify is an EOF.
+ * net_stream_close() sends close_notify after the queued output. Switching in the middle
+ * of an offer (from ops->input()): the octets of the offer the owner does not use are
+ * ciphertext from then on — right for implicit TLS behind a PROXY header (use the header
+ * only); after STARTTLS the owner uses (drops) everything it was offered, so nothing
+ * pipelined behind the command reaches the filter (CVE-2011-0411).
+ *
  * Every activity (input octets, output progress) sets last_activity_ms, which owners use
  * for their idle timeouts. */
 #ifndef NET_STREAM_H
@@ -45,6 +62,7 @@
 #include "net/buf.h"
 #include "net/loop.h"
 #include "net/timer.h"
+#include "net/tls.h"
 
 #define NET_STREAM_IOV 8                    /* iovecs per send at most (more go in the next) */
 
@@ -54,6 +72,7 @@ struct net_stream_ops {
 	size_t (*input)(struct net_stream *s, const uint8_t *p, size_t n);
 	void (*lost)(struct net_stream *s, int res);
 	void (*release)(struct net_stream *s);
+	void (*secure)(struct net_stream *s);   /* optional: the TLS handshake is done */
 };
 
 /* A piece of output: borrowed bytes (ref) or bytes of the queue's own buffer (ref NULL). */
@@ -87,6 +106,10 @@ struct net_stream {
 	unsigned stall_ms;
 	uint64_t last_activity_ms, last_progress_ms;
 	uint64_t in_total, out_total;       /* octets received / sent */
+	struct net_tls *tls;                /* the filter, or NULL (plaintext) */
+	struct buf tls_pend;                /* plaintext written before the handshake ended */
+	struct net_stream *tls_wait_next;   /* the loop's list of streams waiting for budget */
+	unsigned tls_waiting : 1, tls_up : 1, tls_done : 1;
 	unsigned dirty : 1, recv_armed : 1, recv_cancel : 1, sending : 1, held : 1,
 	         offer : 1, closing : 1, shut : 1, lost_said : 1, released : 1, started : 1,
 	         eof : 1, bulk : 1, recv_multi : 1;
@@ -113,6 +136,8 @@ void net_stream_resume(struct net_stream *s);
 void net_stream_reoffer(struct net_stream *s);
 /* Drop input the owner has not used (e.g. plaintext pipelined behind STARTTLS). */
 void net_stream_discard_input(struct net_stream *s);
+/* From now on the stream speaks TLS through t, which it owns (freed with the stream). */
+void net_stream_tls(struct net_stream *s, struct net_tls *t);
 
 void net_stream_close(struct net_stream *s);
 void net_stream_abort(struct net_stream *s);

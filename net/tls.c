@@ -73,7 +73,7 @@ static int tls_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 static void ctx_err(char *err, size_t errlen, const char *what, const char *file, int rc)
 {
 	char why[80];
-	wolfSSL_ERR_error_string_n((unsigned long)(rc < 0 ? -rc : rc), why, sizeof why);
+	wolfSSL_ERR_error_string_n((unsigned long)(long)(rc > 0 ? -rc : rc), why, sizeof why);
 	snprintf(err, errlen, "%s%s%s: %s", what, file ? " " : "", file ? file : "", why);
 }
 
@@ -170,6 +170,13 @@ void net_tls_ctx_free(struct net_tls_ctx *c)
 		ctx_unref(c);
 }
 
+struct net_tls_ctx *net_tls_ctx_ref(struct net_tls_ctx *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+	return c;
+}
+
 struct net_tls *net_tls_new(struct net_tls_ctx *c, const char *server_name)
 {
 	struct net_tls *t = calloc(1, sizeof *t);
@@ -215,7 +222,8 @@ static enum net_tls_res tls_fail(struct net_tls *t, int rc)
 {
 	int e = wolfSSL_get_error(t->ssl, rc);
 	char why[80];
-	wolfSSL_ERR_error_string_n((unsigned long)(e < 0 ? -e : e), why, sizeof why);
+	/* wolfSSL's own codes are negative (a positive one is "unknown error number") */
+	wolfSSL_ERR_error_string_n((unsigned long)(long)(e > 0 ? -e : e), why, sizeof why);
 	snprintf(t->error, sizeof t->error, "%s (%d)", why, e);
 	t->failed = true;
 	return NET_TLS_ERR;

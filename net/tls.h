@@ -62,6 +62,9 @@ struct net_tls;
  * keep the one they began with: a context is freed after its last filter). */
 struct net_tls_ctx *net_tls_ctx_new(const struct net_tls_conf *c, char *err, size_t errlen);
 void net_tls_ctx_free(struct net_tls_ctx *c);
+/* One more reference (for a holder that makes filters later, e.g. a connection that may
+ * say STARTTLS): dropped with net_tls_ctx_free(). Returns c. */
+struct net_tls_ctx *net_tls_ctx_ref(struct net_tls_ctx *c);
 
 /* One connection. server_name: the client's SNI (and the name verified with ca_file);
  * NULL for none. NULL when out of memory. */

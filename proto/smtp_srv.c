@@ -64,6 +64,12 @@
  *     one '?' per octet, and, should the SMTPUTF8 rule ever be bypassed, so does every
  *     octet >= 0x80 of a message without SMTPUTF8. smtp_srv_msg.rcpt stays as sent:
  *     it is the address mail is delivered to.
+ * - STARTTLS (RFC 3207), when the caller made TLS available: arguments 501, inside a
+ *   transaction 503 (Postfix's words), once TLS is active 554; accepted, it answers
+ *   "220 2.0.0 Ready to start TLS", forgets HELO/EHLO and the transaction, consumes
+ *   nothing behind its line and returns SMTP_SRV_EV_STARTTLS: the caller must drop what
+ *   it holds behind it (CVE-2011-0411), never feed it. Without TLS it stays the unknown
+ *   command it always was (502).
  * - ops->now may be NULL (time(NULL) is used); rcpt_allowed and new_qid may not.
  * - No printf on any path (issue 7 §3): a constant reply is one copy of a static string
  *   whose length the compiler knows (SRV_REPLY, SRV_SAY); a reply with a hostname, queue
@@ -142,6 +148,8 @@ struct smtp_srv {
 	unsigned overshoot;             /* 452 too many recipients so far, not counted */
 	bool esmtp;                     /* EHLO (not HELO) */
 	bool oom;                       /* an allocation failed: close */
+	enum smtp_srv_tls tls;
+	bool starttls;                  /* STARTTLS accepted: stop feeding, tell the caller */
 
 	/* command-line assembler */
 	char line[SMTP_SRV_CMD_MAX + 1];
@@ -517,8 +525,10 @@ static bool srv_received(struct smtp_srv *s)
 {
 	time_t now = s->ops.now ? s->ops.now(s->ctx) : time(NULL);
 	bool utf8 = s->flags & SMTP_SRV_SMTPUTF8;
-	struct srv_str proto = utf8 ? SRV_LIT("UTF8SMTP") : s->esmtp ? SRV_LIT("ESMTP")
-	                                                             : SRV_LIT("SMTP");
+	bool tls = s->tls == SMTP_SRV_TLS_ACTIVE;
+	struct srv_str proto = utf8 ? (tls ? SRV_LIT("UTF8SMTPS") : SRV_LIT("UTF8SMTP"))
+	                     : s->esmtp ? (tls ? SRV_LIT("ESMTPS") : SRV_LIT("ESMTP"))
+	                                : (tls ? SRV_LIT("SMTPS") : SRV_LIT("SMTP"));
 	struct srv_str peer = { s->peer, s->peer_len };
 	struct srv_str rcpt = { "", 0 };
 	char *q;
@@ -685,10 +695,11 @@ static void srv_helo(struct smtp_srv *s, const char *arg, size_t len, bool esmtp
 	 * and the SIZE digits, which smtp_srv_new formatted once. Nothing is formatted here,
 	 * so keeping a finished copy per session would save a few copies per EHLO (once per
 	 * session, as a rule) at the price of an allocation on every connection. */
+	bool offer = s->tls == SMTP_SRV_TLS_OFFER || s->tls == SMTP_SRV_TLS_REQUIRE;
 	SRV_SAYV(s, SRV_LIT("250-"), SRV_HOST(s), SRV_LIT("\r\n250-PIPELINING\r\n250-SIZE "),
 	         ((struct srv_str){ s->size, s->size_len }),
-	         SRV_LIT("\r\n250-VRFY\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"
-	                 "250 SMTPUTF8"));
+	         SRV_LIT("\r\n250-VRFY\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n"),
+	         offer ? SRV_LIT("250-STARTTLS\r\n") : SRV_LIT(""), SRV_LIT("250 SMTPUTF8"));
 }
 
 static void srv_do_ehlo(struct smtp_srv *s, const char *arg, size_t len)
@@ -709,6 +720,10 @@ static bool srv_check_mail(struct smtp_srv *s)
 	}
 	if (s->state != SMTP_SRV_ST_READY) {
 		SRV_REPLY(s, "503 5.5.1 Error: nested MAIL command");
+		return false;
+	}
+	if (s->tls == SMTP_SRV_TLS_REQUIRE) {
+		SRV_REPLY(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return false;
 	}
 	return true;
@@ -906,6 +921,32 @@ static void srv_do_quit(struct smtp_srv *s, const char *arg, size_t len)
 	srv_enter(s, SMTP_SRV_ST_CLOSED);
 }
 
+/* STARTTLS (eight letters: outside the table of four-letter verbs). */
+static void srv_do_starttls(struct smtp_srv *s, size_t alen)
+{
+	if (s->tls == SMTP_SRV_TLS_ACTIVE) {
+		SRV_REPLY(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (alen > 0) {
+		SRV_REPLY(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	if (s->state == SMTP_SRV_ST_MAIL || s->state == SMTP_SRV_ST_RCPT) {
+		SRV_REPLY(s, "503 5.5.1 Error: MAIL transaction in progress");
+		return;
+	}
+	SRV_SAY(s, "220 2.0.0 Ready to start TLS");
+	/* RFC 3207 4.2: everything the client said before is forgotten. */
+	srv_txn_reset(s);
+	s->helo[0] = '\0';
+	s->helo_len = 0;
+	s->esmtp = false;
+	s->tls = SMTP_SRV_TLS_ACTIVE;
+	srv_enter(s, SMTP_SRV_ST_GREETED);
+	s->starttls = true;
+}
+
 static const struct smtp_srv_cmd srv_cmds[] = {
 	{ "EHLO", NULL,           srv_do_ehlo },
 	{ "HELO", NULL,           srv_do_helo },
@@ -935,6 +976,10 @@ static void srv_dispatch(struct smtp_srv *s, const char *line, size_t len)
 	srv_skip_spaces(&arg, &alen);
 	while (alen > 0 && arg[alen - 1] == ' ')
 		alen--;
+	if (s->tls != SMTP_SRV_TLS_NONE && vlen == 8 && strncasecmp(line, "STARTTLS", 8) == 0) {
+		srv_do_starttls(s, alen);
+		return;
+	}
 	for (size_t i = 0; i < sizeof(srv_cmds) / sizeof(srv_cmds[0]); i++) {
 		const struct smtp_srv_cmd *c = &srv_cmds[i];
 
@@ -1307,6 +1352,11 @@ int smtp_srv_set_peer(struct smtp_srv *s, const char *peer)
 	return 0;
 }
 
+void smtp_srv_set_tls(struct smtp_srv *s, enum smtp_srv_tls t)
+{
+	s->tls = t;
+}
+
 void smtp_srv_start(struct smtp_srv *s)
 {
 	if (s->state != SMTP_SRV_ST_NEW)
@@ -1344,6 +1394,11 @@ enum smtp_srv_ev smtp_srv_feed(struct smtp_srv *s, const uint8_t *p, size_t len,
 			}
 		} else {
 			i += srv_cmd_feed(s, p + i, len - i);
+			if (s->starttls) {
+				s->starttls = false;
+				ev = SMTP_SRV_EV_STARTTLS;
+				break;
+			}
 		}
 	}
 	*consumed = i;

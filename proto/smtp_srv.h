@@ -62,6 +62,22 @@ enum smtp_srv_ev {
 	SMTP_SRV_EV_MESSAGE,    /* a message is complete: spool it, then queued()/queue_failed() */
 	SMTP_SRV_EV_WAIT,       /* waiting for queued()/queue_failed(); nothing consumed */
 	SMTP_SRV_EV_CLOSE,      /* send the output, then close (QUIT, too many errors, ...) */
+	SMTP_SRV_EV_STARTTLS,   /* "220 2.0.0 Ready to start TLS" is in the output and nothing
+	                           behind the STARTTLS line was consumed: send the output in
+	                           plaintext, DROP every octet received after the command
+	                           (CVE-2011-0411), then speak TLS; the session is back to
+	                           before EHLO (RFC 3207 4.2) and its TLS is active */
+};
+
+/* TLS as the session sees it (the caller does the TLS). */
+enum smtp_srv_tls {
+	SMTP_SRV_TLS_NONE = 0,  /* not available: STARTTLS is an unknown command */
+	SMTP_SRV_TLS_OFFER,     /* EHLO offers STARTTLS */
+	SMTP_SRV_TLS_REQUIRE,   /* offered, and MAIL before it is "530 5.7.0 Must issue a
+	                           STARTTLS command first" */
+	SMTP_SRV_TLS_ACTIVE,    /* on (after STARTTLS, or implicit TLS): never offered again
+	                           ("554 5.5.1 Error: TLS already active"); Received: says
+	                           ESMTPS (SMTPS after HELO, UTF8SMTPS with SMTPUTF8) */
 };
 
 enum smtp_srv_flag {
@@ -98,6 +114,9 @@ void smtp_srv_free(struct smtp_srv *s);   /* NULL is a no-op */
 /* Replace the peer (after a PROXY header changed who the client is; escaped as in
  * smtp_srv_new). Before start(). */
 int smtp_srv_set_peer(struct smtp_srv *s, const char *peer);
+
+/* How TLS stands (before start(), or ACTIVE for implicit TLS). */
+void smtp_srv_set_tls(struct smtp_srv *s, enum smtp_srv_tls t);
 
 /* Write the 220 banner to the output. Call once, when the session may speak. */
 void smtp_srv_start(struct smtp_srv *s);

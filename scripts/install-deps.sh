@@ -20,6 +20,7 @@ PKGS=(
   openssl                     # test/net/tls_test: makes its self-signed certificates
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
+  libnet-ssleay-perl          # swaks --tls / --tlsc (test/integration/t_tls_*.sh)
   dnsmasq-base                # test/net/dns_test: a private DNS server (not "dnsmasq", a service)
   pflogsumm                   # t_deliver_peers: summarises our log (via scripts/pflogsumm-feed)
   python3 procps psmisc util-linux iproute2 strace

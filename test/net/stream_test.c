@@ -57,7 +57,7 @@ static void t_release(struct net_stream *s)
 	ts_of(s)->released++;
 }
 
-static const struct net_stream_ops t_ops = { t_input, t_lost, t_release };
+static const struct net_stream_ops t_ops = { t_input, t_lost, t_release, NULL };
 
 static struct net_loop loop;
 static int peer;
@@ -327,7 +327,7 @@ static void heap_release(struct net_stream *s)
 	free(s);
 }
 
-static const struct net_stream_ops heap_ops = { heap_input, heap_lost, heap_release };
+static const struct net_stream_ops heap_ops = { heap_input, heap_lost, heap_release, NULL };
 
 Test(stream, half_close_gets_its_reply)
 {

@@ -2130,3 +2130,66 @@ Test(smtp_srv, recipient_overshoot_is_not_an_error)
 	smtp_srv_queued(s);
 	smtp_srv_free(s);
 }
+
+/* ---- STARTTLS (RFC 3207, CVE-2011-0411) ------------------------------------------- */
+
+#define EHLO_TLS_R \
+	"250-" HOST "\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-VRFY\r\n" \
+	"250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-STARTTLS\r\n250 SMTPUTF8\r\n"
+
+Test(smtp_srv, starttls_stops_the_feed_and_resets_the_session)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = smtp_srv_new(HOST, PEER, &t_lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_set_tls(s, SMTP_SRV_TLS_OFFER);
+	smtp_srv_start(s);
+	static const char in[] = "EHLO c.example\r\nSTARTTLS\r\nRSET\r\n";
+	size_t used = 0;
+	cr_assert_eq(t_feed(s, in, sizeof in - 1, &used), SMTP_SRV_EV_STARTTLS);
+	cr_assert_eq(used, sizeof in - 1 - 6, "nothing behind STARTTLS consumed");
+	cr_assert(t_out_is(s, BANNER EHLO_TLS_R "220 2.0.0 Ready to start TLS\r\n"));
+	/* (the caller drops "RSET\r\n"); back to before EHLO, TLS active */
+	static const char in2[] = "MAIL FROM:<a@x.example>\r\nEHLO c.example\r\nSTARTTLS\r\n"
+	                          "MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n"
+	                          "hi\r\n.\r\n";
+	cr_assert_eq(t_feed(s, in2, sizeof in2 - 1, NULL), SMTP_SRV_EV_MESSAGE);
+	cr_assert(t_out_is(s, "503 5.5.1 Error: send HELO/EHLO first\r\n" EHLO_R
+	                      "554 5.5.1 Error: TLS already active\r\n" MAIL_OK RCPT_OK
+	                      "354 End data with <CR><LF>.<CR><LF>\r\n"));
+	const struct smtp_srv_msg *m = smtp_srv_message(s);
+	cr_assert(strstr((const char *)m->data, " with ESMTPS id Q1") != NULL, "Received: ESMTPS");
+	smtp_srv_free(s);
+}
+
+Test(smtp_srv, starttls_refusals_and_required)
+{
+	struct t_ctx ctx = { 0 };
+	struct smtp_srv *s = smtp_srv_new(HOST, PEER, &t_lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_set_tls(s, SMTP_SRV_TLS_REQUIRE);
+	smtp_srv_start(s);
+	static const char in[] = "EHLO c.example\r\nMAIL FROM:<a@x.example>\r\nSTARTTLS now\r\n";
+	cr_assert_eq(t_feed(s, in, sizeof in - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER EHLO_TLS_R "530 5.7.0 Must issue a STARTTLS command first\r\n"
+	                      "501 5.5.4 Syntax: STARTTLS\r\n"));
+	smtp_srv_free(s);
+	/* without TLS, STARTTLS is unknown and EHLO does not offer it */
+	s = smtp_srv_new(HOST, PEER, &t_lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_start(s);
+	static const char in3[] = "EHLO c.example\r\nSTARTTLS\r\n";
+	cr_assert_eq(t_feed(s, in3, sizeof in3 - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER EHLO_R "502 5.5.2 Error: command not recognized\r\n"));
+	smtp_srv_free(s);
+	/* inside a transaction */
+	s = smtp_srv_new(HOST, PEER, &t_lim, &t_ops, &ctx);
+	cr_assert(s);
+	smtp_srv_set_tls(s, SMTP_SRV_TLS_OFFER);
+	smtp_srv_start(s);
+	static const char in4[] = "HELO c.example\r\nMAIL FROM:<a@x.example>\r\nSTARTTLS\r\n";
+	cr_assert_eq(t_feed(s, in4, sizeof in4 - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, BANNER HELO_R MAIL_OK
+	                      "503 5.5.1 Error: MAIL transaction in progress\r\n"));
+	smtp_srv_free(s);
+}
