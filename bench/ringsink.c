@@ -1,6 +1,8 @@
 /* ringsink — the fast SMTP sink of the benchmarks (DESIGN.md, "Load generator and sink"):
  * accepts, counts, optionally stores (--dump), optionally fails a share of the messages
- * (--fail), optionally reads a PROXY header first and counts per proxied source (--proxy).
+ * (--fail), optionally reads a PROXY header first and counts per proxied source (--proxy),
+ * optionally speaks TLS (--tls: STARTTLS offered; --tls-implicit: from the first octet,
+ * after the PROXY header with --proxy), for the relay's outbound TLS to be tested against.
  *
  * It is the relay's SMTP server application (core/smtp_server: net/stream + the pure
  * proto/smtp_srv session + PROXY) on the shared runtime (net/loop, net/listener), with a
@@ -83,6 +85,8 @@ struct sink_opts {
 	uint64_t seed;
 	unsigned workers;
 	char hostname[256];
+	struct net_tls_ctx *tls;            /* --tls: STARTTLS offered (--tls-implicit: TLS at once) */
+	enum smtp_server_tls tls_mode;
 };
 
 /* ---- per-source counts (--proxy) -------------------------------------------------- */
@@ -400,6 +404,8 @@ static void sink_start(struct smtp_server_conn *c, struct smtp_server_start *how
 	how->proxy = w->o->proxy ? SMTP_SERVER_PROXY_EXPECT : SMTP_SERVER_PROXY_PLAIN;
 	how->proxy_timeout_ms = SINK_PROXY_MS;
 	how->proxy_max_header = SINK_PP_MAX;
+	how->tls = w->o->tls;
+	how->tls_mode = w->o->tls_mode;
 }
 
 static const char *sink_admit(struct smtp_server_conn *c, struct smtp_server_params *p,
@@ -636,6 +642,7 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: ringsink -l HOST:PORT [--proxy] [--dump DIR] [--fail SPEC] [--seed N]\n"
 	        "                [-w WORKERS] [--by-helo] [--json] [--hostname NAME]\n"
+	        "                [--tls CERT,KEY [--tls-implicit]]\n"
 	        "  -l HOST:PORT      listen here (port 0: an ephemeral port; [::1]:PORT for IPv6)\n"
 	        "  --proxy           every connection starts with a PROXY v1/v2 header;\n"
 	        "                    messages are also counted per proxied source\n"
@@ -648,6 +655,8 @@ static void usage(FILE *f)
 	        "                    --proxy, else the socket peer\n"
 	        "  --json            print the counts as one JSON object\n"
 	        "  --hostname NAME   name in the banner and the Received: header\n"
+	        "  --tls CERT,KEY    offer STARTTLS with this PEM certificate and key\n"
+	        "  --tls-implicit    with --tls: TLS from the first octet (after --proxy's header)\n"
 	        "Prints to stderr: \"ringsink: listening on ADDR:PORT\" first, then the counts on\n"
 	        "SIGUSR1 and at exit (SIGTERM/SIGINT: stop, close, print, exit 0).\n");
 }
@@ -703,9 +712,32 @@ static int parse_u64(const char *s, uint64_t *v)
 	return 0;
 }
 
+/* --tls CERT,KEY: the server context every worker's connections take a reference of. */
+static int sink_tls(const char *arg, bool implicit, struct sink_opts *o)
+{
+	char cert[PATH_MAX], err[256];
+	const char *comma = strchr(arg, ',');
+	if (!comma || comma == arg || !comma[1] || (size_t)(comma - arg) >= sizeof cert) {
+		fprintf(stderr, "ringsink: --tls %s: want CERT,KEY\n", arg);
+		return -1;
+	}
+	memcpy(cert, arg, (size_t)(comma - arg));
+	cert[comma - arg] = '\0';
+	struct net_tls_conf conf = { .role = NET_TLS_SERVER, .cert_file = cert,
+	                             .key_file = comma + 1 };
+	o->tls = net_tls_ctx_new(&conf, err, sizeof err);
+	if (!o->tls) {
+		fprintf(stderr, "ringsink: --tls: %s\n", err);
+		return -1;
+	}
+	o->tls_mode = implicit ? SMTP_SERVER_TLS_IMPLICIT : SMTP_SERVER_TLS_STARTTLS;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct sink_opts *o)
 {
-	enum { OPT_PROXY = 256, OPT_DUMP, OPT_FAIL, OPT_SEED, OPT_JSON, OPT_HOSTNAME, OPT_BY_HELO };
+	enum { OPT_PROXY = 256, OPT_DUMP, OPT_FAIL, OPT_SEED, OPT_JSON, OPT_HOSTNAME, OPT_BY_HELO,
+	       OPT_TLS, OPT_TLS_IMPLICIT };
 	static const struct option longs[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "workers", required_argument, NULL, 'w' },
@@ -716,10 +748,13 @@ static int parse_args(int argc, char **argv, struct sink_opts *o)
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "by-helo", no_argument, NULL, OPT_BY_HELO },
 		{ "hostname", required_argument, NULL, OPT_HOSTNAME },
+		{ "tls", required_argument, NULL, OPT_TLS },
+		{ "tls-implicit", no_argument, NULL, OPT_TLS_IMPLICIT },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	bool have_listen = false;
+	bool have_listen = false, implicit = false;
+	const char *tls = NULL;
 	uint64_t v;
 	int ch;
 
@@ -781,6 +816,12 @@ static int parse_args(int argc, char **argv, struct sink_opts *o)
 			}
 			snprintf(o->hostname, sizeof o->hostname, "%s", optarg);
 			break;
+		case OPT_TLS:
+			tls = optarg;
+			break;
+		case OPT_TLS_IMPLICIT:
+			implicit = true;
+			break;
 		case 'h':
 			usage(stdout);
 			exit(0);
@@ -798,6 +839,10 @@ static int parse_args(int argc, char **argv, struct sink_opts *o)
 		usage(stderr);
 		return -1;
 	}
+	if (implicit && !tls) {
+		fprintf(stderr, "ringsink: --tls-implicit needs --tls CERT,KEY\n");
+		return -1;
+	}
 	if (o->dump_dir) {
 		struct stat st;
 		if (mkdir(o->dump_dir, 0755) < 0 && errno != EEXIST) {
@@ -810,6 +855,8 @@ static int parse_args(int argc, char **argv, struct sink_opts *o)
 			return -1;
 		}
 	}
+	if (tls && sink_tls(tls, implicit, o) < 0)
+		return -1;
 	return 0;
 }
 
@@ -839,6 +886,7 @@ int main(int argc, char **argv)
 	sfd = signalfd(-1, &set, SFD_CLOEXEC);
 	if (sfd < 0) {
 		fprintf(stderr, "ringsink: signalfd: %s\n", strerror(errno));
+		net_tls_ctx_free(o.tls);
 		return SINK_EXIT_RUNTIME;
 	}
 
@@ -918,5 +966,6 @@ out:
 		free(ws);
 	}
 	close(sfd);
+	net_tls_ctx_free(o.tls);
 	return rc;
 }
