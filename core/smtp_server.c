@@ -65,6 +65,8 @@ static void refuse(struct smtp_server_conn *c, const char *reply)
 	server_close(c);
 }
 
+static void implicit_begin(struct smtp_server_conn *c);
+
 /* ---- the session's callbacks ------------------------------------------------------ */
 
 static bool cb_rcpt_allowed(void *ctx, const char *domain, size_t len)
@@ -116,6 +118,10 @@ static void conn_timeout(struct timer *t)
 			return;
 		}
 		server_enter(c, SMTP_SERVER_PH_SMTP);   /* not a PROXY header: plain SMTP */
+		if (!c->smtp) {                         /* implicit TLS: not a header either */
+			implicit_begin(c);
+			return;
+		}
 		net_stream_reoffer(&c->st);
 	}
 	uint64_t idle_end = c->st.last_activity_ms + c->idle_ms;
@@ -156,6 +162,19 @@ static void starttls(struct smtp_server_conn *c, size_t dropped)
 }
 
 static void conn_secure(struct net_stream *st);
+static void session_begin(struct smtp_server_conn *c);
+
+/* Implicit TLS: the stream speaks TLS from here (every octet kept is ciphertext), and the
+ * session's banner goes out once the handshake is done. */
+static void implicit_begin(struct smtp_server_conn *c)
+{
+	if (!tls_begin(c)) {
+		refuse(c, "421 4.3.0 Error: out of memory\r\n");
+		return;
+	}
+	session_begin(c);
+	net_stream_reoffer(&c->st);
+}
 
 bool smtp_server_tls(const struct smtp_server_conn *c, const char **version,
                      const char **cipher)
@@ -297,15 +316,11 @@ static size_t proxy_input(struct smtp_server_conn *c, const uint8_t *p, size_t n
 	}
 	proxy_apply(c, &r);
 	server_enter(c, SMTP_SERVER_PH_SMTP);
-	if (c->tls_mode == SMTP_SERVER_TLS_IMPLICIT && c->tls_ctx) {
+	if (c->tls_mode == SMTP_SERVER_TLS_IMPLICIT) {
 		/* The octets after the header are the ClientHello's: the stream feeds the
 		 * rest of this offer to TLS. */
-		if (!tls_begin(c)) {
-			refuse(c, "421 4.3.0 Error: out of memory\r\n");
-			return n;
-		}
-		session_begin(c);
-		return used;
+		implicit_begin(c);
+		return c->phase == SMTP_SERVER_PH_SMTP ? used : n;
 	}
 	session_begin(c);
 	if (c->phase != SMTP_SERVER_PH_SMTP)
@@ -319,6 +334,10 @@ static size_t sniff_input(struct smtp_server_conn *c, const uint8_t *p, size_t n
 	switch (pp_detect(p, n < 16 ? n : 16)) {
 	case PP_DETECT_NONE:
 		server_enter(c, SMTP_SERVER_PH_SMTP);
+		if (!c->smtp) {                 /* implicit TLS: these octets are a ClientHello */
+			implicit_begin(c);
+			return 0;
+		}
 		return session_feed(c, p, n);
 	case PP_DETECT_MAYBE:
 		/* Need more to tell — but a client that says "\r\n" (a prefix of the v2
@@ -489,14 +508,18 @@ void smtp_server_accept(struct smtp_server *srv, int fd, unsigned listener)
 		return;
 	}
 	if (c->tls_mode == SMTP_SERVER_TLS_IMPLICIT) {
-		/* TLS from the first octet: a PROXY header here is no ClientHello, and the
-		 * handshake fails on it (no sniffing). */
-		server_enter(c, SMTP_SERVER_PH_SMTP);
-		if (!tls_begin(c)) {
-			refuse(c, "421 4.3.0 Error: out of memory\r\n");
+		/* TLS from the first octet. Where a PROXY header is not expected, the first
+		 * octets are looked at before TLS starts (a ClientHello is never a PROXY
+		 * header's beginning: 0x16), so a header still gets its 421 in plaintext; a
+		 * client that says nothing goes to TLS after SMTP_SERVER_SNIFF_MS. */
+		if (how->proxy == SMTP_SERVER_PROXY_SNIFF) {
+			server_enter(c, SMTP_SERVER_PH_SNIFF);
+			c->sniff_deadline_ms = srv->loop->now_ms + SMTP_SERVER_SNIFF_MS;
+			timer_arm(&srv->loop->wheel, &c->timer, SMTP_SERVER_SNIFF_MS);
 			return;
 		}
-		session_begin(c);
+		server_enter(c, SMTP_SERVER_PH_SMTP);
+		implicit_begin(c);
 		return;
 	}
 	server_enter(c, how->proxy == SMTP_SERVER_PROXY_SNIFF ? SMTP_SERVER_PH_SNIFF

@@ -18,7 +18,8 @@
  *
  * TLS (a listener with a context): STARTTLS is offered (or required before MAIL), or the
  * stream speaks TLS from its first octet (implicit; behind a PROXY header, from the octet
- * after the header). After STARTTLS's 220 every octet the client pipelined behind the
+ * after the header; where a header may not come, the first octets are looked at first, so
+ * that one still gets 421 PROXY not allowed in plaintext). After STARTTLS's 220 every octet the client pipelined behind the
  * command is dropped (CVE-2011-0411) and the session starts again from before EHLO. The
  * handshake counts as activity for the idle timeout like any input; one that never ends
  * is cut by it. A refusal before an implicit handshake ends (admit) is not said: the

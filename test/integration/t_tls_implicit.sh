@@ -1,5 +1,6 @@
 # Implicit TLS (issue 10, tls_mode: implicit, port 465 style): Python's ssl client and
-# swaks --tlsc deliver, EHLO offers no STARTTLS, Received: says ESMTPS; behind a real
+# swaks --tlsc deliver, EHLO offers no STARTTLS, Received: says ESMTPS; a PROXY header
+# from a host that may not send one gets its 421 in plaintext; behind a real
 # HAProxy (send-proxy-v2) the header comes first and the bytes after it go to TLS; a
 # flood of handshakes does not starve a session already up (the per-turn budget).
 . "$(dirname "$0")/lib.sh"
@@ -14,6 +15,13 @@ expect_match "$out" 'reply: 250 2\.0\.0 Ok: queued as' "implicit: queued"
 out=$(swaks --server 127.0.0.1:$RR_PORT --tlsc --from a@example.com --to b@example.net 2>&1) \
   || fail "swaks --tlsc: $out"
 expect_match "$out" 'queued as' "swaks --tlsc queued"
+
+# A PROXY header from a host not in proxy_hosts: refused in plaintext, before any TLS.
+out=$(timeout 10 python3 -c "
+import socket
+s=socket.create_connection(('127.0.0.1',$RR_PORT)); s.sendall(b'PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n')
+print(s.recv(200).decode())")
+expect_match "$out" '^421 4\.7\.0 PROXY not allowed' "untrusted PROXY header on an implicit listener"
 
 # HAProxy: plain TCP from the client, PROXY v2 to the relay, the client's TLS after it.
 HAP_BIND_OPTS='' hap_start send-proxy-v2 127.0.0.2
