@@ -398,9 +398,18 @@ const char *net_tls_version(const struct net_tls *t)
 	return t->established ? wolfSSL_get_version(t->ssl) : "-";
 }
 
+/* The IANA name (TLS_AES_128_GCM_SHA256, as Postfix and OpenSSL 3 log it), else
+ * wolfSSL's own (TLS13-AES128-GCM-SHA256). */
 const char *net_tls_cipher(const struct net_tls *t)
 {
-	const char *s = t->established ? wolfSSL_get_cipher_name(t->ssl) : NULL;
+	if (!t->established)
+		return "-";
+	int cs = wolfSSL_get_current_cipher_suite(t->ssl);
+	const char *s = cs < 0 ? NULL
+	              : wolfSSL_get_cipher_name_iana_from_suite((unsigned char)(cs >> 8),
+	                                                        (unsigned char)cs);
+	if (!s || !s[0] || strcmp(s, "None") == 0)
+		s = wolfSSL_get_cipher_name(t->ssl);
 	return s ? s : "-";
 }
 

@@ -99,7 +99,8 @@ const uint8_t *net_tls_out(const struct net_tls *t, size_t *n);
 void net_tls_out_used(struct net_tls *t, size_t n);
 
 bool net_tls_established(const struct net_tls *t);
-/* "TLSv1.3", "TLSv1.2", ... and the cipher suite, or "-" before the handshake. */
+/* "TLSv1.3", "TLSv1.2", ... and the cipher suite's IANA name (TLS_AES_128_GCM_SHA256),
+ * or "-" before the handshake. */
 const char *net_tls_version(const struct net_tls *t);
 const char *net_tls_cipher(const struct net_tls *t);
 /* Why NET_TLS_ERR (or "" when none). */
