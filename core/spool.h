@@ -126,7 +126,7 @@
                                              5 MB write, then all sent, CPU and disk taking
                                              turns (18% idle, 4,300 msg/s). Two of at most
                                              2 MiB keep the disk writing while the CPU
-                                             reads: 4,800-5,600 (bench/RESULTS.md) */
+                                             reads: 4,800-5,350 (bench/RESULTS.md) */
 #endif
 #define SPOOL_RETRY_MS 250u               /* failing: how often the disk is tried */
 #define SPOOL_SPACE_LOOK_MS 100u          /* free space looked at (fstatvfs) at most this

@@ -34,6 +34,25 @@ void health_set_thresholds(struct health *h, unsigned failure_threshold,
 		h->ok_run = h->rise - 1;
 }
 
+/* The state changes: every run starts over. */
+static enum health_change health_go(struct health *h, bool up, uint64_t now_ms)
+{
+	h->up = up;
+	h->fail_run = 0;
+	h->ok_run = 0;
+	h->unclear_run = 0;
+	h->since_ms = now_ms;
+	return up ? HEALTH_WENT_UP : HEALTH_WENT_DOWN;
+}
+
+/* A failure's reason and count, whatever it does to the state. */
+static void health_note_failure(struct health *h, enum health_reason reason, int code)
+{
+	h->reason = reason == HEALTH_R_NONE ? HEALTH_R_ERROR : reason;
+	h->code = code;
+	h->fails++;
+}
+
 /* One result: ok, or a failure with its reason. rises: may this success bring a down
  * thing up (a probe) or not (a delivery). */
 static enum health_change health_result(struct health *h, bool ok, bool rises,
@@ -41,29 +60,17 @@ static enum health_change health_result(struct health *h, bool ok, bool rises,
 {
 	if (ok) {
 		h->fail_run = 0;
-		if (h->up || !rises)
+		if (h->up || !rises || ++h->ok_run < h->rise)
 			return HEALTH_SAME;
-		if (++h->ok_run < h->rise)
-			return HEALTH_SAME;
-		h->up = true;
-		h->ok_run = 0;
-		h->unclear_run = 0;
-		h->since_ms = now_ms;
-		return HEALTH_WENT_UP;
+		return health_go(h, true, now_ms);
 	}
-	h->reason = reason == HEALTH_R_NONE ? HEALTH_R_ERROR : reason;
-	h->code = code;
-	h->fails++;
+	health_note_failure(h, reason, code);
 	h->ok_run = 0;
 	if (h->fail_run < h->fall)
 		h->fail_run++;
 	if (!h->up || h->fail_run < h->fall)
 		return HEALTH_SAME;
-	h->up = false;
-	h->fail_run = 0;
-	h->unclear_run = 0;
-	h->since_ms = now_ms;
-	return HEALTH_WENT_DOWN;
+	return health_go(h, false, now_ms);
 }
 
 enum health_change health_probe_ok(struct health *h, uint64_t now_ms)
@@ -95,9 +102,7 @@ enum health_change health_passive_unclear(struct health *h, enum health_reason r
 {
 	unsigned seen = h->unclear_run < HEALTH_UNCLEAR_DESTS ? h->unclear_run : HEALTH_UNCLEAR_DESTS;
 	h->passive_fails++;
-	h->fails++;
-	h->reason = reason == HEALTH_R_NONE ? HEALTH_R_ERROR : reason;
-	h->code = code;
+	health_note_failure(h, reason, code);
 	if (!h->up)
 		return HEALTH_SAME;
 	for (unsigned k = 0; k < seen; k++)
@@ -106,12 +111,7 @@ enum health_change health_passive_unclear(struct health *h, enum health_reason r
 	h->unclear_dest[h->unclear_run % HEALTH_UNCLEAR_DESTS] = dest;
 	if (++h->unclear_run < h->fall)
 		return HEALTH_SAME;
-	h->up = false;
-	h->fail_run = 0;
-	h->ok_run = 0;
-	h->unclear_run = 0;
-	h->since_ms = now_ms;
-	return HEALTH_WENT_DOWN;
+	return health_go(h, false, now_ms);
 }
 
 enum health_change health_passive_fail(struct health *h, enum health_reason reason, int code,

@@ -1461,6 +1461,41 @@ static size_t t_gen_cuts(uint32_t *x, const char *in, size_t n, size_t head, siz
  * transparency dots, lines of exactly the limit and one over, bare CRs and LFs; the
  * limits: the line limit the generator aimed at, or exactly the longest line, or one
  * less; the size limit exactly the message, one less, one more, random or the default. */
+/* The case of one DATA stream str (its reference r) after START: in, out and msg filled
+ * (the caller frees them), c made to expect the verdict (a refusal, or the message "Q1"
+ * with NODOT as the reference says) with the SIZE eff_size in the EHLO reply. */
+static void t_stream_case(struct srv_case *c, const char *str, const struct t_ref *r,
+                          const char *verdict, size_t eff_size,
+                          const struct smtp_srv_limits *lim, struct t_buf *in,
+                          struct t_buf *out, struct t_buf *msg)
+{
+	char ehlo[512];
+
+	t_puts(in, START "DATA\r\n");
+	t_put(in, str, r->end);
+	t_puts(in, "NOOP\r\n");
+	snprintf(ehlo, sizeof ehlo, EHLO_SZ("%zu"), eff_size);
+	t_puts(out, BANNER);
+	t_puts(out, ehlo);
+	t_puts(out, MAIL_OK RCPT_OK DATA_GO);
+	t_puts(out, verdict ? verdict : QUEUED("Q1"));
+	t_puts(out, OK);
+	c->in = in->p;
+	c->in_len = in->len;
+	c->want_out = out->p;
+	c->want_ev = SMTP_SRV_EV_NONE;
+	c->lim = lim;
+	if (!verdict) {
+		t_puts(msg, RCVD1("c.example", "ESMTP", "Q1", "b@y.example"));
+		t_put(msg, r->data.p, r->data.len);
+		c->want_msg[0] = (struct want_msg){ "Q1", "c.example", "a@x.example",
+		                                    { "b@y.example" }, 0, msg->p,
+		                                    r->dotted ? -1 : 1 };
+		c->want_len[0] = msg->len;
+		c->want_nmsg = 1;
+	}
+}
+
 Test(smtp_srv, data_lexer_matches_reference)
 {
 	static const char head[] = START "DATA\r\n";
@@ -1473,7 +1508,7 @@ Test(smtp_srv, data_lexer_matches_reference)
 		struct t_ref r;
 		size_t maxline, eff_line, eff_size, *cuts, ncuts;
 		const char *verdict;
-		char ehlo[512], name[64];
+		char name[64];
 		struct srv_case c = { 0 };
 		struct got_run g;
 		bool ok = true;
@@ -1532,31 +1567,9 @@ Test(smtp_srv, data_lexer_matches_reference)
 		          : r.data.len > eff_size    ? TOO_BIG
 		                                     : NULL;
 
-		t_put(&in, head, head_len);
-		t_put(&in, str.p, r.end);
-		t_puts(&in, "NOOP\r\n");
-		snprintf(ehlo, sizeof ehlo, EHLO_SZ("%zu"), eff_size);
-		t_puts(&out, BANNER);
-		t_puts(&out, ehlo);
-		t_puts(&out, MAIL_OK RCPT_OK DATA_GO);
-		t_puts(&out, verdict ? verdict : QUEUED("Q1"));
-		t_puts(&out, OK);
+		t_stream_case(&c, str.p, &r, verdict, eff_size, &lim, &in, &out, &msg);
 		snprintf(name, sizeof name, "random stream, iteration %d", iter);
 		c.name = name;
-		c.in = in.p;
-		c.in_len = in.len;
-		c.want_out = out.p;
-		c.want_ev = SMTP_SRV_EV_NONE;
-		c.lim = &lim;
-		if (!verdict) {
-			t_puts(&msg, RCVD1("c.example", "ESMTP", "Q1", "b@y.example"));
-			t_put(&msg, r.data.p, r.data.len);
-			c.want_msg[0] = (struct want_msg){ "Q1", "c.example", "a@x.example",
-			                                   { "b@y.example" }, 0, msg.p,
-			                                   r.dotted ? -1 : 1 };
-			c.want_len[0] = msg.len;
-			c.want_nmsg = 1;
-		}
 
 		cuts = malloc(in.len * sizeof(*cuts));
 		cr_assert(cuts);
@@ -1633,7 +1646,7 @@ Test(smtp_srv, data_lexer_blocks_at_every_offset)
 				struct t_ref r;
 				struct got_run g;
 				struct srv_case c = { 0 };
-				char name[96], ehlo[512];
+				char name[96];
 				size_t cuts[64], ncuts = 0;
 				bool ok;
 
@@ -1655,33 +1668,11 @@ Test(smtp_srv, data_lexer_blocks_at_every_offset)
 				t_ref_of(str.p, str.len, &r);
 				const char *verdict = r.bare ? r.bare
 				                      : r.longest > 100 ? LINE_LONG : NULL;
-				t_puts(&in, START "DATA\r\n");
-				t_put(&in, str.p, r.end);
-				t_puts(&in, "NOOP\r\n");
-				snprintf(ehlo, sizeof ehlo, EHLO_SZ("%u"), 52428800u);
-				t_puts(&out, BANNER);
-				t_puts(&out, ehlo);
-				t_puts(&out, MAIL_OK RCPT_OK DATA_GO);
-				t_puts(&out, verdict ? verdict : QUEUED("Q1"));
-				t_puts(&out, OK);
+				t_stream_case(&c, str.p, &r, verdict, 52428800u, &lim, &in, &out, &msg);
 				snprintf(name, sizeof name, "lines of %zu, '%s' at %zu", L,
 				         spoil[v] == '\r' ? "CR" : spoil[v] == '\n' ? "LF"
 				         : spoil[v] == '.' ? "dot" : "long", at);
 				c.name = name;
-				c.in = in.p;
-				c.in_len = in.len;
-				c.want_out = out.p;
-				c.want_ev = SMTP_SRV_EV_NONE;
-				c.lim = &lim;
-				if (!verdict) {
-					t_puts(&msg, RCVD1("c.example", "ESMTP", "Q1", "b@y.example"));
-					t_put(&msg, r.data.p, r.data.len);
-					c.want_msg[0] = (struct want_msg){ "Q1", "c.example", "a@x.example",
-					                                   { "b@y.example" }, 0, msg.p,
-					                                   r.dotted ? -1 : 1 };
-					c.want_len[0] = msg.len;
-					c.want_nmsg = 1;
-				}
 				run_case(&c, NULL, 0, &g);
 				ok = check_run(&c, &g, "one piece");
 				got_free(&g);
