@@ -9,12 +9,14 @@
 
 #include "cfg/config.h"
 #include "core/log.h"
+#include "core/tlsout.h"
 #include "core/worker.h"
 #include "net/connect.h"
 #include "proto/proxy.h"
 
 static void pump(struct dconn *d);
 static void dconn_fail(struct dconn *d, const char *why, bool site_failure);
+static void take_job(struct dconn *d);
 
 static struct dconn *of_stream(struct net_stream *s)
 {
@@ -236,6 +238,124 @@ static bool detach_waiting(struct dconn *d)
 	return true;
 }
 
+/* ---- TLS ------------------------------------------------------------------------------ */
+
+/* The connection's TLS, from its transport's `tls`: the client context, and whether
+ * STARTTLS is skipped (tls: none; or opportunistic towards a destination whose handshake
+ * failed within TLSOUT_PLAIN_MS: plaintext then, as RFC 7435 allows). */
+static void tls_setup(struct queue *q, struct queue_site *s, struct dconn *d, size_t i)
+{
+	const struct config_transport *t = site_transport(q, s);
+	d->tls_mode = t ? t->tls : CONFIG_OUT_TLS_OPPORTUNISTIC;
+	d->tls_skip = d->tls_mode == CONFIG_OUT_TLS_NONE;
+	if (d->tls_skip)
+		return;
+	d->tls_ctx = tlsout_ctx(s->transport);   /* NULL: `required` fails at EHLO (said so) */
+	if (!q->tls_cache)
+		q->tls_cache = calloc(1, sizeof *q->tls_cache);   /* NULL: no cache, no failure */
+	snprintf(d->tls_name, sizeof d->tls_name, "%s", s->addr[i].name);
+	d->tls_key = tlsout_key(s->transport ? s->transport : "", &s->addr[i].ss, d->tls_name);
+	const struct tlsout_dest *e = tlsout_find(q->tls_cache, d->tls_key);
+	if (d->tls_mode == CONFIG_OUT_TLS_OPPORTUNISTIC &&
+	    (!d->tls_ctx || (e && e->plain_until_ms > q->loop->now_ms)))
+		d->tls_skip = true;
+}
+
+/* A TLS failure: the handshake failed, timed out or was cut, or TLS was wanted and not
+ * offered or refused. Opportunistic: the destination is spoken to in plaintext for
+ * TLSOUT_PLAIN_MS (the next connection, which the site opens at once, goes plaintext)
+ * and this failure is not the site's. required/verify: the site's failure like a refused
+ * connection: after dead_after in a row its mail is deferred, never sent in plaintext. */
+static void tls_failed(struct dconn *d, const char *reason)
+{
+	struct queue *q = site_queue(d);
+	char why[700], esc[800];
+	snprintf(why, sizeof why, "4.7.5 TLS handshake with %s failed: %s", d->relay, reason);
+	bool opp = d->tls_mode == CONFIG_OUT_TLS_OPPORTUNISTIC;
+	if (opp) {
+		struct tlsout_dest *e = tlsout_get(q->tls_cache, d->tls_key);
+		if (e) {
+			e->plain_until_ms = q->loop->now_ms + TLSOUT_PLAIN_MS;
+			net_tls_session_free(e->sess);
+			e->sess = NULL;
+		}
+	}
+	log_warn("event=tls_failed site=%s relay=%s reason=\"%s\"%s", d->site->key, d->relay,
+	         log_escape_text(esc, sizeof esc, reason),
+	         opp ? " note=\"opportunistic: plaintext to it for the next hour\"" : "");
+	dconn_fail(d, why, !opp && !d->proven);
+}
+
+/* TLS wanted and not to be had on this connection (required, verify): the site's failure. */
+static void tls_refused(struct dconn *d, const char *why)
+{
+	char esc[800];
+	log_warn("event=tls_failed site=%s relay=%s reason=\"%s\"", d->site->key, d->relay,
+	         log_escape_text(esc, sizeof esc, why));
+	dconn_fail(d, why, !d->proven);
+}
+
+/* EHLO was answered: STARTTLS when the transport wants TLS and it is not up yet. false:
+ * the connection is ready for a job (plaintext, or TLS up); true: not (STARTTLS went out,
+ * or the connection failed). Once TLS is up, its session is kept for the next
+ * connection (for TLS 1.3 the ticket came before the EHLO reply). */
+static bool tls_start(struct dconn *d)
+{
+	char why[700];
+	if (d->cli.tls) {
+		struct net_tls_session *ss = d->s.tls ? net_tls_session_get(d->s.tls) : NULL;
+		tlsout_keep(site_queue(d)->tls_cache, d->tls_key, ss);
+		return false;
+	}
+	if (d->tls_skip)
+		return false;
+	if (d->cli.caps.starttls && d->tls_ctx && smtp_cli_starttls(&d->cli) == 0)
+		return true;
+	if (d->cli.state != SMTP_CLI_ST_READY)
+		return true;                    /* out of memory: FAIL follows */
+	if (d->tls_mode == CONFIG_OUT_TLS_OPPORTUNISTIC)
+		return false;                   /* not offered: plaintext */
+	snprintf(why, sizeof why, "4.7.4 TLS is required, but was not offered by host %s",
+	         d->relay);
+	tls_refused(d, why);
+	return true;
+}
+
+/* 220 to STARTTLS: the handshake starts now. The rest of the input offered with the 220
+ * is plaintext sent before the handshake: dropped (on_input uses it all), never read
+ * as a reply. A session kept for the destination is offered for resumption. */
+static void tls_begin(struct dconn *d)
+{
+	struct net_tls *t = net_tls_new(d->tls_ctx, d->tls_name[0] ? d->tls_name : NULL);
+	if (!t) {
+		dconn_fail(d, "4.3.0 out of memory for TLS", false);
+		return;
+	}
+	const struct tlsout_dest *e = tlsout_find(site_queue(d)->tls_cache, d->tls_key);
+	if (e && e->sess)
+		net_tls_session_use(t, e->sess);
+	d->tls_began = true;
+	net_stream_tls(&d->s, t);
+}
+
+static void on_secure(struct net_stream *s)
+{
+	struct dconn *d = of_stream(s);
+	if (d->closing)
+		return;
+	d->tls_up = true;
+	const char *ver = net_tls_version(s->tls), *cipher = net_tls_cipher(s->tls);
+	if (!d->relay_log[0])
+		snprintf(d->relay_log, sizeof d->relay_log, "%s", d->relay);
+	size_t k = strlen(d->relay_log);
+	snprintf(d->relay_log + k, sizeof d->relay_log - k, " tls=%s cipher=%s", ver, cipher);
+	log_info("event=tls_out site=%s relay=%s version=%s cipher=%s verified=%s resumed=%s",
+	         d->site->key, d->relay, ver, cipher, net_tls_verified(s->tls) ? "yes" : "no",
+	         net_tls_resumed(s->tls) ? "yes" : "no");
+	smtp_cli_tls_up(&d->cli);
+	pump(d);
+}
+
 /* ---- timers ------------------------------------------------------------------------- */
 
 /* What the connection waits for: the timer of a wait is armed once, when it begins, so a
@@ -281,6 +401,10 @@ static void on_timer(struct timer *t)
 	if (d->cli.state == SMTP_CLI_ST_READY && !d->job) {
 		dconn_quit(d);                  /* idle: QUIT, then close */
 		pump(d);
+		return;
+	}
+	if (d->tls_began && !d->tls_up) {
+		tls_failed(d, "timed out");
 		return;
 	}
 	snprintf(why, sizeof why, "4.4.2 conversation with %s timed out while %s", d->relay,
@@ -509,8 +633,23 @@ static void pump(struct dconn *d)
 		case SMTP_CLI_EV_READY:
 			passive(d, true, false, HEALTH_R_NONE, 0);
 			d->greeted = true;
-			take_job(d);
+			if (!tls_start(d))
+				take_job(d);
 			break;
+		case SMTP_CLI_EV_TLS:
+			tls_begin(d);
+			break;
+		case SMTP_CLI_EV_TLS_REFUSED:
+			if (d->tls_mode == CONFIG_OUT_TLS_OPPORTUNISTIC) {
+				take_job(d);            /* RFC 3207 4.1: go on in plaintext */
+				break;
+			} else {
+				char why[1100];
+				snprintf(why, sizeof why, "4.7.4 TLS is required, but host %s refused to "
+				         "start TLS: %s", d->relay, ev.reply.text);
+				tls_refused(d, why);
+				return;
+			}
 		case SMTP_CLI_EV_BODY:
 			flush_out(d);               /* the BDAT command goes first */
 			send_body(d);
@@ -564,7 +703,10 @@ static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
 	if (d->closing)
 		return n;
 	size_t used = smtp_cli_input(&d->cli, (const char *)p, n);
+	bool began = d->tls_began;
 	pump(d);
+	if (!began && d->tls_began)
+		return n;                       /* behind the 220: plaintext before TLS, dropped */
 	return used;
 }
 
@@ -627,6 +769,12 @@ static void on_lost(struct net_stream *s, int res)
 	char why[400];
 	if (d->closing)
 		return;
+	if (d->tls_began && !d->tls_up) {
+		tls_failed(d, res == -EPROTO && s->tls ? net_tls_error(s->tls)
+		              : res < 0                ? strerror(-res)
+		                                       : "connection closed");
+		return;
+	}
 	if (!d->greeted && res < 0)
 		snprintf(why, sizeof why, "4.4.1 connect to %s: %s", d->relay, strerror(-res));
 	else
@@ -664,6 +812,7 @@ static void on_release(struct net_stream *s)
 	if (d->quitting)
 		site->nquitting--;
 	smtp_cli_free(&d->cli);
+	net_tls_ctx_free(d->tls_ctx);
 	free(d);
 	if (!q->stopping && site->nready > 0)
 		deliver_kick(site);
@@ -673,6 +822,7 @@ static const struct net_stream_ops dconn_ops = {
 	.input = on_input,
 	.lost = on_lost,
 	.release = on_release,
+	.secure = on_secure,
 };
 
 /* ---- connections -------------------------------------------------------------------- */
@@ -812,6 +962,7 @@ static bool dconn_open(struct queue *q, struct queue_site *s)
 	const char *helo = d->si != EGRESS_NONE && d->et->srcs[d->si].helo ? d->et->srcs[d->si].helo
 	                                                                    : q->w->snap->cfg->hostname;
 	smtp_cli_init(&d->cli, helo, &tmo);
+	tls_setup(q, s, d, i);
 	net_stream_init(&d->s, q->loop, fd, &dconn_ops);
 	if (hlen)
 		net_stream_write(&d->s, hdr, hlen);   /* the PROXY header goes first */

@@ -39,6 +39,7 @@
 
 #include "core/egress.h"
 #include "core/queue.h"
+#include "core/tlsout.h"
 #include "net/alarm.h"
 #include "net/stream.h"
 #include "net/timer.h"
@@ -80,7 +81,16 @@ struct dconn {
 	size_t si, server;
 	bool proxied;
 	uint64_t dest_key;                 /* of its destination (egress's unclear failures) */
-	char relay_log[420];
+	/* TLS (core/tlsout): the transport's `tls` and client context (NULL: none), the
+	 * destination's key in the worker's cache, whether STARTTLS is skipped (tls: none,
+	 * or plaintext after a failed opportunistic handshake), begun (220 to STARTTLS: the
+	 * handshake runs) and done */
+	enum config_out_tls tls_mode;
+	struct net_tls_ctx *tls_ctx;
+	uint64_t tls_key;
+	bool tls_skip, tls_began, tls_up;
+	char tls_name[256];                /* the MX host's name: SNI and `verify`'s name */
+	char relay_log[520];
 };
 
 /* Site s has ready jobs: give them to idle connections, open more up to the limit. */

@@ -21,6 +21,7 @@
 #include "cfg/snapshot.h"
 #include "core/connlimit.h"
 #include "core/inbound.h"
+#include "core/tlsout.h"
 #include "core/log.h"
 #include "core/qid.h"
 #include "core/spooldir.h"
@@ -211,9 +212,15 @@ static void reload(const char *path, const struct config *cur)
 		config_free(c);
 		return;
 	}
-	/* New connections take the new certificate and key; the old ones keep theirs. */
-	if (inbound_tls_load(c, err, sizeof err) < 0) {
-		char esc[2048];
+	/* New connections take the new certificate and key, and the transports' new CA
+	 * files; the old ones keep theirs. When the second fails, the first goes back to
+	 * the running configuration's files. */
+	bool in_ok = inbound_tls_load(c, err, sizeof err) == 0;
+	if (!in_ok || tlsout_load(c, err, sizeof err) < 0) {
+		char esc[2048], again[256];
+		if (in_ok && inbound_tls_load(cur, again, sizeof again) < 0)
+			log_err("event=tls_restore_failed error=\"%s\"",
+			        log_escape(esc, sizeof esc, again, strlen(again)));
 		log_err("event=reload_failed keeping=old error=\"%s\"",
 		        log_escape(esc, sizeof esc, err, strlen(err)));
 		config_free(c);
@@ -467,10 +474,13 @@ static int run(const char *path, struct config *cfg)
 {
 	struct server srv = { 0 };
 	char tls_err[512];
-	if (inbound_tls_load(cfg, tls_err, sizeof tls_err) < 0) {
+	if (inbound_tls_load(cfg, tls_err, sizeof tls_err) < 0 ||
+	    tlsout_load(cfg, tls_err, sizeof tls_err) < 0) {
 		char esc[1024];
 		log_err("event=start_failed error=\"tls: %s\"",
 		        log_escape(esc, sizeof esc, tls_err, strlen(tls_err)));
+		inbound_tls_fini();
+		tlsout_fini();
 		config_free(cfg);
 		return EXIT_RUNTIME;
 	}
@@ -478,12 +488,14 @@ static int run(const char *path, struct config *cfg)
 		server_free(&srv);
 		config_free(cfg);
 		inbound_tls_fini();
+		tlsout_fini();
 		return EXIT_RUNTIME;
 	}
 	struct snapshot *snap = snapshot_new(cfg);      /* owns cfg from here on */
 	if (!snap) {
 		server_free(&srv);
 		inbound_tls_fini();
+		tlsout_fini();
 		return EXIT_RUNTIME;
 	}
 	main_egress = &srv.egress;
@@ -508,6 +520,7 @@ static int run(const char *path, struct config *cfg)
 		egress_fini(&srv.egress);
 		snapshot_publish(NULL);
 		inbound_tls_fini();
+		tlsout_fini();
 		return EXIT_RUNTIME;
 	}
 	log_info("event=ready version=%s workers=%u config=%s", RINGRELAY_VERSION, srv.nworkers,
@@ -551,6 +564,7 @@ static int run(const char *path, struct config *cfg)
 	egress_fini(&srv.egress);
 	snapshot_publish(NULL);
 	inbound_tls_fini();
+	tlsout_fini();
 	log_info("event=stopped");
 	return 0;
 }

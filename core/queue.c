@@ -18,6 +18,7 @@
 #include "core/egress.h"
 #include "core/owner.h"
 #include "core/log.h"
+#include "core/tlsout.h"
 #include "core/worker.h"
 #include "proto/retry.h"
 #include "proto/spoolrec.h"
@@ -1620,6 +1621,8 @@ void queue_fini(struct queue *q)
 	if (q->dns)
 		dns_free(q->dns);              /* pending lookups: CANCELLED, their jobs freed */
 	q->dns = NULL;
+	tlsout_cache_free(q->tls_cache);
+	q->tls_cache = NULL;
 	while (q->all) {
 		struct queue_job *j = q->all;
 		struct queue_msg *m = j->m;

@@ -198,6 +198,7 @@ struct queue {
 	                                      the source rotation and the failover's (egress) */
 	unsigned long egress_epoch;        /* core/egress's epoch when the sites were last looked at */
 	bool stopping, finishing;
+	struct tlsout_cache *tls_cache;    /* core/deliver's TLS sessions, made on first use */
 };
 
 int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,

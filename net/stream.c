@@ -356,7 +356,7 @@ static void tls_run(struct net_stream *s)
 			return;
 		bool feed_eof = s->eof && !s->tls_done;
 		if (s->tls_waiting || s->tls_done ||
-		    (s->in.len == 0 && !(s->tls_up && used) && !feed_eof))
+		    (s->in.len == 0 && !(s->tls_up && used) && !feed_eof && !s->tls_kick))
 			return;
 		if (feed_eof)
 			net_tls_peer_eof(s->tls);
@@ -365,6 +365,8 @@ static void tls_run(struct net_stream *s)
 		enum net_tls_res r = net_tls_feed(s->tls, s->in.p, s->in.len, &taken,
 		                                  &s->loop->tls_budget);
 		buf_consume(&s->in, taken);
+		if (r != NET_TLS_BUDGET)
+			s->tls_kick = 0;         /* a client's first step ran */
 		(void)net_tls_plain(s->tls, &after);
 		if (!s->tls_up && net_tls_established(s->tls))
 			tls_established(s);
@@ -387,7 +389,7 @@ static void tls_run(struct net_stream *s)
 		case NET_TLS_AGAIN:
 			break;
 		}
-		if (taken == 0 && after == before && !used && !s->tls_done)
+		if (taken == 0 && after == before && !used && !s->tls_done && !s->tls_kick)
 			return;
 	}
 }
@@ -395,6 +397,7 @@ static void tls_run(struct net_stream *s)
 void net_stream_tls(struct net_stream *s, struct net_tls *t)
 {
 	s->tls = t;
+	s->tls_kick = net_tls_is_client(t);
 	s->offer = 1;                    /* kept octets, if any, are ciphertext now */
 	net_stream_dirty(s);
 }

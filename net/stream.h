@@ -109,7 +109,7 @@ struct net_stream {
 	struct net_tls *tls;                /* the filter, or NULL (plaintext) */
 	struct buf tls_pend;                /* plaintext written before the handshake ended */
 	struct net_stream *tls_wait_next;   /* the loop's list of streams waiting for budget */
-	unsigned tls_waiting : 1, tls_up : 1, tls_done : 1;
+	unsigned tls_waiting : 1, tls_up : 1, tls_done : 1, tls_kick : 1;
 	unsigned dirty : 1, recv_armed : 1, recv_cancel : 1, sending : 1, held : 1,
 	         offer : 1, closing : 1, shut : 1, lost_said : 1, released : 1, started : 1,
 	         eof : 1, bulk : 1, recv_multi : 1;
@@ -136,7 +136,8 @@ void net_stream_resume(struct net_stream *s);
 void net_stream_reoffer(struct net_stream *s);
 /* Drop input the owner has not used (e.g. plaintext pipelined behind STARTTLS). */
 void net_stream_discard_input(struct net_stream *s);
-/* From now on the stream speaks TLS through t, which it owns (freed with the stream). */
+/* From now on the stream speaks TLS through t, which it owns (freed with the stream).
+ * A client's filter runs its first step (the ClientHello) at the stream's next flush. */
 void net_stream_tls(struct net_stream *s, struct net_tls *t);
 
 void net_stream_close(struct net_stream *s);

@@ -393,6 +393,41 @@ bool net_tls_established(const struct net_tls *t)
 	return t->established;
 }
 
+bool net_tls_is_client(const struct net_tls *t)
+{
+	return t->c->role == NET_TLS_CLIENT;
+}
+
+bool net_tls_verified(const struct net_tls *t)
+{
+	return t->established && t->c->verify && t->c->role == NET_TLS_CLIENT;
+}
+
+/* A session is wolfSSL's own, reference counted (wolfSSL_get1_session). */
+struct net_tls_session *net_tls_session_get(struct net_tls *t)
+{
+	if (!t->established || t->failed || t->c->role != NET_TLS_CLIENT)
+		return NULL;
+	return (struct net_tls_session *)wolfSSL_get1_session(t->ssl);
+}
+
+void net_tls_session_use(struct net_tls *t, struct net_tls_session *s)
+{
+	if (s && !t->established)
+		(void)wolfSSL_set_session(t->ssl, (WOLFSSL_SESSION *)s);  /* refused: a full one */
+}
+
+void net_tls_session_free(struct net_tls_session *s)
+{
+	if (s)
+		wolfSSL_SESSION_free((WOLFSSL_SESSION *)s);
+}
+
+bool net_tls_resumed(const struct net_tls *t)
+{
+	return t->established && wolfSSL_session_reused(t->ssl) == 1;
+}
+
 const char *net_tls_version(const struct net_tls *t)
 {
 	return t->established ? wolfSSL_get_version(t->ssl) : "-";

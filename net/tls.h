@@ -99,6 +99,23 @@ const uint8_t *net_tls_out(const struct net_tls *t, size_t *n);
 void net_tls_out_used(struct net_tls *t, size_t n);
 
 bool net_tls_established(const struct net_tls *t);
+/* A client's filter (it speaks first: its owner runs a first handshake step at once). */
+bool net_tls_is_client(const struct net_tls *t);
+/* A client's peer certificate was checked against the context's CA file and the name
+ * given to net_tls_new() (false without a CA file: opportunistic, any peer taken). */
+bool net_tls_verified(const struct net_tls *t);
+
+/* Resumption, client side (RFC 8446 2.2, RFC 5077): after the handshake (for TLS 1.3
+ * once the server's NewSessionTicket was read: after its first reply),
+ * net_tls_session_get() gives the session to resume, or NULL; a new filter to the same
+ * peer takes it with net_tls_session_use() before its first step (a session the server
+ * will not resume just gives a full handshake). net_tls_resumed(): this handshake was
+ * a resumption. A session is one thread's: keep it in a per-loop cache. */
+struct net_tls_session;
+struct net_tls_session *net_tls_session_get(struct net_tls *t);
+void net_tls_session_use(struct net_tls *t, struct net_tls_session *s);
+void net_tls_session_free(struct net_tls_session *s);
+bool net_tls_resumed(const struct net_tls *t);
 /* "TLSv1.3", "TLSv1.2", ... and the cipher suite's IANA name (TLS_AES_128_GCM_SHA256),
  * or "-" before the handshake. */
 const char *net_tls_version(const struct net_tls *t);

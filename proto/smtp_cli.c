@@ -78,6 +78,8 @@ static const struct cli_state_info {
 	[SMTP_CLI_ST_GREETING] = { "greeting", "connect", CLI_TO(greeting) },
 	[SMTP_CLI_ST_EHLO]     = { "ehlo", "EHLO", CLI_TO(helo) },
 	[SMTP_CLI_ST_HELO]     = { "helo", "HELO", CLI_TO(helo) },
+	[SMTP_CLI_ST_STARTTLS] = { "starttls", "STARTTLS", CLI_TO(helo) },
+	[SMTP_CLI_ST_TLS]      = { "tls handshake", "none", CLI_TO(helo) },
 	[SMTP_CLI_ST_READY]    = { "ready", "none", CLI_TO_NONE },
 	[SMTP_CLI_ST_RSET]     = { "rset", "RSET", CLI_TO(rset) },
 	[SMTP_CLI_ST_MAIL]     = { "mail", "MAIL FROM", CLI_TO(mail) },
@@ -589,6 +591,17 @@ static void cli_reply(struct smtp_cli *c, const struct smtp_cli_reply *r)
 			cli_fail(c, r);
 		}
 		return;
+	case SMTP_CLI_ST_STARTTLS:
+		if (cls == 2) {
+			cli_enter(c, SMTP_CLI_ST_TLS);
+			cli_event(c, SMTP_CLI_EV_TLS, r);
+		} else if (cls == 3) {
+			cli_unexpected(c, r);
+		} else {
+			cli_enter(c, SMTP_CLI_ST_READY);
+			cli_event(c, SMTP_CLI_EV_TLS_REFUSED, r);
+		}
+		return;
 	case SMTP_CLI_ST_RSET:
 	case SMTP_CLI_ST_MAIL:
 	case SMTP_CLI_ST_RCPT:
@@ -616,6 +629,7 @@ static void cli_reply(struct smtp_cli *c, const struct smtp_cli_reply *r)
 		cli_unexpected(c, r);
 		return;
 	case SMTP_CLI_ST_NONE:
+	case SMTP_CLI_ST_TLS:
 	case SMTP_CLI_ST_CLOSED:
 	case SMTP_CLI_ST_FAILED:
 		break;
@@ -780,7 +794,11 @@ size_t smtp_cli_input(struct smtp_cli *c, const char *p, size_t n)
 {
 	size_t used = 0;
 
-	while (used < n && !cli_over(c)) {
+	if (c->state == SMTP_CLI_ST_TLS) {  /* plaintext before the handshake: not read */
+		c->tls_ignored += n;
+		return n;
+	}
+	while (used < n && !cli_over(c) && c->state != SMTP_CLI_ST_TLS) {
 		size_t rest = n - used;
 		size_t win = rest < SMTP_CLI_LINE_MAX + 2 ? rest : SMTP_CLI_LINE_MAX + 2;
 		const char *l = p + used;
@@ -1026,6 +1044,26 @@ void smtp_cli_quit(struct smtp_cli *c)
 		return;
 	if (cli_send(c, "QUIT\r\n", NULL, NULL))
 		cli_enter(c, SMTP_CLI_ST_QUIT);
+}
+
+int smtp_cli_starttls(struct smtp_cli *c)
+{
+	if (c->state != SMTP_CLI_ST_READY || !c->caps.starttls || c->tls)
+		return -1;
+	if (!cli_send(c, "STARTTLS\r\n", NULL, NULL))
+		return -1;
+	cli_enter(c, SMTP_CLI_ST_STARTTLS);
+	return 0;
+}
+
+void smtp_cli_tls_up(struct smtp_cli *c)
+{
+	if (c->state != SMTP_CLI_ST_TLS)
+		return;
+	c->tls = true;
+	memset(&c->caps, 0, sizeof c->caps);
+	if (cli_send(c, "EHLO ", c->helo, "\r\n"))
+		cli_enter(c, SMTP_CLI_ST_EHLO);
 }
 
 unsigned smtp_cli_timeout(const struct smtp_cli *c)

@@ -36,6 +36,15 @@
  *             decided before the failure stay readable (a refused RCPT); the recipients
  *             not decided yet give NULL: they are the owner's to defer.
  *   CLOSED    QUIT was answered (whatever the reply): close the connection.
+ *   TLS       STARTTLS (smtp_cli_starttls) was answered 2xx: the owner starts its TLS
+ *             handshake now. What the server sent after that reply is not read (the
+ *             smtp_cli_input() that saw the reply returns the octets up to its end: the
+ *             owner discards the rest, and the client ignores what it is offered until
+ *             smtp_cli_tls_up()): plaintext before the handshake is never taken as a
+ *             reply over TLS. When the handshake is done, smtp_cli_tls_up() sends EHLO
+ *             again and READY follows with the capabilities said over TLS.
+ *   TLS_REFUSED  STARTTLS was answered 4xx or 5xx (not 421): the client is READY again,
+ *             in plaintext; the owner goes on without TLS or gives up (QUIT or close).
  * After FAIL or CLOSED the client takes no more commands and smtp_cli_input() consumes
  * and ignores everything.
  *
@@ -98,6 +107,8 @@ enum smtp_cli_ev_kind {
 	SMTP_CLI_EV_MSG_DONE,
 	SMTP_CLI_EV_FAIL,
 	SMTP_CLI_EV_CLOSED,
+	SMTP_CLI_EV_TLS,
+	SMTP_CLI_EV_TLS_REFUSED,
 };
 
 enum smtp_cli_body { SMTP_CLI_BODY_DATA, SMTP_CLI_BODY_BDAT };
@@ -119,6 +130,8 @@ enum smtp_cli_state {
 	SMTP_CLI_ST_GREETING,   /* connected, waiting for the greeting */
 	SMTP_CLI_ST_EHLO,       /* EHLO sent, waiting for its reply */
 	SMTP_CLI_ST_HELO,       /* HELO sent (EHLO refused with 5xx) */
+	SMTP_CLI_ST_STARTTLS,   /* STARTTLS sent */
+	SMTP_CLI_ST_TLS,        /* STARTTLS answered: the owner's handshake runs */
 	SMTP_CLI_ST_READY,      /* idle: no reply expected */
 	SMTP_CLI_ST_RSET,       /* a transaction: waiting for the reply to RSET, */
 	SMTP_CLI_ST_MAIL,       /*   to MAIL, */
@@ -162,6 +175,8 @@ struct smtp_cli {
 	size_t rcpt_replies;               /* RCPT replies read in this transaction */
 	size_t accepted;                   /* RCPT accepted (2xx) in this transaction */
 	uint64_t size;                     /* of the current message, as passed */
+	bool tls;                          /* smtp_cli_tls_up() was called: over TLS */
+	uint64_t tls_ignored;              /* octets offered while in ST_TLS, not read */
 
 	/* private */
 	char helo[SMTP_CLI_HELO_MAX + 1];
@@ -249,10 +264,17 @@ const struct smtp_cli_reply *smtp_cli_result(const struct smtp_cli *c, size_t i)
 /* READY only (otherwise nothing happens: the owner just closes): QUIT; CLOSED on its
  * reply. */
 void smtp_cli_quit(struct smtp_cli *c);
+/* READY only, after an EHLO that offered STARTTLS, not yet over TLS: STARTTLS (alone, never
+ * pipelined). 0, or -1 when not allowed now (nothing happens). TLS or TLS_REFUSED
+ * follows. */
+int smtp_cli_starttls(struct smtp_cli *c);
+/* TLS state only: the handshake is done; EHLO goes out again (RFC 3207 4.2: what was
+ * learnt before is forgotten). */
+void smtp_cli_tls_up(struct smtp_cli *c);
 /* ms to wait for the server's next reply now; 0 when none is awaited (READY, BODY,
  * CLOSED, FAILED). */
 unsigned smtp_cli_timeout(const struct smtp_cli *c);
-/* "greeting", "ehlo", "helo", "ready", "rset", "mail", "rcpt", "data", "body", "bdat",
+/* "greeting", "ehlo", "helo", "starttls", "tls handshake", "ready", "rset", "mail", "rcpt", "data", "body", "bdat",
  * "dot", "quit", "closed", "failed" ("none" before init). */
 const char *smtp_cli_state_name(const struct smtp_cli *c);
 

@@ -17,6 +17,9 @@
 # (and warn about) the whole queue on every start.
 #
 # Queue durability is Postfix's default (queue files are fsynced). No chroot.
+# PF_TLS_CERT and PF_TLS_KEY (PEM files, read by root at start) turn STARTTLS on for
+# its smtpd (smtpd_tls_security_level = may, loglevel 1: "TLS connection established"
+# lines in its log).
 # Must run as root. Binds to 127.0.0.1 only.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd -P)/../lib/peer.sh"
@@ -137,7 +140,12 @@ smtpd_client_connection_rate_limit = 0
 smtpd_client_message_rate_limit = 0
 smtpd_client_recipient_rate_limit = 0
 
-smtpd_tls_security_level = none
+$(if [ -n "${PF_TLS_CERT:-}" ]; then
+  printf 'smtpd_tls_security_level = may\nsmtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_loglevel = 1\n' \
+    "$PF_TLS_CERT" "$PF_TLS_KEY"
+else
+  echo 'smtpd_tls_security_level = none'
+fi)
 smtp_tls_security_level = none
 biff = no
 EOF

@@ -20,6 +20,10 @@ MODE:
             "452 4.5.3 Too many recipients" (RFC 5321 4.5.3.1.10).
   noquit    as slow, without the wait, but QUIT gets no reply: the connection stays open,
             silent, until the client closes it (or SECONDS pass).
+  badtls    as slow, without the wait, offering STARTTLS; STARTTLS gets "220" with a
+            plaintext "250 2.0.0 injected" behind it in the same write, then plaintext
+            garbage instead of a handshake, and the connection closes. Plaintext
+            sessions that never say STARTTLS are served (accepted= counts messages).
 """
 import os, socket, sys, threading, time
 
@@ -35,7 +39,7 @@ def report():
         f.write("%d accepted=%d max_concurrent=%d" % (count, state["msgs"], state["max"]))
     os.rename(countfile + ".tmp", countfile)
 
-def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0):
+def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0, badtls=False):
     with lock:
         state["open"] += 1
         state["max"] = max(state["max"], state["open"])
@@ -49,7 +53,14 @@ def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0):
             if not line:
                 return
             cmd = line[:4].upper()
-            if cmd in (b"EHLO", b"HELO"):
+            if cmd == b"EHLO" and badtls:
+                c.sendall(b"250-slowhop\r\n250 STARTTLS\r\n")
+            elif cmd == b"STAR" and badtls:
+                c.sendall(b"220 2.0.0 go ahead\r\n250 2.0.0 injected\r\n")
+                c.recv(4096)             # the ClientHello
+                c.sendall(b"this is not TLS\r\n" * 4)
+                return
+            elif cmd in (b"EHLO", b"HELO"):
                 c.sendall(b"250 slowhop\r\n")
             elif cmd == b"DATA":
                 c.sendall(b"354 go ahead\r\n")
@@ -142,6 +153,8 @@ def serve(c):
         elif mode == "dblrset":
             c.settimeout(seconds)
             dblrset(c)
+        elif mode == "badtls":
+            slow_smtp(c, 0, True, False, 0, True)
         elif mode == "noquit":
             c.settimeout(seconds)
             slow_smtp(c, 0, False)

@@ -315,3 +315,52 @@ Test(stream_tls, handshakes_wait_for_the_budget)
 	PUMP_UNTIL(net_tls_established(cli) && ts.secure);
 	cr_assert_null(loop.tls_wait);
 }
+
+/* The stream as a client (delivery's STARTTLS): its ClientHello goes out at the next
+ * flush although nothing came in, what it wrote before the handshake goes out after it,
+ * and the server's reply comes back as plaintext. */
+Test(stream_tls, client_speaks_first)
+{
+	struct net_tls *srv = net_tls_new(sctx, NULL);
+	cr_assert(srv);
+	struct buf srv_got = { 0 };
+	net_stream_tls(&ts.s, net_tls_new(cctx, "localhost"));
+	cr_assert_eq(net_stream_write(&ts.s, "EHLO x\r\n", 8), 0);
+	bool replied = false;
+	for (int i = 0; i < 500 && ts.got.len < 8; i++) {
+		uint8_t b[65536];
+		net_loop_turn(&loop);
+		ssize_t k = recv(peer, b, sizeof b, MSG_DONTWAIT);
+		size_t off = 0;
+		while (k > 0 && off < (size_t)k) {
+			size_t taken;
+			enum net_tls_res r = net_tls_feed(srv, b + off, (size_t)k - off, &taken, NULL);
+			off += taken;
+			size_t pn;
+			const uint8_t *pp = net_tls_plain(srv, &pn);
+			buf_append(&srv_got, pp, pn);
+			net_tls_plain_used(srv, pn);
+			cr_assert(r != NET_TLS_ERR, "%s", net_tls_error(srv));
+			if (taken == 0)
+				break;
+		}
+		if (srv_got.len >= 8 && !replied) {
+			cr_assert(memcmp(srv_got.p, "EHLO x\r\n", 8) == 0);
+			cr_assert_eq(net_tls_write(srv, "250 ok\r\n", 8), 0);
+			replied = true;
+		}
+		size_t on;
+		const uint8_t *op = net_tls_out(srv, &on);
+		if (on) {
+			cr_assert_eq(send(peer, op, on, 0), (ssize_t)on);
+			net_tls_out_used(srv, on);
+		}
+	}
+	cr_assert(replied, "the server never got the client's first line");
+	cr_assert_eq(ts.got.len, 8);
+	cr_assert(memcmp(ts.got.p, "250 ok\r\n", 8) == 0);
+	cr_assert_eq(ts.secure, 1);
+	cr_assert(net_tls_established(ts.s.tls));
+	net_tls_free(srv);
+	buf_fini(&srv_got);
+}

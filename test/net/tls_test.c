@@ -468,6 +468,55 @@ Test(tls, verify_against_ca_and_name)
 	t_pair_fini(&pr);
 }
 
+/* A client keeps the session of a connection and the next one to the same server resumes
+ * it (TLS 1.3: a ticket read after the handshake; TLS 1.2: a ticket or the session id);
+ * a session offered to a server that cannot resume it just gives a full handshake. */
+Test(tls, session_resumed_next_time)
+{
+	for (int v = 0; v < 2; v++) {
+		struct net_tls_ctx *sc = t_ctx(NET_TLS_SERVER, "ec", v ? 12 : 0, NULL);
+		struct net_tls_ctx *cc = t_ctx(NET_TLS_CLIENT, "ec", 0, NULL);
+		struct t_pair pr;
+		memset(&pr, 0, sizeof pr);
+		pr.s = net_tls_new(sc, NULL);
+		pr.c = net_tls_new(cc, "localhost");
+		cr_assert(net_tls_is_client(pr.c) && !net_tls_is_client(pr.s));
+		cr_assert_null(net_tls_session_get(pr.c));       /* before the handshake */
+		t_handshake(&pr, 0, false);
+		cr_assert(!net_tls_resumed(pr.c));
+		cr_assert(!net_tls_verified(pr.c));              /* no CA: opportunistic */
+		t_exchange(&pr, 5, 0, false);                     /* the ticket came with it */
+		struct net_tls_session *ss = net_tls_session_get(pr.c);
+		cr_assert(ss);
+		cr_assert_null(net_tls_session_get(pr.s));       /* a server keeps none */
+		t_pair_fini(&pr);
+
+		memset(&pr, 0, sizeof pr);
+		pr.s = net_tls_new(sc, NULL);
+		pr.c = net_tls_new(cc, "localhost");
+		net_tls_session_use(pr.c, ss);
+		t_handshake(&pr, 0, false);
+		cr_assert(net_tls_resumed(pr.c), "v%d: not resumed", v ? 12 : 13);
+		t_exchange(&pr, 70000, 0, false);
+		t_pair_fini(&pr);
+
+		/* another server (its own ticket key): a full handshake, no failure */
+		struct net_tls_ctx *sc2 = t_ctx(NET_TLS_SERVER, "rsa", v ? 12 : 0, NULL);
+		memset(&pr, 0, sizeof pr);
+		pr.s = net_tls_new(sc2, NULL);
+		pr.c = net_tls_new(cc, "localhost");
+		net_tls_session_use(pr.c, ss);
+		t_handshake(&pr, 0, false);
+		t_exchange(&pr, 5, 0, false);
+		t_pair_fini(&pr);
+		net_tls_session_free(ss);
+		net_tls_session_free(NULL);
+		net_tls_ctx_free(sc);
+		net_tls_ctx_free(sc2);
+		net_tls_ctx_free(cc);
+	}
+}
+
 Test(tls, context_errors)
 {
 	char err[256];

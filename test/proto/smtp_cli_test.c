@@ -798,6 +798,8 @@ static const char *t_kind(enum smtp_cli_ev_kind k)
 	case SMTP_CLI_EV_MSG_DONE: return "MSG_DONE";
 	case SMTP_CLI_EV_FAIL: return "FAIL";
 	case SMTP_CLI_EV_CLOSED: return "CLOSED";
+	case SMTP_CLI_EV_TLS: return "TLS";
+	case SMTP_CLI_EV_TLS_REFUSED: return "TLS_REFUSED";
 	}
 	return "?";
 }
@@ -947,6 +949,10 @@ static void t_react(struct smtp_cli *c, const struct cli_case *k, struct t_run *
 			if (g->cur)
 				t_log_results(c, g->cur, &g->log);
 			g->cur = NULL;
+			break;
+		case SMTP_CLI_EV_TLS:           /* the table's cases never say STARTTLS */
+		case SMTP_CLI_EV_TLS_REFUSED:
+			cr_assert_fail("STARTTLS was not sent");
 			break;
 		case SMTP_CLI_EV_CLOSED:
 		case SMTP_CLI_EV_NONE:
@@ -1644,6 +1650,150 @@ Test(smtp_cli, timeout_per_state)
 	smtp_cli_free(&c);
 }
 
+/* ---- STARTTLS ---------------------------------------------------------------------- */
+
+#define EHLO_TLS "250-mx.example.com\r\n250-PIPELINING\r\n250-STARTTLS\r\n250 SIZE 5000\r\n"
+
+/* 220 to STARTTLS, then octets an attacker put behind it in plaintext (a fake EHLO reply
+ * and more), split at every octet: the input that completes the 220 returns exactly up
+ * to its end, TLS is the only event, and nothing after it is ever read as a reply. Then
+ * the handshake's end sends EHLO again and READY carries only what is said over TLS. */
+Test(smtp_cli, starttls_every_split_ignores_what_follows)
+{
+	static const char stream[] = "220 2.0.0 Ready to start TLS\r\n"
+	                             "250-mx\r\n250 CHUNKING\r\n550 x\r\n";
+	const size_t r220 = strlen("220 2.0.0 Ready to start TLS\r\n");
+	const size_t n = strlen(stream);
+
+	for (size_t cut = 0; cut <= n; cut++) {
+		struct smtp_cli c;
+		struct smtp_cli_ev ev;
+
+		start(&c, EHLO_TLS);
+		cr_assert(c.caps.starttls && c.caps.pipelining);
+		cr_assert_eq(smtp_cli_starttls(&c), 0);
+		out_is(&c, "STARTTLS\r\n");
+		cr_assert_str_eq(smtp_cli_state_name(&c), "starttls");
+		cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 1, 0), -1);
+		size_t u1 = smtp_cli_input(&c, stream, cut);
+		size_t seen = u1;
+		if (cut < r220) {               /* the 220 is not whole yet: its start is kept */
+			cr_assert_eq(u1, 0, "cut %zu used %zu", cut, u1);
+			no_ev(&c);
+			seen = smtp_cli_input(&c, stream, n);
+		}
+		cr_assert_eq(seen, r220, "cut %zu: used %zu", cut, seen);
+		ev_is(&c, SMTP_CLI_EV_TLS, 220, &ev);
+		cr_assert_str_eq(ev.reply.cmd, "STARTTLS");
+		no_ev(&c);
+		cr_assert_str_eq(smtp_cli_state_name(&c), "tls handshake");
+		/* the owner drops the rest; whatever else it offers is not read */
+		cr_assert_eq(smtp_cli_input(&c, stream + r220, n - r220), n - r220);
+		cr_assert_eq(c.tls_ignored, n - r220);
+		no_ev(&c);
+		out_is(&c, "");
+		smtp_cli_tls_up(&c);
+		cr_assert(c.tls);
+		cr_assert(!c.caps.pipelining && !c.caps.starttls && !c.caps.size);
+		out_is(&c, "EHLO " HELO_NAME "\r\n");
+		feed(&c, "250-mx.example.com\r\n250-STARTTLS\r\n250 CHUNKING\r\n");
+		ev_is(&c, SMTP_CLI_EV_READY, 250, &ev);
+		cr_assert(c.caps.chunking && c.caps.starttls);
+		cr_assert_eq(smtp_cli_starttls(&c), -1);   /* never twice */
+		out_is(&c, "");
+		cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 1, 0), 0);
+		smtp_cli_free(&c);
+	}
+}
+
+Test(smtp_cli, starttls_refused_goes_on_in_plaintext)
+{
+	struct smtp_cli c;
+	struct smtp_cli_ev ev;
+
+	start(&c, EHLO_TLS);
+	cr_assert_eq(smtp_cli_starttls(&c), 0);
+	out_is(&c, "STARTTLS\r\n");
+	feed(&c, "454 4.7.0 TLS not available due to local problem\r\n");
+	ev_is(&c, SMTP_CLI_EV_TLS_REFUSED, 454, &ev);
+	cr_assert_str_eq(ev.reply.cmd, "STARTTLS");
+	no_ev(&c);
+	cr_assert_str_eq(smtp_cli_state_name(&c), "ready");
+	cr_assert(!c.tls);
+	cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 1, 0), 0);
+	out_is(&c, "MAIL FROM:<a@x.example> SIZE=1\r\nRCPT TO:<b@y.example>\r\nDATA\r\n");
+	smtp_cli_free(&c);
+
+	start(&c, EHLO_TLS);                 /* 5xx: the same */
+	cr_assert_eq(smtp_cli_starttls(&c), 0);
+	out_is(&c, "STARTTLS\r\n");
+	feed(&c, "502 5.5.1 no\r\n");
+	ev_is(&c, SMTP_CLI_EV_TLS_REFUSED, 502, &ev);
+	smtp_cli_quit(&c);
+	out_is(&c, "QUIT\r\n");
+	smtp_cli_free(&c);
+}
+
+Test(smtp_cli, starttls_421_3xx_and_not_allowed)
+{
+	struct smtp_cli c;
+	struct smtp_cli_ev ev;
+
+	start(&c, EHLO_TLS);
+	cr_assert_eq(smtp_cli_starttls(&c), 0);
+	out_is(&c, "STARTTLS\r\n");
+	feed(&c, "421 4.3.2 going down\r\n");
+	ev_is(&c, SMTP_CLI_EV_FAIL, 421, &ev);
+	smtp_cli_free(&c);
+
+	start(&c, EHLO_TLS);
+	cr_assert_eq(smtp_cli_starttls(&c), 0);
+	out_is(&c, "STARTTLS\r\n");
+	feed(&c, "354 go on\r\n");
+	ev_is(&c, SMTP_CLI_EV_FAIL, 0, &ev);
+	smtp_cli_free(&c);
+
+	start(&c, EHLO_PIPE);                /* not offered */
+	cr_assert(!c.caps.starttls);
+	cr_assert_eq(smtp_cli_starttls(&c), -1);
+	out_is(&c, "");
+	cr_assert_str_eq(smtp_cli_state_name(&c), "ready");
+	smtp_cli_free(&c);
+
+	smtp_cli_init(&c, HELO_NAME, NULL);  /* not ready */
+	cr_assert_eq(smtp_cli_starttls(&c), -1);
+	smtp_cli_tls_up(&c);                 /* not in the TLS state: nothing */
+	cr_assert(!c.tls);
+	out_is(&c, "");
+	feed(&c, GREET);
+	out_is(&c, "EHLO " HELO_NAME "\r\n");
+	feed(&c, EHLO_TLS);
+	ev_is(&c, SMTP_CLI_EV_READY, 250, &ev);
+	cr_assert_eq(smtp_cli_send_msg(&c, "a@x.example", RCPT2, 1, 1, 0), 0);
+	cr_assert_eq(smtp_cli_starttls(&c), -1);   /* a transaction under way */
+	smtp_cli_free(&c);
+}
+
+Test(smtp_cli, starttls_timeouts_are_helo)
+{
+	const struct smtp_cli_timeouts to = { .greeting = 1, .helo = 2, .mail = 3 };
+	struct smtp_cli c;
+	struct smtp_cli_ev ev;
+
+	smtp_cli_init(&c, HELO_NAME, &to);
+	feed(&c, GREET);
+	feed(&c, EHLO_TLS);
+	ev_is(&c, SMTP_CLI_EV_READY, 250, &ev);
+	cr_assert_eq(smtp_cli_starttls(&c), 0);
+	cr_assert_eq(smtp_cli_timeout(&c), 2);
+	feed(&c, "220 go\r\n");
+	ev_is(&c, SMTP_CLI_EV_TLS, 220, &ev);
+	cr_assert_eq(smtp_cli_timeout(&c), 2);   /* the handshake's wait */
+	smtp_cli_tls_up(&c);
+	cr_assert_eq(smtp_cli_timeout(&c), 2);
+	smtp_cli_free(&c);
+}
+
 /* ---- many recipients -------------------------------------------------------------- */
 
 static void many(bool pipelining, size_t n)
@@ -1936,7 +2086,8 @@ Test(smtp_cli, garbage_after_fail_is_consumed)
 
 Test(smtp_cli, state_names)
 {
-	static const char *const want[] = { "none", "greeting", "ehlo", "helo", "ready", "rset",
+	static const char *const want[] = { "none", "greeting", "ehlo", "helo", "starttls",
+	                                    "tls handshake", "ready", "rset",
 	                                    "mail", "rcpt", "data", "body", "bdat", "dot",
 	                                    "quit", "closed", "failed" };
 	struct smtp_cli c;

@@ -1,0 +1,133 @@
+# Outbound TLS (issue 10): a transport's `tls` against real next hops.
+#  1. opportunistic to ringsink --tls: STARTTLS, TLS 1.3, the message arrives ESMTPS,
+#     the delivery line names the TLS version and cipher, the next connection to the
+#     same destination resumes the session
+#  2. none: no STARTTLS although offered
+#  3. required to a sink without TLS: deferred (4.7.4 in the reason), never delivered in plaintext
+#  4. verify: a next hop whose certificate the CA file does not sign is deferred
+#     (4.7.5 in the reason); the one it signs, under the MX name, gets the mail
+#  5. opportunistic to a hop whose handshake fails (plaintext "250" injected behind the
+#     220, garbage instead of TLS): the injected line is never read as a reply, the
+#     handshake failure is logged, and the mail goes in plaintext on the next connection
+#  6. a private Postfix with STARTTLS as the next hop: "TLS connection established" in
+#     its log, the mail delivered through it
+. "$(dirname "$0")/lib.sh"
+. "$HERE/tls_lib.sh"
+tls_cert sinkcert mx.tls.test
+tls_cert other mx.tls.test
+dns_start --host-record=mx.tls.test,127.0.0.1
+hub() {  # hub PORT TLS [more transport lines]: every domain to [mx.tls.test]:PORT
+  local port=$1 mode=$2; shift 2
+  rr_config "dns: { servers: [\"127.0.0.1:$DP\"] }" \
+            "transports:" "  - id: hub" "    nexthop: \"[mx.tls.test]:$port\"" \
+            "    tls: $mode" "    max_messages_per_connection: 1" "$@" \
+            "routes:" "  - domains: [\"*\"]" "    transport: hub" \
+            "queue:" "  retry_schedule: [1]" "  max_age: 60"
+}
+since() { tail -c +$((MARK + 1)) "$T/relay.log"; }   # the log since the last mark
+mark() { touch "$T/relay.log"; MARK=$(stat -c %s "$T/relay.log"); }
+fresh() { rr_stop; rm -rf "$T/spool"; }             # each part starts with an empty queue
+send() { swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "$1" > /dev/null 2>&1 || fail "swaks $1"; }
+
+# ---- 1. opportunistic to a sink with STARTTLS ---------------------------------------------
+sink s1 --tls "$T/sinkcert.crt,$T/sinkcert.key"
+hub "$S_PORT" opportunistic
+rr_start
+for i in 1 2 3; do
+  send "u$i@example.net"
+  wait_until 20 eval '[ "$(dumped s1)" -ge '$i' ]' || fail "message $i not delivered over TLS"
+done
+grep -q "with ESMTPS id" "$T"/s1/*.eml || fail "the sink did not get it over TLS"
+[ "$(grep -l 'with ESMTPS id' "$T"/s1/*.eml | wc -l)" -eq 3 ] || fail "not all three over TLS"
+wait_log 'to=<u3@example.net>.*status=sent' 10 || fail "no sent line"
+line=$(grep -m1 'to=<u1@example.net>.*status=sent' "$T/relay.log")
+expect_match "$line" 'relay=mx\.tls\.test\[127\.0\.0\.1\]:[0-9]+ tls=TLSv1\.3 cipher=TLS_AES_[0-9]+_GCM_SHA[0-9]+, conn_use=1,' "TLS on the delivery line"
+expect_match "$(cat "$T/relay.log")" 'event=tls_out site=hub/[^ ]+ relay=mx\.tls\.test\[127\.0\.0\.1\]:[0-9]+ version=TLSv1\.3 cipher=TLS_[A-Z0-9_]+ verified=no resumed=no' "first handshake logged"
+expect_match "$(cat "$T/relay.log")" 'event=tls_out .* resumed=yes' "the next connection resumed the session"
+fresh
+ok "opportunistic: STARTTLS to the sink, TLS 1.3, ESMTPS, logged, session resumed"
+
+# ---- 2. none -----------------------------------------------------------------------------
+sink s2 --tls "$T/sinkcert.crt,$T/sinkcert.key"
+hub "$S_PORT" none
+mark
+rr_start
+send u@example.net
+wait_until 20 eval '[ "$(dumped s2)" -ge 1 ]' || fail "tls: none: not delivered"
+grep -q "with ESMTP id" "$T"/s2/*.eml || fail "tls: none went over TLS"
+since | grep -q 'event=tls_out' && fail "tls: none: a handshake was logged"
+fresh
+ok "none: plaintext although STARTTLS was offered"
+
+# ---- 3. required to a sink without TLS -------------------------------------------------------
+sink s3
+hub "$S_PORT" required
+rr_start
+send u@example.net
+wait_log 'to=<u@example.net>.*status=deferred \(.*4\.7\.4 TLS is required, but was not offered by host mx\.tls\.test\[127\.0\.0\.1\]' 15 \
+  || fail "required: no 4.7.4 deferral"
+sleep 2
+[ "$(dumped s3)" -eq 0 ] || fail "required: delivered in plaintext"
+rr_stop
+[ "$(rr_queue_count)" -eq 1 ] || fail "required: the message is not queued"
+rm -rf "$T/spool"
+ok "required: deferred 4.7.4 and kept, never sent in plaintext"
+
+# ---- 4. verify ---------------------------------------------------------------------------------
+sink s4 --tls "$T/sinkcert.crt,$T/sinkcert.key"
+hub "$S_PORT" verify "    tls_ca_file: $T/other.crt"
+rr_start
+send u@example.net
+wait_log 'to=<u@example.net>.*status=deferred \(.*4\.7\.5 TLS handshake with mx\.tls\.test\[127\.0\.0\.1\]:[0-9]+ failed' 15 \
+  || fail "verify against the wrong CA: no 4.7.5 deferral"
+[ "$(dumped s4)" -eq 0 ] || fail "verify: delivered to an unverified host"
+rr_stop
+hub "$S_PORT" verify "    tls_ca_file: $T/sinkcert.crt"
+mark
+rr_start
+wait_until 20 eval '[ "$(dumped s4)" -ge 1 ]' || fail "verify with the right CA: not delivered"
+wait_log 'status=sent' 10 || fail "verify: no sent line"
+expect_match "$(since)" 'event=tls_out .* verified=yes' "verified handshake logged"
+fresh
+ok "verify: wrong CA deferred 4.7.5, the right one delivers (verified=yes)"
+
+# ---- 5. a handshake that fails: plaintext next time -------------------------------------------
+python3 "$HERE/badhop.py" badtls "$T/bad.port" "$T/bad.count" 60 &
+wait_until 10 test -s "$T/bad.port" || fail "badhop did not start"
+hub "$(cat "$T/bad.port")" opportunistic
+mark
+rr_start
+send u@example.net
+wait_until 20 grep -q 'accepted=1' "$T/bad.count" || fail "not delivered in plaintext after the failed handshake: $(cat "$T/bad.count")"
+wait_log 'to=<u@example.net>.*status=sent' 10 || fail "no sent line"
+expect_match "$(since)" 'event=tls_failed site=hub/[^ ]+ relay=mx\.tls\.test\[127\.0\.0\.1\]:[0-9]+ reason="[^"]+" note="opportunistic: plaintext' "failed handshake logged"
+expect_nomatch "$(since)" 'injected' "the plaintext behind the 220"
+expect_nomatch "$(since)" 'status=deferred' "a deferral"
+fresh
+ok "failed opportunistic handshake: injected reply ignored, plaintext on the next connection"
+
+# ---- 6. Postfix with STARTTLS as the next hop -------------------------------------------------
+sink s6
+chmod 755 "$T"
+PFD=$T/pf
+PFP=$(free_port)
+PF_TLS_CERT=$T/sinkcert.crt PF_TLS_KEY=$T/sinkcert.key \
+  bash "$HERE/../../bench/peers/postfix.sh" start "$PFD" "$PFP" "$S_PORT" > "$T/pf.out" 2>&1 \
+  || { cat "$T/pf.out" >&2; fail "Postfix did not start"; }
+pf_stop() { bash "$HERE/../../bench/peers/postfix.sh" stop "$PFD" > /dev/null 2>&1; }
+hub "$PFP" opportunistic
+sed -i "s/\[mx.tls.test\]/[127.0.0.1]/" "$T/ringrelay.yaml"
+mark
+rr_start
+send u@example.net
+if ! wait_until 30 eval '[ "$(dumped s6)" -ge 1 ]'; then pf_stop; fail "not delivered through Postfix"; fi
+grep -q 'TLS connection established from [a-z]*\[127\.0\.0\.1\]: TLSv1\.[23] with cipher' "$PFD/postfix.log" \
+  || { tail -20 "$PFD/postfix.log" >&2; pf_stop; fail "Postfix did not log a TLS connection"; }
+grep -q 'disconnect from .* ehlo=2 starttls=1 mail=1 rcpt=1' "$PFD/postfix.log" \
+  || { tail -20 "$PFD/postfix.log" >&2; pf_stop; fail "Postfix did not see STARTTLS then EHLO again"; }
+pf_stop
+wait_log 'to=<u@example.net>, relay=127.*status=sent' 10 || fail "no sent line for Postfix"
+expect_match "$(since)" 'relay=127\.0\.0\.1\[127\.0\.0\.1\]:[0-9]+ tls=TLSv1\.[23] cipher=[^,]+, conn_use=1, .*status=sent' "sent over TLS to Postfix"
+rr_stop
+dns_stop
+ok "Postfix with STARTTLS: TLS connection established, delivered"
