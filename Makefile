@@ -157,6 +157,13 @@ bench-egress: deps
 	@bash scripts/install-deps.sh --bench && bash bench/egress.sh
 .PHONY: bench-egress
 
+# STARTTLS handshakes/s inbound (issue 10): ringblast --starttls against ringrelay and a
+# private Postfix with TLS, in the same run; see bench/starttls.sh and bench/RESULTS.md.
+bench-starttls: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/install-deps.sh --bench && bash bench/starttls.sh
+.PHONY: bench-starttls
+
 clean:
 	rm -rf $(BUILD)
 
