@@ -1350,6 +1350,17 @@ static int cfg_transport(struct cfg_ctx *x, const struct raw_transport *r, size_
 		if (t->tls_ca_file == NULL)
 			return cfg_oom(x);
 	}
+	if (t->tls == CONFIG_OUT_TLS_VERIFY && t->tls_ca_file == NULL) {
+		/* verify without a CA file: the system's bundle, as Debian's ca-certificates
+		 * keeps it; without one, an error (never a `verify` that checks nothing) */
+		if (cfg_unreadable(CONFIG_SYSTEM_CA_FILE) != NULL)
+			return cfg_err(x, cfg_path(&p, "transports[%zu].tls", i),
+			               "tls: verify needs tls_ca_file (%s cannot be read)",
+			               CONFIG_SYSTEM_CA_FILE);
+		t->tls_ca_file = strdup(CONFIG_SYSTEM_CA_FILE);
+		if (t->tls_ca_file == NULL)
+			return cfg_oom(x);
+	}
 	if (cfg_transport_numbers(x, i, t) < 0)
 		return -1;
 	if (r->proxy_pool != NULL) {

@@ -51,6 +51,8 @@
 
 enum config_proxy_mode { CONFIG_PROXY_OFF = 0, CONFIG_PROXY_TRUSTED, CONFIG_PROXY_REQUIRED };
 enum config_tls_mode { CONFIG_TLS_STARTTLS = 0, CONFIG_TLS_REQUIRED, CONFIG_TLS_IMPLICIT };
+/* tls: verify without tls_ca_file takes the system's CA bundle (Debian's ca-certificates) */
+#define CONFIG_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 enum config_out_tls { CONFIG_OUT_TLS_OPPORTUNISTIC = 0, CONFIG_OUT_TLS_NONE,
                       CONFIG_OUT_TLS_REQUIRED, CONFIG_OUT_TLS_VERIFY };
 

@@ -46,6 +46,11 @@ int tlsout_load(const struct config *cfg, char *err, size_t errlen)
 		}
 		if (tr->tls == CONFIG_OUT_TLS_NONE)
 			continue;
+		if (tr->tls == CONFIG_OUT_TLS_VERIFY && !tr->tls_ca_file) {
+			snprintf(err, errlen, "transport %s: tls: verify without a CA file", tr->id);
+			tab_free(t);
+			return -1;
+		}
 		/* verify: the chain against the CA file and the MX host's name; the others take
 		 * any certificate (RFC 7435: encryption without authentication) */
 		struct net_tls_conf conf = {

@@ -18,6 +18,7 @@ PKGS=(
   liburing-dev libwolfssl-dev libjemalloc-dev libcriterion-dev
   autoconf automake libtool   # scripts/build-wolfssl.sh (libwolfssl-dev: its fallback)
   openssl                     # test/net/tls_test: makes its self-signed certificates
+  ca-certificates             # tls: verify without tls_ca_file takes its bundle (and cfg tests)
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
   swaks haproxy postfix
   libnet-ssleay-perl          # swaks --tls / --tlsc (test/integration/t_tls_*.sh)

@@ -217,6 +217,7 @@ Test(config, sections_are_defaulted_key_by_key)
 	cr_expect_eq(ntohl(sin->sin_addr.s_addr), 0x7f000001u);
 	cr_expect_eq(ntohs(sin->sin_port), 2525);
 	cr_expect_eq(c->transports[0].tls, CONFIG_OUT_TLS_VERIFY);
+	cr_expect_str_eq(c->transports[0].tls_ca_file, CONFIG_SYSTEM_CA_FILE);  /* its default */
 	cr_expect_str_eq(c->transports[0].nexthop, "mx");
 	cr_expect_eq(c->transports[0].max_connections, 100);
 	cr_expect_eq(c->proxy_pools[0].version, 2);
