@@ -39,7 +39,8 @@ def report():
         f.write("%d accepted=%d max_concurrent=%d" % (count, state["msgs"], state["max"]))
     os.rename(countfile + ".tmp", countfile)
 
-def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0, badtls=False):
+def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0, badtls=False,
+              tlssilent=False):
     with lock:
         state["open"] += 1
         state["max"] = max(state["max"], state["open"])
@@ -57,6 +58,10 @@ def slow_smtp(c, delay=0.3, answer_quit=True, rcpt452=False, rcpt_cap=0, badtls=
                 c.sendall(b"250-slowhop\r\n250 STARTTLS\r\n")
             elif cmd == b"STAR" and badtls:
                 c.sendall(b"220 2.0.0 go ahead\r\n250 2.0.0 injected\r\n")
+                if tlssilent:
+                    while c.recv(4096):
+                        pass             # silent until the client gives up
+                    return
                 c.recv(4096)             # the ClientHello
                 c.sendall(b"this is not TLS\r\n" * 4)
                 return
@@ -155,6 +160,9 @@ def serve(c):
             dblrset(c)
         elif mode == "badtls":
             slow_smtp(c, 0, True, False, 0, True)
+        elif mode == "tlssilent":
+            c.settimeout(seconds)
+            slow_smtp(c, 0, True, False, 0, True, True)
         elif mode == "noquit":
             c.settimeout(seconds)
             slow_smtp(c, 0, False)

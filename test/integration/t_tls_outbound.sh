@@ -9,6 +9,8 @@
 #  5. opportunistic to a hop whose handshake fails (plaintext "250" injected behind the
 #     220, garbage instead of TLS): the injected line is never read as a reply, the
 #     handshake failure is logged, and the mail goes in plaintext on the next connection
+#     ... and to a hop that never answers the ClientHello: timed out (timeouts.ehlo), the
+#     same plaintext fallback
 #  6. a private Postfix with STARTTLS as the next hop: "TLS connection established" in
 #     its log, the mail delivered through it
 . "$(dirname "$0")/lib.sh"
@@ -105,6 +107,16 @@ expect_nomatch "$(since)" 'injected' "the plaintext behind the 220"
 expect_nomatch "$(since)" 'status=deferred' "a deferral"
 fresh
 ok "failed opportunistic handshake: injected reply ignored, plaintext on the next connection"
+python3 "$HERE/badhop.py" tlssilent "$T/sil.port" "$T/sil.count" 60 &
+wait_until 10 test -s "$T/sil.port" || fail "badhop tlssilent did not start"
+hub "$(cat "$T/sil.port")" opportunistic "    timeouts: { ehlo: 2 }"
+mark
+rr_start
+send u@example.net
+wait_until 20 grep -q 'accepted=1' "$T/sil.count" || fail "silent handshake: not delivered in plaintext: $(cat "$T/sil.count")"
+expect_match "$(since)" 'event=tls_failed site=hub/[^ ]+ relay=[^ ]+ reason="timed out" note="opportunistic' "handshake timeout logged"
+fresh
+ok "a handshake that never ends: timed out, plaintext on the next connection"
 
 # ---- 6. Postfix with STARTTLS as the next hop -------------------------------------------------
 sink s6
