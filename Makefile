@@ -2,7 +2,7 @@
 # `make test` installs what is missing, builds the ASan+UBSan variant and runs all tests.
 BUILD    ?= build
 CC       ?= cc
-PKGS     := liburing libcyaml liburcu-qsbr libcares
+PKGS     := liburing libcyaml liburcu-qsbr libcares libsystemd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 # wolfSSL: the fast static build of scripts/build-wolfssl.sh when it is there (make deps
@@ -48,7 +48,22 @@ $(REL)/net/tls.o $(TST)/net/tls.o $(TST)/test/net/tls_test.o: $(BUILD)/wolfssl.w
 FORCE:
 .PHONY: FORCE
 
-all: $(BUILD)/ringrelay $(BUILD)/ringblast $(BUILD)/ringsink
+all: $(BUILD)/ringrelay $(BUILD)/ringblast $(BUILD)/ringsink man
+
+# Man pages: written once in scdoc (doc/NAME.SECTION.scd), built into $(BUILD)/man/manN
+# (scdoc's roff tidied by scripts/man-tidy.awk), checked with `mandoc -T lint`.
+MAN_SRC  := $(wildcard doc/*.scd)
+MAN_OUT  := $(foreach f,$(MAN_SRC),$(BUILD)/man/man$(subst .,,$(suffix $(basename $(f))))/$(notdir $(basename $(f))))
+man: $(MAN_OUT)
+define man_rule
+$(BUILD)/man/man$(subst .,,$(suffix $(basename $(1))))/$(notdir $(basename $(1))): $(1) scripts/man-tidy.awk
+	@mkdir -p $$(dir $$@)
+	scdoc < $$< | awk -f scripts/man-tidy.awk > $$@.tmp && mv $$@.tmp $$@
+endef
+$(foreach f,$(MAN_SRC),$(eval $(call man_rule,$(f))))
+check-man: $(MAN_OUT)
+	@mandoc -T lint -W warning $(MAN_OUT) && echo "man: $(words $(MAN_OUT)) pages, mandoc -T lint clean"
+.PHONY: man check-man
 
 $(REL)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -128,14 +143,14 @@ run: deps
 test-unit: $(UNIT_BIN)
 	@bash scripts/run-unit.sh $(UNIT_BIN)
 
-test-integration: $(TST)/ringrelay $(TST_TOOLS)
+test-integration: $(TST)/ringrelay $(TST_TOOLS) $(MAN_OUT)
 	@RR_BIN=$(TST)/ringrelay RR_TOOLS=$(TST) bash test/integration/run.sh
 
 check-layers:
 	@bash scripts/check-layers.sh
 
 test: deps
-	@$(MAKE) --no-print-directory check-layers
+	@$(MAKE) --no-print-directory check-layers check-man
 	@$(MAKE) --no-print-directory test-unit test-integration
 	@$(MAKE) --no-print-directory fuzz-smoke
 

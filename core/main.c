@@ -15,6 +15,7 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include "cfg/config.h"
@@ -186,7 +187,7 @@ static void egress_renew(const struct snapshot *s)
 	egress_publish(main_egress, t);
 }
 
-static void reload(const char *path, const struct config *cur)
+static bool reload(const char *path, const struct config *cur)
 {
 	char err[1024];
 	struct config *c = config_load(path, err, sizeof err);
@@ -194,12 +195,12 @@ static void reload(const char *path, const struct config *cur)
 		char esc[2048];
 		log_err("event=reload_failed keeping=old error=\"%s\"",
 		        log_escape(esc, sizeof esc, err, strlen(err)));
-		return;
+		return false;
 	}
 	if (!same_listeners(cur, c)) {
 		log_err("event=reload_failed keeping=old error=\"listeners changed: a restart is needed to rebind\"");
 		config_free(c);
-		return;
+		return false;
 	}
 	/* What the workers were started with cannot change under them: refused like the
 	 * listeners, never taken and ignored. */
@@ -210,7 +211,7 @@ static void reload(const char *path, const struct config *cur)
 	if (fixed) {
 		log_err("event=reload_failed keeping=old error=\"%s changed: a restart is needed\"", fixed);
 		config_free(c);
-		return;
+		return false;
 	}
 	/* New connections take the new certificate and key, and the transports' new CA
 	 * files; the old ones keep theirs. When the second fails, the first goes back to
@@ -224,17 +225,18 @@ static void reload(const char *path, const struct config *cur)
 		log_err("event=reload_failed keeping=old error=\"%s\"",
 		        log_escape(esc, sizeof esc, err, strlen(err)));
 		config_free(c);
-		return;
+		return false;
 	}
 	struct snapshot *s = snapshot_new(c);
 	if (!s) {
 		log_err("event=reload_failed keeping=old error=\"out of memory\"");
-		return;
+		return false;
 	}
 	uint64_t gen = s->generation;
 	egress_renew(s);
 	snapshot_publish(s);
 	log_info("event=reloaded generation=%llu", (unsigned long long)gen);
+	return true;
 }
 
 /* The start-up scan: every live message becomes a queue_recovered, given to the worker
@@ -525,6 +527,10 @@ static int run(const char *path, struct config *cfg)
 	}
 	log_info("event=ready version=%s workers=%u config=%s", RINGRELAY_VERSION, srv.nworkers,
 	         path ? path : "(defaults)");
+	/* systemd (Type=notify): ready once every listener is bound and every worker runs;
+	 * without NOTIFY_SOCKET these do nothing */
+	sd_notifyf(0, "READY=1\nSTATUS=ready: %u workers, config %s", srv.nworkers,
+	           path ? path : "(defaults)");
 
 	struct watcher wt = { .fd = -1 };
 	watch_rearm(&wt, snapshot_get()->cfg);
@@ -548,12 +554,17 @@ static int run(const char *path, struct config *cfg)
 		}
 		if (si.ssi_signo == SIGHUP) {
 			log_info("event=reload_requested");
+			sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 			/* Only this thread publishes, so the current snapshot cannot go away here. */
-			reload(path, snapshot_get()->cfg);
+			bool ok = reload(path, snapshot_get()->cfg);
+			sd_notifyf(0, "READY=1\nSTATUS=%s: %u workers, config %s",
+			           ok ? "ready (reloaded)" : "ready (reload failed: the old configuration runs)",
+			           srv.nworkers, path ? path : "(defaults)");
 			watch_rearm(&wt, snapshot_get()->cfg);
 			continue;
 		}
 		log_info("event=stop_requested signal=%s", si.ssi_signo == SIGTERM ? "TERM" : "INT");
+		sd_notify(0, "STOPPING=1\nSTATUS=stopping: finishing transactions in flight");
 		break;
 	}
 	if (wt.fd >= 0)

@@ -20,6 +20,8 @@ PKGS=(
   openssl                     # test/net/tls_test: makes its self-signed certificates
   ca-certificates             # tls: verify without tls_ca_file takes its bundle (and cfg tests)
   libcyaml-dev libyaml-dev liburcu-dev libc-ares-dev
+  libsystemd-dev              # sd_notify (Type=notify under systemd)
+  scdoc mandoc                # man pages: built from doc/*.scd, checked with mandoc -T lint
   swaks haproxy postfix
   libnet-ssleay-perl          # swaks --tls / --tlsc (test/integration/t_tls_*.sh)
   dnsmasq-base                # test/net/dns_test: a private DNS server (not "dnsmasq", a service)
