@@ -15,7 +15,7 @@ enum blast_opt_id {
 	OPT_NONE = 0,
 	OPT_SERVER, OPT_CONNECTIONS, OPT_MESSAGES, OPT_SECONDS, OPT_RCPTS, OPT_SIZE,
 	OPT_RATE, OPT_NO_PIPELINING, OPT_PROXY, OPT_PROXY_SRC, OPT_STARTTLS, OPT_JSON,
-	OPT_FROM, OPT_TO_DOMAIN, OPT_IDLE_HOLD, OPT_HELP,
+	OPT_FROM, OPT_TO_DOMAIN, OPT_IDLE_HOLD, OPT_PER_CONN, OPT_HELP,
 };
 
 static const struct blast_opt {
@@ -39,6 +39,7 @@ static const struct blast_opt {
 	{ 0, "from", true, OPT_FROM },
 	{ 0, "to-domain", true, OPT_TO_DOMAIN },
 	{ 0, "idle-hold", true, OPT_IDLE_HOLD },
+	{ 0, "per-conn", true, OPT_PER_CONN },
 	{ 'h', "help", false, OPT_HELP },
 };
 
@@ -47,10 +48,11 @@ const char *blast_opts_usage(void)
 	return
 	"usage: ringblast -s HOST:PORT -c CONNECTIONS -n MESSAGES [-t SECONDS] [-r RCPTS]\n"
 	"                 [-l BYTES] [--rate MSGS_PER_S] [--no-pipelining]\n"
-	"                 [--proxy v1|v2 --proxy-src CIDR] [--starttls] [--json]\n"
-	"                 [--from ADDR] [--to-domain DOMAIN] [--idle-hold SECONDS]\n"
+	"                 [--proxy v1|v2 --proxy-src CIDR] [--starttls] [--per-conn N]\n"
+	"                 [--json] [--from ADDR] [--to-domain DOMAIN] [--idle-hold SECONDS]\n"
 	"  -s HOST:PORT       server: IPv4, [IPv6] or localhost, and a port\n"
-	"  -c CONNECTIONS     connections, each kept open across messages (EHLO once)\n"
+	"  -c CONNECTIONS     connections at once, each kept open across messages (EHLO\n"
+	"                     once) unless --per-conn\n"
 	"  -n MESSAGES        messages in all, across the connections\n"
 	"  -t SECONDS         start no transaction after this; also the overall bound\n"
 	"                     (default 600)\n"
@@ -60,7 +62,12 @@ const char *blast_opts_usage(void)
 	"  --no-pipelining    one command per round trip (default: MAIL/RCPT/DATA in one)\n"
 	"  --proxy v1|v2      send a PROXY header first, its source drawn from\n"
 	"  --proxy-src CIDR   this network (a pseudo-random host per connection)\n"
-	"  --starttls         not supported yet (no TLS in ringrelay)\n"
+	"  --starttls         EHLO, STARTTLS, a full TLS handshake (any certificate taken),\n"
+	"                     EHLO again, then the messages over TLS; a server that does\n"
+	"                     not offer STARTTLS, refuses it or fails the handshake is an\n"
+	"                     error (never plaintext)\n"
+	"  --per-conn N       N messages per connection, then QUIT and a new connection\n"
+	"                     (default: each connection sends until -n is reached)\n"
 	"  --json             print one JSON object instead of the summary\n"
 	"  --from ADDR        envelope sender (default blast@ringblast.test)\n"
 	"  --to-domain DOM    recipient domain (default example.net)\n"
@@ -345,8 +352,16 @@ static int apply(struct blast_opts *o, const struct blast_opt *opt, const char *
 		}
 		break;
 	case OPT_STARTTLS:
-		blast_opts_err(err, errlen, "--starttls: not supported yet (no TLS in ringrelay)");
-		return -1;
+		o->starttls = true;
+		break;
+	case OPT_PER_CONN:
+		if (parse_u64(v, 1, BLAST_OPTS_MAX_MESSAGES, &u) < 0) {
+			blast_opts_err(err, errlen, "%s: expected a number from 1 to %llu, got '%s'", name,
+			               (unsigned long long)BLAST_OPTS_MAX_MESSAGES, v);
+			return -1;
+		}
+		o->per_conn = u;
+		break;
 	case OPT_JSON:
 		o->json = true;
 		break;
@@ -449,6 +464,10 @@ enum blast_opts_rc blast_opts_parse(int argc, char *const argv[], struct blast_o
 	if (o->idle_hold) {
 		if (o->messages > 0) {
 			blast_opts_err(err, errlen, "--idle-hold sends no messages: give -n 0 or no -n");
+			return BLAST_OPTS_ERR;
+		}
+		if (o->per_conn) {
+			blast_opts_err(err, errlen, "--per-conn does not go with --idle-hold (no messages)");
 			return BLAST_OPTS_ERR;
 		}
 	} else if (!seen[OPT_MESSAGES]) {

@@ -3,14 +3,15 @@
  *
  *   ringblast -s HOST:PORT -c CONNECTIONS -n MESSAGES [-t SECONDS] [-r RCPTS] [-l BYTES]
  *             [--rate MSGS_PER_S] [--no-pipelining] [--proxy v1|v2 --proxy-src CIDR]
- *             [--starttls] [--json] [--from ADDR] [--to-domain DOMAIN]
+ *             [--starttls] [--per-conn N] [--json] [--from ADDR] [--to-domain DOMAIN]
  *             [--idle-hold SECONDS]
  *
  * An option's value is the next argument, or follows "=" for a long option
  * (--rate=500) or is attached to a short one (-c50). HOST is an IPv4 literal, an IPv6
  * literal in brackets, or "localhost" (127.0.0.1). -l takes a suffix k (1024) or m
  * (1024 * 1024). --proxy-src is an IPv4 or IPv6 network (an address alone is a host);
- * host bits under the mask are an error, as in the relay's configuration. */
+ * host bits under the mask are an error, as in the relay's configuration. --per-conn N
+ * (1..BLAST_OPTS_MAX_MESSAGES) does not go with --idle-hold. */
 #ifndef BENCH_BLAST_OPTS_H
 #define BENCH_BLAST_OPTS_H
 #include <stdbool.h>
@@ -64,6 +65,8 @@ struct blast_opts {
 	char from[BLAST_OPTS_ADDR_MAX + 1];
 	char to_domain[BLAST_OPTS_DOMAIN_MAX + 1];
 	unsigned idle_hold;               /* seconds; 0: not an idle-hold run */
+	bool starttls;                    /* STARTTLS, then the session over TLS */
+	uint64_t per_conn;                /* messages per connection; 0: no limit */
 };
 
 /* Parse argv[1..argc). On BLAST_OPTS_ERR, err holds e.g. "-c: expected a number from 1

@@ -13,7 +13,22 @@
  * Message-ID carries a sequence number, then the body built once for all, both queued by
  * reference, not copied); the 250. Latency runs from queueing the message for the send
  * of this loop turn to the 250, on CLOCK_MONOTONIC; so this clock errs long (it includes
- * the time the server takes to read the message), never short. */
+ * the time the server takes to read the message), never short.
+ *
+ * --starttls: EHLO, STARTTLS when the EHLO reply offers it (the keyword is looked for in
+ * the reply's lines as they come, ehlo_scan), and on its 220 the stream switches to a
+ * client TLS filter (net/tls, one context for the run, no CA: any certificate; no session
+ * is ever reused, so every connection makes a full handshake). Whatever else came with
+ * the 220 is dropped, never parsed (a server has no business sending it). The filter's
+ * ClientHello goes out at the stream's next flush; the handshake's end (ops->secure) is
+ * counted, its time from the connect recorded, and EHLO is said again over TLS; the
+ * session then goes on as in plaintext. A server that does not offer STARTTLS or refuses
+ * it (QUIT then), or a handshake that fails, is an error of its own class: never a
+ * plaintext session. A PROXY header, when asked for, goes first, in plaintext.
+ *
+ * --per-conn N: a connection says QUIT after N transactions and its slot connects again
+ * (from the stream's release) while transactions remain that the live connections'
+ * shares do not cover; a connection that ended in any other way is not replaced. */
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -35,6 +50,7 @@
 #include "net/connect.h"
 #include "net/loop.h"
 #include "net/stream.h"
+#include "net/tls.h"
 #include "proto/proxy.h"
 #include "proto/smtp_reply.h"
 
@@ -54,6 +70,8 @@
 #define BLAST_TICK_NS (100 * BLAST_MS)
 #define BLAST_PROGRESS_AFTER_NS (2 * BLAST_NS)
 #define BLAST_EHLO "EHLO ringblast.test\r\n"
+#define BLAST_STARTTLS "STARTTLS\r\n"
+#define BLAST_TLS_BUDGET (1u << 30)     /* handshake steps a turn: the client never waits */
 #define BLAST_MSGID_DOMAIN "ringblast.test"
 
 /* Error classes without a reply code share the code table's unused low slots. */
@@ -63,6 +81,8 @@ enum blast_err {
 	BLAST_ERR_TIMEOUT,              /* still in flight at the overall time bound */
 	BLAST_ERR_PROTOCOL,             /* a malformed reply */
 	BLAST_ERR_INTERRUPTED,          /* SIGINT / SIGTERM */
+	BLAST_ERR_NO_STARTTLS,          /* --starttls: the EHLO reply did not offer it */
+	BLAST_ERR_TLS,                  /* --starttls: the handshake failed or was cut */
 	BLAST_ERR_NCODES = 600,
 };
 static const char *const blast_err_names[] = {
@@ -70,6 +90,8 @@ static const char *const blast_err_names[] = {
 	[BLAST_ERR_TIMEOUT] = "timeout",
 	[BLAST_ERR_PROTOCOL] = "protocol",
 	[BLAST_ERR_INTERRUPTED] = "interrupted",
+	[BLAST_ERR_NO_STARTTLS] = "no_starttls",
+	[BLAST_ERR_TLS] = "tls",
 };
 
 /* ---- connections --------------------------------------------------------------------- */
@@ -78,7 +100,9 @@ static const char *const blast_err_names[] = {
 enum bconn_state {
 	BCONN_ST_NONE = 0,          /* not started yet */
 	BCONN_ST_GREETING,          /* connecting (a PROXY header queued); waiting for the 220 */
-	BCONN_ST_EHLO,              /* EHLO sent */
+	BCONN_ST_EHLO,              /* EHLO sent (again over TLS after the handshake) */
+	BCONN_ST_STARTTLS,          /* --starttls: STARTTLS sent, waiting for the 220 */
+	BCONN_ST_HANDSHAKE,         /* --starttls: the TLS handshake runs */
 	BCONN_ST_READY,             /* between transactions, waiting for a --rate token */
 	BCONN_ST_ENVELOPE,          /* MAIL, RCPT..., DATA sent (or being sent one by one) */
 	BCONN_ST_BODY,              /* 354 seen; the message and its dot are being sent */
@@ -91,8 +115,8 @@ enum bconn_state {
 	BCONN_ST_COUNT
 };
 static const char *const bconn_state_names[BCONN_ST_COUNT] = {
-	"none", "greeting", "ehlo", "ready", "envelope", "body", "final", "rset", "hold",
-	"quit", "closing", "done",
+	"none", "greeting", "ehlo", "starttls", "handshake", "ready", "envelope", "body",
+	"final", "rset", "hold", "quit", "closing", "done",
 };
 
 struct blast;
@@ -104,6 +128,13 @@ struct bconn {
 	unsigned id;
 	enum bconn_state st;
 	unsigned waiting : 1, pipelining : 1, has_stream : 1;
+	unsigned tls_up : 1;        /* --starttls: the handshake is done */
+	unsigned recycle : 1;       /* --per-conn: QUIT after its share; connect again */
+	unsigned kw_match : 1, kw_starttls : 1;     /* ehlo_scan: this line, the reply */
+	unsigned kw_pos;            /* ehlo_scan: octets of the current line seen (<= 13) */
+	uint64_t txns;              /* transactions started on this connection */
+	uint64_t share;             /* --per-conn: transactions it may still start */
+	uint64_t t_connect;         /* the connect was started */
 	struct smtp_reply_parser rp;
 	/* the transaction */
 	unsigned replies;           /* in ENVELOPE: 0 MAIL, 1..r RCPT, r+1 DATA */
@@ -146,6 +177,12 @@ struct blast {
 	uint64_t t_hold_end;
 	unsigned established;
 	unsigned ehlo_ok;           /* connections that got as far as the EHLO's 250 */
+	uint64_t claimed;           /* --per-conn: the shares of the live connections */
+	uint64_t connects;          /* connections started (more than -c with --per-conn) */
+	/* --starttls */
+	struct net_tls_ctx *tls_ctx;
+	uint64_t handshakes;        /* completed */
+	struct hist *hs;            /* connect to the handshake's end */
 	bool debug;                 /* RINGBLAST_DEBUG: state changes on stderr */
 	/* progress line */
 	bool progress, progress_shown;
@@ -186,6 +223,10 @@ static void bconn_enter(struct bconn *c, enum bconn_state st)
 	b->nstate[c->st]--;
 	b->nstate[st]++;
 	c->st = st;
+	if (c->share && (st == BCONN_ST_QUIT || st >= BCONN_ST_CLOSING)) {
+		b->claimed -= c->share;     /* it will start no more transactions */
+		c->share = 0;
+	}
 	if (st == BCONN_ST_DONE)
 		b->live--;
 	else if (st == BCONN_ST_CLOSING && c->has_stream)
@@ -231,6 +272,58 @@ static bool bconn_in_txn(const struct bconn *c)
 	return c->st == BCONN_ST_ENVELOPE || c->st == BCONN_ST_BODY || c->st == BCONN_ST_FINAL;
 }
 
+/* Connected or connecting, not yet ready for mail. */
+static bool bconn_in_setup(const struct bconn *c)
+{
+	return c->st == BCONN_ST_GREETING || c->st == BCONN_ST_EHLO ||
+	       c->st == BCONN_ST_STARTTLS || c->st == BCONN_ST_HANDSHAKE;
+}
+
+static unsigned blast_in_setup(const struct blast *b)
+{
+	return b->nstate[BCONN_ST_GREETING] + b->nstate[BCONN_ST_EHLO] +
+	       b->nstate[BCONN_ST_STARTTLS] + b->nstate[BCONN_ST_HANDSHAKE];
+}
+
+/* EHLO, and the STARTTLS keyword looked for anew in its reply. */
+static void bconn_ehlo(struct bconn *c)
+{
+	c->kw_pos = 0;
+	c->kw_match = 1;
+	c->kw_starttls = 0;
+	bconn_send(c, BLAST_EHLO, sizeof BLAST_EHLO - 1);
+	if (c->st != BCONN_ST_CLOSING)
+		bconn_enter(c, BCONN_ST_EHLO);
+}
+
+/* The octets of an EHLO reply as they come: does a line say STARTTLS ("250-STARTTLS",
+ * "250 STARTTLS", any case, alone or followed by a space)? Resumable across offers: only
+ * the position in the line and whether it still matches are kept. */
+static void ehlo_scan(struct bconn *c, const uint8_t *p, size_t n)
+{
+	static const char kw[] = "STARTTLS";
+	for (size_t i = 0; i < n; i++) {
+		uint8_t ch = p[i];
+		if (ch == '\n') {
+			if (c->kw_pos >= 12 && c->kw_match)
+				c->kw_starttls = 1;
+			c->kw_pos = 0;
+			c->kw_match = 1;
+			continue;
+		}
+		unsigned pos = c->kw_pos;
+		if (pos >= 4 && pos < 12) {             /* after "250-" */
+			uint8_t up = ch >= 'a' && ch <= 'z' ? (uint8_t)(ch - 'a' + 'A') : ch;
+			if (up != (uint8_t)kw[pos - 4])
+				c->kw_match = 0;
+		} else if (pos == 12 && ch != ' ' && ch != '\r') {
+			c->kw_match = 0;                    /* STARTTLSX */
+		}
+		if (pos < 13)
+			c->kw_pos++;
+	}
+}
+
 /* The transaction's first failure decides its class. */
 static void txn_fail(struct bconn *c, unsigned code, const char *text)
 {
@@ -272,6 +365,11 @@ static void txn_start(struct bconn *c)
 	snprintf(seq, sizeof seq, "%016" PRIx64, ++b->seq);
 	memcpy(c->hdr + b->seq_off, seq, 16);
 	b->started++;
+	c->txns++;
+	if (c->share) {
+		c->share--;
+		b->claimed--;
+	}
 	c->replies = c->rcpt_ok = c->fail = 0;
 	c->t_dot = 0;
 	bconn_enter(c, BCONN_ST_ENVELOPE);
@@ -288,6 +386,11 @@ static void bconn_next(struct bconn *c)
 		return;
 	}
 	if (b->stop_new || b->started >= b->o.messages) {
+		bconn_quit(c);
+		return;
+	}
+	if (b->o.per_conn && c->txns >= b->o.per_conn) {
+		c->recycle = 1;                 /* its share is sent: a new connection takes over */
 		bconn_quit(c);
 		return;
 	}
@@ -367,6 +470,35 @@ static void session_refused(struct bconn *c, const struct smtp_reply *r)
 	bconn_enter(c, BCONN_ST_CLOSING);
 }
 
+/* --starttls, the first EHLO answered: STARTTLS if offered, else an error and QUIT. */
+static void tls_ask(struct bconn *c)
+{
+	if (!c->kw_starttls) {
+		count_error(c->b, BLAST_ERR_NO_STARTTLS, "STARTTLS: not offered in the EHLO reply");
+		bconn_quit(c);
+		return;
+	}
+	bconn_send(c, BLAST_STARTTLS, sizeof BLAST_STARTTLS - 1);
+	if (c->st != BCONN_ST_CLOSING)
+		bconn_enter(c, BCONN_ST_STARTTLS);
+}
+
+/* The 220 to STARTTLS: the stream speaks TLS from now on. The caller drops the rest of
+ * the offer (plaintext behind the 220). */
+static void tls_begin(struct bconn *c)
+{
+	struct blast *b = c->b;
+	struct net_tls *t = net_tls_new(b->tls_ctx, NULL);
+	if (!t) {
+		conn_error(b, c, "out of memory for TLS");
+		bconn_enter(c, BCONN_ST_CLOSING);
+		return;
+	}
+	smtp_reply_parser_reset(&c->rp);
+	bconn_enter(c, BCONN_ST_HANDSHAKE);
+	net_stream_tls(&c->s, t);           /* the ClientHello goes out at the next flush */
+}
+
 static void bconn_reply(struct bconn *c, const struct smtp_reply *r)
 {
 	struct blast *b = c->b;
@@ -386,12 +518,15 @@ static void bconn_reply(struct bconn *c, const struct smtp_reply *r)
 			session_refused(c, r);
 			return;
 		}
-		bconn_send(c, BLAST_EHLO, sizeof BLAST_EHLO - 1);
-		bconn_enter(c, BCONN_ST_EHLO);
+		bconn_ehlo(c);
 		return;
 	case BCONN_ST_EHLO:
 		if (r->code != 250) {
 			session_refused(c, r);
+			return;
+		}
+		if (b->o.starttls && !c->tls_up) {
+			tls_ask(c);
 			return;
 		}
 		b->ehlo_ok++;
@@ -399,6 +534,16 @@ static void bconn_reply(struct bconn *c, const struct smtp_reply *r)
 		if (b->o.pipelining && !r->pipelining)
 			b->pipelining_refused = true;   /* RFC 2920: not without the keyword */
 		bconn_next(c);
+		return;
+	case BCONN_ST_STARTTLS:
+		if (r->code != 220) {
+			char msg[SMTP_REPLY_TEXT_MAX + 16];
+			snprintf(msg, sizeof msg, "STARTTLS: %s", r->text);
+			count_error(b, r->code, msg);
+			bconn_quit(c);
+			return;
+		}
+		tls_begin(c);
 		return;
 	case BCONN_ST_ENVELOPE:
 		envelope_reply(c, r);
@@ -417,6 +562,7 @@ static void bconn_reply(struct bconn *c, const struct smtp_reply *r)
 		bconn_next(c);
 		return;
 	case BCONN_ST_READY:
+	case BCONN_ST_HANDSHAKE:
 	case BCONN_ST_HOLD:                     /* nothing asked: a reply out of turn */
 		session_refused(c, r);
 		return;
@@ -469,6 +615,8 @@ static void bconn_input(struct bconn *c, const uint8_t *p, size_t n)
 		const char *err = NULL;
 		switch (smtp_reply_feed(&c->rp, p, n, &used, &r, &err)) {
 		case SMTP_REPLY_AGAIN:
+			if (b->o.starttls && c->st == BCONN_ST_EHLO)
+				ehlo_scan(c, p, n);
 			return;
 		case SMTP_REPLY_ERR: {
 			char msg[96];
@@ -482,8 +630,12 @@ static void bconn_input(struct bconn *c, const uint8_t *p, size_t n)
 			return;
 		}
 		case SMTP_REPLY_OK:
+			if (b->o.starttls && c->st == BCONN_ST_EHLO)
+				ehlo_scan(c, p, used);
 			b->now = mono_ns();
 			bconn_reply(c, &r);
+			if (c->st == BCONN_ST_HANDSHAKE)
+				return;                 /* behind the 220: plaintext, dropped */
 			p += used;
 			n -= used;
 			break;
@@ -504,8 +656,42 @@ static size_t bconn_stream_input(struct net_stream *st, const uint8_t *p, size_t
 
 static void bconn_stream_lost(struct net_stream *st, int res)
 {
-	bconn_lost(bconn_of(st), res, res == -EPIPE ? "send" : "recv");
+	struct bconn *c = bconn_of(st);
+	char what[128];
+	if (c->st == BCONN_ST_HANDSHAKE) {      /* --starttls: the handshake failed or was cut */
+		if (res == -EPROTO && st->tls)
+			snprintf(what, sizeof what, "TLS handshake: %s", net_tls_error(st->tls));
+		else if (res == 0)
+			snprintf(what, sizeof what, "TLS handshake: closed by the server");
+		else
+			snprintf(what, sizeof what, "TLS handshake: %s", strerror(-res));
+		count_error(c->b, BLAST_ERR_TLS, what);
+		bconn_enter(c, BCONN_ST_CLOSING);
+		return;
+	}
+	if (res == -EPROTO && st->tls) {
+		snprintf(what, sizeof what, "TLS (%s)", net_tls_error(st->tls));
+		bconn_lost(c, res, what);
+		return;
+	}
+	bconn_lost(c, res, res == -EPIPE ? "send" : "recv");
 }
+
+/* --starttls: the handshake is done; EHLO again, over TLS. */
+static void bconn_stream_secure(struct net_stream *st)
+{
+	struct bconn *c = bconn_of(st);
+	struct blast *b = c->b;
+	if (c->st != BCONN_ST_HANDSHAKE)
+		return;
+	b->now = mono_ns();
+	b->handshakes++;
+	hist_record(b->hs, b->now - c->t_connect);
+	c->tls_up = 1;
+	bconn_ehlo(c);
+}
+
+static void bconn_recycle(struct bconn *c);
 
 static void bconn_stream_release(struct net_stream *st)
 {
@@ -515,12 +701,14 @@ static void bconn_stream_release(struct net_stream *st)
 	c->hdr = NULL;
 	if (c->st != BCONN_ST_DONE)
 		bconn_enter(c, BCONN_ST_DONE);
+	bconn_recycle(c);
 }
 
 static const struct net_stream_ops bconn_stream_ops = {
 	.input = bconn_stream_input,
 	.lost = bconn_stream_lost,
 	.release = bconn_stream_release,
+	.secure = bconn_stream_secure,
 };
 
 /* The PROXY header of connection c: source a pseudo-random host of --proxy-src (fixed
@@ -592,8 +780,13 @@ static int proxy_header(struct blast *b, struct bconn *c, uint8_t *out, size_t c
 static void bconn_start(struct blast *b, struct bconn *c)
 {
 	const struct sockaddr_storage *sa = &b->o.server;
+	c->t_connect = mono_ns();
+	c->tls_up = c->recycle = 0;
+	c->txns = 0;
+	smtp_reply_parser_reset(&c->rp);
 	int fd = net_connect_start(sa, b->o.server_len, NULL, 0);
 	b->live++;
+	b->connects++;
 	if (fd < 0) {
 		char msg[96];
 		snprintf(msg, sizeof msg, "connect: %s", strerror(-fd));
@@ -604,6 +797,8 @@ static void bconn_start(struct blast *b, struct bconn *c)
 	net_stream_init(&c->s, &b->loop, fd, &bconn_stream_ops);
 	net_stream_bulk(&c->s, true);       /* replies only: read them as they come */
 	c->has_stream = 1;
+	c->share = b->o.per_conn;
+	b->claimed += c->share;
 	bconn_enter(c, BCONN_ST_GREETING);
 	net_stream_start(&c->s);        /* the recv reports the greeting, or the connect error */
 	if (b->o.proxy != BLAST_PROXY_NONE) {
@@ -616,6 +811,20 @@ static void bconn_start(struct blast *b, struct bconn *c)
 		}
 		bconn_send(c, hdr, (size_t)n);  /* the ring sends it once connected */
 	}
+}
+
+/* --per-conn: a connection that said QUIT after its share is replaced (from its
+ * release, in the loop's flush: the new stream is flushed in the same pass) while
+ * transactions remain that the shares of the live connections do not cover. */
+static void bconn_recycle(struct bconn *c)
+{
+	struct blast *b = c->b;
+	if (!c->recycle)
+		return;
+	c->recycle = 0;
+	if (b->stop_new || b->aborted || b->started + b->claimed >= b->o.messages)
+		return;
+	bconn_start(b, c);
 }
 
 /* ---- the message --------------------------------------------------------------------- */
@@ -742,7 +951,7 @@ static void abort_all(struct blast *b, enum blast_err why)
 		if (bconn_in_txn(c)) {
 			txn_fail(c, why, NULL);
 			txn_record(c);
-		} else if (c->st == BCONN_ST_GREETING || c->st == BCONN_ST_EHLO) {
+		} else if (bconn_in_setup(c)) {
 			conn_error(b, c, why == BLAST_ERR_TIMEOUT ? "not established within the time bound"
 			                                          : "interrupted");
 		}
@@ -783,8 +992,7 @@ static void idle_hold_step(struct blast *b)
 	if (!b->o.idle_hold || b->held)
 		return;
 	if (!b->holding) {
-		bool settled = b->nstarted == b->o.connections &&
-		               b->nstate[BCONN_ST_GREETING] + b->nstate[BCONN_ST_EHLO] == 0;
+		bool settled = b->nstarted == b->o.connections && blast_in_setup(b) == 0;
 		if (!settled && b->now < b->t_stop_new)
 			return;
 		b->holding = true;
@@ -803,7 +1011,7 @@ static void idle_hold_step(struct blast *b)
 		struct bconn *c = &b->conns[i];
 		if (c->st == BCONN_ST_HOLD)
 			bconn_quit(c);
-		else if (c->st == BCONN_ST_GREETING || c->st == BCONN_ST_EHLO) {
+		else if (bconn_in_setup(c)) {
 			conn_error(b, c, "not established by the end of the hold");
 			bconn_enter(c, BCONN_ST_CLOSING);
 		}
@@ -931,6 +1139,11 @@ static int report(struct blast *b)
 	double p999 = (double)hist_percentile(b->lat, 99.9) / ms;
 	double lmin = (double)hist_min(b->lat) / ms, lmax = (double)hist_max(b->lat) / ms;
 	double lmean = hist_mean(b->lat) / ms;
+	double hs_p50 = (double)hist_percentile(b->hs, 50) / ms;
+	double hs_p99 = (double)hist_percentile(b->hs, 99) / ms;
+	double hs_p999 = (double)hist_percentile(b->hs, 99.9) / ms;
+	double hs_min = (double)hist_min(b->hs) / ms, hs_max = (double)hist_max(b->hs) / ms;
+	double hs_mean = hist_mean(b->hs) / ms;
 	bool incomplete = !o->idle_hold && b->started < o->messages && !o->seconds_given;
 	if (o->idle_hold && b->established < o->connections)
 		incomplete = true;
@@ -958,6 +1171,14 @@ static int report(struct blast *b)
 			fputs(",\"rate\":null", f);
 		if (o->idle_hold)
 			fprintf(f, ",\"idle_hold_s\":%u", o->idle_hold);
+		if (o->per_conn)
+			fprintf(f, ",\"per_conn\":%" PRIu64 ",\"connects\":%" PRIu64, o->per_conn,
+			        b->connects);
+		if (o->starttls)
+			fprintf(f, ",\"starttls\":true,\"handshakes\":%" PRIu64 ",\"handshake_ms\":"
+			        "{\"count\":%" PRIu64 ",\"p50\":%.3f,\"p99\":%.3f,\"p999\":%.3f,"
+			        "\"min\":%.3f,\"mean\":%.3f,\"max\":%.3f}", b->handshakes,
+			        hist_count(b->hs), hs_p50, hs_p99, hs_p999, hs_min, hs_mean, hs_max);
 		fprintf(f, ",\"latency_ms\":{\"count\":%" PRIu64 ",\"p50\":%.3f,\"p99\":%.3f,"
 		        "\"p999\":%.3f,\"min\":%.3f,\"mean\":%.3f,\"max\":%.3f}",
 		        hist_count(b->lat), p50, p99, p999, lmin, lmean, lmax);
@@ -997,16 +1218,23 @@ static int report(struct blast *b)
 		        o->connections, o->idle_hold);
 	} else {
 		fprintf(f, "messages: %" PRIu64 " ok, %" PRIu64 " failed, of %" PRIu64 " (%u "
-		        "connections, %u rcpt%s, %zu octets, %s%s)\n", b->ok, b->failed, o->messages,
+		        "connections, %u rcpt%s, %zu octets, %s%s%s)\n", b->ok, b->failed, o->messages,
 		        o->connections, o->rcpts, o->rcpts == 1 ? "" : "s", o->size,
 		        o->pipelining && !b->pipelining_refused ? "pipelining" : "no pipelining",
 		        o->proxy == BLAST_PROXY_V1 ? ", PROXY v1" : o->proxy == BLAST_PROXY_V2
-		        ? ", PROXY v2" : "");
+		        ? ", PROXY v2" : "", o->starttls ? ", STARTTLS" : "");
 		fprintf(f, "seconds: %.3f\n", secs);
 		fprintf(f, "messages/s: %.1f\n", mps);
 		fprintf(f, "latency ms (end of DATA to 250): p50 %.3f  p99 %.3f  p999 %.3f  "
 		        "(min %.3f  mean %.3f  max %.3f)\n", p50, p99, p999, lmin, lmean, lmax);
+		if (o->per_conn)
+			fprintf(f, "connections made: %" PRIu64 " (%" PRIu64 " message%s each at most)\n",
+			        b->connects, o->per_conn, o->per_conn == 1 ? "" : "s");
 	}
+	if (o->starttls)
+		fprintf(f, "TLS handshakes: %" PRIu64 "; connect to secure ms: p50 %.3f  p99 %.3f  "
+		        "p999 %.3f  (min %.3f  mean %.3f  max %.3f)\n", b->handshakes, hs_p50, hs_p99,
+		        hs_p999, hs_min, hs_mean, hs_max);
 	fprintf(f, "errors: %" PRIu64, nerr);
 	if (nerr) {
 		const char *sep = " (";
@@ -1076,6 +1304,8 @@ static void blast_fini(struct blast *b)
 	free(b->group);
 	free(b->cmd_off);
 	hist_free(b->lat);
+	hist_free(b->hs);
+	net_tls_ctx_free(b->tls_ctx);      /* after the streams: each filter holds a reference */
 }
 
 int main(int argc, char **argv)
@@ -1106,8 +1336,9 @@ int main(int argc, char **argv)
 		goto fail;
 	}
 	b->lat = hist_new();
+	b->hs = hist_new();
 	b->conns = calloc(b->o.connections, sizeof *b->conns);
-	if (!b->lat || !b->conns) {
+	if (!b->lat || !b->hs || !b->conns) {
 		fprintf(stderr, "ringblast: out of memory\n");
 		goto fail;
 	}
@@ -1116,6 +1347,15 @@ int main(int argc, char **argv)
 		b->conns[i].id = i;
 	}
 	b->nstate[BCONN_ST_NONE] = b->o.connections;
+	if (b->o.starttls) {
+		/* A client, no CA: any certificate is taken (what is measured is the handshake). */
+		struct net_tls_conf tc = { .role = NET_TLS_CLIENT };
+		b->tls_ctx = net_tls_ctx_new(&tc, err, sizeof err);
+		if (!b->tls_ctx) {
+			fprintf(stderr, "ringblast: TLS: %s\n", err);
+			goto fail;
+		}
+	}
 
 	struct net_loop_params lp = { .sq_entries = BLAST_RING_ENTRIES, .bufs = BLAST_BUFS,
 	                              .buf_size = BLAST_BUF_SIZE };
@@ -1124,6 +1364,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ringblast: io_uring: %s\n", strerror(-ret));
 		goto fail;
 	}
+	/* The load generator does not hold its own handshakes back: the budget is for a
+	 * server that serves established sessions meanwhile. */
+	b->loop.tls_budget.per_turn = BLAST_TLS_BUDGET;
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_IGN;

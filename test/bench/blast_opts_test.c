@@ -1,5 +1,6 @@
 /* Unit tests for bench/blast_opts: good command lines and what they set, bad ones and
- * their exact messages, and the HOST:PORT / CIDR / size helpers. */
+ * their exact messages, --starttls and --per-conn, and the HOST:PORT / CIDR / size
+ * helpers. */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -147,6 +148,55 @@ Test(blast_opts, help)
 	cr_assert_eq(parse(a1, &o, err, sizeof err), BLAST_OPTS_HELP);
 	cr_assert_eq(parse(a2, &o, err, sizeof err), BLAST_OPTS_HELP);
 	cr_assert_not_null(strstr(blast_opts_usage(), "--idle-hold SECS"));
+	cr_assert_not_null(strstr(blast_opts_usage(), "--starttls "));
+	cr_assert_not_null(strstr(blast_opts_usage(), "--per-conn N "));
+	cr_assert_null(strstr(blast_opts_usage(), "not supported"));
+}
+
+/* --starttls and --per-conn: what they set, and that nothing else moves. */
+struct tls_case {
+	const char *args[MAXARGS];
+	bool want_starttls;
+	uint64_t want_per_conn;
+	uint64_t want_messages;
+	bool want_pipelining;
+	enum blast_proxy want_proxy;
+};
+
+static const struct tls_case tls_cases[] = {
+	{ { "-s", "127.0.0.1:2525", "-c", "4", "-n", "200" }, false, 0, 200, true,
+	  BLAST_PROXY_NONE },
+	{ { "-s", "127.0.0.1:2525", "-c", "20", "-n", "2000", "--starttls" }, true, 0, 2000,
+	  true, BLAST_PROXY_NONE },
+	{ { "--starttls", "--per-conn", "1", "-s", "127.0.0.1:2525", "-c", "20", "-n", "10" },
+	  true, 1, 10, true, BLAST_PROXY_NONE },
+	{ { "-s", "127.0.0.1:2525", "-c", "2", "-n", "10", "--per-conn=3", "--no-pipelining" },
+	  false, 3, 10, false, BLAST_PROXY_NONE },
+	{ { "-s", "127.0.0.1:2525", "-c", "2", "-n", "10", "--per-conn", "1000000000000",
+	    "--starttls", "--proxy", "v2", "--proxy-src", "203.0.113.0/24" },
+	  true, 1000000000000ull, 10, true, BLAST_PROXY_V2 },
+	{ { "-s", "127.0.0.1:2525", "-c", "2", "-n", "10", "--per-conn", "5", "--per-conn", "2" },
+	  false, 2, 10, true, BLAST_PROXY_NONE },                     /* the last one wins */
+	{ { "-s", "127.0.0.1:2525", "-c", "3", "--idle-hold", "1", "--starttls" }, true, 0, 0,
+	  true, BLAST_PROXY_NONE },
+};
+
+Test(blast_opts, starttls_and_per_conn)
+{
+	for (size_t i = 0; i < sizeof tls_cases / sizeof tls_cases[0]; i++) {
+		const struct tls_case *t = &tls_cases[i];
+		struct blast_opts o;
+		char err[256];
+		enum blast_opts_rc got = parse(t->args, &o, err, sizeof err);
+		cr_assert_eq(got, BLAST_OPTS_OK, "case %zu: %s", i, err);
+		cr_assert_eq(o.starttls, t->want_starttls, "case %zu", i);
+		cr_assert_eq(o.per_conn, t->want_per_conn, "case %zu", i);
+		cr_assert_eq(o.messages, t->want_messages, "case %zu", i);
+		cr_assert_eq(o.pipelining, t->want_pipelining, "case %zu", i);
+		cr_assert_eq(o.proxy, t->want_proxy, "case %zu", i);
+		cr_assert_eq(o.size, BLAST_OPTS_DEFAULT_SIZE, "case %zu", i);
+		cr_assert_eq(o.rcpts, 1, "case %zu", i);
+	}
 }
 
 struct bad_case {
@@ -160,8 +210,19 @@ static const struct bad_case bad[] = {
 	{ { "-c", "4", "-n", "10" }, "missing -s HOST:PORT" },
 	{ { "-s", "127.0.0.1:2525", "-n", "10" }, "missing -c CONNECTIONS" },
 	{ { "-s", "127.0.0.1:2525", "-c", "4" }, "missing -n MESSAGES" },
-	{ { OK3, "--starttls" }, "--starttls: not supported yet (no TLS in ringrelay)" },
-	{ { "--starttls", OK3 }, "--starttls: not supported yet (no TLS in ringrelay)" },
+	{ { OK3, "--starttls=yes" }, "--starttls takes no value" },
+	{ { OK3, "--per-conn" }, "--per-conn needs a value" },
+	{ { OK3, "--per-conn", "0" },
+	  "--per-conn: expected a number from 1 to 1000000000000, got '0'" },
+	{ { OK3, "--per-conn", "-1" },
+	  "--per-conn: expected a number from 1 to 1000000000000, got '-1'" },
+	{ { OK3, "--per-conn", "1x" },
+	  "--per-conn: expected a number from 1 to 1000000000000, got '1x'" },
+	{ { OK3, "--per-conn", "" }, "--per-conn: expected a number from 1 to 1000000000000, got ''" },
+	{ { OK3, "--per-conn=1000000000001" },
+	  "--per-conn: expected a number from 1 to 1000000000000, got '1000000000001'" },
+	{ { "-s", "127.0.0.1:2525", "-c", "4", "--idle-hold", "5", "--per-conn", "1" },
+	  "--per-conn does not go with --idle-hold (no messages)" },
 	{ { OK3, "--bogus" }, "unknown option '--bogus'" },
 	{ { OK3, "--bogus=1" }, "unknown option '--bogus'" },
 	{ { OK3, "-x" }, "unknown option '-x'" },
