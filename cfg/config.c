@@ -61,6 +61,10 @@ struct raw_dns {
 	unsigned servers_count;
 };
 
+struct raw_metrics {
+	char *address;
+};
+
 struct raw_tls {
 	char *certificate;
 	char *key;
@@ -123,6 +127,7 @@ struct raw_config {
 	char *hostname;
 	struct raw_spool *spool;
 	struct raw_dns *dns;
+	struct raw_metrics *metrics;
 	struct raw_listener *listeners;
 	unsigned listeners_count;
 	struct raw_relay *relay;
@@ -181,6 +186,12 @@ static const cyaml_schema_field_t spool_fields[] = {
 
 static const cyaml_schema_field_t dns_fields[] = {
 	STRSEQ("servers", struct raw_dns, servers),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t metrics_fields[] = {
+	STR("address", struct raw_metrics, address),
+	NUM("port"),
 	CYAML_FIELD_END
 };
 
@@ -325,6 +336,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	NUM("shutdown_timeout"),
 	CYAML_FIELD_MAPPING_PTR("spool", SECTION, struct raw_config, spool, spool_fields),
 	CYAML_FIELD_MAPPING_PTR("dns", SECTION, struct raw_config, dns, dns_fields),
+	CYAML_FIELD_MAPPING_PTR("metrics", SECTION, struct raw_config, metrics, metrics_fields),
 	CYAML_FIELD_SEQUENCE("listeners", CYAML_FLAG_POINTER | OPT, struct raw_config,
 	                     listeners, &listener_entry, 0, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING_PTR("relay", SECTION, struct raw_config, relay, relay_fields),
@@ -489,6 +501,7 @@ enum cfg_num_key {
 	CFG_N_RETRY,
 	CFG_N_MAX_AGE,
 	CFG_N_SPOOL_MIN_FREE,
+	CFG_N_METRICS_PORT,
 };
 
 #define CFG_SHUTDOWN_TIMEOUT_MAX 3600u
@@ -505,6 +518,8 @@ static const struct cfg_num_range {
 	[CFG_N_SHUTDOWN_TIMEOUT] = { 10, 0, CFG_SHUTDOWN_TIMEOUT_MAX },
 	/* 0 = any free port (tests). */
 	[CFG_N_PORT] = { 2525, 0, 65535 },
+	/* Prometheus' exporter registry has no port of ours: 9325 is free there; 0 = any */
+	[CFG_N_METRICS_PORT] = { 9325, 0, 65535 },
 	[CFG_N_PROXY_TIMEOUT] = { 30, 1, CFG_PROXY_TIMEOUT_MAX },
 	/* 16 fixed + 216 (the largest address block, UNIX) at least; 16 + 65535 at most. */
 	[CFG_N_PROXY_MAX_HEADER] = { 4096, 232, 65551 },
@@ -1036,7 +1051,8 @@ static int cfg_listener(struct cfg_ctx *x, const struct raw_listener *r, size_t 
 		l->tls_key = strdup(r->tls->key);
 		if (l->tls_certificate == NULL || l->tls_key == NULL)
 			return cfg_oom(x);
-	} else if (l->tls_mode != CONFIG_TLS_STARTTLS) {
+	} else if (l->tls_mode != CONFIG_TLS_STARTTLS || (r != NULL && r->tls_mode != NULL)) {
+		/* (starttls written out without tls: would offer nothing; said, not ignored) */
 		return cfg_err(x, cfg_path(&p, "listeners[%zu].tls_mode", i),
 		               "tls_mode '%s' needs tls.certificate and tls.key",
 		               tls_mode_names[l->tls_mode].str);
@@ -1748,6 +1764,19 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 	if (cfg_bool(x, "spool.sync", s ? s->sync : NULL, true, &c->spool_sync) < 0 ||
 	    cfg_num(x, "spool.min_free", CFG_N_SPOOL_MIN_FREE, &c->spool_min_free) < 0)
 		return -1;
+
+	const struct raw_metrics *mt = r ? r->metrics : NULL;
+	if (mt != NULL) {                  /* the section turns the listener on */
+		unsigned port;
+		const char *addr = mt->address ? mt->address : "127.0.0.1";
+		if (cfg_uint(x, "metrics.port", CFG_N_METRICS_PORT, &port) < 0)
+			return -1;
+		if (!cfg_sockaddr(addr, port, &c->metrics_addr, &c->metrics_addrlen))
+			return cfg_err(x, "metrics.address",
+			               "invalid address '%s' in metrics.address "
+			               "(expected an IPv4 or IPv6 literal)", addr);
+		c->metrics = true;
+	}
 
 	if (d != NULL && d->servers_count > 0) {
 		c->dns_servers = calloc(d->servers_count, sizeof(char *));

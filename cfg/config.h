@@ -180,6 +180,11 @@ struct config {
 	uint64_t spool_min_free;
 	char **dns_servers;                /* default none: /etc/resolv.conf */
 	size_t ndns_servers;
+	/* metrics: { address, port }: the Prometheus listener (core/metrics), off without
+	 * the section; address default 127.0.0.1, port 9325 (0: any free one) */
+	bool metrics;
+	struct sockaddr_storage metrics_addr;
+	socklen_t metrics_addrlen;
 
 	struct config_listener *listeners; /* default: one, 127.0.0.1:2525, PROXY off */
 	size_t nlisteners;

@@ -245,16 +245,17 @@ static bool detach_waiting(struct dconn *d)
  * failed within TLSOUT_PLAIN_MS: plaintext then, as RFC 7435 allows). */
 static void tls_setup(struct queue *q, struct queue_site *s, struct dconn *d, size_t i)
 {
-	const struct config_transport *t = site_transport(q, s);
-	d->tls_mode = t ? t->tls : CONFIG_OUT_TLS_OPPORTUNISTIC;
+	/* mode and context from one table (core/tlsout), never the mode of one reload and the
+	 * context of another; NULL context with `required`: fails at EHLO (said so) */
+	d->tls_ctx = tlsout_ctx(s->transport, &d->tls_mode, &d->tls_gen);
 	d->tls_skip = d->tls_mode == CONFIG_OUT_TLS_NONE;
 	if (d->tls_skip)
 		return;
-	d->tls_ctx = tlsout_ctx(s->transport);   /* NULL: `required` fails at EHLO (said so) */
 	if (!q->tls_cache)
 		q->tls_cache = calloc(1, sizeof *q->tls_cache);   /* NULL: no cache, no failure */
 	snprintf(d->tls_name, sizeof d->tls_name, "%s", s->addr[i].name);
-	d->tls_key = tlsout_key(s->transport ? s->transport : "", &s->addr[i].ss, d->tls_name);
+	d->tls_key = tlsout_key(s->transport ? s->transport : "", &s->addr[i].ss, d->tls_name,
+	                        d->tls_gen, d->tls_mode);
 	const struct tlsout_dest *e = tlsout_find(q->tls_cache, d->tls_key);
 	if (d->tls_mode == CONFIG_OUT_TLS_OPPORTUNISTIC &&
 	    (!d->tls_ctx || (e && e->plain_until_ms > q->loop->now_ms)))
@@ -530,7 +531,10 @@ static void take_job(struct dconn *d)
 {
 	struct queue_site *s = d->site;
 	while (!d->job && !d->closing && d->cli.state == SMTP_CLI_ST_READY) {
-		if (d->msgs >= s->max_msgs || site_queue(d)->stopping || !egress_current(d)) {
+		if (d->msgs >= s->max_msgs || site_queue(d)->stopping || !egress_current(d) ||
+		    d->tls_gen != tlsout_generation()) {
+			/* (a reload: the transport's TLS may be stricter now; the next connection
+			 * follows it, this one takes no more mail) */
 			dconn_quit(d);
 			return;
 		}

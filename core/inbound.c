@@ -89,6 +89,7 @@ static void inbound_start(struct smtp_server_conn *c, struct smtp_server_start *
 	const struct config_listener *lc = &snap->cfg->listeners[c->listener];
 	bool trusted = lc->proxy_protocol != CONFIG_PROXY_OFF &&
 	               cidr_lookup(snap->proxy_hosts[c->listener], (struct sockaddr *)&c->peer_sa);
+	worker_of(c)->count.conns_accepted++;
 	how->listener_id = lc->id;
 	how->proxy_timeout_ms = lc->proxy_timeout * 1000u;
 	how->proxy_max_header = lc->proxy_max_header;
@@ -103,6 +104,7 @@ static void inbound_start(struct smtp_server_conn *c, struct smtp_server_start *
 		how->proxy = SMTP_SERVER_PROXY_EXPECT;
 	} else if (lc->proxy_protocol == CONFIG_PROXY_REQUIRED) {
 		log_warn("event=proxy_refused sid=%s client=%s reason=required", c->sid, c->peer);
+		worker_of(c)->count.refused[STATS_REFUSED_PROXY_REQUIRED]++;
 		how->refuse = "421 4.7.0 PROXY required\r\n";
 	} else {
 		how->proxy = SMTP_SERVER_PROXY_SNIFF;
@@ -121,9 +123,11 @@ static const char *inbound_admit(struct smtp_server_conn *c, struct smtp_server_
 		break;
 	case CONNLIMIT_TOTAL:
 		log_warn("event=refused sid=%s client=%s reason=max_connections", c->sid, c->peer);
+		worker_of(c)->count.refused[STATS_REFUSED_MAX_CONNECTIONS]++;
 		snprintf(buf, cap, "421 4.7.0 %s Error: too many connections\r\n", cfg->hostname);
 		return buf;
 	case CONNLIMIT_PER_IP:
+		worker_of(c)->count.refused[STATS_REFUSED_PER_IP]++;
 		log_warn("event=refused sid=%s client=%s reason=max_connections_per_ip", c->sid,
 		         c->peer);
 		snprintf(buf, cap, "421 4.7.0 %s Error: too many connections from %s\r\n",
@@ -216,6 +220,12 @@ void inbound_spooled(void *waiter, bool ok, const struct spool_loc *loc)
 		         log_escape(from, sizeof from, m->mail_from, strlen(m->mail_from)),
 		         m->nrcpt, m->len, tls ? " tls=" : "", tls_version, tls ? " cipher=" : "",
 		         tls_cipher, c->released || c->st.closing ? " note=client_gone" : "");
+	if (ok) {
+		struct wcount *k = &worker_of(c)->count;
+		k->msgs_accepted++;
+		k->rcpts_accepted += m->nrcpt;
+		k->msgs_accepted_tls += tls;
+	}
 	if (ok)   /* a message over SPOOL_COPY_MAX was scrambled in place: read back when needed;
 	           * else its buffer becomes the body kept in memory, without a copy */
 		queue_accepted(&worker_of(c)->queue, m, (uint64_t)time(NULL), loc,

@@ -24,6 +24,7 @@
 #include "core/inbound.h"
 #include "core/tlsout.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/qid.h"
 #include "core/spooldir.h"
 #include "core/worker.h"
@@ -207,6 +208,10 @@ static bool reload(const char *path, const struct config *cur)
 	const char *fixed = strcmp(cur->spool_path, c->spool_path) != 0 ? "spool.path"
 	                  : cur->spool_sync != c->spool_sync           ? "spool.sync"
 	                  : cur->workers != c->workers                 ? "workers"
+	                  : cur->metrics != c->metrics ||
+	                    (c->metrics && (cur->metrics_addrlen != c->metrics_addrlen ||
+	                                    memcmp(&cur->metrics_addr, &c->metrics_addr,
+	                                           c->metrics_addrlen) != 0)) ? "metrics"
 	                                                               : NULL;
 	if (fixed) {
 		log_err("event=reload_failed keeping=old error=\"%s changed: a restart is needed\"", fixed);
@@ -513,8 +518,13 @@ static int run(const char *path, struct config *cfg)
 	int ret = sfd < 0 ? -errno : worker_start_all(&srv);
 	if (ret == 0)
 		give_back_memory();            /* the scan's messages are the workers' now */
+	const char *what = "workers";
+	if (ret == 0) {
+		what = "metrics";
+		ret = metrics_start(&srv, snapshot_get()->cfg);
+	}
 	if (ret < 0) {
-		log_err("event=start_failed error=\"workers: %s\"", strerror(-ret));
+		log_err("event=start_failed error=\"%s: %s\"", what, strerror(-ret));
 		worker_stop_all(&srv);
 		server_free(&srv);
 		if (sfd >= 0)
@@ -570,6 +580,7 @@ static int run(const char *path, struct config *cfg)
 	if (wt.fd >= 0)
 		close(wt.fd);
 	worker_stop_all(&srv);
+	metrics_stop();
 	server_free(&srv);
 	close(sfd);
 	egress_fini(&srv.egress);
@@ -632,7 +643,19 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	if (check) {
-		char sum[512];
+		/* the certificates, keys and CA files too, as the daemon will load them: a file
+		 * that is there but unusable (not PEM, a key of another certificate) fails here,
+		 * not at start */
+		char sum[512], terr[512];
+		if (inbound_tls_load(cfg, terr, sizeof terr) < 0 || tlsout_load(cfg, terr, sizeof terr) < 0) {
+			fprintf(stderr, "%s:0:0: tls: %s\n", path ? path : "(defaults)", terr);
+			inbound_tls_fini();
+			tlsout_fini();
+			config_free(cfg);
+			return EXIT_USAGE;
+		}
+		inbound_tls_fini();
+		tlsout_fini();
 		config_summary(cfg, sum, sizeof sum);
 		printf("%s\n", sum);
 		config_free(cfg);

@@ -965,6 +965,8 @@ static void on_batch(struct net_loop *l, struct net_op *op, int res, unsigned fl
 		sp->commit_ns += ns;
 		if (ns > sp->commit_ns_max)
 			sp->commit_ns_max = ns;
+		sp->commit_hist[stats_bucket(stats_commit_le_us, STATS_COMMIT_BUCKETS, ns / 1000)]++;
+		sp->batch_hist[stats_bucket(stats_batch_le, STATS_BATCH_BUCKETS, b->n)]++;
 		spool_recovered(sp);
 	} else {
 		/* A short write (the disk is full) cancels the rest of the chain: say why. */

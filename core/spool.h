@@ -94,6 +94,7 @@
  *    back; min_free keeps the relay's own mail from getting there. */
 #ifndef CORE_SPOOL_H
 #define CORE_SPOOL_H
+#include "core/stats.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -303,6 +304,8 @@ struct spool {
 	/* counters */
 	uint64_t commits, messages, bytes;
 	uint64_t commit_ns, commit_ns_max;  /* time from submission to the sync's completion */
+	uint64_t commit_hist[STATS_COMMIT_BUCKETS + 1];  /* core/stats: per bucket */
+	uint64_t batch_hist[STATS_BATCH_BUCKETS + 1];
 	uint64_t linked_chains;           /* chains that reached the ring whole */
 	/* reclaim */
 	uint64_t seg_max;                 /* SPOOL_SEGMENT_MAX (smaller in tests) */

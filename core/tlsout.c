@@ -8,14 +8,17 @@
 #include <urcu-qsbr.h>
 
 struct tlsout_tab {
+	uint64_t gen;
 	size_t n;
 	struct {
 		char *id;                       /* the transport's id (a copy) */
+		enum config_out_tls mode;
 		struct net_tls_ctx *ctx;        /* NULL: tls: none */
 	} t[];
 };
 
 static struct tlsout_tab *tlsout_cur;
+static uint64_t tlsout_gen;             /* the main thread's: loads made */
 
 static void tab_free(struct tlsout_tab *t)
 {
@@ -35,9 +38,11 @@ int tlsout_load(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	t->gen = tlsout_gen + 1;
 	for (size_t i = 0; i < cfg->ntransports; i++) {
 		const struct config_transport *tr = &cfg->transports[i];
 		t->t[i].id = strdup(tr->id);
+		t->t[i].mode = tr->tls;
 		t->n = i + 1;
 		if (!t->t[i].id) {
 			snprintf(err, errlen, "out of memory");
@@ -65,6 +70,7 @@ int tlsout_load(const struct config *cfg, char *err, size_t errlen)
 			return -1;
 		}
 	}
+	tlsout_gen = t->gen;
 	struct tlsout_tab *old = rcu_xchg_pointer(&tlsout_cur, t);
 	if (old) {
 		synchronize_rcu();              /* no worker holds an old context unreferenced */
@@ -82,13 +88,23 @@ void tlsout_fini(void)
 	}
 }
 
-struct net_tls_ctx *tlsout_ctx(const char *transport)
+struct net_tls_ctx *tlsout_ctx(const char *transport, enum config_out_tls *mode, uint64_t *gen)
 {
 	const struct tlsout_tab *t = rcu_dereference(tlsout_cur);
+	*mode = CONFIG_OUT_TLS_REQUIRED;        /* unknown: fail closed */
+	*gen = t ? t->gen : 0;
 	for (size_t i = 0; t && transport && i < t->n; i++)
-		if (strcmp(t->t[i].id, transport) == 0)
+		if (strcmp(t->t[i].id, transport) == 0) {
+			*mode = t->t[i].mode;
 			return net_tls_ctx_ref(t->t[i].ctx);
+		}
 	return NULL;
+}
+
+uint64_t tlsout_generation(void)
+{
+	const struct tlsout_tab *t = rcu_dereference(tlsout_cur);
+	return t ? t->gen : 0;
 }
 
 /* FNV-1a */
@@ -100,9 +116,13 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-uint64_t tlsout_key(const char *transport, const struct sockaddr_storage *ss, const char *name)
+uint64_t tlsout_key(const char *transport, const struct sockaddr_storage *ss, const char *name,
+                    uint64_t gen, enum config_out_tls mode)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
+	uint32_t m = (uint32_t)mode;
+	h = fnv(h, &gen, sizeof gen);
+	h = fnv(h, &m, sizeof m);
 	h = fnv(h, transport, strlen(transport) + 1);
 	h = fnv(h, name, strlen(name) + 1);
 	if (ss->ss_family == AF_INET) {

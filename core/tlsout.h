@@ -5,8 +5,14 @@
  * to it (RFC 5077 / 8446 tickets) and, after its opportunistic handshake failed, until
  * when it is spoken to in plaintext.
  *
- * A destination is (transport, address, port, name): the same MX host reached for two
- * transports, or under two names, is two entries. The cache has TLSOUT_SLOTS entries
+ * A destination is (transport, address, port, name, the table's generation and the
+ * transport's mode): the same MX host reached for two transports, or under two names, is
+ * two entries; and every load is a new generation, so a session made under an older
+ * context (another CA file, or `opportunistic` before a reload to `verify`) is never
+ * offered again: a resumed TLS 1.3 session is not verified anew, so it must come from a
+ * full handshake under the same rules. Connections opened under an older generation
+ * take no new job (core/deliver): after a reload to `required`, nothing more goes out
+ * over a plaintext connection opened before it. The cache has TLSOUT_SLOTS entries
  * per worker, one per hash of the destination: a newcomer takes the slot of an older
  * one (its session is dropped: one more full handshake), so memory stays bounded however
  * many destinations a worker talks to. */
@@ -27,10 +33,15 @@
  * cannot be loaded: the old contexts stay. */
 int tlsout_load(const struct config *cfg, char *err, size_t errlen);
 void tlsout_fini(void);
-/* The context of transport id with a reference for the caller (net_tls_ctx_free), or
- * NULL when the transport says `tls: none` or is unknown. A worker calls it between
- * its quiescent states (urcu-qsbr). */
-struct net_tls_ctx *tlsout_ctx(const char *transport);
+/* Transport id's mode and context (a reference for the caller: net_tls_ctx_free; NULL
+ * for `tls: none`), from one table, so that the two always agree (the configuration
+ * snapshot is published after the table on a reload), and the table's generation. A
+ * transport the table does not know is `required` with no context: its connections
+ * fail closed (deferred), never plaintext. A worker calls it between its quiescent
+ * states (urcu-qsbr). */
+struct net_tls_ctx *tlsout_ctx(const char *transport, enum config_out_tls *mode, uint64_t *gen);
+/* The generation of the table in force (0: none loaded). */
+uint64_t tlsout_generation(void);
 
 struct tlsout_dest {
 	uint64_t key;                      /* 0: empty */
@@ -44,7 +55,8 @@ struct tlsout_cache {
 };
 
 /* The key of a destination (never 0). */
-uint64_t tlsout_key(const char *transport, const struct sockaddr_storage *ss, const char *name);
+uint64_t tlsout_key(const char *transport, const struct sockaddr_storage *ss, const char *name,
+                    uint64_t gen, enum config_out_tls mode);
 /* Its entry, or NULL when it has none. */
 struct tlsout_dest *tlsout_find(struct tlsout_cache *c, uint64_t key);
 /* Its entry, made when missing (taking over the slot). NULL when c is NULL. */

@@ -13,6 +13,7 @@
 
 #include "core/inbound.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/owner.h"
 
 static void on_accept(struct listener_acceptor *a, int fd)
@@ -53,6 +54,7 @@ static unsigned worker_turn(void *ctx)
 {
 	struct worker *w = ctx;
 	w->snap = snapshot_get();
+	metrics_publish(w, false);
 	if (w->queue_up && w->snap->generation != w->queue.generation) {
 		if (w->queue.generation)
 			queue_reconfigured(&w->queue);  /* a reload: re-route what waits */
@@ -229,6 +231,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	net_loop_run(&w->loop);
+	metrics_publish(w, true);          /* the last figures, for the scrapes still to come */
 	const struct spool *sp = &w->spool;
 	log_info("event=worker_down worker=%u commits=%llu messages=%llu notes=%llu delivered=%llu "
 	         "deferred=%llu bounced=%llu dsns=%llu chains=%llu commit_avg_us=%llu "

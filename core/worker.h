@@ -21,6 +21,7 @@
 #include "core/queue.h"
 #include "core/smtp_server.h"
 #include "core/spool.h"
+#include "core/stats.h"
 #include "net/listener.h"
 #include "net/loop.h"
 #include "net/post.h"
@@ -48,6 +49,9 @@ struct worker {
 	bool queue_up;
 	struct qid_gen qid;
 	const struct snapshot *snap;   /* valid while online, refreshed every turn */
+	struct wcount count;           /* core/stats: bumped by the worker's modules */
+	struct wstats stats;           /* published every STATS_PUBLISH_MS (core/metrics) */
+	uint64_t stats_ms;             /* when last published */
 	bool stopping, forced;
 	uint64_t stop_deadline_ms;
 	int start_error;

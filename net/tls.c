@@ -73,7 +73,10 @@ static int tls_send(WOLFSSL *ssl, char *buf, int sz, void *arg)
 static void ctx_err(char *err, size_t errlen, const char *what, const char *file, int rc)
 {
 	char why[80];
-	wolfSSL_ERR_error_string_n((unsigned long)(long)(rc > 0 ? -rc : rc), why, sizeof why);
+	if (rc == WOLFSSL_FAILURE || rc == 0)   /* no code of its own: say what it means */
+		snprintf(why, sizeof why, "cannot be used (not PEM, or not of a supported kind)");
+	else
+		wolfSSL_ERR_error_string_n((unsigned long)(long)(rc > 0 ? -rc : rc), why, sizeof why);
 	snprintf(err, errlen, "%s%s%s: %s", what, file ? " " : "", file ? file : "", why);
 }
 

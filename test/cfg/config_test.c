@@ -365,6 +365,8 @@ Test(config, bad_configs_point_at_the_offending_value)
 		  "x.yaml:3:23: ", "cannot read proxy_hosts_file '/nonexistent/haproxy_hosts'" },
 		{ "listeners:\n  - id: a\n    tls_mode: implicit\n", "x.yaml:3:15: ",
 		  "tls_mode 'implicit' needs tls.certificate and tls.key" },
+		{ "listeners:\n  - id: a\n    tls_mode: starttls\n", "x.yaml:3:15: ",
+		  "tls_mode 'starttls' needs tls.certificate and tls.key" },
 		{ "listeners:\n  - id: a\n    tls: { certificate: c.pem }\n", "x.yaml:3:10: ",
 		  "missing required key 'key' in listeners[0].tls" },
 		{ "listeners:\n  - id: a\n    tls: { certificate: /nonexistent.pem, key: /nonexistent.key }\n",

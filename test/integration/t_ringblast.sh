@@ -103,9 +103,9 @@ expect_match "$out" '^connection errors: 2$' "connection errors counted"
 expect_match "$out" 'Connection refused' "connection refused said"
 
 # 9. Usage errors: exit 2.
-out=$(blast -s 127.0.0.1:$port -c 1 -n 1 --starttls); rc=$?
-[ "$rc" -eq 2 ] || fail "--starttls exited $rc, want 2"
-expect_match "$out" '^ringblast: --starttls: not supported yet \(no TLS in ringrelay\)' "--starttls message"
+out=$(blast -s 127.0.0.1:$port -c 1 -n 1 --per-conn 0); rc=$?
+[ "$rc" -eq 2 ] || fail "--per-conn 0 exited $rc, want 2"
+expect_match "$out" "^ringblast: --per-conn: expected a number from 1 to 1000000000000, got '0'" "--per-conn 0 message"
 out=$(blast -s 127.0.0.1:$port -c 1); rc=$?
 [ "$rc" -eq 2 ] || fail "missing -n exited $rc, want 2"
 expect_match "$out" '^ringblast: missing -n MESSAGES' "missing -n"

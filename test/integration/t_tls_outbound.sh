@@ -11,6 +11,10 @@
 #     handshake failure is logged, and the mail goes in plaintext on the next connection
 #     ... and to a hop that never answers the ClientHello: timed out (timeouts.ehlo), the
 #     same plaintext fallback
+#  7. reloads to stricter rules (found by attacking it): a session resumed from before a
+#     reload to `verify` must not skip the check (deferred 4.7.5, nothing delivered);
+#     connections opened before a reload to `required` take no more mail (queued mail
+#     waits and is deferred 4.7.4, none goes out in plaintext after the reload)
 #  6. a private Postfix with STARTTLS as the next hop: "TLS connection established" in
 #     its log, the mail delivered through it
 . "$(dirname "$0")/lib.sh"
@@ -118,6 +122,45 @@ expect_match "$(since)" 'event=tls_failed site=hub/[^ ]+ relay=[^ ]+ reason="tim
 fresh
 ok "a handshake that never ends: timed out, plaintext on the next connection"
 
+# ---- 7. reloads to stricter rules ----------------------------------------------------------
+sink s7 --tls "$T/sinkcert.crt,$T/sinkcert.key"
+hub "$S_PORT" opportunistic
+mark
+rr_start
+send u1@example.net
+wait_until 20 eval '[ "$(dumped s7)" -ge 1 ]' || fail "reload/verify: first message not delivered"
+wait_log 'event=tls_out .* resumed=no' 10 || fail "no first handshake"
+hub "$S_PORT" verify "    tls_ca_file: $T/other.crt"
+kill -HUP "$RR_PID"
+wait_log 'event=reloaded generation=2' 10 || fail "no reload"
+send u2@example.net
+wait_log 'to=<u2@example.net>.*status=deferred \(.*4\.7\.5 TLS handshake' 15 || fail "verify after a reload: a cached session skipped the check"
+sleep 1
+[ "$(dumped s7)" -eq 1 ] || fail "verify after a reload: delivered to an unverified host"
+expect_nomatch "$(since)" 'verified=yes' "a handshake said verified"
+fresh
+ok "reload to verify: no session from before is resumed, the unverified host gets nothing"
+
+python3 "$HERE/badhop.py" slow "$T/slow.port" "$T/slow.count" 60 &
+wait_until 10 test -s "$T/slow.port" || fail "badhop slow did not start"
+hub "$(cat "$T/slow.port")" opportunistic "    max_connections: 1"
+sed -i 's/max_messages_per_connection: 1$/max_messages_per_connection: 1000/' "$T/ringrelay.yaml"
+mark
+rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 20 -t 30 -l 1k > /dev/null 2>&1 || fail "ringblast (reload to required)"
+wait_until 10 grep -q 'accepted=[1-9]' "$T/slow.count" || fail "the slow hop got nothing"
+hub "$(cat "$T/slow.port")" required "    max_connections: 1"
+kill -HUP "$RR_PID"
+wait_log 'event=reloaded generation=2' 10 || fail "no reload"
+at=$(sed -nE 's/.* accepted=([0-9]+).*/\1/p' "$T/slow.count")
+wait_log 'status=deferred \(.*4\.7\.4 TLS is required' 15 || fail "reload to required: nothing deferred 4.7.4"
+sleep 1
+now=$(sed -nE 's/.* accepted=([0-9]+).*/\1/p' "$T/slow.count")
+[ "$now" -le $((at + 1)) ] || fail "reload to required: $((now - at)) messages went out in plaintext after the reload (at most the one in flight may)"
+[ "$now" -lt 20 ] || fail "reload to required: all went out"
+fresh
+ok "reload to required: $((now - at)) after the reload (the one in flight at most), the rest deferred 4.7.4"
+
 # ---- 6. Postfix with STARTTLS as the next hop -------------------------------------------------
 sink s6
 chmod 755 "$T"
@@ -143,3 +186,18 @@ expect_match "$(since)" 'relay=127\.0\.0\.1\[127\.0\.0\.1\]:[0-9]+ tls=TLSv1\.[2
 rr_stop
 dns_stop
 ok "Postfix with STARTTLS: TLS connection established, delivered"
+
+# ---- --check loads what the daemon will load ---------------------------------------------------
+printf 'transports:\n  - id: default\n    tls: verify\n    tls_ca_file: %s\n' "$HERE/badhop.py" > "$T/c1.yaml"
+out=$("$RR_BIN" --check -c "$T/c1.yaml" 2>&1); rc=$?
+[ "$rc" -eq 2 ] || fail "--check with a CA file that is not PEM: exit $rc ($out)"
+expect_match "$out" "c1\.yaml:0:0: tls: transport default: CA file .*badhop\.py" "--check names the CA file"
+cat > "$T/c2.yaml" <<YAML
+listeners:
+  - { id: a, port: 0, tls: { certificate: $HERE/badhop.py, key: $T/sinkcert.key } }
+YAML
+out=$("$RR_BIN" --check -c "$T/c2.yaml" 2>&1); rc=$?
+[ "$rc" -eq 2 ] || fail "--check with a certificate that is not PEM: exit $rc ($out)"
+expect_match "$out" "tls: listener a: certificate .*badhop\.py: cannot be used \(not PEM" "--check names the certificate"
+sanitizer_clean
+ok "--check loads certificates, keys and CA files: unusable ones are exit 2"
