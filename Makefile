@@ -58,7 +58,7 @@ man: $(MAN_OUT)
 define man_rule
 $(BUILD)/man/man$(subst .,,$(suffix $(basename $(1))))/$(notdir $(basename $(1))): $(1) scripts/man-tidy.awk
 	@mkdir -p $$(dir $$@)
-	scdoc < $$< | awk -f scripts/man-tidy.awk > $$@.tmp && mv $$@.tmp $$@
+	scdoc < $$< > $$@.raw && awk -f scripts/man-tidy.awk $$@.raw > $$@.tmp && rm $$@.raw && mv $$@.tmp $$@
 endef
 $(foreach f,$(MAN_SRC),$(eval $(call man_rule,$(f))))
 check-man: $(MAN_OUT)

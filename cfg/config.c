@@ -65,6 +65,11 @@ struct raw_metrics {
 	char *address;
 };
 
+struct raw_control {
+	char *path;
+	char *mode;                        /* octal, as chmod(1) writes it: a string */
+};
+
 struct raw_tls {
 	char *certificate;
 	char *key;
@@ -128,6 +133,7 @@ struct raw_config {
 	struct raw_spool *spool;
 	struct raw_dns *dns;
 	struct raw_metrics *metrics;
+	struct raw_control *control;
 	struct raw_listener *listeners;
 	unsigned listeners_count;
 	struct raw_relay *relay;
@@ -192,6 +198,12 @@ static const cyaml_schema_field_t dns_fields[] = {
 static const cyaml_schema_field_t metrics_fields[] = {
 	STR("address", struct raw_metrics, address),
 	NUM("port"),
+	CYAML_FIELD_END
+};
+
+static const cyaml_schema_field_t control_fields[] = {
+	STR("path", struct raw_control, path),
+	STR("mode", struct raw_control, mode),
 	CYAML_FIELD_END
 };
 
@@ -337,6 +349,7 @@ static const cyaml_schema_field_t top_fields[] = {
 	CYAML_FIELD_MAPPING_PTR("spool", SECTION, struct raw_config, spool, spool_fields),
 	CYAML_FIELD_MAPPING_PTR("dns", SECTION, struct raw_config, dns, dns_fields),
 	CYAML_FIELD_MAPPING_PTR("metrics", SECTION, struct raw_config, metrics, metrics_fields),
+	CYAML_FIELD_MAPPING_PTR("control", SECTION, struct raw_config, control, control_fields),
 	CYAML_FIELD_SEQUENCE("listeners", CYAML_FLAG_POINTER | OPT, struct raw_config,
 	                     listeners, &listener_entry, 0, CYAML_UNLIMITED),
 	CYAML_FIELD_MAPPING_PTR("relay", SECTION, struct raw_config, relay, relay_fields),
@@ -1765,6 +1778,35 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 	    cfg_num(x, "spool.min_free", CFG_N_SPOOL_MIN_FREE, &c->spool_min_free) < 0)
 		return -1;
 
+	/* control: the socket of `ringrelay ctl`, inside the spool by default */
+	const struct raw_control *ct = r ? r->control : NULL;
+	if (ct && ct->path && ct->path[0] == '\0')
+		return cfg_err(x, "control.path", "control.path must not be empty");
+	if (ct && ct->path)
+		c->control_path = strdup(ct->path);
+	else if (asprintf(&c->control_path, "%s/control.sock", c->spool_path) < 0)
+		c->control_path = NULL;
+	if (c->control_path == NULL)
+		return cfg_oom(x);
+	if (strlen(c->control_path) >= CONFIG_CONTROL_PATH_MAX)
+		return cfg_err(x, ct && ct->path ? "control.path" : "spool.path",
+		               "the control socket's path '%s' is longer than a Unix socket's "
+		               "%u octets (set control.path)", c->control_path,
+		               CONFIG_CONTROL_PATH_MAX - 1);
+	c->control_mode = 0600;
+	if (ct && ct->mode) {
+		const char *m = ct->mode;
+		unsigned v = 0;
+		size_t k = 0;
+		for (; m[k] >= '0' && m[k] <= '7' && k < 5; k++)
+			v = v * 8 + (unsigned)(m[k] - '0');
+		if (k == 0 || m[k] != '\0' || v > 0777 || (v & 0600) != 0600)
+			return cfg_err(x, "control.mode",
+			               "control.mode '%s': expected octal permissions with owner "
+			               "read and write, such as 0600 or 0660", m);
+		c->control_mode = v;
+	}
+
 	const struct raw_metrics *mt = r ? r->metrics : NULL;
 	if (mt != NULL) {                  /* the section turns the listener on */
 		unsigned port;
@@ -1997,6 +2039,7 @@ void config_free(struct config *c)
 		return;
 	free(c->hostname);
 	free(c->spool_path);
+	free(c->control_path);
 	for (size_t i = 0; i < c->ndns_servers; i++)
 		free(c->dns_servers[i]);
 	free(c->dns_servers);

@@ -52,6 +52,7 @@
 enum config_proxy_mode { CONFIG_PROXY_OFF = 0, CONFIG_PROXY_TRUSTED, CONFIG_PROXY_REQUIRED };
 enum config_tls_mode { CONFIG_TLS_STARTTLS = 0, CONFIG_TLS_REQUIRED, CONFIG_TLS_IMPLICIT };
 /* tls: verify without tls_ca_file takes the system's CA bundle (Debian's ca-certificates) */
+#define CONFIG_CONTROL_PATH_MAX 108u        /* sun_path, its NUL included */
 #define CONFIG_SYSTEM_CA_FILE "/etc/ssl/certs/ca-certificates.crt"
 enum config_out_tls { CONFIG_OUT_TLS_OPPORTUNISTIC = 0, CONFIG_OUT_TLS_NONE,
                       CONFIG_OUT_TLS_REQUIRED, CONFIG_OUT_TLS_VERIFY };
@@ -185,6 +186,10 @@ struct config {
 	bool metrics;
 	struct sockaddr_storage metrics_addr;
 	socklen_t metrics_addrlen;
+	/* control: { path, mode }: the Unix socket of `ringrelay ctl` (core/control);
+	 * default SPOOL/control.sock, mode 0600 (given as an octal string, owner rw) */
+	char *control_path;
+	unsigned control_mode;
 
 	struct config_listener *listeners; /* default: one, 127.0.0.1:2525, PROXY off */
 	size_t nlisteners;

@@ -24,7 +24,8 @@
 #include "core/inbound.h"
 #include "core/tlsout.h"
 #include "core/log.h"
-#include "core/metrics.h"
+#include "core/control.h"
+#include "core/ops.h"
 #include "core/qid.h"
 #include "core/spooldir.h"
 #include "core/worker.h"
@@ -41,6 +42,7 @@ static void usage(FILE *f)
 	        "       ringrelay --check [-c FILE]    validate the configuration\n"
 	        "       ringrelay --queue [--json] [-c FILE]   list the queue\n"
 	        "       ringrelay --show QUEUEID [-c FILE]     print a queued message\n"
+	        "       ringrelay ctl [-c FILE] status|queue [--json]|flush [DOMAIN|QUEUEID]|help\n"
 	        "       ringrelay --version | --help\n"
 	        "Without -c the embedded defaults are used (listen 127.0.0.1:2525, spool ./spool).\n");
 }
@@ -208,6 +210,8 @@ static bool reload(const char *path, const struct config *cur)
 	const char *fixed = strcmp(cur->spool_path, c->spool_path) != 0 ? "spool.path"
 	                  : cur->spool_sync != c->spool_sync           ? "spool.sync"
 	                  : cur->workers != c->workers                 ? "workers"
+	                  : strcmp(cur->control_path, c->control_path) != 0 ||
+	                    cur->control_mode != c->control_mode ? "control"
 	                  : cur->metrics != c->metrics ||
 	                    (c->metrics && (cur->metrics_addrlen != c->metrics_addrlen ||
 	                                    memcmp(&cur->metrics_addr, &c->metrics_addr,
@@ -519,10 +523,8 @@ static int run(const char *path, struct config *cfg)
 	if (ret == 0)
 		give_back_memory();            /* the scan's messages are the workers' now */
 	const char *what = "workers";
-	if (ret == 0) {
-		what = "metrics";
-		ret = metrics_start(&srv, snapshot_get()->cfg);
-	}
+	if (ret == 0)
+		ret = ops_start(&srv, snapshot_get()->cfg, &what);   /* control socket, metrics */
 	if (ret < 0) {
 		log_err("event=start_failed error=\"%s: %s\"", what, strerror(-ret));
 		worker_stop_all(&srv);
@@ -580,7 +582,7 @@ static int run(const char *path, struct config *cfg)
 	if (wt.fd >= 0)
 		close(wt.fd);
 	worker_stop_all(&srv);
-	metrics_stop();
+	ops_stop();
 	server_free(&srv);
 	close(sfd);
 	egress_fini(&srv.egress);
@@ -604,6 +606,26 @@ int main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* ringrelay ctl [-c FILE] COMMAND [ARGS]: the control socket's client (its arguments
+	 * are the command's, not ours: no getopt over them) */
+	if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
+		sigprocmask(SIG_UNBLOCK, &sigs, NULL);
+		int a = 2;
+		const char *cpath = NULL;
+		if (argc >= 4 && strcmp(argv[2], "-c") == 0) {
+			cpath = argv[3];
+			a = 4;
+		}
+		char cerr[1024];
+		struct config *ccfg = config_load(cpath, cerr, sizeof cerr);
+		if (!ccfg) {
+			fprintf(stderr, "%s\n", cerr);
+			return EXIT_USAGE;
+		}
+		int rc = control_client(ccfg, argc - a, argv + a);
+		config_free(ccfg);
+		return rc;
+	}
 	enum { OPT_CHECK = 256, OPT_QUEUE, OPT_JSON, OPT_VERSION, OPT_SHOW };
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },

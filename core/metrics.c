@@ -1,24 +1,16 @@
 /* core/metrics — see metrics.h. */
 #include "core/metrics.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "core/deliver.h"
-#include "core/log.h"
+#include "core/ops.h"
 #include "core/worker.h"
 #include "net/buf.h"
-#include "net/listener.h"
-#include "net/loop.h"
-#include "net/stream.h"
-#include "net/timer.h"
 
 #define METRICS_VERSION "0.1.0"
 
@@ -52,7 +44,6 @@ void metrics_publish(struct worker *w, bool force)
 		stats_put(&o->bounced, w->queue.bounced);
 		stats_put(&o->dsns, w->queue.dsns);
 		stats_put(&o->queue_msgs, w->queue.nmsgs);
-		stats_put(&o->queue_rcpts_open, w->queue.nrcpt_open);
 	}
 	stats_put(&o->commits, sp->commits);
 	stats_put(&o->commit_msgs, sp->messages);
@@ -166,8 +157,6 @@ static void exposition(struct buf *b, const struct server *srv)
 	        "Delivery status notifications queued.");
 	gauge(b, srv, "ringrelay_queue_messages", offsetof(struct wstats, queue_msgs),
 	      "Messages in the queue.");
-	gauge(b, srv, "ringrelay_queue_recipients_open", offsetof(struct wstats, queue_rcpts_open),
-	      "Recipients not yet delivered or bounced.");
 	counter(b, srv, "ringrelay_spool_commits_total", offsetof(struct wstats, commits),
 	        "Spool commits (write and fdatasync) completed.");
 	counter(b, srv, "ringrelay_spool_committed_bytes_total", offsetof(struct wstats, commit_bytes),
@@ -187,80 +176,53 @@ static void exposition(struct buf *b, const struct server *srv)
 	        "Multishot receives ended for want of a provided buffer.");
 }
 
-/* ---- the HTTP side ------------------------------------------------------------------ */
+/* ---- the HTTP side (a core/ops service) --------------------------------------------- */
 
-struct mconn {
-	struct net_stream s;
-	struct timer t;
-	struct mconn *next, *prev;
-	bool answered;
-};
-
-static struct {
-	struct net_loop loop;
-	struct listener_acceptor acc;
-	struct server *srv;
-	pthread_t thread;
-	bool running;
-	atomic_bool stop;
-	bool stopping;
-	struct mconn *conns;
-	unsigned nconns;
-	uint64_t scrapes, refused;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool started;
-	int start_res;
-} M = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
-
-static struct mconn *mconn_of(struct net_stream *s)
-{
-	return (struct mconn *)(void *)s;         /* s is the first member */
-}
-
-static void reply(struct mconn *c, const char *status, const char *type, const struct buf *body)
+static void reply(struct ops_conn *c, const char *status, const char *type, const struct buf *body)
 {
 	char hdr[256];
 	int n = snprintf(hdr, sizeof hdr,
 	                 "HTTP/1.0 %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 	                 "Connection: close\r\n\r\n", status, type, body ? body->len : 0);
 	net_stream_write(&c->s, hdr, (size_t)n);
-	if (body && body->len)
-		net_stream_write(&c->s, body->p, body->len);
-	c->answered = true;
-	net_stream_close(&c->s);
+	ops_answer(c, body ? body->p : NULL, body ? body->len : 0);
 }
 
-static void answer(struct mconn *c, const uint8_t *p, size_t n)
+static void reply_text(struct ops_conn *c, const char *status, const char *text)
+{
+	struct buf body = { 0 };
+	buf_append(&body, text, strlen(text));
+	reply(c, status, "text/plain", &body);
+	buf_fini(&body);
+}
+
+static uint64_t scrapes;
+
+static void answer(struct ops_conn *c, const uint8_t *p, size_t n)
 {
 	/* the request line: METHOD SP PATH SP VERSION */
 	const uint8_t *eol = memchr(p, '\n', n);
 	size_t len = eol ? (size_t)(eol - p) : n;
-	struct buf body = { 0 };
-	if (len >= 4 && memcmp(p, "GET ", 4) == 0) {
-		const uint8_t *path = p + 4, *sp = memchr(path, ' ', len - 4);
-		size_t plen = sp ? (size_t)(sp - path) : len - 4;
-		if ((plen == 8 && memcmp(path, "/metrics", 8) == 0) ||
-		    (plen > 8 && memcmp(path, "/metrics?", 9) == 0)) {
-			exposition(&body, M.srv);
-			M.scrapes++;
-			reply(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body);
-		} else {
-			buf_append(&body, "not found: try /metrics\n", 24);
-			reply(c, "404 Not Found", "text/plain", &body);
-		}
-	} else {
-		buf_append(&body, "only GET /metrics\n", 18);
-		reply(c, "405 Method Not Allowed", "text/plain", &body);
+	if (len < 4 || memcmp(p, "GET ", 4) != 0) {
+		reply_text(c, "405 Method Not Allowed", "only GET /metrics\n");
+		return;
 	}
+	const uint8_t *path = p + 4, *sp = memchr(path, ' ', len - 4);
+	size_t plen = sp ? (size_t)(sp - path) : len - 4;
+	if (!(plen == 8 && memcmp(path, "/metrics", 8) == 0) &&
+	    !(plen > 8 && memcmp(path, "/metrics?", 9) == 0)) {
+		reply_text(c, "404 Not Found", "not found: try /metrics\n");
+		return;
+	}
+	struct buf body = { 0 };
+	exposition(&body, ops_server());
+	scrapes++;
+	reply(c, "200 OK", "text/plain; version=0.0.4; charset=utf-8", &body);
 	buf_fini(&body);
 }
 
-static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
+static size_t metrics_input(struct ops_conn *c, const uint8_t *p, size_t n)
 {
-	struct mconn *c = mconn_of(s);
-	if (c->answered)
-		return n;
 	/* the whole head: up to the empty line */
 	for (size_t i = 0; i + 1 < n; i++)
 		if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n'))) {
@@ -268,151 +230,23 @@ static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
 			return n;
 		}
 	if (n > METRICS_REQ_MAX) {
-		struct buf body = { 0 };
-		buf_append(&body, "request too large\n", 18);
-		reply(c, "431 Request Header Fields Too Large", "text/plain", &body);
-		buf_fini(&body);
+		reply_text(c, "431 Request Header Fields Too Large", "request too large\n");
 		return n;
 	}
 	return 0;                                 /* more, please */
 }
 
-static void on_lost(struct net_stream *s, int res)
-{
-	(void)res;
-	net_stream_abort(s);
-}
-
-static void on_release(struct net_stream *s)
-{
-	struct mconn *c = mconn_of(s);
-	timer_cancel(&c->t);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		M.conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	M.nconns--;
-	free(c);
-}
-
-static const struct net_stream_ops mconn_ops = {
-	.input = on_input,
-	.lost = on_lost,
-	.release = on_release,
+static struct ops_service metrics_svc = {
+	.name = "metrics",
+	.conn_size = sizeof(struct ops_conn),
+	.input = metrics_input,
+	.in_max = METRICS_REQ_MAX + 8192,         /* room for the read that crosses the limit */
+	.max_conns = METRICS_CONNS_MAX,
+	.deadline_ms = METRICS_REQ_MS,
+	.fd = -1,
 };
 
-static void on_timer(struct timer *t)
+struct ops_service *metrics_service(void)
 {
-	struct mconn *c = (struct mconn *)(void *)((char *)t - offsetof(struct mconn, t));
-	net_stream_abort(&c->s);                  /* too slow: no answer */
-}
-
-static void on_accept(struct listener_acceptor *a, int fd)
-{
-	(void)a;
-	if (fd < 0)
-		return;
-	struct mconn *c = M.nconns < METRICS_CONNS_MAX && !M.stopping ? calloc(1, sizeof *c) : NULL;
-	if (!c) {
-		M.refused++;
-		close(fd);
-		return;
-	}
-	net_stream_init(&c->s, &M.loop, fd, &mconn_ops);
-	c->s.in_max = METRICS_REQ_MAX + 8192;   /* room for the read that crosses the limit */
-	c->t.fire = on_timer;
-	timer_arm(&M.loop.wheel, &c->t, METRICS_REQ_MS);
-	c->next = M.conns;
-	if (M.conns)
-		M.conns->prev = c;
-	M.conns = c;
-	M.nconns++;
-	net_stream_start(&c->s);
-}
-
-static unsigned metrics_turn(void *ctx)
-{
-	(void)ctx;
-	if (!M.stopping && atomic_load(&M.stop)) {
-		M.stopping = true;
-		listener_accept_stop(&M.acc);
-		for (struct mconn *c = M.conns; c; c = c->next)
-			net_stream_abort(&c->s);
-	}
-	if (M.stopping && M.nconns == 0 && !M.acc.armed)
-		net_loop_quit(&M.loop);
-	return TIMER_TICK_MS * 1000u;
-}
-
-static const struct net_loop_hooks metrics_hooks = { .turn = metrics_turn };
-
-/* The thread makes its own ring (a ring is its submitter's: SINGLE_ISSUER) and says how
- * that went before it runs. */
-static void *metrics_main(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-	/* a small loop: a few scrapers, small requests */
-	const struct net_loop_params lp = { .sq_entries = 64, .bufs = 64, .buf_size = 4096 };
-	int ret = net_loop_init(&M.loop, &lp, &metrics_hooks, NULL);
-	if (ret == 0 && listener_accept_start(&M.acc, &M.loop, fd, on_accept, NULL) < 0) {
-		net_loop_fini(&M.loop);
-		ret = -EBUSY;
-	}
-	if (ret < 0)
-		close(fd);
-	pthread_mutex_lock(&M.mu);
-	M.start_res = ret;
-	M.started = true;
-	pthread_cond_signal(&M.cv);
-	pthread_mutex_unlock(&M.mu);
-	if (ret < 0)
-		return NULL;
-	net_loop_run(&M.loop);
-	net_loop_fini(&M.loop);
-	return NULL;
-}
-
-int metrics_start(struct server *srv, const struct config *cfg)
-{
-	if (!cfg->metrics)
-		return 0;
-	struct sockaddr_storage sa = cfg->metrics_addr;
-	int fd = listener_open(&sa, cfg->metrics_addrlen);
-	if (fd < 0)
-		return fd;
-	M.srv = srv;
-	M.started = false;
-	atomic_store(&M.stop, false);
-	int ret = pthread_create(&M.thread, NULL, metrics_main, (void *)(intptr_t)fd);
-	if (ret != 0) {
-		close(fd);
-		return -ret;
-	}
-	pthread_mutex_lock(&M.mu);
-	while (!M.started)
-		pthread_cond_wait(&M.cv, &M.mu);
-	ret = M.start_res;
-	pthread_mutex_unlock(&M.mu);
-	if (ret < 0) {
-		pthread_join(M.thread, NULL);
-		return ret;
-	}
-	M.running = true;
-	char a[80];
-	listener_fmt((const struct sockaddr *)&sa, a, sizeof a);
-	log_info("event=metrics_listen addr=%s path=/metrics", a);
-	return 0;
-}
-
-void metrics_stop(void)
-{
-	if (!M.running)
-		return;
-	atomic_store(&M.stop, true);
-	pthread_join(M.thread, NULL);
-	M.running = false;
-	log_info("event=metrics_stopped scrapes=%llu refused=%llu", (unsigned long long)M.scrapes,
-	         (unsigned long long)M.refused);
+	return &metrics_svc;
 }

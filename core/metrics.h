@@ -1,6 +1,6 @@
 /* core/metrics — Prometheus metrics over HTTP (`metrics: { address, port }`, off without
- * the section), served by a thread of its own running the shared runtime (net/loop,
- * net/listener, net/stream): the workers' data path never formats a scrape. Each worker
+ * the section), a service of the operator's thread (core/ops): the workers' data path
+ * never formats a scrape. Each worker
  * publishes its counters (core/stats) every STATS_PUBLISH_MS with relaxed stores; a
  * scrape sums them. GET /metrics answers the text format 0.0.4; anything else 404/405;
  * a request is at most 8 KiB and must come whole within 10 s; at most 32 scrapers at
@@ -11,19 +11,15 @@
 
 #include "cfg/config.h"
 
-struct server;
+struct ops_service;
 struct worker;
 
 #define METRICS_REQ_MAX 8192u
 #define METRICS_REQ_MS 10000u
 #define METRICS_CONNS_MAX 32u
 
-/* Start the listener and its thread when cfg says so (0 when off). -errno when the
- * address cannot be bound (a start failure, like a listener's). Logs
- * event=metrics_listen addr=HOST:PORT. */
-int metrics_start(struct server *srv, const struct config *cfg);
-/* Stop the thread (after the workers stopped: their last figures are in). */
-void metrics_stop(void);
+/* The HTTP service (core/ops opens its listener and logs event=metrics_listen). */
+struct ops_service *metrics_service(void);
 
 /* The worker's side: publish its counters now and then (force: now). */
 void metrics_publish(struct worker *w, bool force);

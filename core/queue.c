@@ -17,6 +17,7 @@
 #include "core/deliver.h"
 #include "core/egress.h"
 #include "core/owner.h"
+#include "core/spooldir.h"
 #include "core/log.h"
 #include "core/tlsout.h"
 #include "core/worker.h"
@@ -1568,6 +1569,119 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 		log_warn("event=spool_segments_unreadable worker=%u error=\"%s\" note=\"old segments are not reclaimed\"",
 		         w->id, strerror(-ret));
 	return 0;
+}
+
+/* ---- the operator's view (core/control) ------------------------------------------- */
+
+static const char *qr_state_name(const struct qrcpt *r, uint64_t now_s)
+{
+	switch (r->state) {
+	case QR_BUSY: return "busy";
+	case QR_DELIVERED: return "delivered";
+	case QR_BOUNCED: return "bounced";
+	default: return r->next_try_s > now_s ? "deferred" : "ready";
+	}
+}
+
+size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
+{
+	size_t n = 0;
+	uint64_t now_s = wall_ms() / 1000u;
+	char when[48], next[48];
+	*more = 0;
+	for (size_t h = 0; h < QUEUE_HASH; h++)
+		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext) {
+			if (m->foreign || m->open == 0)
+				continue;
+			if (n >= max) {
+				(*more)++;
+				continue;
+			}
+			n++;
+			spooldir_iso8601(when, sizeof when, m->arrival_ms / 1000u);
+			if (json) {
+				fputs("{\"queue_id\":", f);
+				spooldir_put_json(f, m->qid, strlen(m->qid));
+				fputs(",\"sender\":", f);
+				spooldir_put_json(f, m->sender, strlen(m->sender));
+				fprintf(f, ",\"size\":%zu,\"arrival\":\"%s\",\"recipient_state\":[", m->size,
+				        when);
+			} else {
+				spooldir_put_text(f, m->qid, strlen(m->qid));
+				fprintf(f, "  %zu  %s  <", m->size, when);
+				spooldir_put_text(f, m->sender, strlen(m->sender));
+				putc('>', f);
+			}
+			bool first = true;
+			for (uint32_t i = 0; i < m->nrcpt; i++) {
+				const struct qrcpt *r = &m->r[i];
+				if (r->state == QR_DELIVERED || r->state == QR_BOUNCED)
+					continue;
+				const char *st = qr_state_name(r, now_s);
+				bool dated = r->state == QR_OPEN && r->next_try_s > now_s;
+				if (dated)
+					spooldir_iso8601(next, sizeof next, r->next_try_s);
+				if (json) {
+					fputs(first ? "{\"address\":" : ",{\"address\":", f);
+					spooldir_put_json(f, r->addr, strlen(r->addr));
+					fprintf(f, ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":", st,
+					        (unsigned)r->attempts);
+					if (dated)
+						fprintf(f, "\"%s\"}", next);
+					else
+						fputs("null}", f);
+				} else {
+					fputs(first ? "  <" : " <", f);
+					spooldir_put_text(f, r->addr, strlen(r->addr));
+					fprintf(f, "> (%s attempts=%u", st, (unsigned)r->attempts);
+					if (dated)
+						fprintf(f, " next_try=%s", next);
+					putc(')', f);
+				}
+				first = false;
+			}
+			fputs(json ? "],\"live\":true}\n" : "\n", f);
+		}
+	return n;
+}
+
+size_t queue_flush(struct queue *q, const char *arg, size_t *msgs)
+{
+	size_t n = 0;
+	uint64_t now_s = wall_ms() / 1000u;
+	*msgs = 0;
+	if (q->stopping)
+		return 0;
+	for (size_t h = 0; h < QUEUE_HASH; h++)
+		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext) {
+			if (m->foreign || m->open == 0)
+				continue;
+			bool whole = !arg || strcmp(arg, m->qid) == 0;
+			size_t k = 0;
+			for (uint32_t i = 0; i < m->nrcpt; i++) {
+				struct qrcpt *r = &m->r[i];
+				if (r->state != QR_OPEN || r->next_try_s <= now_s)
+					continue;
+				if (!whole && strcasecmp(rcpt_domain(r->addr), arg) != 0)
+					continue;
+				r->next_try_s = now_s;
+				k++;
+			}
+			if (k) {
+				n += k;
+				(*msgs)++;
+				msg_schedule(q, m);     /* its timer fires at the next tick */
+			}
+		}
+	/* dead sites live again: the operator asked for a try now */
+	for (struct queue_site *s = q->sites; s; s = s->next)
+		if (s->dead_until_ms > q->loop->now_ms) {
+			s->dead_until_ms = 0;
+			s->fails = 0;
+			if (s->nready > 0)
+				deliver_kick(s);
+		}
+	return n;
 }
 
 void queue_stop(struct queue *q)

@@ -47,6 +47,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #include "core/spool.h"
@@ -282,5 +283,15 @@ void queue_job_regroup(struct queue_job *j);
  * transport's other sources. */
 void queue_egress_poll(struct queue *q);
 void queue_stop(struct queue *q);
+/* The operator's view (core/control). queue_list: this worker's messages with recipients
+ * not final, as `ringrelay --queue` lists the spool (text, or one JSON object per line),
+ * with each recipient's live state (ready, busy: in a delivery now, deferred until
+ * next_try); at most max messages, the others counted in *more. queue_flush: the
+ * deferred open recipients of every message (arg NULL), of the message with queue id
+ * arg, or whose domain is arg, are due now (Postfix's postqueue -f / -i / -s); dead
+ * sites are tried again at once. Returns the recipients made due (*msgs: their
+ * messages). */
+size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more);
+size_t queue_flush(struct queue *q, const char *arg, size_t *msgs);
 
 #endif

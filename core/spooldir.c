@@ -845,7 +845,7 @@ uint64_t spooldir_last_seq(const char *dir, unsigned worker)
 
 /* Text mode: printable ASCII as is, except the backslash, which is escaped like every
  * other byte (\xHH) so that the output reads back unambiguously. */
-static void spooldir_put_text(FILE *f, const char *s, size_t n)
+void spooldir_put_text(FILE *f, const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		uint8_t c = (uint8_t)s[i];
@@ -891,7 +891,7 @@ static size_t spooldir_utf8_len(const uint8_t *s, size_t n)
 
 /* JSON string: well-formed UTF-8 passes (SMTPUTF8 addresses), an invalid byte becomes
  * U+FFFD, control characters and DEL are escaped. */
-static void spooldir_put_json(FILE *f, const char *str, size_t n)
+void spooldir_put_json(FILE *f, const char *str, size_t n)
 {
 	const uint8_t *s = (const uint8_t *)str;
 
@@ -925,7 +925,7 @@ static void spooldir_put_json(FILE *f, const char *str, size_t n)
 	putc('"', f);
 }
 
-static void spooldir_iso8601(char *buf, size_t cap, uint64_t t)
+void spooldir_iso8601(char *buf, size_t cap, uint64_t t)
 {
 	struct tm tm;
 	time_t tt = (time_t)t;

@@ -167,6 +167,12 @@ uint64_t spooldir_last_seq(const char *dir, unsigned worker);
  * Strings are escaped (JSON escapes; in text mode, bytes outside printable ASCII as \xHH).
  * Ends (text mode) with "-- N messages". Returns 0 or -errno. */
 int spooldir_list(const char *dir, FILE *out, int json);
+/* The listing's writers, shared with the live listing (core/control): a string as text
+ * (bytes outside printable ASCII, and '\\', as \xHH), as a JSON string (UTF-8 kept,
+ * a bad byte as U+FFFD, controls escaped), and unix seconds as ISO 8601 UTC. */
+void spooldir_put_text(FILE *f, const char *s, size_t n);
+void spooldir_put_json(FILE *f, const char *str, size_t n);
+void spooldir_iso8601(char *buf, size_t cap, uint64_t t);
 
 /* `ringrelay --show QID` (like Postfix's postcat -bq): the message data of a live message,
  * unscrambled, as it was received (with our Received: header). 0, -ENOENT when no live

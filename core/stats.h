@@ -41,7 +41,7 @@ struct wstats {
 	uint64_t delivered, deferred, bounced, dsns;
 	uint64_t commits, commit_msgs, commit_bytes, commit_ns, commit_failed_batches;
 	uint64_t commit_hist[STATS_COMMIT_BUCKETS + 1], batch_hist[STATS_BATCH_BUCKETS + 1];
-	uint64_t queue_msgs, queue_rcpts_open;
+	uint64_t queue_msgs;
 	uint64_t tls_budget_waits, enobufs;
 	uint64_t published;                    /* times published (0: never: not up yet) */
 };

@@ -13,6 +13,7 @@
 
 #include "core/inbound.h"
 #include "core/log.h"
+#include "core/control.h"
 #include "core/metrics.h"
 #include "core/owner.h"
 
@@ -161,6 +162,7 @@ static int worker_setup(struct worker *w)
 	w->queue_up = true;
 	owner_init(w);
 	egress_worker_init(w);
+	control_worker_init(w);
 	if (w->srv->recovered) {
 		struct queue_recovered *r = w->srv->recovered[w->id];
 		w->srv->recovered[w->id] = NULL;

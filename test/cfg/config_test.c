@@ -218,6 +218,9 @@ Test(config, sections_are_defaulted_key_by_key)
 	cr_expect_eq(ntohs(sin->sin_port), 2525);
 	cr_expect_eq(c->transports[0].tls, CONFIG_OUT_TLS_VERIFY);
 	cr_expect_str_eq(c->transports[0].tls_ca_file, CONFIG_SYSTEM_CA_FILE);  /* its default */
+	cr_expect_eq(c->control_mode, 0600);
+	cr_expect(strstr(c->control_path, "/control.sock") != NULL, "%s", c->control_path);
+	cr_expect(!c->metrics);
 	cr_expect_str_eq(c->transports[0].nexthop, "mx");
 	cr_expect_eq(c->transports[0].max_connections, 100);
 	cr_expect_eq(c->proxy_pools[0].version, 2);
@@ -308,6 +311,14 @@ Test(config, bad_configs_point_at_the_offending_value)
 		{ "listeners:\n  - id: a\n    prot: 25\n", "x.yaml:3:5: ", "unknown key 'prot'" },
 		{ "spool:\n  path: /x\n  fsync: true\n", "x.yaml:3:3: ", "unknown key 'fsync'" },
 		{ "hostname: [a, b]\n", "x.yaml:1:11: ", "wrong type for hostname" },
+		{ "control:\n  mode: 0644x\n", "x.yaml:2:9: ",
+		  "control.mode '0644x': expected octal permissions" },
+		{ "control:\n  mode: 0400\n", "x.yaml:2:9: ",
+		  "control.mode '0400': expected octal permissions with owner read and write" },
+		{ "control:\n  mode: 8\n", "x.yaml:2:9: ", "control.mode '8'" },
+		{ "control:\n  path: ''\n", "x.yaml:2:9: ", "control.path must not be empty" },
+		{ "metrics:\n  port: 70000\n", "x.yaml:2:9: ", "metrics.port: 70000 is out of range" },
+		{ "metrics:\n  address: nowhere\n", "x.yaml:2:12: ", "invalid address 'nowhere' in metrics.address" },
 		{ "listeners: 3\n", "x.yaml:1:12: ", "expected a list" },
 		{ "listeners:\n  - id: a\n    port: abc\n", "x.yaml:3:11: ",
 		  "invalid integer 'abc' for listeners[0].port" },

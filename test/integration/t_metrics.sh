@@ -57,5 +57,5 @@ PY
 grep -q '^HTTP/1.0 431' "$T/big.txt" || fail "an endless head: $(cat "$T/big.txt")"
 scrape > /dev/null 2> "$T/h.txt"; grep -q '^HTTP 200' "$T/h.txt" || fail "no scrape after the hostile ones"
 rr_stop
-grep -q 'event=metrics_stopped scrapes=' "$T/relay.log" || fail "no metrics_stopped line"
+grep -q 'event=ops_stopped service=metrics accepted=[0-9]' "$T/relay.log" || fail "no ops_stopped line for metrics"
 ok "404, 405, 431 for a head past 8 KiB; scrapes go on; stopped cleanly"

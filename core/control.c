@@ -1,0 +1,487 @@
+/* core/control — see control.h. */
+#include "core/control.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/deliver.h"
+#include "core/log.h"
+#include "core/ops.h"
+#include "core/queue.h"
+#include "core/stats.h"
+#include "core/worker.h"
+#include "net/buf.h"
+#include "net/post.h"
+
+#define CONTROL_VERSION "0.1.0"
+
+enum { CONTROL_OP_ASK = NET_OP_USER + 15, CONTROL_OP_BACK = NET_OP_USER + 16 };
+enum ctl_what { CTL_QUEUE, CTL_FLUSH };
+
+struct ctl_conn;
+
+/* A request that waits for the workers. Freed when the last answer is back; its
+ * connection may be gone before (conn NULL). */
+struct ctl_req {
+	struct ctl_conn *conn;
+	enum ctl_what what;
+	unsigned pending;
+	struct buf body;
+	uint64_t n1, n2;                   /* summed: listed and more / recipients and messages */
+	char arg[256];
+	bool has_arg, json;
+};
+
+struct ctl_conn {
+	struct ops_conn c;
+	struct ctl_req *req;
+};
+
+struct ctl_letter {
+	struct net_letter l;
+	struct ctl_req *req;
+	enum ctl_what what;
+	bool json, has_arg;
+	char arg[256];
+	char *out;                         /* the worker's answer (open_memstream) */
+	size_t outlen;
+	uint64_t n1, n2;
+};
+
+static unsigned requests_waiting;     /* the operator thread's */
+static char *sock_path;               /* removed at close */
+static time_t started_at;
+
+bool control_idle(void)
+{
+	return requests_waiting == 0;
+}
+
+/* ---- the worker's side ---------------------------------------------------------------- */
+
+static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flags)
+{
+	(void)res;
+	(void)flags;
+	struct ctl_letter *t = (struct ctl_letter *)((char *)op - offsetof(struct ctl_letter, l.op));
+	struct worker *w = (struct worker *)((char *)l - offsetof(struct worker, loop));
+	FILE *f = open_memstream(&t->out, &t->outlen);
+	if (f && w->queue_up) {
+		size_t more = 0, msgs = 0;
+		if (t->what == CTL_QUEUE) {
+			t->n1 = queue_list(&w->queue, f, t->json, CONTROL_QUEUE_MAX, &more);
+			t->n2 = more;
+		} else {
+			t->n1 = queue_flush(&w->queue, t->has_arg ? t->arg : NULL, &msgs);
+			t->n2 = msgs;
+			if (t->n1)
+				log_info("event=flush worker=%u recipients=%zu messages=%zu", w->id,
+				         (size_t)t->n1, msgs);
+		}
+	}
+	if (f)
+		fclose(f);
+	net_post(l, &w->srv->office, ops_loop(), CONTROL_OP_BACK, &t->l);
+}
+
+void control_worker_init(struct worker *w)
+{
+	net_loop_handle(&w->loop, CONTROL_OP_ASK, on_ask);
+}
+
+/* ---- the operator's side -------------------------------------------------------------- */
+
+static void say(struct ops_conn *c, const char *first, const struct buf *body)
+{
+	struct buf out = { 0 };
+	buf_append(&out, first, strlen(first));
+	buf_append(&out, "\n", 1);
+	if (body && body->len)
+		buf_append(&out, body->p, body->len);
+	ops_answer(c, out.p, out.len);
+	buf_fini(&out);
+}
+
+static void req_done(struct ctl_req *r)
+{
+	char line[300];
+	if (r->conn) {
+		struct ops_conn *c = &r->conn->c;
+		r->conn->req = NULL;
+		if (r->what == CTL_QUEUE) {
+			if (!r->json) {
+				char tail[120];
+				int k = snprintf(tail, sizeof tail, "-- %llu messages%s\n",
+				                 (unsigned long long)r->n1, r->n2 ? " listed" : "");
+				buf_append(&r->body, tail, (size_t)k);
+				if (r->n2) {
+					k = snprintf(tail, sizeof tail, "-- %llu more not listed\n",
+					             (unsigned long long)r->n2);
+					buf_append(&r->body, tail, (size_t)k);
+				}
+			}
+			say(c, "ok", &r->body);
+		} else if (r->has_arg && r->n1 == 0) {
+			char esc[300];
+			snprintf(line, sizeof line, "error: nothing deferred matches %s (a queue id or a "
+			         "recipient domain)", log_escape(esc, sizeof esc, r->arg, strlen(r->arg)));
+			say(c, line, NULL);
+		} else {
+			struct buf b = { 0 };
+			int k = snprintf(line, sizeof line, "flushed %llu recipients of %llu messages\n",
+			                 (unsigned long long)r->n1, (unsigned long long)r->n2);
+			buf_append(&b, line, (size_t)k);
+			say(c, "ok", &b);
+			buf_fini(&b);
+		}
+	}
+	buf_fini(&r->body);
+	free(r);
+	requests_waiting--;
+}
+
+static void on_back(struct net_loop *l, struct net_op *op, int res, unsigned flags)
+{
+	(void)l;
+	(void)res;
+	(void)flags;
+	struct ctl_letter *t = (struct ctl_letter *)((char *)op - offsetof(struct ctl_letter, l.op));
+	struct ctl_req *r = t->req;
+	if (t->out && t->outlen)
+		buf_append(&r->body, t->out, t->outlen);
+	r->n1 += t->n1;
+	r->n2 += t->n2;
+	free(t->out);
+	free(t);
+	if (--r->pending == 0)
+		req_done(r);
+}
+
+void control_loop_init(struct net_loop *l)
+{
+	net_loop_handle(l, CONTROL_OP_BACK, on_back);
+	started_at = time(NULL);
+}
+
+/* Ask every worker. false: not now (stopping, or out of memory). */
+static bool ask_workers(struct ctl_conn *cc, enum ctl_what what, const char *arg, bool json)
+{
+	struct server *srv = ops_server();
+	/* a letter to a worker that left its loop would never be answered */
+	if (atomic_load(&srv->stop) || atomic_load(&srv->stopping_workers) > 0 ||
+	    !atomic_load(&srv->all_up))
+		return false;
+	struct ctl_req *r = calloc(1, sizeof *r);
+	struct ctl_letter **t = calloc(srv->nworkers, sizeof *t);
+	bool ok = r && t;
+	for (unsigned i = 0; ok && i < srv->nworkers; i++)
+		ok = (t[i] = calloc(1, sizeof **t)) != NULL;
+	if (!ok) {
+		for (unsigned i = 0; t && i < srv->nworkers; i++)
+			free(t[i]);
+		free(t);
+		free(r);
+		return false;
+	}
+	r->conn = cc;
+	r->what = what;
+	r->json = json;
+	r->has_arg = arg != NULL;
+	snprintf(r->arg, sizeof r->arg, "%s", arg ? arg : "");
+	r->pending = srv->nworkers;
+	cc->req = r;
+	requests_waiting++;
+	/* the client may half-close after its line: the answer still goes out (an EOF is
+	 * not taken while the input is held; ops_answer closes) */
+	net_stream_hold(&cc->c.s);
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		t[i]->req = r;
+		t[i]->what = what;
+		t[i]->json = json;
+		t[i]->has_arg = r->has_arg;
+		memcpy(t[i]->arg, r->arg, sizeof t[i]->arg);
+		net_post(ops_loop(), &srv->office, &srv->workers[i].loop, CONTROL_OP_ASK, &t[i]->l);
+	}
+	free(t);
+	return true;
+}
+
+static void status(struct ops_conn *c)
+{
+	const struct server *srv = ops_server();
+	uint64_t v[11] = { 0 };   /* (v[3] unused) */
+	for (unsigned i = 0; i < srv->nworkers; i++) {
+		const struct wstats *s = &srv->workers[i].stats;
+		v[0] += stats_get(&s->conns_in);
+		v[1] += stats_get(&s->conns_out);
+		v[2] += stats_get(&s->queue_msgs);
+		v[4] += stats_get(&s->msgs_accepted);
+		v[5] += stats_get(&s->delivered);
+		v[6] += stats_get(&s->deferred);
+		v[7] += stats_get(&s->bounced);
+		v[8] += stats_get(&s->conns_accepted);
+		v[9] += stats_get(&s->commits);
+		v[10] += stats_get(&s->dsns);
+	}
+	char text[1024];
+	int k = snprintf(text, sizeof text,
+	                 "version=%s pid=%ld uptime_s=%lld workers=%u state=%s\n"
+	                 "connections_in=%llu connections_out=%llu connections_accepted=%llu\n"
+	                 "queue_messages=%llu\n"
+	                 "accepted=%llu delivered=%llu deferred=%llu bounced=%llu dsns=%llu "
+	                 "spool_commits=%llu\n",
+	                 CONTROL_VERSION, (long)getpid(), (long long)(time(NULL) - started_at),
+	                 srv->nworkers, atomic_load(&srv->stop) ? "stopping" : "running",
+	                 (unsigned long long)v[0], (unsigned long long)v[1],
+	                 (unsigned long long)v[8], (unsigned long long)v[2],
+	                 (unsigned long long)v[4],
+	                 (unsigned long long)v[5], (unsigned long long)v[6],
+	                 (unsigned long long)v[7], (unsigned long long)v[10],
+	                 (unsigned long long)v[9]);
+	struct buf b = { 0 };
+	buf_append(&b, text, (size_t)k);
+	say(c, "ok", &b);
+	buf_fini(&b);
+}
+
+static const char help_text[] =
+	"status                  the daemon: version, uptime, connections, queue, counters\n"
+	"queue [--json]          the live queue (like mailq)\n"
+	"flush [DOMAIN|QUEUEID]  deferred recipients due now; dead sites tried again\n"
+	"help                    this\n";
+
+/* One request line: "CMD [ARG]" (words split on spaces). */
+static void command(struct ctl_conn *cc, char *line)
+{
+	struct ops_conn *c = &cc->c;
+	char *argv[4];
+	int argc = 0;
+	for (char *p = strtok(line, " \t"); p && argc < 4; p = strtok(NULL, " \t"))
+		argv[argc++] = p;
+	if (argc == 0) {
+		say(c, "error: empty request (try help)", NULL);
+		return;
+	}
+	const char *cmd = argv[0];
+	if (strcmp(cmd, "status") == 0 && argc == 1) {
+		status(c);
+	} else if (strcmp(cmd, "help") == 0) {
+		struct buf b = { 0 };
+		buf_append(&b, help_text, sizeof help_text - 1);
+		say(c, "ok", &b);
+		buf_fini(&b);
+	} else if (strcmp(cmd, "queue") == 0 && (argc == 1 || (argc == 2 && strcmp(argv[1], "--json") == 0))) {
+		if (!ask_workers(cc, CTL_QUEUE, NULL, argc == 2))
+			say(c, "error: stopping (or out of memory): the queue cannot be listed now", NULL);
+	} else if (strcmp(cmd, "flush") == 0 && argc <= 2) {
+		if (argc == 2 && strlen(argv[1]) >= 256)
+			say(c, "error: flush: the argument is too long", NULL);
+		else if (!ask_workers(cc, CTL_FLUSH, argc == 2 ? argv[1] : NULL, false))
+			say(c, "error: stopping (or out of memory): nothing flushed", NULL);
+	} else {
+		char esc[200], text[300];
+		snprintf(text, sizeof text, "error: unknown command or arguments: %s (try help)",
+		         log_escape(esc, sizeof esc, cmd, strlen(cmd)));
+		say(c, text, NULL);
+	}
+}
+
+static size_t control_input(struct ops_conn *c, const uint8_t *p, size_t n)
+{
+	struct ctl_conn *cc = (struct ctl_conn *)(void *)c;
+	if (cc->req)
+		return n;                      /* one request per connection */
+	const uint8_t *lf = memchr(p, '\n', n < CONTROL_LINE_MAX ? n : CONTROL_LINE_MAX);
+	if (!lf) {
+		if (n >= CONTROL_LINE_MAX)
+			say(c, "error: request line too long", NULL);
+		return n >= CONTROL_LINE_MAX ? n : 0;
+	}
+	size_t len = (size_t)(lf - p);
+	if (len && p[len - 1] == '\r')
+		len--;
+	char line[CONTROL_LINE_MAX + 1];
+	for (size_t i = 0; i < len; i++)
+		if (p[i] < 0x20 || p[i] == 0x7f) {
+			say(c, "error: control octets in the request", NULL);
+			return n;
+		}
+	memcpy(line, p, len);
+	line[len] = '\0';
+	command(cc, line);
+	return n;
+}
+
+static void control_gone(struct ops_conn *c)
+{
+	struct ctl_conn *cc = (struct ctl_conn *)(void *)c;
+	if (cc->req)
+		cc->req->conn = NULL;          /* its answers are dropped when they come */
+}
+
+static struct ops_service control_svc = {
+	.name = "control",
+	.conn_size = sizeof(struct ctl_conn),
+	.input = control_input,
+	.gone = control_gone,
+	.in_max = 2 * CONTROL_LINE_MAX + 8192,
+	.max_conns = CONTROL_CONNS_MAX,
+	.deadline_ms = CONTROL_DEADLINE_MS,
+	.fd = -1,
+};
+
+struct ops_service *control_service(void)
+{
+	return &control_svc;
+}
+
+static int sun_of(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof *sa);
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof sa->sun_path)
+		return -ENAMETOOLONG;
+	memcpy(sa->sun_path, path, strlen(path) + 1);
+	return 0;
+}
+
+int control_open(const struct config *cfg)
+{
+	struct sockaddr_un sa;
+	int ret = sun_of(cfg->control_path, &sa);
+	if (ret < 0)
+		return ret;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (lstat(cfg->control_path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return -EEXIST;             /* not ours to remove */
+		}
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			close(fd);
+			return -EADDRINUSE;         /* another relay answers there */
+		}
+		unlink(cfg->control_path);      /* stale: a relay that died */
+	}
+	mode_t old = umask(0777 & ~cfg->control_mode);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (ret < 0 || chmod(cfg->control_path, cfg->control_mode) < 0 || listen(fd, 64) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	free(sock_path);
+	sock_path = strdup(cfg->control_path);
+	log_info("event=control_listen path=%s mode=%04o", cfg->control_path, cfg->control_mode);
+	return fd;
+}
+
+void control_close(int fd)
+{
+	if (fd >= 0)
+		close(fd);
+	if (sock_path) {
+		unlink(sock_path);
+		free(sock_path);
+		sock_path = NULL;
+	}
+}
+
+/* ---- ringrelay ctl -------------------------------------------------------------------- */
+
+int control_client(const struct config *cfg, int argc, char **argv)
+{
+	if (argc < 1) {
+		fprintf(stderr, "usage: ringrelay ctl [-c FILE] COMMAND [ARGS]\n%s", help_text);
+		return 2;
+	}
+	char req[CONTROL_LINE_MAX + 2];
+	size_t len = 0;
+	for (int i = 0; i < argc; i++) {
+		size_t k = strlen(argv[i]);
+		if (len + k + 2 > CONTROL_LINE_MAX) {
+			fprintf(stderr, "ringrelay ctl: the request is too long\n");
+			return 2;
+		}
+		if (i)
+			req[len++] = ' ';
+		memcpy(req + len, argv[i], k);
+		len += k;
+	}
+	req[len++] = '\n';
+	struct sockaddr_un sa;
+	if (sun_of(cfg->control_path, &sa) < 0) {
+		fprintf(stderr, "ringrelay ctl: %s: path too long\n", cfg->control_path);
+		return 1;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		fprintf(stderr, "ringrelay ctl: cannot reach the daemon at %s: %s%s\n",
+		        cfg->control_path, strerror(e),
+		        e == ENOENT || e == ECONNREFUSED ? " (is it running, with this configuration?)"
+		                                         : "");
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (write(fd, req, len) != (ssize_t)len) {
+		fprintf(stderr, "ringrelay ctl: write: %s\n", strerror(errno));
+		close(fd);
+		return 1;
+	}
+	shutdown(fd, SHUT_WR);
+	struct buf in = { 0 };
+	time_t end = time(NULL) + CONTROL_CLIENT_TIMEOUT_S;
+	int status = 0;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		int left = (int)(end - time(NULL));
+		if (left <= 0 || poll(&p, 1, left * 1000) <= 0) {
+			fprintf(stderr, "ringrelay ctl: no answer within %d s\n", CONTROL_CLIENT_TIMEOUT_S);
+			status = 1;
+			break;
+		}
+		char b[65536];
+		ssize_t k = read(fd, b, sizeof b);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		buf_append(&in, b, (size_t)k);
+	}
+	close(fd);
+	if (status == 0) {
+		const uint8_t *nl = in.len ? memchr(in.p, '\n', in.len) : NULL;
+		size_t first = nl ? (size_t)(nl - in.p) : in.len;
+		if (first == 2 && memcmp(in.p, "ok", 2) == 0) {
+			fwrite(in.p + first + 1, 1, in.len - first - 1, stdout);
+		} else {
+			if (in.len == 0)
+				fprintf(stderr, "ringrelay ctl: the daemon closed without an answer\n");
+			else
+				fprintf(stderr, "ringrelay ctl: %.*s\n", (int)first, (const char *)in.p);
+			status = 1;
+		}
+	}
+	buf_fini(&in);
+	return status;
+}

@@ -1,0 +1,89 @@
+# The control socket and `ringrelay ctl` (issue 11, in part): status; queue (text and
+# JSON, live states); flush of everything, of a queue id, of a domain, and of a dead
+# site once its hop is back; clear errors and exit statuses for a wrong queue id, an
+# unknown command, no daemon (never a hang) and no command; a long request line; the
+# socket's mode; a stale socket after kill -9 is replaced at the next start.
+. "$(dirname "$0")/lib.sh"
+ctl() { "$RR_BIN" ctl -c "$T/ringrelay.yaml" "$@"; }
+HP=$(free_port)                       # a smarthost that is down at first
+rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$HP\"" "    dead_after: 1" \
+          "routes:" "  - domains: [hub.test]" "    transport: hub" \
+          "queue:" "  retry_schedule: [600]"
+rr_start
+[ "$(stat -c %a "$T/spool/control.sock")" = 600 ] || fail "control socket mode $(stat -c %a "$T/spool/control.sock")"
+for i in 1 2 3; do
+  swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to "u$i@example.net" > /dev/null 2>&1 || fail "swaks $i"
+done
+swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u@hub.test > /dev/null 2>&1 || fail "swaks hub"
+wait_log 'to=<u@hub.test>.*status=deferred' 10 || fail "the hub message was not deferred"
+wait_until 10 eval '[ "$(grep -c "example.net>.*status=deferred" "$T/relay.log")" -ge 3 ]' || fail "not deferred"
+
+out=$(ctl status) || fail "status: exit $?"
+expect_match "$out" '^version=[0-9.]+ pid=[0-9]+ uptime_s=[0-9]+ workers=2 state=running' "status line"
+expect_match "$out" 'queue_messages=4' "status: 4 queued"
+expect_match "$out" 'accepted=4 ' "status: 4 accepted"
+
+out=$(ctl queue) || fail "queue: exit $?"
+expect_match "$out" '<u1@example.net> \(deferred attempts=1 next_try=20[0-9-]+T[0-9:]+Z\)' "queue: deferred line"
+expect_match "$out" '^-- 4 messages$' "queue: count"
+ctl queue --json > "$T/q.json" || fail "queue --json"
+python3 - "$T/q.json" <<'PY' || fail "queue --json is not one JSON object per line as described"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 4, rows
+for r in rows:
+    assert r["live"] is True and r["sender"] == "a@x.test" and r["size"] > 0
+    for s in r["recipient_state"]:
+        assert s["state"] == "deferred" and s["attempts"] == 1 and s["next_try"], s
+PY
+ok "status and queue (text, JSON) from the live daemon"
+
+qid=$(ctl queue | grep '<u2@example.net>' | awk '{print $1}')
+[ -n "$qid" ] || fail "no queue id for u2"
+out=$(ctl flush "$qid") || fail "flush QID: exit $?"
+expect_match "$out" '^flushed 1 recipients of 1 messages' "flush by queue id"
+wait_until 10 eval '[ "$(grep -c "to=<u2@example.net>.*status=deferred" "$T/relay.log")" -ge 2 ]' || fail "u2 not tried again"
+[ "$(grep -c 'to=<u1@example.net>.*status=deferred' "$T/relay.log")" -eq 1 ] || fail "u1 was tried again too"
+out=$(ctl flush EXAMPLE.net) || fail "flush domain: exit $?"
+expect_match "$out" '^flushed 3 recipients of 3 messages' "flush by domain"
+out=$(ctl flush 1NOSUCHQUEUEID 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "flush of a wrong queue id: exit $rc"
+expect_match "$out" 'error: nothing deferred matches 1NOSUCHQUEUEID' "wrong queue id said"
+ok "flush by queue id, by domain (case-insensitive); a wrong id is exit 1 with a reason"
+
+# the hub site is dead (dead_after: 1, retry in 600 s); its hop comes up; flush
+wait_log 'event=site_dead site=hub/' 5 || fail "the hub site is not dead"
+sink up -l 127.0.0.1:$HP
+out=$(ctl flush) || fail "flush all: exit $?"
+expect_match "$out" '^flushed [0-9]+ recipients' "flush all"
+wait_until 15 eval '[ "$(dumped up)" -ge 1 ]' || fail "the dead site's message was not delivered after flush"
+wait_log 'to=<u@hub.test>.*status=sent' 10 || fail "no sent line for the hub message"
+ok "flush of a dead site: delivered once its hop is back"
+
+out=$(ctl bogus 2>&1); rc=$?
+[ "$rc" -eq 1 ] && expect_match "$out" "unknown command or arguments: bogus" "unknown command"
+out=$(ctl 2>&1); rc=$?
+[ "$rc" -eq 2 ] || fail "no command: exit $rc"
+python3 - "$T/spool/control.sock" <<'PY' || fail "a long request line"
+import socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(10); s.connect(sys.argv[1])
+try:
+    s.sendall(b"q" * 1100)
+except OSError:
+    pass
+data = s.makefile("rb").read()
+assert data.startswith(b"error: request line too long"), data[:80]
+PY
+out=$(ctl status) || fail "status after the hostile ones"
+rr_kill9
+[ -S "$T/spool/control.sock" ] || fail "no socket left behind by kill -9 (the next check means nothing)"
+start=$(date +%s)
+out=$(ctl status 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "no daemon: exit $rc"
+[ $(( $(date +%s) - start )) -le 5 ] || fail "no daemon: it waited"
+expect_match "$out" 'cannot reach the daemon at .*control.sock: Connection refused \(is it running' "no daemon said"
+rr_start
+ctl status > /dev/null || fail "the stale socket was not replaced"
+rr_stop
+[ ! -e "$T/spool/control.sock" ] || fail "the socket is left after a clean stop"
+ok "unknown command, no command, a long line, no daemon (exit 1 at once), stale socket replaced, removed at stop"
