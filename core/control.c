@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "core/worker.h"
 #include "net/buf.h"
 #include "net/post.h"
+#include "net/timer.h"
 
 #define CONTROL_VERSION "0.1.0"
 
@@ -45,6 +47,9 @@ struct ctl_req {
 struct ctl_conn {
 	struct ops_conn c;
 	struct ctl_req *req;
+	struct timer reload_t;             /* `reload`: polls for the main thread's outcome */
+	unsigned long reload_seq;          /* the outcome count when it asked */
+	uint64_t reload_until_ms;
 };
 
 struct ctl_letter {
@@ -59,12 +64,61 @@ struct ctl_letter {
 };
 
 static unsigned requests_waiting;     /* the operator thread's */
+static atomic_ulong reload_seq;       /* reloads tried by the main thread */
+static atomic_bool reload_ok;         /* the latest one's outcome */
 static char *sock_path;               /* removed at close */
 static time_t started_at;
 
 bool control_idle(void)
 {
 	return requests_waiting == 0;
+}
+
+void control_reloaded(bool ok)
+{
+	atomic_store(&reload_ok, ok);
+	atomic_fetch_add(&reload_seq, 1);   /* (after the outcome: a reader sees both) */
+}
+
+static void say(struct ops_conn *c, const char *first, const struct buf *body);
+
+static void reload_poll(struct timer *t)
+{
+	struct ctl_conn *cc = (struct ctl_conn *)(void *)((char *)t - offsetof(struct ctl_conn, reload_t));
+	struct ops_conn *c = &cc->c;
+	if (atomic_load(&reload_seq) != cc->reload_seq) {
+		requests_waiting--;
+		if (atomic_load(&reload_ok)) {
+			struct buf b = { 0 };
+			buf_append(&b, "reloaded\n", 9);
+			say(c, "ok", &b);
+			buf_fini(&b);
+		} else {
+			say(c, "error: the reload failed and the running configuration stays "
+			       "(event=reload_failed in the log says why)", NULL);
+		}
+		return;
+	}
+	if (ops_loop()->now_ms >= cc->reload_until_ms) {
+		requests_waiting--;
+		say(c, "error: no outcome of the reload yet (see the log)", NULL);
+		return;
+	}
+	timer_arm(&ops_loop()->wheel, t, TIMER_TICK_MS);
+}
+
+static void reload(struct ctl_conn *cc)
+{
+	cc->reload_seq = atomic_load(&reload_seq);
+	if (kill(getpid(), SIGHUP) < 0) {
+		say(&cc->c, "error: SIGHUP could not be sent", NULL);
+		return;
+	}
+	requests_waiting++;
+	cc->reload_until_ms = ops_loop()->now_ms + CONTROL_RELOAD_WAIT_MS;
+	cc->reload_t.fire = reload_poll;
+	net_stream_hold(&cc->c.s);
+	timer_arm(&ops_loop()->wheel, &cc->reload_t, TIMER_TICK_MS);
 }
 
 /* ---- the worker's side ---------------------------------------------------------------- */
@@ -258,6 +312,7 @@ static const char help_text[] =
 	"status                  the daemon: version, uptime, connections, queue, counters\n"
 	"queue [--json]          the live queue (like mailq)\n"
 	"flush [DOMAIN|QUEUEID]  deferred recipients due now; dead sites tried again\n"
+	"reload                  SIGHUP, and whether the new configuration was taken\n"
 	"help                    this\n";
 
 /* One request line: "CMD [ARG]" (words split on spaces). */
@@ -275,6 +330,8 @@ static void command(struct ctl_conn *cc, char *line)
 	const char *cmd = argv[0];
 	if (strcmp(cmd, "status") == 0 && argc == 1) {
 		status(c);
+	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
+		reload(cc);
 	} else if (strcmp(cmd, "help") == 0) {
 		struct buf b = { 0 };
 		buf_append(&b, help_text, sizeof help_text - 1);
@@ -299,7 +356,7 @@ static void command(struct ctl_conn *cc, char *line)
 static size_t control_input(struct ops_conn *c, const uint8_t *p, size_t n)
 {
 	struct ctl_conn *cc = (struct ctl_conn *)(void *)c;
-	if (cc->req)
+	if (cc->req || timer_armed(&cc->reload_t))
 		return n;                      /* one request per connection */
 	const uint8_t *lf = memchr(p, '\n', n < CONTROL_LINE_MAX ? n : CONTROL_LINE_MAX);
 	if (!lf) {
@@ -327,6 +384,10 @@ static void control_gone(struct ops_conn *c)
 	struct ctl_conn *cc = (struct ctl_conn *)(void *)c;
 	if (cc->req)
 		cc->req->conn = NULL;          /* its answers are dropped when they come */
+	if (timer_armed(&cc->reload_t)) {
+		timer_cancel(&cc->reload_t);
+		requests_waiting--;
+	}
 }
 
 static struct ops_service control_svc = {

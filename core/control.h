@@ -11,6 +11,8 @@
  *   flush [DOMAIN|QUEUEID] deferred recipients (all, of a domain, of a message) due now,
  *                          dead sites tried again (postqueue -f, -s, -i); a DOMAIN or
  *                          QUEUEID nothing matches is an error
+ *   reload                 SIGHUP, and the outcome once the main thread has it (at
+ *                          most CONTROL_RELOAD_WAIT_MS): "reloaded" or an error
  *   help
  * What the queue holds is asked of every worker by letter (net/post) and answered by
  * letter; a connection that goes away meanwhile just drops the answers. While the
@@ -26,6 +28,7 @@
 #define CONTROL_CONNS_MAX 16u
 #define CONTROL_DEADLINE_MS 60000u
 #define CONTROL_CLIENT_TIMEOUT_S 30        /* ringrelay ctl gives up after */
+#define CONTROL_RELOAD_WAIT_MS 20000u
 
 struct ops_service;
 struct net_loop;
@@ -41,6 +44,8 @@ void control_close(int fd);
 void control_loop_init(struct net_loop *l);     /* the operator's loop */
 void control_worker_init(struct worker *w);     /* each worker's */
 bool control_idle(void);                        /* no request waits for a worker */
+/* The main thread tried a reload (SIGHUP, from anyone): ok or not. */
+void control_reloaded(bool ok);
 
 /* `ringrelay ctl ARGS...` against the daemon of cfg: prints the body, returns the exit
  * status (0 ok, 1 an error answer or no daemon, 2 usage). Never waits longer than

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	        "       ringrelay --check [-c FILE]    validate the configuration\n"
 	        "       ringrelay --queue [--json] [-c FILE]   list the queue\n"
 	        "       ringrelay --show QUEUEID [-c FILE]     print a queued message\n"
-	        "       ringrelay ctl [-c FILE] status|queue [--json]|flush [DOMAIN|QUEUEID]|help\n"
+	        "       ringrelay ctl [-c FILE] status|queue [--json]|flush [DOMAIN|QUEUEID]|reload|help\n"
 	        "       ringrelay --version | --help\n"
 	        "Without -c the embedded defaults are used (listen 127.0.0.1:2525, spool ./spool).\n");
 }
@@ -569,6 +569,7 @@ static int run(const char *path, struct config *cfg)
 			sd_notify(0, "RELOADING=1\nSTATUS=reloading");
 			/* Only this thread publishes, so the current snapshot cannot go away here. */
 			bool ok = reload(path, snapshot_get()->cfg);
+			control_reloaded(ok);      /* for `ringrelay ctl reload` */
 			sd_notifyf(0, "READY=1\nSTATUS=%s: %u workers, config %s",
 			           ok ? "ready (reloaded)" : "ready (reload failed: the old configuration runs)",
 			           srv.nworkers, path ? path : "(defaults)");

@@ -1,6 +1,6 @@
 # The control socket and `ringrelay ctl` (issue 11, in part): status; queue (text and
 # JSON, live states); flush of everything, of a queue id, of a domain, and of a dead
-# site once its hop is back; clear errors and exit statuses for a wrong queue id, an
+# site once its hop is back; reload (and a failed one); clear errors and exit statuses for a wrong queue id, an
 # unknown command, no daemon (never a hang) and no command; a long request line; the
 # socket's mode; a stale socket after kill -9 is replaced at the next start.
 . "$(dirname "$0")/lib.sh"
@@ -60,6 +60,16 @@ wait_until 15 eval '[ "$(dumped up)" -ge 1 ]' || fail "the dead site's message w
 wait_log 'to=<u@hub.test>.*status=sent' 10 || fail "no sent line for the hub message"
 ok "flush of a dead site: delivered once its hop is back"
 
+out=$(ctl reload) || fail "reload: exit $?"
+expect_match "$out" '^reloaded$' "reload said"
+wait_log 'event=reloaded generation=2' 5 || fail "no reload in the log"
+cp "$T/ringrelay.yaml" "$T/good.yaml"
+sed -i 's/^workers: 2$/workers: 1/' "$T/ringrelay.yaml"   # valid, but needs a restart
+out=$(ctl reload 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "a failed reload: exit $rc"
+expect_match "$out" 'error: the reload failed and the running configuration stays' "failed reload said"
+cp "$T/good.yaml" "$T/ringrelay.yaml"
+ok "reload: reloaded, and a failed one is exit 1"
 out=$(ctl bogus 2>&1); rc=$?
 [ "$rc" -eq 1 ] && expect_match "$out" "unknown command or arguments: bogus" "unknown command"
 out=$(ctl 2>&1); rc=$?
