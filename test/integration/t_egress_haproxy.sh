@@ -155,9 +155,12 @@ before=$(dumped px)
 relay_config 1 "[127.0.0.1]:$PD"
 rr_start
 wait_until 10 eval "grep -q 'server=127\.0\.0\.1:$HA source=127\.0\.0\.3 state=down' '$L'" || fail "pair (A, 127.0.0.3) not found down"
+sent_before=$(grep -c 'status=sent' "$L")
 blast 100 example.net
 blast 10 six.test
 wait_until 30 eval '[ "$(dumped px)" -ge $((before + 110)) ]' || fail "v1: $(( $(dumped px) - before )) of 110"
+# the sink stores a message before the relay has its 250 and logs it: wait for the lines
+wait_until 10 eval '[ "$(grep -c status=sent "$L")" -ge $((sent_before + 110)) ]' || fail "v1: sent lines missing"
 [ "$(grep -c 'state=down' "$L")" -eq 1 ] || { grep 'state=down' "$L" >&2; fail "v1: more than the one pair went down"; }
 [ "$(grep -c "source=127\.0\.0\.3 proxy=127\.0\.0\.1:$HA, .*status=sent" "$L")" -eq 0 ] ||
   fail "v1: 127.0.0.3's mail went through the HAProxy that rejects it"
