@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/deliver.h"
+#include "core/egress.h"
 #include "core/log.h"
 #include "core/ops.h"
 #include "core/queue.h"
@@ -28,7 +29,7 @@
 #define CONTROL_VERSION "0.1.0"
 
 enum { CONTROL_OP_ASK = NET_OP_USER + 15, CONTROL_OP_BACK = NET_OP_USER + 16 };
-enum ctl_what { CTL_QUEUE, CTL_FLUSH };
+enum ctl_what { CTL_QUEUE, CTL_FLUSH, CTL_SITES, CTL_PROXIES };
 
 struct ctl_conn;
 
@@ -123,6 +124,62 @@ static void reload(struct ctl_conn *cc)
 
 /* ---- the worker's side ---------------------------------------------------------------- */
 
+/* Every ready queue this worker owns: its connections in use and allowed now (the
+ * concurrency window) and at most, what waits, and why it may wait. */
+static uint64_t list_sites(struct worker *w, FILE *f)
+{
+	uint64_t n = 0, now = w->loop.now_ms;
+	for (const struct queue_site *s = w->queue.sites; s; s = s->next) {
+		if (s->nconns == 0 && s->nready == 0 && s->dead_until_ms <= now)
+			continue;                  /* idle: nothing to say */
+		n++;
+		char key[600];
+		const char *state = s->dead_until_ms > now ? "dead" : s->waiting ? "source_wait"
+		                  : s->nready > 0 ? "active" : "idle";
+		fprintf(f, "%s  state=%s worker=%u connections=%u window=%u max_connections=%u "
+		        "ready=%zu fails=%u", log_escape(key, sizeof key, s->key, strlen(s->key)),
+		        state, w->id, s->nconns - s->nquitting, s->window, s->max_conns, s->nready,
+		        s->fails);
+		if (s->dead_until_ms > now)
+			fprintf(f, " retry_in_s=%llu", (unsigned long long)((s->dead_until_ms - now + 999) / 1000));
+		fputc('\n', f);
+	}
+	return n;
+}
+
+static void thing_line(FILE *f, const struct egress_pool *p, const struct egress_server *sv,
+                       const char *source, const struct egress_thing *t, uint64_t now)
+{
+	const struct health *h = &t->h;
+	fprintf(f, "pool=%s server=%s source=%s state=%s for_s=%llu checks=%llu fails=%llu "
+	        "passive_fails=%llu last_failure=%s", p->id, sv->text, source,
+	        atomic_load(&t->up) ? "up" : "down",
+	        (unsigned long long)(now > h->since_ms ? (now - h->since_ms) / 1000 : 0),
+	        (unsigned long long)h->checks, (unsigned long long)h->fails,
+	        (unsigned long long)h->passive_fails, health_reason_str(h->reason));
+	if (h->code)
+		fprintf(f, "(%d)", h->code);
+	fputc('\n', f);
+}
+
+/* Every pool server and (server, source) pair: worker 0's (the checker's) view. */
+static uint64_t list_proxies(struct worker *w, FILE *f)
+{
+	const struct egress_tab *t = egress_now(&w->srv->egress);
+	uint64_t n = 0, now = w->loop.now_ms;
+	for (size_t i = 0; t && i < t->npools; i++) {
+		const struct egress_pool *p = &t->pools[i];
+		for (size_t k = 0; k < p->nservers; k++) {
+			const struct egress_server *sv = &p->servers[k];
+			thing_line(f, p, sv, "-", &sv->st, now);
+			n++;
+			for (size_t j = 0; sv->pairs && j < p->nsrc; j++, n++)
+				thing_line(f, p, sv, p->srcs[j].label, &sv->pairs[j], now);
+		}
+	}
+	return n;
+}
+
 static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flags)
 {
 	(void)res;
@@ -135,6 +192,10 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 		if (t->what == CTL_QUEUE) {
 			t->n1 = queue_list(&w->queue, f, t->json, CONTROL_QUEUE_MAX, &more);
 			t->n2 = more;
+		} else if (t->what == CTL_SITES) {
+			t->n1 = list_sites(w, f);
+		} else if (t->what == CTL_PROXIES) {
+			t->n1 = w->id == 0 ? list_proxies(w, f) : 0;
 		} else {
 			t->n1 = queue_flush(&w->queue, t->has_arg ? t->arg : NULL, &msgs);
 			t->n2 = msgs;
@@ -184,6 +245,12 @@ static void req_done(struct ctl_req *r)
 					buf_append(&r->body, tail, (size_t)k);
 				}
 			}
+			say(c, "ok", &r->body);
+		} else if (r->what == CTL_SITES || r->what == CTL_PROXIES) {
+			int k = snprintf(line, sizeof line, "-- %llu %s\n", (unsigned long long)r->n1,
+			                 r->what == CTL_SITES ? "sites with connections or mail"
+			                                      : "servers and pairs");
+			buf_append(&r->body, line, (size_t)k);
 			say(c, "ok", &r->body);
 		} else if (r->has_arg && r->n1 == 0) {
 			char esc[300];
@@ -312,6 +379,8 @@ static const char help_text[] =
 	"status                  the daemon: version, uptime, connections, queue, counters\n"
 	"queue [--json]          the live queue (like mailq)\n"
 	"flush [DOMAIN|QUEUEID]  deferred recipients due now; dead sites tried again\n"
+	"sites                   every ready queue: state, connections, window, ready mail\n"
+	"proxies                 every pool server and (server, source) pair: state, failures\n"
 	"reload                  SIGHUP, and whether the new configuration was taken\n"
 	"help                    this\n";
 
@@ -330,6 +399,9 @@ static void command(struct ctl_conn *cc, char *line)
 	const char *cmd = argv[0];
 	if (strcmp(cmd, "status") == 0 && argc == 1) {
 		status(c);
+	} else if ((strcmp(cmd, "sites") == 0 || strcmp(cmd, "proxies") == 0) && argc == 1) {
+		if (!ask_workers(cc, cmd[0] == 's' ? CTL_SITES : CTL_PROXIES, NULL, false))
+			say(c, "error: stopping (or out of memory): nothing to list now", NULL);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		reload(cc);
 	} else if (strcmp(cmd, "help") == 0) {

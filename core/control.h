@@ -11,6 +11,12 @@
  *   flush [DOMAIN|QUEUEID] deferred recipients (all, of a domain, of a message) due now,
  *                          dead sites tried again (postqueue -f, -s, -i); a DOMAIN or
  *                          QUEUEID nothing matches is an error
+ *   sites                  every ready queue with connections or mail: state (active,
+ *                          idle, dead with the seconds to its retry, source_wait),
+ *                          connections in use, window and limit, ready jobs, failures
+ *   proxies                every pool server and (server, source) pair as the health
+ *                          checker (worker 0) sees it: up or down and for how long,
+ *                          checks, failures (by deliveries too), the latest reason
  *   reload                 SIGHUP, and the outcome once the main thread has it (at
  *                          most CONTROL_RELOAD_WAIT_MS): "reloaded" or an error
  *   help
