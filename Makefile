@@ -143,8 +143,9 @@ run: deps
 test-unit: $(UNIT_BIN)
 	@bash scripts/run-unit.sh $(UNIT_BIN)
 
-test-integration: $(TST)/ringrelay $(TST_TOOLS) $(MAN_OUT)
-	@RR_BIN=$(TST)/ringrelay RR_TOOLS=$(TST) bash test/integration/run.sh
+test-integration: $(TST)/ringrelay $(TST_TOOLS) $(MAN_OUT) deb
+	@RR_BIN=$(TST)/ringrelay RR_TOOLS=$(TST) RR_DEB=$$(ls $(BUILD)/ringrelay_*.deb | head -1) \
+	  bash test/integration/run.sh
 
 check-layers:
 	@bash scripts/check-layers.sh
@@ -178,6 +179,11 @@ bench-starttls: deps
 	@$(MAKE) --no-print-directory all
 	@bash scripts/install-deps.sh --bench && bash bench/starttls.sh
 .PHONY: bench-starttls
+
+# The Debian package (scripts/make-deb.sh): build/ringrelay_VERSION_ARCH.deb.
+deb: all
+	@BUILD=$(BUILD) bash scripts/make-deb.sh
+.PHONY: deb
 
 clean:
 	rm -rf $(BUILD)

@@ -26,7 +26,8 @@
 #include "net/post.h"
 #include "net/timer.h"
 
-#define CONTROL_VERSION "0.1.0"
+#include "core/version.h"
+#define CONTROL_VERSION RINGRELAY_VERSION
 
 enum { CONTROL_OP_ASK = NET_OP_USER + 15, CONTROL_OP_BACK = NET_OP_USER + 16 };
 enum ctl_what { CTL_QUEUE, CTL_FLUSH, CTL_SITES, CTL_PROXIES };

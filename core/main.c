@@ -31,7 +31,7 @@
 #include "core/worker.h"
 #include "net/listener.h"
 
-#define RINGRELAY_VERSION "0.1.0"
+#include "core/version.h"
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 

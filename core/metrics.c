@@ -12,7 +12,8 @@
 #include "core/worker.h"
 #include "net/buf.h"
 
-#define METRICS_VERSION "0.1.0"
+#include "core/version.h"
+#define METRICS_VERSION RINGRELAY_VERSION
 
 const uint64_t stats_commit_le_us[STATS_COMMIT_BUCKETS] = {
 	250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 250000, 500000, 1000000,

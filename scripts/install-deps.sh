@@ -25,6 +25,7 @@ PKGS=(
   swaks haproxy postfix
   libnet-ssleay-perl          # swaks --tls / --tlsc (test/integration/t_tls_*.sh)
   prometheus                  # promtool check metrics (t_metrics.sh)
+  lintian                     # make deb's check (t_deb.sh)
   dnsmasq-base                # test/net/dns_test: a private DNS server (not "dnsmasq", a service)
   pflogsumm                   # t_deliver_peers: summarises our log (via scripts/pflogsumm-feed)
   python3 procps psmisc util-linux iproute2 strace
