@@ -46,6 +46,25 @@ promtool check metrics < "$T/m1.txt" > "$T/lint.txt" 2>&1 || { cat "$T/lint.txt"
 [ "$(val ringrelay_workers "$T/m1.txt")" = 2 ] || fail "workers"
 ok "scrapes during and after a load: promtool clean, 300 accepted, delivered = the sink's count"
 
+# etc/grafana-ringrelay.json: valid JSON; every query is valid PromQL (promtool checks
+# them as recording rules) and names only metrics the scrape has
+python3 - "$HERE/../../etc/grafana-ringrelay.json" "$T/m1.txt" "$T/rules.yml" <<'PY' || fail "the Grafana dashboard"
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+scrape = open(sys.argv[2]).read()
+exprs = [t["expr"] for p in d["panels"] for t in p["targets"]]
+assert len(exprs) >= 10, exprs
+for e in exprs:
+    for name in re.findall(r"ringrelay_[a-z_]+", e):
+        assert re.search(r"^" + name + r"[ {]", scrape, re.M), "not in the scrape: " + name
+with open(sys.argv[3], "w") as f:
+    f.write("groups:\n  - name: dashboard\n    rules:\n")
+    for i, e in enumerate(exprs):
+        f.write("      - record: dashboard:q%d\n        expr: %s\n" % (i, json.dumps(e)))
+PY
+promtool check rules "$T/rules.yml" > "$T/rules.out" 2>&1 || { cat "$T/rules.out" >&2; fail "promtool: a dashboard query is not valid PromQL"; }
+ok "etc/grafana-ringrelay.json: every query valid PromQL over metrics the scrape has"
+
 scrape /other > /dev/null 2> "$T/h.txt"; grep -q '^HTTP 404' "$T/h.txt" || fail "not 404: $(cat "$T/h.txt")"
 scrape /metrics POST > /dev/null 2> "$T/h.txt"; grep -q '^HTTP 405' "$T/h.txt" || fail "not 405: $(cat "$T/h.txt")"
 python3 - "$MP" > "$T/big.txt" <<'PY'
