@@ -30,7 +30,7 @@
 #define CONTROL_VERSION RINGRELAY_VERSION
 
 enum { CONTROL_OP_ASK = NET_OP_USER + 15, CONTROL_OP_BACK = NET_OP_USER + 16 };
-enum ctl_what { CTL_QUEUE, CTL_FLUSH, CTL_SITES, CTL_PROXIES };
+enum ctl_what { CTL_QUEUE, CTL_FLUSH, CTL_SITES, CTL_PROXIES, CTL_HOLD, CTL_RELEASE };
 
 struct ctl_conn;
 
@@ -197,6 +197,11 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 			t->n1 = list_sites(w, f);
 		} else if (t->what == CTL_PROXIES) {
 			t->n1 = w->id == 0 ? list_proxies(w, f) : 0;
+		} else if (t->what == CTL_HOLD || t->what == CTL_RELEASE) {
+			const char *qid = t->has_arg ? t->arg : NULL;
+			t->n1 = t->what == CTL_HOLD ? queue_hold(&w->queue, qid, &msgs)
+			                            : queue_release(&w->queue, qid, &msgs);
+			t->n2 = msgs;
 		} else {
 			t->n1 = queue_flush(&w->queue, t->has_arg ? t->arg : NULL, &msgs);
 			t->n2 = msgs;
@@ -253,6 +258,19 @@ static void req_done(struct ctl_req *r)
 			                                      : "servers and pairs");
 			buf_append(&r->body, line, (size_t)k);
 			say(c, "ok", &r->body);
+		} else if ((r->what == CTL_HOLD || r->what == CTL_RELEASE) && r->has_arg && r->n2 == 0) {
+			char esc[300];
+			snprintf(line, sizeof line, "error: no queued message %s", log_escape(esc, sizeof esc,
+			                                                                     r->arg, strlen(r->arg)));
+			say(c, line, NULL);
+		} else if (r->what == CTL_HOLD || r->what == CTL_RELEASE) {
+			struct buf b = { 0 };
+			int k = snprintf(line, sizeof line, "%s %llu recipients of %llu messages\n",
+			                 r->what == CTL_HOLD ? "held" : "released",
+			                 (unsigned long long)r->n1, (unsigned long long)r->n2);
+			buf_append(&b, line, (size_t)k);
+			say(c, "ok", &b);
+			buf_fini(&b);
 		} else if (r->has_arg && r->n1 == 0) {
 			char esc[300];
 			snprintf(line, sizeof line, "error: nothing deferred matches %s (a queue id or a "
@@ -382,6 +400,8 @@ static const char help_text[] =
 	"flush [DOMAIN|QUEUEID]  deferred recipients due now; dead sites tried again\n"
 	"sites                   every ready queue: state, connections, window, ready mail\n"
 	"proxies                 every pool server and (server, source) pair: state, failures\n"
+	"hold QUEUEID|--all      its recipients wait until released (kept across restarts)\n"
+	"release QUEUEID|--all   held recipients due now\n"
 	"reload                  SIGHUP, and whether the new configuration was taken\n"
 	"help                    this\n";
 
@@ -403,6 +423,13 @@ static void command(struct ctl_conn *cc, char *line)
 	} else if ((strcmp(cmd, "sites") == 0 || strcmp(cmd, "proxies") == 0) && argc == 1) {
 		if (!ask_workers(cc, cmd[0] == 's' ? CTL_SITES : CTL_PROXIES, NULL, false))
 			say(c, "error: stopping (or out of memory): nothing to list now", NULL);
+	} else if ((strcmp(cmd, "hold") == 0 || strcmp(cmd, "release") == 0) && argc == 2) {
+		bool all = strcmp(argv[1], "--all") == 0;
+		if (!all && strlen(argv[1]) >= 64)
+			say(c, "error: not a queue id", NULL);
+		else if (!ask_workers(cc, cmd[0] == 'h' ? CTL_HOLD : CTL_RELEASE, all ? NULL : argv[1],
+		                      false))
+			say(c, "error: stopping (or out of memory): nothing changed", NULL);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		reload(cc);
 	} else if (strcmp(cmd, "help") == 0) {

@@ -191,7 +191,8 @@ static void msg_schedule(struct queue *q, struct queue_msg *m)
 {
 	uint64_t at = UINT64_MAX;
 	for (uint32_t i = 0; i < m->nrcpt; i++)
-		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s < at)
+		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s < at &&
+		    m->r[i].next_try_s < SPOOLREC_HELD)     /* a held one waits for a release */
 			at = m->r[i].next_try_s;
 	if (at == UINT64_MAX || q->stopping) {
 		timer_cancel(&m->t);
@@ -1107,7 +1108,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 			} else {
 				uint64_t delay_ms = retry_delay_ms(cfg->retry_schedule, cfg->nretry_schedule,
 				                                   att, qrand(q));
-				if (retry_give_up(m->arrival_ms, now + delay_ms, max_age_ms)) {
+				if (!m->held && retry_give_up(m->arrival_ms, now + delay_ms, max_age_ms)) {
 					rc->state = QR_BOUNCED;
 					st = SPOOLREC_RS_BOUNCED;
 					status = "expired";
@@ -1118,7 +1119,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 				} else {
 					rc->state = QR_OPEN;
 					st = SPOOLREC_RS_DEFERRED;
-					next = (now + delay_ms) / 1000u;
+					next = m->held ? SPOOLREC_HELD : (now + delay_ms) / 1000u;
 					rc->next_try_s = next;
 					status = "deferred";
 					q->deferred++;
@@ -1367,6 +1368,8 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 		r->rcpt[i] = NULL;
 		if (m->r[i].state == QR_OPEN)
 			m->open++;
+		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_HELD)
+			m->held = true;            /* held before the restart: still */
 	}
 	r->next = NULL;
 	queue_recovered_free(r);
@@ -1468,7 +1471,7 @@ static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 				st[i].state = SPOOLREC_RS_DELIVERED;
 			else if (r->addr && r->state == QR_BOUNCED)
 				st[i].state = SPOOLREC_RS_BOUNCED;
-			else if (r->attempts > 0)
+			else if (r->attempts > 0 || r->next_try_s >= SPOOLREC_HELD)   /* (held: kept) */
 				st[i] = (struct spoolrec_rstate){ SPOOLREC_RS_DEFERRED, r->attempts,
 				                                  r->next_try_s };
 		}
@@ -1579,7 +1582,8 @@ static const char *qr_state_name(const struct qrcpt *r, uint64_t now_s)
 	case QR_BUSY: return "busy";
 	case QR_DELIVERED: return "delivered";
 	case QR_BOUNCED: return "bounced";
-	default: return r->next_try_s > now_s ? "deferred" : "ready";
+	default: return r->next_try_s >= SPOOLREC_HELD ? "held"
+	              : r->next_try_s > now_s           ? "deferred" : "ready";
 	}
 }
 
@@ -1618,7 +1622,8 @@ size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 				if (r->state == QR_DELIVERED || r->state == QR_BOUNCED)
 					continue;
 				const char *st = qr_state_name(r, now_s);
-				bool dated = r->state == QR_OPEN && r->next_try_s > now_s;
+				bool dated = r->state == QR_OPEN && r->next_try_s > now_s &&
+				             r->next_try_s < SPOOLREC_HELD;
 				if (dated)
 					spooldir_iso8601(next, sizeof next, r->next_try_s);
 				if (json) {
@@ -1660,8 +1665,8 @@ size_t queue_flush(struct queue *q, const char *arg, size_t *msgs)
 			size_t k = 0;
 			for (uint32_t i = 0; i < m->nrcpt; i++) {
 				struct qrcpt *r = &m->r[i];
-				if (r->state != QR_OPEN || r->next_try_s <= now_s)
-					continue;
+				if (r->state != QR_OPEN || r->next_try_s <= now_s || r->next_try_s >= SPOOLREC_HELD)
+					continue;                /* (held: only a release moves it) */
 				if (!whole && strcasecmp(rcpt_domain(r->addr), arg) != 0)
 					continue;
 				r->next_try_s = now_s;
@@ -1682,6 +1687,61 @@ size_t queue_flush(struct queue *q, const char *arg, size_t *msgs)
 				deliver_kick(s);
 		}
 	return n;
+}
+
+/* Hold (hold) or release (!hold) the open recipients of m; each change noted. */
+static size_t msg_hold(struct queue *q, struct queue_msg *m, bool hold, uint64_t now_s)
+{
+	size_t k = 0;
+	m->held = hold;
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		struct qrcpt *r = &m->r[i];
+		if (r->state != QR_OPEN || (r->next_try_s >= SPOOLREC_HELD) == hold)
+			continue;
+		r->next_try_s = hold ? SPOOLREC_HELD : now_s;
+		/* The spool's merge of outcomes is order-free (core/spooldir.h: more attempts
+		 * win, then the later next try), so a release must outrank the hold by value:
+		 * it counts as an attempt. A hold (the later next try) outranks what it holds. */
+		if (!hold)
+			r->attempts++;
+		note_outcome(q, m, SPOOLREC_RS_DEFERRED, r->attempts, r->next_try_s, &i, 1);
+		k++;
+	}
+	msg_schedule(q, m);
+	return k;
+}
+
+static size_t hold_or_release(struct queue *q, const char *qid, size_t *msgs, bool hold)
+{
+	size_t n = 0;
+	uint64_t now_s = wall_ms() / 1000u;
+	*msgs = 0;
+	if (q->stopping)
+		return 0;
+	for (size_t h = 0; h < QUEUE_HASH; h++)
+		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext) {
+			if (m->foreign || m->open == 0 || (qid && strcmp(qid, m->qid) != 0))
+				continue;
+			bool was = m->held;
+			size_t k = msg_hold(q, m, hold, now_s);
+			n += k;
+			if (k || was != hold)
+				(*msgs)++;
+			if (k || was != hold)
+				log_info("%s: %s by the operator (%zu recipients)", m->qid,
+				         hold ? "held" : "released", k);
+		}
+	return n;
+}
+
+size_t queue_hold(struct queue *q, const char *qid, size_t *msgs)
+{
+	return hold_or_release(q, qid, msgs, true);
+}
+
+size_t queue_release(struct queue *q, const char *qid, size_t *msgs)
+{
+	return hold_or_release(q, qid, msgs, false);
 }
 
 void queue_stop(struct queue *q)

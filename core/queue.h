@@ -103,10 +103,12 @@ struct queue_msg {
 	int rfd;                           /* the file of a read in flight */
 	uint32_t t_sched_cs;               /* when it was scheduled: q->mono0_ms + 10 x this */
 	struct net_op rop;
-	bool copying;                      /* a copy forward of its record is under way */
-	bool reading;                      /* a read of its body is in flight */
-	bool foreign;                      /* another worker's message, delivered here
+	/* (bit-fields: the struct stays in its 192-octet size class) */
+	bool copying : 1;                  /* a copy forward of its record is under way */
+	bool reading : 1;                  /* a read of its body is in flight */
+	bool foreign : 1;                  /* another worker's message, delivered here
 	                                      (core/owner): no notes, not in the hash */
+	bool held : 1;                     /* ctl hold: its deferrals wait for a release */
 };
 
 struct queue_site;
@@ -293,5 +295,14 @@ void queue_stop(struct queue *q);
  * messages). */
 size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more);
 size_t queue_flush(struct queue *q, const char *arg, size_t *msgs);
+/* ctl hold / release (Postfix's postsuper -h / -H): every message (qid NULL) or the one
+ * with queue id qid. Hold: its open recipients wait (next_try SPOOLREC_HELD, noted in the
+ * spool: a restart keeps them held), and those in a delivery now are held when it ends
+ * deferred; flush does not touch them. Release: held recipients are due now (noted, as
+ * one more attempt: the spool's order-free merge must let the release win). A
+ * held message does not expire while held. Returns the recipients changed (*msgs: their
+ * messages). */
+size_t queue_hold(struct queue *q, const char *qid, size_t *msgs);
+size_t queue_release(struct queue *q, const char *qid, size_t *msgs);
 
 #endif

@@ -966,7 +966,8 @@ static int spooldir_list_one(void *vctx, const struct spooldir_msg *sm)
 			const struct spooldir_rcpt *rs = &sm->rcpt[k];
 			if (rs->attempts > attempts)
 				attempts = rs->attempts;
-			if (rs->state == SPOOLREC_RS_DEFERRED && (!have_next || rs->next_try < next_try)) {
+			if (rs->state == SPOOLREC_RS_DEFERRED && rs->next_try < SPOOLREC_HELD &&
+			    (!have_next || rs->next_try < next_try)) {
 				next_try = rs->next_try;
 				have_next = 1;
 			}
@@ -1003,7 +1004,9 @@ static int spooldir_list_one(void *vctx, const struct spooldir_msg *sm)
 			first = 0;
 			spooldir_put_json(f, r.p, r.len);
 			fprintf(f, ",\"attempts\":%" PRIu32 ",\"next_try\":", rs->attempts);
-			if (rs->state == SPOOLREC_RS_DEFERRED) {
+			if (rs->state == SPOOLREC_RS_DEFERRED && rs->next_try >= SPOOLREC_HELD) {
+				fputs("null,\"held\":true}", f);
+			} else if (rs->state == SPOOLREC_RS_DEFERRED) {
 				spooldir_iso8601(next, sizeof next, rs->next_try);
 				fprintf(f, "\"%s\"}", next);
 			} else {
@@ -1024,7 +1027,9 @@ static int spooldir_list_one(void *vctx, const struct spooldir_msg *sm)
 			first = 0;
 			spooldir_put_text(f, r.p, r.len);
 			putc('>', f);
-			if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED) {
+			if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED && sm->rcpt[k].next_try >= SPOOLREC_HELD) {
+				fprintf(f, " (attempts=%" PRIu32 " held)", sm->rcpt[k].attempts);
+			} else if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED) {
 				spooldir_iso8601(next, sizeof next, sm->rcpt[k].next_try);
 				fprintf(f, " (attempts=%" PRIu32 " next_try=%s)", sm->rcpt[k].attempts,
 				        next);

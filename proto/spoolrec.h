@@ -65,6 +65,11 @@ enum spoolrec_rcpt_state {
 	SPOOLREC_RS_DEFERRED = 3,      /* to be tried again at next_try */
 };
 
+/* A DEFERRED recipient whose next_try is at or past this is held by the operator (ringrelay
+ * ctl hold): never tried by itself, until released (a later note). 2^40 s is in the year
+ * 36812: no real retry is that far, and x 1000 (ms) still fits 64 bits. */
+#define SPOOLREC_HELD (1ull << 40)
+
 enum spoolrec_rc { SPOOLREC_OK = 0, SPOOLREC_AGAIN, SPOOLREC_ERR };
 
 enum spoolrec_err {

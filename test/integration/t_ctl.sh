@@ -62,6 +62,38 @@ out=$(ctl flush 1NOSUCHQUEUEID 2>&1); rc=$?
 expect_match "$out" 'error: nothing deferred matches 1NOSUCHQUEUEID' "wrong queue id said"
 ok "flush by queue id, by domain (case-insensitive); a wrong id is exit 1 with a reason"
 
+settled() { ! ctl queue | grep -Eq '\((ready|busy) '; }   # the flushed ones tried again
+wait_until 10 settled || fail "flushed recipients not tried: $(ctl queue)"
+qid1=$(ctl queue | grep '<u1@example.net>' | awk '{print $1}')
+[ -n "$qid1" ] || fail "no queue id for u1"
+out=$(ctl hold "$qid1") || fail "hold: exit $?"
+expect_match "$out" '^held 1 recipients of 1 messages' "hold said"
+expect_match "$(ctl queue)" '<u1@example\.net> \(held attempts=[0-9]+\)' "queue shows it held"
+tries=$(grep -c 'to=<u1@example.net>.*status=deferred' "$T/relay.log")
+out=$(ctl flush example.net) || fail "flush with a held message: exit $?"
+expect_match "$out" '^flushed 2 recipients of 2 messages' "flush leaves the held one alone"
+sleep 1.5
+[ "$(grep -c 'to=<u1@example.net>.*status=deferred' "$T/relay.log")" -eq "$tries" ] || fail "the held message was tried"
+wait_until 10 settled || fail "not settled before the restart"
+rr_stop
+expect_match "$(rr_queue)" '<u1@example\.net> \(attempts=[0-9]+ held\)' "--queue (the spool) shows it held"
+rr_start
+expect_match "$(ctl queue)" '<u1@example\.net> \(held attempts=[0-9]+\)' "held after a restart"
+out=$(ctl release "$qid1") || fail "release: exit $?"
+expect_match "$out" '^released 1 recipients of 1 messages' "release said"
+wait_until 10 eval '[ "$(grep -c "to=<u1@example.net>.*status=deferred" "$T/relay.log")" -gt "$tries" ]' || fail "released, but not tried"
+wait_until 10 settled || fail "not settled after the release"
+rr_stop                                  # the release outranks the hold in the spool too
+expect_nomatch "$(rr_queue)" 'held' "held again after a release and a restart"
+rr_start
+out=$(ctl hold 1NOSUCHQUEUEID 2>&1); rc=$?
+[ "$rc" -eq 1 ] && expect_match "$out" 'error: no queued message 1NOSUCHQUEUEID' "hold of a wrong id"
+out=$(ctl hold --all) || fail "hold --all"
+expect_match "$out" '^held [0-9]+ recipients of 4 messages' "hold --all"
+out=$(ctl release --all) || fail "release --all"
+expect_match "$out" '^released [0-9]+ recipients of 4 messages' "release --all"
+ok "hold (kept across a restart, left alone by flush), release, --all, a wrong id is exit 1"
+
 # the hub site was dead (dead_after: 1, retry in 600 s; the flushes above made it live
 # again, and nothing tried it since); its hop comes up; flush
 
