@@ -2,6 +2,7 @@
 #include "core/control.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -50,7 +51,7 @@ struct ctl_conn {
 	struct ops_conn c;
 	struct ctl_req *req;
 	struct timer reload_t;             /* `reload`: polls for the main thread's outcome */
-	unsigned long reload_seq;          /* the outcome count when it asked */
+	unsigned long reload_after;        /* the reloads begun when it sent its SIGHUP */
 	uint64_t reload_until_ms;
 };
 
@@ -66,9 +67,13 @@ struct ctl_letter {
 };
 
 static unsigned requests_waiting;     /* the operator thread's */
-static atomic_ulong reload_seq;       /* reloads tried by the main thread */
-static atomic_bool reload_ok;         /* the latest one's outcome */
-static char *sock_path;               /* removed at close */
+static atomic_ulong reload_begun;     /* reloads the main thread began */
+static atomic_ulong reload_done;      /* the number of the latest one it ended */
+static atomic_bool reload_ok;         /* its outcome */
+static bool listing;                  /* a queue or flush request is with the workers */
+static char *sock_path;               /* removed at close, if still ours: */
+static dev_t sock_dev;
+static ino_t sock_ino;
 static time_t started_at;
 
 bool control_idle(void)
@@ -76,10 +81,16 @@ bool control_idle(void)
 	return requests_waiting == 0;
 }
 
+void control_reload_begins(void)
+{
+	atomic_fetch_add(&reload_begun, 1);
+}
+
 void control_reloaded(bool ok)
 {
 	atomic_store(&reload_ok, ok);
-	atomic_fetch_add(&reload_seq, 1);   /* (after the outcome: a reader sees both) */
+	/* (after the outcome: a reader that sees the number sees the outcome) */
+	atomic_store(&reload_done, atomic_load(&reload_begun));
 }
 
 static void say(struct ops_conn *c, const char *first, const struct buf *body);
@@ -88,7 +99,9 @@ static void reload_poll(struct timer *t)
 {
 	struct ctl_conn *cc = (struct ctl_conn *)(void *)((char *)t - offsetof(struct ctl_conn, reload_t));
 	struct ops_conn *c = &cc->c;
-	if (atomic_load(&reload_seq) != cc->reload_seq) {
+	/* a reload that began after our SIGHUP read the file after the request; one already
+	 * under way when it was sent may not have: not its outcome */
+	if (atomic_load(&reload_done) > cc->reload_after) {
 		requests_waiting--;
 		if (atomic_load(&reload_ok)) {
 			struct buf b = { 0 };
@@ -111,7 +124,7 @@ static void reload_poll(struct timer *t)
 
 static void reload(struct ctl_conn *cc)
 {
-	cc->reload_seq = atomic_load(&reload_seq);
+	cc->reload_after = atomic_load(&reload_begun);
 	if (kill(getpid(), SIGHUP) < 0) {
 		say(&cc->c, "error: SIGHUP could not be sent", NULL);
 		return;
@@ -229,6 +242,9 @@ static void say(struct ops_conn *c, const char *first, const struct buf *body)
 	buf_append(&out, "\n", 1);
 	if (body && body->len)
 		buf_append(&out, body->p, body->len);
+	if (out.len && out.p[out.len - 1] != '\n')
+		buf_append(&out, "\n", 1);
+	buf_append(&out, ".\n", 2);       /* the end: an answer cut short lacks it */
 	ops_answer(c, out.p, out.len);
 	buf_fini(&out);
 }
@@ -240,6 +256,12 @@ static void req_done(struct ctl_req *r)
 		struct ops_conn *c = &r->conn->c;
 		r->conn->req = NULL;
 		if (r->what == CTL_QUEUE) {
+			if (r->json && r->n2) {
+				char tail[120];
+				int k = snprintf(tail, sizeof tail, "{\"not_listed\":%llu}\n",
+				                 (unsigned long long)r->n2);
+				buf_append(&r->body, tail, (size_t)k);
+			}
 			if (!r->json) {
 				char tail[120];
 				int k = snprintf(tail, sizeof tail, "-- %llu messages%s\n",
@@ -288,6 +310,7 @@ static void req_done(struct ctl_req *r)
 	buf_fini(&r->body);
 	free(r);
 	requests_waiting--;
+	listing = false;
 }
 
 static void on_back(struct net_loop *l, struct net_op *op, int res, unsigned flags)
@@ -317,6 +340,8 @@ void control_loop_init(struct net_loop *l)
 static bool ask_workers(struct ctl_conn *cc, enum ctl_what what, const char *arg, bool json)
 {
 	struct server *srv = ops_server();
+	if (listing)
+		return false;                  /* one at a time: each walks every worker's queue */
 	/* a letter to a worker that left its loop would never be answered */
 	if (atomic_load(&srv->stop) || atomic_load(&srv->stopping_workers) > 0 ||
 	    !atomic_load(&srv->all_up))
@@ -341,6 +366,7 @@ static bool ask_workers(struct ctl_conn *cc, enum ctl_what what, const char *arg
 	r->pending = srv->nworkers;
 	cc->req = r;
 	requests_waiting++;
+	listing = true;
 	/* the client may half-close after its line: the answer still goes out (an EOF is
 	 * not taken while the input is held; ops_answer closes) */
 	net_stream_hold(&cc->c.s);
@@ -422,14 +448,14 @@ static void command(struct ctl_conn *cc, char *line)
 		status(c);
 	} else if ((strcmp(cmd, "sites") == 0 || strcmp(cmd, "proxies") == 0) && argc == 1) {
 		if (!ask_workers(cc, cmd[0] == 's' ? CTL_SITES : CTL_PROXIES, NULL, false))
-			say(c, "error: stopping (or out of memory): nothing to list now", NULL);
+			say(c, "error: busy (another request is with the workers), stopping, or out of memory: try again", NULL);
 	} else if ((strcmp(cmd, "hold") == 0 || strcmp(cmd, "release") == 0) && argc == 2) {
 		bool all = strcmp(argv[1], "--all") == 0;
 		if (!all && strlen(argv[1]) >= 64)
 			say(c, "error: not a queue id", NULL);
 		else if (!ask_workers(cc, cmd[0] == 'h' ? CTL_HOLD : CTL_RELEASE, all ? NULL : argv[1],
 		                      false))
-			say(c, "error: stopping (or out of memory): nothing changed", NULL);
+			say(c, "error: busy (another request is with the workers), stopping, or out of memory: nothing changed", NULL);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		reload(cc);
 	} else if (strcmp(cmd, "help") == 0) {
@@ -439,12 +465,12 @@ static void command(struct ctl_conn *cc, char *line)
 		buf_fini(&b);
 	} else if (strcmp(cmd, "queue") == 0 && (argc == 1 || (argc == 2 && strcmp(argv[1], "--json") == 0))) {
 		if (!ask_workers(cc, CTL_QUEUE, NULL, argc == 2))
-			say(c, "error: stopping (or out of memory): the queue cannot be listed now", NULL);
+			say(c, "error: busy (another queue or flush is under way), stopping, or out of memory: try again", NULL);
 	} else if (strcmp(cmd, "flush") == 0 && argc <= 2) {
 		if (argc == 2 && strlen(argv[1]) >= 256)
 			say(c, "error: flush: the argument is too long", NULL);
 		else if (!ask_workers(cc, CTL_FLUSH, argc == 2 ? argv[1] : NULL, false))
-			say(c, "error: stopping (or out of memory): nothing flushed", NULL);
+			say(c, "error: busy (another queue or flush is under way), stopping, or out of memory: nothing flushed", NULL);
 	} else {
 		char esc[200], text[300];
 		snprintf(text, sizeof text, "error: unknown command or arguments: %s (try help)",
@@ -528,14 +554,20 @@ int control_open(const struct config *cfg)
 	struct stat st;
 	if (lstat(cfg->control_path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode)) {
+			log_err("event=control_failed path=%s reason=\"there is something else than a "
+			        "socket there (not removed)\"", cfg->control_path);
 			close(fd);
 			return -EEXIST;             /* not ours to remove */
 		}
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+		/* (non-blocking: a live relay with a full backlog says EAGAIN, not a wait) */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+		bool live = probe >= 0 && (connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0 ||
+		                           errno == EAGAIN);
 		if (probe >= 0)
 			close(probe);
 		if (live) {
+			log_err("event=control_failed path=%s reason=\"another ringrelay answers on it\"",
+			        cfg->control_path);
 			close(fd);
 			return -EADDRINUSE;         /* another relay answers there */
 		}
@@ -551,6 +583,10 @@ int control_open(const struct config *cfg)
 	}
 	free(sock_path);
 	sock_path = strdup(cfg->control_path);
+	if (stat(cfg->control_path, &st) == 0) {
+		sock_dev = st.st_dev;
+		sock_ino = st.st_ino;
+	}
 	log_info("event=control_listen path=%s mode=%04o", cfg->control_path, cfg->control_mode);
 	return fd;
 }
@@ -559,8 +595,11 @@ void control_close(int fd)
 {
 	if (fd >= 0)
 		close(fd);
+	struct stat st;
 	if (sock_path) {
-		unlink(sock_path);
+		/* only the socket we made: another relay's, bound there since, stays */
+		if (lstat(sock_path, &st) == 0 && st.st_dev == sock_dev && st.st_ino == sock_ino)
+			unlink(sock_path);
 		free(sock_path);
 		sock_path = NULL;
 	}
@@ -593,8 +632,23 @@ int control_client(const struct config *cfg, int argc, char **argv)
 		fprintf(stderr, "ringrelay ctl: %s: path too long\n", cfg->control_path);
 		return 1;
 	}
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	time_t end = time(NULL) + CONTROL_CLIENT_TIMEOUT_S;
+	/* non-blocking connect: a daemon whose backlog is full (a wedged one) says EAGAIN;
+	 * tried again until the deadline, never a wait without end */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int cret = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	while (cret < 0 && errno == EAGAIN && time(NULL) < end) {
+		poll(NULL, 0, 100);
+		cret = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	}
+	if (cret < 0 && errno == EAGAIN) {
+		fprintf(stderr, "ringrelay ctl: the daemon at %s does not take connections "
+		        "(its backlog is full) within %d s\n", cfg->control_path,
+		        CONTROL_CLIENT_TIMEOUT_S);
+		close(fd);
+		return 1;
+	}
+	if (fd < 0 || cret < 0) {
 		int e = errno;
 		fprintf(stderr, "ringrelay ctl: cannot reach the daemon at %s: %s%s\n",
 		        cfg->control_path, strerror(e),
@@ -604,6 +658,9 @@ int control_client(const struct config *cfg, int argc, char **argv)
 			close(fd);
 		return 1;
 	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);   /* (the reads below poll first) */
 	if (write(fd, req, len) != (ssize_t)len) {
 		fprintf(stderr, "ringrelay ctl: write: %s\n", strerror(errno));
 		close(fd);
@@ -611,7 +668,6 @@ int control_client(const struct config *cfg, int argc, char **argv)
 	}
 	shutdown(fd, SHUT_WR);
 	struct buf in = { 0 };
-	time_t end = time(NULL) + CONTROL_CLIENT_TIMEOUT_S;
 	int status = 0;
 	for (;;) {
 		struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -630,6 +686,16 @@ int control_client(const struct config *cfg, int argc, char **argv)
 		buf_append(&in, b, (size_t)k);
 	}
 	close(fd);
+	/* the answer ends with a line "."; without it, it was cut (a stop, a deadline) */
+	bool whole = in.len >= 2 && memcmp(in.p + in.len - 2, ".\n", 2) == 0 &&
+	             (in.len == 2 || in.p[in.len - 3] == '\n');
+	if (status == 0 && in.len && !whole) {
+		fprintf(stderr, "ringrelay ctl: the answer was cut short (%zu octets): not used\n",
+		        in.len);
+		status = 1;
+	}
+	if (whole)
+		in.len -= 2;
 	if (status == 0) {
 		const uint8_t *nl = in.len ? memchr(in.p, '\n', in.len) : NULL;
 		size_t first = nl ? (size_t)(nl - in.p) : in.len;

@@ -50,7 +50,9 @@ void control_close(int fd);
 void control_loop_init(struct net_loop *l);     /* the operator's loop */
 void control_worker_init(struct worker *w);     /* each worker's */
 bool control_idle(void);                        /* no request waits for a worker */
-/* The main thread tried a reload (SIGHUP, from anyone): ok or not. */
+/* The main thread begins a reload (a SIGHUP from anyone) and ends it (ok or not): `ctl
+ * reload` waits for one that began after its own SIGHUP. */
+void control_reload_begins(void);
 void control_reloaded(bool ok);
 
 /* `ringrelay ctl ARGS...` against the daemon of cfg: prints the body, returns the exit

@@ -567,6 +567,7 @@ static int run(const char *path, struct config *cfg)
 		if (si.ssi_signo == SIGHUP) {
 			log_info("event=reload_requested");
 			sd_notify(0, "RELOADING=1\nSTATUS=reloading");
+			control_reload_begins();
 			/* Only this thread publishes, so the current snapshot cannot go away here. */
 			bool ok = reload(path, snapshot_get()->cfg);
 			control_reloaded(ok);      /* for `ringrelay ctl reload` */

@@ -50,7 +50,7 @@ void metrics_publish(struct worker *w, bool force)
 	stats_put(&o->commit_msgs, sp->messages);
 	stats_put(&o->commit_bytes, sp->bytes);
 	stats_put(&o->commit_ns, sp->commit_ns);
-	stats_put(&o->commit_failed_batches, sp->fail_batches);
+	stats_put(&o->commit_failed_batches, sp->fail_batches_total);
 	for (unsigned i = 0; i <= STATS_COMMIT_BUCKETS; i++)
 		stats_put(&o->commit_hist[i], sp->commit_hist[i]);
 	for (unsigned i = 0; i <= STATS_BATCH_BUCKETS; i++)
@@ -224,6 +224,10 @@ static void answer(struct ops_conn *c, const uint8_t *p, size_t n)
 
 static size_t metrics_input(struct ops_conn *c, const uint8_t *p, size_t n)
 {
+	if (n > METRICS_REQ_MAX) {                /* (whole or not: the limit is the limit) */
+		reply_text(c, "431 Request Header Fields Too Large", "request too large\n");
+		return n;
+	}
 	/* the whole head: up to the empty line */
 	for (size_t i = 0; i + 1 < n; i++)
 		if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n'))) {

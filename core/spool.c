@@ -96,6 +96,7 @@ static void spool_failed(struct spool *sp, int err, size_t messages)
 		        sp->worker, strerror(err > 0 ? err : EIO), SPOOL_RETRY_MS);
 	}
 	sp->fail_batches++;
+	sp->fail_batches_total++;
 	sp->fail_messages += messages;
 	sp->retry_at_ms = now + SPOOL_RETRY_MS;
 	if ((err == ENOSPC || err == EDQUOT) && sp->reserve_fd >= 0 && !sp->reserve_out)
@@ -904,6 +905,7 @@ void spool_flush(struct spool *sp)
 			/* The disk failed a moment ago: answer at once, try again later. */
 			wait_pop(sp);
 			sp->fail_batches++;
+			sp->fail_batches_total++;
 			sp->fail_messages += b->n;
 			batch_finish(sp, b, false);
 			continue;

@@ -301,6 +301,7 @@ struct spool {
 	bool failing;
 	int fail_err;
 	uint64_t fail_since_ms, retry_at_ms, fail_batches, fail_messages;
+	uint64_t fail_batches_total;      /* ever (fail_batches restarts with each episode) */
 	/* counters */
 	uint64_t commits, messages, bytes;
 	uint64_t commit_ns, commit_ns_max;  /* time from submission to the sync's completion */

@@ -61,6 +61,7 @@ COPY
 } | gzip -9n > "$ROOT/usr/share/doc/ringrelay/changelog.gz"   # a native package's
 install -m 0755 etc/debian/postinst "$ROOT/DEBIAN/postinst"
 install -m 0755 etc/debian/postrm "$ROOT/DEBIAN/postrm"
+install -m 0755 etc/debian/prerm "$ROOT/DEBIAN/prerm"
 echo /etc/ringrelay/ringrelay.yaml > "$ROOT/DEBIAN/conffiles"
 # dependencies: the packages of the shared libraries
 deps=$(for b in "$ROOT"/usr/sbin/* "$ROOT"/usr/bin/*; do

@@ -141,3 +141,34 @@ ctl status > /dev/null || fail "the stale socket was not replaced"
 rr_stop
 [ ! -e "$T/spool/control.sock" ] || fail "the socket is left after a clean stop"
 ok "unknown command, no command, a long line, no daemon (exit 1 at once), stale socket replaced, removed at stop"
+
+# an answer without its closing "." line was cut: exit 1, nothing printed as if whole
+python3 - "$T/spool/control.sock" <<'PY' &
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(1); s.settimeout(10)
+c, _ = s.accept(); c.recv(4096); c.sendall(b"ok\nversion=9 half"); c.close(); s.close(); os.unlink(sys.argv[1])
+PY
+FP=$!
+wait_until 5 test -S "$T/spool/control.sock" || fail "fake daemon"
+out=$(ctl status 2> "$T/err.txt"); rc=$?
+wait $FP
+[ "$rc" -eq 1 ] || fail "a cut answer: exit $rc"
+[ -z "$out" ] || fail "a cut answer was printed: $out"
+grep -q 'the answer was cut short' "$T/err.txt" || fail "a cut answer not said: $(cat "$T/err.txt")"
+# a stop removes only the socket it made: another relay bound there since keeps its own
+rr_start
+A_PID=$RR_PID
+rm "$T/spool/control.sock"
+cp "$T/ringrelay.yaml" "$T/b.yaml"
+sed -i "s|path: $T/spool|path: $T/spool2|" "$T/b.yaml"
+printf 'control: { path: %s }\n' "$T/spool/control.sock" >> "$T/b.yaml"
+sed -i 's/port: 0/port: 0/' "$T/b.yaml"
+"$RR_BIN" -c "$T/b.yaml" 2> "$T/b.log" &
+B_PID=$!
+wait_until 10 grep -q 'event=ready' "$T/b.log" || { cat "$T/b.log" >&2; fail "the second relay did not start"; }
+rr_stop
+[ -S "$T/spool/control.sock" ] || fail "stopping one relay removed the other's socket"
+"$RR_BIN" ctl -c "$T/b.yaml" status > /dev/null || fail "the second relay's socket does not answer"
+kill -TERM $B_PID; wait $B_PID || fail "the second relay exited $?"
+[ ! -e "$T/spool/control.sock" ] || fail "the second relay left its socket"
+ok "a cut answer is exit 1; a stop removes only its own socket"
