@@ -144,7 +144,7 @@ test-unit: $(UNIT_BIN)
 	@bash scripts/run-unit.sh $(UNIT_BIN)
 
 test-integration: $(TST)/ringrelay $(TST_TOOLS) $(MAN_OUT) deb
-	@RR_BIN=$(TST)/ringrelay RR_TOOLS=$(TST) RR_DEB=$$(ls $(BUILD)/ringrelay_*.deb | head -1) \
+	@RR_BIN=$(TST)/ringrelay RR_TOOLS=$(TST) RR_DEB=$$(readlink -f $$(ls $(BUILD)/ringrelay_*.deb | head -1)) \
 	  bash test/integration/run.sh
 
 check-layers:
