@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 command -v haproxy > /dev/null || fail "haproxy not installed"
 L=$T/relay.log
-sink good; PG=$S_PORT
+sink good --fail delay=300ms@100%; PG=$S_PORT   # each message 0.3 s: the dying proxy's connections get some (else, under load, HAProxy's may take all 30 first)
 HA=$(free_port)
 haproxy_out a "$HA"
 HPID=${HAP_PID[a]}
