@@ -74,13 +74,7 @@ command -v taskset >/dev/null || die "taskset missing (util-linux)"
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bs_lock || exit 1
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd -P)
-rm -rf "$OUT/logs"
-mkdir -p "$OUT/logs"
-W=$(mktemp -d "$TMPBASE/ringrelay-bench.XXXXXX")
-chmod 755 "$W"
-[ "$(stat -f -c %T "$W")" != tmpfs ] || bs_log "warning: $W is on tmpfs, not a disk"
+bs_dirs bench
 
 SAMPLER_PID='' CLIENT_PID='' SW_PID=''
 cleanup() {

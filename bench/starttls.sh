@@ -68,25 +68,12 @@ done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bs_lock || exit 1
-mkdir -p "$OUT"
-OUT=$(cd "$OUT" && pwd -P)
-rm -rf "$OUT/logs"
-mkdir -p "$OUT/logs"
-W=$(mktemp -d "$TMPBASE/ringrelay-starttls.XXXXXX")
-chmod 755 "$W"
-[ "$(stat -f -c %T "$W")" != tmpfs ] || bs_log "warning: $W is on tmpfs, not a disk"
+bs_dirs starttls
 
-OWN_PID='' CLIENT_PID=''
-stop_own() {  # the relay or the ceiling sink this script started itself
-  [ -n "$OWN_PID" ] || return 0
-  kill -TERM "$OWN_PID" 2>/dev/null || true
-  bs_reap "$OWN_PID" 20
-  OWN_PID=''
-}
+CLIENT_PID=''
 cleanup() {
   local rc=$?
   [ -n "$CLIENT_PID" ] && kill -TERM "$CLIENT_PID" 2>/dev/null && bs_reap "$CLIENT_PID" 10
-  stop_own
   bs_stop_all
   rm -rf "$W"
   exit "$rc"
@@ -105,57 +92,9 @@ chmod 644 "$W/cert.crt"
 chmod 600 "$W/cert.key"
 export PF_TLS_CERT=$W/cert.crt PF_TLS_KEY=$W/cert.key    # bench/peers/postfix.sh: smtpd TLS
 
-# ---- servers this script starts itself ------------------------------------------------------
-# start_relay DIR SINKPORT: the release relay on CPU 0 with a STARTTLS listener; sets
-# OWN_PID, SRV_PORT.
-start_relay() {
-  local dir=$1 sink=$2 deadline
-  mkdir -p "$dir"
-  chmod 755 "$dir"
-  cat >"$dir/ringrelay.yaml" <<YAML
-hostname: ringrelay.bench.invalid
-workers: 1
-spool: { path: $dir/spool, sync: true }
-listeners:
-  - { id: mta, address: 127.0.0.1, port: 0, tls_mode: starttls,
-      tls: { certificate: $W/cert.crt, key: $W/cert.key } }
-dns: { servers: ["127.0.0.1:9"] }
-transports: [ { id: sink, nexthop: "[127.0.0.1]:$sink", $BS_RR_TRANSPORT } ]
-routes: [ { domains: ["*"], transport: sink } ]
-YAML
-  taskset -c "$SRV_CPU" build/ringrelay -c "$dir/ringrelay.yaml" 2>"$dir/ringrelay.log" &
-  OWN_PID=$!
-  deadline=$((SECONDS + BS_WAIT))
-  while (( SECONDS < deadline )); do
-    grep -q 'event=ready' "$dir/ringrelay.log" && break
-    kill -0 "$OWN_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  SRV_PORT=$(sed -nE 's/.*event=listen id=mta addr=127\.0\.0\.1:([0-9]+).*/\1/p' "$dir/ringrelay.log" | head -n 1)
-  if [ -z "$SRV_PORT" ] || ! grep -q 'event=ready' "$dir/ringrelay.log"; then
-    tail -n 20 "$dir/ringrelay.log" >&2
-    return 1
-  fi
-}
-
-# start_ceiling DIR: ringsink --tls, one worker, on CPU 0; sets OWN_PID, SRV_PORT.
-start_ceiling() {
-  local dir=$1 deadline
-  mkdir -p "$dir"
-  taskset -c "$SRV_CPU" build/ringsink -l 127.0.0.1:0 -w 1 --hostname sink.bench.invalid \
-    --tls "$W/cert.crt,$W/cert.key" 2>"$dir/sink.err" &
-  OWN_PID=$!
-  deadline=$((SECONDS + BS_WAIT))
-  SRV_PORT=
-  while (( SECONDS < deadline )); do
-    SRV_PORT=$(sed -nE 's/^ringsink: listening on 127\.0\.0\.1:([0-9]+).*/\1/p' "$dir/sink.err")
-    [ -n "$SRV_PORT" ] && return 0
-    kill -0 "$OWN_PID" 2>/dev/null || break
-    sleep 0.05
-  done
-  cat "$dir/sink.err" >&2
-  return 1
-}
+# The relay's listener for bs_start (bench/lib/servers.sh): STARTTLS with the certificate.
+TLS_LISTENER="{ id: mta, address: 127.0.0.1, port: 0, tls_mode: starttls,
+    tls: { certificate: $W/cert.crt, key: $W/cert.key } }"
 
 # ---- one row ----------------------------------------------------------------------------
 ROWS=$OUT/rows.tsv
@@ -170,16 +109,19 @@ run_row() {
   bs_log "$peer: ringblast --starttls --per-conn 1, $N x $SIZE octets, $CONNS connections"
   case "$peer" in
     ringrelay)
-      bs_sink_start "$CLI_CPU" "$d/sink" && start_relay "$d" "$SINK_PORT" && pid=$OWN_PID ;;
+      bs_sink_start "$CLI_CPU" "$d/sink" &&
+        BS_RR_LISTENER=$TLS_LISTENER bs_start ringrelay "$SRV_CPU" "$d" "$SINK_PORT" &&
+        pid=$SRV_PID ;;
     postfix)
       bs_sink_start "$CLI_CPU" "$d/sink" &&
         bs_start postfix "$SRV_CPU" "$d" "$SINK_PORT" &&
         pid=$SRV_PID ;;
-    ceiling)
-      start_ceiling "$d" && pid=$OWN_PID ;;
+    ceiling)                         # ringsink itself as the server, with TLS
+      BS_SINK_OPTS="--tls $W/cert.crt,$W/cert.key" bs_start limit "$SRV_CPU" "$d" &&
+        pid=$SRV_PID ;;
     *) die "unknown peer $peer" ;;
   esac || {
-    stop_own; bs_stop_all
+    bs_stop_all
     printf '%s\t-\t-\t-\t-\t-\tfailed to start\n' "$peer" >>"$ROWS"
     return
   }
@@ -198,7 +140,7 @@ run_row() {
   [ -s "$d/blast.json" ] || { notes+="no JSON: $(tail -n 1 "$d/blast.err" | tr '\t' ' ' | cut -c1-80); "; echo '{}' >"$d/blast.json"; }
   case "$peer" in
     ringrelay)
-      stop_own
+      bs_stop
       stls=$(grep -c 'event=tls ' "$d/ringrelay.log" || true)
       # handshake steps the relay put off to its next loop turn (16 a turn: net/loop)
       notes+="$(sed -nE 's/.*event=worker_down .*tls_budget_waits=([0-9]+).*/relay tls_budget_waits=\1/p' "$d/ringrelay.log" | head -n 1); "
@@ -208,7 +150,7 @@ run_row() {
       stls=$(grep -c 'TLS connection established from' "$d/postfix.log" 2>/dev/null || true)
       bs_sink_stop ;;
     ceiling)
-      stop_own ;;
+      bs_stop ;;
   esac
   local ccpu=-
   [ -s "$d/client.cpu" ] && ccpu=$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%.3f", $1 + $2 }' "$d/client.cpu")

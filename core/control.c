@@ -19,6 +19,7 @@
 #include "core/deliver.h"
 #include "core/egress.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/ops.h"
 #include "core/queue.h"
 #include "core/stats.h"
@@ -385,20 +386,7 @@ static bool ask_workers(struct ctl_conn *cc, enum ctl_what what, const char *arg
 static void status(struct ops_conn *c)
 {
 	const struct server *srv = ops_server();
-	uint64_t v[11] = { 0 };   /* (v[3] unused) */
-	for (unsigned i = 0; i < srv->nworkers; i++) {
-		const struct wstats *s = &srv->workers[i].stats;
-		v[0] += stats_get(&s->conns_in);
-		v[1] += stats_get(&s->conns_out);
-		v[2] += stats_get(&s->queue_msgs);
-		v[4] += stats_get(&s->msgs_accepted);
-		v[5] += stats_get(&s->delivered);
-		v[6] += stats_get(&s->deferred);
-		v[7] += stats_get(&s->bounced);
-		v[8] += stats_get(&s->conns_accepted);
-		v[9] += stats_get(&s->commits);
-		v[10] += stats_get(&s->dsns);
-	}
+#define V(field) (unsigned long long)METRICS_SUM(srv, field)
 	char text[1024];
 	int k = snprintf(text, sizeof text,
 	                 "version=%s pid=%ld uptime_s=%lld workers=%u state=%s\n"
@@ -408,12 +396,10 @@ static void status(struct ops_conn *c)
 	                 "spool_commits=%llu\n",
 	                 CONTROL_VERSION, (long)getpid(), (long long)(time(NULL) - started_at),
 	                 srv->nworkers, atomic_load(&srv->stop) ? "stopping" : "running",
-	                 (unsigned long long)v[0], (unsigned long long)v[1],
-	                 (unsigned long long)v[8], (unsigned long long)v[2],
-	                 (unsigned long long)v[4],
-	                 (unsigned long long)v[5], (unsigned long long)v[6],
-	                 (unsigned long long)v[7], (unsigned long long)v[10],
-	                 (unsigned long long)v[9]);
+	                 V(conns_in), V(conns_out), V(conns_accepted), V(queue_msgs),
+	                 V(msgs_accepted), V(delivered), V(deferred), V(bounced), V(dsns),
+	                 V(commits));
+#undef V
 	struct buf b = { 0 };
 	buf_append(&b, text, (size_t)k);
 	say(c, "ok", &b);

@@ -79,22 +79,20 @@ static void head(struct buf *b, const char *name, const char *type, const char *
 	out(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The sum over the workers of the field at offset off. */
-static uint64_t sum(const struct server *srv, size_t off)
+uint64_t metrics_sum(const struct server *srv, size_t off)
 {
 	uint64_t t = 0;
 	for (unsigned i = 0; i < srv->nworkers; i++)
 		t += stats_get((const uint64_t *)(const void *)((const char *)&srv->workers[i].stats + off));
 	return t;
 }
-#define SUM(srv, field) sum(srv, offsetof(struct wstats, field))
 
 /* One sample without labels: the workers' sum of the field at offset off. */
 static void single(struct buf *b, const struct server *srv, const char *type, const char *name,
                    size_t off, const char *help)
 {
 	head(b, name, type, help);
-	out(b, "%s %llu\n", name, (unsigned long long)sum(srv, off));
+	out(b, "%s %llu\n", name, (unsigned long long)metrics_sum(srv, off));
 }
 #define counter(b, srv, ...) single(b, srv, "counter", __VA_ARGS__)
 #define gauge(b, srv, ...) single(b, srv, "gauge", __VA_ARGS__)
@@ -108,7 +106,7 @@ static void histogram(struct buf *b, const struct server *srv, const char *name,
 	head(b, name, "histogram", help);
 	uint64_t cum = 0;
 	for (unsigned i = 0; i <= n; i++) {
-		cum += sum(srv, off + i * sizeof(uint64_t));
+		cum += metrics_sum(srv, off + i * sizeof(uint64_t));
 		if (i < n)
 			out(b, "%s_bucket{le=\"%g\"} %llu\n", name, (double)le[i] / div,
 			    (unsigned long long)cum);
@@ -133,13 +131,13 @@ static void exposition(struct buf *b, const struct server *srv)
 	                                                  "proxy_required" };
 	for (unsigned i = 0; i < STATS_REFUSED_N; i++)
 		out(b, "ringrelay_connections_refused_total{reason=\"%s\"} %llu\n", why[i],
-		    (unsigned long long)sum(srv, offsetof(struct wstats, refused) + i * sizeof(uint64_t)));
+		    (unsigned long long)metrics_sum(srv, offsetof(struct wstats, refused) + i * sizeof(uint64_t)));
 	head(b, "ringrelay_connections_open", "gauge",
 	     "Connections open: inbound SMTP sessions and delivery connections.");
 	out(b, "ringrelay_connections_open{direction=\"in\"} %llu\n",
-	    (unsigned long long)SUM(srv, conns_in));
+	    (unsigned long long)METRICS_SUM(srv, conns_in));
 	out(b, "ringrelay_connections_open{direction=\"out\"} %llu\n",
-	    (unsigned long long)SUM(srv, conns_out));
+	    (unsigned long long)METRICS_SUM(srv, conns_out));
 	counter(b, srv, "ringrelay_messages_accepted_total", offsetof(struct wstats, msgs_accepted),
 	        "Messages accepted (answered 250 after their commit).");
 	counter(b, srv, "ringrelay_messages_accepted_tls_total",
@@ -149,11 +147,11 @@ static void exposition(struct buf *b, const struct server *srv)
 	head(b, "ringrelay_recipients_total", "counter",
 	     "Delivery outcomes per recipient and attempt.");
 	out(b, "ringrelay_recipients_total{outcome=\"delivered\"} %llu\n",
-	    (unsigned long long)SUM(srv, delivered));
+	    (unsigned long long)METRICS_SUM(srv, delivered));
 	out(b, "ringrelay_recipients_total{outcome=\"deferred\"} %llu\n",
-	    (unsigned long long)SUM(srv, deferred));
+	    (unsigned long long)METRICS_SUM(srv, deferred));
 	out(b, "ringrelay_recipients_total{outcome=\"bounced\"} %llu\n",
-	    (unsigned long long)SUM(srv, bounced));
+	    (unsigned long long)METRICS_SUM(srv, bounced));
 	counter(b, srv, "ringrelay_dsns_total", offsetof(struct wstats, dsns),
 	        "Delivery status notifications queued.");
 	gauge(b, srv, "ringrelay_queue_messages", offsetof(struct wstats, queue_msgs),
@@ -166,10 +164,10 @@ static void exposition(struct buf *b, const struct server *srv)
 	        offsetof(struct wstats, commit_failed_batches), "Spool commits that failed.");
 	histogram(b, srv, "ringrelay_spool_commit_duration_seconds",
 	          offsetof(struct wstats, commit_hist), stats_commit_le_us, STATS_COMMIT_BUCKETS,
-	          1e6, (double)SUM(srv, commit_ns) / 1e9,
+	          1e6, (double)METRICS_SUM(srv, commit_ns) / 1e9,
 	          "Time from a commit's submission to its fdatasync's completion.");
 	histogram(b, srv, "ringrelay_spool_commit_messages", offsetof(struct wstats, batch_hist),
-	          stats_batch_le, STATS_BATCH_BUCKETS, 1, (double)SUM(srv, commit_msgs),
+	          stats_batch_le, STATS_BATCH_BUCKETS, 1, (double)METRICS_SUM(srv, commit_msgs),
 	          "Records (messages and notes) per spool commit.");
 	counter(b, srv, "ringrelay_tls_budget_waits_total", offsetof(struct wstats, tls_budget_waits),
 	        "TLS handshake steps put off to the next loop turn (the per-turn budget spent).");

@@ -8,15 +8,23 @@
 #ifndef CORE_METRICS_H
 #define CORE_METRICS_H
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "cfg/config.h"
 
 struct ops_service;
+struct server;
 struct worker;
 
 #define METRICS_REQ_MAX 8192u
 #define METRICS_REQ_MS 10000u
 #define METRICS_CONNS_MAX 32u
+
+/* The sum over the workers of the published counter at offset off of struct wstats
+ * (METRICS_SUM(srv, field)); read from any thread. */
+uint64_t metrics_sum(const struct server *srv, size_t off);
+#define METRICS_SUM(srv, field) metrics_sum(srv, offsetof(struct wstats, field))
 
 /* The HTTP service (core/ops opens its listener and logs event=metrics_listen). */
 struct ops_service *metrics_service(void);

@@ -9,7 +9,8 @@
 # bs_lock serializes the benchmarks on this machine (they pin CPUs and share that directory).
 #
 #   bs_sink_start CPU DIR [PORT]   ringsink -w 1 --json on CPU, on 127.0.0.1:PORT (default
-#                                  0: any free port); sets SINK_PID SINK_PORT
+#                                  0: any free port), with BS_SINK_OPTS (more ringsink
+#                                  options, e.g. --tls CERT,KEY); sets SINK_PID SINK_PORT
 #   bs_sink_count                  messages the running sink has answered 250 (SIGUSR1)
 #   bs_sink_wait N SECS            until the sink has N messages or SECS pass; prints count
 # shellcheck disable=SC2034  # SINK_FINAL, SRV_DIR are read by the callers
@@ -18,7 +19,8 @@
 #                                  PEER: limit (ringsink itself) | ringrelay | postfix |
 #                                  haraka | haproxy. Sets SRV_PID (root of its process
 #                                  tree), SRV_PORT, SRV_KIND, SRV_DIR. ringrelay: workers 1,
-#                                  spool.sync true, spool in DIR/spool, port 0 (read back
+#                                  spool.sync true, spool in DIR/spool, its listener
+#                                  BS_RR_LISTENER (default 127.0.0.1, port 0: read back
 #                                  from event=listen); with SINK_PORT a route "*" to a
 #                                  transport with next hop [127.0.0.1]:SINK_PORT and its
 #                                  shaping limits raised (BS_RR_TRANSPORT), without one no
@@ -26,6 +28,9 @@
 #                                  loopback port); EXTRA_YAML is appended to its config.
 #                                  haproxy: `mode tcp` forwarder to 127.0.0.1:SINK_PORT,
 #                                  nbthread 1 (the reference: no parsing, no disk).
+#   bs_dirs NAME                   OUT made absolute with an empty OUT/logs; W a fresh work
+#                                  directory TMPBASE/ringrelay-NAME.XXXXXX (0755, warned
+#                                  about when on tmpfs: the spool would not be on a disk)
 #   bs_stop                        stop what bs_start started (bounded; SIGKILL at worst)
 #   bs_stop_all                    bs_stop and bs_sink_stop if running (for traps)
 
@@ -47,6 +52,16 @@ bs_lock() {
 }
 
 bs_log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
+
+bs_dirs() {
+  mkdir -p "$OUT"
+  OUT=$(cd "$OUT" && pwd -P)
+  rm -rf "$OUT/logs"
+  mkdir -p "$OUT/logs"
+  W=$(mktemp -d "$TMPBASE/ringrelay-$1.XXXXXX")
+  chmod 755 "$W"
+  [ "$(stat -f -c %T "$W")" != tmpfs ] || bs_log "warning: $W is on tmpfs, not a disk"
+}
 
 # Wait (bounded) for pid $1 to exit after a signal; SIGKILL after $2 seconds.
 bs_reap() {
@@ -71,8 +86,9 @@ bs_sink_start() {
   local cpu=$1 dir=$2 port=${3:-0} deadline
   mkdir -p "$dir"
   SINK_DIR=$dir
+  # shellcheck disable=SC2086  # BS_SINK_OPTS: options, split on spaces
   taskset -c "$cpu" "$RR_ROOT/build/ringsink" -l "127.0.0.1:$port" -w 1 --json \
-    --hostname sink.bench.invalid 2>"$dir/sink.err" &
+    --hostname sink.bench.invalid ${BS_SINK_OPTS-} 2>"$dir/sink.err" &
   SINK_PID=$!
   deadline=$((SECONDS + BS_WAIT))
   SINK_PORT=
@@ -133,6 +149,7 @@ bs_start() {
     ringrelay|ringrelay-before)
       local bin="$RR_ROOT/build/ringrelay"
       [ "$peer" = ringrelay-before ] && bin=${BENCH_RR_BEFORE:?BENCH_RR_BEFORE names the earlier build}
+      local listener=${BS_RR_LISTENER:-'{ id: mta, address: 127.0.0.1, port: 0 }'}
       local deliver="dns: { servers: [\"127.0.0.1:9\"] }"
       if [ -n "$sink" ] && [ "$peer" = ringrelay ]; then
         deliver+=$'\n'"transports: [ { id: sink, nexthop: \"[127.0.0.1]:$sink\", $BS_RR_TRANSPORT } ]"
@@ -142,7 +159,7 @@ bs_start() {
 hostname: ringrelay.bench.invalid
 workers: 1
 spool: { path: $dir/spool, sync: true }
-listeners: [ { id: mta, address: 127.0.0.1, port: 0 } ]
+listeners: [ $listener ]
 $deliver
 $extra
 YAML
