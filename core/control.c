@@ -32,7 +32,29 @@
 #define CONTROL_VERSION RINGRELAY_VERSION
 
 enum { CONTROL_OP_ASK = NET_OP_USER + 15, CONTROL_OP_BACK = NET_OP_USER + 16 };
-enum ctl_what { CTL_QUEUE, CTL_FLUSH, CTL_SITES, CTL_PROXIES, CTL_HOLD, CTL_RELEASE };
+enum ctl_what { CTL_QUEUE, CTL_FLUSH, CTL_SITES, CTL_PROXIES, CTL_HOLD, CTL_RELEASE, CTL_DELETE,
+                CTL_BOUNCE };
+
+/* The commands that change messages by queue id or --all: name, what they did, and the
+ * queue's function. */
+static const struct {
+	const char *cmd, *done;
+	enum ctl_what what;
+	size_t (*fn)(struct queue *, const char *, size_t *);
+} changers[] = {
+	{ "hold", "held", CTL_HOLD, queue_hold },
+	{ "release", "released", CTL_RELEASE, queue_release },
+	{ "delete", "deleted", CTL_DELETE, queue_delete },
+	{ "bounce", "returned", CTL_BOUNCE, queue_bounce },
+};
+
+static int changer(enum ctl_what what)
+{
+	for (size_t i = 0; i < sizeof changers / sizeof changers[0]; i++)
+		if (changers[i].what == what)
+			return (int)i;
+	return -1;
+}
 
 struct ctl_conn;
 
@@ -211,10 +233,8 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 			t->n1 = list_sites(w, f);
 		} else if (t->what == CTL_PROXIES) {
 			t->n1 = w->id == 0 ? list_proxies(w, f) : 0;
-		} else if (t->what == CTL_HOLD || t->what == CTL_RELEASE) {
-			const char *qid = t->has_arg ? t->arg : NULL;
-			t->n1 = t->what == CTL_HOLD ? queue_hold(&w->queue, qid, &msgs)
-			                            : queue_release(&w->queue, qid, &msgs);
+		} else if (changer(t->what) >= 0) {
+			t->n1 = changers[changer(t->what)].fn(&w->queue, t->has_arg ? t->arg : NULL, &msgs);
 			t->n2 = msgs;
 		} else {
 			t->n1 = queue_flush(&w->queue, t->has_arg ? t->arg : NULL, &msgs);
@@ -281,15 +301,15 @@ static void req_done(struct ctl_req *r)
 			                                      : "servers and pairs");
 			buf_append(&r->body, line, (size_t)k);
 			say(c, "ok", &r->body);
-		} else if ((r->what == CTL_HOLD || r->what == CTL_RELEASE) && r->has_arg && r->n2 == 0) {
+		} else if (changer(r->what) >= 0 && r->has_arg && r->n2 == 0) {
 			char esc[300];
 			snprintf(line, sizeof line, "error: no queued message %s", log_escape(esc, sizeof esc,
 			                                                                     r->arg, strlen(r->arg)));
 			say(c, line, NULL);
-		} else if (r->what == CTL_HOLD || r->what == CTL_RELEASE) {
+		} else if (changer(r->what) >= 0) {
 			struct buf b = { 0 };
 			int k = snprintf(line, sizeof line, "%s %llu recipients of %llu messages\n",
-			                 r->what == CTL_HOLD ? "held" : "released",
+			                 changers[changer(r->what)].done,
 			                 (unsigned long long)r->n1, (unsigned long long)r->n2);
 			buf_append(&b, line, (size_t)k);
 			say(c, "ok", &b);
@@ -414,6 +434,8 @@ static const char help_text[] =
 	"proxies                 every pool server and (server, source) pair: state, failures\n"
 	"hold QUEUEID|--all      its recipients wait until released (kept across restarts)\n"
 	"release QUEUEID|--all   held recipients due now\n"
+	"delete QUEUEID|--all    removed from the queue, no DSN (kept across restarts)\n"
+	"bounce QUEUEID|--all    returned to the sender now, with a DSN\n"
 	"reload                  SIGHUP, and whether the new configuration was taken\n"
 	"help                    this\n";
 
@@ -430,17 +452,20 @@ static void command(struct ctl_conn *cc, char *line)
 		return;
 	}
 	const char *cmd = argv[0];
+	int ch = -1;
+	for (size_t i = 0; i < sizeof changers / sizeof changers[0]; i++)
+		if (strcmp(cmd, changers[i].cmd) == 0)
+			ch = (int)i;
 	if (strcmp(cmd, "status") == 0 && argc == 1) {
 		status(c);
 	} else if ((strcmp(cmd, "sites") == 0 || strcmp(cmd, "proxies") == 0) && argc == 1) {
 		if (!ask_workers(cc, cmd[0] == 's' ? CTL_SITES : CTL_PROXIES, NULL, false))
 			say(c, "error: busy (another request is with the workers), stopping, or out of memory: try again", NULL);
-	} else if ((strcmp(cmd, "hold") == 0 || strcmp(cmd, "release") == 0) && argc == 2) {
+	} else if (ch >= 0 && argc == 2) {
 		bool all = strcmp(argv[1], "--all") == 0;
-		if (!all && strlen(argv[1]) >= 64)
+		if (!all && (strlen(argv[1]) >= 64 || argv[1][0] == '-'))
 			say(c, "error: not a queue id", NULL);
-		else if (!ask_workers(cc, cmd[0] == 'h' ? CTL_HOLD : CTL_RELEASE, all ? NULL : argv[1],
-		                      false))
+		else if (!ask_workers(cc, changers[ch].what, all ? NULL : argv[1], false))
 			say(c, "error: busy (another request is with the workers), stopping, or out of memory: nothing changed", NULL);
 	} else if (strcmp(cmd, "reload") == 0 && argc == 1) {
 		reload(cc);

@@ -42,7 +42,7 @@ static void usage(FILE *f)
 	        "       ringrelay --check [-c FILE]    validate the configuration\n"
 	        "       ringrelay --queue [--json] [-c FILE]   list the queue\n"
 	        "       ringrelay --show QUEUEID [-c FILE]     print a queued message\n"
-	        "       ringrelay ctl [-c FILE] status|queue [--json]|sites|proxies|flush [DOMAIN|QUEUEID]|hold|release ID|--all|reload|help\n"
+	        "       ringrelay ctl [-c FILE] status|queue [--json]|sites|proxies|flush [DOMAIN|QUEUEID]|hold|release|delete|bounce ID|--all|reload|help\n"
 	        "       ringrelay --version | --help\n"
 	        "Without -c the embedded defaults are used (listen 127.0.0.1:2525, spool ./spool).\n");
 }

@@ -107,6 +107,20 @@ static void msg_free(struct queue *q, struct queue_msg *m)
 	free(m);
 }
 
+/* The DONE note that ends m in the spool (once). */
+static void msg_note_done(struct queue *q, struct queue_msg *m)
+{
+	if (m->done_noted)
+		return;
+	m->done_noted = true;
+	uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof m->qid];
+	size_t n = spoolrec_encode_done(rec, sizeof rec, m->qid);
+	if (n == 0 || spool_note(q->spool, rec, n) < 0)
+		log_warn("event=done_note_failed qid=%s note=\"%s\"", m->qid,
+		         m->deleted ? "deleted, but it may come back after a restart"
+		                    : "it may be delivered again after a restart");
+}
+
 /* The message has nothing left to do: DONE, and gone once nothing points at it. */
 static void msg_maybe_done(struct queue *q, struct queue_msg *m)
 {
@@ -117,11 +131,7 @@ static void msg_maybe_done(struct queue *q, struct queue_msg *m)
 	}
 	if (m->open > 0 || m->refs > 0 || q->finishing)
 		return;
-	uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof m->qid];
-	size_t n = spoolrec_encode_done(rec, sizeof rec, m->qid);
-	if (n == 0 || spool_note(q->spool, rec, n) < 0)
-		log_warn("event=done_note_failed qid=%s note=\"it may be delivered again after a restart\"",
-		         m->qid);
+	msg_note_done(q, m);
 	msg_free(q, m);
 }
 
@@ -699,16 +709,28 @@ static void job_requeue(struct queue_job *j)
 
 struct queue_job *queue_site_take(struct queue_site *s)
 {
-	struct queue_job *j = s->ready_head;
-	if (!j)
-		return NULL;
-	s->ready_head = j->next;
-	if (!s->ready_head)
-		s->ready_tail = NULL;
-	s->nready--;
-	j->next = NULL;
-	j->t_taken_ms = j->q->loop->now_ms;
-	return j;
+	for (;;) {
+		struct queue_job *j = s->ready_head;
+		if (!j)
+			return NULL;
+		s->ready_head = j->next;
+		if (!s->ready_head)
+			s->ready_tail = NULL;
+		s->nready--;
+		j->next = NULL;
+		j->t_taken_ms = j->q->loop->now_ms;
+		/* the operator deleted or returned its message meanwhile (ctl): not sent */
+		if (!j->home && j->m->deleted) {
+			job_free(j);
+			continue;
+		}
+		if (!j->home && j->m->returning) {
+			struct qresult r = { 550, QUEUE_OP_BOUNCE_TEXT, "5.0.0" };
+			queue_job_done(j, &r, 1, "none", 0);
+			continue;
+		}
+		return j;
+	}
 }
 
 /* Another worker's job j at our site s: does the reloaded configuration route its
@@ -1031,15 +1053,47 @@ void queue_bounce_done(struct queue *q, struct queue_msg *m, const uint32_t *idx
 	queue_msg_unref(q, m);             /* the DSN's reference */
 }
 
+/* A job of a message the operator deleted came back: what happened is logged (a 2xx was
+ * delivered all the same), nothing else: no notes (its DONE is written), no DSN, no retry. */
+static void job_done_deleted(struct queue_job *j, const struct qresult *res, size_t nres,
+                             const char *relay)
+{
+	struct queue *q = j->q;
+	struct queue_msg *m = j->m;
+	for (uint32_t k = 0; k < j->n; k++) {
+		const struct qresult *r = &res[nres == 1 ? 0 : k];
+		struct qrcpt *rc = &m->r[j->idx[k]];
+		char esc_to[600], esc_txt[1200];
+		log_escape(esc_to, sizeof esc_to, rc->addr, strlen(rc->addr));
+		log_escape_text(esc_txt, sizeof esc_txt, r->text ? r->text : "");
+		bool sent = r->code / 100 == 2;
+		if (sent)
+			q->delivered++;
+		log_info("%s: to=<%s>, relay=%s, status=%s (deleted by the operator during the "
+		         "delivery; %s%s)", m->qid, esc_to, relay, sent ? "sent" : "deleted",
+		         r->code ? "reply: " : "", esc_txt);
+	}
+	job_free(j);
+}
+
 void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
                     const char *relay, unsigned conn_use)
 {
+	if (j->site)                       /* (only a site of this worker: owner_post clears it) */
+		for (uint32_t k = 0; k < j->n; k++) {
+			unsigned c = res[nres == 1 ? 0 : k].code / 100;
+			j->site->results[c == 2 ? 0 : c == 5 ? 2 : 1]++;
+		}
 	if (j->home) {                     /* another worker's: the results go home */
 		owner_return(j, res, nres, relay, conn_use);
 		return;
 	}
 	struct queue *q = j->q;
 	struct queue_msg *m = j->m;
+	if (m->deleted) {
+		job_done_deleted(j, res, nres, relay);
+		return;
+	}
 	const struct config *cfg = qcfg(q);
 	uint64_t now = wall_ms(), mono = q->loop->now_ms;
 	uint64_t max_age_ms = (uint64_t)cfg->max_age * 1000u;
@@ -1087,7 +1141,8 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 			char why[700];
 			const char *text = r->text ? r->text : "";
 			dsn_of(r, code ? code : 450, dsn);
-			if (code == 452 && taken && (strcmp(dsn, "4.5.3") == 0 || strcmp(dsn, "4.0.0") == 0)) {
+			if (code == 452 && taken && !m->returning &&
+			    (strcmp(dsn, "4.5.3") == 0 || strcmp(dsn, "4.0.0") == 0)) {
 				rc->state = QR_OPEN;     /* due now: the next transaction; no attempt */
 				rc->next_try_s = 0;
 				q->rcpt_overflow++;
@@ -1108,13 +1163,16 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 			} else {
 				uint64_t delay_ms = retry_delay_ms(cfg->retry_schedule, cfg->nretry_schedule,
 				                                   att, qrand(q));
-				if (!m->held && retry_give_up(m->arrival_ms, now + delay_ms, max_age_ms)) {
+				if (m->returning ||
+				    (!m->held && retry_give_up(m->arrival_ms, now + delay_ms, max_age_ms))) {
 					rc->state = QR_BOUNCED;
 					st = SPOOLREC_RS_BOUNCED;
 					status = "expired";
-					snprintf(why, sizeof why, "5.4.7 delivery time expired; last: %s", text);
+					snprintf(why, sizeof why, "%s; last: %s",
+					         m->returning ? QUEUE_OP_BOUNCE_TEXT : "5.4.7 delivery time expired",
+					         text);
 					text = why;
-					snprintf(dsn, sizeof dsn, "5.4.7");
+					snprintf(dsn, sizeof dsn, m->returning ? "5.0.0" : "5.4.7");
 					q->bounced++;
 				} else {
 					rc->state = QR_OPEN;
@@ -1582,6 +1640,7 @@ static const char *qr_state_name(const struct qrcpt *r, uint64_t now_s)
 	case QR_BUSY: return "busy";
 	case QR_DELIVERED: return "delivered";
 	case QR_BOUNCED: return "bounced";
+	case QR_DELETED: return "deleted";
 	default: return r->next_try_s >= SPOOLREC_HELD ? "held"
 	              : r->next_try_s > now_s           ? "deferred" : "ready";
 	}
@@ -1619,7 +1678,7 @@ size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 			bool first = true;
 			for (uint32_t i = 0; i < m->nrcpt; i++) {
 				const struct qrcpt *r = &m->r[i];
-				if (r->state == QR_DELIVERED || r->state == QR_BOUNCED)
+				if (r->state == QR_DELIVERED || r->state == QR_BOUNCED || r->state == QR_DELETED)
 					continue;
 				const char *st = qr_state_name(r, now_s);
 				bool dated = r->state == QR_OPEN && r->next_try_s > now_s &&
@@ -1742,6 +1801,103 @@ size_t queue_hold(struct queue *q, const char *qid, size_t *msgs)
 size_t queue_release(struct queue *q, const char *qid, size_t *msgs)
 {
 	return hold_or_release(q, qid, msgs, false);
+}
+
+/* ctl delete of m: see queue.h. Returns its recipients made final. */
+static size_t msg_delete(struct queue *q, struct queue_msg *m)
+{
+	size_t k = 0;
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->r[i].state == QR_OPEN || m->r[i].state == QR_BUSY) {
+			m->r[i].state = QR_DELETED;
+			k++;
+		}
+	m->deleted = true;
+	m->open = 0;
+	timer_cancel(&m->t);
+	log_info("%s: removed by the operator (%zu recipients)", m->qid, k);
+	msg_note_done(q, m);               /* now: a restart must not bring it back */
+	m->refs++;
+	queue_msg_unref(q, m);             /* gone now, or when its last job is back */
+	return k;
+}
+
+/* ctl bounce of m: see queue.h. */
+static size_t msg_return(struct queue *q, struct queue_msg *m)
+{
+	size_t k = 0, nopen = 0;
+	for (uint32_t i = 0; i < m->nrcpt; i++) {
+		k += m->r[i].state == QR_OPEN || m->r[i].state == QR_BUSY;
+		nopen += m->r[i].state == QR_OPEN;
+	}
+	m->returning = true;
+	m->held = false;
+	log_info("%s: returned to the sender by the operator (%zu recipients)", m->qid, k);
+	if (nopen == 0)
+		return k;                      /* in a transaction or a ready queue: bounce there */
+	struct queue_job *j = job_new(q, m, "", "", nopen);
+	if (!j) {
+		log_warn("event=queue_oom qid=%s note=\"ctl bounce: its recipients bounce at their "
+		         "next try\"", m->qid);
+		return k;
+	}
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->r[i].state == QR_OPEN) {
+			m->r[i].state = QR_BUSY;
+			j->idx[j->n++] = i;
+		}
+	j->t_sched_ms = j->t_ready_ms = j->t_taken_ms = q->loop->now_ms;
+	struct qresult r = { 550, QUEUE_OP_BOUNCE_TEXT, "5.0.0" };
+	queue_job_done(j, &r, 1, "none", 0);
+	return k;
+}
+
+/* Every message (qid NULL) or the one with queue id qid, not final: fn on it. The
+ * messages are picked first (each pinned by a reference): fn may free one, or queue new
+ * ones (a DSN) that must not be picked. */
+static bool each_pick(const struct queue_msg *m, const char *qid)
+{
+	return !m->foreign && m->open > 0 && !m->deleted && (!qid || strcmp(qid, m->qid) == 0);
+}
+
+static size_t each_msg(struct queue *q, const char *qid, size_t *msgs,
+                       size_t (*fn)(struct queue *, struct queue_msg *))
+{
+	size_t n = 0, npick = 0, k = 0;
+	*msgs = 0;
+	if (q->stopping)
+		return 0;
+	for (size_t h = 0; h < QUEUE_HASH; h++)
+		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext)
+			npick += each_pick(m, qid);
+	struct queue_msg **pick = npick ? malloc(npick * sizeof *pick) : NULL;
+	if (!pick)
+		return 0;
+	for (size_t h = 0; h < QUEUE_HASH; h++)
+		for (struct queue_msg *m = q->hash[h]; m && k < npick; m = m->hnext)
+			if (each_pick(m, qid)) {
+				m->refs++;
+				pick[k++] = m;
+			}
+	for (size_t i = 0; i < k; i++) {
+		if (each_pick(pick[i], qid)) {
+			n += fn(q, pick[i]);
+			(*msgs)++;
+		}
+		queue_msg_unref(q, pick[i]);
+	}
+	free(pick);
+	return n;
+}
+
+size_t queue_delete(struct queue *q, const char *qid, size_t *msgs)
+{
+	return each_msg(q, qid, msgs, msg_delete);
+}
+
+size_t queue_bounce(struct queue *q, const char *qid, size_t *msgs)
+{
+	return each_msg(q, qid, msgs, msg_return);
 }
 
 void queue_stop(struct queue *q)

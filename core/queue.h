@@ -69,7 +69,8 @@ enum queue_op_kind {
 	QUEUE_OP_COPY,                     /* a copy forward's read of the record */
 };
 
-enum qrcpt_state { QR_OPEN = 0, QR_BUSY, QR_DELIVERED, QR_BOUNCED };
+/* QR_DELETED: `ctl delete` made it final, without a DSN (the message's DONE is noted). */
+enum qrcpt_state { QR_OPEN = 0, QR_BUSY, QR_DELIVERED, QR_BOUNCED, QR_DELETED };
 
 struct qrcpt {
 	char *addr;
@@ -109,6 +110,11 @@ struct queue_msg {
 	bool foreign : 1;                  /* another worker's message, delivered here
 	                                      (core/owner): no notes, not in the hash */
 	bool held : 1;                     /* ctl hold: its deferrals wait for a release */
+	bool deleted : 1;                  /* ctl delete: its DONE is noted; jobs still out
+	                                      only log what comes back */
+	bool done_noted : 1;               /* its DONE note is written */
+	bool returning : 1;                /* ctl bounce: what comes back deferred, or is
+	                                      taken from a ready queue, bounces (no retry) */
 };
 
 struct queue_site;
@@ -173,6 +179,8 @@ struct queue_site {
 	struct timer kick;                 /* a rate holds it back: kick again then */
 	struct net_alarm kick_alarm;       /* the same, to the ms (the wheel: fallback) */
 	bool read_busy_logged;             /* event=body_read_busy said, until a read works */
+	/* the results its recipients got here (core/metrics): 2xx, 4xx or none, 5xx */
+	uint64_t results[3];
 };
 
 struct worker;
@@ -304,5 +312,15 @@ size_t queue_flush(struct queue *q, const char *arg, size_t *msgs);
  * messages). */
 size_t queue_hold(struct queue *q, const char *qid, size_t *msgs);
 size_t queue_release(struct queue *q, const char *qid, size_t *msgs);
+/* ctl delete (postsuper -d): every message (qid NULL) or the one with queue id qid is
+ * removed: a DONE note at once (a restart does not bring it back), no DSN. A transaction
+ * under way for it goes on (its outcome is logged, nothing else follows from it); its
+ * jobs still waiting in a ready queue of this worker are dropped when their turn comes.
+ * ctl bounce (postsuper -e, KumoMTA's admin bounce): its open recipients bounce now with
+ * QUEUE_OP_BOUNCE_TEXT and a DSN to the sender; those in a transaction bounce when it ends
+ * without a 2xx. Both return the recipients concerned (*msgs: their messages). */
+#define QUEUE_OP_BOUNCE_TEXT "5.0.0 returned to the sender by the operator"
+size_t queue_delete(struct queue *q, const char *qid, size_t *msgs);
+size_t queue_bounce(struct queue *q, const char *qid, size_t *msgs);
 
 #endif
