@@ -98,8 +98,10 @@ static void msg_free(struct queue *q, struct queue_msg *m)
 		msg_seg_ref(q, m, -1);
 	msg_unlink(q, m);
 	msg_drop_body(q, m);
-	for (size_t i = 0; i < m->nrcpt; i++)
+	for (size_t i = 0; i < m->nrcpt; i++) {
 		free(m->r[i].addr);
+		why_put(&q->why, m->r[i].why);
+	}
 	free(m->r);
 	free(m->sender);
 	free(m->rbuf);
@@ -157,6 +159,8 @@ static void job_free(struct queue_job *j)
 		q->all = j->all_next;
 	if (j->all_next)
 		j->all_next->all_prev = j->all_prev;
+	for (uint32_t k = 0; k < j->n; k++)
+		j->m->r[j->idx[k]].where = QW_NONE;
 	free(j->idx);
 	free(j->transport);
 	free(j->domain);
@@ -699,6 +703,7 @@ static void job_requeue(struct queue_job *j)
 		queue_job_drop(j);             /* its recipients stay queued in the spool */
 		return;
 	}
+	j->t_taken_ms = 0;                 /* (in a ready queue again) */
 	j->next = s->ready_head;
 	s->ready_head = j;
 	if (!s->ready_tail)
@@ -854,6 +859,7 @@ void queue_egress_poll(struct queue *q)
 
 void queue_site_unget(struct queue_site *s, struct queue_job *j)
 {
+	j->t_taken_ms = 0;                 /* (in a ready queue again) */
 	j->next = s->ready_head;
 	s->ready_head = j;
 	if (!s->ready_tail)
@@ -936,7 +942,10 @@ void queue_site_fail(struct queue *q, struct queue_site *s, const char *why)
 	/* Postfix's words for a dead destination: these recipients never saw the reply that
 	 * killed the site, so it is quoted as the reason, not as their server's answer */
 	char text[700];
-	snprintf(text, sizeof text, "4.4.1 delivery temporarily suspended: %s", why);
+	const char *w = why;               /* (without its own status code: said once) */
+	if (w[0] >= '2' && w[0] <= '5' && w[1] == '.' && strchr(w, ' ') && strchr(w, ' ') - w <= 9)
+		w = strchr(w, ' ') + 1;
+	snprintf(text, sizeof text, "4.4.1 delivery temporarily suspended: %s", w);
 	struct queue_job *j;
 	while ((j = queue_site_take(s)) != NULL) {
 		struct qresult r = { 0, text, "4.4.1" };
@@ -1177,6 +1186,10 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 				} else {
 					rc->state = QR_OPEN;
 					st = SPOOLREC_RS_DEFERRED;
+					if (!m->foreign) {   /* (a foreign one's reason is kept at home) */
+						why_put(&q->why, rc->why);
+						rc->why = why_get(&q->why, text);
+					}
 					next = m->held ? SPOOLREC_HELD : (now + delay_ms) / 1000u;
 					rc->next_try_s = next;
 					status = "deferred";
@@ -1423,6 +1436,8 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 	for (size_t i = 0; i < r->nrcpt; i++) {
 		m->r[i] = r->r[i];
 		m->r[i].addr = r->rcpt[i];
+		m->r[i].where = QW_NONE;
+		m->r[i].why = 0;               /* (reasons are not in the spool) */
 		r->rcpt[i] = NULL;
 		if (m->r[i].state == QR_OPEN)
 			m->open++;
@@ -1646,12 +1661,51 @@ static const char *qr_state_name(const struct qrcpt *r, uint64_t now_s)
 	}
 }
 
+static const char *const where_name[] = {
+	[QW_NONE] = "dsn", [QW_DNS] = "dns", [QW_READY] = "ready_queue", [QW_DEAD] = "site_dead",
+	[QW_NOPROXY] = "no_proxy_up", [QW_SENDING] = "in_transaction", [QW_AWAY] = "other_worker",
+};
+
+/* Where each busy recipient of this worker's messages is (its job's place). */
+static void list_where(struct queue *q)
+{
+	uint64_t now = q->loop->now_ms;
+	for (struct queue_job *j = q->all; j; j = j->all_next) {
+		if (j->home)
+			continue;                  /* another worker's job: its home says */
+		uint8_t w = j->looking ? QW_DNS
+		          : !j->site ? QW_AWAY
+		          : j->t_taken_ms ? QW_SENDING
+		          : j->site->dead_until_ms > now ? QW_DEAD
+		          : j->site->waiting ? QW_NOPROXY : QW_READY;
+		for (uint32_t k = 0; k < j->n; k++)
+			j->m->r[j->idx[k]].where = w;
+	}
+}
+
+/* Text between double quotes: put_text's escapes, and '"' as \x22. */
+static void put_quoted(FILE *f, const char *s)
+{
+	putc('"', f);
+	for (const char *p = s; *p; ) {
+		size_t n = strcspn(p, "\"");
+		spooldir_put_text(f, p, n);
+		p += n;
+		if (*p == '"') {
+			fputs("\\x22", f);
+			p++;
+		}
+	}
+	putc('"', f);
+}
+
 size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 {
 	size_t n = 0;
 	uint64_t now_s = wall_ms() / 1000u;
 	char when[48], next[48];
 	*more = 0;
+	list_where(q);
 	for (size_t h = 0; h < QUEUE_HASH; h++)
 		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext) {
 			if (m->foreign || m->open == 0)
@@ -1685,21 +1739,37 @@ size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 				             r->next_try_s < SPOOLREC_HELD;
 				if (dated)
 					spooldir_iso8601(next, sizeof next, r->next_try_s);
+				const char *where = r->state == QR_BUSY ? where_name[r->where] : NULL;
+				const char *why = why_text(&q->why, r->why);
 				if (json) {
 					fputs(first ? "{\"address\":" : ",{\"address\":", f);
 					spooldir_put_json(f, r->addr, strlen(r->addr));
 					fprintf(f, ",\"state\":\"%s\",\"attempts\":%u,\"next_try\":", st,
 					        (unsigned)r->attempts);
 					if (dated)
-						fprintf(f, "\"%s\"}", next);
+						fprintf(f, "\"%s\"", next);
 					else
-						fputs("null}", f);
+						fputs("null", f);
+					if (where)
+						fprintf(f, ",\"where\":\"%s\"", where);
+					fputs(",\"reason\":", f);
+					if (why)
+						spooldir_put_json(f, why, strlen(why));
+					else
+						fputs("null", f);
+					putc('}', f);
 				} else {
 					fputs(first ? "  <" : " <", f);
 					spooldir_put_text(f, r->addr, strlen(r->addr));
 					fprintf(f, "> (%s attempts=%u", st, (unsigned)r->attempts);
 					if (dated)
 						fprintf(f, " next_try=%s", next);
+					if (where)
+						fprintf(f, " where=%s", where);
+					if (why) {
+						fputs(" reason=", f);
+						put_quoted(f, why);
+					}
 					putc(')', f);
 				}
 				first = false;
@@ -1972,6 +2042,7 @@ void queue_fini(struct queue *q)
 		free(s->src_label);
 		free(s);
 	}
+	why_fini(&q->why);
 	if (q->spool_dirfd >= 0)
 		close(q->spool_dirfd);
 	q->spool_dirfd = -1;

@@ -51,6 +51,7 @@
 #include <sys/socket.h>
 
 #include "core/spool.h"
+#include "core/why.h"
 #include "net/alarm.h"
 #include "net/dns.h"
 #include "net/loop.h"
@@ -72,9 +73,22 @@ enum queue_op_kind {
 /* QR_DELETED: `ctl delete` made it final, without a DSN (the message's DONE is noted). */
 enum qrcpt_state { QR_OPEN = 0, QR_BUSY, QR_DELIVERED, QR_BOUNCED, QR_DELETED };
 
+/* Where a busy recipient is, for the operator's listing (set just before it). */
+enum qrcpt_where {
+	QW_NONE = 0,                       /* busy without a job: its DSN is being stored */
+	QW_DNS,                            /* its next hop is being looked up */
+	QW_READY,                          /* in its site's ready queue */
+	QW_DEAD,                           /*   of a site that is dead */
+	QW_NOPROXY,                        /*   of a site with no proxy up for its source */
+	QW_SENDING,                        /* in a connection's transaction */
+	QW_AWAY,                           /* with a site another worker owns */
+};
+
 struct qrcpt {
 	char *addr;
 	uint8_t state;
+	uint8_t where;                     /* enum qrcpt_where (queue_list) */
+	uint16_t why;                      /* its last deferral's reason (core/why), 0: none */
 	uint32_t attempts;
 	uint64_t next_try_s;               /* unix seconds (0: now) */
 };
@@ -210,6 +224,7 @@ struct queue {
 	unsigned long egress_epoch;        /* core/egress's epoch when the sites were last looked at */
 	bool stopping, finishing;
 	struct tlsout_cache *tls_cache;    /* core/deliver's TLS sessions, made on first use */
+	struct why_tab why;                /* the recipients' last deferral reasons */
 };
 
 int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,
@@ -296,7 +311,9 @@ void queue_stop(struct queue *q);
 /* The operator's view (core/control). queue_list: this worker's messages with recipients
  * not final, as `ringrelay --queue` lists the spool (text, or one JSON object per line),
  * with each recipient's live state (ready, busy: in a delivery now, deferred until
- * next_try); at most max messages, the others counted in *more. queue_flush: the
+ * next_try; where a busy one is: looking up its next hop, in a ready queue (of a dead
+ * site, of one with no proxy up), in a transaction, at another worker's site) and the
+ * reason of its last deferral; at most max messages, the others counted in *more. queue_flush: the
  * deferred open recipients of every message (arg NULL), of the message with queue id
  * arg, or whose domain is arg, are due now (Postfix's postqueue -f / -i / -s); dead
  * sites are tried again at once. Returns the recipients made due (*msgs: their

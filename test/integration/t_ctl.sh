@@ -37,7 +37,8 @@ expect_match "$out" 'queue_messages=4' "status: 4 queued"
 expect_match "$out" 'accepted=4 ' "status: 4 accepted"
 
 out=$(ctl queue) || fail "queue: exit $?"
-expect_match "$out" '<u1@example.net> \(deferred attempts=1 next_try=20[0-9-]+T[0-9:]+Z\)' "queue: deferred line"
+expect_match "$out" '<u1@example.net> \(deferred attempts=1 next_try=20[0-9-]+T[0-9:]+Z reason="4\.3\.5 no route for this domain in the configuration"\)' "queue: deferred line with its reason"
+expect_match "$out" '<u@hub.test> \(deferred attempts=1 next_try=[0-9TZ:-]+ reason="4\.4\.1 delivery temporarily suspended: connect to 127\.0\.0\.1\[127\.0\.0\.1\]:[0-9]+: Connection refused"\)' "queue: the hub's reason"
 expect_match "$out" '^-- 4 messages$' "queue: count"
 ctl queue --json > "$T/q.json" || fail "queue --json"
 python3 - "$T/q.json" <<'PY' || fail "queue --json is not one JSON object per line as described"
@@ -48,6 +49,7 @@ for r in rows:
     assert r["live"] is True and r["sender"] == "a@x.test" and r["size"] > 0
     for s in r["recipient_state"]:
         assert s["state"] == "deferred" and s["attempts"] == 1 and s["next_try"], s
+        assert s["reason"] and s["reason"][:2] == "4.", s
 PY
 ok "status and queue (text, JSON) from the live daemon"
 
@@ -70,7 +72,7 @@ qid1=$(ctl queue | grep '<u1@example.net>' | awk '{print $1}')
 [ -n "$qid1" ] || fail "no queue id for u1"
 out=$(ctl hold "$qid1") || fail "hold: exit $?"
 expect_match "$out" '^held 1 recipients of 1 messages' "hold said"
-expect_match "$(ctl queue)" '<u1@example\.net> \(held attempts=[0-9]+\)' "queue shows it held"
+expect_match "$(ctl queue)" '<u1@example\.net> \(held attempts=[0-9]+ reason="4\.3\.5 [^"]+"\)' "queue shows it held"
 tries=$(grep -c 'to=<u1@example.net>.*status=deferred' "$T/relay.log")
 out=$(ctl flush example.net) || fail "flush with a held message: exit $?"
 expect_match "$out" '^flushed 2 recipients of 2 messages' "flush leaves the held one alone"

@@ -59,9 +59,13 @@ SP=$S_PORT
 rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$HP\"" \
           "  - id: silent" "    nexthop: \"[127.0.0.1]:$GP\"" "    timeouts: { data_done: 3 }" \
           "  - id: slow" "    nexthop: \"[127.0.0.1]:$SP\"" \
+          "  - id: viapool" "    nexthop: \"[127.0.0.1]:$SP\"" "    proxy_pool: p1" \
+          "proxy_pools:" "  - id: p1" "    servers: [\"127.0.0.1:$(free_port)\"]" \
+          "    health_check: { interval: 1, timeout: 1, failure_threshold: 1 }" \
           "routes:" "  - domains: [hub.test]" "    transport: hub" \
           "  - domains: [silent.test]" "    transport: silent" \
           "  - domains: [slow.test]" "    transport: slow" \
+          "  - domains: [pool.test]" "    transport: viapool" \
           "queue:" "  retry_schedule: [600]"
 rr_start
 send() { swaks --server 127.0.0.1:$RR_PORT --from "$1" --to "$2" > /dev/null 2>&1 || fail "swaks $2"; }
@@ -97,7 +101,7 @@ ok "delete: gone from the queue and the spool, not back after a restart, never s
 # in flight: the stalling hop holds the end of data until the 3 s data_done timeout
 send a@x.test f1@silent.test
 wait_until 10 grep -q data "$T/silent.log" || fail "the stalling hop got no message"
-expect_match "$(ctl queue)" '<f1@silent\.test> \(busy ' "in a delivery"
+q=$(ctl queue); expect_match "$q" "<f1@silent\\.test> \\(busy attempts=0 where=(in_transaction|other_worker)\\)" "in a delivery (here, or at the worker that owns its site)"
 qf=$(qid_of f1@silent.test)
 out=$(ctl delete "$qf") || fail "delete in flight: exit $?"
 expect_match "$out" '^deleted 1 recipients of 1 messages' "delete in flight said"
@@ -152,8 +156,17 @@ expect_match "$(rr_queue)" '<b@x\.test>' "the DSN is not in the spool"
 ok "bounce: deferred, held and in-flight messages returned with a DSN; gone after a restart"
 
 rr_start
+# a message for a pool whose only proxy nobody runs waits, and says why
+send a@x.test p@pool.test
+wait_until 10 eval "ctl queue | grep -q '<p@pool.test> (busy attempts=0 where=no_proxy_up)'" ||
+  fail "the pool's message does not say it waits for a proxy: $(ctl queue)"
+ctl queue --json | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+p = [s for r in rows for s in r["recipient_state"] if s["address"] == "p@pool.test"]
+assert p and p[0]["where"] == "no_proxy_up" and p[0]["reason"] is None, p' || fail "queue --json: where"
 n=$(ctl queue | grep -c '^[0-9A-Za-z]\{8,\} ')
-[ "$n" -ge 3 ] || fail "expected the DSNs queued, saw $n: $(ctl queue)"
+[ "$n" -ge 4 ] || fail "expected the DSNs and the pool's message queued, saw $n: $(ctl queue)"
 out=$(ctl delete --all) || fail "delete --all"
 expect_match "$out" "^deleted [0-9]+ recipients of $n messages" "delete --all"
 expect_match "$(ctl queue)" '^-- 0 messages$' "the queue after delete --all"
