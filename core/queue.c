@@ -731,6 +731,7 @@ struct queue_job *queue_site_take(struct queue_site *s)
 		}
 		if (!j->home && j->m->returning) {
 			struct qresult r = { 550, QUEUE_OP_BOUNCE_TEXT, "5.0.0" };
+			j->site = NULL;            /* (not the site's answer: not in its results) */
 			queue_job_done(j, &r, 1, "none", 0);
 			continue;
 		}
@@ -1968,6 +1969,33 @@ size_t queue_delete(struct queue *q, const char *qid, size_t *msgs)
 size_t queue_bounce(struct queue *q, const char *qid, size_t *msgs)
 {
 	return each_msg(q, qid, msgs, msg_return);
+}
+
+void queue_census_step(struct queue *q, unsigned buckets)
+{
+	struct queue_census *c = &q->census_acc;
+	for (unsigned k = 0; k < buckets; k++) {
+		for (const struct queue_msg *m = q->hash[q->census_bucket]; m; m = m->hnext) {
+			if (m->foreign || m->open == 0)
+				continue;
+			c->msgs++;
+			for (uint32_t i = 0; i < m->nrcpt; i++) {
+				const struct qrcpt *r = &m->r[i];
+				if (r->state == QR_BUSY)
+					c->busy++;
+				else if (r->state == QR_OPEN && r->next_try_s >= SPOOLREC_HELD)
+					c->held++;
+				else if (r->state == QR_OPEN)
+					c->scheduled++;
+			}
+		}
+		if (++q->census_bucket == QUEUE_HASH) {
+			q->census_bucket = 0;
+			q->census = *c;
+			*c = (struct queue_census){ 0 };
+			q->census_done = true;
+		}
+	}
 }
 
 void queue_stop(struct queue *q)

@@ -225,6 +225,10 @@ struct queue {
 	bool stopping, finishing;
 	struct tlsout_cache *tls_cache;    /* core/deliver's TLS sessions, made on first use */
 	struct why_tab why;                /* the recipients' last deferral reasons */
+	/* the census (queue_census_step): the last whole sweep's counts, and the one under way */
+	struct queue_census { uint64_t msgs, scheduled, held, busy; } census, census_acc;
+	unsigned census_bucket;
+	bool census_done;                  /* census holds a whole sweep */
 };
 
 int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,
@@ -308,6 +312,13 @@ void queue_job_regroup(struct queue_job *j);
  * transport's other sources. */
 void queue_egress_poll(struct queue *q);
 void queue_stop(struct queue *q);
+/* The census of this worker's own queued recipients for the metrics: scheduled (open,
+ * waiting for their next try), held, busy (in a job: DNS, a ready queue, a transaction,
+ * or their DSN), and their messages. Counting a backlog of a million at once would stall
+ * the loop, so each call counts the next `buckets` of the QUEUE_HASH hash buckets; at the
+ * end of a sweep q->census holds its counts (census_done). Called with each publication
+ * of the counters (every 100 ms: 82 buckets a call sweep the queue in 5 s). */
+void queue_census_step(struct queue *q, unsigned buckets);
 /* The operator's view (core/control). queue_list: this worker's messages with recipients
  * not final, as `ringrelay --queue` lists the spool (text, or one JSON object per line),
  * with each recipient's live state (ready, busy: in a delivery now, deferred until
