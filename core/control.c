@@ -68,6 +68,7 @@ struct ctl_req {
 	uint64_t n1, n2;                   /* summed: listed and more / recipients and messages */
 	char arg[256];
 	bool has_arg, json;
+	bool not_durable;                  /* a worker's spool refused the change's notes */
 };
 
 struct ctl_conn {
@@ -87,6 +88,9 @@ struct ctl_letter {
 	char *out;                         /* the worker's answer (open_memstream) */
 	size_t outlen;
 	uint64_t n1, n2;
+	struct buf notes;                  /* a change's spool notes, committed before the answer */
+	struct worker *w;
+	bool not_durable;                  /* the spool did not take them */
 };
 
 static unsigned requests_waiting;     /* the operator thread's */
@@ -217,6 +221,16 @@ static uint64_t list_proxies(struct worker *w, FILE *f)
 	return n;
 }
 
+/* A change's notes are in the spool (ok), or the spool refused them. */
+static void on_durable(void *waiter, bool ok, const struct spool_loc *loc)
+{
+	(void)loc;
+	struct ctl_letter *t = waiter;
+	t->not_durable = !ok;
+	buf_fini(&t->notes);
+	net_post(&t->w->loop, &t->w->srv->office, ops_loop(), CONTROL_OP_BACK, &t->l);
+}
+
 static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flags)
 {
 	(void)res;
@@ -224,6 +238,8 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 	struct ctl_letter *t = (struct ctl_letter *)((char *)op - offsetof(struct ctl_letter, l.op));
 	struct worker *w = (struct worker *)((char *)l - offsetof(struct worker, loop));
 	FILE *f = open_memstream(&t->out, &t->outlen);
+	if (changer(t->what) >= 0)
+		w->queue.collect = &t->notes;  /* its notes: committed before the answer */
 	if (f && w->queue_up) {
 		size_t more = 0, msgs = 0;
 		if (t->what == CTL_QUEUE) {
@@ -246,6 +262,14 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 	}
 	if (f)
 		fclose(f);
+	w->queue.collect = NULL;
+	t->w = w;
+	if (t->notes.len) {                /* the answer once the change is durable */
+		if (spool_append_rec(&w->spool, t, on_durable, t->notes.p, t->notes.len) == 0)
+			return;
+		t->not_durable = true;
+		buf_fini(&t->notes);
+	}
 	net_post(l, &w->srv->office, ops_loop(), CONTROL_OP_BACK, &t->l);
 }
 
@@ -301,6 +325,12 @@ static void req_done(struct ctl_req *r)
 			                                      : "servers and pairs");
 			buf_append(&r->body, line, (size_t)k);
 			say(c, "ok", &r->body);
+		} else if (changer(r->what) >= 0 && r->not_durable) {
+			snprintf(line, sizeof line, "error: %s %llu recipients of %llu messages, but the "
+			         "spool did not take all of it: a restart may undo part of it (see the log)",
+			         changers[changer(r->what)].done, (unsigned long long)r->n1,
+			         (unsigned long long)r->n2);
+			say(c, line, NULL);
 		} else if (changer(r->what) >= 0 && r->has_arg && r->n2 == 0) {
 			char esc[300];
 			snprintf(line, sizeof line, "error: no queued message %s", log_escape(esc, sizeof esc,
@@ -345,6 +375,7 @@ static void on_back(struct net_loop *l, struct net_op *op, int res, unsigned fla
 		buf_append(&r->body, t->out, t->outlen);
 	r->n1 += t->n1;
 	r->n2 += t->n2;
+	r->not_durable |= t->not_durable;
 	free(t->out);
 	free(t);
 	if (--r->pending == 0)

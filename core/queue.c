@@ -117,7 +117,7 @@ static void msg_note_done(struct queue *q, struct queue_msg *m)
 	m->done_noted = true;
 	uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof m->qid];
 	size_t n = spoolrec_encode_done(rec, sizeof rec, m->qid);
-	if (n == 0 || spool_note(q->spool, rec, n) < 0)
+	if (n == 0 || (q->collect ? buf_append(q->collect, rec, n) : spool_note(q->spool, rec, n)) < 0)
 		log_warn("event=done_note_failed qid=%s note=\"%s\"", m->qid,
 		         m->deleted ? "deleted, but it may come back after a restart"
 		                    : "it may be delivered again after a restart");
@@ -986,7 +986,10 @@ static void note_outcome(struct queue *q, struct queue_msg *m, uint8_t state, ui
 	if (rec) {
 		size_t len = spoolrec_encode_rcpt(rec, sz, m->qid, state, attempts, next_try,
 		                                  (uint64_t)(wall_ms() / 1000u), idx, n);
-		ok = len > 0 && spool_note(q->spool, rec, len) == 0;
+		if (len > 0 && q->collect)
+			ok = buf_append(q->collect, rec, len) == 0;
+		else
+			ok = len > 0 && spool_note(q->spool, rec, len) == 0;
 	}
 	if (!ok)
 		log_warn("event=outcome_note_failed qid=%s recipients=%u", m->qid, n);
@@ -1442,8 +1445,12 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 		r->rcpt[i] = NULL;
 		if (m->r[i].state == QR_OPEN)
 			m->open++;
-		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_HELD)
+		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_RETURN) {
+			m->returning = true;       /* ctl bounce while it was in a delivery: now */
+			m->r[i].next_try_s = 0;
+		} else if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_HELD) {
 			m->held = true;            /* held before the restart: still */
+		}
 	}
 	r->next = NULL;
 	queue_recovered_free(r);
@@ -1545,6 +1552,9 @@ static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 				st[i].state = SPOOLREC_RS_DELIVERED;
 			else if (r->addr && r->state == QR_BOUNCED)
 				st[i].state = SPOOLREC_RS_BOUNCED;
+			else if (m->returning)   /* (ctl bounce: still to bounce after a restart) */
+				st[i] = (struct spoolrec_rstate){ SPOOLREC_RS_DEFERRED, r->attempts,
+				                                  SPOOLREC_RETURN };
 			else if (r->attempts > 0 || r->next_try_s >= SPOOLREC_HELD)   /* (held: kept) */
 				st[i] = (struct spoolrec_rstate){ SPOOLREC_RS_DEFERRED, r->attempts,
 				                                  r->next_try_s };
@@ -1904,6 +1914,12 @@ static size_t msg_return(struct queue *q, struct queue_msg *m)
 	m->returning = true;
 	m->held = false;
 	log_info("%s: returned to the sender by the operator (%zu recipients)", m->qid, k);
+	/* Noted first as returning: they bounce after a restart too if that comes before
+	 * their bounce is in the spool, or before a delivery under way now ends (their final
+	 * notes outrank this one); those in a delivery bounce when it ends without a 2xx. */
+	for (uint32_t i = 0; i < m->nrcpt; i++)
+		if (m->r[i].state == QR_BUSY || m->r[i].state == QR_OPEN)
+			note_outcome(q, m, SPOOLREC_RS_DEFERRED, m->r[i].attempts, SPOOLREC_RETURN, &i, 1);
 	if (nopen == 0)
 		return k;                      /* in a transaction or a ready queue: bounce there */
 	struct queue_job *j = job_new(q, m, "", "", nopen);

@@ -52,6 +52,7 @@
 
 #include "core/spool.h"
 #include "core/why.h"
+#include "net/buf.h"
 #include "net/alarm.h"
 #include "net/dns.h"
 #include "net/loop.h"
@@ -229,6 +230,9 @@ struct queue {
 	struct queue_census { uint64_t msgs, scheduled, held, busy; } census, census_acc;
 	unsigned census_bucket;
 	bool census_done;                  /* census holds a whole sweep */
+	/* set by core/control around an operator's change: its notes go here (then committed
+	 * with spool_append_rec before the answer), not to spool_note */
+	struct buf *collect;
 };
 
 int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,

@@ -1004,7 +1004,9 @@ static int spooldir_list_one(void *vctx, const struct spooldir_msg *sm)
 			first = 0;
 			spooldir_put_json(f, r.p, r.len);
 			fprintf(f, ",\"attempts\":%" PRIu32 ",\"next_try\":", rs->attempts);
-			if (rs->state == SPOOLREC_RS_DEFERRED && rs->next_try >= SPOOLREC_HELD) {
+			if (rs->state == SPOOLREC_RS_DEFERRED && rs->next_try >= SPOOLREC_RETURN) {
+				fputs("null,\"returning\":true}", f);
+			} else if (rs->state == SPOOLREC_RS_DEFERRED && rs->next_try >= SPOOLREC_HELD) {
 				fputs("null,\"held\":true}", f);
 			} else if (rs->state == SPOOLREC_RS_DEFERRED) {
 				spooldir_iso8601(next, sizeof next, rs->next_try);
@@ -1027,8 +1029,10 @@ static int spooldir_list_one(void *vctx, const struct spooldir_msg *sm)
 			first = 0;
 			spooldir_put_text(f, r.p, r.len);
 			putc('>', f);
-			if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED && sm->rcpt[k].next_try >= SPOOLREC_HELD) {
-				fprintf(f, " (attempts=%" PRIu32 " held)", sm->rcpt[k].attempts);
+			if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED &&
+			    sm->rcpt[k].next_try >= SPOOLREC_HELD) {
+				fprintf(f, " (attempts=%" PRIu32 " %s)", sm->rcpt[k].attempts,
+				        sm->rcpt[k].next_try >= SPOOLREC_RETURN ? "returning" : "held");
 			} else if (sm->rcpt[k].state == SPOOLREC_RS_DEFERRED) {
 				spooldir_iso8601(next, sizeof next, sm->rcpt[k].next_try);
 				fprintf(f, " (attempts=%" PRIu32 " next_try=%s)", sm->rcpt[k].attempts,

@@ -69,6 +69,10 @@ enum spoolrec_rcpt_state {
  * ctl hold): never tried by itself, until released (a later note). 2^40 s is in the year
  * 36812: no real retry is that far, and x 1000 (ms) still fits 64 bits. */
 #define SPOOLREC_HELD (1ull << 40)
+/* At or past this (a held value too): returned to the sender by the operator (ringrelay ctl
+ * bounce) while in a delivery: bounced with a DSN at its next try if that delivery's own
+ * outcome (a later, final note) did not make it in. */
+#define SPOOLREC_RETURN (1ull << 41)
 
 enum spoolrec_rc { SPOOLREC_OK = 0, SPOOLREC_AGAIN, SPOOLREC_ERR };
 

@@ -3,7 +3,8 @@
 # while its delivery is in flight (a hop that never answers the end of data; a hop that takes 2 s to say
 # 250) gets no retry, no DSN, and its outcome logged; bounce returns a deferred message
 # to its sender with a DSN (held ones too), and one in flight bounces when its
-# transaction fails; a wrong queue id is exit 1; delete --all empties the queue.
+# transaction fails (also when the daemon is killed before it ends); a wrong queue id is
+# exit 1; delete --all empties the queue, durably when it answers (kill -9 right after).
 . "$(dirname "$0")/lib.sh"
 ctl() { "$RR_BIN" ctl -c "$T/ringrelay.yaml" "$@"; }
 HP=$(free_port)                       # a smarthost that is down
@@ -67,6 +68,8 @@ rr_config "transports:" "  - id: hub" "    nexthop: \"[127.0.0.1]:$HP\"" \
           "  - domains: [slow.test]" "    transport: slow" \
           "  - domains: [pool.test]" "    transport: viapool" \
           "queue:" "  retry_schedule: [600]"
+# one worker: a job is never handed to another worker's site, so `where=` is exact here
+sed -i 's/^workers: 2$/workers: 1/' "$T/ringrelay.yaml"
 rr_start
 send() { swaks --server 127.0.0.1:$RR_PORT --from "$1" --to "$2" > /dev/null 2>&1 || fail "swaks $2"; }
 qid_of() { ctl queue | grep -F "<$1>" | awk '{print $1}'; }
@@ -101,7 +104,7 @@ ok "delete: gone from the queue and the spool, not back after a restart, never s
 # in flight: the stalling hop holds the end of data until the 3 s data_done timeout
 send a@x.test f1@silent.test
 wait_until 10 grep -q data "$T/silent.log" || fail "the stalling hop got no message"
-q=$(ctl queue); expect_match "$q" "<f1@silent\\.test> \\(busy attempts=0 where=(in_transaction|other_worker)\\)" "in a delivery (here, or at the worker that owns its site)"
+q=$(ctl queue); expect_match "$q" "<f1@silent\\.test> \\(busy attempts=0 where=in_transaction\\)" "in a delivery"
 qf=$(qid_of f1@silent.test)
 out=$(ctl delete "$qf") || fail "delete in flight: exit $?"
 expect_match "$out" '^deleted 1 recipients of 1 messages' "delete in flight said"
@@ -148,12 +151,24 @@ wait_log "$qg: to=<g1@silent.test>, relay=.*dsn=5\\.0\\.0, status=bounced \\(5\\
   fail "the message in flight did not bounce when its transaction failed"
 grep -q "$qg: to=<g1@silent.test>.*status=deferred" "$T/relay.log" && fail "returned, yet deferred"
 wait_log "$qg: sender non-delivery notification: " 5 || fail "no DSN for g1"
+# bounced in flight, then the daemon dies before the transaction ends: the spool says it
+# is returning, and the restart bounces it
+send h@x.test h1@silent.test
+wait_until 10 eval '[ "$(grep -c data "$T/silent.log")" -ge 3 ]' || fail "the stalling hop got no third message"
+qh=$(qid_of h1@silent.test)
+out=$(ctl bounce "$qh") || fail "bounce in flight (h1): exit $?"
+rr_kill9
+expect_match "$(rr_queue)" '<h1@silent\.test> \(attempts=0 returning\)' "the spool does not say h1 is returning"
+rr_start
+wait_log "$qh: to=<h1@silent.test>, relay=.*dsn=5\\.0\\.0, status=bounced \\(5\\.0\\.0 returned to the sender by the operator" 15 ||
+  fail "h1 was not bounced after the restart"
+wait_log "$qh: sender non-delivery notification: " 5 || fail "no DSN for h1"
 out=$(ctl bounce 1NOSUCHQUEUEID 2>&1); rc=$?
 [ "$rc" -eq 1 ] && expect_match "$out" 'error: no queued message 1NOSUCHQUEUEID' "bounce of a wrong id"
 rr_stop
-expect_nomatch "$(rr_queue)" 'b1@hub|b2@hub|g1@silent' "a returned message is still in the spool"
+expect_nomatch "$(rr_queue)" 'b1@hub|b2@hub|g1@silent|h1@silent' "a returned message is still in the spool"
 expect_match "$(rr_queue)" '<b@x\.test>' "the DSN is not in the spool"
-ok "bounce: deferred, held and in-flight messages returned with a DSN; gone after a restart"
+ok "bounce: deferred, held and in-flight messages returned with a DSN (also after a kill -9 mid-transaction); gone after a restart"
 
 rr_start
 # a message for a pool whose only proxy nobody runs waits, and says why
@@ -166,10 +181,13 @@ rows = [json.loads(l) for l in sys.stdin]
 p = [s for r in rows for s in r["recipient_state"] if s["address"] == "p@pool.test"]
 assert p and p[0]["where"] == "no_proxy_up" and p[0]["reason"] is None, p' || fail "queue --json: where"
 n=$(ctl queue | grep -c '^[0-9A-Za-z]\{8,\} ')
-[ "$n" -ge 4 ] || fail "expected the DSNs and the pool's message queued, saw $n: $(ctl queue)"
+[ "$n" -ge 5 ] || fail "expected the DSNs and the pool's message queued, saw $n: $(ctl queue)"
 out=$(ctl delete --all) || fail "delete --all"
 expect_match "$out" "^deleted [0-9]+ recipients of $n messages" "delete --all"
 expect_match "$(ctl queue)" '^-- 0 messages$' "the queue after delete --all"
+rr_kill9                                 # the answer came once the change was durable
+[ "$(rr_queue_count)" -eq 0 ] || fail "the spool after delete --all and kill -9: $(rr_queue)"
+rr_start
+expect_match "$(ctl queue)" '^-- 0 messages$' "the queue after delete --all, kill -9, start"
 rr_stop
-[ "$(rr_queue_count)" -eq 0 ] || fail "the spool after delete --all: $(rr_queue)"
-ok "delete --all: the queue and the spool are empty"
+ok "delete --all: the queue and the spool are empty, also after a kill -9 right after the answer"
