@@ -11,7 +11,8 @@
  *   [1] recipients: which addresses (among them one with CR LF, which must never be
  *       written) and how many
  *   [2] message sizes (around the canned SIZE 10000, 0, huge)
- *   [3] chunk seed for the third feeding
+ *   [3] chunk seed for the third feeding; bit 7: the owner asks STARTTLS when the EHLO
+ *       reply offers it (once); bit 6: the canned EHLO reply offers STARTTLS
  *
  * The owner is played as core/deliver would, except that it acts (send_msg, the body,
  * body_done, QUIT) only at the end of a turn: then what the client sees between two
@@ -19,6 +20,11 @@
  * piece, one octet at a time, in chunks from [3] — must give byte-identical logs (every
  * event with its reply, every result, every command octet, the body, the final state).
  * Acting late also makes the BDAT reply arrive before body_done (the held reply).
+ * STARTTLS: at EV_TLS the owner discards what it was offered after the 220 (as
+ * core/deliver does), the client ignores what comes until the turn ends; then the owner
+ * says the handshake is done (smtp_cli_tls_up: EHLO again). So in every feeding the rest
+ * of that turn is dropped, and the logs stay comparable; the model (over the whole
+ * stream) is not compared after EV_TLS.
  *
  * Checked after every call:
  *   - input: used <= n; n once FAIL/CLOSED; otherwise what is left holds no LF and is
@@ -220,12 +226,14 @@ struct fz_plan {
 	struct fz_msg msg[3];
 	size_t nmsg;
 	bool quit;
+	bool tls;                     /* the owner asks STARTTLS when offered */
 };
 
 static void fz_plan_make(const uint8_t *cfg, struct fz_plan *p)
 {
 	memset(p, 0, sizeof *p);
 	p->quit = cfg[0] & 4;
+	p->tls = cfg[3] & 0x80;
 	p->nmsg = (cfg[0] >> 3) & 3;
 	for (size_t k = 0; k < p->nmsg; k++) {
 		struct fz_msg *m = &p->msg[k];
@@ -250,6 +258,9 @@ struct fz_run {
 	bool over;                    /* FAIL or CLOSED given */
 	size_t stopped;               /* stream offset where it was over */
 	uint32_t h;                   /* for output piece sizes */
+	bool want_tls;                /* cfg[3] bit 7 */
+	bool tls_asked, tls_seen;     /* STARTTLS sent; EV_TLS came (the model is off) */
+	bool tls_pending;             /* EV_TLS came: the handshake "runs" until the turn ends */
 };
 
 static bool fz_waits(const struct smtp_cli *c)
@@ -296,7 +307,7 @@ static void fz_results(const struct smtp_cli *c, const struct fz_msg *m, struct 
 static void fz_check_cmds(const char *p, size_t n)
 {
 	static const char *const verbs[] = { "EHLO ", "HELO ", "MAIL FROM:<", "RCPT TO:<",
-	                                     "BDAT ", "DATA", "RSET", "QUIT", "." };
+	                                     "BDAT ", "DATA", "RSET", "QUIT", "STARTTLS", "." };
 	size_t i = 0;
 
 	FZ_CHECK(n >= 2 && p[n - 2] == '\r' && p[n - 1] == '\n');
@@ -360,7 +371,7 @@ static void fz_events(struct smtp_cli *c, struct fz_run *g, size_t at, const str
 		size_t tl = strnlen(r->text, sizeof r->text);
 
 		FZ_CHECK(!g->over);
-		FZ_CHECK(ev.kind >= SMTP_CLI_EV_READY && ev.kind <= SMTP_CLI_EV_CLOSED);
+		FZ_CHECK(ev.kind >= SMTP_CLI_EV_READY && ev.kind <= SMTP_CLI_EV_TLS_REFUSED);
 		FZ_CHECK(tl <= SMTP_CLI_TEXT_MAX);
 		FZ_CHECK(!memchr(r->text, '\r', tl) && !memchr(r->text, '\n', tl));
 		FZ_CHECK(r->cmd != NULL);
@@ -399,6 +410,14 @@ static void fz_events(struct smtp_cli *c, struct fz_run *g, size_t at, const str
 		case SMTP_CLI_EV_CLOSED:
 			g->over = true;
 			g->stopped = at;
+			break;
+		case SMTP_CLI_EV_TLS:
+			/* (the input call stops at the 220: nothing can follow it) */
+			FZ_CHECK(g->tls_asked && !g->tls_seen && c->state == SMTP_CLI_ST_TLS);
+			g->tls_seen = g->tls_pending = true;
+			break;
+		case SMTP_CLI_EV_TLS_REFUSED:
+			FZ_CHECK(g->tls_asked && !g->tls_seen);   /* (replies may follow in the call) */
 			break;
 		default:
 			break;
@@ -443,7 +462,19 @@ static void fz_act(struct smtp_cli *c, const struct fz_plan *pl, struct fz_run *
 {
 	for (;;) {
 		fz_take_out(c, g, pieces);
-		if (c->state == SMTP_CLI_ST_BODY && g->cur) {
+		if (g->tls_pending) {          /* the turn ended: the handshake is done */
+			FZ_CHECK(c->state == SMTP_CLI_ST_TLS);
+			g->tls_pending = false;
+			fz_puts(&g->log, "tls up\n");
+			smtp_cli_tls_up(c);
+		} else if (c->state == SMTP_CLI_ST_READY && !g->cur && g->want_tls && !g->tls_asked &&
+		           c->caps.starttls) {
+			int rc = smtp_cli_starttls(c);
+
+			fz_printf(&g->log, "starttls %d\n", rc);
+			FZ_CHECK(rc == 0 && c->state == SMTP_CLI_ST_STARTTLS);
+			g->tls_asked = true;
+		} else if (c->state == SMTP_CLI_ST_BODY && g->cur) {
 			fz_body(c, g->cur, g);
 		} else if (c->state == SMTP_CLI_ST_READY && !g->cur && g->next < pl->nmsg) {
 			const struct fz_msg *m = &pl->msg[g->next++];
@@ -484,13 +515,15 @@ static void fz_feed(struct smtp_cli *c, struct fz_run *g, const uint8_t *p, size
 	FZ_CHECK(used <= len);
 	if (c->state == SMTP_CLI_ST_CLOSED || c->state == SMTP_CLI_ST_FAILED) {
 		FZ_CHECK(used == len);
+	} else if (c->state == SMTP_CLI_ST_TLS) {
+		used = len;                    /* the owner discards the plaintext behind the 220 */
 	} else {
 		FZ_CHECK(!memchr(g->pend.p + used, '\n', len - used));
 		FZ_CHECK(len - used < SMTP_CLI_LINE_MAX + 2);
 	}
 	memmove(g->pend.p, g->pend.p + used, len - used);
 	g->pend.len = len - used;
-	fz_events(c, g, at + n - 1, m);
+	fz_events(c, g, at + n - 1, g->tls_seen ? NULL : m);
 	fz_check_cli(c);
 }
 
@@ -508,6 +541,7 @@ static void fz_run_all(const uint8_t *s, size_t n, const struct fz_plan *pl, uin
 	fz_put(&g->off, "", 0);
 	fz_put(&g->pend, "", 0);
 	g->h = mode;
+	g->want_tls = pl->tls;
 	smtp_cli_init(&c, "out.example", NULL);
 	fz_check_cli(&c);
 	while (pos <= n) {
@@ -534,7 +568,7 @@ static void fz_run_all(const uint8_t *s, size_t n, const struct fz_plan *pl, uin
 		pos += tn + 2;
 	}
 	fz_printf(&g->log, "state %s left %zu\n", smtp_cli_state_name(&c), g->pend.len);
-	if (mode == 1 && m->err_off != SIZE_MAX && m->err_off < at) {
+	if (mode == 1 && !g->tls_seen && m->err_off != SIZE_MAX && m->err_off < at) {
 		/* the model's lexical error was fed: the client stopped there, or before */
 		FZ_CHECK(g->over && g->stopped <= m->err_off);
 	}
@@ -548,7 +582,7 @@ static void fz_run_free(struct fz_run *g)
 	free(g->pend.p);
 }
 
-static const char *const fz_canned[] = {
+static const char *const fz_canned[2][4] = { {
 	"",
 	"220 mx.example ESMTP\r\n" FZ_SEP
 	"250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-8BITMIME\r\n"
@@ -556,7 +590,15 @@ static const char *const fz_canned[] = {
 	"220 mx.example ESMTP\r\n" FZ_SEP
 	"250-mx.example\r\n250-PIPELINING\r\n250 CHUNKING\r\n" FZ_SEP,
 	"220 mx.example ESMTP\r\n" FZ_SEP "250-mx.example\r\n250 SIZE 10000\r\n" FZ_SEP,
-};
+}, {                                   /* cfg[3] bit 6: STARTTLS offered */
+	"",
+	"220 mx.example ESMTP\r\n" FZ_SEP
+	"250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10000\r\n250-STARTTLS\r\n"
+	"250 SMTPUTF8\r\n" FZ_SEP,
+	"220 mx.example ESMTP\r\n" FZ_SEP
+	"250-mx.example\r\n250-STARTTLS\r\n250 CHUNKING\r\n" FZ_SEP,
+	"220 mx.example ESMTP\r\n" FZ_SEP "250-mx.example\r\n250 STARTTLS\r\n" FZ_SEP,
+} };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -570,7 +612,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(cfg, data, size < FZ_CFG_LEN ? size : FZ_CFG_LEN);
 	dl = size > FZ_CFG_LEN ? size - FZ_CFG_LEN : 0;
-	canned = fz_canned[cfg[0] & 3];
+	canned = fz_canned[(cfg[3] >> 6) & 1][cfg[0] & 3];
 	cl = strlen(canned);
 	n = cl + dl;
 	s = malloc(n ? n : 1);
