@@ -153,6 +153,8 @@ static int pool_build(const struct config *c, const struct config_proxy_pool *cp
 		struct egress_server *s = &p->servers[i];
 		if (!(s->text = strdup(cp->servers[i])))
 			return -1;
+		for (size_t k = 0; k < i && !s->again; k++)
+			s->again = strcmp(p->servers[k].text, s->text) == 0;
 		s->len = resolve(s->text, &s->ss);
 		if (!s->len)
 			log_warn("event=proxy_server_unresolved pool=%s server=%s note=\"down until a "
@@ -392,10 +394,40 @@ static void thing_log(const struct egress_thing *th, const char *why)
 		log_warn("%s", line);
 }
 
+static const char *const check_names[EGRESS_CHECK_N] = {
+	[EGRESS_CHECK_PROBE] = "probe", [EGRESS_CHECK_TARGET_DOWN] = "probe_target_down",
+	[EGRESS_CHECK_DELIVERY] = "delivery", [EGRESS_CHECK_UNCLEAR] = "delivery_unclear",
+};
+
+const char *egress_check_str(enum egress_check c)
+{
+	return (unsigned)c < EGRESS_CHECK_N ? check_names[c] : "?";
+}
+
+/* One more failure of th (the checker's thread only: a plain add, published with a
+ * relaxed store for the readers). No reason is taken as HEALTH_R_ERROR, as proto/health
+ * does. */
+static void thing_count(struct egress_thing *th, enum egress_check check,
+                        enum health_reason reason)
+{
+	unsigned r = reason > HEALTH_R_NONE && reason < EGRESS_REASONS ? reason : HEALTH_R_ERROR;
+	uint64_t *v = &th->fails[check][r];
+	__atomic_store_n(v, *v + 1, __ATOMIC_RELAXED);
+}
+
+uint64_t egress_fails(const struct egress_thing *th, enum egress_check check,
+                      enum health_reason reason)
+{
+	return __atomic_load_n(&th->fails[check][reason], __ATOMIC_RELAXED);
+}
+
 static void thing_result(struct egress_rt *rt, struct egress_thing *th, bool passive, bool ok,
                          bool unclear, uint64_t dest, enum health_reason reason, int code)
 {
 	uint64_t now = timer_now_ms();
+	if (!ok)
+		thing_count(th, !passive ? EGRESS_CHECK_PROBE : unclear ? EGRESS_CHECK_UNCLEAR
+		                                                        : EGRESS_CHECK_DELIVERY, reason);
 	enum health_change ch =
 	        passive ? (ok ? health_passive_ok(&th->h, now)
 	                   : unclear ? health_passive_unclear(&th->h, reason, code, dest, now)
@@ -536,8 +568,10 @@ static void probe_end(struct egress_probe *p, bool ok, enum health_reason reason
 		p->th->running = NULL;
 	if (p->tab != p->rt->ck_tab || p->rt->ck_stopping)
 		return;
-	if (p->pair && !probe_target_alive(p->rt, p->th, ok, reason))
+	if (p->pair && !probe_target_alive(p->rt, p->th, ok, reason)) {
+		thing_count(p->th, EGRESS_CHECK_TARGET_DOWN, reason);
 		return;                        /* the target's failure, not the pair's */
+	}
 	thing_result(p->rt, p->th, false, ok, false, 0, reason, code);
 	if (p->pair && ok)
 		health_forwarded(&p->th->h);   /* a 220 came through it */
@@ -747,6 +781,7 @@ static void thing_adopt(struct egress_thing *th, void *ctx)
 	}
 	if (old) {
 		th->h = old->h;
+		memcpy(th->fails, old->fails, sizeof th->fails);   /* (ours alone: no reader yet) */
 		health_set_thresholds(&th->h, th->pool->hc.failure_threshold,
 		                      th->pool->hc.success_threshold);
 		atomic_store(&th->up, th->h.up);
@@ -772,6 +807,7 @@ void egress_checker_turn(struct worker *w)
 		each_thing(rt->ck_tab, thing_cancel, NULL);
 		each_thing(t, thing_adopt, rt);
 		rt->ck_tab = t;
+		atomic_store_explicit(&rt->ck_pub, t, memory_order_release);
 		atomic_fetch_add(&rt->epoch, 1);
 		each_thing(t, thing_log_cb, NULL);
 	}
@@ -797,6 +833,29 @@ void egress_checker_stop(struct worker *w)
 					probe_end(pr, false, HEALTH_R_NONE, 0);
 					net_stream_abort(&pr->s);
 				}
+			}
+		}
+	}
+}
+
+void egress_each(struct egress_rt *rt, void (*fn)(void *ctx, const struct egress_view *v),
+                 void *ctx)
+{
+	const struct egress_tab *t = atomic_load_explicit(&rt->ck_pub, memory_order_acquire);
+	for (size_t i = 0; t && i < t->npools; i++) {
+		const struct egress_pool *p = &t->pools[i];
+		for (size_t k = 0; k < p->nservers; k++) {
+			const struct egress_server *sv = &p->servers[k];
+			if (sv->again)
+				continue;
+			struct egress_view v = { .pool = p->id, .server = sv->text, .th = &sv->st,
+			                         .up = thing_up(&sv->st) };
+			fn(ctx, &v);
+			for (size_t j = 0; sv->pairs && j < p->nsrc; j++) {
+				v.source = p->srcs[j].label;
+				v.th = &sv->pairs[j];
+				v.up = thing_up(v.th);
+				fn(ctx, &v);
 			}
 		}
 	}

@@ -48,10 +48,32 @@
 struct worker;
 struct egress_probe;
 
-/* A server or a (server, source) pair. h is the checker's; up is everyone's. */
+/* The failures a server or pair is told of (core/metrics), by what found them:
+ *   PROBE         a probe of it failed (a pair's probe: counted against the pair)
+ *   TARGET_DOWN   a pair's probe got no greeting while the probe target is taken for
+ *                 unreachable: not counted against the pair (see probe_target_alive)
+ *   DELIVERY      a delivery connection through it was refused or did not connect
+ *   UNCLEAR       one that reached the proxy, then closed or timed out before the
+ *                 greeting (proto/health: health_passive_unclear)
+ * and by enum health_reason. Every failure reported is counted, whether or not proto/health
+ * counts it towards a change of state. */
+enum egress_check {
+	EGRESS_CHECK_PROBE = 0,
+	EGRESS_CHECK_TARGET_DOWN,
+	EGRESS_CHECK_DELIVERY,
+	EGRESS_CHECK_UNCLEAR,
+	EGRESS_CHECK_N,
+};
+#define EGRESS_REASONS (HEALTH_R_ERROR + 1)
+const char *egress_check_str(enum egress_check c);   /* "probe", "probe_target_down", ... */
+
+/* A server or a (server, source) pair. h is the checker's; up is everyone's; fails are
+ * written by the checker only (relaxed atomic stores) and read by anyone, and carried
+ * over by a reload's table like h. */
 struct egress_thing {
 	struct health h;
 	atomic_bool up;
+	uint64_t fails[EGRESS_CHECK_N][EGRESS_REASONS];
 	struct timer t;                    /* the checker's next probe */
 	struct egress_probe *running;      /* the probe in flight, or NULL */
 	struct egress_pool *pool;          /* what it is: a server of pool ... */
@@ -65,6 +87,7 @@ struct egress_server {
 	socklen_t len;                     /* 0: the name did not resolve (down for good) */
 	struct egress_thing st;
 	struct egress_thing *pairs;        /* [pool->nsrc] when the pool has a probe, else NULL */
+	bool again;                        /* an earlier server of the pool has the same text */
 };
 
 /* A distinct source of the transports using a pool. */
@@ -122,6 +145,9 @@ struct egress_tab {
 struct egress_rt {
 	_Atomic(struct egress_tab *) tab;
 	atomic_ulong epoch;
+	/* the table the checker probes, for readers on other threads (core/metrics): set
+	 * once the checker has carried every state and count over to it */
+	_Atomic(struct egress_tab *) ck_pub;
 	/* the checker's own (worker 0) */
 	struct egress_tab *ck_tab;         /* the table it probes */
 	struct worker *ck_w;
@@ -184,6 +210,22 @@ void egress_passive(struct worker *w, const struct egress_transport *t, size_t s
                     int code);
 /* Servers of t's pool usable for source i now. */
 size_t egress_servers_usable(const struct egress_transport *t, size_t i);
+
+/* From any thread (core/metrics): each server (source NULL) and (server, source) pair
+ * of the table the checker keeps, pools in configuration order, each server before its
+ * pairs, a server listed twice in a pool once (its first); nothing before the checker's
+ * first turn. The strings live as long as the
+ * process; fails as egress_thing's, read with relaxed loads. */
+struct egress_view {
+	const char *pool, *server, *source;
+	bool up;
+	const struct egress_thing *th;
+};
+void egress_each(struct egress_rt *rt, void (*fn)(void *ctx, const struct egress_view *v),
+                 void *ctx);
+/* A failure count of th (check, reason), read from any thread. */
+uint64_t egress_fails(const struct egress_thing *th, enum egress_check check,
+                      enum health_reason reason);
 
 /* Worker 0: the checker. init registers the letter handler on every worker (call it on
  * each); turn adopts a new table and logs the minute's states; stop ends the probes;

@@ -2,9 +2,11 @@
  * the section), a service of the operator's thread (core/ops): the workers' data path
  * never formats a scrape. Each worker
  * publishes its counters (core/stats) every STATS_PUBLISH_MS with relaxed stores; a
- * scrape sums them. GET /metrics answers the text format 0.0.4; anything else 404/405;
- * a request is at most 8 KiB and must come whole within 10 s; at most 32 scrapers at
- * once (more are closed at once). */
+ * scrape sums them. The thread never walks a worker's lists: what it shows of sites is
+ * what the worker copied into its slots (core/stats: struct stats_site); of the proxies,
+ * what core/egress shows any thread (egress_each). GET /metrics answers the text format
+ * 0.0.4; anything else 404/405; a request is at most 8 KiB and must come whole within
+ * 10 s; at most 32 scrapers at once (more are closed at once). */
 #ifndef CORE_METRICS_H
 #define CORE_METRICS_H
 #include <stdbool.h>
@@ -29,7 +31,33 @@ uint64_t metrics_sum(const struct server *srv, size_t off);
 /* The HTTP service (core/ops opens its listener and logs event=metrics_listen). */
 struct ops_service *metrics_service(void);
 
-/* The worker's side: publish its counters now and then (force: now). */
+/* The worker's own state for its site slots (in struct worker; core/metrics only). The
+ * sites of the worker's queue are only ever added, at the head of its list, and freed
+ * with the queue (core/queue): so a site is known by its ordinal, the order it came in,
+ * and slot[] says for each where its results go: METRICS_UNSET (none yet), a labelled
+ * slot (>= 0) or an "other" row (-1 - row). */
+#define METRICS_UNSET INT16_MIN
+struct metrics_worker {
+	const void *head;                  /* the list's head when last looked at */
+	size_t nseen;                      /* sites known, ordinals 0 .. nseen - 1 */
+	int16_t *slot;
+	size_t cap;
+	unsigned max_sites;                /* STATS_SITES, or less in a test build
+	                                      (RR_TEST_METRICS_SITES) */
+	unsigned census_buckets;           /* METRICS_CENSUS_BUCKETS, or what a test build
+	                                      says (RR_TEST_METRICS_CENSUS) */
+	uint64_t sites_ms;                 /* the loop's clock when the sites were last walked */
+};
+
+/* The site slots are published at most this often: walking the sites costs their number
+ * (a bulk sender's worker may know 100,000 MX sets: ~5 ms a walk, 0.5% of a core at this
+ * rate, 5% at STATS_PUBLISH_MS). */
+#define METRICS_SITES_MS 1000u
+
+
+/* The worker's side: publish its counters now and then. force: the last time, as the
+ * worker leaves its loop: now, and then its struct metrics_worker is freed (a later call
+ * would start it afresh, labels kept). */
 void metrics_publish(struct worker *w, bool force);
 
 #endif

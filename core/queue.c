@@ -292,9 +292,17 @@ static void msg_fire(struct timer *t)
 
 /* ---- sites --------------------------------------------------------------------------- */
 
+static unsigned site_hash(const char *key)
+{
+	uint32_t h = 2166136261u;          /* FNV-1a */
+	for (const char *p = key; *p; p++)
+		h = (h ^ (uint8_t)*p) * 16777619u;
+	return h % QUEUE_SITE_HASH;
+}
+
 static struct queue_site *site_find(struct queue *q, const char *key)
 {
-	for (struct queue_site *s = q->sites; s; s = s->next)
+	for (struct queue_site *s = q->site_hash[site_hash(key)]; s; s = s->hnext)
 		if (strcmp(s->key, key) == 0)
 			return s;
 	return NULL;
@@ -330,6 +338,9 @@ static struct queue_site *site_new(struct queue *q, const char *key, const char 
 	s->max_msgs = t ? t->max_messages_per_connection : 1;
 	s->next = q->sites;
 	q->sites = s;
+	unsigned h = site_hash(s->key);
+	s->hnext = q->site_hash[h];
+	q->site_hash[h] = s;
 	return s;
 }
 
@@ -2086,6 +2097,7 @@ void queue_fini(struct queue *q)
 		free(s->src_label);
 		free(s);
 	}
+	memset(q->site_hash, 0, sizeof q->site_hash);
 	why_fini(&q->why);
 	if (q->spool_dirfd >= 0)
 		close(q->spool_dirfd);

@@ -63,6 +63,7 @@
 #define QUEUE_BODY_BUDGET (256u << 20)   /* octets of bodies kept in memory per worker */
 #define QUEUE_JOB_RCPT_MAX 1000u         /* recipients per job (per transaction) */
 #define QUEUE_HASH 4096u
+#define QUEUE_SITE_HASH 4096u            /* sites by key (a bulk sender meets many MX sets) */
 #define QUEUE_SITE_ADDRS 20u             /* addresses a site tries, in order */
 #define QUEUE_DEAD_AFTER 3u              /* failed connections in a row: the site is dead */
 
@@ -162,7 +163,9 @@ struct queue_addr {
 };
 
 struct queue_site {
-	struct queue_site *next;
+	struct queue_site *next;           /* every site of the worker (new ones at the head:
+	                                      core/metrics counts on it) */
+	struct queue_site *hnext;          /* site_find's hash chain */
 	char *key;                         /* "transport/sitekey[|source][|direct]" */
 	char *transport;
 	/* core/egress: the source its connections leave from (a transport's `source` entry,
@@ -209,6 +212,7 @@ struct queue {
 	struct queue_msg *hash[QUEUE_HASH];
 	struct queue_job *all;             /* every job */
 	struct queue_site *sites;
+	struct queue_site *site_hash[QUEUE_SITE_HASH];
 	size_t body_bytes;
 	size_t nmsgs, nrcpt_open;
 	uint64_t rnd;

@@ -23,6 +23,20 @@ static void server_enter(struct smtp_server_conn *c, enum smtp_server_phase ph)
 	c->phase = ph;
 }
 
+/* Count the replies in p[0..n): whole lines (the session and refuse() write nothing
+ * else), a reply's last line being the one whose fourth octet is not '-'. */
+static void count_replies(struct smtp_server *srv, const uint8_t *p, size_t n)
+{
+	const uint8_t *end = p + n;
+	while (p < end) {
+		const uint8_t *eol = memchr(p, '\n', (size_t)(end - p));
+		size_t len = eol ? (size_t)(eol - p) : (size_t)(end - p);
+		if (len >= 3 && (len == 3 || p[3] != '-') && p[0] >= '2' && p[0] <= '5')
+			srv->replies[p[0] - '2']++;
+		p += len + 1;
+	}
+}
+
 /* Move whatever the session wrote to the stream. */
 static void collect(struct smtp_server_conn *c)
 {
@@ -33,6 +47,8 @@ static void collect(struct smtp_server_conn *c)
 	if (n == 0)
 		return;
 	int ret = net_stream_write(&c->st, p, n);   /* copies: p is the session's */
+	if (ret >= 0)
+		count_replies(c->srv, p, n);
 	smtp_srv_out_consume(c->smtp, n);
 	if (ret < 0 && ret != -EPIPE) {
 		log_warn("event=out_of_memory sid=%s client=%s", c->sid, c->peer);
@@ -61,7 +77,9 @@ static void server_abort(struct smtp_server_conn *c)
 /* Say `reply` (with CRLF) and close: for connections refused before a session exists. */
 static void refuse(struct smtp_server_conn *c, const char *reply)
 {
-	net_stream_write(&c->st, reply, strlen(reply));
+	size_t n = strlen(reply);
+	if (net_stream_write(&c->st, reply, n) >= 0)
+		count_replies(c->srv, (const uint8_t *)reply, n);
 	server_close(c);
 }
 
@@ -109,6 +127,7 @@ static void conn_timeout(struct timer *t)
 			return;
 		}
 		log_warn("event=proxy_timeout sid=%s client=%s", c->sid, c->peer);
+		c->srv->refused[SMTP_SERVER_REFUSED_PROXY_TIMEOUT]++;
 		refuse(c, "421 4.4.2 PROXY timed out\r\n");
 		return;
 	}
@@ -309,6 +328,7 @@ static size_t proxy_input(struct smtp_server_conn *c, const uint8_t *p, size_t n
 	case PP_ERR:
 		log_warn("event=proxy_invalid sid=%s client=%s error=\"%s\"", c->sid, c->peer,
 		         pp_strerror(err));
+		c->srv->refused[SMTP_SERVER_REFUSED_PROXY_INVALID]++;
 		refuse(c, "421 4.7.0 Invalid PROXY header\r\n");
 		return n;
 	case PP_OK:
@@ -353,6 +373,7 @@ static size_t sniff_input(struct smtp_server_conn *c, const uint8_t *p, size_t n
 		break;
 	}
 	log_warn("event=proxy_refused sid=%s client=%s reason=not_allowed", c->sid, c->peer);
+	c->srv->refused[SMTP_SERVER_REFUSED_PROXY_NOT_ALLOWED]++;
 	smtp_srv_free(c->smtp);             /* the session said its banner and nothing else */
 	c->smtp = NULL;
 	refuse(c, "421 4.7.0 PROXY not allowed\r\n");

@@ -119,6 +119,18 @@ struct smtp_server_ops {
 	void (*gone)(struct smtp_server_conn *c);
 };
 
+/* Connections this module refuses itself (a PROXY header that is invalid, late, or from
+ * a client that may not send one); the owner's own refusals (admit, start) are its to
+ * count. */
+enum smtp_server_refusal {
+	SMTP_SERVER_REFUSED_PROXY_INVALID = 0,
+	SMTP_SERVER_REFUSED_PROXY_TIMEOUT,
+	SMTP_SERVER_REFUSED_PROXY_NOT_ALLOWED,
+	SMTP_SERVER_REFUSED_N,
+};
+
+#define SMTP_SERVER_REPLY_CLASSES 4u    /* 2xx, 3xx, 4xx, 5xx */
+
 struct smtp_server {
 	struct net_loop *loop;
 	const struct smtp_server_ops *ops;
@@ -128,6 +140,10 @@ struct smtp_server {
 	struct smtp_server_conn *conns;
 	size_t nconns;
 	uint64_t sid_seq;
+	/* counters, for the owner's statistics: replies handed to the stream (a multi-line
+	 * reply counts once, by its last line's code), refusals */
+	uint64_t replies[SMTP_SERVER_REPLY_CLASSES];
+	uint64_t refused[SMTP_SERVER_REFUSED_N];
 };
 
 /* How one accepted connection starts. */

@@ -17,6 +17,7 @@
 
 #include "cfg/snapshot.h"
 #include "core/egress.h"
+#include "core/metrics.h"
 #include "core/qid.h"
 #include "core/queue.h"
 #include "core/smtp_server.h"
@@ -52,6 +53,7 @@ struct worker {
 	struct wcount count;           /* core/stats: bumped by the worker's modules */
 	struct wstats stats;           /* published every STATS_PUBLISH_MS (core/metrics) */
 	uint64_t stats_ms;             /* when last published */
+	struct metrics_worker metrics; /* core/metrics' own: which site goes in which slot */
 	bool stopping, forced;
 	uint64_t stop_deadline_ms;
 	int start_error;

@@ -179,6 +179,34 @@ const char *dns_status_str(enum dns_status s)
 	return dns_status_names[s];
 }
 
+static const char *const dns_qfail_names[DNS_QF_N] = {
+	[DNS_QF_NXDOMAIN] = "nxdomain", [DNS_QF_NODATA] = "nodata",
+	[DNS_QF_SERVFAIL] = "servfail", [DNS_QF_REFUSED] = "refused",
+	[DNS_QF_TIMEOUT] = "timeout", [DNS_QF_MALFORMED] = "malformed",
+	[DNS_QF_CONNREFUSED] = "connection_refused", [DNS_QF_OTHER] = "other",
+};
+
+const char *dns_qfail_str(enum dns_qfail f)
+{
+	return (unsigned)f < DNS_QF_N ? dns_qfail_names[f] : "?";
+}
+
+/* The kind of a query's failure (status not ARES_SUCCESS). */
+static enum dns_qfail dns_qfail_of(int status)
+{
+	switch (status) {
+	case ARES_ENOTFOUND: return DNS_QF_NXDOMAIN;
+	case ARES_ENODATA: return DNS_QF_NODATA;
+	case ARES_ESERVFAIL: return DNS_QF_SERVFAIL;
+	case ARES_EREFUSED: return DNS_QF_REFUSED;
+	case ARES_ETIMEOUT: return DNS_QF_TIMEOUT;
+	case ARES_EFORMERR:
+	case ARES_EBADRESP: return DNS_QF_MALFORMED;
+	case ARES_ECONNREFUSED: return DNS_QF_CONNREFUSED;
+	default: return DNS_QF_OTHER;
+	}
+}
+
 /* ---- small things ---- */
 
 static uint32_t dns_hash(const char *s)
@@ -498,6 +526,8 @@ static void dns_deliver(struct dns *d)
 			d->rtail = &d->ready;
 		struct dns_mx out;
 		dns_expand(d, w->res, &out);
+		if ((unsigned)out.status < DNS_CANCELLED)
+			d->st.results[out.status]++;
 		w->fn(w->ctx, &out);             /* may call dns_mx, or dns_free */
 		dns_res_unref(w->res);
 		free(w);
@@ -817,6 +847,8 @@ static void dns_on_answer(void *arg, int status, int timeouts, unsigned char *ab
 	struct dns_qarg *q = arg;
 	struct dns_lookup *lk = q->lk;
 	(void)timeouts;
+	if (status != ARES_SUCCESS && status != ARES_EDESTRUCTION && status != ARES_ECANCELLED)
+		lk->d->st.qfails[dns_qfail_of(status)]++;
 	/* A lookup ended by its deadline, or torn down by dns_free, only counts its answers
 	 * back in. */
 	if (lk->stage != DNS_STAGE_DONE && status != ARES_EDESTRUCTION &&

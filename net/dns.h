@@ -142,6 +142,23 @@ int dns_host(struct dns *d, const char *host, dns_mx_fn *fn, void *ctx);
  * at once when it holds more. */
 void dns_set_cache_max(struct dns *d, size_t max);
 
+/* What a DNS query (MX, A or AAAA) that did not succeed got: the answer's RCODE or
+ * c-ares's error. DNS_QF_NODATA is no record of the type asked for (for MX: the implicit
+ * MX follows, not a failure of the lookup); DNS_QF_CONNREFUSED with several servers is
+ * c-ares's "none answered" (SERVFAIL, REFUSED or refused connections: see above). */
+enum dns_qfail {
+	DNS_QF_NXDOMAIN = 0,
+	DNS_QF_NODATA,
+	DNS_QF_SERVFAIL,
+	DNS_QF_REFUSED,
+	DNS_QF_TIMEOUT,
+	DNS_QF_MALFORMED,
+	DNS_QF_CONNREFUSED,
+	DNS_QF_OTHER,
+	DNS_QF_N,
+};
+const char *dns_qfail_str(enum dns_qfail f);   /* "nxdomain", "nodata", ... */
+
 struct dns_stats {
 	uint64_t lookups;          /* dns_mx calls accepted */
 	uint64_t cache_hits;       /* ... answered from the cache */
@@ -150,6 +167,10 @@ struct dns_stats {
 	uint64_t deadlines;        /* lookups ended by timeout_ms */
 	uint64_t evictions;        /* cached domains evicted for room */
 	uint64_t sockets;          /* sockets c-ares opened */
+	uint64_t results[DNS_CANCELLED];   /* results handed over, by status (cache hits and
+	                                      joined lookups included; not DNS_CANCELLED) */
+	uint64_t qfails[DNS_QF_N]; /* queries answered with a failure, by kind (late answers
+	                              to a lookup already ended included) */
 	size_t cached;             /* domains in the cache now (expired ones included until
 	                              they are looked up or evicted) */
 	size_t inflight;           /* lookups in flight now */
