@@ -1496,6 +1496,12 @@ static int cfg_pool(struct cfg_ctx *x, const struct raw_pool *r, size_t i,
 		pp->servers[j] = strdup(r->servers[j]);
 		if (pp->servers[j] == NULL)
 			return cfg_oom(x);
+		/* (the same server twice would be probed, counted and shown as two) */
+		for (unsigned k = 0; k < j; k++)
+			if (strcasecmp(pp->servers[k], pp->servers[j]) == 0)
+				return cfg_err(x, cfg_path(&p, "proxy_pools[%zu].servers[%u]", i, j),
+				               "server '%s' twice in proxy pool '%s'", pp->servers[j],
+				               pp->id);
 	}
 	return cfg_health_check(x, i, &pp->health_check);
 }

@@ -418,6 +418,8 @@ Test(config, bad_configs_point_at_the_offending_value)
 		{ "proxy_pools:\n  - id: p\n    servers: ['::1:2525']\n", "x.yaml:3:15: ",
 		  "invalid server '::1:2525'" },
 		{ "proxy_pools:\n  - id: p\n", "x.yaml:2:5: ", "proxy pool 'p' has no servers" },
+		{ "proxy_pools:\n  - id: p\n    servers: ['a:1', 'b:1', 'A:1']\n", "x.yaml:3:29: ",
+		  "server 'A:1' twice in proxy pool 'p'" },
 		{ "proxy_pools:\n  - id: p\n    servers: ['a:1']\n    health_check: { timeout: 0 }\n",
 		  "x.yaml:4:30: ", "health_check.timeout" },
 		{ "transports:\n  - id: default\n    source: { ipv4: 198.51.100.7, port: 25 }\n",
