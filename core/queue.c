@@ -161,6 +161,10 @@ static void job_free(struct queue_job *j)
 		j->all_next->all_prev = j->all_prev;
 	for (uint32_t k = 0; k < j->n; k++)
 		j->m->r[j->idx[k]].where = QW_NONE;
+	for (uint32_t k = 0; j->dsn_text && k < j->n; k++)
+		free(j->dsn_text[k]);
+	free(j->dsn_text);
+	free(j->dsn_relay);
 	free(j->idx);
 	free(j->transport);
 	free(j->domain);
@@ -499,9 +503,32 @@ static struct queue_site *site_of_result(struct queue *q, struct queue_job *j,
 	return s;
 }
 
+/* A job of a message the operator deleted or returned meanwhile: ended here, never sent
+ * (deleted: dropped; returned: bounced now). True when it was. */
+static bool job_cancelled(struct queue_job *j)
+{
+	uint8_t c = j->home ? __atomic_load_n(&((struct queue_job *)j->home)->m->cancel,
+	                                      __ATOMIC_ACQUIRE)
+	                    : j->m->cancel;
+	if (c == QUEUE_CANCEL_NONE)
+		return false;
+	j->site = NULL;                    /* (not a site's answer: not in its results) */
+	if (c == QUEUE_CANCEL_DELETED && !j->home) {
+		job_free(j);
+	} else {
+		struct qresult r = c == QUEUE_CANCEL_DELETED
+		                 ? (struct qresult){ 0, "not sent", NULL }
+		                 : (struct qresult){ 550, QUEUE_OP_BOUNCE_TEXT, "5.0.0" };
+		queue_job_done(j, &r, 1, "none", 0);   /* (another worker's: the results go home) */
+	}
+	return true;
+}
+
 static void site_enqueue(struct queue_site *s, struct queue_job *j)
 {
 	struct queue *q = j->q;
+	if (job_cancelled(j))
+		return;
 	if (!j->home && owner_post(q, s, j))
 		return;                        /* another worker owns the site */
 	j->site = s;
@@ -615,8 +642,11 @@ static void job_regroup(struct queue_job *j)
 {
 	struct queue *q = j->q;
 	struct queue_msg *m = j->m;
+	if (job_cancelled(j))
+		return;
 	for (uint32_t k = 0; k < j->n; k++)
-		m->r[j->idx[k]].state = QR_OPEN;
+		if (m->r[j->idx[k]].state == QR_BUSY)
+			m->r[j->idx[k]].state = QR_OPEN;
 	m->refs++;
 	job_free(j);
 	msg_schedule(q, m);                /* due now: ready at the next tick */
@@ -736,16 +766,8 @@ struct queue_job *queue_site_take(struct queue_site *s)
 		j->next = NULL;
 		j->t_taken_ms = j->q->loop->now_ms;
 		/* the operator deleted or returned its message meanwhile (ctl): not sent */
-		if (!j->home && j->m->deleted) {
-			job_free(j);
+		if (job_cancelled(j))
 			continue;
-		}
-		if (!j->home && j->m->returning) {
-			struct qresult r = { 550, QUEUE_OP_BOUNCE_TEXT, "5.0.0" };
-			j->site = NULL;            /* (not the site's answer: not in its results) */
-			queue_job_done(j, &r, 1, "none", 0);
-			continue;
-		}
 		return j;
 	}
 }
@@ -1093,10 +1115,59 @@ static void job_done_deleted(struct queue_job *j, const struct qresult *res, siz
 		bool sent = r->code / 100 == 2;
 		if (sent)
 			q->delivered++;
-		log_info("%s: to=<%s>, relay=%s, status=%s (deleted by the operator during the "
-		         "delivery; %s%s)", m->qid, esc_to, relay, sent ? "sent" : "deleted",
-		         r->code ? "reply: " : "", esc_txt);
+		if (sent)
+			log_info("%s: to=<%s>, relay=%s, status=sent (deleted by the operator during the "
+			         "delivery; reply: %s)", m->qid, esc_to, relay, esc_txt);
+		else
+			log_info("%s: to=<%s>, relay=%s, status=deleted (deleted by the operator; last: %s%s)",
+			         m->qid, esc_to, relay, r->code ? "reply: " : "", esc_txt);
 	}
+	job_free(j);
+}
+
+/* The DSN for m's recipients idx[0..n): core/bounce quotes the message's header, so a
+ * body that is back in the spool (a deferred message's is dropped from memory) is read
+ * first, by a job that only waits for it (dsn_text set); the recipients stay busy
+ * meanwhile. A read that cannot start or fails: the DSN goes without the header. */
+static void dsn_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
+                     const char *const *text, uint32_t n, const char *relay)
+{
+	if (m->body || m->sender[0] == '\0' || m->foreign) {
+		bounce_send(q, m, idx, text, n, relay);
+		return;
+	}
+	struct queue_job *j = job_new(q, m, "", "", n);
+	bool ok = j && (j->dsn_text = calloc(n, sizeof *j->dsn_text)) != NULL &&
+	          (j->dsn_relay = strdup(relay)) != NULL;
+	for (uint32_t k = 0; ok && k < n; k++)
+		ok = (j->dsn_text[k] = strdup(text[k] ? text[k] : "")) != NULL;
+	if (ok) {
+		memcpy(j->idx, idx, n * sizeof *idx);
+		j->n = n;
+		const uint8_t *body;
+		size_t len;
+		if (queue_job_body(j, &body, &len) == 0)
+			return;                    /* dsn_body_ready follows */
+	}
+	bounce_send(q, m, idx, text, n, relay);
+	if (j) {
+		j->n = 0;                      /* (not its recipients' job: only the read's) */
+		job_free(j);
+	}
+}
+
+/* The read of a DSN job's message ended (ok: m->body is there). */
+static void dsn_body_ready(struct queue_job *j)
+{
+	struct queue_msg *m = j->m;
+	if (!m->deleted)
+		bounce_send(j->q, m, j->idx, (const char *const *)j->dsn_text, j->n, j->dsn_relay);
+	uint32_t n = j->n;
+	j->n = 0;                          /* (where= of its recipients: theirs to keep) */
+	for (uint32_t k = 0; k < n; k++)
+		free(j->dsn_text[k]);
+	free(j->dsn_text);
+	j->dsn_text = NULL;
 	job_free(j);
 }
 
@@ -1247,7 +1318,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 		}
 	}
 	if (nb > 0)
-		bounce_send(q, m, bounced, btext, nb, relay);
+		dsn_send(q, m, bounced, btext, nb, relay);
 	free(bounced);
 	free(btext);
 	free(run);
@@ -1304,7 +1375,9 @@ static void body_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 	while (j) {                        /* (the read's reference holds m meanwhile) */
 		struct queue_job *next = j->next;
 		j->next = NULL;
-		if (!ok) {
+		if (j->dsn_text) {
+			dsn_body_ready(j);
+		} else if (!ok) {
 			struct qresult *r = calloc(j->n, sizeof *r);
 			for (uint32_t k = 0; r && k < j->n; k++)
 				r[k] = (struct qresult){ 0, "4.3.0 the message could not be read from the spool", "4.3.0" };
@@ -1695,6 +1768,8 @@ static void list_where(struct queue *q)
 	for (struct queue_job *j = q->all; j; j = j->all_next) {
 		if (j->home)
 			continue;                  /* another worker's job: its home says */
+		if (j->dsn_text)
+			continue;                  /* its recipients: where=dsn */
 		uint8_t w = j->looking ? QW_DNS
 		          : !j->site ? QW_AWAY
 		          : j->t_taken_ms ? QW_SENDING
@@ -1905,6 +1980,7 @@ static size_t msg_delete(struct queue *q, struct queue_msg *m)
 			k++;
 		}
 	m->deleted = true;
+	__atomic_store_n(&m->cancel, QUEUE_CANCEL_DELETED, __ATOMIC_RELEASE);
 	m->open = 0;
 	timer_cancel(&m->t);
 	log_info("%s: removed by the operator (%zu recipients)", m->qid, k);
@@ -1923,6 +1999,8 @@ static size_t msg_return(struct queue *q, struct queue_msg *m)
 		nopen += m->r[i].state == QR_OPEN;
 	}
 	m->returning = true;
+	if (m->cancel == QUEUE_CANCEL_NONE)
+		__atomic_store_n(&m->cancel, QUEUE_CANCEL_RETURNING, __ATOMIC_RELEASE);
 	m->held = false;
 	log_info("%s: returned to the sender by the operator (%zu recipients)", m->qid, k);
 	/* Noted first as returning: they bounce after a restart too if that comes before

@@ -131,7 +131,12 @@ struct queue_msg {
 	bool done_noted : 1;               /* its DONE note is written */
 	bool returning : 1;                /* ctl bounce: what comes back deferred, or is
 	                                      taken from a ready queue, bounces (no retry) */
+	/* QUEUE_CANCEL_*: deleted or returning, for the other workers: one that owns a site
+	 * where a job of this message waits reads it (atomic) before it sends the job */
+	uint8_t cancel;
 };
+
+enum { QUEUE_CANCEL_NONE = 0, QUEUE_CANCEL_DELETED, QUEUE_CANCEL_RETURNING };
 
 struct queue_site;
 
@@ -151,6 +156,10 @@ struct queue_job {
 	                                      before its end of data (core/deliver) */
 	struct queue_job *home;            /* a foreign job: the home's job, opaque here */
 	unsigned home_worker;              /*   and its worker */
+	/* a DSN waiting for its message's body to be read back (core/bounce quotes its
+	 * header): not a delivery; idx: the bounced recipients, these their texts */
+	char **dsn_text;
+	char *dsn_relay;
 };
 
 struct dconn;

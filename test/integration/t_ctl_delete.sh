@@ -109,7 +109,7 @@ qf=$(qid_of f1@silent.test)
 out=$(ctl delete "$qf") || fail "delete in flight: exit $?"
 expect_match "$out" '^deleted 1 recipients of 1 messages' "delete in flight said"
 expect_nomatch "$(ctl queue)" 'f1@silent\.test' "deleted in flight, still listed"
-wait_log "$qf: to=<f1@silent.test>, relay=.*status=deleted \\(deleted by the operator during the delivery" 15 ||
+wait_log "$qf: to=<f1@silent.test>, relay=.*status=deleted \\(deleted by the operator; last: 4\\.4\\.2 " 15 ||
   fail "no outcome line for the message deleted in flight"
 grep -q "$qf: to=<f1@silent.test>.*status=deferred" "$T/relay.log" && fail "deleted, yet deferred"
 grep -q "$qf: sender non-delivery notification" "$T/relay.log" && fail "deleted, yet a DSN"
@@ -129,7 +129,8 @@ ok "delete in flight: no retry, no DSN, the outcome logged (a 250 said as sent);
 
 # bounce: a deferred message (sink down again), a held one, one in flight
 kill "${S_PID[1]}"; wait "${S_PID[1]}" 2>/dev/null
-send b@x.test b1@hub.test
+swaks --server 127.0.0.1:$RR_PORT --from b@x.test --to b1@hub.test \
+  --header "Subject: original subject b1" > /dev/null 2>&1 || fail "swaks b1"
 send c@x.test b2@hub.test
 wait_until 10 eval '[ "$(grep -c "to=<b[12]@hub.test>.*status=deferred" "$T/relay.log")" -ge 2 ]' || fail "b1/b2 not deferred"
 qb1=$(qid_of b1@hub.test); qb2=$(qid_of b2@hub.test)
@@ -141,6 +142,11 @@ wait_log "$qb1: to=<b1@hub.test>, relay=none, .*dsn=5\\.0\\.0, status=bounced \\
 wait_log "$qb1: sender non-delivery notification: " 5 || fail "no DSN for b1"
 dsn=$(sed -nE "s/.*$qb1: sender non-delivery notification: ([0-9A-Za-z]+).*/\\1/p" "$T/relay.log" | head -1)
 expect_match "$(ctl queue)" "^$dsn .*<> +<b@x\\.test>" "the DSN is queued to the sender"
+# (b1's body was dropped from memory when it was deferred: read back for the DSN's header)
+"$RR_BIN" --show "$dsn" -c "$T/ringrelay.yaml" > "$T/dsn.eml" || fail "--show the DSN"
+grep -q 'text/rfc822-headers' "$T/dsn.eml" || fail "the DSN has no headers part"
+grep -q '^Subject: original subject b1' "$T/dsn.eml" || fail "the DSN does not quote the returned message's header"
+
 out=$(ctl bounce "$qb2") || fail "bounce of a held message: exit $?"
 wait_log "$qb2: to=<b2@hub.test>, relay=none, .*status=bounced" 5 || fail "held b2 not bounced"
 send e@x.test g1@silent.test
