@@ -77,6 +77,8 @@ struct ctl_conn {
 	struct timer reload_t;             /* `reload`: polls for the main thread's outcome */
 	unsigned long reload_after;        /* the reloads begun when it sent its SIGHUP */
 	uint64_t reload_until_ms;
+	bool sending;                      /* its answer to a request of the workers is going
+	                                      out: the next such request waits (`listing`) */
 };
 
 struct ctl_letter {
@@ -243,7 +245,12 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 	if (f && w->queue_up) {
 		size_t more = 0, msgs = 0;
 		if (t->what == CTL_QUEUE) {
-			t->n1 = queue_list(&w->queue, f, t->json, CONTROL_QUEUE_MAX, &more);
+			size_t max = CONTROL_QUEUE_MAX;
+#ifdef RR_TEST_BUILD
+			if (getenv("RR_TEST_CTL_QUEUE_MAX"))   /* a test's smaller bound */
+				max = (size_t)strtoul(getenv("RR_TEST_CTL_QUEUE_MAX"), NULL, 10);
+#endif
+			t->n1 = queue_list(&w->queue, f, t->json, max, &more);
 			t->n2 = more;
 		} else if (t->what == CTL_SITES) {
 			t->n1 = list_sites(w, f);
@@ -296,7 +303,10 @@ static void say(struct ops_conn *c, const char *first, const struct buf *body)
 
 static void req_done(struct ctl_req *r)
 {
-	char line[300];
+	char line[400];
+	struct ctl_conn *holder = r->conn;
+	if (holder)
+		holder->sending = true;        /* (the answer may be large: one at a time) */
 	if (r->conn) {
 		struct ops_conn *c = &r->conn->c;
 		r->conn->req = NULL;
@@ -361,7 +371,8 @@ static void req_done(struct ctl_req *r)
 	buf_fini(&r->body);
 	free(r);
 	requests_waiting--;
-	listing = false;
+	if (!holder)
+		listing = false;               /* (else when its connection is gone) */
 }
 
 static void on_back(struct net_loop *l, struct net_op *op, int res, unsigned flags)
@@ -552,6 +563,8 @@ static void control_gone(struct ops_conn *c)
 	struct ctl_conn *cc = (struct ctl_conn *)(void *)c;
 	if (cc->req)
 		cc->req->conn = NULL;          /* its answers are dropped when they come */
+	if (cc->sending)
+		listing = false;               /* its answer is out, or given up */
 	if (timer_armed(&cc->reload_t)) {
 		timer_cancel(&cc->reload_t);
 		requests_waiting--;

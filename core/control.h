@@ -5,7 +5,7 @@
  * octets: a command and its arguments. The answer is "ok" or "error: WHY" on its first
  * line, then the body; the daemon closes when it is done. Commands:
  *   status                 version, pid, uptime, workers, connections, queue, counters
- *   queue [--json]         the live queue, like mailq (at most CONTROL_QUEUE_MAX messages
+ *   queue [--json]         the live queue, like mailq (messages until CONTROL_QUEUE_MAX recipients
  *                          per worker, the rest counted): each recipient's state (ready,
  *                          busy, deferred with its next try) and attempts
  *   flush [DOMAIN|QUEUEID] deferred recipients (all, of a domain, of a message) due now,
@@ -30,7 +30,9 @@
 #include "cfg/config.h"
 
 #define CONTROL_LINE_MAX 1024u
-#define CONTROL_QUEUE_MAX 100000u          /* messages per worker in one `queue` answer */
+#define CONTROL_QUEUE_MAX 100000u          /* recipients per worker in one `queue` answer
+                                              (whole messages: the one that crosses it
+                                              is listed) */
 #define CONTROL_CONNS_MAX 16u
 #define CONTROL_DEADLINE_MS 60000u
 #define CONTROL_CLIENT_TIMEOUT_S 30        /* ringrelay ctl gives up after */

@@ -975,14 +975,20 @@ void queue_site_fail(struct queue *q, struct queue_site *s, const char *why)
 	         log_escape_text(esc, sizeof esc, why), s->nready);
 	/* Postfix's words for a dead destination: these recipients never saw the reply that
 	 * killed the site, so it is quoted as the reason, not as their server's answer */
-	char text[700];
-	const char *w = why;               /* (without its own status code: said once) */
-	if (w[0] >= '2' && w[0] <= '5' && w[1] == '.' && strchr(w, ' ') && strchr(w, ' ') - w <= 9)
-		w = strchr(w, ' ') + 1;
-	snprintf(text, sizeof text, "4.4.1 delivery temporarily suspended: %s", w);
+	/* The failure's own status code (4.4.1 connect, 4.4.2 timeout, 4.7.4 TLS required, ...)
+	 * is theirs too, said once: "CODE delivery temporarily suspended: WHY" */
+	char text[700], code[16] = "4.4.1";
+	const char *w = why;
+	size_t cl = strspn(w, "0123456789.");
+	if (w[0] == '4' && w[1] == '.' && cl >= 5 && cl < sizeof code && w[cl] == ' ') {
+		memcpy(code, w, cl);
+		code[cl] = '\0';
+		w += cl + 1;
+	}
+	snprintf(text, sizeof text, "%s delivery temporarily suspended: %s", code, w);
 	struct queue_job *j;
 	while ((j = queue_site_take(s)) != NULL) {
-		struct qresult r = { 0, text, "4.4.1" };
+		struct qresult r = { 0, text, code };
 		queue_job_done(j, &r, 1, "none", 0);
 	}
 }
@@ -1798,7 +1804,7 @@ static void put_quoted(FILE *f, const char *s)
 
 size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 {
-	size_t n = 0;
+	size_t n = 0, nr = 0;
 	uint64_t now_s = wall_ms() / 1000u;
 	char when[48], next[48];
 	*more = 0;
@@ -1807,11 +1813,12 @@ size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 		for (struct queue_msg *m = q->hash[h]; m; m = m->hnext) {
 			if (m->foreign || m->open == 0)
 				continue;
-			if (n >= max) {
+			if (nr >= max) {
 				(*more)++;
 				continue;
 			}
 			n++;
+			nr += m->open;
 			spooldir_iso8601(when, sizeof when, m->arrival_ms / 1000u);
 			if (json) {
 				fputs("{\"queue_id\":", f);
@@ -1849,6 +1856,8 @@ size_t queue_list(struct queue *q, FILE *f, bool json, size_t max, size_t *more)
 						fputs("null", f);
 					if (where)
 						fprintf(f, ",\"where\":\"%s\"", where);
+					else
+						fputs(",\"where\":null", f);
 					fputs(",\"reason\":", f);
 					if (why)
 						spooldir_put_json(f, why, strlen(why));

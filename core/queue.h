@@ -341,7 +341,7 @@ void queue_census_step(struct queue *q, unsigned buckets);
  * with each recipient's live state (ready, busy: in a delivery now, deferred until
  * next_try; where a busy one is: looking up its next hop, in a ready queue (of a dead
  * site, of one with no proxy up), in a transaction, at another worker's site) and the
- * reason of its last deferral; at most max messages, the others counted in *more. queue_flush: the
+ * reason of its last deferral; whole messages until max recipients are listed, the others counted in *more. queue_flush: the
  * deferred open recipients of every message (arg NULL), of the message with queue id
  * arg, or whose domain is arg, are due now (Postfix's postqueue -f / -i / -s); dead
  * sites are tried again at once. Returns the recipients made due (*msgs: their

@@ -92,7 +92,7 @@ final() { grep -cE 'to=<[^>]*@flaky\.test>.*status=(sent|bounced)' "$L"; }
 wait_until 40 eval '[ "$(final)" -ge 40 ]' || fail "flaky.test: only $(final) of 40 final"
 nb=$(grep -cE 'to=<[^>]*@flaky\.test>.*status=bounced' "$L")
 wait_until 20 eval '[ "$(dumped s1)" -ge $((301 + nb)) ]' || fail "hub: $(dumped s1) of $((301 + nb)) (300, odd.test's 1 and $nb DSNs)"
-sleep 0.5                                   # one publication period (100 ms) and more
+sleep 1.3                                   # the site slots' period (1 s) and more
 scrape > "$T/m1.txt" 2> /dev/null || fail "final scrape"
 lint "$T/m1.txt" "the final scrape"
 M=$T/m1.txt
@@ -159,7 +159,7 @@ swaks --server 127.0.0.1:$RR_PORT --from a@d1.test --to "$to" > /dev/null 2>&1 |
 swaks --server 127.0.0.1:$RR_PORT --from '<>' --to u@nx.test > /dev/null 2>&1 || fail "swaks (nx.test)"
 wait_until 20 eval '[ "$(dumped mx)" -ge 8 ]' || fail "MX: $(dumped mx) of 8 delivered"
 wait_log 'to=<u@nx\.test>.*status=bounced' 10 || fail "nx.test not bounced"
-sleep 0.5
+sleep 1.3                                   # (the site slots: once a second)
 scrape > "$T/m2.txt" 2> /dev/null || fail "scrape (sites)"
 lint "$T/m2.txt" "the scrape with capped sites"
 # twice more: each worker resolves (and caches) for the messages it took, so of three
@@ -168,7 +168,7 @@ for round in 2 3; do
   swaks --server 127.0.0.1:$RR_PORT --from a@d1.test --to "$to" > /dev/null 2>&1 || fail "swaks (8 domains, round $round)"
   wait_until 20 eval '[ "$(dumped mx)" -ge $((8 * round)) ]' || fail "MX: $(dumped mx) of $((8 * round)) delivered"
 done
-sleep 0.5
+sleep 1.3
 scrape > "$T/m3.txt" 2> /dev/null || fail "scrape (sites, again)"
 lint "$T/m3.txt" "the second scrape with capped sites"
 sites() { sed -nE 's/^ringrelay_site_results_total\{transport="([^"]*)",site="([^"]*)",result="delivered"\} .*/\1 \2/p' "$1"; }
