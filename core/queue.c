@@ -1135,6 +1135,9 @@ static void job_done_deleted(struct queue_job *j, const struct qresult *res, siz
  * body that is back in the spool (a deferred message's is dropped from memory) is read
  * first, by a job that only waits for it (dsn_text set); the recipients stay busy
  * meanwhile. A read that cannot start or fails: the DSN goes without the header. */
+static bool dsn_read(struct queue_job *j);
+static void dsn_body_ready(struct queue_job *j, bool read);
+
 static void dsn_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
                      const char *const *text, uint32_t n, const char *relay)
 {
@@ -1150,9 +1153,15 @@ static void dsn_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 	if (ok) {
 		memcpy(j->idx, idx, n * sizeof *idx);
 		j->n = n;
-		const uint8_t *body;
-		size_t len;
-		if (queue_job_body(j, &body, &len) == 0)
+		if (q->dsn_reads >= QUEUE_DSN_READS) {   /* its turn comes (dsn_next) */
+			if (q->dsn_wait_tail)
+				q->dsn_wait_tail->next = j;
+			else
+				q->dsn_wait = j;
+			q->dsn_wait_tail = j;
+			return;
+		}
+		if (dsn_read(j))
 			return;                    /* dsn_body_ready follows */
 	}
 	bounce_send(q, m, idx, text, n, relay);
@@ -1162,10 +1171,39 @@ static void dsn_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 	}
 }
 
-/* The read of a DSN job's message ended (ok: m->body is there). */
-static void dsn_body_ready(struct queue_job *j)
+/* Start the read of DSN job j's body (a read slot taken). False: no read (the body is
+ * there now, or the read could not start): the caller bounces at once. */
+static bool dsn_read(struct queue_job *j)
+{
+	const uint8_t *body;
+	size_t len;
+	if (queue_job_body(j, &body, &len) != 0)
+		return false;
+	j->q->dsn_reads++;
+	return true;
+}
+
+/* A read slot is free: the DSN jobs waiting start theirs, or bounce at once. */
+static void dsn_next(struct queue *q)
+{
+	while (q->dsn_wait && q->dsn_reads < QUEUE_DSN_READS) {
+		struct queue_job *j = q->dsn_wait;
+		q->dsn_wait = j->next;
+		if (!q->dsn_wait)
+			q->dsn_wait_tail = NULL;
+		j->next = NULL;
+		if (!dsn_read(j))
+			dsn_body_ready(j, false);
+	}
+}
+
+/* The read of a DSN job's message ended (read: it had a read slot). */
+static void dsn_body_ready(struct queue_job *j, bool read)
 {
 	struct queue_msg *m = j->m;
+	struct queue *q = j->q;
+	if (read)
+		q->dsn_reads--;
 	if (!m->deleted)
 		bounce_send(j->q, m, j->idx, (const char *const *)j->dsn_text, j->n, j->dsn_relay);
 	uint32_t n = j->n;
@@ -1175,6 +1213,7 @@ static void dsn_body_ready(struct queue_job *j)
 	free(j->dsn_text);
 	j->dsn_text = NULL;
 	job_free(j);
+	dsn_next(q);
 }
 
 void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
@@ -1382,7 +1421,7 @@ static void body_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 		struct queue_job *next = j->next;
 		j->next = NULL;
 		if (j->dsn_text) {
-			dsn_body_ready(j);
+			dsn_body_ready(j, true);
 		} else if (!ok) {
 			struct qresult *r = calloc(j->n, sizeof *r);
 			for (uint32_t k = 0; r && k < j->n; k++)
@@ -2185,6 +2224,7 @@ void queue_fini(struct queue *q)
 		free(s);
 	}
 	memset(q->site_hash, 0, sizeof q->site_hash);
+	q->dsn_wait = q->dsn_wait_tail = NULL;   /* (their jobs were freed with the others) */
 	why_fini(&q->why);
 	if (q->spool_dirfd >= 0)
 		close(q->spool_dirfd);

@@ -64,6 +64,9 @@
 #define QUEUE_JOB_RCPT_MAX 1000u         /* recipients per job (per transaction) */
 #define QUEUE_HASH 4096u
 #define QUEUE_SITE_HASH 4096u            /* sites by key (a bulk sender meets many MX sets) */
+#define QUEUE_DSN_READS 32u              /* bodies read back for DSNs at once per worker (a
+                                            bounce --all or the expiry of a dead site's
+                                            backlog must not read every message at once) */
 #define QUEUE_SITE_ADDRS 20u             /* addresses a site tries, in order */
 #define QUEUE_DEAD_AFTER 3u              /* failed connections in a row: the site is dead */
 
@@ -246,6 +249,8 @@ struct queue {
 	/* set by core/control around an operator's change: its notes go here (then committed
 	 * with spool_append_rec before the answer), not to spool_note */
 	struct buf *collect;
+	unsigned dsn_reads;                /* DSN jobs whose body read is under way */
+	struct queue_job *dsn_wait, *dsn_wait_tail;   /* DSN jobs waiting for a read slot */
 };
 
 int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spool *sp,

@@ -177,6 +177,22 @@ expect_match "$(rr_queue)" '<b@x\.test>' "the DSN is not in the spool"
 ok "bounce: deferred, held and in-flight messages returned with a DSN (also after a kill -9 mid-transaction); gone after a restart"
 
 rr_start
+# bounce --all of 80 deferred messages (more than the 32 DSN body reads a worker runs at
+# once): a DSN each, each quoting its message's header
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 80 -t 30 -l 1k --to-domain norte.test > "$T/blast.out" 2>&1 ||
+  { cat "$T/blast.out" >&2; fail "ringblast"; }
+wait_until 20 eval '[ "$(grep -c "@norte.test>.*status=deferred" "$T/relay.log")" -ge 80 ]' || fail "norte.test not deferred"
+d0=$(grep -c 'sender non-delivery notification' "$T/relay.log")
+out=$(ctl bounce --all) || fail "bounce --all: exit $?"
+expect_match "$out" '^returned [0-9]+ recipients of [0-9]+ messages' "bounce --all said"
+wait_until 20 eval '[ $(( $(grep -c "sender non-delivery notification" "$T/relay.log") - d0 )) -ge 80 ]' ||
+  fail "$(( $(grep -c 'sender non-delivery notification' "$T/relay.log") - d0 )) DSNs of 80"
+for q in $(grep -o 'sender non-delivery notification: [0-9A-Za-z]*' "$T/relay.log" | tail -3 | awk '{print $4}'); do
+  "$RR_BIN" --show "$q" -c "$T/ringrelay.yaml" | grep -q '^Subject: ringblast test message' ||
+    fail "DSN $q does not quote its message's header"
+done
+ok "bounce --all of 80 deferred messages: 80 DSNs, each with its message's header"
+
 # a message for a pool whose only proxy nobody runs waits, and says why
 send a@x.test p@pool.test
 wait_until 10 eval "ctl queue | grep -q '<p@pool.test> (busy attempts=0 where=no_proxy_up)'" ||
