@@ -525,8 +525,22 @@ static void command(struct ctl_conn *cc, char *line)
 		else if (!ask_workers(cc, CTL_FLUSH, argc == 2 ? argv[1] : NULL, false))
 			say(c, "error: busy (another queue or flush is under way), stopping, or out of memory: nothing flushed", NULL);
 	} else {
+		/* a known command with the wrong arguments is a usage error (ctl: exit 2) */
+		static const char *const usage[] = {
+			"status", "queue [--json]", "sites", "proxies", "flush [DOMAIN|QUEUEID]",
+			"hold QUEUEID|--all", "release QUEUEID|--all", "delete QUEUEID|--all",
+			"bounce QUEUEID|--all", "reload", "help",
+		};
 		char esc[200], text[300];
-		snprintf(text, sizeof text, "error: unknown command or arguments: %s (try help)",
+		for (size_t i = 0; i < sizeof usage / sizeof usage[0]; i++) {
+			size_t k = strcspn(usage[i], " ");
+			if (strlen(cmd) == k && strncmp(cmd, usage[i], k) == 0) {
+				snprintf(text, sizeof text, "error: usage: %s", usage[i]);
+				say(c, text, NULL);
+				return;
+			}
+		}
+		snprintf(text, sizeof text, "error: unknown command: %s (try help)",
 		         log_escape(esc, sizeof esc, cmd, strlen(cmd)));
 		say(c, text, NULL);
 	}
@@ -761,7 +775,8 @@ int control_client(const struct config *cfg, int argc, char **argv)
 				fprintf(stderr, "ringrelay ctl: the daemon closed without an answer\n");
 			else
 				fprintf(stderr, "ringrelay ctl: %.*s\n", (int)first, (const char *)in.p);
-			status = 1;
+			/* the daemon's "error: usage: ..." is ours to say as a usage error */
+			status = first >= 13 && memcmp(in.p, "error: usage:", 13) == 0 ? 2 : 1;
 		}
 	}
 	buf_fini(&in);

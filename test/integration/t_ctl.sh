@@ -119,7 +119,13 @@ expect_match "$out" 'error: the reload failed and the running configuration stay
 cp "$T/good.yaml" "$T/ringrelay.yaml"
 ok "reload: reloaded, and a failed one is exit 1"
 out=$(ctl bogus 2>&1); rc=$?
-[ "$rc" -eq 1 ] && expect_match "$out" "unknown command or arguments: bogus" "unknown command"
+[ "$rc" -eq 1 ] || fail "an unknown command: exit $rc"
+expect_match "$out" "unknown command: bogus" "unknown command"
+for args in "delete" "bounce a b" "hold" "queue --xml" "status now"; do
+  out=$(ctl $args 2>&1); rc=$?
+  [ "$rc" -eq 2 ] || fail "ctl $args: exit $rc, want 2 (usage)"
+  expect_match "$out" "error: usage: ${args%% *}" "ctl $args: usage said"
+done
 out=$(ctl 2>&1); rc=$?
 [ "$rc" -eq 2 ] || fail "no command: exit $rc"
 python3 - "$T/spool/control.sock" <<'PY' || fail "a long request line"
@@ -146,7 +152,7 @@ rr_start
 ctl status > /dev/null || fail "the stale socket was not replaced"
 rr_stop
 [ ! -e "$T/spool/control.sock" ] || fail "the socket is left after a clean stop"
-ok "unknown command, no command, a long line, no daemon (exit 1 at once), stale socket replaced, removed at stop"
+ok "unknown command, wrong arguments (exit 2), no command, a long line, no daemon (exit 1 at once), stale socket replaced, removed at stop"
 
 # an answer without its closing "." line was cut: exit 1, nothing printed as if whole
 python3 - "$T/spool/control.sock" <<'PY' &
