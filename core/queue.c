@@ -513,11 +513,21 @@ static bool job_cancelled(struct queue_job *j)
 	if (c == QUEUE_CANCEL_NONE)
 		return false;
 	j->site = NULL;                    /* (not a site's answer: not in its results) */
-	if (c == QUEUE_CANCEL_DELETED && !j->home) {
+	if (c == QUEUE_CANCEL_HELD && !j->home) {
+		struct queue_msg *m = j->m;    /* back to waiting, held (noted at the hold) */
+		for (uint32_t k = 0; k < j->n; k++)
+			if (m->r[j->idx[k]].state == QR_BUSY) {
+				m->r[j->idx[k]].state = QR_OPEN;
+				m->r[j->idx[k]].next_try_s = SPOOLREC_HELD;
+			}
+		job_free(j);
+	} else if (c == QUEUE_CANCEL_DELETED && !j->home) {
 		job_free(j);
 	} else {
 		struct qresult r = c == QUEUE_CANCEL_DELETED
 		                 ? (struct qresult){ 0, "not sent", NULL }
+		                 : c == QUEUE_CANCEL_HELD
+		                 ? (struct qresult){ 0, "4.0.0 held by the operator", "4.0.0" }
 		                 : (struct qresult){ 550, QUEUE_OP_BOUNCE_TEXT, "5.0.0" };
 		queue_job_done(j, &r, 1, "none", 0);   /* (another worker's: the results go home) */
 	}
@@ -1148,11 +1158,13 @@ static void dsn_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 	struct queue_job *j = job_new(q, m, "", "", n);
 	bool ok = j && (j->dsn_text = calloc(n, sizeof *j->dsn_text)) != NULL &&
 	          (j->dsn_relay = strdup(relay)) != NULL;
+	if (j) {
+		memcpy(j->idx, idx, n * sizeof *idx);
+		j->n = n;                      /* (job_free frees the texts made, NULL or not) */
+	}
 	for (uint32_t k = 0; ok && k < n; k++)
 		ok = (j->dsn_text[k] = strdup(text[k] ? text[k] : "")) != NULL;
 	if (ok) {
-		memcpy(j->idx, idx, n * sizeof *idx);
-		j->n = n;
 		if (q->dsn_reads >= QUEUE_DSN_READS) {   /* its turn comes (dsn_next) */
 			if (q->dsn_wait_tail)
 				q->dsn_wait_tail->next = j;
@@ -1165,10 +1177,8 @@ static void dsn_send(struct queue *q, struct queue_msg *m, const uint32_t *idx,
 			return;                    /* dsn_body_ready follows */
 	}
 	bounce_send(q, m, idx, text, n, relay);
-	if (j) {
-		j->n = 0;                      /* (not its recipients' job: only the read's) */
-		job_free(j);
-	}
+	if (j)
+		job_free(j);                   /* (its texts with it) */
 }
 
 /* Start the read of DSN job j's body (a read slot taken). False: no read (the body is
@@ -1576,11 +1586,14 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 			m->open++;
 		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_RETURN) {
 			m->returning = true;       /* ctl bounce while it was in a delivery: now */
+			m->cancel = QUEUE_CANCEL_RETURNING;
 			m->r[i].next_try_s = 0;
 		} else if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_HELD) {
 			m->held = true;            /* held before the restart: still */
 		}
 	}
+	if (m->held && m->cancel == QUEUE_CANCEL_NONE)
+		m->cancel = QUEUE_CANCEL_HELD;
 	r->next = NULL;
 	queue_recovered_free(r);
 	m->refs++;
@@ -1967,9 +1980,26 @@ size_t queue_flush(struct queue *q, const char *arg, size_t *msgs)
 static size_t msg_hold(struct queue *q, struct queue_msg *m, bool hold, uint64_t now_s)
 {
 	size_t k = 0;
+	bool was = m->held;
 	m->held = hold;
+	if (hold && m->cancel == QUEUE_CANCEL_NONE)
+		__atomic_store_n(&m->cancel, QUEUE_CANCEL_HELD, __ATOMIC_RELEASE);
+	else if (!hold && m->cancel == QUEUE_CANCEL_HELD)
+		__atomic_store_n(&m->cancel, QUEUE_CANCEL_NONE, __ATOMIC_RELEASE);
 	for (uint32_t i = 0; i < m->nrcpt; i++) {
 		struct qrcpt *r = &m->r[i];
+		if (r->state == QR_BUSY && hold != was) {
+			/* in a job: one not yet in a transaction comes back held (job_cancelled);
+			 * one in a transaction is held if it ends deferred. Noted now either way
+			 * (its own outcome, a later attempt, outranks this); a release outranks
+			 * the hold by one more attempt. */
+			if (!hold)
+				r->attempts++;
+			note_outcome(q, m, SPOOLREC_RS_DEFERRED, r->attempts,
+			             hold ? SPOOLREC_HELD : now_s, &i, 1);
+			k++;
+			continue;
+		}
 		if (r->state != QR_OPEN || (r->next_try_s >= SPOOLREC_HELD) == hold)
 			continue;
 		r->next_try_s = hold ? SPOOLREC_HELD : now_s;
@@ -1999,8 +2029,7 @@ static size_t hold_or_release(struct queue *q, const char *qid, size_t *msgs, bo
 			bool was = m->held;
 			size_t k = msg_hold(q, m, hold, now_s);
 			n += k;
-			if (k || was != hold)
-				(*msgs)++;
+			(*msgs)++;                 /* (one held already: 0 recipients of 1 message) */
 			if (k || was != hold)
 				log_info("%s: %s by the operator (%zu recipients)", m->qid,
 				         hold ? "held" : "released", k);
@@ -2047,7 +2076,7 @@ static size_t msg_return(struct queue *q, struct queue_msg *m)
 		nopen += m->r[i].state == QR_OPEN;
 	}
 	m->returning = true;
-	if (m->cancel == QUEUE_CANCEL_NONE)
+	if (m->cancel != QUEUE_CANCEL_DELETED)
 		__atomic_store_n(&m->cancel, QUEUE_CANCEL_RETURNING, __ATOMIC_RELEASE);
 	m->held = false;
 	log_info("%s: returned to the sender by the operator (%zu recipients)", m->qid, k);

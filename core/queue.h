@@ -139,7 +139,7 @@ struct queue_msg {
 	uint8_t cancel;
 };
 
-enum { QUEUE_CANCEL_NONE = 0, QUEUE_CANCEL_DELETED, QUEUE_CANCEL_RETURNING };
+enum { QUEUE_CANCEL_NONE = 0, QUEUE_CANCEL_DELETED, QUEUE_CANCEL_RETURNING, QUEUE_CANCEL_HELD };
 
 struct queue_site;
 

@@ -47,6 +47,37 @@ b=$(grep -c 'to=<r2-[0-9]*@slow.test>.*dsn=5\.0\.0, status=bounced (5\.0\.0 retu
 rr_stop
 ok "bounce --all with two workers: $b returned with a DSN, $n delivered in flight, none sent after"
 
+# hold --all: jobs waiting at either worker's site are held, not sent; release sends them
+rr_start
+sleep 2.5
+round 12 3
+before=$(dumped slow)
+out=$(ctl hold --all) || fail "hold --all: exit $?"
+expect_match "$out" '^held ([4-9]|[1-9][0-9]+) recipients of ([4-9]|[1-9][0-9]+) messages' "hold --all said"
+sleep 5
+n=$(( $(dumped slow) - before ))
+[ "$n" -le 1 ] || fail "$n messages reached the hop after hold --all (only the one in flight may)"
+h=$(ctl queue | grep -c '<r3-[0-9]*@slow.test> (held ')
+[ "$h" -ge 4 ] || fail "only $h listed held: $(ctl queue)"
+out=$(ctl release --all) || fail "release --all: exit $?"
+wait_until 40 eval '[ "$(grep -c "to=<r3-[0-9]*@slow.test>.*status=sent" "$T/relay.log")" -ge 12 ]' ||
+  fail "released, but not all of round 3 sent: $(grep -c 'to=<r3-.*status=sent' "$T/relay.log")"
+ok "hold --all with two workers: $h held, $n in flight went; all sent after release --all"
+
+# bounce --all, then kill -9 at once: the restart bounces them, it does not send them
+round 12 4
+before=$(dumped slow)
+out=$(ctl bounce --all) || fail "bounce --all (round 4): exit $?"
+rr_kill9
+rr_start
+wait_until 30 eval '[ "$(grep -c "to=<r4-[0-9]*@slow.test>.*status=\(bounced\|sent\)" "$T/relay.log")" -ge 12 ]' ||
+  fail "round 4 not ended after the restart: $(grep -c 'to=<r4-.*status=\(bounced\|sent\)' "$T/relay.log") of 12"
+sleep 2.5
+n=$(( $(dumped slow) - before ))
+[ "$n" -le 2 ] || fail "$n of round 4 reached the hop: returned messages were sent after the restart"
+rr_stop
+ok "bounce --all then kill -9: after the restart they bounced ($n in flight went)"
+
 # the listing's bound counts recipients (a test build's RR_TEST_CTL_QUEUE_MAX=3 for the
 # 100,000 of a worker): whole messages until 2 recipients are listed, the rest counted
 RR_TEST_CTL_QUEUE_MAX=2 rr_start
