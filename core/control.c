@@ -686,6 +686,12 @@ int control_client(const struct config *cfg, int argc, char **argv)
 	size_t len = 0;
 	for (int i = 0; i < argc; i++) {
 		size_t k = strlen(argv[i]);
+		/* the request is words joined by spaces: an empty word or one with a space in
+		 * it would be split otherwise (" --all" is not a queue id) */
+		if (k == 0 || strpbrk(argv[i], " \t\r\n")) {
+			fprintf(stderr, "ringrelay ctl: argument %d is empty or holds a space\n", i + 1);
+			return 2;
+		}
 		if (len + k + 2 > CONTROL_LINE_MAX) {
 			fprintf(stderr, "ringrelay ctl: the request is too long\n");
 			return 2;

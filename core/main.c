@@ -190,6 +190,17 @@ static void egress_renew(const struct snapshot *s)
 	egress_publish(main_egress, t);
 }
 
+/* The resolvers each worker's DNS channel was made with (core/queue: at start). */
+static bool same_dns(const struct config *a, const struct config *b)
+{
+	if (a->ndns_servers != b->ndns_servers)
+		return false;
+	for (size_t i = 0; i < a->ndns_servers; i++)
+		if (strcmp(a->dns_servers[i], b->dns_servers[i]) != 0)
+			return false;
+	return true;
+}
+
 static bool reload(const char *path, const struct config *cur)
 {
 	char err[1024];
@@ -210,6 +221,7 @@ static bool reload(const char *path, const struct config *cur)
 	const char *fixed = strcmp(cur->spool_path, c->spool_path) != 0 ? "spool.path"
 	                  : cur->spool_sync != c->spool_sync           ? "spool.sync"
 	                  : cur->workers != c->workers                 ? "workers"
+	                  : !same_dns(cur, c)                          ? "dns.servers"
 	                  : strcmp(cur->control_path, c->control_path) != 0 ||
 	                    cur->control_mode != c->control_mode ? "control"
 	                  : cur->metrics != c->metrics ||

@@ -39,8 +39,13 @@ const uint64_t stats_batch_le[STATS_BATCH_BUCKETS] = { 1, 2, 5, 10, 20, 50, 100,
 
 static void label_copy(char *dst, size_t cap, const char *src, size_t len)
 {
-	if (len >= cap)
+	if (len >= cap) {                  /* cut, but not inside a UTF-8 character: a label
+	                                      value must be valid UTF-8 (else the whole scrape
+	                                      is refused) */
 		len = cap - 1;
+		while (len > 0 && ((uint8_t)src[len] & 0xC0) == 0x80)
+			len--;
+	}
 	memcpy(dst, src, len);
 	dst[len] = '\0';
 }

@@ -117,10 +117,21 @@ out=$(ctl reload 2>&1); rc=$?
 [ "$rc" -eq 1 ] || fail "a failed reload: exit $rc"
 expect_match "$out" 'error: the reload failed and the running configuration stays' "failed reload said"
 cp "$T/good.yaml" "$T/ringrelay.yaml"
-ok "reload: reloaded, and a failed one is exit 1"
+sed -i 's/"127\.0\.0\.1:1"/"127.0.0.1:2"/' "$T/ringrelay.yaml"   # resolvers: made at start
+grep -q '"127.0.0.1:2"' "$T/ringrelay.yaml" || fail "the test's dns line changed"
+out=$(ctl reload 2>&1); rc=$?
+[ "$rc" -eq 1 ] || fail "a reload changing dns.servers: exit $rc"
+wait_log 'event=reload_failed keeping=old error="dns.servers changed: a restart is needed"' 5 ||
+  fail "dns.servers change not refused"
+cp "$T/good.yaml" "$T/ringrelay.yaml"
+ok "reload: reloaded, and a failed one (workers, dns.servers) is exit 1"
 out=$(ctl bogus 2>&1); rc=$?
 [ "$rc" -eq 1 ] || fail "an unknown command: exit $rc"
 expect_match "$out" "unknown command: bogus" "unknown command"
+out=$(ctl bounce " --all" 2>&1); rc=$?
+[ "$rc" -eq 2 ] || fail "ctl bounce ' --all': exit $rc, want 2"
+out=$(ctl flush '' 2>&1); rc=$?
+[ "$rc" -eq 2 ] || fail "ctl flush '': exit $rc, want 2"
 for args in "delete" "bounce a b" "hold" "queue --xml" "status now"; do
   out=$(ctl $args 2>&1); rc=$?
   [ "$rc" -eq 2 ] || fail "ctl $args: exit $rc, want 2 (usage)"
