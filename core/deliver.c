@@ -903,6 +903,17 @@ static bool dconn_egress(struct queue *q, struct queue_site *s, struct dconn *d,
 
 static bool dconn_open(struct queue *q, struct queue_site *s)
 {
+	/* A reload renamed or removed this site's transport: the TLS table already says so,
+	 * this worker's configuration not yet (its next turn regroups the site's jobs). No
+	 * connection meanwhile: without its TLS settings it would fail closed, and count as
+	 * the site's failure. (Attack run: 214 false "TLS is required" under reloads.) */
+	if (!tlsout_has(s->transport)) {
+		if (site_transport(q, s))
+			kick_later(q, s, 100);     /* this worker lags the table: its turn comes */
+		else
+			queue_site_regroup(q, s);  /* gone here too: its jobs go where routes say */
+		return false;
+	}
 	struct dconn *d = calloc(1, sizeof *d);
 	if (!d)
 		return false;

@@ -848,6 +848,14 @@ static bool site_source_gone(struct queue *q, const struct queue_site *s)
 	return !t || egress_source_find(t, s->src_label) == EGRESS_NONE;
 }
 
+void queue_site_regroup(struct queue *q, struct queue_site *s)
+{
+	unsigned moved = site_regroup(q, s, true);
+	if (moved)
+		log_info("event=rerouted worker=%u jobs=%u site=%s note=\"its transport is gone\"",
+		         q->w->id, moved, s->key);
+}
+
 void queue_reconfigured(struct queue *q)
 {
 	if (q->stopping)

@@ -326,6 +326,8 @@ bool queue_idle(const struct queue *q);
  * hop the new configuration no longer gives them are grouped again (jobs in a connection,
  * or at another worker's site, go on as they are). */
 void queue_reconfigured(struct queue *q);
+/* Every ready job of site s is grouped again (its transport is gone: core/deliver). */
+void queue_site_regroup(struct queue *q, struct queue_site *s);
 /* core/owner: a job of ours came home to be grouped again (its owner's reload). */
 void queue_job_regroup(struct queue_job *j);
 /* Every turn: when a proxy server or pair came up or went down (core/egress's epoch moved),

@@ -101,6 +101,15 @@ struct net_tls_ctx *tlsout_ctx(const char *transport, enum config_out_tls *mode,
 	return NULL;
 }
 
+bool tlsout_has(const char *transport)
+{
+	const struct tlsout_tab *t = rcu_dereference(tlsout_cur);
+	for (size_t i = 0; t && transport && i < t->n; i++)
+		if (strcmp(t->t[i].id, transport) == 0)
+			return true;
+	return false;
+}
+
 uint64_t tlsout_generation(void)
 {
 	const struct tlsout_tab *t = rcu_dereference(tlsout_cur);

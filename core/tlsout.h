@@ -42,6 +42,10 @@ void tlsout_fini(void);
 struct net_tls_ctx *tlsout_ctx(const char *transport, enum config_out_tls *mode, uint64_t *gen);
 /* The generation of the table in force (0: none loaded). */
 uint64_t tlsout_generation(void);
+/* Whether the table in force has transport id (a reload publishes the table before the
+ * workers see the new configuration: a transport it renamed or removed is briefly in a
+ * worker's configuration and not in the table). */
+bool tlsout_has(const char *transport);
 
 struct tlsout_dest {
 	uint64_t key;                      /* 0: empty */
