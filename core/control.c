@@ -224,13 +224,98 @@ static uint64_t list_proxies(struct worker *w, FILE *f)
 }
 
 /* A change's notes are in the spool (ok), or the spool refused them. */
-static void on_durable(void *waiter, bool ok, const struct spool_loc *loc)
+/* A change's notes on their way into the spool. The answer goes once they are committed,
+ * or after CONTROL_COMMIT_WAIT_MS (a disk that is failing holds its commits: the answer
+ * then says they are not in the spool yet), whichever comes first; the notes stay
+ * queued until the spool takes them (it retries a failing disk every SPOOL_RETRY_MS),
+ * or are appended again when it refuses them, until the worker stops. The change
+ * stands in memory meanwhile. */
+#define CONTROL_COMMIT_WAIT_MS 5000u
+struct ctl_commit {
+	struct worker *w;
+	struct buf notes;
+	struct ctl_letter *t;              /* the request, until answered */
+	struct timer tm;                   /* the answer's deadline, then the retry's */
+	bool late;                         /* answered before the commit: say when it lands */
+	struct ctl_commit *next, **prev;   /* in w->ctl_retry while its retry timer runs */
+};
+
+static void commit_answer(struct ctl_commit *c, bool durable)
+{
+	struct ctl_letter *t = c->t;
+	c->t = NULL;
+	timer_cancel(&c->tm);
+	t->not_durable = !durable;
+	net_post(&c->w->loop, &c->w->srv->office, ops_loop(), CONTROL_OP_BACK, &t->l);
+}
+
+static void commit_free(struct ctl_commit *c, bool lost)
+{
+	if (lost)
+		log_err("event=ctl_notes_lost worker=%u octets=%zu note=\"an operator's change is "
+		        "not in the spool: a restart undoes it\"", c->w->id, c->notes.len);
+	buf_fini(&c->notes);
+	free(c);
+}
+
+static void on_commit(void *waiter, bool ok, const struct spool_loc *loc);
+
+/* A refused commit is appended again a second later, never from the spool's callback:
+ * while the disk is failing the spool answers a batch at once, and appending from there
+ * would spin in its flush. */
+static void on_commit_retry(struct timer *tm)
+{
+	struct ctl_commit *c = (struct ctl_commit *)(void *)((char *)tm - offsetof(struct ctl_commit, tm));
+	*c->prev = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (c->w->queue.stopping ||
+	    spool_append_rec(&c->w->spool, c, on_commit, c->notes.p, c->notes.len) < 0)
+		commit_free(c, true);
+}
+
+static void on_commit_wait(struct timer *tm)
+{
+	struct ctl_commit *c = (struct ctl_commit *)(void *)((char *)tm - offsetof(struct ctl_commit, tm));
+	c->late = true;
+	commit_answer(c, false);
+}
+
+static void on_commit(void *waiter, bool ok, const struct spool_loc *loc)
 {
 	(void)loc;
-	struct ctl_letter *t = waiter;
-	t->not_durable = !ok;
-	buf_fini(&t->notes);
-	net_post(&t->w->loop, &t->w->srv->office, ops_loop(), CONTROL_OP_BACK, &t->l);
+	struct ctl_commit *c = waiter;
+	if (c->t)
+		commit_answer(c, ok);
+	if (ok) {
+		if (c->late)
+			log_info("event=ctl_notes_written worker=%u octets=%zu note=\"an operator's "
+			         "change the spool had not taken is in it now\"", c->w->id, c->notes.len);
+		commit_free(c, false);
+		return;
+	}
+	c->late = true;
+	if (c->w->queue.stopping) {
+		commit_free(c, true);
+		return;
+	}
+	c->next = c->w->ctl_retry;
+	if (c->next)
+		c->next->prev = &c->next;
+	c->prev = &c->w->ctl_retry;
+	c->w->ctl_retry = c;
+	c->tm.fire = on_commit_retry;
+	timer_arm(&c->w->loop.wheel, &c->tm, 1000);
+}
+
+void control_worker_fini(struct worker *w)
+{
+	while (w->ctl_retry) {
+		struct ctl_commit *c = w->ctl_retry;
+		w->ctl_retry = c->next;
+		timer_cancel(&c->tm);
+		commit_free(c, true);
+	}
 }
 
 static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flags)
@@ -272,8 +357,20 @@ static void on_ask(struct net_loop *l, struct net_op *op, int res, unsigned flag
 	w->queue.collect = NULL;
 	t->w = w;
 	if (t->notes.len) {                /* the answer once the change is durable */
-		if (spool_append_rec(&w->spool, t, on_durable, t->notes.p, t->notes.len) == 0)
-			return;
+		struct ctl_commit *c = calloc(1, sizeof *c);
+		if (c) {
+			c->w = w;
+			c->notes = t->notes;       /* taken over */
+			t->notes = (struct buf){ 0 };
+			c->t = t;
+			c->tm.fire = on_commit_wait;
+			if (spool_append_rec(&w->spool, c, on_commit, c->notes.p, c->notes.len) == 0) {
+				timer_arm(&w->loop.wheel, &c->tm, CONTROL_COMMIT_WAIT_MS);
+				return;
+			}
+			t->notes = c->notes;
+			free(c);
+		}
 		t->not_durable = true;
 		buf_fini(&t->notes);
 	}
@@ -337,7 +434,8 @@ static void req_done(struct ctl_req *r)
 			say(c, "ok", &r->body);
 		} else if (changer(r->what) >= 0 && r->not_durable) {
 			snprintf(line, sizeof line, "error: %s %llu recipients of %llu messages, but the "
-			         "spool did not take all of it: a restart may undo part of it (see the log)",
+			         "spool has not taken all of it yet (a failing disk?): it is written when "
+			         "it can (event=ctl_notes_written); a restart before then undoes it",
 			         changers[changer(r->what)].done, (unsigned long long)r->n1,
 			         (unsigned long long)r->n2);
 			say(c, line, NULL);

@@ -51,6 +51,7 @@ int control_open(const struct config *cfg);
 void control_close(int fd);
 void control_loop_init(struct net_loop *l);     /* the operator's loop */
 void control_worker_init(struct worker *w);     /* each worker's */
+void control_worker_fini(struct worker *w);     /* after its loop: retries given up */
 bool control_idle(void);                        /* no request waits for a worker */
 /* The main thread begins a reload (a SIGHUP from anyone) and ends it (ok or not): `ctl
  * reload` waits for one that began after its own SIGHUP. */

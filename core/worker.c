@@ -233,6 +233,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 	net_loop_run(&w->loop);
+	control_worker_fini(w);
 	metrics_publish(w, true);          /* the last figures, for the scrapes still to come */
 	const struct spool *sp = &w->spool;
 	log_info("event=worker_down worker=%u commits=%llu messages=%llu notes=%llu delivered=%llu "

@@ -54,6 +54,7 @@ struct worker {
 	struct wstats stats;           /* published every STATS_PUBLISH_MS (core/metrics) */
 	uint64_t stats_ms;             /* when last published */
 	struct metrics_worker metrics; /* core/metrics' own: which site goes in which slot */
+	struct ctl_commit *ctl_retry;  /* core/control's: refused notes waiting to be retried */
 	bool stopping, forced;
 	uint64_t stop_deadline_ms;
 	int start_error;
