@@ -136,7 +136,7 @@ swaks --server 127.0.0.1:$RR_PORT --from a@x.test --to u1@ex.org,u2@ex.org,u3@ex
 # with a retry interval of 300 s, only sending the rest at once gets all 7 there in time
 wait_until 30 eval '[ "$(grep -c "status=sent" "$T/relay.log")" -ge 7 ]' ||
   fail "only $(grep -c status=sent "$T/relay.log") of 7 recipients sent: the 452 ones waited for a retry"
-grep -q 'status=deferred' "$T/relay.log" && fail "a 452 4.5.3 was logged as a deferral"
+grep -q 'to=<u[1-7]@ex\.org>.*status=deferred' "$T/relay.log" && fail "a 452 4.5.3 was logged as a deferral"   # (the earlier sections' mail, adopted from the shared spool, may defer)
 rr_stop
 ok "452 4.5.3 after 2 recipients: the rest went at once in new transactions, all 7 sent, no deferral"
 for p in "${S_PID[@]}"; do kill "$p" 2>/dev/null; done

@@ -70,7 +70,7 @@ sink s3
 hub "$S_PORT" required
 rr_start
 send u@example.net
-.*dsn=4\.7\.4, status=deferred \(4\.7\.4 (delivery temporarily suspended: )?TLS is required, but was not offered by host mx\.tls\.test\[127\.0\.0\.1\]' 15 \
+wait_log 'to=<u@example.net>.*dsn=4\.7\.4, status=deferred \(4\.7\.4 (delivery temporarily suspended: )?TLS is required, but was not offered by host mx\.tls\.test\[127\.0\.0\.1\]' 15 \
   || fail "required: no 4.7.4 deferral"
 sleep 2
 [ "$(dumped s3)" -eq 0 ] || fail "required: delivered in plaintext"
