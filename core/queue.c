@@ -109,6 +109,25 @@ static void msg_free(struct queue *q, struct queue_msg *m)
 	free(m);
 }
 
+/* What the operator asked of m (its cancel byte: written by its home only, read by the
+ * worker that owns a site where a job of it waits). */
+static bool msg_deleted(const struct queue_msg *m)
+{
+	return m->cancel == QUEUE_CANCEL_DELETED;
+}
+
+static bool msg_returning(const struct queue_msg *m)
+{
+	return m->cancel == QUEUE_CANCEL_RETURNING;
+}
+
+/* A note for the spool: with the next commit (spool_note), or, during an operator's change
+ * (core/control sets q->collect), into the change's own commit. 0, or <0. */
+static int queue_note(struct queue *q, const uint8_t *rec, size_t len)
+{
+	return q->collect ? buf_append(q->collect, rec, len) : spool_note(q->spool, rec, len);
+}
+
 /* The DONE note that ends m in the spool (once). */
 static void msg_note_done(struct queue *q, struct queue_msg *m)
 {
@@ -117,9 +136,9 @@ static void msg_note_done(struct queue *q, struct queue_msg *m)
 	m->done_noted = true;
 	uint8_t rec[SPOOLREC_HDR_LEN + 4 + sizeof m->qid];
 	size_t n = spoolrec_encode_done(rec, sizeof rec, m->qid);
-	if (n == 0 || (q->collect ? buf_append(q->collect, rec, n) : spool_note(q->spool, rec, n)) < 0)
+	if (n == 0 || queue_note(q, rec, n) < 0)
 		log_warn("event=done_note_failed qid=%s note=\"%s\"", m->qid,
-		         m->deleted ? "deleted, but it may come back after a restart"
+		         msg_deleted(m) ? "deleted, but it may come back after a restart"
 		                    : "it may be delivered again after a restart");
 }
 
@@ -1043,10 +1062,7 @@ static void note_outcome(struct queue *q, struct queue_msg *m, uint8_t state, ui
 	if (rec) {
 		size_t len = spoolrec_encode_rcpt(rec, sz, m->qid, state, attempts, next_try,
 		                                  (uint64_t)(wall_ms() / 1000u), idx, n);
-		if (len > 0 && q->collect)
-			ok = buf_append(q->collect, rec, len) == 0;
-		else
-			ok = len > 0 && spool_note(q->spool, rec, len) == 0;
+		ok = len > 0 && queue_note(q, rec, len) == 0;
 	}
 	if (!ok)
 		log_warn("event=outcome_note_failed qid=%s recipients=%u", m->qid, n);
@@ -1222,7 +1238,7 @@ static void dsn_body_ready(struct queue_job *j, bool read)
 	struct queue *q = j->q;
 	if (read)
 		q->dsn_reads--;
-	if (!m->deleted)
+	if (!msg_deleted(m))
 		bounce_send(j->q, m, j->idx, (const char *const *)j->dsn_text, j->n, j->dsn_relay);
 	uint32_t n = j->n;
 	j->n = 0;                          /* (where= of its recipients: theirs to keep) */
@@ -1248,7 +1264,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 	}
 	struct queue *q = j->q;
 	struct queue_msg *m = j->m;
-	if (m->deleted) {
+	if (msg_deleted(m)) {
 		job_done_deleted(j, res, nres, relay);
 		return;
 	}
@@ -1299,7 +1315,7 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 			char why[700];
 			const char *text = r->text ? r->text : "";
 			dsn_of(r, code ? code : 450, dsn);
-			if (code == 452 && taken && !m->returning &&
+			if (code == 452 && taken && !msg_returning(m) &&
 			    (strcmp(dsn, "4.5.3") == 0 || strcmp(dsn, "4.0.0") == 0)) {
 				rc->state = QR_OPEN;     /* due now: the next transaction; no attempt */
 				rc->next_try_s = 0;
@@ -1321,16 +1337,16 @@ void queue_job_done(struct queue_job *j, const struct qresult *res, size_t nres,
 			} else {
 				uint64_t delay_ms = retry_delay_ms(cfg->retry_schedule, cfg->nretry_schedule,
 				                                   att, qrand(q));
-				if (m->returning ||
+				if (msg_returning(m) ||
 				    (!m->held && retry_give_up(m->arrival_ms, now + delay_ms, max_age_ms))) {
 					rc->state = QR_BOUNCED;
 					st = SPOOLREC_RS_BOUNCED;
 					status = "expired";
 					snprintf(why, sizeof why, "%s; last: %s",
-					         m->returning ? QUEUE_OP_BOUNCE_TEXT : "5.4.7 delivery time expired",
+					         msg_returning(m) ? QUEUE_OP_BOUNCE_TEXT : "5.4.7 delivery time expired",
 					         text);
 					text = why;
-					snprintf(dsn, sizeof dsn, m->returning ? "5.0.0" : "5.4.7");
+					snprintf(dsn, sizeof dsn, msg_returning(m) ? "5.0.0" : "5.4.7");
 					q->bounced++;
 				} else {
 					rc->state = QR_OPEN;
@@ -1593,8 +1609,7 @@ void queue_adopt(struct queue *q, struct queue_recovered *r)
 		if (m->r[i].state == QR_OPEN)
 			m->open++;
 		if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_RETURN) {
-			m->returning = true;       /* ctl bounce while it was in a delivery: now */
-			m->cancel = QUEUE_CANCEL_RETURNING;
+			m->cancel = QUEUE_CANCEL_RETURNING;   /* ctl bounce while it was in a delivery: now */
 			m->r[i].next_try_s = 0;
 		} else if (m->r[i].state == QR_OPEN && m->r[i].next_try_s >= SPOOLREC_HELD) {
 			m->held = true;            /* held before the restart: still */
@@ -1702,7 +1717,7 @@ static void copy_read_done(struct net_loop *l, struct net_op *op, int res, unsig
 				st[i].state = SPOOLREC_RS_DELIVERED;
 			else if (r->addr && r->state == QR_BOUNCED)
 				st[i].state = SPOOLREC_RS_BOUNCED;
-			else if (m->returning)   /* (ctl bounce: still to bounce after a restart) */
+			else if (msg_returning(m))   /* (ctl bounce: still to bounce after a restart) */
 				st[i] = (struct spoolrec_rstate){ SPOOLREC_RS_DEFERRED, r->attempts,
 				                                  SPOOLREC_RETURN };
 			else if (r->attempts > 0 || r->next_try_s >= SPOOLREC_HELD)   /* (held: kept) */
@@ -2064,7 +2079,6 @@ static size_t msg_delete(struct queue *q, struct queue_msg *m)
 			m->r[i].state = QR_DELETED;
 			k++;
 		}
-	m->deleted = true;
 	__atomic_store_n(&m->cancel, QUEUE_CANCEL_DELETED, __ATOMIC_RELEASE);
 	m->open = 0;
 	timer_cancel(&m->t);
@@ -2083,7 +2097,6 @@ static size_t msg_return(struct queue *q, struct queue_msg *m)
 		k += m->r[i].state == QR_OPEN || m->r[i].state == QR_BUSY;
 		nopen += m->r[i].state == QR_OPEN;
 	}
-	m->returning = true;
 	if (m->cancel != QUEUE_CANCEL_DELETED)
 		__atomic_store_n(&m->cancel, QUEUE_CANCEL_RETURNING, __ATOMIC_RELEASE);
 	m->held = false;
@@ -2118,7 +2131,7 @@ static size_t msg_return(struct queue *q, struct queue_msg *m)
  * ones (a DSN) that must not be picked. */
 static bool each_pick(const struct queue_msg *m, const char *qid)
 {
-	return !m->foreign && m->open > 0 && !m->deleted && (!qid || strcmp(qid, m->qid) == 0);
+	return !m->foreign && m->open > 0 && !msg_deleted(m) && (!qid || strcmp(qid, m->qid) == 0);
 }
 
 static size_t each_msg(struct queue *q, const char *qid, size_t *msgs,

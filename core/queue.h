@@ -129,13 +129,11 @@ struct queue_msg {
 	bool foreign : 1;                  /* another worker's message, delivered here
 	                                      (core/owner): no notes, not in the hash */
 	bool held : 1;                     /* ctl hold: its deferrals wait for a release */
-	bool deleted : 1;                  /* ctl delete: its DONE is noted; jobs still out
-	                                      only log what comes back */
 	bool done_noted : 1;               /* its DONE note is written */
-	bool returning : 1;                /* ctl bounce: what comes back deferred, or is
-	                                      taken from a ready queue, bounces (no retry) */
-	/* QUEUE_CANCEL_*: deleted or returning, for the other workers: one that owns a site
-	 * where a job of this message waits reads it (atomic) before it sends the job */
+	/* QUEUE_CANCEL_*, what the operator asked: deleted (its DONE is noted; jobs still out
+	 * only log what comes back), returning (ctl bounce: what comes back deferred, or is
+	 * taken from a ready queue, bounces; no retry), held. Written by its home; the worker
+	 * that owns a site where a job of it waits reads it (atomic) before it sends the job */
 	uint8_t cancel;
 };
 
