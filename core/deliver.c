@@ -527,6 +527,16 @@ static bool egress_current(const struct dconn *d)
 }
 
 /* An idle connection takes the next ready job of its site. */
+/* A job a proxy cut (requeue_cut) is not given to a connection through that proxy that
+ * was opened before the cut: the proxy dropped its other connections too, most likely,
+ * and this one would only learn it with the job (cut twice, it waits for its next try). */
+static bool may_take(const struct queue_job *j, const void *ctx)
+{
+	const struct dconn *d = ctx;
+	return !(j->requeued && d->proxied && j->cut_server == d->server &&
+	         d->t_start_ms <= j->cut_ms);
+}
+
 static void take_job(struct dconn *d)
 {
 	struct queue_site *s = d->site;
@@ -548,9 +558,14 @@ static void take_job(struct dconn *d)
 			hold_back(q, s, &s->msg_rate);  /* message_rate: this one waits */
 			return;
 		}
-		struct queue_job *j = queue_site_take(s);
-		if (!j)
+		struct queue_job *j = queue_site_take_if(s, may_take, d);
+		if (!j) {
+			/* only jobs a proxy cut, and this connection went through the same one
+			 * before: it makes room for one through another (whose place it takes) */
+			if (s->ready_head)
+				dconn_quit(d);
 			return;
+		}
 		d->job = j;
 		d->started = false;
 		j->t_conn_ms = d->msgs == 0 ? site_queue(d)->loop->now_ms - d->t_start_ms : 0;
@@ -719,8 +734,8 @@ static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
 /* A transaction through a proxy cut before its end of data went out (lost while RSET,
  * MAIL, RCPT or DATA was being answered): nothing can have been delivered, so the job
  * goes back first in its site's line, once, for the next connection (round robin: through
- * another server; none at all while none is up for the source) instead of waiting for
- * its next try. A proxy that dies takes this way the transactions it was carrying, but
+ * another server; none at all while none is up for the source; never one through the same
+ * server opened before the cut: may_take) instead of waiting for its next try. A proxy that dies takes this way the transactions it was carrying, but
  * those whose end of data was sent: they may have been delivered, and wait as any. */
 static bool requeue_cut(struct dconn *d)
 {
@@ -731,6 +746,8 @@ static bool requeue_cut(struct dconn *d)
 	     st != SMTP_CLI_ST_DATA))
 		return false;
 	j->requeued = true;
+	j->cut_server = d->server;
+	j->cut_ms = site_queue(d)->loop->now_ms;
 	d->job = NULL;
 	queue_site_unget(d->site, j);
 	log_info("event=requeued qid=%s site=%s relay=%s while=%s note=\"cut before the end of data: "

@@ -524,11 +524,16 @@ static struct queue_site *site_of_result(struct queue *q, struct queue_job *j,
 
 /* A job of a message the operator deleted or returned meanwhile: ended here, never sent
  * (deleted: dropped; returned: bounced now). True when it was. */
+static uint8_t job_cancel(const struct queue_job *j)
+{
+	return j->home ? __atomic_load_n(&((const struct queue_job *)j->home)->m->cancel,
+	                                 __ATOMIC_ACQUIRE)
+	               : j->m->cancel;
+}
+
 static bool job_cancelled(struct queue_job *j)
 {
-	uint8_t c = j->home ? __atomic_load_n(&((struct queue_job *)j->home)->m->cancel,
-	                                      __ATOMIC_ACQUIRE)
-	                    : j->m->cancel;
+	uint8_t c = job_cancel(j);
 	if (c == QUEUE_CANCEL_NONE)
 		return false;
 	j->site = NULL;                    /* (not a site's answer: not in its results) */
@@ -782,23 +787,36 @@ static void job_requeue(struct queue_job *j)
 	deliver_kick(s);
 }
 
-struct queue_job *queue_site_take(struct queue_site *s)
+struct queue_job *queue_site_take_if(struct queue_site *s,
+                                     bool (*ok)(const struct queue_job *j, const void *ctx),
+                                     const void *ctx)
 {
-	for (;;) {
-		struct queue_job *j = s->ready_head;
-		if (!j)
-			return NULL;
-		s->ready_head = j->next;
-		if (!s->ready_head)
-			s->ready_tail = NULL;
+	struct queue_job **pp = &s->ready_head, *prev = NULL;
+	while (*pp) {
+		struct queue_job *j = *pp;
+		/* the operator deleted or returned its message meanwhile (ctl): not sent */
+		bool gone = job_cancel(j) != QUEUE_CANCEL_NONE;
+		if (!gone && ok && !ok(j, ctx)) {
+			prev = j;
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		if (s->ready_tail == j)
+			s->ready_tail = prev;
 		s->nready--;
 		j->next = NULL;
 		j->t_taken_ms = j->q->loop->now_ms;
-		/* the operator deleted or returned its message meanwhile (ctl): not sent */
-		if (job_cancelled(j))
-			continue;
+		if (gone && job_cancelled(j))
+			continue;                  /* (ended there; *pp is the next already) */
 		return j;
 	}
+	return NULL;
+}
+
+struct queue_job *queue_site_take(struct queue_site *s)
+{
+	return queue_site_take_if(s, NULL, NULL);
 }
 
 /* Another worker's job j at our site s: does the reloaded configuration route its

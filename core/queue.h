@@ -154,7 +154,9 @@ struct queue_job {
 	uint64_t t_sched_ms, t_ready_ms, t_taken_ms, t_conn_ms;  /* monotonic: the delays */
 	bool looking;                      /* a DNS lookup is in flight for it */
 	bool requeued;                     /* went back in line once after a proxy cut it
-	                                      before its end of data (core/deliver) */
+	                                      before its end of data (core/deliver): */
+	size_t cut_server;                 /*   that proxy (the pool's server index) */
+	uint64_t cut_ms;                   /*   and when (monotonic) */
 	struct queue_job *home;            /* a foreign job: the home's job, opaque here */
 	unsigned home_worker;              /*   and its worker */
 	/* a DSN waiting for its message's body to be read back (core/bounce quotes its
@@ -282,6 +284,11 @@ void queue_recovered_free(struct queue_recovered *r);
 /* For core/deliver: the next ready job of site s (NULL: none), its body (NULL while it is
  * being read: the job is handed back through deliver_body_ready), and the end. */
 struct queue_job *queue_site_take(struct queue_site *s);
+/* The same, but the first ready job ok(j, ctx) accepts (NULL: none does; the others stay
+ * in line, in order). */
+struct queue_job *queue_site_take_if(struct queue_site *s,
+                                     bool (*ok)(const struct queue_job *j, const void *ctx),
+                                     const void *ctx);
 /* Put j (just taken) back first in line, without waking the site. */
 void queue_site_unget(struct queue_site *s, struct queue_job *j);
 /* 1: body ready in *body, *len; 0: a read was started, deliver_job_body() follows; <0: error. */

@@ -1,9 +1,13 @@
 # A proxy that dies under a transaction before its end of data went out: nothing can
 # have been delivered, so the job goes back in line at once (once) and leaves through the
-# other proxy, instead of waiting for its next try (retry_schedule, here 60 s).
-#  Pool [a proxy that forwards to the sink and dies at the first MAIL FROM it sees (every
-#  connection dropped, new connects refused), a HAProxy]: 30 messages all arrive within
-#  10 s, none deferred, the cut ones logged event=requeued, none put back twice.
+# other proxy, instead of waiting for its next try (retry_schedule, here 60 s). The
+# connections that proxy carried are dead too, but the relay learns it one by one: a job
+# put back is not given to one of them (cut twice, it would wait for its next try).
+#  Pool [a proxy that forwards to the sink and, at the first MAIL FROM it sees, cuts that
+#  connection, refuses new ones and cuts each other one as it begins its next transaction
+#  (RSET or MAIL: replies still come back, so the relay sees them idle and well), a
+#  HAProxy]: 30 messages all arrive within 10 s, none deferred, the cut ones logged
+#  event=requeued, none put back twice.
 . "$(dirname "$0")/lib.sh"
 command -v haproxy > /dev/null || fail "haproxy not installed"
 L=$T/relay.log
@@ -12,7 +16,8 @@ HA=$(free_port)
 haproxy_out a "$HA"
 HPID=${HAP_PID[a]}
 # the dying proxy: reads the PROXY header, forwards to the sink; at the first MAIL FROM it
-# dies: every connection dropped, the listening socket closed (new connects refused)
+# dies: that connection dropped, the listening socket closed (new connects refused), every
+# other connection dropped when it sends RSET or MAIL
 python3 - "$T/dp.port" "$PG" <<'PY' &
 import socket, sys, os, time, threading
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(128); s.settimeout(0.2)
@@ -30,12 +35,11 @@ def down(x):
     except Exception: pass
 def pump(a, b, watch):
     try:
-        while not dead.is_set():
+        while True:
             d = a.recv(65536)
             if not d: break
-            if watch and b"MAIL FROM" in d:
+            if watch and (b"MAIL FROM" in d or (dead.is_set() and d.startswith(b"RSET"))):
                 dead.set()
-                for x in list(conns): down(x)
                 break
             b.sendall(d)
     except Exception: pass
