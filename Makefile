@@ -150,9 +150,17 @@ test-integration: $(TST)/ringrelay $(TST_TOOLS) $(MAN_OUT) deb
 check-layers:
 	@bash scripts/check-layers.sh
 
+# Everything `make test` runs is built first, one compiler per core (NPROC); the tests
+# themselves then run one phase at a time, as before.
+NPROC ?= $(shell nproc 2>/dev/null || echo 2)
+test-build:
+	@$(MAKE) --no-print-directory -j$(NPROC) $(UNIT_BIN) $(TST)/ringrelay $(TST_TOOLS) \
+	  $(MAN_OUT) all $(patsubst %,$(FUZZ_DIR)/%_fuzz,$(FUZZ_ALL))
+.PHONY: test-build
+
 test: deps
-	@$(MAKE) --no-print-directory check-layers check-man
-	@$(MAKE) --no-print-directory test-unit test-integration
+	@$(MAKE) --no-print-directory check-layers test-build
+	@$(MAKE) --no-print-directory check-man test-unit test-integration
 	@$(MAKE) --no-print-directory fuzz-smoke
 
 bench: deps
