@@ -211,6 +211,7 @@ static void publish_dns(struct wstats *o, const struct dns *d)
 	stats_put(&o->dns_queries, st.queries);
 	stats_put(&o->dns_deadlines, st.deadlines);
 	stats_put(&o->dns_cached, st.cached);
+	stats_put(&o->dns_waiting, st.waiting);
 }
 
 /* ---- the worker's side ----------------------------------------------------------------- */
@@ -582,6 +583,9 @@ static void dns_exposition(struct buf *b, const struct server *srv)
 		  offsetof(struct wstats, dns_deadlines), NULL, NULL, 0 },
 		{ "gauge", "ringrelay_dns_cache_entries", "Domains in the DNS caches.",
 		  offsetof(struct wstats, dns_cached), NULL, NULL, 0 },
+		{ "gauge", "ringrelay_dns_lookups_waiting",
+		  "Lookups in line: each worker lets 64 ask at once.",
+		  offsetof(struct wstats, dns_waiting), NULL, NULL, 0 },
 	};
 	families(b, srv, f, sizeof f / sizeof f[0]);
 }

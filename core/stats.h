@@ -89,7 +89,7 @@ struct wstats {
 	 * try, held, busy in a job; census: 1 once a whole sweep is in them */
 	uint64_t rcpt_scheduled, rcpt_held, rcpt_busy, census;
 	uint64_t dns_results[STATS_DNS_RESULTS], dns_cache_hits, dns_queries;
-	uint64_t dns_qfails[DNS_QF_N], dns_deadlines, dns_cached;
+	uint64_t dns_qfails[DNS_QF_N], dns_deadlines, dns_cached, dns_waiting;
 	uint64_t nsites, nothers;              /* slots published: stats_count_get() */
 	struct stats_site sites[STATS_SITES];
 	struct stats_site others[STATS_OTHERS];

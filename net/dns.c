@@ -111,11 +111,14 @@ struct dns_qarg {                 /* what a query's answer is for */
 	uint8_t fam;
 };
 
-enum dns_stage { DNS_STAGE_MX = 0, DNS_STAGE_ADDR, DNS_STAGE_DONE };
+/* WAIT: begun past the cap (d->max_lookups): in d's flight table, so that lookups of the
+ * same key join it, and in its line (d->wait_head), no query asked, no deadline yet */
+enum dns_stage { DNS_STAGE_MX = 0, DNS_STAGE_ADDR, DNS_STAGE_DONE, DNS_STAGE_WAIT };
 
 struct dns_lookup {
 	struct dns *d;
 	struct dns_lookup *hnext;     /* in d->flight while not done */
+	struct dns_lookup *qnext;     /* in d's line while waiting (DNS_STAGE_WAIT) */
 	struct timer deadline;
 	uint32_t hash;
 	enum dns_stage stage;
@@ -152,7 +155,10 @@ struct dns {
 	struct dns_lookup *flight[DNS_FLIGHT_BUCKETS];
 	struct dns_centry *cache[DNS_CACHE_BUCKETS];
 	struct dns_centry *oldest, *newest;
-	size_t ncached, cache_max, ninflight;
+	size_t ncached, cache_max, ninflight;   /* ninflight: lookups asking (not waiting) */
+	size_t max_lookups, nwaiting;           /* the cap on ninflight; lookups in line */
+	struct dns_lookup *wait_head, *wait_tail;
+	bool starting;                          /* dns_lk_start_waiting is running */
 	uint64_t rng;
 	bool failover;                /* several servers: c-ares fails over on bad answers */
 	unsigned depth;               /* > 0: callbacks are being called */
@@ -567,6 +573,9 @@ static void dns_lk_why(struct dns_lookup *lk, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void dns_lk_start_waiting(struct dns *d);
+static void dns_after_ares(struct dns *d);
+
 /* The lookup has its result: cache it (ttl > 0), hand it to every waiter. */
 static void dns_lk_done(struct dns_lookup *lk, struct dns_res *r)
 {
@@ -580,6 +589,7 @@ static void dns_lk_done(struct dns_lookup *lk, struct dns_res *r)
 	}
 	if (r->ttl && !r->fixed)
 		dns_cache_put(d, lk->domain, lk->hash, r);
+	dns_lk_start_waiting(d);          /* a place is free: the next in line asks */
 	while (lk->waiters) {
 		struct dns_waiter *w = lk->waiters;
 		lk->waiters = w->next;
@@ -873,7 +883,9 @@ static void dns_on_deadline(struct timer *t)
 	} else if (lk->stage == DNS_STAGE_ADDR) {
 		dns_lk_conclude(lk);             /* what is still pending counts as a timeout */
 	}
+	struct dns *d = lk->d;
 	dns_lk_unref(lk);
+	dns_after_ares(d);                   /* (lookups in line may have asked) */
 }
 
 /* ---- c-ares's sockets and timeouts ---- */
@@ -1131,6 +1143,7 @@ struct dns *dns_new(struct net_loop *l, const char *const *servers, size_t nserv
 	d->loop = l;
 	d->timeout_ms = timeout_ms ? timeout_ms : DNS_TIMEOUT_DEFAULT;
 	d->cache_max = DNS_CACHE_MAX;
+	d->max_lookups = DNS_MAX_LOOKUPS;
 	d->rtail = &d->ready;
 	d->tick.fire = dns_on_tick;
 	d->later.fire = dns_on_later;
@@ -1168,6 +1181,53 @@ fail:
 	free(d);
 	free(nodes);
 	return NULL;
+}
+
+/* Lookup lk asks its first queries (its MX records; for a host, its addresses), its
+ * deadline counted from now; it takes one of the d->max_lookups places. Consumes the
+ * reference the caller holds. */
+static void dns_lk_begin(struct dns_lookup *lk)
+{
+	struct dns *d = lk->d;
+	lk->stage = DNS_STAGE_MX;
+	d->ninflight++;
+	dns_timer_arm(d, &lk->deadline, d->timeout_ms);
+	if (lk->hostonly) {
+		lk->hosts[0].name = strdup(lk->domain + 1);    /* "[host]" */
+		if (lk->hosts[0].name)
+			lk->hosts[0].name[strlen(lk->hosts[0].name) - 1] = '\0';
+		lk->site = strdup(lk->domain);
+		if (!lk->hosts[0].name || !lk->site) {
+			free(lk->hosts[0].name);
+			lk->hosts[0].name = NULL;
+			dns_lk_done(lk, &dns_res_nomem);
+		} else {
+			lk->nhosts = 1;
+			dns_lk_addrs(lk);
+		}
+	} else {
+		dns_ask(lk, &lk->mxq, lk->domain, T_MX);
+	}
+	dns_lk_unref(lk);
+}
+
+/* Lookups in line begin while places are free (oldest first). Not reentered: a lookup
+ * that ends at once (no memory) frees its place for the loop here. */
+static void dns_lk_start_waiting(struct dns *d)
+{
+	if (d->starting || d->freeing)
+		return;
+	d->starting = true;
+	while (d->wait_head && d->ninflight < d->max_lookups) {
+		struct dns_lookup *lk = d->wait_head;
+		d->wait_head = lk->qnext;
+		if (!d->wait_head)
+			d->wait_tail = NULL;
+		lk->qnext = NULL;
+		d->nwaiting--;
+		dns_lk_begin(lk);
+	}
+	d->starting = false;
 }
 
 /* A lookup keyed `key` (the domain, or "[host]"): from the cache, joined to one in flight,
@@ -1214,25 +1274,20 @@ static int dns_start(struct dns *d, const char *name, bool hostonly, dns_mx_fn *
 	lk->refs = 1;                        /* ours, until the end of this function */
 	lk->deadline.fire = dns_on_deadline;
 	lk->mxq = (struct dns_qarg){ lk, -1, 0 };
+	lk->hostonly = hostonly;
 	*slot = lk;
-	d->ninflight++;
-	dns_timer_arm(d, &lk->deadline, d->timeout_ms);
-	if (hostonly) {
-		lk->hostonly = true;
-		lk->hosts[0].name = strdup(name);
-		lk->site = strdup(key);
-		if (!lk->hosts[0].name || !lk->site) {
-			free(lk->hosts[0].name);
-			lk->hosts[0].name = NULL;
-			dns_lk_done(lk, &dns_res_nomem);
-		} else {
-			lk->nhosts = 1;
-			dns_lk_addrs(lk);
-		}
-	} else {
-		dns_ask(lk, &lk->mxq, lk->domain, T_MX);
+	if (d->ninflight >= d->max_lookups || d->wait_head) {
+		lk->stage = DNS_STAGE_WAIT;      /* in line; the line's reference is this one */
+		if (d->wait_tail)
+			d->wait_tail->qnext = lk;
+		else
+			d->wait_head = lk;
+		d->wait_tail = lk;
+		d->nwaiting++;
+		d->st.waited++;
+		return 0;
 	}
-	dns_lk_unref(lk);
+	dns_lk_begin(lk);
 	dns_after_ares(d);
 	return 0;
 }
@@ -1261,6 +1316,13 @@ int dns_host(struct dns *d, const char *host, dns_mx_fn *fn, void *ctx)
 	return dns_start(d, name, true, fn, ctx);
 }
 
+void dns_set_max_lookups(struct dns *d, size_t max)
+{
+	d->max_lookups = max ? max : 1;
+	dns_lk_start_waiting(d);
+	dns_after_ares(d);
+}
+
 void dns_set_cache_max(struct dns *d, size_t max)
 {
 	d->cache_max = max ? max : 1;
@@ -1272,6 +1334,7 @@ void dns_stats(const struct dns *d, struct dns_stats *st)
 	*st = d->st;
 	st->cached = d->ncached;
 	st->inflight = d->ninflight;
+	st->waiting = d->nwaiting;
 	st->polls = 0;
 	for (const struct dns_sock *s = d->socks; s; s = s->next)
 		st->polls += s->polling;
@@ -1300,7 +1363,11 @@ void dns_free(struct dns *d)
 		while (d->flight[b]) {
 			struct dns_lookup *lk = d->flight[b];
 			d->flight[b] = lk->hnext;
-			d->ninflight--;
+			bool waiting = lk->stage == DNS_STAGE_WAIT;
+			if (waiting)
+				d->nwaiting--;
+			else
+				d->ninflight--;
 			lk->stage = DNS_STAGE_DONE;  /* its queries' answers are dropped */
 			timer_cancel(&lk->deadline);
 			while (lk->waiters) {
@@ -1309,8 +1376,11 @@ void dns_free(struct dns *d)
 				w->fn(w->ctx, &cancelled);
 				free(w);
 			}
+			if (waiting)                 /* no query holds it: the line's reference */
+				dns_lk_unref(lk);
 		}
 	}
+	d->wait_head = d->wait_tail = NULL;
 	timer_cancel(&d->tick);
 	timer_cancel(&d->later);
 	/* Closes c-ares's sockets (dns_sock_state marks them dead) and answers each query

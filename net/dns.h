@@ -31,6 +31,12 @@
  * evicts the oldest. A cache hit sends no query; its ttl is what is left of it.
  * Lookups of a domain already being resolved join that lookup (one set of queries).
  *
+ * Cap. At most DNS_MAX_LOOKUPS lookups (dns_set_max_lookups) ask at once; one begun past
+ * that waits in line, oldest first, and asks when a place is free; its timeout_ms counts
+ * from then. (20,000 distinct domains asked at once overran a local dnsmasq: 85% timed
+ * out. A line costs one struct per distinct domain, which the jobs waiting for them
+ * bound.) Lookups of a domain already in line join it.
+ *
  * Callbacks. fn is never called from inside dns_mx: every result (cache hits included) is
  * handed over from a later completion of the loop (an IORING_OP_NOP of kind DNS_OP_KICK,
  * or a timer tick when the ring has no room). res and everything it points to are valid
@@ -69,6 +75,7 @@
 #define DNS_MAX_ADDRS 10          /* per host, both families together */
 #define DNS_CACHE_MAX 10000       /* domains */
 #define DNS_TIMEOUT_DEFAULT 5000  /* ms, for timeout_ms 0 */
+#define DNS_MAX_LOOKUPS 64           /* lookups asking at once, per struct dns (see Cap) */
 
 /* The loop's op kinds this module registers (NET_OP_USER + 0..7 belong to others). */
 enum dns_op_kind {
@@ -121,6 +128,8 @@ struct dns;
  * when a server is not an address, or c-ares cannot be set up. */
 struct dns *dns_new(struct net_loop *l, const char *const *servers, size_t nservers,
                     unsigned timeout_ms, char *err, size_t errlen);
+/* The cap on lookups asking at once (0 counts as 1); lookups in line begin if it rose. */
+void dns_set_max_lookups(struct dns *d, size_t max);
 /* Pending callbacks get DNS_CANCELLED first. dns_free(NULL) is a no-op. */
 void dns_free(struct dns *d);
 
@@ -162,7 +171,8 @@ const char *dns_qfail_str(enum dns_qfail f);   /* "nxdomain", "nodata", ... */
 struct dns_stats {
 	uint64_t lookups;          /* dns_mx calls accepted */
 	uint64_t cache_hits;       /* ... answered from the cache */
-	uint64_t joined;           /* ... that joined a lookup in flight */
+	uint64_t joined;           /* ... that joined a lookup in flight (or in line) */
+	uint64_t waited;           /* lookups begun in line (past the cap) */
 	uint64_t queries;          /* DNS queries asked (MX, A, AAAA) */
 	uint64_t deadlines;        /* lookups ended by timeout_ms */
 	uint64_t evictions;        /* cached domains evicted for room */
@@ -173,7 +183,8 @@ struct dns_stats {
 	                              to a lookup already ended included) */
 	size_t cached;             /* domains in the cache now (expired ones included until
 	                              they are looked up or evicted) */
-	size_t inflight;           /* lookups in flight now */
+	size_t inflight;           /* lookups asking now (at most the cap) */
+	size_t waiting;            /* lookups in line now */
 	size_t polls;              /* sockets watched now */
 };
 void dns_stats(const struct dns *d, struct dns_stats *st);

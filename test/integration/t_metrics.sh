@@ -200,6 +200,7 @@ d() { val "ringrelay_dns_$1" "$T/m3.txt"; }
 [ "$(d 'query_failures_total\{kind="servfail"\}')" = 0 ] && [ "$(d 'query_failures_total\{kind="timeout"\}')" = 0 ] ||
   fail "servfail or timeout counted from a dnsmasq that answers everything"
 [ "$(d cache_entries)" -ge 9 ] || fail "cache entries: $(d cache_entries)"
+[ "$(d lookups_waiting)" = 0 ] || fail "lookups waiting after the rounds: '$(d lookups_waiting)'"
 ok "DNS: $(d 'lookups_total\{result="ok"\}') ok, $(d 'lookups_total\{result="nxdomain"\}') NXDOMAIN, $(d cache_hits_total) cache hits, $(d queries_total) queries"
 rr_stop
 dns_stop

@@ -828,6 +828,133 @@ Test(dns, free_with_lookups_pending_cancels_them)
 	/* what was not freed would show up in LeakSanitizer's report at exit */
 }
 
+/* The cap: past dns_set_max_lookups, lookups wait in line (joined by lookups of the same
+ * domain) and ask, oldest first, as places free up; never more asking than the cap. */
+Test(dns, cap_lines_lookups_up)
+{
+	struct dns *d = t_dns();
+	dns_set_max_lookups(d, 2);
+	struct t_got g[7];
+	memset(g, 0, sizeof g);
+	char name[6][32];
+	for (int i = 0; i < 6; i++) {
+		snprintf(name[i], sizeof name[i], "line%d.test", i);
+		cr_assert_eq(t_mx(d, name[i], &g[i]), 0);
+	}
+	cr_assert_eq(t_mx(d, "LINE5.test", &g[6]), 0);   /* joins the one in line */
+	struct dns_stats st = t_stats(d);
+	cr_expect_eq(st.inflight, 2);
+	cr_expect_eq(st.waiting, 4);
+	cr_expect_eq(st.waited, 4);
+	cr_expect_eq(st.joined, 1);
+	cr_expect_eq(st.queries, 2, "only the first two asked: %lu", (unsigned long)st.queries);
+	size_t most = 0;
+	uint64_t end = timer_now_ms() + 10000;
+	for (;;) {
+		bool all = true;
+		for (int i = 0; i < 7; i++)
+			all &= g[i].calls > 0;
+		if (all)
+			break;
+		cr_assert(timer_now_ms() < end, "not every lookup ended");
+		t_turn();
+		st = t_stats(d);
+		if (st.inflight > most)
+			most = st.inflight;
+		cr_assert_leq(st.inflight, 2, "%zu asking", st.inflight);
+	}
+	cr_expect_eq(most, 2);
+	for (int i = 0; i < 7; i++) {
+		cr_expect_eq(g[i].calls, 1);
+		cr_expect_not(g[i].inside);
+		cr_expect_eq(g[i].status, DNS_NXDOMAIN, "%d: %s %s", i, dns_status_str(g[i].status),
+		             g[i].error);
+	}
+	st = t_stats(d);
+	cr_expect_eq(st.inflight, 0);
+	cr_expect_eq(st.waiting, 0);
+	cr_expect_eq(st.queries, 6, "one MX query a domain: %lu", (unsigned long)st.queries);
+	t_free(d);
+}
+
+/* A lookup in line has its whole timeout from when it asks: with a cap of one and a
+ * server that never answers, the second is still waiting for its answer when the first
+ * gives up, and gives up only after its own timeout. */
+Test(dns, cap_timeout_counts_from_the_start)
+{
+	struct dns *d = t_dns_at(silent_port, 300);
+	dns_set_max_lookups(d, 1);
+	struct t_got g[2];
+	memset(g, 0, sizeof g);
+	cr_assert_eq(t_mx(d, "first.org", &g[0]), 0);
+	cr_assert_eq(t_mx(d, "second.org", &g[1]), 0);
+	cr_expect_eq(t_stats(d).waiting, 1);
+	RUN_UNTIL(g[0].calls > 0, 5000);
+	cr_expect_eq(g[0].status, DNS_TEMPFAIL);
+	cr_expect_eq(g[1].calls, 0, "the second ended with the first: %s", g[1].error);
+	struct dns_stats st = t_stats(d);
+	cr_expect_eq(st.inflight, 1, "the second asks now");
+	cr_expect_eq(st.waiting, 0);
+	RUN_UNTIL(g[1].calls > 0, 5000);
+	cr_expect_eq(g[1].status, DNS_TEMPFAIL);
+	cr_expect_str_eq(g[1].error, "timeout for second.org MX");
+	t_free(d);
+}
+
+/* Raising the cap lets the line ask at once; freeing cancels the lookups still in line
+ * (and frees them: LeakSanitizer would say). */
+Test(dns, cap_raised_and_freed_with_a_line)
+{
+	struct dns *d = t_dns_at(silent_port, 5000);
+	dns_set_max_lookups(d, 1);
+	struct t_got g[5];
+	memset(g, 0, sizeof g);
+	for (int i = 0; i < 3; i++) {
+		char name[32];
+		snprintf(name, sizeof name, "raise%d.org", i);
+		cr_assert_eq(t_mx(d, name, &g[i]), 0);
+	}
+	cr_expect_eq(t_stats(d).waiting, 2);
+	dns_set_max_lookups(d, 3);
+	struct dns_stats st = t_stats(d);
+	cr_expect_eq(st.inflight, 3);
+	cr_expect_eq(st.waiting, 0);
+	dns_set_max_lookups(d, 1);              /* lowered: those asking go on, new ones wait */
+	cr_assert_eq(t_mx(d, "late.org", &g[3]), 0);
+	cr_assert_eq(t_mx(d, "hostname.org", &g[4]), 0);
+	st = t_stats(d);
+	cr_expect_eq(st.inflight, 3);
+	cr_expect_eq(st.waiting, 2);
+	dns_free(d);
+	for (int i = 0; i < 5; i++) {
+		cr_expect_eq(g[i].calls, 1, "lookup %d: called %d times", i, g[i].calls);
+		cr_expect_eq(g[i].status, DNS_CANCELLED, "lookup %d: %s", i,
+		             dns_status_str(g[i].status));
+	}
+	for (int i = 0; i < 5; i++)
+		net_loop_turn(&loop);
+}
+
+/* dns_host's lookups wait in the same line and keep their host name. */
+Test(dns, cap_host_lookup_in_line)
+{
+	struct dns *d = t_dns();
+	dns_set_max_lookups(d, 1);
+	struct t_got g[2];
+	memset(g, 0, sizeof g);
+	cr_assert_eq(t_mx(d, "ex.test", &g[0]), 0);
+	in_dns_mx = true;
+	cr_assert_eq(dns_host(d, "mx1.ex.test", t_cb, &g[1]), 0);
+	in_dns_mx = false;
+	cr_expect_eq(t_stats(d).waiting, 1);
+	RUN_UNTIL(g[0].calls && g[1].calls, 10000);
+	cr_expect_eq(g[1].status, DNS_OK, "%s: %s", dns_status_str(g[1].status), g[1].error);
+	cr_expect_eq(g[1].nhosts, 1);
+	cr_expect_str_eq(g[1].hosts[0].name, "mx1.ex.test");
+	cr_expect_str_eq(g[1].site, "[mx1.ex.test]");
+	t_free(d);
+}
+
 Test(dns, free_after_the_loop_is_gone)
 {
 	struct dns *d = t_dns_at(silent_port, 5000);
