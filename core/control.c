@@ -690,6 +690,7 @@ static struct ops_service control_svc = {
 	.gone = control_gone,
 	.in_max = 2 * CONTROL_LINE_MAX + 8192,
 	.max_conns = CONTROL_CONNS_MAX,
+	.request_ms = CONTROL_REQUEST_MS,
 	.deadline_ms = CONTROL_DEADLINE_MS,
 	.fd = -1,
 };

@@ -34,7 +34,8 @@
                                               (whole messages: the one that crosses it
                                               is listed) */
 #define CONTROL_CONNS_MAX 16u
-#define CONTROL_DEADLINE_MS 60000u
+#define CONTROL_REQUEST_MS 5000u          /* for the request line to come (core/ops) */
+#define CONTROL_DEADLINE_MS 60000u         /* then for the answer to go */
 #define CONTROL_CLIENT_TIMEOUT_S 30        /* ringrelay ctl gives up after */
 #define CONTROL_RELOAD_WAIT_MS 20000u
 

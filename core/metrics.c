@@ -725,6 +725,7 @@ static struct ops_service metrics_svc = {
 	.input = metrics_input,
 	.in_max = METRICS_REQ_MAX + 8192,         /* room for the read that crosses the limit */
 	.max_conns = METRICS_CONNS_MAX,
+	.request_ms = METRICS_HEAD_MS,
 	.deadline_ms = METRICS_REQ_MS,
 	.fd = -1,
 };

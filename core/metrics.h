@@ -20,7 +20,8 @@ struct server;
 struct worker;
 
 #define METRICS_REQ_MAX 8192u
-#define METRICS_REQ_MS 10000u
+#define METRICS_HEAD_MS 5000u              /* for the request's head to come (core/ops) */
+#define METRICS_REQ_MS 10000u              /* then for the answer to go */
 #define METRICS_CONNS_MAX 32u
 
 /* The sum over the workers of the published counter at offset off of struct wstats

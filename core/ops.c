@@ -57,7 +57,12 @@ static size_t on_input(struct net_stream *s, const uint8_t *p, size_t n)
 	struct ops_conn *c = (struct ops_conn *)(void *)s;     /* s is the first member */
 	if (c->answered)
 		return n;                      /* after the answer: nothing more is read */
-	return c->svc->input(c, p, n);
+	size_t used = c->svc->input(c, p, n);
+	if (!c->asked && (used > 0 || c->answered) && !c->evicted) {
+		c->asked = true;               /* the request's time is over: the exchange's */
+		timer_arm(&O.loop.wheel, &c->t, c->svc->deadline_ms);
+	}
+	return used;
 }
 
 static void on_lost(struct net_stream *s, int res)
@@ -70,6 +75,8 @@ static void on_release(struct net_stream *s)
 {
 	struct ops_conn *c = (struct ops_conn *)(void *)s;
 	timer_cancel(&c->t);
+	if (c->evicted)
+		c->svc->nevicted--;
 	if (c->svc->gone)
 		c->svc->gone(c);
 	if (c->prev)
@@ -94,13 +101,36 @@ static void on_deadline(struct timer *t)
 	net_stream_abort(&c->s);           /* too slow: cut */
 }
 
+/* All of svc's places are taken: cut the oldest of its connections that has not asked
+ * yet (O.conns is newest first), if any; its place is free once it is released. The cut
+ * ones are bounded too (max_conns of them at once). */
+static bool evict_idle(struct ops_service *svc)
+{
+	if (svc->nevicted >= svc->max_conns)
+		return false;
+	struct ops_conn *old = NULL;
+	for (struct ops_conn *c = O.conns; c; c = c->next)
+		if (c->svc == svc && !c->asked && !c->evicted)
+			old = c;
+	if (!old)
+		return false;
+	old->evicted = true;
+	svc->nevicted++;
+	svc->evicted++;
+	timer_cancel(&old->t);
+	net_stream_abort(&old->s);
+	return true;
+}
+
 static void on_accept(struct listener_acceptor *a, int fd)
 {
 	struct ops_service *svc = a->ctx;
 	if (fd < 0)
 		return;
-	struct ops_conn *c = svc->nconns < svc->max_conns && !O.stopping ? calloc(1, svc->conn_size)
-	                                                                 : NULL;
+	if (!O.stopping && svc->nconns - svc->nevicted >= svc->max_conns)
+		evict_idle(svc);
+	struct ops_conn *c = svc->nconns - svc->nevicted < svc->max_conns && !O.stopping
+	                   ? calloc(1, svc->conn_size) : NULL;
 	if (!c) {
 		svc->refused++;
 		close(fd);
@@ -112,7 +142,7 @@ static void on_accept(struct listener_acceptor *a, int fd)
 	net_stream_init(&c->s, &O.loop, fd, &conn_ops);
 	c->s.in_max = svc->in_max;
 	c->t.fire = on_deadline;
-	timer_arm(&O.loop.wheel, &c->t, svc->deadline_ms);
+	timer_arm(&O.loop.wheel, &c->t, svc->request_ms ? svc->request_ms : svc->deadline_ms);
 	c->next = O.conns;
 	if (O.conns)
 		O.conns->prev = c;
@@ -237,8 +267,8 @@ void ops_stop(void)
 	pthread_join(O.thread, NULL);
 	O.running = false;
 	for (size_t i = 0; i < O.nsvc; i++)
-		log_info("event=ops_stopped service=%s accepted=%llu refused=%llu", O.svc[i]->name,
-		         (unsigned long long)O.svc[i]->accepted,
-		         (unsigned long long)O.svc[i]->refused);
+		log_info("event=ops_stopped service=%s accepted=%llu refused=%llu evicted=%llu",
+		         O.svc[i]->name, (unsigned long long)O.svc[i]->accepted,
+		         (unsigned long long)O.svc[i]->refused, (unsigned long long)O.svc[i]->evicted);
 	control_close(-1);
 }

@@ -5,9 +5,13 @@
  * for the rest by letter (net/post, through the workers' post office).
  *
  * A service is a listener with its own connection type (struct ops_conn first), an input
- * function, a bound on connections at once (more are closed at accept), on the octets a
- * request may pile up (then the stream is lost) and a deadline for the whole exchange
- * (then the connection is cut). The thread starts before the workers' first scrape or
+ * function, a bound on connections at once, on the octets a request may pile up (then the
+ * stream is lost), a time for the request to arrive (request_ms: until input() first
+ * takes octets) and a deadline for the exchange once asked (deadline_ms); past either the
+ * connection is cut. A connection that comes when all places are taken takes the place of
+ * the oldest one that has not asked yet (a client that connects and says nothing, or
+ * trickles half a request, cannot keep the operator out); when every place is asking, it
+ * is closed at once. The thread starts before the workers' first scrape or
  * command can come and stops after the workers (their last figures and answers are in). */
 #ifndef CORE_OPS_H
 #define CORE_OPS_H
@@ -30,12 +34,12 @@ struct ops_service {
 	size_t (*input)(struct ops_conn *c, const uint8_t *p, size_t n);
 	void (*gone)(struct ops_conn *c);  /* optional: before the connection is freed */
 	size_t in_max;
-	unsigned max_conns, deadline_ms;
+	unsigned max_conns, request_ms, deadline_ms;
 	/* the thread's */
 	struct listener_acceptor acc;
 	int fd;
-	unsigned nconns;
-	uint64_t accepted, refused;
+	unsigned nconns, nevicted;         /* nevicted: of nconns, cut for a newer one */
+	uint64_t accepted, refused, evicted;
 };
 
 struct ops_conn {
@@ -44,6 +48,8 @@ struct ops_conn {
 	struct ops_conn *next, *prev;
 	struct ops_service *svc;
 	bool answered;
+	bool asked;                        /* input() took octets: a request came */
+	bool evicted;                      /* cut to make room (counted in svc->nevicted) */
 };
 
 /* Open the control socket and (when configured) the metrics listener, and start the

@@ -161,9 +161,42 @@ out=$(ctl status 2>&1); rc=$?
 expect_match "$out" '(cannot reach the daemon at .*control.sock: Connection refused \(is it running|the daemon closed without an answer)' "no daemon said"
 rr_start
 ctl status > /dev/null || fail "the stale socket was not replaced"
+# 20 connections that say nothing (16 places) and one trickling half a line: ctl still
+# answers at once, each time (it takes the place of the oldest silent one), and the
+# silent ones are cut when their 5 s for the request are over
+python3 - "$T/spool/control.sock" > "$T/silent.txt" <<'PY' &
+import socket, sys, time
+held = []
+for i in range(20):
+    s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); held.append(s)
+held[-1].sendall(b"stat")
+open(sys.argv[1] + ".held", "w").close()
+end = time.time() + 30
+cut = 0
+for s in held:
+    s.settimeout(max(0.1, end - time.time()))
+    try:
+        if s.recv(100) == b"":
+            cut += 1
+    except ConnectionResetError:
+        cut += 1
+    except socket.timeout:
+        pass
+print("cut=%d" % cut)
+PY
+SP=$!
+wait_until 10 test -e "$T/spool/control.sock.held" || fail "the silent connections"
+for i in 1 2 3; do
+  out=$(timeout 10 "$RR_BIN" ctl -c "$T/ringrelay.yaml" status 2>&1) || fail "ctl status with every place held ($i): $out"
+done
+wait $SP
+grep -q '^cut=20$' "$T/silent.txt" || fail "the silent connections: $(cat "$T/silent.txt"), want all 20 cut"
+rm -f "$T/spool/control.sock.held"
 rr_stop
+grep -q "event=ops_stopped service=control accepted=[0-9]* refused=0 evicted=[1-9]" "$T/relay.log" ||
+  fail "$(grep "event=ops_stopped service=control" "$T/relay.log" | tail -1)"
 [ ! -e "$T/spool/control.sock" ] || fail "the socket is left after a clean stop"
-ok "unknown command, wrong arguments (exit 2), no command, a long line, no daemon (exit 1 at once), stale socket replaced, removed at stop"
+ok "unknown command, wrong arguments (exit 2), no command, a long line, no daemon (exit 1 at once), stale socket replaced, 3 of 3 answered with every place held by silent connections (20 cut), removed at stop"
 
 # an answer without its closing "." line was cut: exit 1, nothing printed as if whole
 python3 - "$T/spool/control.sock" <<'PY' &

@@ -322,6 +322,40 @@ print(s.recv(100).decode(errors="replace").splitlines()[0])
 PY
 grep -q '^HTTP/1.0 431' "$T/big.txt" || fail "an endless head: $(cat "$T/big.txt")"
 scrape > /dev/null 2> "$T/h.txt"; grep -q '^HTTP 200' "$T/h.txt" || fail "no scrape after the hostile ones"
+# every one of the 32 places held by a half-sent request (and 8 more knocking): a scrape
+# still gets through, each time, taking the place of the oldest silent one; the silent
+# ones are cut when their 5 s for the head are over
+python3 - "$MP" > "$T/hold.txt" <<'PY'
+import http.client, socket, sys, time
+port = int(sys.argv[1])
+held = []
+for i in range(40):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nX-Half: ")
+    held.append(s)
+    time.sleep(0.01)
+ok = 0
+for i in range(5):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("GET", "/metrics")
+    r = c.getresponse(); r.read()
+    ok += r.status == 200
+    c.close()
+end = time.time() + 30
+cut = 0
+for s in held:
+    s.settimeout(max(0.1, end - time.time()))
+    try:
+        if s.recv(100) == b"":
+            cut += 1
+    except (ConnectionResetError, BrokenPipeError):
+        cut += 1
+    except socket.timeout:
+        pass
+print("scrapes=%d cut=%d" % (ok, cut))
+PY
+grep -q '^scrapes=5 cut=40$' "$T/hold.txt" || fail "with the places held by half-sent requests: $(cat "$T/hold.txt"), want 5 scrapes and all 40 cut"
 rr_stop
-grep -q 'event=ops_stopped service=metrics accepted=[0-9]' "$L" || fail "no ops_stopped line for metrics"
-ok "404, 405, 431 for a head past 8 KiB; scrapes go on; stopped cleanly"
+grep -q 'event=ops_stopped service=metrics accepted=[0-9]* refused=[0-9]* evicted=[1-9]' "$L" ||
+  fail "no ops_stopped line for metrics with evictions: $(grep 'event=ops_stopped service=metrics' "$L")"
+ok "404, 405, 431 for a head past 8 KiB; 5 of 5 scrapes with every place held by a half-sent request (40 cut); stopped cleanly"
