@@ -192,6 +192,7 @@ static const cyaml_schema_field_t spool_fields[] = {
 
 static const cyaml_schema_field_t dns_fields[] = {
 	STRSEQ("servers", struct raw_dns, servers),
+	NUM("max_lookups"),
 	CYAML_FIELD_END
 };
 
@@ -515,6 +516,7 @@ enum cfg_num_key {
 	CFG_N_MAX_AGE,
 	CFG_N_SPOOL_MIN_FREE,
 	CFG_N_METRICS_PORT,
+	CFG_N_DNS_MAX_LOOKUPS,
 };
 
 #define CFG_SHUTDOWN_TIMEOUT_MAX 3600u
@@ -533,6 +535,9 @@ static const struct cfg_num_range {
 	[CFG_N_PORT] = { 2525, 0, 65535 },
 	/* Prometheus' exporter registry has no port of ours: 9325 is free there; 0 = any */
 	[CFG_N_METRICS_PORT] = { 9325, 0, 65535 },
+	/* per worker (net/dns's line): 64 kept a local dnsmasq from dropping queries under
+	 * 20,000 distinct domains where 256 did not; 10,000 queries out at once is a flood */
+	[CFG_N_DNS_MAX_LOOKUPS] = { 64, 1, 10000 },
 	[CFG_N_PROXY_TIMEOUT] = { 30, 1, CFG_PROXY_TIMEOUT_MAX },
 	/* 16 fixed + 216 (the largest address block, UNIX) at least; 16 + 65535 at most. */
 	[CFG_N_PROXY_MAX_HEADER] = { 4096, 232, 65551 },
@@ -1826,6 +1831,8 @@ static int cfg_top(struct cfg_ctx *x, const struct raw_config *r, struct config 
 		c->metrics = true;
 	}
 
+	if (cfg_uint(x, "dns.max_lookups", CFG_N_DNS_MAX_LOOKUPS, &c->dns_max_lookups) < 0)
+		return -1;
 	if (d != NULL && d->servers_count > 0) {
 		c->dns_servers = calloc(d->servers_count, sizeof(char *));
 		if (c->dns_servers == NULL)

@@ -181,6 +181,7 @@ struct config {
 	uint64_t spool_min_free;
 	char **dns_servers;                /* default none: /etc/resolv.conf */
 	size_t ndns_servers;
+	unsigned dns_max_lookups;          /* MX/host lookups a worker lets ask at once */
 	/* metrics: { address, port }: the Prometheus listener (core/metrics), off without
 	 * the section; address default 127.0.0.1, port 9325 (0: any free one) */
 	bool metrics;

@@ -584,7 +584,7 @@ static void dns_exposition(struct buf *b, const struct server *srv)
 		{ "gauge", "ringrelay_dns_cache_entries", "Domains in the DNS caches.",
 		  offsetof(struct wstats, dns_cached), NULL, NULL, 0 },
 		{ "gauge", "ringrelay_dns_lookups_waiting",
-		  "Lookups in line: each worker lets 64 ask at once.",
+		  "Lookups in line: each worker lets dns.max_lookups ask at once.",
 		  offsetof(struct wstats, dns_waiting), NULL, NULL, 0 },
 	};
 	families(b, srv, f, sizeof f / sizeof f[0]);

@@ -897,6 +897,8 @@ void queue_reconfigured(struct queue *q)
 {
 	if (q->stopping)
 		return;
+	if (q->dns)                        /* (dns.servers cannot change on a reload) */
+		dns_set_max_lookups(q->dns, qcfg(q)->dns_max_lookups);
 	unsigned moved = 0;
 	for (struct queue_site *s = q->sites; s; s = s->next)
 		moved += site_regroup(q, s, site_source_gone(q, s));
@@ -1830,6 +1832,8 @@ int queue_init(struct queue *q, struct worker *w, struct net_loop *l, struct spo
 	if (!q->dns)
 		log_warn("event=dns_unavailable worker=%u error=\"%s\" note=\"mx next hops are deferred\"",
 		         w->id, err);
+	else
+		dns_set_max_lookups(q->dns, cfg->dns_max_lookups);
 	/* The segments this worker reclaims: its own and a vanished index's (before the
 	 * messages of the start-up scan are adopted and counted in them). */
 	spool_reclaim_enable(sp, queue_reclaim_copy, q);

@@ -75,7 +75,8 @@
 #define DNS_MAX_ADDRS 10          /* per host, both families together */
 #define DNS_CACHE_MAX 10000       /* domains */
 #define DNS_TIMEOUT_DEFAULT 5000  /* ms, for timeout_ms 0 */
-#define DNS_MAX_LOOKUPS 64           /* lookups asking at once, per struct dns (see Cap) */
+#define DNS_MAX_LOOKUPS 64           /* lookups asking at once, per struct dns (see Cap;
+                                        the relay sets dns.max_lookups) */
 
 /* The loop's op kinds this module registers (NET_OP_USER + 0..7 belong to others). */
 enum dns_op_kind {

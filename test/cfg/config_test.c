@@ -119,6 +119,7 @@ static void expect_defaults(const struct config *c)
 	cr_expect_str_eq(c->spool_path, "./spool");
 	cr_expect(c->spool_sync);
 	cr_expect_eq(c->ndns_servers, 0);
+	cr_expect_eq(c->dns_max_lookups, 64);
 
 	cr_assert_eq(c->nlisteners, 1);
 	expect_default_listener(&c->listeners[0]);
@@ -348,6 +349,9 @@ Test(config, bad_configs_point_at_the_offending_value)
 		{ "listeners:\n  - id: a\n    proxy_protocol: trusted\n    proxy_hosts: [192.0.2.300]\n",
 		  "x.yaml:4:19: ", "invalid address '192.0.2.300' in listeners[0].proxy_hosts" },
 		{ "dns:\n  servers: ['127.0.0.1:99999']\n", "x.yaml:2:13: ", "invalid DNS server" },
+		{ "dns:\n  max_lookups: 0\n", "x.yaml:2:16: ", "dns.max_lookups: 0 is out of range" },
+		{ "dns:\n  max_lookups: 10001\n", "x.yaml:2:16: ", "dns.max_lookups: 10001 is out of range" },
+		{ "dns:\n  max_lookups: -1\n", "x.yaml:2:16: ", "dns.max_lookups" },
 		/* ports and numbers */
 		{ "listeners:\n  - id: a\n    port: 70000\n", "x.yaml:3:11: ",
 		  "listeners[0].port: 70000 is out of range (0..65535)" },
@@ -587,6 +591,7 @@ Test(config, addresses_nexthops_servers)
 	struct config *c = must_load(
 		"dns:\n"
 		"  servers: ['127.0.0.1:5353', '::1', '[::1]:53', '192.0.2.53']\n"
+		"  max_lookups: 010\n"
 		"listeners:\n"
 		"  - { id: v6, address: '::1', port: 0 }\n"
 		"  - { id: v6b, address: '[::]', port: 0 }\n"
@@ -600,6 +605,7 @@ Test(config, addresses_nexthops_servers)
 		"  - { id: p, version: 1, servers: ['192.0.2.2:2525', '[2001:db8::2]:2525'] }\n");
 	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->listeners[0].addr;
 	cr_expect_eq(c->ndns_servers, 4);
+	cr_expect_eq(c->dns_max_lookups, 10, "base 10: %u", c->dns_max_lookups);
 	cr_expect_eq(c->listeners[0].addr.ss_family, AF_INET6);
 	cr_expect_eq(c->listeners[0].addrlen, sizeof(struct sockaddr_in6));
 	cr_expect_eq(ntohs(sin6->sin6_port), 0);

@@ -1,6 +1,6 @@
 # Many distinct domains at once: 5,000 recipients, each of its own domain, resolved
 # through a dnsmasq on loopback (every *.test name has an address and no MX: the implicit
-# MX). Each worker lets at most 64 MX lookups ask at once (net/dns's cap) and lines up the
+# MX). Each worker lets at most dns.max_lookups (48 here) ask at once and lines up the
 # rest: every recipient is delivered, none deferred 4.4.3. Before the cap all 5,000
 # lookups asked at once (15,000 queries) and dnsmasq dropped most: 3,256 of 5,000 deferred
 # "lookup failed: timeout".
@@ -10,7 +10,7 @@ L=$T/relay.log
 N=5000
 sink mx; PM=$S_PORT
 dns_start --address=/test/127.0.0.1
-rr_config "dns:" "  servers: [\"127.0.0.1:$DP\"]" "queue:" "  retry_schedule: [300]" "  max_age: 600" \
+rr_config "dns:" "  servers: [\"127.0.0.1:$DP\"]" "  max_lookups: 48" "queue:" "  retry_schedule: [300]" "  max_age: 600" \
   "limits:" "  max_recipients: 1000"
 RR_TEST_MX_PORT=$PM rr_start
 python3 - "$RR_PORT" "$N" <<'PY' || fail "the messages were not accepted"
