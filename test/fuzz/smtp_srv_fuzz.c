@@ -2,7 +2,9 @@
  *
  * Input: FZ_CFG_LEN octets of configuration, then the client's byte stream.
  *   [0] max_message_size  [1] max_recipients  [2] max_line_length  [3] max_errors
- *       (indexes into small tables, 0 = the session's default, so the limits are hit)
+ *       (low 3 bits: indexes into small tables, 0 = the session's default, so the limits
+ *       are hit); [3] bits 3-4: TLS as the caller made it (none: STARTTLS is unknown;
+ *       offered; required: MAIL before it is 530; active: implicit TLS)
  *   [4] split seed: chunk sizes and how much output the caller drains at a time
  *   [5] spool seed: the answer to each message (queued, queue_failed, refuse, or a
  *       timeout/shutdown while the message waits, then one of those)
@@ -34,11 +36,21 @@
  *     recipient domain allowed, data = the exact Received: header + body, body <=
  *     max_message_size, lines <= max_line_length, CRLF only; the answer chosen writes
  *     exactly its reply and releases the message.
+ *   - at SMTP_SRV_EV_STARTTLS: the last reply was "220 2.0.0 Ready to start TLS", the
+ *     feed stopped right behind the STARTTLS line's LF (the same offset in all three
+ *     runs: nothing the client pipelined behind it was consumed, CVE-2011-0411), the
+ *     session is out of any transaction; the rest of the stream is then fed as the
+ *     client's first octets over TLS, and a message's Received: says ESMTPS/SMTPS/
+ *     UTF8SMTPS from then on.
  * And on the octet-at-a-time run, against a reference model written here:
  *   - a reply only when an LF is consumed: one reply per command line (plus 421 when
  *     the errors run out), one per refused message;
  *   - command lines: bare CR/LF, too long, NUL, unknown verb and every state refusal
- *     (503/554) with Postfix's exact text; EHLO/HELO/NOOP/RSET/VRFY/QUIT exact replies;
+ *     (503/554) with Postfix's exact text; EHLO/HELO/NOOP/RSET/VRFY/QUIT exact replies
+ *     (EHLO offers STARTTLS while TLS is offered or required and not active); STARTTLS:
+ *     502 without TLS, 554 once active, 501 with an argument, 503 in a transaction,
+ *     else 220 and the session back to before HELO/EHLO; MAIL 530 while TLS is
+ *     required and not active;
  *     MAIL/RCPT successes move the model's state; never more than max_recipients;
  *     "MAIL FROM:<path>" / "RCPT TO:<path>" with a well-formed ASCII path and no
  *     parameters are refused only for the state, the recipient limit (452) or the
@@ -89,6 +101,7 @@ struct fz_cfg {
 	int end_action;                  /* at the end of input: 0 none, 1 timeout, 2 shutdown */
 	size_t t_off;                    /* where the caller calls timeout/shutdown */
 	int t_kind;                      /* 0 none, 1 timeout, 2 shutdown */
+	enum smtp_srv_tls tls;           /* as set before start() */
 	time_t now;
 	size_t bound;                    /* FZ_BOUND: octets written per line consumed */
 	char date[64];
@@ -146,6 +159,7 @@ struct fz_run {
 	bool closed;                     /* a 221/421 was written */
 	bool in_feed;                    /* replies now are answers to the client */
 	unsigned last_code;              /* of the last reply written */
+	enum smtp_srv_tls tls;           /* now: ACTIVE after a STARTTLS event */
 	/* the model */
 	enum fz_st st;
 	bool esmtp;
@@ -479,7 +493,9 @@ static void fz_check_msg(struct fz_run *r, const struct smtp_srv_msg *m, size_t 
 			continue;
 		if (r->mode == 2 && k > 0 && (k == 1) != r->esmtp)
 			continue;
-		hl = fz_received(r, m, protos[k], hdr, sizeof hdr);
+		char proto[16];
+		snprintf(proto, sizeof proto, "%s%s", protos[k], r->tls == SMTP_SRV_TLS_ACTIVE ? "S" : "");
+		hl = fz_received(r, m, proto, hdr, sizeof hdr);
 		hdr_ok = hl <= m->len && memcmp(m->data, hdr, hl) == 0;
 	}
 	FZ_CHECK(hdr_ok);
@@ -646,11 +662,13 @@ static void fz_model_command(struct fz_run *r, size_t end)
 			                          : "501 5.5.4 Syntax: HELO hostname"));
 			return;
 		}
+		bool offer = r->tls == SMTP_SRV_TLS_OFFER || r->tls == SMTP_SRV_TLS_REQUIRE;
 		if (e)
 			snprintf(want, sizeof want,
 			         "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-VRFY\r\n"
-			         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
-			         c->host, (unsigned long long)c->eff.max_message_size);
+			         "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n%s250 SMTPUTF8\r\n",
+			         c->host, (unsigned long long)c->eff.max_message_size,
+			         offer ? "250-STARTTLS\r\n" : "");
 		else
 			snprintf(want, sizeof want, "250 %s\r\n", c->host);
 		FZ_CHECK(r->first_len == strlen(want) && memcmp(r->first_reply, want, r->first_len) == 0);
@@ -662,6 +680,8 @@ static void fz_model_command(struct fz_run *r, size_t end)
 			FZ_CHECK(fz_first_is(r, "503 5.5.1 Error: send HELO/EHLO first"));
 		} else if (r->st != FZ_READY) {
 			FZ_CHECK(fz_first_is(r, "503 5.5.1 Error: nested MAIL command"));
+		} else if (r->tls == SMTP_SRV_TLS_REQUIRE) {
+			FZ_CHECK(fz_first_is(r, "530 5.7.0 Must issue a STARTTLS command first"));
 		} else if (code == 250) {
 			FZ_CHECK(fz_first_is(r, "250 2.1.0 Ok"));
 			r->st = FZ_MAIL;
@@ -723,6 +743,20 @@ static void fz_model_command(struct fz_run *r, size_t end)
 		                           : "501 5.5.4 Syntax: VRFY address"));
 	} else if (FZ_VERB("QUIT")) {
 		FZ_CHECK(fz_first_is(r, "221 2.0.0 Bye"));
+	} else if (FZ_VERB("STARTTLS") && r->tls != SMTP_SRV_TLS_NONE) {
+		if (r->tls == SMTP_SRV_TLS_ACTIVE) {
+			FZ_CHECK(fz_first_is(r, "554 5.5.1 Error: TLS already active"));
+		} else if (al > 0) {
+			FZ_CHECK(fz_first_is(r, "501 5.5.4 Syntax: STARTTLS"));
+		} else if (r->st == FZ_MAIL || r->st == FZ_RCPT) {
+			FZ_CHECK(fz_first_is(r, "503 5.5.1 Error: MAIL transaction in progress"));
+		} else {
+			FZ_CHECK(fz_first_is(r, "220 2.0.0 Ready to start TLS"));
+			r->st = FZ_GREETED;      /* RFC 3207 4.2: HELO/EHLO forgotten */
+			r->esmtp = false;
+			r->nrcpt = 0;
+			r->tls = SMTP_SRV_TLS_ACTIVE;
+		}
 	} else {
 		FZ_CHECK(fz_first_is(r, "502 5.5.2 Error: command not recognized"));
 	}
@@ -836,6 +870,9 @@ static void fz_run(struct fz_run *r)
 	FZ_CHECK(!smtp_srv_closing(r->s) && !smtp_srv_in_transaction(r->s));
 	if (c->peer0 != c->peer)
 		FZ_CHECK(smtp_srv_set_peer(r->s, c->peer) == 0);
+	if (c->tls != SMTP_SRV_TLS_NONE)
+		smtp_srv_set_tls(r->s, c->tls);
+	r->tls = c->tls;
 	fz_after_exact(r, NULL);
 	smtp_srv_start(r->s);
 	char banner[400];
@@ -914,6 +951,18 @@ static void fz_run(struct fz_run *r)
 			fz_answer(r);
 			break;
 		}
+		case SMTP_SRV_EV_STARTTLS:
+			/* stopped right behind the STARTTLS line: what the client pipelined
+			 * behind it is its first talk over TLS here (a real caller drops it) */
+			FZ_CHECK(used > 0 && r->in[pos - 1] == '\n');
+			FZ_CHECK(c->tls == SMTP_SRV_TLS_OFFER || c->tls == SMTP_SRV_TLS_REQUIRE);
+			FZ_CHECK(r->last_code == 220 && !r->closed);
+			FZ_CHECK(!smtp_srv_in_transaction(r->s) && !smtp_srv_closing(r->s));
+			if (r->mode == 2)
+				FZ_CHECK(r->tls == SMTP_SRV_TLS_ACTIVE);   /* the model agrees */
+			r->tls = SMTP_SRV_TLS_ACTIVE;
+			fz_putf(&r->ev, "T@%zu;", pos);
+			break;
 		case SMTP_SRV_EV_WAIT:
 			FZ_CHECK(!"WAIT without a pending message");
 			break;
@@ -959,6 +1008,9 @@ static void fz_config(struct fz_cfg *c, const uint8_t *d)
 	c->lim.max_recipients = fz_rcpts[d[1] & 7];
 	c->lim.max_line_length = fz_lines[d[2] & 7];
 	c->lim.max_errors = fz_errs[d[3] & 7];
+	static const enum smtp_srv_tls tls[4] = { SMTP_SRV_TLS_NONE, SMTP_SRV_TLS_OFFER,
+	                                          SMTP_SRV_TLS_REQUIRE, SMTP_SRV_TLS_ACTIVE };
+	c->tls = tls[d[3] >> 3 & 3];
 	c->eff = c->lim;
 	if (!c->eff.max_message_size)
 		c->eff.max_message_size = 52428800;
@@ -985,7 +1037,8 @@ static void fz_config(struct fz_cfg *c, const uint8_t *d)
 	char ehlo[1024];
 	int ne = snprintf(ehlo, sizeof ehlo,
 	                  "250-%s\r\n250-PIPELINING\r\n250-SIZE %llu\r\n250-VRFY\r\n"
-	                  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n",
+	                  "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-STARTTLS\r\n"
+	                  "250 SMTPUTF8\r\n",
 	                  c->host, (unsigned long long)c->eff.max_message_size);
 	size_t e421 = strlen("421 4.7.0  Error: too many errors\r\n") + strlen(c->host);
 	size_t one = fz_known("reply512") ? FZ_555_MAX : FZ_REPLY_MAX;
