@@ -273,6 +273,22 @@ static void tls_failed(struct dconn *d, const char *reason)
 	char why[700], esc[800];
 	snprintf(why, sizeof why, "4.7.5 TLS handshake with %s failed: %s", d->relay, reason);
 	bool opp = d->tls_mode == CONFIG_OUT_TLS_OPPORTUNISTIC;
+	if (d->tls_offered) {
+		/* It failed resuming a session: the server may speak another version now (one
+		 * host of several behind a name, or upgraded; wolfSSL answers a TLS 1.2 server
+		 * to a TLS 1.3 session with a record layer version error). Not held against it:
+		 * the session goes, the next connection makes a full handshake. */
+		struct tlsout_dest *e = tlsout_get(q->tls_cache, d->tls_key);
+		if (e) {
+			net_tls_session_free(e->sess);
+			e->sess = NULL;
+		}
+		log_warn("event=tls_failed site=%s relay=%s reason=\"%s\" note=\"resuming a session: "
+		         "a full handshake on the next connection\"", d->site->key, d->relay,
+		         log_escape_text(esc, sizeof esc, reason));
+		dconn_fail(d, why, false);
+		return;
+	}
 	if (opp) {
 		struct tlsout_dest *e = tlsout_get(q->tls_cache, d->tls_key);
 		if (e) {
@@ -333,8 +349,10 @@ static void tls_begin(struct dconn *d)
 		return;
 	}
 	const struct tlsout_dest *e = tlsout_find(site_queue(d)->tls_cache, d->tls_key);
-	if (e && e->sess)
+	if (e && e->sess) {
 		net_tls_session_use(t, e->sess);
+		d->tls_offered = true;
+	}
 	d->tls_began = true;
 	net_stream_tls(&d->s, t);
 }

@@ -89,6 +89,7 @@ struct dconn {
 	struct net_tls_ctx *tls_ctx;
 	uint64_t tls_key, tls_gen;         /* tls_gen: core/tlsout's table it was made under */
 	bool tls_skip, tls_began, tls_up;
+	bool tls_offered;                  /* a kept session was offered for resumption */
 	char tls_name[256];                /* the MX host's name: SNI and `verify`'s name */
 	char relay_log[520];
 };

@@ -19,7 +19,8 @@
 # Queue durability is Postfix's default (queue files are fsynced). No chroot.
 # PF_TLS_CERT and PF_TLS_KEY (PEM files, read by root at start) turn STARTTLS on for
 # its smtpd (smtpd_tls_security_level = may, loglevel 1: "TLS connection established"
-# lines in its log).
+# lines in its log); PF_TLS_PROTOCOLS (e.g. ">=TLSv1.2, <=TLSv1.2") sets its
+# smtpd_tls_protocols and smtpd_tls_mandatory_protocols.
 # Must run as root. Binds to 127.0.0.1 only.
 set -euo pipefail
 . "$(cd "$(dirname "$0")" && pwd -P)/../lib/peer.sh"
@@ -143,6 +144,10 @@ smtpd_client_recipient_rate_limit = 0
 $(if [ -n "${PF_TLS_CERT:-}" ]; then
   printf 'smtpd_tls_security_level = may\nsmtpd_tls_cert_file = %s\nsmtpd_tls_key_file = %s\nsmtpd_tls_loglevel = 1\n' \
     "$PF_TLS_CERT" "$PF_TLS_KEY"
+  if [ -n "${PF_TLS_PROTOCOLS:-}" ]; then
+    printf 'smtpd_tls_protocols = %s\nsmtpd_tls_mandatory_protocols = %s\n' \
+      "$PF_TLS_PROTOCOLS" "$PF_TLS_PROTOCOLS"
+  fi
 else
   echo 'smtpd_tls_security_level = none'
 fi)
