@@ -279,13 +279,17 @@ static void tls_failed(struct dconn *d, const char *reason)
 		 * to a TLS 1.3 session with a record layer version error). Not held against it:
 		 * the session goes, the next connection makes a full handshake. */
 		struct tlsout_dest *e = tlsout_get(q->tls_cache, d->tls_key);
+		bool v12 = e && e->sess_v12;
 		if (e) {
 			net_tls_session_free(e->sess);
 			e->sess = NULL;
+			if (v12)             /* (net_tls_ask_ticket: another server's ticket) */
+				e->no_ticket = true;
 		}
 		log_warn("event=tls_failed site=%s relay=%s reason=\"%s\" note=\"resuming a session: "
-		         "a full handshake on the next connection\"", d->site->key, d->relay,
-		         log_escape_text(esc, sizeof esc, reason));
+		         "a full handshake on the next connection%s\"", d->site->key, d->relay,
+		         log_escape_text(esc, sizeof esc, reason),
+		         v12 ? ", without asking for a ticket" : "");
 		dconn_fail(d, why, false);
 		return;
 	}
@@ -321,7 +325,8 @@ static bool tls_start(struct dconn *d)
 	char why[700];
 	if (d->cli.tls) {
 		struct net_tls_session *ss = d->s.tls ? net_tls_session_get(d->s.tls) : NULL;
-		tlsout_keep(site_queue(d)->tls_cache, d->tls_key, ss);
+		tlsout_keep(site_queue(d)->tls_cache, d->tls_key, ss,
+		            d->s.tls && strcmp(net_tls_version(d->s.tls), "TLSv1.2") == 0);
 		return false;
 	}
 	if (d->tls_skip)
@@ -349,6 +354,8 @@ static void tls_begin(struct dconn *d)
 		return;
 	}
 	const struct tlsout_dest *e = tlsout_find(site_queue(d)->tls_cache, d->tls_key);
+	if (!e || !e->no_ticket)
+		net_tls_ask_ticket(t);
 	if (e && e->sess) {
 		net_tls_session_use(t, e->sess);
 		d->tls_offered = true;

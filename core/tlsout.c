@@ -169,7 +169,7 @@ struct tlsout_dest *tlsout_get(struct tlsout_cache *c, uint64_t key)
 	return d;
 }
 
-void tlsout_keep(struct tlsout_cache *c, uint64_t key, struct net_tls_session *sess)
+void tlsout_keep(struct tlsout_cache *c, uint64_t key, struct net_tls_session *sess, bool v12)
 {
 	struct tlsout_dest *d = tlsout_get(c, key);
 	if (!d) {
@@ -178,6 +178,7 @@ void tlsout_keep(struct tlsout_cache *c, uint64_t key, struct net_tls_session *s
 	}
 	net_tls_session_free(d->sess);
 	d->sess = sess;
+	d->sess_v12 = v12;
 }
 
 void tlsout_cache_free(struct tlsout_cache *c)

@@ -51,6 +51,8 @@ struct tlsout_dest {
 	uint64_t key;                      /* 0: empty */
 	struct net_tls_session *sess;      /* to resume, or NULL */
 	uint64_t plain_until_ms;           /* opportunistic: no STARTTLS before then */
+	bool sess_v12;                     /* sess is a TLS 1.2 one (a ticket, or an id) */
+	bool no_ticket;                    /* a TLS 1.2 ticket failed here: ask for none */
 };
 
 struct tlsout_cache {
@@ -65,8 +67,9 @@ uint64_t tlsout_key(const char *transport, const struct sockaddr_storage *ss, co
 struct tlsout_dest *tlsout_find(struct tlsout_cache *c, uint64_t key);
 /* Its entry, made when missing (taking over the slot). NULL when c is NULL. */
 struct tlsout_dest *tlsout_get(struct tlsout_cache *c, uint64_t key);
-/* Keep sess (owned from now on) as the destination's session to resume. */
-void tlsout_keep(struct tlsout_cache *c, uint64_t key, struct net_tls_session *sess);
+/* Keep sess (owned from now on) as the destination's session to resume; v12: it was
+ * made at TLS 1.2. */
+void tlsout_keep(struct tlsout_cache *c, uint64_t key, struct net_tls_session *sess, bool v12);
 void tlsout_cache_free(struct tlsout_cache *c);
 
 #endif

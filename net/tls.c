@@ -146,15 +146,6 @@ struct net_tls_ctx *net_tls_ctx_new(const struct net_tls_conf *conf, char *err, 
 		/* Opportunistic (RFC 7435): a client that was given no CA takes any peer. */
 		wolfSSL_CTX_set_verify(ctx, WOLFSSL_VERIFY_NONE, NULL);
 	}
-#ifdef HAVE_SESSION_TICKET
-	/* A client asks for a ticket (RFC 5077): at TLS 1.2 a server such as Postfix keeps
-	 * no session cache by default, so without one nothing could be resumed (TLS 1.3's
-	 * tickets need no asking). */
-	if (!srv && wolfSSL_CTX_UseSessionTicket(ctx) != WOLFSSL_SUCCESS) {
-		snprintf(err, errlen, "wolfSSL_CTX_UseSessionTicket failed");
-		goto fail;
-	}
-#endif
 	wolfSSL_CTX_SetIORecv(ctx, tls_recv);
 	wolfSSL_CTX_SetIOSend(ctx, tls_send);
 	c->ctx = ctx;
@@ -421,6 +412,17 @@ struct net_tls_session *net_tls_session_get(struct net_tls *t)
 	if (!t->established || t->failed || t->c->role != NET_TLS_CLIENT)
 		return NULL;
 	return (struct net_tls_session *)wolfSSL_get1_session(t->ssl);
+}
+
+bool net_tls_ask_ticket(struct net_tls *t)
+{
+#ifdef HAVE_SESSION_TICKET
+	return t->c->role == NET_TLS_CLIENT && !t->established &&
+	       wolfSSL_UseSessionTicket(t->ssl) == WOLFSSL_SUCCESS;
+#else
+	(void)t;
+	return false;
+#endif
 }
 
 void net_tls_session_use(struct net_tls *t, struct net_tls_session *s)

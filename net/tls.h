@@ -113,6 +113,12 @@ bool net_tls_verified(const struct net_tls *t);
  * a resumption. A session is one thread's: keep it in a per-loop cache. */
 struct net_tls_session;
 struct net_tls_session *net_tls_session_get(struct net_tls *t);
+/* A client asks for a TLS 1.2 session ticket (RFC 5077; TLS 1.3 needs no asking), before
+ * its first step: a server that keeps no session cache (Postfix's default) can then
+ * resume. Beware: wolfSSL 5.5's client offering a ticket the server does not take (one
+ * of two servers behind an address, with other ticket keys) fails that handshake with
+ * "Out of order message" instead of making a full one. false: not asked (no support). */
+bool net_tls_ask_ticket(struct net_tls *t);
 void net_tls_session_use(struct net_tls *t, struct net_tls_session *s);
 void net_tls_session_free(struct net_tls_session *s);
 bool net_tls_resumed(const struct net_tls *t);

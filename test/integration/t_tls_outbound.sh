@@ -16,7 +16,8 @@
 #     connections opened before a reload to `required` take no more mail (queued mail
 #     waits and is deferred 4.7.4, none goes out in plaintext after the reload)
 #  6. a private Postfix with STARTTLS as the next hop: "TLS connection established" in
-#     its log, the mail delivered through it; then TLS 1.2 only: sessions resumed
+#     its log, the mail delivered through it; then TLS 1.2 only: sessions resumed; then
+#     two of them behind one address (each its own ticket keys): one failed handshake
 . "$(dirname "$0")/lib.sh"
 . "$HERE/tls_lib.sh"
 tls_cert sinkcert mx.tls.test
@@ -196,7 +197,7 @@ for i in 1 2 3; do
   send "v$i@example.net"
   if ! wait_until 30 eval '[ "$(dumped s6)" -ge '$((i + 1))' ]'; then pf_stop; fail "v$i not delivered through Postfix at TLS 1.2"; fi
 done
-pf_stop
+# (Postfix stays up for the next part)
 n12=$(since | grep -c 'event=tls_out .* version=TLSv1\.2 ')
 r12=$(since | grep -c 'event=tls_out .* version=TLSv1\.2 .* resumed=yes')
 [ "$n12" -ge 3 ] || fail "TLS 1.2 handshakes with Postfix: $n12 of 3"
@@ -207,8 +208,63 @@ done
 since | grep -q 'event=tls_failed .*note="resuming a session' ||
   fail "the TLS 1.3 session offered to the TLS 1.2-only server was not refused as expected (wolfSSL changed?)"
 rr_stop
-dns_stop
 ok "Postfix with STARTTLS: TLS connection established, delivered; at TLS 1.2 only, the old TLS 1.3 session refused once (not plaintext), then $r12 of $n12 handshakes resumed"
+
+# ---- 6c. two Postfix behind one address, each its own ticket keys -----------------------------
+# A forwarder alternates the relay's connections between two TLS 1.2-only Postfix. wolfSSL's
+# client offering the first one's ticket to the second fails that handshake ("Out of order
+# message") instead of making a full one: once, after which the relay asks that
+# destination for no ticket: every message over TLS 1.2, one failed handshake (before the
+# per-destination rule: every other handshake failed)
+PFD2=$T/pf2
+PFP2=$(free_port)
+PF_TLS_CERT=$T/sinkcert.crt PF_TLS_KEY=$T/sinkcert.key PF_TLS_PROTOCOLS='>=TLSv1.2, <=TLSv1.2' \
+  bash "$HERE/../../bench/peers/postfix.sh" start "$PFD2" "$PFP2" "$S_PORT" > "$T/pf2.out" 2>&1 \
+  || { cat "$T/pf2.out" >&2; pf_stop; fail "the second Postfix did not start"; }
+pf2_stop() { bash "$HERE/../../bench/peers/postfix.sh" stop "$PFD2" > /dev/null 2>&1; }
+python3 - "$T/fw.port" "$PFP" "$PFP2" <<'PY' &
+import socket, sys, os, threading
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(64); s.settimeout(60)
+open(sys.argv[1] + ".t", "w").write(str(s.getsockname()[1])); os.rename(sys.argv[1] + ".t", sys.argv[1])
+ports, k = [int(sys.argv[2]), int(sys.argv[3])], 0
+def pump(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d: break
+            b.sendall(d)
+    except Exception: pass
+    for x in (a, b):
+        try: x.shutdown(socket.SHUT_RDWR)
+        except Exception: pass
+while True:
+    try: c, _ = s.accept()
+    except socket.timeout: break
+    u = socket.create_connection(("127.0.0.1", ports[k % 2])); k += 1
+    threading.Thread(target=pump, args=(c, u), daemon=True).start()
+    threading.Thread(target=pump, args=(u, c), daemon=True).start()
+PY
+FWPID=$!
+wait_until 5 test -s "$T/fw.port" || { pf_stop; pf2_stop; fail "forwarder"; }
+hub "$(cat "$T/fw.port")" opportunistic
+sed -i "s/\[mx.tls.test\]/[127.0.0.1]/" "$T/ringrelay.yaml"
+mark
+rr_start
+before=$(dumped s6)
+for i in 1 2 3 4; do
+  send "w$i@example.net"
+  if ! wait_until 30 eval '[ "$(dumped s6)" -ge '$((before + i))' ]'; then pf_stop; pf2_stop; fail "w$i not delivered through the two Postfix"; fi
+done
+pf_stop; pf2_stop; kill "$FWPID" 2> /dev/null
+for i in 1 2 3 4; do
+  expect_match "$(since | grep "to=<w$i@example.net>.*status=sent")" ' tls=TLSv1\.2 ' "w$i went over TLS 1.2"
+done
+nf=$(since | grep -c 'event=tls_failed')
+[ "$nf" -eq 1 ] || fail "failed handshakes behind the two Postfix: $nf, want 1: $(since | grep 'event=tls_failed')"
+since | grep -q 'event=tls_failed .*without asking for a ticket' || fail "the failure did not stop the tickets"
+rr_stop
+dns_stop
+ok "two Postfix behind one address: one handshake failed on the other's ticket, then none (no tickets asked there); all over TLS 1.2"
 
 # ---- --check loads what the daemon will load ---------------------------------------------------
 printf 'transports:\n  - id: default\n    tls: verify\n    tls_ca_file: %s\n' "$HERE/badhop.py" > "$T/c1.yaml"

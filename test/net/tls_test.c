@@ -471,6 +471,39 @@ Test(tls, verify_against_ca_and_name)
 /* A client keeps the session of a connection and the next one to the same server resumes
  * it (TLS 1.3: a ticket read after the handshake; TLS 1.2: a ticket or the session id);
  * a session offered to a server that cannot resume it just gives a full handshake. */
+/* A TLS 1.2 client that asks for a ticket gets a session it resumes with the same
+ * server; only a client asks, and only before its handshake. */
+Test(tls, ticket_asked_at_tls12)
+{
+	struct net_tls_ctx *sc = t_ctx(NET_TLS_SERVER, "ec", 12, NULL);
+	struct net_tls_ctx *cc = t_ctx(NET_TLS_CLIENT, "ec", 0, NULL);
+	struct t_pair pr;
+	memset(&pr, 0, sizeof pr);
+	pr.s = net_tls_new(sc, NULL);
+	pr.c = net_tls_new(cc, "localhost");
+	cr_expect_not(net_tls_ask_ticket(pr.s), "a server does not ask");
+	cr_expect(net_tls_ask_ticket(pr.c));
+	t_handshake(&pr, 0, false);
+	cr_expect_str_eq(net_tls_version(pr.c), "TLSv1.2");
+	cr_expect_not(net_tls_ask_ticket(pr.c), "not after the handshake");
+	t_exchange(&pr, 5, 0, false);
+	struct net_tls_session *ss = net_tls_session_get(pr.c);
+	cr_assert(ss);
+	t_pair_fini(&pr);
+	memset(&pr, 0, sizeof pr);
+	pr.s = net_tls_new(sc, NULL);
+	pr.c = net_tls_new(cc, "localhost");
+	cr_expect(net_tls_ask_ticket(pr.c));
+	net_tls_session_use(pr.c, ss);
+	t_handshake(&pr, 0, false);
+	cr_expect(net_tls_resumed(pr.c));
+	t_exchange(&pr, 5, 0, false);
+	t_pair_fini(&pr);
+	net_tls_session_free(ss);
+	net_tls_ctx_free(sc);
+	net_tls_ctx_free(cc);
+}
+
 Test(tls, session_resumed_next_time)
 {
 	for (int v = 0; v < 2; v++) {
