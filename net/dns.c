@@ -34,6 +34,7 @@
 #define DNS_CACHE_BUCKETS 16384u  /* powers of two */
 #define DNS_FLIGHT_BUCKETS 1024u
 #define DNS_PENDING (-1)          /* a query's status while it is out */
+#define DNS_STALL_MS 1000u        /* a lookup asking longer gives its place up (see Cap) */
 #define DNS_SMTP_PORT 25
 
 #define DNS_OF(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
@@ -120,6 +121,8 @@ struct dns_lookup {
 	struct dns_lookup *hnext;     /* in d->flight while not done */
 	struct dns_lookup *qnext;     /* in d's line while waiting (DNS_STAGE_WAIT) */
 	struct timer deadline;
+	struct timer stall;           /* DNS_STALL_MS after it began to ask */
+	bool stalled;                 /* ... passed: not counted against the cap */
 	uint32_t hash;
 	enum dns_stage stage;
 	unsigned refs;                /* queries out, + 1 while a function works on it */
@@ -157,6 +160,7 @@ struct dns {
 	struct dns_centry *oldest, *newest;
 	size_t ncached, cache_max, ninflight;   /* ninflight: lookups asking (not waiting) */
 	size_t max_lookups, nwaiting;           /* the cap on ninflight; lookups in line */
+	size_t nstalled;                        /* of ninflight, asking for DNS_STALL_MS */
 	struct dns_lookup *wait_head, *wait_tail;
 	bool starting;                          /* dns_lk_start_waiting is running */
 	uint64_t rng;
@@ -583,9 +587,12 @@ static void dns_lk_done(struct dns_lookup *lk, struct dns_res *r)
 	lk->stage = DNS_STAGE_DONE;
 	timer_cancel(&lk->deadline);
 	struct dns_lookup **pp = dns_flight_slot(d, lk->domain, lk->hash);
+	timer_cancel(&lk->stall);
 	if (*pp == lk) {
 		*pp = lk->hnext;
 		d->ninflight--;
+		if (lk->stalled)
+			d->nstalled--;
 	}
 	if (r->ttl && !r->fixed)
 		dns_cache_put(d, lk->domain, lk->hash, r);
@@ -886,6 +893,22 @@ static void dns_on_deadline(struct timer *t)
 	struct dns *d = lk->d;
 	dns_lk_unref(lk);
 	dns_after_ares(d);                   /* (lookups in line may have asked) */
+}
+
+/* Asking for DNS_STALL_MS: a slow or unanswered domain. It asks on, but no longer holds
+ * one of the places: the line behind it goes on (the cap bounds the lookups that begin
+ * in a while, not those a slow server keeps open). */
+static void dns_on_stall(struct timer *t)
+{
+	struct dns_lookup *lk = DNS_OF(t, struct dns_lookup, stall);
+	struct dns *d = lk->d;
+	if ((lk->stage != DNS_STAGE_MX && lk->stage != DNS_STAGE_ADDR) || lk->stalled)
+		return;
+	lk->stalled = true;
+	d->nstalled++;
+	d->st.stalled++;
+	dns_lk_start_waiting(d);
+	dns_after_ares(d);
 }
 
 /* ---- c-ares's sockets and timeouts ---- */
@@ -1192,6 +1215,8 @@ static void dns_lk_begin(struct dns_lookup *lk)
 	lk->stage = DNS_STAGE_MX;
 	d->ninflight++;
 	dns_timer_arm(d, &lk->deadline, d->timeout_ms);
+	lk->stall.fire = dns_on_stall;
+	dns_timer_arm(d, &lk->stall, DNS_STALL_MS);
 	if (lk->hostonly) {
 		lk->hosts[0].name = strdup(lk->domain + 1);    /* "[host]" */
 		if (lk->hosts[0].name)
@@ -1218,7 +1243,7 @@ static void dns_lk_start_waiting(struct dns *d)
 	if (d->starting || d->freeing)
 		return;
 	d->starting = true;
-	while (d->wait_head && d->ninflight < d->max_lookups) {
+	while (d->wait_head && d->ninflight - d->nstalled < d->max_lookups) {
 		struct dns_lookup *lk = d->wait_head;
 		d->wait_head = lk->qnext;
 		if (!d->wait_head)
@@ -1276,7 +1301,7 @@ static int dns_start(struct dns *d, const char *name, bool hostonly, dns_mx_fn *
 	lk->mxq = (struct dns_qarg){ lk, -1, 0 };
 	lk->hostonly = hostonly;
 	*slot = lk;
-	if (d->ninflight >= d->max_lookups || d->wait_head) {
+	if (d->ninflight - d->nstalled >= d->max_lookups || d->wait_head) {
 		lk->stage = DNS_STAGE_WAIT;      /* in line; the line's reference is this one */
 		if (d->wait_tail)
 			d->wait_tail->qnext = lk;
@@ -1335,6 +1360,7 @@ void dns_stats(const struct dns *d, struct dns_stats *st)
 	st->cached = d->ncached;
 	st->inflight = d->ninflight;
 	st->waiting = d->nwaiting;
+	st->stalled_now = d->nstalled;
 	st->polls = 0;
 	for (const struct dns_sock *s = d->socks; s; s = s->next)
 		st->polls += s->polling;
@@ -1368,8 +1394,11 @@ void dns_free(struct dns *d)
 				d->nwaiting--;
 			else
 				d->ninflight--;
+			if (lk->stalled)
+				d->nstalled--;
 			lk->stage = DNS_STAGE_DONE;  /* its queries' answers are dropped */
 			timer_cancel(&lk->deadline);
+			timer_cancel(&lk->stall);
 			while (lk->waiters) {
 				struct dns_waiter *w = lk->waiters;
 				lk->waiters = w->next;

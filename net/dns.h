@@ -33,7 +33,9 @@
  *
  * Cap. At most DNS_MAX_LOOKUPS lookups (dns_set_max_lookups) ask at once; one begun past
  * that waits in line, oldest first, and asks when a place is free; its timeout_ms counts
- * from then. (20,000 distinct domains asked at once overran a local dnsmasq: 85% timed
+ * from then. A lookup that has asked for a second (a slow or unanswered domain) gives its
+ * place up and asks on: domains that never answer cannot hold the line for their whole
+ * timeout (then at most max_lookups x timeout_ms / 1 s lookups ask at once). (20,000 distinct domains asked at once overran a local dnsmasq: 85% timed
  * out. A line costs one struct per distinct domain, which the jobs waiting for them
  * bound.) Lookups of a domain already in line join it.
  *
@@ -174,6 +176,7 @@ struct dns_stats {
 	uint64_t cache_hits;       /* ... answered from the cache */
 	uint64_t joined;           /* ... that joined a lookup in flight (or in line) */
 	uint64_t waited;           /* lookups begun in line (past the cap) */
+	uint64_t stalled;          /* lookups that asked DNS_STALL_MS and gave up their place */
 	uint64_t queries;          /* DNS queries asked (MX, A, AAAA) */
 	uint64_t deadlines;        /* lookups ended by timeout_ms */
 	uint64_t evictions;        /* cached domains evicted for room */
@@ -186,6 +189,7 @@ struct dns_stats {
 	                              they are looked up or evicted) */
 	size_t inflight;           /* lookups asking now (at most the cap) */
 	size_t waiting;            /* lookups in line now */
+	size_t stalled_now;        /* of inflight, those past DNS_STALL_MS (not counted) */
 	size_t polls;              /* sockets watched now */
 };
 void dns_stats(const struct dns *d, struct dns_stats *st);

@@ -901,6 +901,35 @@ Test(dns, cap_timeout_counts_from_the_start)
 	t_free(d);
 }
 
+/* Domains that never answer do not hold the line for their timeout: after a second of
+ * asking they give their places up (and ask on); the line behind them is answered while
+ * they still wait. */
+Test(dns, cap_slow_lookups_give_their_place_up)
+{
+	struct dns *d = t_dns_at(dm_port, 5000);
+	dns_set_max_lookups(d, 2);
+	struct t_got g[3];
+	memset(g, 0, sizeof g);
+	cr_assert_eq(t_mx(d, "a.silent.test", &g[0]), 0);     /* forwarded to a server that */
+	cr_assert_eq(t_mx(d, "b.silent.test", &g[1]), 0);     /* never answers */
+	cr_assert_eq(t_mx(d, "ex.test", &g[2]), 0);
+	cr_expect_eq(t_stats(d).waiting, 1);
+	RUN_UNTIL(g[2].calls > 0, 10000);
+	cr_expect_eq(g[2].status, DNS_OK, "%s: %s", dns_status_str(g[2].status), g[2].error);
+	cr_expect_eq(g[0].calls + g[1].calls, 0, "the slow ones ended first: %s / %s", g[0].error,
+	             g[1].error);
+	struct dns_stats st = t_stats(d);
+	cr_expect_geq(st.stalled, 2);
+	cr_expect_eq(st.stalled_now, 2);
+	cr_expect_eq(st.inflight, 2);
+	RUN_UNTIL(g[0].calls && g[1].calls, 10000);
+	cr_expect_eq(g[0].status, DNS_TEMPFAIL);
+	st = t_stats(d);
+	cr_expect_eq(st.inflight, 0);
+	cr_expect_eq(st.stalled_now, 0);
+	t_free(d);
+}
+
 /* Raising the cap lets the line ask at once; freeing cancels the lookups still in line
  * (and frees them: LeakSanitizer would say). */
 Test(dns, cap_raised_and_freed_with_a_line)
