@@ -2082,9 +2082,13 @@ static size_t hold_or_release(struct queue *q, const char *qid, size_t *msgs, bo
 	return n;
 }
 
+static void dns_sweep(struct queue *q);
+
 size_t queue_hold(struct queue *q, const char *qid, size_t *msgs)
 {
-	return hold_or_release(q, qid, msgs, true);
+	size_t n = hold_or_release(q, qid, msgs, true);
+	dns_sweep(q);
+	return n;
 }
 
 size_t queue_release(struct queue *q, const char *qid, size_t *msgs)
@@ -2186,14 +2190,44 @@ static size_t each_msg(struct queue *q, const char *qid, size_t *msgs,
 	return n;
 }
 
+/* Jobs waiting for a DNS answer whose message the operator deleted, returned or held:
+ * taken back from net/dns at once (ended as job_cancelled says) instead of waiting for
+ * their lookups, which may be in line behind thousands of others (the lookups in line
+ * for nobody are then dropped without asking). */
+static bool dns_job_cancelled(void *ctx, void *arg)
+{
+	const struct queue_job *j = ctx;
+	(void)arg;
+	return j->looking && job_cancel(j) != QUEUE_CANCEL_NONE;
+}
+
+static void dns_job_back(void *ctx, void *arg)
+{
+	struct queue_job *j = ctx;
+	(void)arg;
+	j->looking = false;
+	if (!job_cancelled(j))             /* (released meanwhile: looked up again) */
+		job_ready(j);
+}
+
+static void dns_sweep(struct queue *q)
+{
+	if (q->dns)
+		dns_drop_waiters(q->dns, dns_job_cancelled, dns_job_back, q);
+}
+
 size_t queue_delete(struct queue *q, const char *qid, size_t *msgs)
 {
-	return each_msg(q, qid, msgs, msg_delete);
+	size_t n = each_msg(q, qid, msgs, msg_delete);
+	dns_sweep(q);
+	return n;
 }
 
 size_t queue_bounce(struct queue *q, const char *qid, size_t *msgs)
 {
-	return each_msg(q, qid, msgs, msg_return);
+	size_t n = each_msg(q, qid, msgs, msg_return);
+	dns_sweep(q);
+	return n;
 }
 
 void queue_census_step(struct queue *q, unsigned buckets)

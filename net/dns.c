@@ -1250,6 +1250,14 @@ static void dns_lk_start_waiting(struct dns *d)
 			d->wait_tail = NULL;
 		lk->qnext = NULL;
 		d->nwaiting--;
+		if (!lk->waiters) {          /* nobody wants it any more (dns_drop_waiters) */
+			struct dns_lookup **pp = dns_flight_slot(d, lk->domain, lk->hash);
+			if (*pp == lk)
+				*pp = lk->hnext;
+			lk->stage = DNS_STAGE_DONE;
+			dns_lk_unref(lk);
+			continue;
+		}
 		dns_lk_begin(lk);
 	}
 	d->starting = false;
@@ -1339,6 +1347,41 @@ int dns_host(struct dns *d, const char *host, dns_mx_fn *fn, void *ctx)
 	if (mx_name_norm(host, strnlen(host, MX_NAME_MAX + 2), name) != MX_NAME_OK)
 		return -EINVAL;
 	return dns_start(d, name, true, fn, ctx);
+}
+
+size_t dns_drop_waiters(struct dns *d, bool (*drop)(void *ctx, void *arg),
+                        void (*gone)(void *ctx, void *arg), void *arg)
+{
+	if (!d || d->freeing)
+		return 0;
+	struct dns_waiter *out = NULL;
+	size_t n = 0;
+	for (size_t b = 0; b < DNS_FLIGHT_BUCKETS; b++)
+		for (struct dns_lookup *lk = d->flight[b]; lk; lk = lk->hnext) {
+			struct dns_waiter **pw = &lk->waiters;
+			while (*pw) {
+				struct dns_waiter *w = *pw;
+				if (!drop(w->ctx, arg)) {
+					pw = &w->next;
+					continue;
+				}
+				*pw = w->next;
+				w->next = out;
+				out = w;
+				n++;
+			}
+			lk->wtail = pw;            /* (the last waiter's next, or &lk->waiters) */
+		}
+	/* A lookup in line left without waiters is dropped when its turn comes; one asking
+	 * goes on (its answer is cached). The callers get their contexts back only now: a
+	 * gone() may begin other lookups. */
+	while (out) {
+		struct dns_waiter *w = out;
+		out = w->next;
+		gone(w->ctx, arg);
+		free(w);
+	}
+	return n;
 }
 
 void dns_set_max_lookups(struct dns *d, size_t max)

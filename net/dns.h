@@ -131,6 +131,12 @@ struct dns;
  * when a server is not an address, or c-ares cannot be set up. */
 struct dns *dns_new(struct net_loop *l, const char *const *servers, size_t nservers,
                     unsigned timeout_ms, char *err, size_t errlen);
+/* Take back the lookups' waiters whose ctx drop(ctx, arg) picks: their fn is never
+ * called; gone(ctx, arg) is, for each, after the scan (it may call dns_mx). A lookup in
+ * line that nobody waits for any more is dropped when its turn comes, without asking.
+ * Returns how many were taken back. (ctl delete: lookups for deleted mail.) */
+size_t dns_drop_waiters(struct dns *d, bool (*drop)(void *ctx, void *arg),
+                        void (*gone)(void *ctx, void *arg), void *arg);
 /* The cap on lookups asking at once (0 counts as 1); lookups in line begin if it rose. */
 void dns_set_max_lookups(struct dns *d, size_t max);
 /* Pending callbacks get DNS_CANCELLED first. dns_free(NULL) is a no-op. */

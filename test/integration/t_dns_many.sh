@@ -32,4 +32,40 @@ sent=$(grep -c 'status=sent' "$L"); def=$(grep -c 'status=deferred' "$L")
   fail "$sent of $N sent, $def deferred: $(grep -m2 'status=deferred' "$L")"
 [ "$(dumped mx)" -ge 1 ] || fail "nothing at the sink"
 rr_stop
+dns_stop
 ok "$N recipients of $N distinct domains: all sent, none deferred (MX lookups lined up)"
+
+# ctl delete frees the line: one worker letting one lookup ask at a time, 300 domains
+# whose server never answers (each holds the place a second, then gives it up: the line
+# would take 5 minutes); ctl delete --all takes the deleted mail's lookups back at once,
+# and a new message behind them is delivered without waiting for them
+python3 - "$T/silent.port" <<'PY' &
+import socket, sys, os, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+open(sys.argv[1] + ".t", "w").write(str(s.getsockname()[1])); os.rename(sys.argv[1] + ".t", sys.argv[1])
+time.sleep(120)
+PY
+SIL=$!
+wait_until 5 test -s "$T/silent.port" || fail "silent DNS server"
+dns_start --address=/test/127.0.0.1 "--server=/bh.test/127.0.0.1#$(cat "$T/silent.port")"
+: > "$L"
+rr_config "dns:" "  servers: [\"127.0.0.1:$DP\"]" "  max_lookups: 1" \
+  "queue:" "  retry_schedule: [300]" "  max_age: 600" "limits:" "  max_recipients: 1000"
+sed -i 's/^workers: 2$/workers: 1/' "$T/ringrelay.yaml"
+RR_TEST_MX_PORT=$PM rr_start
+python3 - "$RR_PORT" <<'PY' || fail "the dead domains' message was not accepted"
+import smtplib, sys
+s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=60)
+s.sendmail("a@b.org", ["u@d%d.bh.test" % i for i in range(300)], "Subject: dead\r\n\r\nhi\r\n")
+s.quit()
+PY
+sleep 1
+out=$("$RR_BIN" ctl -c "$T/ringrelay.yaml" delete --all 2>&1) || fail "ctl delete --all: $out"
+expect_match "$out" "deleted 300 recipients" "ctl delete --all"
+swaks --server 127.0.0.1:$RR_PORT --from a@b.org --to u@fresh.test > /dev/null 2>&1 || fail "swaks"
+wait_until 20 grep -q 'to=<u@fresh.test>.*status=sent' "$L" ||
+  fail "the message behind the deleted mail's lookups was not delivered in 20 s (the line was not freed)"
+rr_stop
+kill "$SIL" 2> /dev/null
+grep -q 'status=deferred' "$L" && fail "a deleted recipient was deferred: $(grep -m1 status=deferred "$L")"
+ok "ctl delete --all took 300 lookups back from the line: the next message went at once"

@@ -930,6 +930,46 @@ Test(dns, cap_slow_lookups_give_their_place_up)
 	t_free(d);
 }
 
+/* dns_drop_waiters: the picked waiters are handed back (gone, never their fn); a lookup
+ * in line nobody waits for is dropped without asking; one asking goes on. */
+static bool t_pick(void *ctx, void *arg)
+{
+	(void)arg;
+	return ((struct t_got *)ctx)->free_me == (void *)1;      /* (marked by the test) */
+}
+
+static void t_back(void *ctx, void *arg)
+{
+	struct t_got *g = ctx;
+	g->calls += 100;
+	(*(int *)arg)++;
+}
+
+Test(dns, drop_waiters_takes_them_back)
+{
+	struct dns *d = t_dns_at(dm_port, 3000);
+	dns_set_max_lookups(d, 1);
+	struct t_got g[3];
+	memset(g, 0, sizeof g);
+	cr_assert_eq(t_mx(d, "a.silent.test", &g[0]), 0);   /* asking (never answered) */
+	cr_assert_eq(t_mx(d, "b.silent.test", &g[1]), 0);   /* in line */
+	cr_assert_eq(t_mx(d, "ex.test", &g[2]), 0);         /* in line */
+	g[0].free_me = g[1].free_me = (void *)1;
+	int backs = 0;
+	cr_expect_eq(dns_drop_waiters(d, t_pick, t_back, &backs), 2);
+	cr_expect_eq(backs, 2);
+	g[0].free_me = g[1].free_me = NULL;
+	RUN_UNTIL(g[2].calls > 0, 10000);                   /* b gave its turn to ex.test */
+	cr_expect_eq(g[2].status, DNS_OK);
+	cr_expect_eq(t_stats(d).waiting, 0);
+	for (int i = 0; i < 50; i++)
+		t_turn();
+	cr_expect_eq(g[0].calls, 100, "a: its fn was called after all (%d)", g[0].calls);
+	cr_expect_eq(g[1].calls, 100, "b: its fn was called after all (%d)", g[1].calls);
+	cr_expect_eq(dm_queries(d, "query[MX] b.silent.test"), 0, "b was asked");
+	t_free(d);
+}
+
 /* Raising the cap lets the line ask at once; freeing cancels the lookups still in line
  * (and frees them: LeakSanitizer would say). */
 Test(dns, cap_raised_and_freed_with_a_line)
