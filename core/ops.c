@@ -2,11 +2,13 @@
 #include "core/ops.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/control.h"
@@ -15,6 +17,9 @@
 #include "net/loop.h"
 
 #define OPS_STOP_WAIT_MS 2000u
+#define OPS_HARD_FACTOR 6u                 /* connections of a service at most: x max_conns
+                                              (its places, those cut and not yet released,
+                                              newcomers of peers without a place) */
 
 static struct {
 	struct net_loop loop;
@@ -101,17 +106,53 @@ static void on_deadline(struct timer *t)
 	net_stream_abort(&c->s);           /* too slow: cut */
 }
 
-/* All of svc's places are taken: cut the oldest of its connections that has not asked
- * yet (O.conns is newest first), if any; its place is free once it is released. The cut
- * ones are bounded too (max_conns of them at once). */
+/* Who is at the other end of fd: its process for a Unix socket (SO_PEERCRED), else its
+ * address (a hash). 0: unknown. */
+static uint64_t peer_of(int fd)
+{
+	struct ucred cr;
+	socklen_t cl = sizeof cr;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &cl) == 0 && cr.pid > 0)
+		return 1u + (uint64_t)cr.pid;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0)
+		return 0;
+	const uint8_t *a = NULL;
+	size_t n = 0;
+	if (ss.ss_family == AF_INET) {
+		a = (const uint8_t *)&((const struct sockaddr_in *)(const void *)&ss)->sin_addr;
+		n = 4;
+	} else if (ss.ss_family == AF_INET6) {
+		a = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)&ss)->sin6_addr;
+		n = 16;
+	}
+	uint64_t h = 1469598103934665603u;             /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ a[i]) * 1099511628211u;
+	return h | 1u;
+}
+
+/* All of svc's places are taken: cut the oldest connection that has not asked yet of the
+ * peer holding the most such places (O.conns is newest first), if any; its place is free
+ * once it is released. The cut ones are bounded too (4 x max_conns at once). */
 static bool evict_idle(struct ops_service *svc)
 {
-	if (svc->nevicted >= svc->max_conns)
+	if (svc->nevicted >= 4 * svc->max_conns)
 		return false;
 	struct ops_conn *old = NULL;
-	for (struct ops_conn *c = O.conns; c; c = c->next)
-		if (c->svc == svc && !c->asked && !c->evicted)
+	unsigned most = 0;
+	for (struct ops_conn *c = O.conns; c; c = c->next) {
+		if (c->svc != svc || c->asked || c->evicted)
+			continue;
+		unsigned k = 0;                    /* (max_conns is small: 16, 32) */
+		for (struct ops_conn *o = O.conns; o; o = o->next)
+			k += o->svc == svc && !o->asked && !o->evicted && o->peer == c->peer;
+		if (k >= most) {                   /* (>=: the oldest of the peer, walking on) */
+			most = k;
 			old = c;
+		}
+	}
 	if (!old)
 		return false;
 	old->evicted = true;
@@ -127,10 +168,18 @@ static void on_accept(struct listener_acceptor *a, int fd)
 	struct ops_service *svc = a->ctx;
 	if (fd < 0)
 		return;
+	uint64_t peer = peer_of(fd);
 	if (!O.stopping && svc->nconns - svc->nevicted >= svc->max_conns)
 		evict_idle(svc);
-	struct ops_conn *c = svc->nconns - svc->nevicted < svc->max_conns && !O.stopping
-	                   ? calloc(1, svc->conn_size) : NULL;
+	bool room = svc->nconns - svc->nevicted < svc->max_conns;
+	if (!room && svc->nconns < OPS_HARD_FACTOR * svc->max_conns) {
+		/* no place could be freed now (those cut are not released yet): a peer that
+		 * holds none still gets in (a flood's own connects are the ones turned away) */
+		room = true;
+		for (struct ops_conn *o = O.conns; o && room; o = o->next)
+			room = !(o->svc == svc && !o->evicted && o->peer == peer);
+	}
+	struct ops_conn *c = room && !O.stopping ? calloc(1, svc->conn_size) : NULL;
 	if (!c) {
 		svc->refused++;
 		close(fd);
@@ -139,6 +188,7 @@ static void on_accept(struct listener_acceptor *a, int fd)
 	svc->accepted++;
 	svc->nconns++;
 	c->svc = svc;
+	c->peer = peer;
 	net_stream_init(&c->s, &O.loop, fd, &conn_ops);
 	c->s.in_max = svc->in_max;
 	c->t.fire = on_deadline;

@@ -9,9 +9,10 @@
  * stream is lost), a time for the request to arrive (request_ms: until input() first
  * takes octets) and a deadline for the exchange once asked (deadline_ms); past either the
  * connection is cut. A connection that comes when all places are taken takes the place of
- * the oldest one that has not asked yet (a client that connects and says nothing, or
- * trickles half a request, cannot keep the operator out); when every place is asking, it
- * is closed at once. The thread starts before the workers' first scrape or
+ * the oldest one that has not asked yet, of the peer (address; for the Unix socket, the
+ * process) that holds the most such places (a client that connects and says nothing, or
+ * trickles half a request, or floods connects, cannot keep the operator out); when every
+ * place is asking, it is closed at once. The thread starts before the workers' first scrape or
  * command can come and stops after the workers (their last figures and answers are in). */
 #ifndef CORE_OPS_H
 #define CORE_OPS_H
@@ -50,6 +51,7 @@ struct ops_conn {
 	bool answered;
 	bool asked;                        /* input() took octets: a request came */
 	bool evicted;                      /* cut to make room (counted in svc->nevicted) */
+	uint64_t peer;                     /* who: its address (TCP), its process (Unix) */
 };
 
 /* Open the control socket and (when configured) the metrics listener, and start the

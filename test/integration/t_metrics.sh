@@ -355,7 +355,33 @@ for s in held:
 print("scrapes=%d cut=%d" % (ok, cut))
 PY
 grep -q '^scrapes=5 cut=40$' "$T/hold.txt" || fail "with the places held by half-sent requests: $(cat "$T/hold.txt"), want 5 scrapes and all 40 cut"
+# a connect flood from 127.0.0.2 for 5 s: the places taken back are its own, every scrape
+# from 127.0.0.1 meanwhile is answered
+python3 - "$MP" 5 > "$T/mflood.txt" <<'PY' &
+import socket, sys, time, collections
+port, end = int(sys.argv[1]), time.time() + float(sys.argv[2]); q = collections.deque(); n = 0
+while time.time() < end:
+    try:
+        s = socket.socket(); s.setblocking(False); s.bind(("127.0.0.2", 0))
+        try: s.connect(("127.0.0.1", port))
+        except BlockingIOError: pass
+        q.append(s); n += 1
+    except OSError:
+        time.sleep(0.001)
+    while len(q) > 200:
+        q.popleft().close()
+print("flood=%d" % n)
+PY
+MFP=$!
+sleep 0.5
+okm=0
+for i in $(seq 1 8); do
+  scrape > /dev/null 2> "$T/h.txt" && grep -q '^HTTP 200' "$T/h.txt" && okm=$((okm + 1))
+  sleep 0.2
+done
+wait $MFP
+[ "$okm" -eq 8 ] || fail "scrapes under a connect flood from another address: $okm of 8 ($(cat "$T/mflood.txt"))"
 rr_stop
 grep -q 'event=ops_stopped service=metrics accepted=[0-9]* refused=[0-9]* evicted=[1-9]' "$L" ||
   fail "no ops_stopped line for metrics with evictions: $(grep 'event=ops_stopped service=metrics' "$L")"
-ok "404, 405, 431 for a head past 8 KiB; 5 of 5 scrapes with every place held by a half-sent request (40 cut); stopped cleanly"
+ok "404, 405, 431 for a head past 8 KiB; 5 of 5 scrapes with every place held by a half-sent request (40 cut), 8 of 8 under a connect flood from another address; stopped cleanly"
