@@ -17,6 +17,7 @@
 #include "net/loop.h"
 
 #define OPS_STOP_WAIT_MS 2000u
+#define OPS_PEERS_SEEN 64u                 /* distinct peers an eviction tells apart */
 #define OPS_HARD_FACTOR 6u                 /* connections of a service at most: x max_conns
                                               (its places, those cut and not yet released,
                                               newcomers of peers without a place) */
@@ -140,19 +141,31 @@ static bool evict_idle(struct ops_service *svc)
 {
 	if (svc->nevicted >= 4 * svc->max_conns)
 		return false;
-	struct ops_conn *old = NULL;
-	unsigned most = 0;
+	/* one walk, newest first: per peer its silent places and its oldest one (a flood is
+	 * one peer or a few: the inner search stays short) */
+	struct { uint64_t peer; unsigned n; struct ops_conn *oldest; } by[OPS_PEERS_SEEN];
+	size_t nby = 0;
 	for (struct ops_conn *c = O.conns; c; c = c->next) {
 		if (c->svc != svc || c->asked || c->evicted)
 			continue;
-		unsigned k = 0;                    /* (max_conns is small: 16, 32) */
-		for (struct ops_conn *o = O.conns; o; o = o->next)
-			k += o->svc == svc && !o->asked && !o->evicted && o->peer == c->peer;
-		if (k >= most) {                   /* (>=: the oldest of the peer, walking on) */
-			most = k;
-			old = c;
+		size_t i = 0;
+		while (i < nby && by[i].peer != c->peer)
+			i++;
+		if (i == nby) {
+			if (nby == OPS_PEERS_SEEN)
+				continue;                  /* (more peers than that: the first ones) */
+			by[nby++] = (typeof(by[0])){ c->peer, 0, NULL };
 		}
+		by[i].n++;
+		by[i].oldest = c;
 	}
+	struct ops_conn *old = NULL;
+	unsigned most = 0;
+	for (size_t i = 0; i < nby; i++)
+		if (by[i].n > most) {
+			most = by[i].n;
+			old = by[i].oldest;
+		}
 	if (!old)
 		return false;
 	old->evicted = true;
