@@ -9,6 +9,9 @@
       One connection: a PROXY v2 header naming SRC and NOOPS x "NOOP\\r\\n" in ONE send;
       reads until NOOPS+1 replies (banner included) arrived or 10 s passed. Prints
       "replies=N first=<first line> last=<last line>".
+  flood.py connect ADDR SECONDS [SRC]
+      Connects as fast as it can for SECONDS, saying nothing, keeping the newest 200 open.
+      ADDR is a Unix socket's path, or HOST:PORT (from SRC when given). Prints "flood=N".
 """
 import select, socket, struct, sys, time
 
@@ -65,9 +68,38 @@ def proxytail(port, src, noops):
     print("replies=%d first=%s last=%s" % (len(lines), lines[0].decode(errors="replace") if lines else "",
                                            lines[-1].decode(errors="replace") if lines else ""))
 
+def connect(addr, secs, src=None):
+    import collections
+    end, q, n = time.time() + secs, collections.deque(), 0
+    while time.time() < end:
+        try:
+            if ":" in addr:
+                host, port = addr.rsplit(":", 1)
+                s = socket.socket()
+                s.setblocking(False)
+                if src:
+                    s.bind((src, 0))
+                try:
+                    s.connect((host, int(port)))
+                except BlockingIOError:
+                    pass
+            else:
+                s = socket.socket(socket.AF_UNIX)
+                s.setblocking(False)
+                s.connect(addr)
+            q.append(s)
+            n += 1
+        except OSError:
+            time.sleep(0.001)
+        while len(q) > 200:
+            q.popleft().close()
+    print("flood=%d" % n)
+
 if __name__ == "__main__":
     if sys.argv[1] == "noread":
         noread(int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
+    elif sys.argv[1] == "connect":
+        connect(sys.argv[2], float(sys.argv[3]), sys.argv[4] if len(sys.argv) > 4 else None)
     elif sys.argv[1] == "proxytail":
         proxytail(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
     else:

@@ -194,18 +194,7 @@ grep -q '^cut=20$' "$T/silent.txt" || fail "the silent connections: $(cat "$T/si
 rm -f "$T/spool/control.sock.held"
 # one process connecting as fast as it can for 6 s (its places are the ones taken back):
 # every ctl status meanwhile is answered (before: about a quarter failed at 50k/s)
-python3 - "$T/spool/control.sock" 6 > "$T/flood.txt" <<'PY' &
-import socket, sys, time, collections
-end = time.time() + float(sys.argv[2]); q = collections.deque(); n = 0
-while time.time() < end:
-    try:
-        s = socket.socket(socket.AF_UNIX); s.setblocking(False); s.connect(sys.argv[1]); q.append(s); n += 1
-    except OSError:
-        time.sleep(0.001)
-    while len(q) > 200:
-        q.popleft().close()
-print("flood=%d" % n)
-PY
+python3 "$HERE/flood.py" connect "$T/spool/control.sock" 6 > "$T/flood.txt" &
 FLP=$!
 sleep 0.5
 okn=0

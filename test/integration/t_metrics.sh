@@ -357,21 +357,7 @@ PY
 grep -q '^scrapes=5 cut=40$' "$T/hold.txt" || fail "with the places held by half-sent requests: $(cat "$T/hold.txt"), want 5 scrapes and all 40 cut"
 # a connect flood from 127.0.0.2 for 5 s: the places taken back are its own, every scrape
 # from 127.0.0.1 meanwhile is answered
-python3 - "$MP" 5 > "$T/mflood.txt" <<'PY' &
-import socket, sys, time, collections
-port, end = int(sys.argv[1]), time.time() + float(sys.argv[2]); q = collections.deque(); n = 0
-while time.time() < end:
-    try:
-        s = socket.socket(); s.setblocking(False); s.bind(("127.0.0.2", 0))
-        try: s.connect(("127.0.0.1", port))
-        except BlockingIOError: pass
-        q.append(s); n += 1
-    except OSError:
-        time.sleep(0.001)
-    while len(q) > 200:
-        q.popleft().close()
-print("flood=%d" % n)
-PY
+python3 "$HERE/flood.py" connect "127.0.0.1:$MP" 5 127.0.0.2 > "$T/mflood.txt" &
 MFP=$!
 sleep 0.5
 okm=0
