@@ -848,7 +848,6 @@ Test(dns, cap_lines_lookups_up)
 	cr_expect_eq(st.waited, 4);
 	cr_expect_eq(st.joined, 1);
 	cr_expect_eq(st.queries, 2, "only the first two asked: %lu", (unsigned long)st.queries);
-	size_t most = 0;
 	uint64_t end = timer_now_ms() + 10000;
 	for (;;) {
 		bool all = true;
@@ -859,11 +858,11 @@ Test(dns, cap_lines_lookups_up)
 		cr_assert(timer_now_ms() < end, "not every lookup ended");
 		t_turn();
 		st = t_stats(d);
-		if (st.inflight > most)
-			most = st.inflight;
+		/* dnsmasq answers fast enough that one turn may end a pair and the next
+		 * one, so how many ask at a turn's end is only bounded, never exact */
 		cr_assert_leq(st.inflight, 2, "%zu asking", st.inflight);
+		cr_assert_leq(st.inflight + st.waiting, 6);
 	}
-	cr_expect_eq(most, 2);
 	for (int i = 0; i < 7; i++) {
 		cr_expect_eq(g[i].calls, 1);
 		cr_expect_not(g[i].inside);
