@@ -42,8 +42,20 @@ static const char *relay_of(const struct dconn *d)
 static void passive(struct dconn *d, bool ok, bool unclear, enum health_reason reason, int code)
 {
 	if (d->proxied && !d->greeted)
-		egress_passive(d->q->w, d->et, d->server, d->si, ok, unclear, d->dest_key, reason,
-		               code);
+		egress_passive(d->q->w, d->et, d->server, d->si,
+		               ok ? EGRESS_PASSIVE_OK : unclear ? EGRESS_PASSIVE_UNCLEAR : EGRESS_PASSIVE_FAIL,
+		               d->dest_key, reason, code);
+}
+
+/* A connection through a proxy that got its greeting, lost under its first transaction
+ * (err: the errno it was lost with, ETIMEDOUT for a timeout, 0 for a plain close): a cut of
+ * the proxy's (proto/health: health_passive_cut). Not one lost while it waited with no
+ * transaction begun (a proxy's idle timeout), nor after a transaction ended on it. */
+static void passive_cut(struct dconn *d, int err)
+{
+	if (d->proxied && d->greeted && !d->proven && d->job && d->started)
+		egress_passive(d->q->w, d->et, d->server, d->si, EGRESS_PASSIVE_CUT, d->dest_key,
+		               HEALTH_R_CUT, err);
 }
 
 /* A key of a destination address and port (FNV-1a over them), for egress's unclear
@@ -437,6 +449,7 @@ static void on_timer(struct timer *t)
 	         d->greeted ? smtp_cli_state_name(&d->cli) : "receiving the initial server greeting");
 	bool unclear = d->proxied && !d->greeted && connected(d);
 	passive(d, false, unclear, HEALTH_R_TIMEOUT, 0);
+	passive_cut(d, ETIMEDOUT);
 	dconn_fail(d, why, !d->proven && (!unclear || unclear_counts(d)));
 }
 
@@ -702,6 +715,9 @@ static void pump(struct dconn *d)
 			bool taken = job_taken(d);
 			job_end(d, NULL, "4.4.2 no result");
 			if (!d->proven) {
+				if (d->proxied)          /* and so does the proxy: a run of cuts ends */
+					egress_passive(d->q->w, d->et, d->server, d->si, EGRESS_PASSIVE_DONE,
+					               d->dest_key, HEALTH_R_NONE, 0);
 				d->proven = true;        /* the site works: its failures start over */
 				d->site->fails = 0;
 			}
@@ -834,6 +850,7 @@ static void on_lost(struct net_stream *s, int res)
 	               (res == 0 || res == -ECONNRESET || res == -EPIPE);   /* after the connect */
 	passive(d, false, unclear, refused ? HEALTH_R_REFUSED : res == -ETIMEDOUT ? HEALTH_R_TIMEOUT
 	                                                      : HEALTH_R_CLOSED, res < 0 ? -res : 0);
+	passive_cut(d, res < 0 ? -res : 0);
 	dconn_fail(d, why, !d->proven && !(d->proxied && refused) && (!unclear || unclear_counts(d)));
 }
 

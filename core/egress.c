@@ -397,6 +397,7 @@ static void thing_log(const struct egress_thing *th, const char *why)
 static const char *const check_names[EGRESS_CHECK_N] = {
 	[EGRESS_CHECK_PROBE] = "probe", [EGRESS_CHECK_TARGET_DOWN] = "probe_target_down",
 	[EGRESS_CHECK_DELIVERY] = "delivery", [EGRESS_CHECK_UNCLEAR] = "delivery_unclear",
+	[EGRESS_CHECK_CUT] = "delivery_cut",
 };
 
 const char *egress_check_str(enum egress_check c)
@@ -421,18 +422,10 @@ uint64_t egress_fails(const struct egress_thing *th, enum egress_check check,
 	return __atomic_load_n(&th->fails[check][reason], __ATOMIC_RELAXED);
 }
 
-static void thing_result(struct egress_rt *rt, struct egress_thing *th, bool passive, bool ok,
-                         bool unclear, uint64_t dest, enum health_reason reason, int code)
+/* A state changed (or not): published, logged. */
+static void thing_changed(struct egress_rt *rt, struct egress_thing *th, enum health_change ch,
+                          bool passive)
 {
-	uint64_t now = timer_now_ms();
-	if (!ok)
-		thing_count(th, !passive ? EGRESS_CHECK_PROBE : unclear ? EGRESS_CHECK_UNCLEAR
-		                                                        : EGRESS_CHECK_DELIVERY, reason);
-	enum health_change ch =
-	        passive ? (ok ? health_passive_ok(&th->h, now)
-	                   : unclear ? health_passive_unclear(&th->h, reason, code, dest, now)
-	                             : health_passive_fail(&th->h, reason, code, now))
-	                : (ok ? health_probe_ok(&th->h, now) : health_probe_fail(&th->h, reason, code, now));
 	if (ch == HEALTH_SAME)
 		return;
 	atomic_store_explicit(&th->up, ch == HEALTH_WENT_UP, memory_order_release);
@@ -440,11 +433,52 @@ static void thing_result(struct egress_rt *rt, struct egress_thing *th, bool pas
 	thing_log(th, passive ? " by=delivery" : " by=probe");
 }
 
+/* What a delivery connection said of th (egress_passive). */
+static void thing_passive(struct egress_rt *rt, struct egress_thing *th,
+                          enum egress_passive_kind kind, uint64_t dest,
+                          enum health_reason reason, int code)
+{
+	uint64_t now = timer_now_ms();
+	enum health_change ch = HEALTH_SAME;
+	switch (kind) {
+	case EGRESS_PASSIVE_OK:
+		ch = health_passive_ok(&th->h, now);
+		break;
+	case EGRESS_PASSIVE_DONE:
+		health_passive_done(&th->h);
+		break;
+	case EGRESS_PASSIVE_FAIL:
+		thing_count(th, EGRESS_CHECK_DELIVERY, reason);
+		ch = health_passive_fail(&th->h, reason, code, now);
+		break;
+	case EGRESS_PASSIVE_UNCLEAR:
+		thing_count(th, EGRESS_CHECK_UNCLEAR, reason);
+		ch = health_passive_unclear(&th->h, reason, code, dest, now);
+		break;
+	case EGRESS_PASSIVE_CUT:
+		thing_count(th, EGRESS_CHECK_CUT, HEALTH_R_CUT);
+		ch = health_passive_cut(&th->h, code, dest, now);
+		break;
+	}
+	thing_changed(rt, th, ch, true);
+}
+
+/* A probe's result: ok, or a failure with its reason and code. */
+static void thing_probed(struct egress_rt *rt, struct egress_thing *th, bool ok,
+                         enum health_reason reason, int code)
+{
+	uint64_t now = timer_now_ms();
+	if (!ok)
+		thing_count(th, EGRESS_CHECK_PROBE, reason);
+	thing_changed(rt, th, ok ? health_probe_ok(&th->h, now)
+	                         : health_probe_fail(&th->h, reason, code, now), false);
+}
+
 struct passive_letter {
 	struct net_letter l;
 	struct egress_tab *tab;
 	size_t pool, server, psrc;
-	bool ok, unclear;
+	enum egress_passive_kind kind;
 	uint64_t dest;
 	enum health_reason reason;
 	int code;
@@ -456,12 +490,12 @@ static void passive_apply(struct egress_rt *rt, const struct passive_letter *r)
 		return;                        /* a table the checker no longer (or not yet) keeps */
 	struct egress_server *s = &r->tab->pools[r->pool].servers[r->server];
 	struct egress_thing *th = r->psrc != EGRESS_NONE && s->pairs ? &s->pairs[r->psrc] : &s->st;
-	thing_result(rt, th, true, r->ok, r->unclear, r->dest, r->reason, r->code);
+	thing_passive(rt, th, r->kind, r->dest, r->reason, r->code);
 }
 
 void egress_passive(struct worker *w, const struct egress_transport *t, size_t server,
-                    size_t i, bool ok, bool unclear, uint64_t dest, enum health_reason reason,
-                    int code)
+                    size_t i, enum egress_passive_kind kind, uint64_t dest,
+                    enum health_reason reason, int code)
 {
 	struct egress_rt *rt = &w->srv->egress;
 	if (!t->pool)
@@ -469,7 +503,7 @@ void egress_passive(struct worker *w, const struct egress_transport *t, size_t s
 	size_t pool = (size_t)(t->pool - t->tab->pools);
 	size_t psrc = i != EGRESS_NONE && t->pool->has_probe ? t->srcs[i].psrc : EGRESS_NONE;
 	struct passive_letter r = { .tab = t->tab, .pool = pool, .server = server, .psrc = psrc,
-	                            .ok = ok, .unclear = unclear, .dest = dest, .reason = reason,
+	                            .kind = kind, .dest = dest, .reason = reason,
 	                            .code = code };
 	if (w->id == 0) {
 		passive_apply(rt, &r);
@@ -572,7 +606,7 @@ static void probe_end(struct egress_probe *p, bool ok, enum health_reason reason
 		thing_count(p->th, EGRESS_CHECK_TARGET_DOWN, reason);
 		return;                        /* the target's failure, not the pair's */
 	}
-	thing_result(p->rt, p->th, false, ok, false, 0, reason, code);
+	thing_probed(p->rt, p->th, ok, reason, code);
 	if (p->pair && ok)
 		health_forwarded(&p->th->h);   /* a 220 came through it */
 }

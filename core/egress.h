@@ -55,6 +55,8 @@ struct egress_probe;
  *   DELIVERY      a delivery connection through it was refused or did not connect
  *   UNCLEAR       one that reached the proxy, then closed or timed out before the
  *                 greeting (proto/health: health_passive_unclear)
+ *   CUT           one that got its greeting, then was cut under its first transaction
+ *                 (proto/health: health_passive_cut; reason HEALTH_R_CUT)
  * and by enum health_reason. Every failure reported is counted, whether or not proto/health
  * counts it towards a change of state. */
 enum egress_check {
@@ -62,9 +64,10 @@ enum egress_check {
 	EGRESS_CHECK_TARGET_DOWN,
 	EGRESS_CHECK_DELIVERY,
 	EGRESS_CHECK_UNCLEAR,
+	EGRESS_CHECK_CUT,
 	EGRESS_CHECK_N,
 };
-#define EGRESS_REASONS (HEALTH_R_ERROR + 1)
+#define EGRESS_REASONS HEALTH_REASONS
 const char *egress_check_str(enum egress_check c);   /* "probe", "probe_target_down", ... */
 
 /* A server or a (server, source) pair. h is the checker's; up is everyone's; fails are
@@ -199,15 +202,29 @@ unsigned egress_fam_of(const struct sockaddr_storage *ss);
 size_t egress_header(const struct egress_pool *p, const struct egress_source *src,
                      const struct sockaddr_storage *dst, uint8_t *out, size_t cap);
 
+/* What a delivery connection through a proxy says of it:
+ *   OK       it got its greeting
+ *   DONE     its first transaction ended (a reply to its end of data, or one that refused
+ *            the transaction before it)
+ *   FAIL     refused, or no connection (reason, code)
+ *   UNCLEAR  it had connected to the proxy, then closed or timed out before the greeting —
+ *            the proxy's doing or its destination's (proto/health: health_passive_unclear)
+ *   CUT      it got its greeting, then closed, reset or timed out under its first
+ *            transaction (code: ETIMEDOUT, an errno or 0; proto/health: health_passive_cut)
+ * UNCLEAR and CUT count only towards distinct destinations (dest: a key of it). */
+enum egress_passive_kind {
+	EGRESS_PASSIVE_OK = 0,
+	EGRESS_PASSIVE_DONE,
+	EGRESS_PASSIVE_FAIL,
+	EGRESS_PASSIVE_UNCLEAR,
+	EGRESS_PASSIVE_CUT,
+};
 /* A delivery connection through server `server` of t's pool, for source i (EGRESS_NONE
- * without sources), got its greeting (ok) or failed before it. Counted against the pair
- * when the pool probes pairs, else against the server; from any worker. unclear: it had
- * connected to the proxy, then closed or timed out before the greeting — the proxy's
- * doing or its destination's (dest: a key of the destination), counted only towards
- * distinct destinations (proto/health: health_passive_unclear). */
+ * without sources), said `kind` of it. Counted against the pair when the pool probes
+ * pairs, else against the server; from any worker. */
 void egress_passive(struct worker *w, const struct egress_transport *t, size_t server,
-                    size_t i, bool ok, bool unclear, uint64_t dest, enum health_reason reason,
-                    int code);
+                    size_t i, enum egress_passive_kind kind, uint64_t dest,
+                    enum health_reason reason, int code);
 /* Servers of t's pool usable for source i now. */
 size_t egress_servers_usable(const struct egress_transport *t, size_t i);
 

@@ -2,6 +2,7 @@
  * health.h. health_result() is the only function that changes up/down. */
 #include "proto/health.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -40,7 +41,8 @@ static enum health_change health_go(struct health *h, bool up, uint64_t now_ms)
 	h->up = up;
 	h->fail_run = 0;
 	h->ok_run = 0;
-	h->unclear_run = 0;
+	h->unclear.n = 0;
+	h->cut.n = 0;
 	h->since_ms = now_ms;
 	return up ? HEALTH_WENT_UP : HEALTH_WENT_DOWN;
 }
@@ -88,30 +90,51 @@ enum health_change health_probe_fail(struct health *h, enum health_reason reason
 
 enum health_change health_passive_ok(struct health *h, uint64_t now_ms)
 {
-	h->unclear_run = 0;
+	h->unclear.n = 0;
 	return health_result(h, true, false, HEALTH_R_NONE, 0, now_ms);
 }
 
 void health_forwarded(struct health *h)
 {
-	h->unclear_run = 0;
+	h->unclear.n = 0;
+}
+
+void health_passive_done(struct health *h)
+{
+	h->unclear.n = 0;
+	h->cut.n = 0;
+}
+
+/* One more failure of a run towards distinct destinations (counted already): a
+ * destination already in the run is no news of the proxy. */
+static enum health_change health_run_add(struct health *h, struct health_run *run, uint64_t dest,
+                                         uint64_t now_ms)
+{
+	unsigned seen = run->n < HEALTH_UNCLEAR_DESTS ? run->n : HEALTH_UNCLEAR_DESTS;
+	if (!h->up)
+		return HEALTH_SAME;
+	for (unsigned k = 0; k < seen; k++)
+		if (run->dest[k] == dest)
+			return HEALTH_SAME;
+	run->dest[run->n % HEALTH_UNCLEAR_DESTS] = dest;
+	if (++run->n < h->fall)
+		return HEALTH_SAME;
+	return health_go(h, false, now_ms);
 }
 
 enum health_change health_passive_unclear(struct health *h, enum health_reason reason, int code,
                                           uint64_t dest, uint64_t now_ms)
 {
-	unsigned seen = h->unclear_run < HEALTH_UNCLEAR_DESTS ? h->unclear_run : HEALTH_UNCLEAR_DESTS;
 	h->passive_fails++;
 	health_note_failure(h, reason, code);
-	if (!h->up)
-		return HEALTH_SAME;
-	for (unsigned k = 0; k < seen; k++)
-		if (h->unclear_dest[k] == dest)
-			return HEALTH_SAME;         /* this destination again: no news of the proxy */
-	h->unclear_dest[h->unclear_run % HEALTH_UNCLEAR_DESTS] = dest;
-	if (++h->unclear_run < h->fall)
-		return HEALTH_SAME;
-	return health_go(h, false, now_ms);
+	return health_run_add(h, &h->unclear, dest, now_ms);
+}
+
+enum health_change health_passive_cut(struct health *h, int code, uint64_t dest, uint64_t now_ms)
+{
+	h->passive_fails++;
+	health_note_failure(h, HEALTH_R_CUT, code);
+	return health_run_add(h, &h->cut, dest, now_ms);
 }
 
 enum health_change health_passive_fail(struct health *h, enum health_reason reason, int code,
@@ -138,6 +161,7 @@ static const char *const health_words[] = {
 	[HEALTH_R_CLOSED] = "closed",
 	[HEALTH_R_GREETING] = "greeting",
 	[HEALTH_R_ERROR] = "error",
+	[HEALTH_R_CUT] = "cut",
 };
 
 const char *health_reason_str(enum health_reason r)
@@ -160,6 +184,12 @@ size_t health_reason_fmt(char *buf, size_t cap, enum health_reason r, int code)
 		break;
 	case HEALTH_R_ERROR:
 		n = snprintf(buf, cap, "connect error (errno %d)", code);
+		break;
+	case HEALTH_R_CUT:
+		if (code == 0 || code == ETIMEDOUT)
+			n = snprintf(buf, cap, "cut after greeting (%s)", code ? "timeout" : "closed");
+		else
+			n = snprintf(buf, cap, "cut after greeting (errno %d)", code);
 		break;
 	default:
 		n = snprintf(buf, cap, "%s", health_reason_str(r));

@@ -44,6 +44,19 @@
  * Refused connections and connects that never completed are the proxy's, and count as
  * above (health_passive_fail).
  *
+ * Cuts (health_passive_cut()). A delivery connection through the proxy that got its
+ * greeting and was then closed, reset or timed out under its first transaction (before
+ * the reply that ended it) is a cut: again the proxy's doing (its path out drops a
+ * message's large packets, a timeout shorter than a transaction, a proxy that kills
+ * sessions) or the destination's. A proxy that passes every greeting and cuts every
+ * transaction would otherwise stay up for ever: the greeting is a success, and a pair
+ * probe's 220 comes before any transaction. Cuts run like unclear failures, towards
+ * failure_threshold distinct destinations (HEALTH_UNCLEAR_DESTS remembered), in a run of
+ * their own that only a transaction through the proxy that ended breaks
+ * (health_passive_done), neither a greeting nor a probe. A connection that is cut while
+ * it waits with no transaction (a proxy's idle timeout) is no cut: the caller does not
+ * report it.
+ *
  * A pair is usable only while its server is up too: health_usable(server, pair).
  *
  * Probe times: health_next_ms() gives the delay from one probe's start to the next's,
@@ -73,6 +86,16 @@ enum health_reason {
 	HEALTH_R_CLOSED,               /* closed (or reset) before the greeting */
 	HEALTH_R_GREETING,             /* a greeting other than 220; code: its reply code */
 	HEALTH_R_ERROR,                /* any other connect error (unreachable...); code: errno */
+	HEALTH_R_CUT,                  /* after the greeting, under the first transaction
+	                                * (health_passive_cut); code: ETIMEDOUT, an errno, or
+	                                * 0 for a plain close */
+};
+#define HEALTH_REASONS (HEALTH_R_CUT + 1)
+
+/* A run of failures towards distinct destinations (unclear failures, cuts). */
+struct health_run {
+	unsigned n;                    /* failures in the run, each to another destination */
+	uint64_t dest[HEALTH_UNCLEAR_DESTS];   /* theirs (the latest ones) */
 };
 
 /* What one result did to the state. */
@@ -89,8 +112,8 @@ struct health {
 	uint64_t fails;                /* failures reported, probes and deliveries */
 	uint64_t passive_fails;        /* of which deliveries */
 	uint64_t since_ms;             /* when the current state began (health_init's now_ms) */
-	unsigned unclear_run;          /* unclear failures in a row, distinct destinations */
-	uint64_t unclear_dest[HEALTH_UNCLEAR_DESTS];   /* theirs (the latest ones) */
+	struct health_run unclear;     /* unclear failures in a row */
+	struct health_run cut;         /* cuts in a row */
 };
 
 /* Up, on probation (see above), since now_ms; thresholds are clamped to 1..100. */
@@ -120,6 +143,12 @@ enum health_change health_passive_unclear(struct health *h, enum health_reason r
                                           uint64_t dest, uint64_t now_ms);
 /* Traffic went through it to a greeting (a pair probe's 220): the unclear run is broken. */
 void health_forwarded(struct health *h);
+/* A delivery connection through the proxy got its greeting, then was cut under its first
+ * transaction (see "Cuts" above); code as HEALTH_R_CUT says, dest as for unclear ones. */
+enum health_change health_passive_cut(struct health *h, int code, uint64_t dest, uint64_t now_ms);
+/* A transaction through the proxy ended (the reply to its end of data, or the one that
+ * refused it): the runs of cuts and of unclear failures are broken. */
+void health_passive_done(struct health *h);
 
 bool health_is_up(const struct health *h);
 /* May a connection for this pair go through this server? server up, and pair (NULL when
@@ -127,11 +156,12 @@ bool health_is_up(const struct health *h);
 bool health_usable(const struct health *server, const struct health *pair);
 
 /* The reason as a word for a log's key: "none", "refused", "timeout", "closed",
- * "greeting", "error"; "unknown" for anything else. */
+ * "greeting", "error", "cut"; "unknown" for anything else. */
 const char *health_reason_str(enum health_reason r);
 /* The reason for people, into buf (always NUL-terminated when cap > 0): "refused",
  * "timeout", "closed before greeting", "greeting 421", "connect error (errno 113)",
- * "none". Returns the length it wanted, like snprintf. */
+ * "cut after greeting (timeout)", "cut after greeting (closed)", "cut after greeting
+ * (errno 104)", "none". Returns the length it wanted, like snprintf. */
 size_t health_reason_fmt(char *buf, size_t cap, enum health_reason r, int code);
 
 /* ms from one probe's start to the next's; bounds above. interval_ms 0 is taken as 1;

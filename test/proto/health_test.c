@@ -6,8 +6,11 @@
  *     1..9  a delivery connected, then closed before the greeting, to destination 1..9
  *           (unclear: the proxy's doing or its destination's)
  *     w  a pair probe's 220 came through it (health_forwarded)
+ *     A..E  a delivery greeted, then cut under its first transaction, to destination A..E
+ *     t  a transaction through it ended (health_passive_done)
  * and the changes wanted as one letter each: '.' none, 'D' went down, 'U' went up. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,7 +38,12 @@ static enum health_change feed(struct health *h, char c, uint64_t now)
 	case 'w':
 		health_forwarded(h);
 		return HEALTH_SAME;
+	case 't':
+		health_passive_done(h);
+		return HEALTH_SAME;
 	}
+	if (c >= 'A' && c <= 'E')
+		return health_passive_cut(h, c == 'A' ? ETIMEDOUT : 0, 0xc0770000u + (unsigned)(c - 'A'), now);
 	if (c >= '1' && c <= '9')
 		return health_passive_unclear(h, HEALTH_R_CLOSED, 0, 0x5eed0000u + (unsigned)(c - '0'),
 		                              now);
@@ -99,6 +107,22 @@ static const struct seq_case seq_cases[] = {
 	{ "clear and unclear runs apart", 3, 3, "o1f2f3", ".....D", false },
 	{ "fall 1: the first unclear one", 1, 1, "o1", ".D", false },
 	{ "up again, the run starts over", 3, 1, "o123o12", "...DU..", true },
+	/* cuts: after the greeting, under the first transaction; distinct destinations, a run
+	 * only a transaction that ended breaks */
+	{ "one destination cut again and again", 3, 3, "oAAAAAAAA", ".........", true },
+	{ "cuts to distinct destinations take it down", 3, 3, "oABC", "...D", false },
+	{ "a cut destination again is no news", 3, 3, "oAABABAC", ".......D", false },
+	{ "a greeting does not break a run of cuts", 3, 3, "oApBpC", ".....D", false },
+	{ "nor a 220 through it", 3, 3, "oAwBwC", ".....D", false },
+	{ "nor a probe", 3, 3, "oAoBoC", ".....D", false },
+	{ "a transaction that ended does", 3, 3, "oABtC", ".....", true },
+	{ "and breaks an unclear run too", 3, 3, "o12t3", ".....", true },
+	{ "cuts and unclear failures run apart", 3, 3, "o1A2B3", ".....D", false },
+	{ "unclear failures and cuts run apart", 3, 3, "oA1B2C", ".....D", false },
+	{ "cuts while down change nothing", 3, 3, "xABCDE", "D.....", false },
+	{ "fall 1: the first cut", 1, 1, "oA", ".D", false },
+	{ "up again, the cuts start over", 3, 1, "oABCoAB", "...DU..", true },
+	{ "cuts at start: no probation", 3, 3, "AB", "..", true },
 };
 
 Test(health, sequences)
@@ -197,6 +221,13 @@ Test(health, counters_reason_and_since)
 	cr_assert_eq(h.fails, 3);
 	/* the last failure's reason stays for the log line of the next change */
 	cr_assert_eq(h.reason, HEALTH_R_ERROR);
+	/* a cut is a delivery failure with its reason and code */
+	cr_assert_eq(health_passive_cut(&h, 104, 7, 1100), HEALTH_SAME);
+	cr_assert_eq(h.reason, HEALTH_R_CUT);
+	cr_assert_eq(h.code, 104);
+	cr_assert_eq(h.fails, 4);
+	cr_assert_eq(h.passive_fails, 2);
+	cr_assert_eq(h.checks, 5);
 }
 
 Test(health, thresholds_are_clamped)
@@ -281,6 +312,9 @@ Test(health, reason_strings)
 		{ HEALTH_R_GREETING, 421, "greeting", "greeting 421" },
 		{ HEALTH_R_GREETING, 554, "greeting", "greeting 554" },
 		{ HEALTH_R_ERROR, 113, "error", "connect error (errno 113)" },
+		{ HEALTH_R_CUT, ETIMEDOUT, "cut", "cut after greeting (timeout)" },
+		{ HEALTH_R_CUT, 0, "cut", "cut after greeting (closed)" },
+		{ HEALTH_R_CUT, 104, "cut", "cut after greeting (errno 104)" },
 		{ (enum health_reason)99, 0, "unknown", "unknown" },
 	};
 	for (size_t i = 0; i < NCASES(cases); i++) {
@@ -299,7 +333,7 @@ Test(health, reason_strings)
 		cr_assert_leq(strlen(small), 4);
 	}
 	/* every reason a failure can carry has a word of its own */
-	for (int r = HEALTH_R_NONE; r <= HEALTH_R_ERROR; r++)
+	for (int r = HEALTH_R_NONE; r < HEALTH_REASONS; r++)
 		cr_assert_str_neq(health_reason_str((enum health_reason)r), "unknown", "%d", r);
 	cr_assert_str_eq(health_reason_str((enum health_reason)-1), "unknown");
 }
