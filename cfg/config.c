@@ -241,6 +241,7 @@ static const cyaml_schema_field_t relay_fields[] = {
 
 static const cyaml_schema_field_t limits_fields[] = {
 	NUM("max_message_size"),
+	NUM("max_data_memory"),
 	NUM("max_recipients"),
 	NUM("max_line_length"),
 	NUM("max_hops"),
@@ -488,6 +489,7 @@ enum cfg_num_key {
 	CFG_N_PROXY_TIMEOUT,
 	CFG_N_PROXY_MAX_HEADER,
 	CFG_N_MAX_MESSAGE_SIZE,
+	CFG_N_MAX_DATA_MEMORY,
 	CFG_N_MAX_RECIPIENTS,
 	CFG_N_MAX_LINE_LENGTH,
 	CFG_N_MAX_HOPS,
@@ -542,6 +544,11 @@ static const struct cfg_num_range {
 	/* 16 fixed + 216 (the largest address block, UNIX) at least; 16 + 65535 at most. */
 	[CFG_N_PROXY_MAX_HEADER] = { 4096, 232, 65551 },
 	[CFG_N_MAX_MESSAGE_SIZE] = { 52428800, 1024, CONFIG_MAX_MESSAGE_SIZE_MAX },
+	/* octets of message data held by the sessions of the relay (all workers) until
+	 * committed: a GiB (20 messages of the default largest size at once, thousands of
+	 * ordinary ones); at least one message of max_message_size (checked below); a TiB at
+	 * most (only compared and added to) */
+	[CFG_N_MAX_DATA_MEMORY] = { 1073741824, 2u << 20, 1ull << 40 },
 	[CFG_N_MAX_RECIPIENTS] = { 1000, 1, CONFIG_MAX_RECIPIENTS_MAX },
 	/* Under RFC 5322's recommended 78 octets ordinary mail would be refused; 998 is its
 	 * hard limit, which an operator may relax (up to 1 MiB) for senders that break it. */
@@ -1158,6 +1165,7 @@ static int cfg_limits(struct cfg_ctx *x, struct config *c)
 {
 	if (cfg_num(x, "limits.max_message_size", CFG_N_MAX_MESSAGE_SIZE,
 	            &c->max_message_size) < 0 ||
+	    cfg_num(x, "limits.max_data_memory", CFG_N_MAX_DATA_MEMORY, &c->max_data_memory) < 0 ||
 	    cfg_uint(x, "limits.max_recipients", CFG_N_MAX_RECIPIENTS, &c->max_recipients) < 0 ||
 	    cfg_uint(x, "limits.max_line_length", CFG_N_MAX_LINE_LENGTH,
 	             &c->max_line_length) < 0 ||
@@ -1168,6 +1176,12 @@ static int cfg_limits(struct cfg_ctx *x, struct config *c)
 	             &c->max_connections_per_ip) < 0 ||
 	    cfg_uint(x, "limits.idle_timeout", CFG_N_IDLE_TIMEOUT, &c->idle_timeout) < 0)
 		return -1;
+	/* a session's buffer for the largest message: its data and our Received: header */
+	if (c->max_data_memory < c->max_message_size + CONFIG_DATA_MEMORY_SLACK)
+		return cfg_err(x, "limits.max_data_memory", "limits.max_data_memory (%" PRIu64
+		               ") must hold one message of limits.max_message_size (%" PRIu64
+		               ") and 1 MiB more",
+		               c->max_data_memory, c->max_message_size);
 	return 0;
 }
 

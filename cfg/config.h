@@ -43,6 +43,7 @@
 
 #define CONFIG_SECONDS_MAX 604800u             /* a week: the largest retry_schedule entry */
 #define CONFIG_MAX_MESSAGE_SIZE_MAX (256u << 20) /* limits.max_message_size, octets */
+#define CONFIG_DATA_MEMORY_SLACK (1u << 20)       /* limits.max_data_memory's room over it */
 #define CONFIG_SPOOL_MIN_FREE_MAX (1ull << 50)   /* spool.min_free, octets (a PiB) */
 #define CONFIG_MAX_RECIPIENTS_MAX 100000u      /* limits.max_recipients */
 #define CONFIG_RATE_MAX 1000000u               /* N of a rate "N/s", "N/min", "N/h" */
@@ -200,6 +201,10 @@ struct config {
 	size_t nrelay_domains;
 
 	uint64_t max_message_size;         /* octets, 1024..256 MiB, default 52428800 */
+	uint64_t max_data_memory;          /* octets of message data the sessions of all
+	                                    * workers hold until committed: 2 MiB..1 TiB and
+	                                    * >= max_message_size + CONFIG_DATA_MEMORY_SLACK,
+	                                    * default 1 GiB */
 	unsigned max_recipients;           /* 1..100000, default 1000 */
 	unsigned max_line_length;          /* octets, 78..1048576, default 998 */
 	unsigned max_hops;                 /* Received: headers, 10..1000, default 50 */

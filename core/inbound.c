@@ -163,12 +163,53 @@ static bool inbound_new_qid(struct smtp_server_conn *c, char *buf, size_t cap)
 	return true;
 }
 
-/* MAIL: refused at once (452 4.3.1) while the spool is short of room, so that a client
- * does not send a message only to have it refused at its end (checked again there). */
+/* The message data the sessions of every worker hold until committed is bounded by
+ * limits.max_data_memory (one count for the relay: a relaxed atomic, moved only when a
+ * session's buffer grows, doubling, or is freed or handed over). A growth that does not
+ * fit is refused: that message is answered 452 4.3.1 at its end, its data thrown away as
+ * it comes (proto/smtp_srv). MAIL is refused at once while its SIZE= (or the smallest
+ * buffer) does not fit. */
+static void mem_refused(struct smtp_server_conn *c, uint64_t held, uint64_t limit)
+{
+	struct inbound_conn *a = app_of(c);
+	worker_of(c)->count.data_mem_refused++;
+	if (a->mem_logged)
+		return;                         /* once a session: a client may ask again and again */
+	a->mem_logged = true;
+	log_warn("event=data_memory_full sid=%s client=%s held=%llu limit=%llu", c->sid, c->peer,
+	         (unsigned long long)held, (unsigned long long)limit);
+}
+
+static bool inbound_mem_take(struct smtp_server_conn *c, size_t n)
+{
+	struct worker *w = worker_of(c);
+	uint64_t limit = w->snap->cfg->max_data_memory;
+	uint64_t was = atomic_fetch_add_explicit(&w->srv->data_mem, n, memory_order_relaxed);
+	if (was + n <= limit)
+		return true;
+	atomic_fetch_sub_explicit(&w->srv->data_mem, n, memory_order_relaxed);
+	mem_refused(c, was, limit);
+	return false;
+}
+
+static void inbound_mem_give(struct smtp_server_conn *c, size_t n)
+{
+	atomic_fetch_sub_explicit(&worker_of(c)->srv->data_mem, n, memory_order_relaxed);
+}
+
+/* MAIL: refused at once (452 4.3.1) while the spool is short of room, or the sessions'
+ * data memory, so that a client does not send a message only to have it refused at its
+ * end (checked again there). */
 static bool inbound_mail_room(struct smtp_server_conn *c, uint64_t size)
 {
 	struct worker *w = worker_of(c);
-	return spool_room(&w->spool, w->snap->cfg->spool_min_free, size) == SPOOL_ROOM_OK;
+	const struct config *cfg = w->snap->cfg;
+	uint64_t held = atomic_load_explicit(&w->srv->data_mem, memory_order_relaxed);
+	if (held + (size > 4096 ? size : 4096) > cfg->max_data_memory) {
+		mem_refused(c, held, cfg->max_data_memory);
+		return false;
+	}
+	return spool_room(&w->spool, cfg->spool_min_free, size) == SPOOL_ROOM_OK;
 }
 
 static void inbound_message(struct smtp_server_conn *c, const struct smtp_srv_msg *m)
@@ -249,6 +290,8 @@ const struct smtp_server_ops inbound_ops = {
 	.rcpt_allowed = inbound_rcpt_allowed,
 	.new_qid = inbound_new_qid,
 	.mail_room = inbound_mail_room,
+	.mem_take = inbound_mem_take,
+	.mem_give = inbound_mem_give,
 	.message = inbound_message,
 	.gone = inbound_gone,
 };

@@ -13,6 +13,7 @@
 
 struct inbound_conn {
 	bool limited, relay_ok;
+	bool mem_logged;                   /* event=data_memory_full said for this session */
 	uint32_t limit_slot;
 };
 

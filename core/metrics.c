@@ -236,6 +236,7 @@ void metrics_publish(struct worker *w, bool force)
 	stats_put(&o->msgs_accepted, k->msgs_accepted);
 	stats_put(&o->rcpts_accepted, k->rcpts_accepted);
 	stats_put(&o->msgs_accepted_tls, k->msgs_accepted_tls);
+	stats_put(&o->data_mem_refused, k->data_mem_refused);
 	if (w->queue_up) {
 		stats_put(&o->conns_out, deliver_conns(&w->queue));
 		stats_put(&o->delivered, w->queue.delivered);
@@ -619,6 +620,15 @@ static void exposition(struct buf *b, struct server *srv)
 	        offsetof(struct wstats, msgs_accepted_tls), "Of them, received over TLS.");
 	counter(b, srv, "ringrelay_recipients_accepted_total",
 	        offsetof(struct wstats, rcpts_accepted), "Recipients of the messages accepted.");
+	head(b, "ringrelay_inbound_data_bytes", "gauge",
+	     "Octets of message data the inbound sessions hold until committed "
+	     "(limits.max_data_memory).");
+	out(b, "ringrelay_inbound_data_bytes %llu\n",
+	    (unsigned long long)atomic_load_explicit(&srv->data_mem, memory_order_relaxed));
+	counter(b, srv, "ringrelay_inbound_data_refused_total",
+	        offsetof(struct wstats, data_mem_refused),
+	        "Messages and DATA commands answered 452 4.3.1 while limits.max_data_memory was "
+	        "full.");
 	by_label(b, srv, "counter", "ringrelay_recipients_total", "outcome", result_names,
 	         STATS_RESULT_N, offsetof(struct wstats, delivered),   /* delivered, deferred, bounced */
 	         "Delivery outcomes per recipient and attempt.");

@@ -105,11 +105,26 @@ static bool cb_mail_room(void *ctx, uint64_t size)
 	return !c->srv->ops->mail_room || c->srv->ops->mail_room(c, size);
 }
 
+static bool cb_mem_take(void *ctx, size_t n)
+{
+	struct smtp_server_conn *c = ctx;
+	return !c->srv->ops->mem_take || c->srv->ops->mem_take(c, n);
+}
+
+static void cb_mem_give(void *ctx, size_t n)
+{
+	struct smtp_server_conn *c = ctx;
+	if (c->srv->ops->mem_give)
+		c->srv->ops->mem_give(c, n);
+}
+
 static const struct smtp_srv_ops session_ops = {
 	.rcpt_allowed = cb_rcpt_allowed,
 	.new_qid = cb_new_qid,
 	.mail_room = cb_mail_room,
 	.now = NULL,
+	.mem_take = cb_mem_take,
+	.mem_give = cb_mem_give,
 };
 
 /* ---- timers ----------------------------------------------------------------------- */

@@ -114,6 +114,10 @@ struct smtp_server_ops {
 	bool (*new_qid)(struct smtp_server_conn *c, char *buf, size_t cap);
 	/* Optional: room for a message of size octets (MAIL's SIZE=, 0: not given)? */
 	bool (*mail_room)(struct smtp_server_conn *c, uint64_t size);
+	/* Optional (both or neither): the message buffer's memory budget (proto/smtp_srv's
+	 * mem_take and mem_give). */
+	bool (*mem_take)(struct smtp_server_conn *c, size_t n);
+	void (*mem_give)(struct smtp_server_conn *c, size_t n);
 	void (*message)(struct smtp_server_conn *c, const struct smtp_srv_msg *m);
 	/* Optional: the connection is about to be freed (admitted or not). */
 	void (*gone)(struct smtp_server_conn *c);

@@ -71,13 +71,14 @@ struct wcount {
 	uint64_t conns_accepted;
 	uint64_t refused[STATS_REFUSED_POLICY_N];
 	uint64_t msgs_accepted, rcpts_accepted, msgs_accepted_tls;
+	uint64_t data_mem_refused;             /* 452 4.3.1: limits.max_data_memory full */
 };
 
 /* Published copy: read with stats_get() only. Histogram buckets are per bucket (not
  * cumulative). */
 struct wstats {
 	uint64_t conns_accepted, refused[STATS_REFUSED_N], conns_in, conns_out;
-	uint64_t msgs_accepted, rcpts_accepted, msgs_accepted_tls;
+	uint64_t msgs_accepted, rcpts_accepted, msgs_accepted_tls, data_mem_refused;
 	uint64_t delivered, deferred, bounced, dsns;
 	uint64_t commits, commit_msgs, commit_bytes, commit_ns, commit_failed_batches;
 	uint64_t commit_hist[STATS_COMMIT_BUCKETS + 1], batch_hist[STATS_BATCH_BUCKETS + 1];

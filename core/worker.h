@@ -70,6 +70,8 @@ struct server {
 	atomic_uint left;              /* workers out of their loop: rings close after all */
 	struct net_post_office office; /* letters between the workers (core/owner) */
 	struct egress_rt egress;       /* sources, proxy pools, their health (core/egress) */
+	_Atomic uint64_t data_mem;     /* octets of message data the sessions hold, all
+	                                * workers (core/inbound: limits.max_data_memory) */
 	const char *spool_dir;
 	bool spool_sync;
 	struct qid_blocks qid_blocks;

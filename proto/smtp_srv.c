@@ -131,6 +131,7 @@ enum smtp_srv_bad {
 	SMTP_SRV_BAD_BARE_CR,   /* CR without LF after it */
 	SMTP_SRV_BAD_LONG,      /* line over its limit */
 	SMTP_SRV_BAD_BIG,       /* message over max_message_size */
+	SMTP_SRV_BAD_MEM,       /* the caller's memory budget refused it room (ops.mem_take) */
 };
 
 struct smtp_srv {
@@ -148,6 +149,7 @@ struct smtp_srv {
 	unsigned overshoot;             /* 452 too many recipients so far, not counted */
 	bool esmtp;                     /* EHLO (not HELO) */
 	bool oom;                       /* an allocation failed: close */
+	bool mem_short;                 /* ops.mem_take refused the last growth */
 	enum smtp_srv_tls tls;
 	bool starttls;                  /* STARTTLS accepted: stop feeding, tell the caller */
 
@@ -390,6 +392,16 @@ static void srv_close_oom(struct smtp_srv *s)
 
 /* ---- transaction ------------------------------------------------------------------ */
 
+/* The message buffer is freed (its octets given back to the caller's budget). */
+static void srv_data_drop(struct smtp_srv *s)
+{
+	free(s->data);
+	if (s->data_cap && s->ops.mem_give)
+		s->ops.mem_give(s->ctx, s->data_cap);
+	s->data = NULL;
+	s->data_cap = 0;
+}
+
 static void srv_txn_reset(struct smtp_srv *s)
 {
 	for (size_t i = 0; i < s->nrcpt; i++)
@@ -401,11 +413,8 @@ static void srv_txn_reset(struct smtp_srv *s)
 	s->flags = 0;
 	s->data_len = 0;
 	s->hdr_len = 0;
-	if (s->data_cap > SRV_DATA_KEEP) {
-		free(s->data);
-		s->data = NULL;
-		s->data_cap = 0;
-	}
+	if (s->data_cap > SRV_DATA_KEEP)
+		srv_data_drop(s);
 	s->msg_ready = false;
 	memset(&s->msg, 0, sizeof(s->msg));
 }
@@ -435,7 +444,9 @@ fail:
 	return false;
 }
 
-/* Grow the message buffer for n more octets; never beyond header + max_message_size. */
+/* Grow the message buffer for n more octets; never beyond header + max_message_size.
+ * false: out of memory (s->oom), or the caller's budget refused the growth
+ * (s->mem_short; the buffer is as it was). */
 static bool srv_data_reserve(struct smtp_srv *s, size_t n)
 {
 	size_t cap = s->data_cap ? s->data_cap
@@ -452,9 +463,16 @@ static bool srv_data_reserve(struct smtp_srv *s, size_t n)
 	}
 	if (most < SIZE_MAX / 2 && cap > most && most >= s->data_len + n)
 		cap = most;
+	if (s->ops.mem_take && !s->ops.mem_take(s->ctx, cap - s->data_cap)) {
+		s->mem_short = true;
+		return false;
+	}
 	q = realloc(s->data, cap);
-	if (!q)
+	if (!q) {
+		if (s->ops.mem_give)
+			s->ops.mem_give(s->ctx, cap - s->data_cap);
 		goto fail;
+	}
 	s->data = q;
 	s->data_cap = cap;
 	return true;
@@ -462,6 +480,7 @@ fail:
 	s->oom = true;
 	return false;
 }
+
 
 /* Decimal digits of v at q, zero-padded to at least width (<= 20) digits; returns the end. */
 static char *srv_put_dec(char *q, uint64_t v, unsigned width)
@@ -870,8 +889,15 @@ static void srv_do_data(struct smtp_srv *s, const char *arg, size_t len)
 		SRV_REPLY(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	if (!srv_received(s))
+	if (!srv_received(s)) {
+		if (s->mem_short) {               /* the budget has no room for it now */
+			s->mem_short = false;
+			srv_txn_reset(s);
+			srv_enter(s, SMTP_SRV_ST_READY);
+			SRV_SAY(s, "452 4.3.1 Insufficient system storage");
+		}
 		return;
+	}
 	s->d_line = 0;
 	s->d_cr = false;
 	s->d_bol = true;
@@ -1005,10 +1031,12 @@ static int srv_bad_rank(enum smtp_srv_bad b)
 		return 2;
 	case SMTP_SRV_BAD_BIG:
 		return 3;
+	case SMTP_SRV_BAD_MEM:
+		return 4;
 	case SMTP_SRV_BAD_NONE:
 		break;
 	}
-	return 4;
+	return 5;
 }
 
 /* Record a defect; the most important one (the first of equal rank) is kept. */
@@ -1041,6 +1069,7 @@ static void srv_ln_end(struct smtp_srv *s)
 		break;
 	case SMTP_SRV_BAD_LONG:
 	case SMTP_SRV_BAD_BIG:
+	case SMTP_SRV_BAD_MEM:                    /* (never for a command line) */
 		SRV_REPLY(s, "500 5.5.2 Error: command too long");
 		break;
 	case SMTP_SRV_BAD_NONE:
@@ -1103,8 +1132,15 @@ static inline __attribute__((always_inline)) void srv_data_store(struct smtp_srv
 		srv_bad(&s->d_bad, SMTP_SRV_BAD_BIG);
 		return;
 	}
-	if (s->data_cap - s->data_len < n && !srv_data_reserve(s, n))
+	if (s->data_cap - s->data_len < n && !srv_data_reserve(s, n)) {
+		if (s->mem_short) {               /* no room in the budget: keep nothing */
+			s->mem_short = false;
+			srv_bad(&s->d_bad, SMTP_SRV_BAD_MEM);
+			srv_data_drop(s);
+			s->data_len = s->hdr_len = 0;
+		}
 		return;
+	}
 	memcpy(s->data + s->data_len, p, n);
 	s->data_len += n;
 }
@@ -1147,6 +1183,9 @@ static void srv_data_end(struct smtp_srv *s)
 		break;
 	case SMTP_SRV_BAD_BIG:
 		SRV_REPLY(s, "552 5.3.4 Error: message file too big");
+		break;
+	case SMTP_SRV_BAD_MEM:
+		SRV_SAY(s, "452 4.3.1 Insufficient system storage");   /* ours, not an error */
 		break;
 	}
 	srv_txn_reset(s);
@@ -1328,7 +1367,7 @@ void smtp_srv_free(struct smtp_srv *s)
 	for (size_t i = 0; i < s->nrcpt; i++)
 		free(s->rcpt[i]);
 	free(s->rcpt);
-	free(s->data);
+	srv_data_drop(s);
 	free(s->out);
 	free(s->hostname);
 	free(s->peer);
@@ -1438,6 +1477,9 @@ uint8_t *smtp_srv_take_data(struct smtp_srv *s)
 		s->msg.data = NULL;
 		return c;
 	}
+	/* the buffer leaves the session: no longer charged to its budget */
+	if (s->ops.mem_give)
+		s->ops.mem_give(s->ctx, s->data_cap);
 	/* room for one more line than this size, before a doubling */
 	s->data_hint = len + len / 8 < SRV_DATA_HINT_MAX ? len + len / 8 : SRV_DATA_HINT_MAX;
 	/* Kept as the queue's body, perhaps for days: not with the room it was grown with

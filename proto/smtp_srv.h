@@ -55,6 +55,14 @@ struct smtp_srv_ops {
 	 * Insufficient system storage" (Postfix's words for its queue_minfree; not counted as
 	 * a client error: it is ours). The end of data is checked again by the caller. */
 	bool (*mail_room)(void *ctx, uint64_t size);
+	/* Optional (both NULL: no budget): the message buffer's octets, charged to the
+	 * caller's memory budget while the session holds them. mem_take(n): may the buffer
+	 * grow by n octets? false: nothing more of this message is kept (what was is freed at
+	 * once, mem_give) and its end of data is answered "452 4.3.1 Insufficient system
+	 * storage"; at DATA, DATA itself is (the transaction is reset). Neither is counted as
+	 * a client error. mem_give(n): n octets freed, or handed over (smtp_srv_take_data). */
+	bool (*mem_take)(void *ctx, size_t n);
+	void (*mem_give)(void *ctx, size_t n);
 };
 
 enum smtp_srv_ev {

@@ -135,6 +135,7 @@ static void expect_defaults(const struct config *c)
 	cr_expect_eq(c->nrelay_domains, 0);
 
 	cr_expect_eq(c->max_message_size, 52428800);
+	cr_expect_eq(c->max_data_memory, 1073741824);
 	cr_expect_eq(c->spool_min_free, 0);
 	cr_expect_eq(c->max_recipients, 1000);
 	cr_expect_eq(c->max_line_length, 998);
@@ -742,6 +743,7 @@ GOT(port, ntohs(((const struct sockaddr_in *)&c->listeners[0].addr)->sin_port))
 GOT(proxy_timeout, c->listeners[0].proxy_timeout)
 GOT(proxy_max_header, c->listeners[0].proxy_max_header)
 GOT(max_message_size, c->max_message_size)
+GOT(max_data_memory, c->max_data_memory)
 GOT(max_recipients, c->max_recipients)
 GOT(max_line_length, c->max_line_length)
 GOT(max_hops, c->max_hops)
@@ -788,6 +790,8 @@ static const struct num_key num_keys[] = {
 	  232, 65551, got_proxy_max_header },
 	{ "limits.max_message_size", "limits:\n  max_message_size: %s\n", 1024, 268435456,
 	  got_max_message_size },
+	{ "limits.max_data_memory", "limits:\n  max_message_size: 1024\n  max_data_memory: %s\n",
+	  2097152, 1099511627776, got_max_data_memory },
 	{ "limits.max_recipients", "limits:\n  max_recipients: %s\n", 1, 100000,
 	  got_max_recipients },
 	{ "limits.max_line_length", "limits:\n  max_line_length: %s\n", 78, 1048576,
@@ -997,6 +1001,26 @@ Test(config, numbers_in_flow_style_and_aliases)
 	cr_expect_eq(c->retry_schedule[2], 604800);
 	cr_expect_eq(c->max_age, 60);
 	cr_expect_eq(c->shutdown_timeout, 0);
+	config_free(c);
+}
+
+/* limits.max_data_memory holds one message of the largest size and 1 MiB more (the
+ * session's buffer: the data and our Received: header), whichever key is set. */
+Test(config, data_memory_holds_the_largest_message)
+{
+	struct config *c = must_load("limits: { max_message_size: 10485760, "
+	                             "max_data_memory: 11534336 }\n");
+	cr_expect_eq(c->max_data_memory, 11534336);
+	config_free(c);
+	expect_refused("limits: { max_message_size: 10485760, max_data_memory: 11534335 }\n",
+	               "x.yaml:1:56: limits.max_data_memory (11534335) "
+	               "must hold one message of limits.max_message_size (10485760) and 1 MiB more");
+	expect_refused("limits:\n  max_data_memory: 20000000\n",
+	               "x.yaml:2:20: limits.max_data_memory (20000000) "
+	               "must hold one message of limits.max_message_size (52428800) and 1 MiB more");
+	/* the default GiB under a larger message size */
+	c = must_load("limits: { max_message_size: 268435456 }\n");
+	cr_expect_eq(c->max_data_memory, 1073741824);
 	config_free(c);
 }
 

@@ -59,7 +59,7 @@ static time_t t_now(void *ctx)
 	return c->use_now ? c->now : NOW;
 }
 
-static const struct smtp_srv_ops t_ops = { t_rcpt_allowed, t_new_qid, t_now, NULL };
+static const struct smtp_srv_ops t_ops = { .rcpt_allowed = t_rcpt_allowed, .new_qid = t_new_qid, .now = t_now };
 
 static const struct smtp_srv_limits t_lim = {
 	.max_message_size = 10000, .max_recipients = 3, .max_line_length = 78, .max_errors = 20,
@@ -1067,7 +1067,7 @@ static bool t_out_is(struct smtp_srv *s, const char *want)
 
 Test(smtp_srv, new_free_and_peer)
 {
-	static const struct smtp_srv_ops no_qid = { t_rcpt_allowed, NULL, t_now, NULL };
+	static const struct smtp_srv_ops no_qid = { .rcpt_allowed = t_rcpt_allowed, .now = t_now };
 	struct t_ctx ctx = { 0 };
 	struct smtp_srv *s;
 	const struct smtp_srv_msg *m;
@@ -1255,6 +1255,225 @@ Test(smtp_srv, mail_refused_without_room)
 	cr_assert_eq(t_room_size, 4000);
 	cr_assert(t_out_is(s, MAIL_OK RCPT_OK));
 	smtp_srv_free(s);
+}
+
+/* mem_take/mem_give: the message buffer is charged to the caller's budget while the
+ * session holds it. A growth the budget refuses: nothing more of that message is kept
+ * (the buffer is given back at once), its end of data is answered 452 4.3.1, not counted
+ * as an error; a DATA the budget has no room for at all is answered 452 4.3.1 itself. */
+struct t_budget {
+	struct t_ctx ctx;                      /* first: the ops' other callbacks take it */
+	size_t held, limit, most, refused;
+};
+
+static bool t_mem_take(void *ctx, size_t n)
+{
+	struct t_budget *b = ctx;
+	cr_assert_gt(n, 0);
+	if (b->held + n > b->limit) {
+		b->refused++;
+		return false;
+	}
+	b->held += n;
+	if (b->held > b->most)
+		b->most = b->held;
+	return true;
+}
+
+static void t_mem_give(void *ctx, size_t n)
+{
+	struct t_budget *b = ctx;
+	cr_assert_leq(n, b->held, "gave back %zu of %zu held", n, b->held);
+	b->held -= n;
+}
+
+static struct smtp_srv *t_new_budget(struct t_budget *b, size_t limit)
+{
+	static const struct smtp_srv_ops ops = { .rcpt_allowed = t_rcpt_allowed,
+		                                 .new_qid = t_new_qid, .now = t_now,
+		                                 .mem_take = t_mem_take, .mem_give = t_mem_give };
+	struct smtp_srv_limits lim = t_lim;
+	memset(b, 0, sizeof *b);
+	b->limit = limit;
+	lim.max_message_size = 1u << 20;
+	lim.max_errors = 2;
+	struct smtp_srv *s = smtp_srv_new(HOST, PEER, &lim, &ops, b);
+	cr_assert(s);
+	smtp_srv_start(s);
+	cr_assert(t_out_is(s, BANNER));
+	return s;
+}
+
+/* n octets of 40-octet lines, then (end) the end of data */
+static char *t_lines(size_t n, bool end, size_t *len)
+{
+	char *p = malloc(n + 3);
+	cr_assert(p);
+	for (size_t k = 0; k < n; k += 40) {
+		memset(p + k, 'm', 38);
+		memcpy(p + k + 38, "\r\n", 2);
+	}
+	*len = n;
+	if (end) {
+		memcpy(p + n, ".\r\n", 3);
+		*len += 3;
+	}
+	return p;
+}
+
+#define NO_ROOM "452 4.3.1 Insufficient system storage\r\n"
+
+Test(smtp_srv, memory_budget_charges_the_buffer)
+{
+	struct t_budget b;
+	struct smtp_srv *s = t_new_budget(&b, SIZE_MAX / 4);
+	static const char head[] = "EHLO c.example\r\n" MSG_HEAD;
+	size_t n;
+	/* a large message: charged as it grows, given back when it is handed over */
+	char *big = t_lines(200000, true, &n);
+	cr_assert_eq(t_feed(s, head, sizeof head - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert_gt(b.held, 0, "the Received: header is in the buffer");
+	cr_assert_eq(t_feed(s, big, n, NULL), SMTP_SRV_EV_MESSAGE);
+	cr_assert_geq(b.held, 200000);
+	uint8_t *d = smtp_srv_take_data(s);
+	cr_assert(d);
+	cr_assert_eq(b.held, 0, "handed over: no longer the session's");
+	free(d);
+	smtp_srv_queued(s);
+	free(big);
+	smtp_srv_free(s);
+	cr_assert_eq(b.held, 0);
+	/* a small one: copied out, the session keeps (and is charged for) its buffer until
+	 * it is freed */
+	s = t_new_budget(&b, SIZE_MAX / 4);
+	static const char small[] = "EHLO c.example\r\n" MSG_HEAD "hello\r\n.\r\n";
+	cr_assert_eq(t_feed(s, small, sizeof small - 1, NULL), SMTP_SRV_EV_MESSAGE);
+	d = smtp_srv_take_data(s);
+	cr_assert(d);
+	free(d);
+	smtp_srv_queued(s);
+	cr_assert_eq(b.held, 4096, "the first allocation, kept");
+	smtp_srv_free(s);
+	cr_assert_eq(b.held, 0, "freed with the session");
+	cr_assert_eq(b.refused, 0);
+}
+
+Test(smtp_srv, memory_budget_refuses_a_growth)
+{
+	struct t_budget b;
+	struct smtp_srv *s = t_new_budget(&b, 16384);
+	static const char head[] = "EHLO c.example\r\n" MSG_HEAD;
+	size_t n;
+	char *part = t_lines(40000, false, &n);
+	cr_assert_eq(t_feed(s, head, sizeof head - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, EHLO_SZ("1048576") MSG_HEAD_R));
+	cr_assert_eq(t_feed(s, part, n, NULL), SMTP_SRV_EV_NONE);
+	cr_assert_eq(b.refused, 1, "the growth past 16384 was asked once");
+	cr_assert_eq(b.held, 0, "what was kept is given back at once, before the end");
+	cr_assert(t_out_is(s, ""), "nothing said before the end of data");
+	cr_assert_eq(t_feed(s, part, n, NULL), SMTP_SRV_EV_NONE);
+	cr_assert_eq(b.refused, 1, "nothing more asked for that message");
+	cr_assert_leq(b.most, 16384);
+	cr_assert_eq(t_feed(s, ".\r\n", 3, NULL), SMTP_SRV_EV_NONE);
+	cr_assert(t_out_is(s, NO_ROOM));
+	/* twice more: not counted towards max_errors (2) */
+	for (int k = 0; k < 2; k++) {
+		cr_assert_eq(t_feed(s, MSG_HEAD, sizeof MSG_HEAD - 1, NULL), SMTP_SRV_EV_NONE);
+		cr_assert_eq(t_feed(s, part, n, NULL), SMTP_SRV_EV_NONE);
+		cr_assert_eq(t_feed(s, ".\r\n", 3, NULL), SMTP_SRV_EV_NONE);
+		cr_assert(t_out_is(s, MSG_HEAD_R NO_ROOM));
+	}
+	cr_assert(!smtp_srv_closing(s));
+	/* a message that fits goes through */
+	static const char small[] = MSG_HEAD "hello\r\n.\r\n";
+	cr_assert_eq(t_feed(s, small, sizeof small - 1, NULL), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(smtp_srv_message(s)->len,
+	             strlen(RCVD1("c.example", "ESMTP", "Q4", "b@y.example") "hello\r\n"));
+	smtp_srv_queued(s);
+	cr_assert(t_out_is(s, MSG_HEAD_R QUEUED("Q4")));
+	free(part);
+	smtp_srv_free(s);
+	cr_assert_eq(b.held, 0);
+}
+
+Test(smtp_srv, memory_budget_refuses_data)
+{
+	struct t_budget b;
+	struct smtp_srv *s = t_new_budget(&b, 100);     /* not even the first allocation */
+	static const char in[] = "EHLO c.example\r\n" MSG_HEAD "hello\r\n.\r\nQUIT\r\n";
+	cr_assert_eq(t_feed(s, in, sizeof in - 1, NULL), SMTP_SRV_EV_CLOSE);
+	/* DATA refused, the transaction reset: the text is read as commands (each an
+	 * error: the second closes the session, max_errors 2) */
+	cr_assert(t_out_is(s, EHLO_SZ("1048576") MAIL_OK RCPT_OK NO_ROOM R502 R502 TOO_MANY_ERR));
+	cr_assert_eq(b.held, 0);
+	cr_assert_eq(b.refused, 1);
+	smtp_srv_free(s);
+}
+
+/* The same stream, whole, in two at every offset and octet by octet: the same replies,
+ * the same refusal (the buffer grows the same whatever the pieces). */
+Test(smtp_srv, memory_budget_at_every_split)
+{
+	static const char head[] = "EHLO c.example\r\n" MSG_HEAD;
+	static const char tail[] = MSG_HEAD "hi\r\n.\r\n";
+	size_t n;
+	char *part = t_lines(9000, false, &n);
+	size_t len = sizeof head - 1 + n + 3 + sizeof tail - 1;
+	char *in = malloc(len);
+	cr_assert(in);
+	memcpy(in, head, sizeof head - 1);
+	memcpy(in + sizeof head - 1, part, n);
+	memcpy(in + sizeof head - 1 + n, ".\r\n", 3);
+	memcpy(in + sizeof head - 1 + n + 3, tail, sizeof tail - 1);
+	for (size_t limit = 4096; limit <= 16384; limit *= 2) {
+		char *want = NULL;
+		size_t wlen = 0;
+		for (size_t cut = 0; cut <= len; cut += (cut < 200 || len - cut < 200) ? 1 : 97) {
+			struct t_budget b;
+			struct smtp_srv *s = t_new_budget(&b, limit);
+			struct t_buf out = { 0 };
+			size_t off = 0;
+			size_t pieces[2] = { cut, len - cut };
+			for (int k = 0; k < 2; k++) {
+				size_t left = pieces[k];
+				while (left > 0) {
+					size_t used;
+					enum smtp_srv_ev ev = t_feed(s, in + off, left, &used);
+					size_t on;
+					const uint8_t *o = smtp_srv_out(s, &on);
+					t_put(&out, o, on);
+					smtp_srv_out_consume(s, on);
+					off += used;
+					left -= used;
+					if (ev == SMTP_SRV_EV_MESSAGE) {
+						smtp_srv_queued(s);
+						o = smtp_srv_out(s, &on);
+						t_put(&out, o, on);
+						smtp_srv_out_consume(s, on);
+					} else {
+						cr_assert_eq(ev, SMTP_SRV_EV_NONE);
+						cr_assert_eq(left, 0);
+					}
+				}
+			}
+			if (!want) {
+				want = malloc(out.len + 1);
+				cr_assert(want);
+				memcpy(want, out.p, out.len);
+				wlen = out.len;
+				bool refused = b.refused > 0;
+				cr_assert_eq(refused, limit < 16384, "limit %zu", limit);
+			}
+			cr_assert(out.len == wlen && memcmp(out.p, want, wlen) == 0,
+			          "limit %zu cut %zu: another transcript", limit, cut);
+			smtp_srv_free(s);
+			cr_assert_eq(b.held, 0);
+			free(out.p);
+		}
+		free(want);
+	}
+	free(in);
+	free(part);
 }
 
 /* ---- the DATA lexer against a reference model ------------------------------------- */
