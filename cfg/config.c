@@ -248,6 +248,7 @@ static const cyaml_schema_field_t limits_fields[] = {
 	NUM("max_connections"),
 	NUM("max_connections_per_ip"),
 	NUM("idle_timeout"),
+	NUM("min_data_rate"),
 	CYAML_FIELD_END
 };
 
@@ -496,6 +497,7 @@ enum cfg_num_key {
 	CFG_N_MAX_CONNECTIONS,
 	CFG_N_MAX_CONNECTIONS_PER_IP,
 	CFG_N_IDLE_TIMEOUT,
+	CFG_N_MIN_DATA_RATE,
 	CFG_N_TRANSPORT_MAX_CONNECTIONS,
 	CFG_N_TRANSPORT_MAX_MESSAGES,
 	CFG_N_INITIAL_CONNECTIONS,
@@ -559,6 +561,8 @@ static const struct cfg_num_range {
 	[CFG_N_MAX_CONNECTIONS] = { 50000, 1, 1000000 },
 	[CFG_N_MAX_CONNECTIONS_PER_IP] = { 500, 1, 1000000 },
 	[CFG_N_IDLE_TIMEOUT] = { 300, 1, CFG_IDLE_TIMEOUT_MAX },
+	/* octets/s, Postfix's smtpd_min_data_rate (500); 0: off; a GiB/s at most */
+	[CFG_N_MIN_DATA_RATE] = { 500, 0, 1u << 30 },
 	/* per (source, site): a source address has ~28000 ephemeral ports for all sites. */
 	[CFG_N_TRANSPORT_MAX_CONNECTIONS] = { 100, 1, 10000 },
 	[CFG_N_TRANSPORT_MAX_MESSAGES] = { 1000, 1, 1000000 },
@@ -1174,7 +1178,8 @@ static int cfg_limits(struct cfg_ctx *x, struct config *c)
 	             &c->max_connections) < 0 ||
 	    cfg_uint(x, "limits.max_connections_per_ip", CFG_N_MAX_CONNECTIONS_PER_IP,
 	             &c->max_connections_per_ip) < 0 ||
-	    cfg_uint(x, "limits.idle_timeout", CFG_N_IDLE_TIMEOUT, &c->idle_timeout) < 0)
+	    cfg_uint(x, "limits.idle_timeout", CFG_N_IDLE_TIMEOUT, &c->idle_timeout) < 0 ||
+	    cfg_uint(x, "limits.min_data_rate", CFG_N_MIN_DATA_RATE, &c->min_data_rate) < 0)
 		return -1;
 	/* a session's buffer for the largest message: its data and our Received: header */
 	if (c->max_data_memory < c->max_message_size + CONFIG_DATA_MEMORY_SLACK)

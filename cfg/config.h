@@ -211,6 +211,8 @@ struct config {
 	unsigned max_connections;          /* 1..1000000, default 50000 */
 	unsigned max_connections_per_ip;   /* 1..1000000, default 500 */
 	unsigned idle_timeout;             /* seconds, 1..86400, default 300 */
+	unsigned min_data_rate;            /* octets/s message data must average after the
+	                                    * first idle_timeout; 0..2^30, 0 off, default 500 */
 
 	struct config_route *routes;       /* default: "*" -> default */
 	size_t nroutes;

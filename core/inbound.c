@@ -142,6 +142,7 @@ static const char *inbound_admit(struct smtp_server_conn *c, struct smtp_server_
 	p->lim.max_line_length = cfg->max_line_length;
 	p->lim.max_errors = 20;
 	p->idle_ms = cfg->idle_timeout * 1000u;
+	p->min_data_rate = cfg->min_data_rate;
 	return NULL;
 }
 

@@ -129,6 +129,18 @@ static const struct smtp_srv_ops session_ops = {
 
 /* ---- timers ----------------------------------------------------------------------- */
 
+/* Message data must come at min_data_rate octets/s on average, after a first idle_ms
+ * (Postfix's smtpd_min_data_rate under smtpd_per_request_deadline): each octet read
+ * moves the deadline 1/rate s on. The idle timeout alone counts any progress, so a client
+ * trickling a line every few minutes would hold its message's memory for ever. UINT64_MAX:
+ * no deadline (not in data, or no rate). */
+static uint64_t data_deadline(const struct smtp_server_conn *c)
+{
+	if (!c->in_data || !c->min_data_rate)
+		return UINT64_MAX;
+	return c->data_start_ms + c->idle_ms + c->data_octets * 1000u / c->min_data_rate;
+}
+
 static void conn_timeout(struct timer *t)
 {
 	struct smtp_server_conn *c = (struct smtp_server_conn *)(void *)((char *)t -
@@ -159,11 +171,22 @@ static void conn_timeout(struct timer *t)
 		net_stream_reoffer(&c->st);
 	}
 	uint64_t idle_end = c->st.last_activity_ms + c->idle_ms;
-	if (now < idle_end || c->waiting) {   /* activity since, or we are the slow one */
-		timer_arm(&c->srv->loop->wheel, &c->timer, c->waiting ? c->idle_ms : idle_end - now);
+	uint64_t data_end = data_deadline(c);
+	if (c->waiting) {                   /* we are the slow one */
+		timer_arm(&c->srv->loop->wheel, &c->timer, c->idle_ms);
 		return;
 	}
-	log_info("event=timeout sid=%s client=%s", c->sid, c->peer);
+	if (now < idle_end && now < data_end) {   /* activity since, and fast enough */
+		uint64_t end = idle_end < data_end ? idle_end : data_end;
+		timer_arm(&c->srv->loop->wheel, &c->timer, end - now);
+		return;
+	}
+	if (now < idle_end)
+		log_info("event=timeout sid=%s client=%s reason=min_data_rate octets=%llu seconds=%llu",
+		         c->sid, c->peer, (unsigned long long)c->data_octets,
+		         (unsigned long long)((now - c->data_start_ms) / 1000u));
+	else
+		log_info("event=timeout sid=%s client=%s", c->sid, c->peer);
 	smtp_srv_timeout(c->smtp);
 	collect(c);
 	server_close(c);
@@ -222,6 +245,26 @@ bool smtp_server_tls(const struct smtp_server_conn *c, const char **version,
 
 /* ---- the SMTP session ------------------------------------------------------------- */
 
+/* After a feed that used `used` octets: the data's start, its octets, its end. The octets
+ * of the feed that began the data (its DATA line among them) count towards it: a few
+ * octets' head start, no more. Entering it, the timer is set to idle_ms, when the data
+ * deadline can first come (data_deadline). */
+static void data_progress(struct smtp_server_conn *c, size_t used)
+{
+	bool in = smtp_srv_in_data(c->smtp);
+	if (in && !c->in_data) {
+		c->in_data = true;
+		c->data_start_ms = c->srv->loop->now_ms;
+		c->data_octets = 0;
+		if (c->min_data_rate)
+			timer_arm(&c->srv->loop->wheel, &c->timer, c->idle_ms);
+	}
+	if (c->in_data)
+		c->data_octets += used;
+	if (!in)
+		c->in_data = false;
+}
+
 /* Feed p[0..n) to the session until it stops; returns the octets it used. Commands go in
  * SMTP_SERVER_FEED at a time and stop at the stream's high-water mark, so a flood of
  * pipelined commands makes bounded output; message data goes in whole. */
@@ -234,6 +277,7 @@ static size_t session_feed(struct smtp_server_conn *c, const uint8_t *p, size_t 
 			k = SMTP_SERVER_FEED;
 		enum smtp_srv_ev ev = smtp_srv_feed(c->smtp, p + off, k, &used);
 		off += used;
+		data_progress(c, used);
 		if (ev == SMTP_SRV_EV_STARTTLS) {
 			starttls(c, n - off);
 			return n;                   /* the rest: dropped, never fed to TLS */
@@ -277,6 +321,7 @@ static void session_begin(struct smtp_server_conn *c)
 		return;
 	}
 	c->idle_ms = p.idle_ms;
+	c->min_data_rate = p.min_data_rate;
 	c->st.stall_ms = p.idle_ms;         /* output that does not move: cut */
 	if (c->tls_ctx)
 		smtp_srv_set_tls(c->smtp, c->tls_mode == SMTP_SERVER_TLS_IMPLICIT ? SMTP_SRV_TLS_ACTIVE

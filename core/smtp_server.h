@@ -81,6 +81,11 @@ struct smtp_server_conn {
 	uint64_t proxy_deadline_ms;
 	uint64_t sniff_deadline_ms;             /* SNIFF: when to stop waiting for more */
 	unsigned idle_ms;
+	unsigned min_data_rate;                 /* octets/s a message's data must average
+	                                         * after idle_ms (0: no such rule) */
+	bool in_data;                           /* the session is reading message data */
+	uint64_t data_start_ms;                 /* ... since then */
+	uint64_t data_octets;                   /* ... and has read this much of it */
 	unsigned proxy_max_header;
 	unsigned listener;                      /* the owner's listener index */
 	struct net_tls_ctx *tls_ctx;            /* a reference, or NULL: no TLS */
@@ -99,6 +104,7 @@ struct smtp_server_params {
 	const char *hostname;
 	struct smtp_srv_limits lim;
 	unsigned idle_ms;
+	unsigned min_data_rate;             /* octets/s; 0: none (see data_deadline) */
 };
 
 struct smtp_server_start;

@@ -143,6 +143,7 @@ static void expect_defaults(const struct config *c)
 	cr_expect_eq(c->max_connections, 50000);
 	cr_expect_eq(c->max_connections_per_ip, 500);
 	cr_expect_eq(c->idle_timeout, 300);
+	cr_expect_eq(c->min_data_rate, 500);
 
 	cr_assert_eq(c->nroutes, 1);
 	cr_assert_eq(c->routes[0].ndomains, 1);
@@ -750,6 +751,7 @@ GOT(max_hops, c->max_hops)
 GOT(max_connections, c->max_connections)
 GOT(max_connections_per_ip, c->max_connections_per_ip)
 GOT(idle_timeout, c->idle_timeout)
+GOT(min_data_rate, c->min_data_rate)
 GOT(t_max_connections, c->transports[0].max_connections)
 GOT(t_max_messages, c->transports[0].max_messages_per_connection)
 GOT(t_initial_connections, c->transports[0].initial_connections)
@@ -802,6 +804,8 @@ static const struct num_key num_keys[] = {
 	{ "limits.max_connections_per_ip", "limits:\n  max_connections_per_ip: %s\n", 1, 1000000,
 	  got_max_connections_per_ip },
 	{ "limits.idle_timeout", "limits:\n  idle_timeout: %s\n", 1, 86400, got_idle_timeout },
+	{ "limits.min_data_rate", "limits:\n  min_data_rate: %s\n", 0, 1073741824,
+	  got_min_data_rate },
 	{ "transports[0].max_connections", "transports:\n  - id: default\n    max_connections: %s\n",
 	  1, 10000, got_t_max_connections },
 	/* max_connections at its top, so that only initial_connections' own range decides */

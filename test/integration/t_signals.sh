@@ -32,7 +32,9 @@ for chunk in iter(lambda: sys.stdin.buffer.read1(4096), b""):
     s.sendall(chunk)
 t.join(5)' > "$T/term.out" &
 cp=$!
-sleep 1.5
+# the SIGTERM once the relay said 354 (a fixed 1.5 s was too short for a loaded machine:
+# the signal came before the connection, CI run of 2133664)
+wait_until 10 grep -q '^354 ' "$T/term.out" || fail "no 354 in 10 s: $(cat "$T/term.out")"
 kill -TERM $RR_PID
 wait $cp
 out=$(cat "$T/term.out")
