@@ -112,6 +112,8 @@ print("fourth again: " + r)
 for c in held + [c4, c5]:
     c.cmd(b"QUIT")
 wait_gauge(G, 0, "all ended")
+# (counters are published by each worker every 100 ms: waited for, not sampled)
+wait_gauge("ringrelay_inbound_data_refused_total", 2, "the refusals counted")
 r = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5).read().decode()
 print([l for l in r.splitlines() if l.startswith("ringrelay_inbound_data_refused_total")][0])
 PY
