@@ -48,32 +48,71 @@ static void passive(struct dconn *d, bool ok, bool unclear, enum health_reason r
 }
 
 /* A connection through a proxy that got its greeting, lost under its first transaction
- * (err: the errno it was lost with, ETIMEDOUT for a timeout, 0 for a plain close): a cut of
- * the proxy's (proto/health: health_passive_cut). Not one lost while it waited with no
- * transaction begun (a proxy's idle timeout), nor after a transaction ended on it. */
+ * (err: the errno it was lost with, ETIMEDOUT for a timeout, 0 for a plain close): a cut
+ * of the proxy's (proto/health: health_passive_cut), but only when it cannot be the
+ * destination's or the proxy's idle timeout's doing:
+ *  - a transaction of the site ended through another server of the pool within
+ *    DELIVER_CUT_PROOF_MS before the cut, or does after it (the cut waits for it, the
+ *    site's latest only): the destination takes mail through the pool, and this proxy cut
+ *    it. A destination that cuts everyone (one of many MX addresses, or the many domains
+ *    an attacker sends to) says nothing of the proxy; a pool of one server never counts a
+ *    cut: there is no other to tell them apart, nor to send the mail through;
+ *  - its job came within DELIVER_CUT_IDLE_MS of its greeting: a connection that waited
+ *    idle may have been closed by the proxy's timeout just as the job came.
+ * Not one lost while it waited with no transaction begun, nor after a transaction ended. */
 static void passive_cut(struct dconn *d, int err)
 {
-	if (d->proxied && d->greeted && !d->proven && d->job && d->started)
+	struct queue_site *s = d->site;
+	uint64_t now = site_queue(d)->loop->now_ms;
+	if (!d->proxied || !d->greeted || d->proven || !d->job || !d->started || !d->job_at_once)
+		return;
+	if (s->done_ms && s->done_server != d->server && now - s->done_ms <= DELIVER_CUT_PROOF_MS) {
 		egress_passive(d->q->w, d->et, d->server, d->si, EGRESS_PASSIVE_CUT, d->dest_key,
 		               HEALTH_R_CUT, err);
+		return;
+	}
+	s->cut_ms = now ? now : 1;
+	s->cut_et = d->et;
+	s->cut_server = d->server;
+	s->cut_si = d->si;
+	s->cut_err = err;
 }
 
-/* A key of a destination address and port (FNV-1a over them), for egress's unclear
- * failures: the same destination, the same key. */
-static uint64_t dest_key(const struct sockaddr_storage *ss)
+/* A transaction ended through a proxy: the site's proof that the pool reaches it (a cut
+ * waiting for it through another server is told now; one through this server is
+ * forgotten: the proxy carries the site's mail), and news for egress that the proxy
+ * carries transactions (it ends a run of cuts), at most once a second a connection (a
+ * letter to the checker each). */
+static void passive_done(struct dconn *d)
 {
-	const uint8_t *p;
-	size_t n;
-	if (ss->ss_family == AF_INET) {
-		p = (const uint8_t *)&((const struct sockaddr_in *)(const void *)ss)->sin_port;
-		n = 2 + 4;                      /* sin_port, sin_addr */
-	} else {
-		p = (const uint8_t *)&((const struct sockaddr_in6 *)(const void *)ss)->sin6_port;
-		n = 2 + 4 + 16;                 /* sin6_port, sin6_flowinfo, sin6_addr */
+	struct queue_site *s = d->site;
+	uint64_t now = site_queue(d)->loop->now_ms;
+	if (!d->proxied)
+		return;
+	s->done_ms = now;
+	s->done_server = d->server;
+	if (s->cut_ms) {
+		if (s->cut_server != d->server && s->cut_et == d->et &&
+		    now - s->cut_ms <= DELIVER_CUT_PROOF_MS)
+			egress_passive(d->q->w, s->cut_et, s->cut_server, s->cut_si, EGRESS_PASSIVE_CUT,
+			               d->dest_key, HEALTH_R_CUT, s->cut_err);
+		s->cut_ms = 0;
 	}
+	if (d->done_said_ms && now - d->done_said_ms < 1000)
+		return;
+	d->done_said_ms = now;
+	egress_passive(d->q->w, d->et, d->server, d->si, EGRESS_PASSIVE_DONE, d->dest_key,
+	               HEALTH_R_NONE, 0);
+}
+
+/* A key of a site, its source aside (FNV-1a over "transport/sitekey"), for egress's
+ * unclear failures and cuts: the same site, the same key, whatever MX address of it a
+ * connection went to (a domain whose three MX addresses close is one destination). */
+static uint64_t dest_key(const struct queue_site *s)
+{
 	uint64_t h = 0xcbf29ce484222325ull;
-	for (size_t k = 0; k < n; k++)
-		h = (h ^ p[k]) * 0x100000001b3ull;
+	for (size_t k = 0; k < s->base_len; k++)
+		h = (h ^ (uint8_t)s->key[k]) * 0x100000001b3ull;
 	return h;
 }
 
@@ -606,6 +645,8 @@ static void take_job(struct dconn *d)
 		}
 		d->job = j;
 		d->started = false;
+		if (d->msgs == 0)
+			d->job_at_once = site_queue(d)->loop->now_ms - d->greeted_ms <= DELIVER_CUT_IDLE_MS;
 		j->t_conn_ms = d->msgs == 0 ? site_queue(d)->loop->now_ms - d->t_start_ms : 0;
 		const uint8_t *body;
 		size_t len;
@@ -690,6 +731,7 @@ static void pump(struct dconn *d)
 		case SMTP_CLI_EV_READY:
 			passive(d, true, false, HEALTH_R_NONE, 0);
 			d->greeted = true;
+			d->greeted_ms = site_queue(d)->loop->now_ms;
 			if (!tls_start(d))
 				take_job(d);
 			break;
@@ -714,10 +756,8 @@ static void pump(struct dconn *d)
 		case SMTP_CLI_EV_MSG_DONE: {
 			bool taken = job_taken(d);
 			job_end(d, NULL, "4.4.2 no result");
+			passive_done(d);            /* and so does the proxy, if any */
 			if (!d->proven) {
-				if (d->proxied)          /* and so does the proxy: a run of cuts ends */
-					egress_passive(d->q->w, d->et, d->server, d->si, EGRESS_PASSIVE_DONE,
-					               d->dest_key, HEALTH_R_NONE, 0);
 				d->proven = true;        /* the site works: its failures start over */
 				d->site->fails = 0;
 			}
@@ -934,7 +974,7 @@ static bool dconn_egress(struct queue *q, struct queue_site *s, struct dconn *d,
 			return false;
 		const struct egress_server *sv = &t->pool->servers[d->server];
 		d->proxied = true;
-		d->dest_key = dest_key(&s->addr[i].ss);
+		d->dest_key = dest_key(s);
 		proxy = sv->text;
 		*to = sv->ss;
 		*tolen = sv->len;

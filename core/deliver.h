@@ -49,6 +49,11 @@
 #define DELIVER_CONNECT_MS 30000u
 #define DELIVER_PINS 4u
 #define DELIVER_INITIAL_WINDOW 5u
+#define DELIVER_CUT_PROOF_MS 600000u     /* a site's transaction through the pool proves it
+                                         * takes mail for this long (core/deliver's
+                                         * passive_cut) */
+#define DELIVER_CUT_IDLE_MS 1000u        /* a first job later than this after the greeting:
+                                         * a cut may be the proxy's idle timeout */
 #define DELIVER_READ_RETRY_MS 20u          /* a body read the ring could not take: again */
 
 struct dconn {
@@ -80,7 +85,13 @@ struct dconn {
 	const struct egress_transport *et;
 	size_t si, server;
 	bool proxied;
-	uint64_t dest_key;                 /* of its destination (egress's unclear failures) */
+	uint64_t dest_key;                 /* of its site, sources aside (egress's unclear
+	                                    * failures and cuts: one site, one destination,
+	                                    * whatever its MX addresses) */
+	uint64_t greeted_ms;               /* when its greeting (and EHLO) came */
+	uint64_t done_said_ms;             /* when it last told egress a transaction ended */
+	bool job_at_once;                  /* its first job came within DELIVER_CUT_IDLE_MS
+	                                    * of the greeting (see passive_cut) */
 	/* TLS (core/tlsout): the transport's `tls` and client context (NULL: none), the
 	 * destination's key in the worker's cache, whether STARTTLS is skipped (tls: none,
 	 * or plaintext after a failed opportunistic handshake), begun (220 to STARTTLS: the

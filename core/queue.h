@@ -198,6 +198,16 @@ struct queue_site {
 	unsigned nquitting;                /* of those, QUIT sent: not counted against limits */
 	unsigned fails;                    /* connection failures in a row */
 	size_t fail_server;                /* the pool server of the latest (core/deliver) */
+	/* core/deliver: the latest transaction that ended through a proxy, and its server:
+	 * the site works through the pool, so a cut through another server is that one's */
+	uint64_t done_ms;
+	size_t done_server;
+	/* ... and the latest cut not told yet (cut_ms 0: none), told when a transaction ends
+	 * through another server within DELIVER_CUT_PROOF_MS */
+	uint64_t cut_ms;
+	const struct egress_transport *cut_et;
+	size_t cut_server, cut_si;
+	int cut_err;
 	uint64_t dead_until_ms;
 	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
 	/* core/deliver's shaping (zero until its first kick: deliver_shape) */

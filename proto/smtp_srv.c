@@ -464,8 +464,15 @@ static bool srv_data_reserve(struct smtp_srv *s, size_t n)
 	if (most < SIZE_MAX / 2 && cap > most && most >= s->data_len + n)
 		cap = most;
 	if (s->ops.mem_take && !s->ops.mem_take(s->ctx, cap - s->data_cap)) {
-		s->mem_short = true;
-		return false;
+		/* a first buffer sized by the last message (data_hint): the smallest will do */
+		size_t least = SRV_DATA_MIN;
+		while (least < n && least <= SIZE_MAX / 2)
+			least *= 2;
+		if (s->data_cap != 0 || least >= cap || !s->ops.mem_take(s->ctx, least)) {
+			s->mem_short = true;
+			return false;
+		}
+		cap = least;
 	}
 	q = realloc(s->data, cap);
 	if (!q) {
@@ -894,7 +901,7 @@ static void srv_do_data(struct smtp_srv *s, const char *arg, size_t len)
 			s->mem_short = false;
 			srv_txn_reset(s);
 			srv_enter(s, SMTP_SRV_ST_READY);
-			SRV_SAY(s, "452 4.3.1 Insufficient system storage");
+			SRV_SAY(s, "451 4.3.1 Insufficient system storage");   /* (4xx to DATA) */
 		}
 		return;
 	}

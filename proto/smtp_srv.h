@@ -59,8 +59,9 @@ struct smtp_srv_ops {
 	 * caller's memory budget while the session holds them. mem_take(n): may the buffer
 	 * grow by n octets? false: nothing more of this message is kept (what was is freed at
 	 * once, mem_give) and its end of data is answered "452 4.3.1 Insufficient system
-	 * storage"; at DATA, DATA itself is (the transaction is reset). Neither is counted as
-	 * a client error. mem_give(n): n octets freed, or handed over (smtp_srv_take_data). */
+	 * storage"; at DATA, DATA itself is, "451 4.3.1 ..." (the transaction is reset; a first
+	 * buffer sized by the session's last message is asked again at the smallest size
+	 * first). Neither is counted as a client error. mem_give(n): n octets freed, or handed over (smtp_srv_take_data). */
 	bool (*mem_take)(void *ctx, size_t n);
 	void (*mem_give)(void *ctx, size_t n);
 };

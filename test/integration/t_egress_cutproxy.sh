@@ -103,6 +103,7 @@ blast() {  # blast N: N messages to each of d1..d3, at once
 all_in() { [ "$(dumped d1)" -ge "$1" ] && [ "$(dumped d2)" -ge "$1" ] && [ "$(dumped d3)" -ge "$1" ]; }
 ctl() { "$RR_BIN" ctl -c "$T/ringrelay.yaml" "$@"; }
 
+# (rr_start appends to the same log: phase 3 reads its own lines)
 # 1. it cuts every transaction: down by delivery, reason cut, and then no more traffic
 cutproxy all "$T/cp1.port"
 CPORT=$(cat "$T/cp1.port")
@@ -136,5 +137,45 @@ cuts=$(grep -c "event=requeued .*proxy=127.0.0.1:$CPORT" "$L")
 expect_nomatch "$(grep "event=proxy_state" "$L")" "server=127\\.0\\.0\\.1:$CPORT .*state=down" "a down line"
 expect_match "$(ctl proxies)" "server=127\\.0\\.0\\.1:$CPORT source=- state=up" "ctl proxies"
 rr_stop
-kill "$CP" "$HPID"; wait "$CP" "$HPID" 2>/dev/null
+kill "$CP"; wait "$CP" 2>/dev/null
 ok "a proxy that cut only one destination's transactions ($cuts) stayed up"
+
+# 3. destinations that cut everyone (sinks dropping the connection at each end of data:
+# what an attacker's domains, or one domain's many MX addresses, can do) through two
+# healthy proxies: no proxy goes down (a cut counts only when the site's mail went through
+# another server of the pool), and other mail goes on through both
+HB=$(free_port)
+haproxy_out b "$HB"
+HPB=${HAP_PID[b]}
+sink x1 --fail drop=100%; X1=$S_PORT
+sink x2 --fail drop=100%; X2=$S_PORT
+sink x3 --fail drop=100%; X3=$S_PORT
+rm -f "$T"/d?/*.eml
+from=$(( $(wc -l < "$L") + 1 ))           # this phase's log lines only
+rr_config "transports:" \
+  "  - { id: t1, nexthop: \"[127.0.0.1]:$X1\", proxy_pool: tier, source: { ipv4: 127.0.0.1 } }" \
+  "  - { id: t2, nexthop: \"[127.0.0.1]:$X2\", proxy_pool: tier, source: { ipv4: 127.0.0.1 } }" \
+  "  - { id: t3, nexthop: \"[127.0.0.1]:$X3\", proxy_pool: tier, source: { ipv4: 127.0.0.1 } }" \
+  "  - { id: good, nexthop: \"[127.0.0.1]:$P1\", proxy_pool: tier, source: { ipv4: 127.0.0.1 } }" \
+  "proxy_pools:" "  - id: tier" "    servers: [\"127.0.0.1:$HA\", \"127.0.0.1:$HB\"]" \
+  "    health_check: { interval: 5, timeout: 1, failure_threshold: 3, success_threshold: 3 }" \
+  "routes:" "  - { domains: [x1.test], transport: t1 }" "  - { domains: [x2.test], transport: t2 }" \
+  "  - { domains: [x3.test], transport: t3 }" "  - { domains: [\"*\"], transport: good }" \
+  "queue:" "  retry_schedule: [1]" "  max_age: 600"
+rr_start
+pids=()
+for k in 1 2 3; do
+  "$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 6 -t 10 -l 1k --to-domain x$k.test > /dev/null 2>&1 &
+  pids+=($!)
+done
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 10 -t 10 -l 1k --to-domain good.test > /dev/null 2>&1
+wait "${pids[@]}"
+wait_until 20 eval '[ "$(dumped d1)" -ge 10 ]' || fail "good mail: $(dumped d1) of 10"
+sleep 2                                  # retries of the cut ones (retry_schedule 1 s)
+drops=$(tail -n +$from "$L" | grep -c 'lost connection')
+[ "$drops" -ge 6 ] || fail "only $drops transactions cut (the dropping sinks not reached?)"
+expect_nomatch "$(tail -n +$from "$L" | grep 'event=proxy_state')" 'state=down' "a proxy down"
+expect_nomatch "$(ctl proxies)" 'state=down' "ctl proxies"
+rr_stop
+kill "$HPID" "$HPB"; wait "$HPID" "$HPB" 2>/dev/null
+ok "destinations that cut everyone ($drops cuts, three domains, through two proxies): no proxy down, other mail went on"

@@ -38,3 +38,36 @@ kill "$HPID"; wait "$HPID" 2>/dev/null
 [ "$n" -ge 12 ] || fail "a dead MX took the healthy proxy down: good.test got $((n - 2)) of 10 within 5 s"
 rr_stop
 ok "a dead destination does not stop other mail through the same proxy"
+
+# A dead domain with three MX addresses is one destination, not three: "failure_threshold
+# distinct destinations" counts sites (before, each address counted, and one domain took
+# the only proxy down). dnsmasq answers its MX; nothing listens on their port.
+command -v dnsmasq > /dev/null || fail "dnsmasq not installed"
+dns_start --mx-host=bad.test,mx1.bad.test,10 --mx-host=bad.test,mx2.bad.test,10 \
+  --mx-host=bad.test,mx3.bad.test,10 --host-record=mx1.bad.test,127.0.0.2 \
+  --host-record=mx2.bad.test,127.0.0.3 --host-record=mx3.bad.test,127.0.0.4
+haproxy_out a "$HA"
+HPID=${HAP_PID[a]}
+from=$(( $(wc -l < "$L") + 1 ))
+rr_config "dns:" "  servers: [\"127.0.0.1:$DP\"]" "transports:" \
+  "  - id: good" "    nexthop: \"[127.0.0.1]:$PG\"" "    proxy_pool: tier" \
+  "    source: { ipv4: 127.0.0.1, helo: out.test }" \
+  "  - id: bad" "    nexthop: mx" "    proxy_pool: tier" "    source: { ipv4: 127.0.0.1, helo: out.test }" \
+  "proxy_pools:" "  - id: tier" "    servers: [\"127.0.0.1:$HA\"]" \
+  "    health_check: { interval: 5, timeout: 1, failure_threshold: 3, success_threshold: 3 }" \
+  "routes:" "  - domains: [bad.test]" "    transport: bad" "  - domains: [\"*\"]" "    transport: good" \
+  "queue:" "  retry_schedule: [60]" "  max_age: 600"
+RR_TEST_MX_PORT=$DEAD rr_start
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 6 -t 10 -l 1k --to-domain bad.test > /dev/null 2>&1
+wait_until 10 eval "tail -n +$from \"\$L\" | grep -q 'event=site_dead site=bad/'" || fail "bad.test not found dead"
+n0=$(dumped good)
+"$RR_TOOLS/ringblast" -s 127.0.0.1:$RR_PORT -c 2 -n 10 -t 10 -l 1k --to-domain good.test > /dev/null 2>&1
+wait_until 5 eval '[ "$(dumped good)" -ge $((n0 + 10)) ]'
+n=$(( $(dumped good) - n0 ))
+addrs=$(tail -n +$from "$L" | grep -oE 'relay=mx[123]\.bad\.test\[127\.0\.0\.[234]\]' | sort -u | wc -l)
+kill "$HPID"; wait "$HPID" 2>/dev/null
+[ "$addrs" -ge 2 ] || fail "only $addrs MX addresses of bad.test were tried"
+expect_nomatch "$(tail -n +$from "$L" | grep 'event=proxy_state')" 'state=down' "the proxy down"
+[ "$n" -ge 10 ] || fail "good.test got $n of 10 within 5 s"
+rr_stop
+ok "a dead domain's three MX addresses ($addrs tried) are one destination: the proxy stayed up"

@@ -1404,10 +1404,36 @@ Test(smtp_srv, memory_budget_refuses_data)
 	cr_assert_eq(t_feed(s, in, sizeof in - 1, NULL), SMTP_SRV_EV_CLOSE);
 	/* DATA refused, the transaction reset: the text is read as commands (each an
 	 * error: the second closes the session, max_errors 2) */
-	cr_assert(t_out_is(s, EHLO_SZ("1048576") MAIL_OK RCPT_OK NO_ROOM R502 R502 TOO_MANY_ERR));
+	cr_assert(t_out_is(s, EHLO_SZ("1048576") MAIL_OK RCPT_OK
+	                      "451 4.3.1 Insufficient system storage\r\n" R502 R502 TOO_MANY_ERR));
 	cr_assert_eq(b.held, 0);
 	cr_assert_eq(b.refused, 1);
 	smtp_srv_free(s);
+}
+
+/* A session's first buffer is sized by its last message (data_hint); when the budget has
+ * no room for that, the smallest is asked for before DATA is refused. */
+Test(smtp_srv, memory_budget_first_buffer_falls_back)
+{
+	struct t_budget b;
+	struct smtp_srv *s = t_new_budget(&b, 4u << 20);
+	static const char head[] = "EHLO c.example\r\n" MSG_HEAD;
+	size_t n;
+	char *big = t_lines(900000, true, &n);
+	cr_assert_eq(t_feed(s, head, sizeof head - 1, NULL), SMTP_SRV_EV_NONE);
+	cr_assert_eq(t_feed(s, big, n, NULL), SMTP_SRV_EV_MESSAGE);
+	free(smtp_srv_take_data(s));
+	smtp_srv_queued(s);
+	cr_assert_eq(b.held, 0);
+	b.limit = 512u << 10;                   /* others hold the rest now */
+	static const char small[] = MSG_HEAD "hello\r\n.\r\n";
+	cr_assert_eq(t_feed(s, small, sizeof small - 1, NULL), SMTP_SRV_EV_MESSAGE);
+	cr_assert_eq(b.refused, 1, "the hinted size was asked first");
+	cr_assert_eq(b.held, 4096, "then the smallest");
+	smtp_srv_queued(s);
+	free(big);
+	smtp_srv_free(s);
+	cr_assert_eq(b.held, 0);
 }
 
 /* The same stream, whole, in two at every offset and octet by octet: the same replies,
