@@ -34,55 +34,73 @@ static const char *relay_of(const struct dconn *d)
 	return d->relay_log[0] ? d->relay_log : d->relay;
 }
 
-/* A connection through a proxy got its greeting (ok) or failed before it: a passive
- * result of its (server, source) pair, or its server (core/egress). unclear: it had
- * reached the proxy, then closed or timed out before the greeting: the proxy's doing or
- * its destination's (HAProxy closes when its own connect fails), counted only towards
- * distinct destinations (proto/health). */
-static void passive(struct dconn *d, bool ok, bool unclear, enum health_reason reason, int code)
-{
-	if (d->proxied && !d->greeted)
-		egress_passive(d->q->w, d->et, d->server, d->si,
-		               ok ? EGRESS_PASSIVE_OK : unclear ? EGRESS_PASSIVE_UNCLEAR : EGRESS_PASSIVE_FAIL,
-		               d->dest_key, reason, code);
-}
-
-/* A connection through a proxy that got its greeting, lost under its first transaction
- * (err: the errno it was lost with, ETIMEDOUT for a timeout, 0 for a plain close): a cut
- * of the proxy's (proto/health: health_passive_cut), but only when it cannot be the
- * destination's or the proxy's idle timeout's doing:
- *  - a transaction of the site ended through another server of the pool within
- *    DELIVER_CUT_PROOF_MS before the cut, or does after it (the cut waits for it, the
- *    site's latest only): the destination takes mail through the pool, and this proxy cut
- *    it. A destination that cuts everyone (one of many MX addresses, or the many domains
- *    an attacker sends to) says nothing of the proxy; a pool of one server never counts a
- *    cut: there is no other to tell them apart, nor to send the mail through;
- *  - its job came within DELIVER_CUT_IDLE_MS of its greeting: a connection that waited
- *    idle may have been closed by the proxy's timeout just as the job came.
- * Not one lost while it waited with no transaction begun, nor after a transaction ended. */
-static void passive_cut(struct dconn *d, int err)
+/* What a delivery connection says of its proxy (core/egress, proto/health). Refused
+ * connects and greetings are told at once. An unclear failure (connected, then closed or
+ * timed out before the greeting: HAProxy closes when its own connect to the next hop
+ * fails) and a cut (greeted, then lost under the first transaction) may be the
+ * destination's doing as well as the proxy's: dead domains, tarpits, and hosts that hang
+ * up on everyone are everyday mail, and any sender can pick them. Such a failure is told
+ * (suspect()) only when the same site's mail went through another server of the pool: a
+ * transaction ended through it within DELIVER_CUT_PROOF_MS before, or does after (the
+ * site's latest suspect waits for it). A pool of one server never tells them: there is no
+ * other to tell proxy and destination apart, nor to send the mail through. Told, they run
+ * towards failure_threshold distinct sites (proto/health). */
+static void suspect(struct dconn *d, enum egress_passive_kind kind, enum health_reason reason,
+                    int code)
 {
 	struct queue_site *s = d->site;
 	uint64_t now = site_queue(d)->loop->now_ms;
-	if (!d->proxied || !d->greeted || d->proven || !d->job || !d->started || !d->job_at_once)
-		return;
-	if (s->done_ms && s->done_server != d->server && now - s->done_ms <= DELIVER_CUT_PROOF_MS) {
-		egress_passive(d->q->w, d->et, d->server, d->si, EGRESS_PASSIVE_CUT, d->dest_key,
-		               HEALTH_R_CUT, err);
+	if (s->done_ms && s->done_et == d->et && s->done_server != d->server &&
+	    now - s->done_ms <= DELIVER_CUT_PROOF_MS) {
+		egress_passive(d->q->w, d->et, d->server, d->si, kind, d->dest_key, reason, code);
 		return;
 	}
-	s->cut_ms = now ? now : 1;
-	s->cut_et = d->et;
-	s->cut_server = d->server;
-	s->cut_si = d->si;
-	s->cut_err = err;
+	s->sus_ms = now ? now : 1;
+	s->sus_et = d->et;
+	s->sus_server = d->server;
+	s->sus_si = d->si;
+	s->sus_kind = kind;
+	s->sus_reason = reason;
+	s->sus_code = code;
 }
 
-/* A transaction ended through a proxy: the site's proof that the pool reaches it (a cut
- * waiting for it through another server is told now; one through this server is
+/* Got its greeting (ok) or failed before it; unclear: see suspect(). */
+static void passive(struct dconn *d, bool ok, bool unclear, enum health_reason reason, int code)
+{
+	if (!d->proxied || d->greeted)
+		return;
+	if (unclear)
+		suspect(d, EGRESS_PASSIVE_UNCLEAR, reason, code);
+	else
+		egress_passive(d->q->w, d->et, d->server, d->si,
+		               ok ? EGRESS_PASSIVE_OK : EGRESS_PASSIVE_FAIL, d->dest_key, reason, code);
+}
+
+/* Greeted through a proxy, then lost under its first transaction: the proxy's doing or the
+ * destination's. Towards the site's death it counts as an unclear failure does
+ * (unclear_counts: a bad proxy does not make a site dead while another server works; its
+ * job goes back in line, requeue_cut). */
+static bool cut_through_proxy(const struct dconn *d)
+{
+	return d->proxied && d->greeted && !d->proven && d->job && d->started;
+}
+
+/* Greeted, then lost under its first transaction (err: the errno it was lost with,
+ * ETIMEDOUT for a timeout, 0 for a plain close): a cut, a suspect (above). Not one lost
+ * while it waited with no transaction begun, nor after a transaction ended on it, nor one
+ * whose first job came more than DELIVER_CUT_IDLE_MS after its greeting (a proxy's idle
+ * timeout may have closed it just as the job came). */
+static void passive_cut(struct dconn *d, int err)
+{
+	if (cut_through_proxy(d) && d->job_at_once)
+		suspect(d, EGRESS_PASSIVE_CUT, HEALTH_R_CUT, err);
+}
+
+/* A transaction ended through a proxy: the site's proof that the pool reaches it (a
+ * suspect waiting for it through another server is told now; one through this server is
  * forgotten: the proxy carries the site's mail), and news for egress that the proxy
- * carries transactions (it ends a run of cuts), at most once a second a connection (a
- * letter to the checker each). */
+ * carries transactions (it ends its runs of unclear failures and cuts), at most once a
+ * second a connection (a letter to the checker each). */
 static void passive_done(struct dconn *d)
 {
 	struct queue_site *s = d->site;
@@ -90,13 +108,15 @@ static void passive_done(struct dconn *d)
 	if (!d->proxied)
 		return;
 	s->done_ms = now;
+	s->done_et = d->et;
 	s->done_server = d->server;
-	if (s->cut_ms) {
-		if (s->cut_server != d->server && s->cut_et == d->et &&
-		    now - s->cut_ms <= DELIVER_CUT_PROOF_MS)
-			egress_passive(d->q->w, s->cut_et, s->cut_server, s->cut_si, EGRESS_PASSIVE_CUT,
-			               d->dest_key, HEALTH_R_CUT, s->cut_err);
-		s->cut_ms = 0;
+	if (s->sus_ms) {
+		if (s->sus_server != d->server && s->sus_et == d->et &&
+		    now - s->sus_ms <= DELIVER_CUT_PROOF_MS)
+			egress_passive(d->q->w, s->sus_et, s->sus_server, s->sus_si,
+			               (enum egress_passive_kind)s->sus_kind, d->dest_key,
+			               (enum health_reason)s->sus_reason, s->sus_code);
+		s->sus_ms = 0;
 	}
 	if (d->done_said_ms && now - d->done_said_ms < 1000)
 		return;
@@ -489,7 +509,8 @@ static void on_timer(struct timer *t)
 	bool unclear = d->proxied && !d->greeted && connected(d);
 	passive(d, false, unclear, HEALTH_R_TIMEOUT, 0);
 	passive_cut(d, ETIMEDOUT);
-	dconn_fail(d, why, !d->proven && (!unclear || unclear_counts(d)));
+	bool either = unclear || cut_through_proxy(d);
+	dconn_fail(d, why, !d->proven && (!either || unclear_counts(d)));
 }
 
 /* ---- the job ------------------------------------------------------------------------ */
@@ -605,13 +626,16 @@ static bool egress_current(const struct dconn *d)
 
 /* An idle connection takes the next ready job of its site. */
 /* A job a proxy cut (requeue_cut) is not given to a connection through that proxy that
- * was opened before the cut: the proxy dropped its other connections too, most likely,
- * and this one would only learn it with the job (cut twice, it waits for its next try). */
+ * was opened before the cut (the proxy dropped its other connections too, most likely,
+ * and this one would only learn it with the job), nor to one opened after it while
+ * another server is usable for the source (a proxy that cuts may go on cutting until
+ * the proof that it is the proxy's doing comes, passive_done): cut twice, a job waits for
+ * its next try. */
 static bool may_take(const struct queue_job *j, const void *ctx)
 {
 	const struct dconn *d = ctx;
 	return !(j->requeued && d->proxied && j->cut_server == d->server &&
-	         d->t_start_ms <= j->cut_ms);
+	         (d->t_start_ms <= j->cut_ms || egress_servers_usable(d->et, d->si) > 1));
 }
 
 static void take_job(struct dconn *d)
@@ -891,7 +915,8 @@ static void on_lost(struct net_stream *s, int res)
 	passive(d, false, unclear, refused ? HEALTH_R_REFUSED : res == -ETIMEDOUT ? HEALTH_R_TIMEOUT
 	                                                      : HEALTH_R_CLOSED, res < 0 ? -res : 0);
 	passive_cut(d, res < 0 ? -res : 0);
-	dconn_fail(d, why, !d->proven && !(d->proxied && refused) && (!unclear || unclear_counts(d)));
+	bool either = unclear || cut_through_proxy(d);
+	dconn_fail(d, why, !d->proven && !(d->proxied && refused) && (!either || unclear_counts(d)));
 }
 
 static void on_release(struct net_stream *s)

@@ -52,7 +52,7 @@
 #define DELIVER_CUT_PROOF_MS 600000u     /* a site's transaction through the pool proves it
                                          * takes mail for this long (core/deliver's
                                          * passive_cut) */
-#define DELIVER_CUT_IDLE_MS 1000u        /* a first job later than this after the greeting:
+#define DELIVER_CUT_IDLE_MS 3000u        /* a first job later than this after the greeting:
                                          * a cut may be the proxy's idle timeout */
 #define DELIVER_READ_RETRY_MS 20u          /* a body read the ring could not take: again */
 

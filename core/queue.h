@@ -201,13 +201,15 @@ struct queue_site {
 	/* core/deliver: the latest transaction that ended through a proxy, and its server:
 	 * the site works through the pool, so a cut through another server is that one's */
 	uint64_t done_ms;
+	const struct egress_transport *done_et;    /* (only compared: the table it was in) */
 	size_t done_server;
-	/* ... and the latest cut not told yet (cut_ms 0: none), told when a transaction ends
-	 * through another server within DELIVER_CUT_PROOF_MS */
-	uint64_t cut_ms;
-	const struct egress_transport *cut_et;
-	size_t cut_server, cut_si;
-	int cut_err;
+	/* ... and the latest unclear failure or cut not told yet (sus_ms 0: none), told when a
+	 * transaction ends through another server within DELIVER_CUT_PROOF_MS */
+	uint64_t sus_ms;
+	const struct egress_transport *sus_et;
+	size_t sus_server, sus_si;
+	int sus_kind;                      /* enum egress_passive_kind: UNCLEAR or CUT */
+	int sus_reason, sus_code;
 	uint64_t dead_until_ms;
 	uint64_t dns_expires_ms;           /* an MX site's addresses are refreshed after */
 	/* core/deliver's shaping (zero until its first kick: deliver_shape) */
