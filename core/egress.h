@@ -204,8 +204,9 @@ size_t egress_header(const struct egress_pool *p, const struct egress_source *sr
 
 /* What a delivery connection through a proxy says of it:
  *   OK       it got its greeting
- *   DONE     its first transaction ended (a reply to its end of data, or one that refused
- *            the transaction before it)
+ *   DONE     a transaction ended on it (a reply to its end of data, or one that refused
+ *            the transaction before it; core/deliver tells it at most once a second a
+ *            connection)
  *   FAIL     refused, or no connection (reason, code)
  *   UNCLEAR  it had connected to the proxy, then closed or timed out before the greeting —
  *            the proxy's doing or its destination's (proto/health: health_passive_unclear)

@@ -206,7 +206,7 @@ static bool inbound_mail_room(struct smtp_server_conn *c, uint64_t size)
 	struct worker *w = worker_of(c);
 	const struct config *cfg = w->snap->cfg;
 	uint64_t held = atomic_load_explicit(&w->srv->data_mem, memory_order_relaxed);
-	if (held + (size > 4096 ? size : 4096) > cfg->max_data_memory) {
+	if (held + (size > SMTP_SRV_DATA_MIN ? size : SMTP_SRV_DATA_MIN) > cfg->max_data_memory) {
 		mem_refused(c, held, cfg->max_data_memory);
 		return false;
 	}

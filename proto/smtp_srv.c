@@ -107,7 +107,6 @@
 #define SRV_RCPT_OVERSHOOT   1000u           /* Postfix's smtpd_recipient_overshoot_limit */
 
 #define SRV_OUT_MIN   512u             /* first output allocation */
-#define SRV_DATA_MIN  4096u            /* first message allocation */
 #define SRV_DATA_KEEP (64u * 1024u)    /* a larger message buffer is freed after use */
 #define SRV_DATA_HINT_MAX (1u << 20)   /* a buffer handed over (smtp_srv_take_data) makes
                                           the next one this large at most to begin with */
@@ -444,35 +443,46 @@ fail:
 	return false;
 }
 
-/* Grow the message buffer for n more octets; never beyond header + max_message_size.
- * false: out of memory (s->oom), or the caller's budget refused the growth
- * (s->mem_short; the buffer is as it was). */
-static bool srv_data_reserve(struct smtp_srv *s, size_t n)
+/* The capacity for n more octets: base doubled until they fit, never beyond header +
+ * max_message_size; 0 if it would overflow. */
+static size_t srv_data_cap_for(const struct smtp_srv *s, size_t base, size_t n)
 {
-	size_t cap = s->data_cap ? s->data_cap
-	             : s->data_hint > SRV_DATA_MIN ? s->data_hint : SRV_DATA_MIN;
+	size_t cap = base;
 	size_t most = s->hdr_len + s->lim.max_message_size;
-	uint8_t *q;
 
-	if (s->data_cap - s->data_len >= n)
-		return true;
 	while (cap - s->data_len < n) {
 		if (cap > SIZE_MAX / 2)
-			goto fail;
+			return 0;
 		cap *= 2;
 	}
 	if (most < SIZE_MAX / 2 && cap > most && most >= s->data_len + n)
 		cap = most;
+	return cap;
+}
+
+/* Grow the message buffer for n more octets. false: out of memory (s->oom), or the
+ * caller's budget refused the growth (s->mem_short; the buffer is as it was). A first
+ * buffer is sized by the session's last message (data_hint); refused that, the smallest
+ * that fits is asked for. */
+static bool srv_data_reserve(struct smtp_srv *s, size_t n)
+{
+	size_t base = s->data_cap ? s->data_cap
+	              : s->data_hint > SMTP_SRV_DATA_MIN ? s->data_hint : SMTP_SRV_DATA_MIN;
+	size_t cap;
+	uint8_t *q;
+
+	if (s->data_cap - s->data_len >= n)
+		return true;
+	cap = srv_data_cap_for(s, base, n);
+	if (!cap)
+		goto fail;
 	if (s->ops.mem_take && !s->ops.mem_take(s->ctx, cap - s->data_cap)) {
-		/* a first buffer sized by the last message (data_hint): the smallest will do */
-		size_t least = SRV_DATA_MIN;
-		while (least < n && least <= SIZE_MAX / 2)
-			least *= 2;
-		if (s->data_cap != 0 || least >= cap || !s->ops.mem_take(s->ctx, least)) {
+		if (s->data_cap || base == SMTP_SRV_DATA_MIN ||
+		    !(cap = srv_data_cap_for(s, SMTP_SRV_DATA_MIN, n)) ||
+		    !s->ops.mem_take(s->ctx, cap)) {
 			s->mem_short = true;
 			return false;
 		}
-		cap = least;
 	}
 	q = realloc(s->data, cap);
 	if (!q) {
@@ -487,7 +497,6 @@ fail:
 	s->oom = true;
 	return false;
 }
-
 
 /* Decimal digits of v at q, zero-padded to at least width (<= 20) digits; returns the end. */
 static char *srv_put_dec(char *q, uint64_t v, unsigned width)

@@ -30,6 +30,7 @@
 
 #define SMTP_SRV_CMD_MAX 512      /* octets of a command line, CRLF excluded */
 #define SMTP_SRV_QID_MAX 32       /* queue id buffer size, NUL included */
+#define SMTP_SRV_DATA_MIN 4096u   /* a message buffer's smallest (first) allocation */
 
 struct smtp_srv;
 
@@ -61,7 +62,8 @@ struct smtp_srv_ops {
 	 * once, mem_give) and its end of data is answered "452 4.3.1 Insufficient system
 	 * storage"; at DATA, DATA itself is, "451 4.3.1 ..." (the transaction is reset; a first
 	 * buffer sized by the session's last message is asked again at the smallest size
-	 * first). Neither is counted as a client error. mem_give(n): n octets freed, or handed over (smtp_srv_take_data). */
+	 * first). Neither is counted as a client error. mem_give(n): n octets freed, or
+	 * handed over (smtp_srv_take_data). */
 	bool (*mem_take)(void *ctx, size_t n);
 	void (*mem_give)(void *ctx, size_t n);
 };
